@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/** The `meshgate` command: wiring only; each command lives in its own file. */
+import { readFileSync } from 'node:fs';
+import { gatewayCommand, usage as gatewayUsage } from './gateway.ts';
+import { validateCommand, usage as validateUsage } from './validate.ts';
+
+const commands: Record<string, { run: (args: string[]) => Promise<number>; usage: string; summary: string }> = {
+  gateway: { run: gatewayCommand, usage: gatewayUsage, summary: 'run the gateway from a config file' },
+  validate: { run: validateCommand, usage: validateUsage, summary: 'check a config file and report every problem' },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'meshgate: an API gateway and service mesh in one.',
+    '',
+    'Usage: meshgate <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help     show help (also: meshgate <command> --help)',
+    '  -v, --version  print the version',
+  ].join('\n');
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    console.log(help());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '-v' || first === '--version') {
+    console.log(version());
+    return 0;
+  }
+  const command = commands[first];
+  if (!command) {
+    console.error(`meshgate: unknown command "${first}"\n\n${help()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (err.code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`meshgate ${first}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

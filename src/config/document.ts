@@ -1,0 +1,103 @@
+/**
+ * A config file parsed with positions: YAML (JSON is a subset) → a document whose nodes know their
+ * line and column, so every later issue can point into the file.
+ */
+import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import { type ConfigIssue, formatPath } from './issues.ts';
+
+export type Path = (string | number)[];
+
+export class SourceDocument {
+  readonly file: string;
+  readonly doc: Document.Parsed;
+  private readonly lines: LineCounter;
+
+  constructor(file: string, text: string) {
+    this.file = file;
+    this.lines = new LineCounter();
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+  }
+
+  /** YAML syntax errors (and duplicate keys), located. */
+  syntaxIssues(): ConfigIssue[] {
+    return this.doc.errors.map((e) => {
+      const pos = this.lines.linePos(e.pos[0]);
+      return { file: this.file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
+    });
+  }
+
+  /**
+   * Replaces `${NAME}` in every string scalar with the environment's value, so secrets stay out of files.
+   * `$${` escapes a literal `${`. An unset variable is an issue at the scalar's position.
+   */
+  substituteEnv(env: Record<string, string | undefined>): ConfigIssue[] {
+    const issues: ConfigIssue[] = [];
+    visit(this.doc, {
+      Scalar: (_key, node, ancestry) => {
+        if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+        node.value = node.value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole: string, name: string) => {
+          if (whole.startsWith('$$')) return whole.slice(1);
+          const value = env[name];
+          if (value === undefined) {
+            issues.push({
+              ...this.locate(node),
+              path: formatPath(pathOf(ancestry, node)),
+              message: `environment variable ${name} is not set`,
+              hint: `export ${name}=... before starting, or write the value in the file`,
+            });
+            return '';
+          }
+          return value;
+        });
+      },
+    });
+    return issues;
+  }
+
+  toJS(): unknown {
+    return this.doc.toJS({ maxAliasCount: 100 });
+  }
+
+  /**
+   * Position of the value at `path`, or of the nearest ancestor that exists.
+   * With `key`, the position of that key inside the map at `path` (for unknown fields).
+   */
+  position(path: Path, key?: string): { file: string; line: number; column: number } {
+    let node: unknown = this.doc.contents;
+    let found: unknown = node;
+    for (const part of key === undefined ? path : [...path, key]) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
+        if (!pair) break;
+        found = part === key && key !== undefined ? pair.key : pair.value;
+        node = pair.value;
+      } else if (isSeq(node) && typeof part === 'number') {
+        node = node.items[part];
+        if (node === undefined) break;
+        found = node;
+      } else break;
+    }
+    return this.locate(found as Node | null);
+  }
+
+  private locate(node: Node | null | undefined): { file: string; line: number; column: number } {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = this.lines.linePos(offset);
+    return { file: this.file, line: pos.line, column: pos.col };
+  }
+}
+
+function pathOf(ancestry: readonly unknown[], leaf: unknown): Path {
+  const path: Path = [];
+  let child: unknown = leaf;
+  for (let i = ancestry.length - 1; i >= 0; i--) {
+    const parent = ancestry[i];
+    if (isPair(parent)) {
+      if (parent.value === child && isScalar(parent.key)) path.unshift(String(parent.key.value));
+    } else if (isSeq(parent)) {
+      path.unshift(parent.items.indexOf(child as never));
+    }
+    child = parent;
+  }
+  return path;
+}

@@ -1,0 +1,157 @@
+/**
+ * Checks the schema cannot express: names are unique, references resolve, weights add up,
+ * regular expressions compile, each route has exactly one action.
+ */
+import type { Config, RouteConfig, ValueMatchConfig } from '../api/config.ts';
+import type { Path } from './document.ts';
+import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
+
+export interface Locator {
+  position(path: Path, key?: string): { file: string; line: number; column: number };
+}
+
+export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isObject(config)) return issues;
+  config = {
+    ...config,
+    listeners: arrayOfObjects(config.listeners),
+    services: arrayOfObjects(config.services).map((s) => ({ ...s, endpoints: arrayOfObjects(s.endpoints) })),
+    routes: arrayOfObjects(config.routes),
+  };
+  const report = (path: Path, message: string, hint?: string) =>
+    issues.push({ ...at.position(path), path: formatPath(path), message, hint });
+
+  unique(config.listeners ?? [], 'listener', ['listeners'], report);
+  unique(config.services ?? [], 'service', ['services'], report);
+  unique(config.routes ?? [], 'route', ['routes'], report);
+
+  const ports = new Map<string, number>();
+  (config.listeners ?? []).forEach((l, i) => {
+    if (l.port === 0) return;
+    const key = `${l.address ?? '0.0.0.0'}:${l.port}`;
+    const first = ports.get(key);
+    if (first !== undefined)
+      report(['listeners', i, 'port'], `port ${l.port} is already used by listeners[${first}]`, 'give each a port');
+    else ports.set(key, i);
+  });
+  if (config.admin && config.admin.port !== 0) {
+    (config.listeners ?? []).forEach((l, i) => {
+      if (l.port === config.admin?.port)
+        report(['listeners', i, 'port'], `port ${l.port} is also the admin port`, 'give each a port');
+    });
+  }
+
+  const services = new Map((config.services ?? []).map((s) => [s.name, s]));
+  (config.services ?? []).forEach((service, i) => {
+    service.endpoints.forEach((endpoint, j) => {
+      if (!URL.canParse(endpoint.url))
+        report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
+    });
+  });
+
+  (config.routes ?? []).forEach((route, i) => {
+    const here: Path = ['routes', i];
+    checkAction(route, here, report);
+    checkMatch(route, here, report);
+    if (route.destinations !== undefined && !Array.isArray(route.destinations)) return;
+    const destinations = route.destinations ?? (route.service ? [{ service: route.service, weight: 100 }] : []);
+    destinations.forEach((d, j) => {
+      if (!isObject(d) || typeof d.service !== 'string') return;
+      const dPath: Path = route.destinations ? [...here, 'destinations', j] : here;
+      const service = services.get(d.service);
+      if (!service) {
+        report([...dPath, 'service'], `unknown service "${d.service}"`, didYouMean(d.service, services.keys()));
+        return;
+      }
+      if (d.subset !== undefined && !Object.hasOwn(service.subsets ?? {}, d.subset)) {
+        const names = Object.keys(service.subsets ?? {});
+        report(
+          [...dPath, 'subset'],
+          `service "${d.service}" has no subset "${d.subset}"`,
+          didYouMean(d.subset, names) ??
+            (names.length ? `its subsets: ${names.join(', ')}` : 'define it under subsets'),
+        );
+      }
+    });
+    if (route.destinations) {
+      const missing = route.destinations.filter((d) => d.weight === undefined).length;
+      const sum = route.destinations.reduce((s, d) => s + (d.weight ?? 0), 0);
+      if (route.destinations.length === 1 && missing === 1) {
+        // One destination without a weight takes everything.
+      } else if (missing > 0) {
+        report([...here, 'destinations'], 'every destination needs a weight when there are several');
+      } else if (sum !== 100) {
+        report([...here, 'destinations'], `weights sum to ${sum}, not 100`, 'make them add up to 100');
+      }
+    }
+    if (route.rewrite?.regex) compiles(route.rewrite.regex.pattern, [...here, 'rewrite', 'regex', 'pattern'], report);
+    if (route.rewrite?.prefix !== undefined && !route.match?.path)
+      report([...here, 'rewrite', 'prefix'], 'a prefix rewrite needs match.path', 'or use rewrite.regex');
+  });
+  return issues;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The checker also runs on configs that failed the schema; it reads only what has the right shape. */
+function arrayOfObjects<T>(v: readonly T[] | undefined): T[] {
+  return Array.isArray(v) ? v.filter((item): item is T => isObject(item)) : [];
+}
+
+type Report = (path: Path, message: string, hint?: string) => void;
+
+function unique(items: readonly { name: string }[], what: string, at: Path, report: Report) {
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    const earlier = first.get(item.name);
+    if (earlier !== undefined)
+      report([...at, i, 'name'], `duplicate ${what} name "${item.name}" (first at ${formatPath([...at, earlier])})`);
+    else first.set(item.name, i);
+  });
+}
+
+function checkAction(route: RouteConfig, here: Path, report: Report) {
+  const actions = ['service', 'destinations', 'directResponse'].filter(
+    (k) => route[k as keyof RouteConfig] !== undefined,
+  );
+  if (actions.length === 0) report(here, 'a route needs an action', 'add service, destinations or directResponse');
+  else if (actions.length > 1)
+    report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
+}
+
+function checkMatch(route: RouteConfig, here: Path, report: Report) {
+  const match = route.match;
+  if (!match) return;
+  if (match.path !== undefined && match.pathRegex !== undefined)
+    report([...here, 'match', 'pathRegex'], 'use either path or pathRegex, not both');
+  if (match.path !== undefined) {
+    const star = match.path.indexOf('*');
+    if (star !== -1 && (star !== match.path.length - 1 || match.path[star - 1] !== '/'))
+      report([...here, 'match', 'path'], '`*` may only end the path, after a `/`', 'e.g. /api/v1/*');
+    for (const segment of match.path.split('/'))
+      if (segment.startsWith(':') && !/^:[A-Za-z_][A-Za-z0-9_]*$/.test(segment))
+        report([...here, 'match', 'path'], `"${segment}" is not a parameter name`, 'e.g. /users/:id');
+  }
+  if (match.pathRegex !== undefined) compiles(match.pathRegex, [...here, 'match', 'pathRegex'], report);
+  for (const kind of ['headers', 'query'] as const) {
+    for (const [name, condition] of Object.entries(match[kind] ?? {})) {
+      const regex = regexOf(condition);
+      if (regex !== undefined) compiles(regex, [...here, 'match', kind, name, 'regex'], report);
+    }
+  }
+}
+
+function regexOf(condition: ValueMatchConfig): string | undefined {
+  return typeof condition === 'object' ? condition.regex : undefined;
+}
+
+function compiles(pattern: string, path: Path, report: Report) {
+  try {
+    new RegExp(pattern);
+  } catch (e) {
+    report(path, `invalid regular expression: ${(e as Error).message}`);
+  }
+}

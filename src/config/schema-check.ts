@@ -1,0 +1,145 @@
+/**
+ * JSON-Schema validation of a parsed config (Ajv, compiled once per process), with Ajv's errors turned
+ * into located, human issues: "expected X, got Y", unknown fields with a did-you-mean, and one issue
+ * per place (Ajv reports every branch of a union; only the branch the user meant is kept).
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { ConfigSchema } from '../api/config.ts';
+import type { Path, SourceDocument } from './document.ts';
+import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
+
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  // A pure function of the schema: safe to share between proxies in one process.
+  compiled ??= new Ajv({ allErrors: true, verbose: true, coerceTypes: true, strict: true, strictTypes: false }).compile(
+    ConfigSchema,
+  );
+  return compiled;
+}
+
+/** Validates (and, as YAML users expect, coerces `"8080"` to 8080) in place. */
+export function checkSchema(data: unknown, source: SourceDocument): ConfigIssue[] {
+  const validate = validator();
+  if (validate(data)) return [];
+  return toIssues(validate.errors ?? [], source);
+}
+
+function pointerToPath(pointer: string): Path {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  if (typeof value === 'string') return `"${value.length > 40 ? value.slice(0, 40) + '…' : value}"`;
+  return `${typeof value} ${String(value)}`;
+}
+
+const DURATION_HINT = 'write a number with a unit: 250ms, 5s, 1m30s, 1h; 0 disables';
+
+function toIssue(e: ErrorObject, source: SourceDocument): ConfigIssue | undefined {
+  const path = pointerToPath(e.instancePath);
+  const schema = e.parentSchema as { description?: string; pattern?: string } | undefined;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const field = String((e.params as { additionalProperty: string }).additionalProperty);
+      const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      return {
+        ...source.position(path, field),
+        path: formatPath([...path, field]),
+        message: `unknown field "${field}"`,
+        hint: didYouMean(field, known) ?? (known.length ? `expected one of: ${known.join(', ')}` : undefined),
+      };
+    }
+    case 'required': {
+      const field = String((e.params as { missingProperty: string }).missingProperty);
+      return { ...source.position(path), path: formatPath(path), message: `missing required field "${field}"` };
+    }
+    case 'type':
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message: `expected ${(e.params as { type: string }).type}, got ${describe(e.data)}`,
+      };
+    case 'pattern': {
+      const isDuration = schema?.pattern?.includes('ms|s|m|h');
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message: isDuration ? `${describe(e.data)} is not a duration` : `${describe(e.data)} is not valid here`,
+        hint: isDuration ? DURATION_HINT : schema?.description,
+      };
+    }
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message: `${describe(e.data)} is not one of ${allowed.join(', ')}`,
+        hint: typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined,
+      };
+    }
+    case 'anyOf':
+    case 'oneOf':
+      // The branch errors (already reported, filtered) say more than "must match a schema in anyOf".
+      return undefined;
+    default:
+      return { ...source.position(path), path: formatPath(path), message: e.message ?? 'invalid value' };
+  }
+}
+
+/**
+ * For a union, Ajv reports the errors of every branch. Keep the branch whose type matched the value
+ * (a map given for `{ exact | regex | ... }` is judged against the object branch, a string against the
+ * string branch); when no branch's type matched, keep only a summarising type error.
+ */
+function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  if (unions.length === 0) return errors;
+  const drop = new Set<ErrorObject>();
+  const extra: ErrorObject[] = [];
+  for (const union of unions) {
+    const prefix = union.schemaPath + '/';
+    const branches = new Map<string, ErrorObject[]>();
+    for (const e of errors) {
+      if (!e.schemaPath.startsWith(prefix)) continue;
+      const branch = e.schemaPath.slice(prefix.length).split('/')[0]!;
+      if (!branches.has(branch)) branches.set(branch, []);
+      branches.get(branch)!.push(e);
+    }
+    const typeMatched = [...branches.values()].filter(
+      (errs) => !errs.some((e) => e.instancePath === union.instancePath && e.keyword === 'type'),
+    );
+    for (const errs of branches.values()) for (const e of errs) drop.add(e);
+    if (typeMatched.length > 0) {
+      for (const e of typeMatched[0]!) drop.delete(e);
+    } else {
+      const types = [...branches.values()]
+        .flatMap((errs) => errs.filter((e) => e.keyword === 'type').map((e) => (e.params as { type: string }).type))
+        .filter((t, i, all) => all.indexOf(t) === i);
+      extra.push({ ...union, keyword: 'type', params: { type: types.join(' or ') } });
+    }
+  }
+  return [...errors.filter((e) => !drop.has(e)), ...extra];
+}
+
+function toIssues(errors: ErrorObject[], source: SourceDocument): ConfigIssue[] {
+  const seen = new Set<string>();
+  const issues: ConfigIssue[] = [];
+  for (const e of pruneUnionBranches(errors)) {
+    const issue = toIssue(e, source);
+    if (!issue) continue;
+    const key = `${issue.path}\0${issue.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push(issue);
+  }
+  return issues;
+}

@@ -1,0 +1,38 @@
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/y;
+
+/**
+ * Parses `250ms`, `5s`, `1m30s`, `1h` or `0` into milliseconds (rounded).
+ * Returns undefined for anything else; the config schema has already rejected most bad forms.
+ */
+export function parseDuration(text: string): number | undefined {
+  if (text === '0') return 0;
+  let total = 0;
+  PART.lastIndex = 0;
+  while (PART.lastIndex < text.length) {
+    const at = PART.lastIndex;
+    const m = PART.exec(text);
+    if (m === null || m.index !== at) return undefined;
+    total += Number(m[1]) * UNIT_MS[m[2]!]!;
+  }
+  return text.length > 0 ? Math.round(total) : undefined;
+}
+
+/** Formats milliseconds as the shortest exact duration string, e.g. 90000 → `1m30s`. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  let rest = ms;
+  let out = '';
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (rest >= size) {
+      out += Math.floor(rest / size) + unit;
+      rest %= size;
+    }
+  }
+  if (rest > 0) out += rest + 'ms';
+  return out;
+}

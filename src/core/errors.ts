@@ -1,0 +1,21 @@
+/**
+ * Stable codes for every reply the proxy produces itself (house rule 8). A code is API:
+ * add codes freely, never rename or reuse one. docs/errors.md lists them.
+ */
+export const LocalReplyCodes = {
+  MG_BAD_REQUEST: { status: 400, title: 'Bad request' },
+  MG_PATH_OUTSIDE_ROOT: { status: 400, title: 'Path climbs above the root' },
+  MG_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request' },
+  MG_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy endpoint' },
+  MG_UPSTREAM_CONNECT_FAILURE: { status: 502, title: 'Upstream connection failed' },
+  MG_UPSTREAM_RESET: { status: 502, title: 'Upstream closed the connection' },
+  MG_UPSTREAM_PROTOCOL_ERROR: { status: 502, title: 'Upstream sent an invalid response' },
+  MG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out' },
+  MG_SHUTTING_DOWN: { status: 503, title: 'The proxy is shutting down' },
+  MG_INTERNAL: { status: 500, title: 'Internal proxy error' },
+} as const;
+
+export type LocalReplyCode = keyof typeof LocalReplyCodes;
+
+/** Not a reply: recorded in the access log when the client went away before the response ended. */
+export const CLIENT_CLOSED = 'MG_CLIENT_CLOSED';

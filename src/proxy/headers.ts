@@ -1,0 +1,93 @@
+/**
+ * Header hygiene shared by every listener: which request headers never go upstream, which response
+ * headers never go back, and the forwarding headers the proxy sets itself.
+ */
+
+/** What the request pass does with a header; everything not listed is forwarded as is. */
+export const H_DROP = 1; // hop-by-hop (RFC 9110 §7.6.1) or proxy-only: never forwarded
+export const H_HOST = 2;
+export const H_CONNECTION = 3;
+export const H_REQUEST_ID = 4;
+export const H_XFF = 5;
+export const H_XF_PROTO = 6;
+export const H_XF_HOST = 7;
+export const H_FORWARDED = 8;
+export const H_CONTENT_LENGTH = 9;
+export const H_TRANSFER_ENCODING = 10;
+
+export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
+  ['connection', H_CONNECTION],
+  ['keep-alive', H_DROP],
+  ['proxy-connection', H_DROP],
+  ['transfer-encoding', H_TRANSFER_ENCODING],
+  ['te', H_DROP],
+  ['trailer', H_DROP],
+  ['upgrade', H_DROP],
+  ['http2-settings', H_DROP],
+  ['proxy-authorization', H_DROP],
+  // The proxy answers `Expect: 100-continue` itself; the upstream gets the body as one request.
+  ['expect', H_DROP],
+  ['host', H_HOST],
+  ['x-request-id', H_REQUEST_ID],
+  ['x-forwarded-for', H_XFF],
+  ['x-forwarded-proto', H_XF_PROTO],
+  ['x-forwarded-host', H_XF_HOST],
+  ['forwarded', H_FORWARDED],
+  ['content-length', H_CONTENT_LENGTH],
+]);
+
+/** Response headers that describe the upstream connection, not the response. */
+export const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'http2-settings',
+]);
+
+/**
+ * Names listed in a `Connection` header, other than `close`/`keep-alive`: the sender declared them
+ * hop-by-hop, so they are removed too. Returns null in the common case of nothing to remove.
+ */
+export function connectionListed(value: string): Set<string> | null {
+  let out: Set<string> | null = null;
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive') continue;
+    (out ??= new Set()).add(name);
+  }
+  return out;
+}
+
+/** Removes `names` from a flat `[name, value, …]` list in place. */
+export function removeHeaders(flat: string[], names: ReadonlySet<string>): void {
+  let w = 0;
+  for (let r = 0; r < flat.length; r += 2) {
+    if (names.has(flat[r]!)) continue;
+    flat[w++] = flat[r]!;
+    flat[w++] = flat[r + 1]!;
+  }
+  flat.length = w;
+}
+
+/** `Forwarded` element for one hop (RFC 7239): IPv6 and ports need quoting. */
+export function forwardedElement(forAddress: string, host: string, proto: string): string {
+  const node = forAddress.includes(':') ? `"[${forAddress}]"` : forAddress;
+  const h = /^[A-Za-z0-9.-]+$/.test(host) ? host : `"${host.replace(/["\\]/g, '')}"`;
+  return `for=${node};host=${h};proto=${proto}`;
+}
+
+/**
+ * The client address as seen through `trustedHops` proxies: the list is the X-Forwarded-For
+ * addresses plus the peer; the client is the (trustedHops)th from the right, or the leftmost.
+ */
+export function clientAddress(xff: string | undefined, peer: string, trustedHops: number): string {
+  if (trustedHops === 0 || xff === undefined) return peer;
+  const parts = xff.split(',');
+  const index = parts.length - trustedHops;
+  return (index >= 0 ? parts[index]! : parts[0]!).trim();
+}

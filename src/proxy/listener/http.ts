@@ -1,0 +1,58 @@
+/**
+ * A client-facing HTTP/1.1 listener (node:http). The request callback is created once; it reads the
+ * listener's settings through a reference that `Proxy.apply` swaps together with the snapshot.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { DEFAULT_CLIENT_KEEPALIVE_MS } from '../../core/defaults.ts';
+import { handleRequest, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../stream.ts';
+
+export class HttpListener {
+  runtime: ListenerRuntime;
+  private readonly server: Server;
+
+  constructor(host: StreamHost, runtime: ListenerRuntime) {
+    this.runtime = runtime;
+    this.server = createServer({ keepAliveTimeout: DEFAULT_CLIENT_KEEPALIVE_MS, requireHostHeader: true }, (req, res) =>
+      handleRequest(host, this.runtime, req, res),
+    );
+    this.server.on('connection', (socket: Socket) => socket.on('close', onClientSocketClose));
+  }
+
+  get name(): string {
+    return this.runtime.config.name;
+  }
+
+  /** The bound port (differs from the configured one when that is 0). */
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  listen(): Promise<void> {
+    const { port, address } = this.runtime.config;
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once('error', onError);
+      this.server.listen(port, address, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (idle keep-alive connections close now, busy ones
+   * after their response), and cuts whatever is left at the deadline.
+   */
+  close(deadlineMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
+      timer.unref();
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * One proxy: listeners plus the runtime holding the snapshot in force. The same class runs as the
+ * gateway and, with a config from the control plane, as a sidecar.
+ */
+import type { LoadedConfig } from '../config/load.ts';
+import { HttpListener } from './listener/http.ts';
+import { Runtime } from './runtime.ts';
+import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
+import type { ListenerRuntime, StreamContext } from './stream.ts';
+
+export interface ProxyOptions {
+  onStreamEnd?: (ctx: StreamContext) => void;
+}
+
+function listenerRuntime(config: CompiledListener): ListenerRuntime {
+  return Object.freeze({ config, scheme: 'http', encodedSlashes: 'keep' as const });
+}
+
+const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
+
+export class Proxy {
+  readonly runtime: Runtime;
+  private readonly listeners = new Map<string, HttpListener>();
+  private draining = false;
+
+  private constructor(runtime: Runtime) {
+    this.runtime = runtime;
+  }
+
+  static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<Proxy> {
+    const proxy = new Proxy(new Runtime(loaded, options.onStreamEnd));
+    try {
+      for (const l of proxy.runtime.snapshot.listeners) {
+        const listener = new HttpListener(proxy.runtime, listenerRuntime(l));
+        await listener.listen();
+        proxy.listeners.set(l.name, listener);
+      }
+    } catch (e) {
+      await proxy.close(0);
+      throw e;
+    }
+    return proxy;
+  }
+
+  get snapshot(): Snapshot {
+    return this.runtime.snapshot;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Bound ports by listener name. */
+  ports(): Record<string, number> {
+    return Object.fromEntries([...this.listeners].map(([name, l]) => [name, l.port]));
+  }
+
+  /**
+   * Swaps in a new validated config. New or moved listeners are bound first: if one cannot bind, the
+   * change is rejected and nothing changes. Removed listeners drain in the background.
+   */
+  async apply(loaded: LoadedConfig, drainMs = 5_000): Promise<Snapshot> {
+    const next = compileListeners(loaded.config);
+    const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
+    const started = new Map<string, HttpListener>();
+    try {
+      for (const l of next) {
+        const old = current.get(l.name);
+        if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
+        const listener = new HttpListener(this.runtime, listenerRuntime(l));
+        await listener.listen();
+        started.set(l.name, listener);
+      }
+    } catch (e) {
+      await Promise.all([...started.values()].map((l) => l.close(0)));
+      throw e;
+    }
+    // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
+    const snapshot = this.runtime.apply(loaded);
+    const retired: HttpListener[] = [];
+    for (const [name, listener] of this.listeners) {
+      if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
+    }
+    for (const [name, listener] of started) this.listeners.set(name, listener);
+    for (const listener of retired)
+      if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
+    for (const l of snapshot.listeners) {
+      const listener = this.listeners.get(l.name);
+      if (listener) listener.runtime = listenerRuntime(l);
+    }
+    for (const listener of retired) void listener.close(drainMs);
+    return snapshot;
+  }
+
+  /** Stops accepting, drains in-flight requests up to `drainMs`, then closes upstream connections. */
+  async close(drainMs: number): Promise<void> {
+    this.draining = true;
+    await Promise.all([...this.listeners.values()].map((l) => l.close(drainMs)));
+    this.listeners.clear();
+    await this.runtime.close();
+  }
+}
