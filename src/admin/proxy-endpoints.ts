@@ -2,7 +2,7 @@
  * Admin endpoints describing one proxy: /live, /ready, /config, /routes, /services.
  * What they show is read from the snapshot in force, so it is exactly what the request path uses.
  */
-import type { Proxy } from '../proxy/proxy.ts';
+import type { ProxyServer } from '../proxy/proxy.ts';
 import type { CompiledRoute } from '../proxy/snapshot.ts';
 import type { UpstreamService } from '../proxy/upstream/service.ts';
 import type { AdminServer } from './server.ts';
@@ -55,7 +55,7 @@ export function describeService(service: UpstreamService) {
   };
 }
 
-export function addProxyEndpoints(admin: AdminServer, proxy: Proxy): void {
+export function addProxyEndpoints(admin: AdminServer, proxy: ProxyServer): void {
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
     .route('GET /ready', () =>

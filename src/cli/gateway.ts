@@ -11,7 +11,7 @@ import type { LoadResult } from '../config/load.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
-import { Proxy } from '../proxy/proxy.ts';
+import { ProxyServer } from '../proxy/proxy.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
 
@@ -54,7 +54,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: ${values.config} is not valid; nothing started`);
     return 1;
   }
-  const proxy = await Proxy.start(first.value);
+  const proxy = await ProxyServer.start(first.value);
   const admin = new AdminServer();
   addProxyEndpoints(admin, proxy);
   const adminConfig = first.value.config.admin;

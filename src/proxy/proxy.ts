@@ -18,7 +18,7 @@ function listenerRuntime(config: CompiledListener): ListenerRuntime {
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
 
-export class Proxy {
+export class ProxyServer {
   readonly runtime: Runtime;
   private readonly listeners = new Map<string, HttpListener>();
   private draining = false;
@@ -27,8 +27,8 @@ export class Proxy {
     this.runtime = runtime;
   }
 
-  static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<Proxy> {
-    const proxy = new Proxy(new Runtime(loaded, options.onStreamEnd));
+  static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<ProxyServer> {
+    const proxy = new ProxyServer(new Runtime(loaded, options.onStreamEnd));
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
         const listener = new HttpListener(proxy.runtime, listenerRuntime(l));

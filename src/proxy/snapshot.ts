@@ -131,7 +131,7 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
         idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
       };
     })
-    .filter((d, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
+    .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
   const direct = rc.directResponse
     ? {
         status: rc.directResponse.status,

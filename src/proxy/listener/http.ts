@@ -1,6 +1,6 @@
 /**
  * A client-facing HTTP/1.1 listener (node:http). The request callback is created once; it reads the
- * listener's settings through a reference that `Proxy.apply` swaps together with the snapshot.
+ * listener's settings through a reference that `ProxyServer.apply` swaps together with the snapshot.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

@@ -71,7 +71,7 @@ export function compileValueTest(condition: ValueMatchConfig): ValueTest {
   }
   if (condition.prefix !== undefined) {
     const prefix = condition.prefix;
-    return (v) => v !== undefined && v.startsWith(prefix);
+    return (v) => v?.startsWith(prefix) === true;
   }
   if (condition.regex !== undefined) {
     const regex = new RegExp(`^(?:${condition.regex})$`);
