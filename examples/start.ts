@@ -27,7 +27,7 @@ const servers = await Promise.all([
   service('search-service', 'v1', 8083),
 ]);
 const root = fileURLToPath(new URL('..', import.meta.url));
-const gateway = spawn(process.execPath, ['src/cli/main.ts', 'gateway', '--config', 'examples/gateway.yaml'], {
+const gateway = spawn(process.execPath, ['dist/cli/main.js', 'gateway', '--config', 'examples/gateway.yaml'], {
   cwd: root,
   stdio: ['ignore', 'inherit', 'inherit'],
 });

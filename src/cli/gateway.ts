@@ -2,6 +2,7 @@
  * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
  * drained on SIGTERM/SIGINT.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
@@ -11,7 +12,8 @@ import type { LoadResult } from '../config/load.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
-import { ProxyServer } from '../proxy/proxy.ts';
+import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
+import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
 
@@ -20,14 +22,30 @@ config is rejected (its problems logged) and the running one kept. SIGTERM drain
 
 Options:
   -c, --config FILE     config file (YAML or JSON)
+  -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
+                        0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
       --no-watch        reload only on SIGHUP`;
+
+/** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
+export function listenError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const reasons: Record<string, string> = {
+    EADDRINUSE: 'address already in use (another process holds the port)',
+    EACCES: 'permission denied (ports below 1024 need privileges)',
+    EADDRNOTAVAIL: 'address not available on this machine',
+  };
+  if (err.syscall === 'listen' && err.code)
+    return `cannot listen on ${err.address}:${err.port}: ${reasons[err.code] ?? err.code}`;
+  return err.message;
+}
 
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
       config: { type: 'string', short: 'c' },
+      workers: { type: 'string', short: 'w' },
       drain: { type: 'string' },
       'no-watch': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -46,6 +64,11 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: --drain "${values.drain}" is not a duration (e.g. 10s)`);
     return 2;
   }
+  const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 256) {
+    console.error(`meshgate gateway: --workers "${values.workers}" is not a number from 0 to 256`);
+    return 2;
+  }
   const log = createLogger();
   const source = new ConfigFileSource(values.config);
   const first = await source.load();
@@ -54,13 +77,34 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: ${values.config} is not valid; nothing started`);
     return 1;
   }
-  const proxy = await ProxyServer.start(first.value);
+  let plane: DataPlane;
+  try {
+    plane =
+      workers === 0
+        ? await InProcessDataPlane.start(first.value)
+        : await WorkerDataPlane.start(first.value, workers, log);
+  } catch (e) {
+    console.error(`meshgate gateway: ${listenError(e)}`);
+    return 1;
+  }
   const admin = new AdminServer();
-  addProxyEndpoints(admin, proxy);
+  addProxyEndpoints(admin, plane);
   const adminConfig = first.value.config.admin;
-  await admin.listen(adminConfig?.port ?? DEFAULT_ADMIN_PORT, adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS);
+  try {
+    await admin.listen(adminConfig?.port ?? DEFAULT_ADMIN_PORT, adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS);
+  } catch (e) {
+    console.error(`meshgate gateway: admin API: ${listenError(e)}`);
+    await plane.close(0);
+    return 1;
+  }
+  let hash = first.value.hash;
   log.info(
-    { listeners: proxy.ports(), admin: admin.port, version: proxy.snapshot.version, hash: proxy.snapshot.hash },
+    {
+      listeners: plane.ports(),
+      admin: admin.port,
+      hash,
+      workers: plane instanceof WorkerDataPlane ? plane.pids() : [process.pid],
+    },
     'gateway started',
   );
 
@@ -71,13 +115,11 @@ export async function gatewayCommand(args: string[]): Promise<number> {
         log.error({ trigger, issues: result.issues.map(formatIssue) }, 'config rejected; the running config is kept');
         return;
       }
-      if (result.value.hash === proxy.snapshot.hash) return;
+      if (result.value.hash === hash) return;
       try {
-        const snapshot = await proxy.apply(result.value);
-        log.info(
-          { trigger, version: snapshot.version, hash: snapshot.hash, listeners: proxy.ports() },
-          'config applied',
-        );
+        const report = await plane.apply(result.value);
+        hash = report.hash;
+        log.info({ trigger, ...report, listeners: plane.ports() }, 'config applied');
       } catch (e) {
         log.error({ trigger, err: (e as Error).message }, 'config could not be applied; the running config is kept');
       }
@@ -87,16 +129,24 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   process.on('SIGHUP', () => void source.load().then((r) => reload(r, 'SIGHUP')));
 
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // A second Ctrl-C means "now"; a repeated SIGTERM (orchestrators resend it) changes nothing.
+        if (signal === 'SIGINT') process.exit(130);
+        log.info({ signal }, 'already draining');
+        return;
+      }
+      stopping = true;
       log.info({ signal, drainMs }, 'draining');
       source.close();
-      void proxy
+      void plane
         .close(drainMs)
         .then(() => admin.close())
         .then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   log.info('stopped');
   return 0;

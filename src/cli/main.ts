@@ -32,9 +32,13 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+  if (first === undefined) {
+    console.error(help());
+    return 2;
+  }
+  if (first === '-h' || first === '--help' || first === 'help') {
     console.log(help());
-    return first === undefined ? 2 : 0;
+    return 0;
   }
   if (first === '-v' || first === '--version') {
     console.log(version());

@@ -18,12 +18,25 @@ export class SourceDocument {
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
   }
 
-  /** YAML syntax errors (and duplicate keys), located. */
+  /** YAML syntax errors (and duplicate keys, aliases without an anchor), located. */
   syntaxIssues(): ConfigIssue[] {
-    return this.doc.errors.map((e) => {
+    const issues: ConfigIssue[] = this.doc.errors.map((e) => {
       const pos = this.lines.linePos(e.pos[0]);
       return { file: this.file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
     });
+    // yaml reports these only by throwing from toJS(), without a position.
+    visit(this.doc, {
+      Alias: (_key, node) => {
+        if (node.resolve(this.doc) === undefined)
+          issues.push({
+            ...this.locate(node),
+            path: '',
+            message: `alias *${node.source} has no anchor &${node.source} before it`,
+            hint: 'quote the value if the * is meant literally, e.g. "*.example.com"',
+          });
+      },
+    });
+    return issues;
   }
 
   /**

@@ -26,10 +26,18 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   const syntax = source.syntaxIssues();
   if (syntax.length > 0) return { ok: false, issues: syntax };
   const missingEnv = env === null ? [] : source.substituteEnv(env);
-  const data = source.toJS() ?? {};
-  const issues = [...missingEnv, ...checkSchema(data, source)];
+  let data: unknown;
+  try {
+    data = source.toJS() ?? {};
+  } catch (e) {
+    // yaml throws here rather than listing a document error, e.g. on an alias bomb.
+    return { ok: false, issues: [{ ...source.position([]), path: '', message: (e as Error).message }] };
+  }
   // Run even when the schema failed, so one pass reports every mistake; the checker skips what it cannot read.
-  issues.push(...checkReferences(data as Config, source));
+  const found = [...checkSchema(data, source), ...checkReferences(data as Config, source)];
+  // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
+  const emptied = new Set(missingEnv.map((i) => i.path));
+  const issues = [...missingEnv, ...found.filter((i) => !emptied.has(i.path))];
   if (issues.length > 0) return { ok: false, issues: sortIssues(issues) };
   const config = deepFreeze(data as Config);
   return { ok: true, value: { config, source: file, hash: hashConfig(config) } };
@@ -51,11 +59,25 @@ export async function loadConfigFile(
 
 /** Validates a config given as an object (admin API, control plane): same checks, no positions. */
 export function validateConfigObject(data: unknown, source: string): LoadResult {
-  return parseConfig(JSON.stringify(data ?? {}, null, 1), source, null);
+  const result = parseConfig(JSON.stringify(data ?? {}, null, 1), source, null);
+  // Positions would point into the JSON text made above, which the caller never saw.
+  return result.ok ? result : { ok: false, issues: result.issues.map((i) => ({ ...i, line: 0, column: 0 })) };
 }
 
+/** Stable across key order and the editor-only `$schema`, so a reformatted file is not a change. */
 export function hashConfig(config: Config): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+  const { $schema: _editorOnly, ...rest } = config;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 16);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value) ?? 'null';
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {

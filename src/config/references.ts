@@ -26,21 +26,22 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
   unique(config.services ?? [], 'service', ['services'], report);
   unique(config.routes ?? [], 'route', ['routes'], report);
 
-  const ports = new Map<string, number>();
+  // Two sockets on one port collide when their addresses are equal or either is a wildcard.
+  const bound: { address: string; port: number; path: Path }[] = [];
+  const wildcard = (a: string) => a === '0.0.0.0' || a === '::';
+  const clash = (address: string, port: number, path: Path) => {
+    if (port === 0) return;
+    const other = bound.find(
+      (b) => b.port === port && (b.address === address || wildcard(b.address) || wildcard(address)),
+    );
+    if (other)
+      report(path, `port ${port} on ${address} is already taken by ${formatPath(other.path)}`, 'give each a port');
+    else bound.push({ address, port, path: path.slice(0, -1) });
+  };
+  if (isObject(config.admin)) clash(config.admin.address ?? '127.0.0.1', config.admin.port, ['admin', 'port']);
   (config.listeners ?? []).forEach((l, i) => {
-    if (l.port === 0) return;
-    const key = `${l.address ?? '0.0.0.0'}:${l.port}`;
-    const first = ports.get(key);
-    if (first !== undefined)
-      report(['listeners', i, 'port'], `port ${l.port} is already used by listeners[${first}]`, 'give each a port');
-    else ports.set(key, i);
+    clash(l.address ?? '0.0.0.0', l.port, ['listeners', i, 'port']);
   });
-  if (config.admin && config.admin.port !== 0) {
-    (config.listeners ?? []).forEach((l, i) => {
-      if (l.port === config.admin?.port)
-        report(['listeners', i, 'port'], `port ${l.port} is also the admin port`, 'give each a port');
-    });
-  }
 
   const services = new Map((config.services ?? []).map((s) => [s.name, s]));
   (config.services ?? []).forEach((service, i) => {
@@ -74,7 +75,11 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
         );
       }
     });
-    if (route.destinations) {
+    // A destination or weight the schema rejected would only add a misleading sum (or throw, for null).
+    const weighable = route.destinations?.every(
+      (d) => isObject(d) && (d.weight === undefined || typeof d.weight === 'number'),
+    );
+    if (route.destinations && weighable) {
       const missing = route.destinations.filter((d) => d.weight === undefined).length;
       const sum = route.destinations.reduce((s, d) => s + (d.weight ?? 0), 0);
       if (route.destinations.length === 1 && missing === 1) {
@@ -127,7 +132,7 @@ function checkMatch(route: RouteConfig, here: Path, report: Report) {
   if (!match) return;
   if (match.path !== undefined && match.pathRegex !== undefined)
     report([...here, 'match', 'pathRegex'], 'use either path or pathRegex, not both');
-  if (match.path !== undefined) {
+  if (typeof match.path === 'string') {
     const star = match.path.indexOf('*');
     if (star !== -1 && (star !== match.path.length - 1 || match.path[star - 1] !== '/'))
       report([...here, 'match', 'path'], '`*` may only end the path, after a `/`', 'e.g. /api/v1/*');
@@ -152,6 +157,7 @@ function compiles(pattern: string, path: Path, report: Report) {
   try {
     new RegExp(pattern);
   } catch (e) {
-    report(path, `invalid regular expression: ${(e as Error).message}`);
+    // V8's message already starts with "Invalid regular expression: ".
+    report(path, `invalid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
   }
 }

@@ -4,7 +4,9 @@
  * per place (Ajv reports every branch of a union; only the branch the user meant is kept).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ConfigSchema } from '../api/config.ts';
+// The generated schema, not the TypeBox definitions: TypeBox is for authoring and types, and leaving it
+// out of the running proxy saves ~10 MB of resident memory. `npm test` checks the two agree.
+import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json' };
 import type { Path, SourceDocument } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -13,7 +15,7 @@ let compiled: ValidateFunction | undefined;
 function validator(): ValidateFunction {
   // A pure function of the schema: safe to share between proxies in one process.
   compiled ??= new Ajv({ allErrors: true, verbose: true, coerceTypes: true, strict: true, strictTypes: false }).compile(
-    ConfigSchema,
+    ConfigSchema as object,
   );
   return compiled;
 }
@@ -86,6 +88,38 @@ function toIssue(e: ErrorObject, source: SourceDocument): ConfigIssue | undefine
         hint: typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined,
       };
     }
+    case 'minimum':
+    case 'maximum': {
+      const { comparison, limit } = e.params as { comparison: string; limit: number };
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message: `${String(e.data)} is out of range: it must be ${comparison} ${limit}`,
+      };
+    }
+    case 'minProperties':
+    case 'maxProperties':
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message:
+          e.keyword === 'maxProperties'
+            ? `give exactly one of its fields, not ${Object.keys(e.data as object).length}`
+            : 'this map needs at least one field',
+        hint: schema?.description,
+      };
+    case 'uniqueItems': {
+      const { i, j } = e.params as { i: number; j: number };
+      return {
+        ...source.position([...path, i]),
+        path: formatPath([...path, i]),
+        message: `${describe((e.data as unknown[])[i])} is listed twice (also at [${j}])`,
+      };
+    }
+    case 'minItems':
+      return { ...source.position(path), path: formatPath(path), message: 'the list must not be empty' };
+    case 'minLength':
+      return { ...source.position(path), path: formatPath(path), message: 'must not be empty' };
     case 'anyOf':
     case 'oneOf':
       // The branch errors (already reported, filtered) say more than "must match a schema in anyOf".
@@ -108,8 +142,11 @@ function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
   for (const union of unions) {
     const prefix = union.schemaPath + '/';
     const branches = new Map<string, ErrorObject[]>();
+    const inside = union.instancePath + '/';
     for (const e of errors) {
       if (!e.schemaPath.startsWith(prefix)) continue;
+      // Every value of a record shares one schema path; only this value's errors belong to this union.
+      if (e.instancePath !== union.instancePath && !e.instancePath.startsWith(inside)) continue;
       const branch = e.schemaPath.slice(prefix.length).split('/')[0]!;
       if (!branches.has(branch)) branches.set(branch, []);
       branches.get(branch)!.push(e);

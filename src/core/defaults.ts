@@ -24,6 +24,8 @@ export const DEFAULT_CLIENT_KEEPALIVE_MS = 65_000;
 
 /** On SIGTERM: how long in-flight requests may take before connections are cut. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;
+/** After a reload removes or moves a listener: how long its in-flight requests may finish. */
+export const DEFAULT_LISTENER_DRAIN_MS = 5_000;
 /** Debounce between a config file change and its reload, so editors' multi-step saves load once. */
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 150;
 

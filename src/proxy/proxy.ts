@@ -3,6 +3,7 @@
  * gateway and, with a config from the control plane, as a sidecar.
  */
 import type { LoadedConfig } from '../config/load.ts';
+import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import { HttpListener } from './listener/http.ts';
 import { Runtime } from './runtime.ts';
 import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
@@ -59,7 +60,7 @@ export class ProxyServer {
    * Swaps in a new validated config. New or moved listeners are bound first: if one cannot bind, the
    * change is rejected and nothing changes. Removed listeners drain in the background.
    */
-  async apply(loaded: LoadedConfig, drainMs = 5_000): Promise<Snapshot> {
+  async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
     const next = compileListeners(loaded.config);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, HttpListener>();

@@ -111,8 +111,11 @@ export class StreamContext implements MatchInput {
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */
   header(name: string): string | undefined {
     const h = this.headers;
-    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
-    return undefined;
+    let value: string | undefined;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === name) value = value === undefined ? h[i + 1] : `${value}, ${h[i + 1]}`;
+    }
+    return value;
   }
 
   setHeader(name: string, value: string): void {
@@ -150,7 +153,25 @@ export class StreamContext implements MatchInput {
  * (added by the listener) instead of one per response, which cost ~4% of the proxy's instructions.
  */
 const kStreams = Symbol('meshgate.streams');
-type TrackedSocket = Socket & { [kStreams]?: StreamContext | null };
+const kCloseWhenIdle = Symbol('meshgate.closeWhenIdle');
+type TrackedSocket = Socket & { [kStreams]?: StreamContext | null; [kCloseWhenIdle]?: boolean };
+
+/**
+ * Draining: close the connection once its streams are done (now, if it has none). Returns true when
+ * the socket was idle and has been closed.
+ */
+export function closeWhenIdle(socket: Socket): boolean {
+  const s = socket as TrackedSocket;
+  s[kCloseWhenIdle] = true;
+  if (s[kStreams] == null) {
+    socket.end();
+    return true;
+  }
+  for (let ctx: StreamContext | null | undefined = s[kStreams]; ctx != null; ctx = ctx.nextOnSocket) {
+    if (!ctx.res.headersSent) ctx.res.shouldKeepAlive = false;
+  }
+  return false;
+}
 
 function track(ctx: StreamContext) {
   const socket = ctx.req.socket as TrackedSocket;
@@ -163,6 +184,7 @@ function untrack(ctx: StreamContext) {
   let s = socket[kStreams];
   if (s === ctx) {
     socket[kStreams] = ctx.nextOnSocket;
+    if (ctx.nextOnSocket === null && socket[kCloseWhenIdle] === true) socket.end();
     return;
   }
   while (s != null) {
@@ -399,15 +421,14 @@ export function forward(ctx: StreamContext): void {
 /**
  * One attempt upstream, as an undici dispatch handler: response headers and body go straight to the
  * client's response with backpressure; failures before the response starts become problem replies.
- * The first body chunk is held until the next one or the end, so a one-chunk response is written
- * with `end(chunk)`: head and body leave in one write.
+ * (Node corks the client socket for the tick of a write, so head, a small body and the end still
+ * leave in one writev.)
  */
 export class UpstreamCall implements PooledHandler {
   client: Client | null = null;
   private readonly ctx: StreamContext;
   private readonly endpoint: Endpoint;
   private controller: Dispatcher.DispatchController | null = null;
-  private held: Buffer | null = null;
   private ended = false;
   private aborted = false;
 
@@ -464,20 +485,15 @@ export class UpstreamCall implements PooledHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.ctx.bytesOut += chunk.length;
-    const held = this.held;
-    this.held = chunk;
-    if (held !== null && !this.ctx.res.write(held)) {
+    if (!this.ctx.res.write(chunk)) {
       controller.pause();
       this.ctx.res.once('drain', () => controller.resume());
     }
   }
 
   onResponseEnd(): void {
-    const held = this.held;
-    this.held = null;
     this.end();
-    if (held !== null) this.ctx.res.end(held);
-    else this.ctx.res.end();
+    this.ctx.res.end();
     this.ctx.finish();
   }
 
@@ -486,7 +502,6 @@ export class UpstreamCall implements PooledHandler {
     this.end();
     if (this.aborted) return;
     const ctx = this.ctx;
-    this.held = null;
     const [code, detail] = classifyUpstreamError(error, ctx);
     ctx.fail(code, detail);
   }

@@ -5,18 +5,29 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { DEFAULT_CLIENT_KEEPALIVE_MS } from '../../core/defaults.ts';
-import { handleRequest, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../stream.ts';
+import { closeWhenIdle, handleRequest, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../stream.ts';
 
 export class HttpListener {
   runtime: ListenerRuntime;
   private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private draining = false;
 
   constructor(host: StreamHost, runtime: ListenerRuntime) {
     this.runtime = runtime;
-    this.server = createServer({ keepAliveTimeout: DEFAULT_CLIENT_KEEPALIVE_MS, requireHostHeader: true }, (req, res) =>
-      handleRequest(host, this.runtime, req, res),
+    this.server = createServer(
+      { keepAliveTimeout: DEFAULT_CLIENT_KEEPALIVE_MS, requireHostHeader: true },
+      (req, res) => {
+        // While draining, a request arriving on a kept-alive connection is served, then the connection closes.
+        if (this.draining) res.shouldKeepAlive = false;
+        handleRequest(host, this.runtime, req, res);
+      },
     );
-    this.server.on('connection', (socket: Socket) => socket.on('close', onClientSocketClose));
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on('close', onClientSocketClose);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   get name(): string {
@@ -45,14 +56,18 @@ export class HttpListener {
    * after their response), and cuts whatever is left at the deadline.
    */
   close(deadlineMs: number): Promise<void> {
+    this.draining = true;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
+      const timer = setTimeout(() => {
+        this.server.closeAllConnections();
+        for (const socket of this.sockets) socket.destroy();
+      }, deadlineMs);
       timer.unref();
       this.server.close(() => {
         clearTimeout(timer);
         resolve();
       });
-      this.server.closeIdleConnections();
+      for (const socket of this.sockets) closeWhenIdle(socket);
     });
   }
 }

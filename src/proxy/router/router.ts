@@ -107,6 +107,7 @@ function firstHolding<T>(candidates: readonly Candidate<T>[] | undefined, input:
 }
 
 const byWeightThenOrder = <T>(a: Candidate<T>, b: Candidate<T>) => b.weight - a.weight || a.order - b.order;
+const byPrefixRank = <T>(a: Candidate<T>, b: Candidate<T>) => b.prefixRank - a.prefixRank || byWeightThenOrder(a, b);
 
 export class Router<T> {
   private readonly exactHosts = new Map<string, PathTable<T>>();
@@ -231,7 +232,7 @@ export class Router<T> {
         }
       }
       if (scratch.length > 0) {
-        if (scratch.length > 1) scratch.sort((a, b) => b.prefixRank - a.prefixRank || byWeightThenOrder(a, b));
+        if (scratch.length > 1) scratch.sort(byPrefixRank);
         const found = firstHolding(scratch, input);
         scratch.length = 0;
         if (found !== null) return found;
@@ -281,7 +282,17 @@ export class Router<T> {
 function sortTable<T>(table: PathTable<T>) {
   for (const list of table.exact.values()) list.sort(byWeightThenOrder);
   table.anyPath.sort(byWeightThenOrder);
-  table.regexes.sort((a, b) => byWeightThenOrder(a.candidate, b.candidate));
+  // Rule 3 compares routes only within one pattern: distinct regexes keep declaration order, each
+  // ranked where its pattern first appears.
+  const firstOrder = new Map<string, number>();
+  for (const { regex, candidate } of table.regexes) {
+    const seen = firstOrder.get(regex.source);
+    if (seen === undefined || candidate.order < seen) firstOrder.set(regex.source, candidate.order);
+  }
+  table.regexes.sort(
+    (a, b) =>
+      firstOrder.get(a.regex.source)! - firstOrder.get(b.regex.source)! || byWeightThenOrder(a.candidate, b.candidate),
+  );
   const visit = (node: TrieNode<T>) => {
     node.full.sort(byWeightThenOrder);
     node.prefix.sort(byWeightThenOrder);
@@ -298,7 +309,12 @@ export function pathParams(pattern: string, path: string): Record<string, string
   const values = path.split('/');
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
-    if (name.startsWith(':') && values[i] !== undefined) params[name.slice(1)] = decodeURIComponent(values[i]!);
+    if (!name.startsWith(':') || values[i] === undefined) continue;
+    try {
+      params[name.slice(1)] = decodeURIComponent(values[i]!);
+    } catch {
+      params[name.slice(1)] = values[i]!; // a malformed escape stays as sent
+    }
   }
   return params;
 }

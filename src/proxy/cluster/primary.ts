@@ -1,0 +1,187 @@
+/**
+ * The gateway on several cores: the primary process holds the config (loads, validates, watches) and
+ * the admin API; N worker processes run the data plane and share the listening ports (node:cluster,
+ * round-robin accept). A config reaches every worker or none; a crashed worker is replaced and given
+ * the config in force; draining drains every worker.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { LoadedConfig } from '../../config/load.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { ApplyReport, DataPlane } from '../data-plane.ts';
+import type { ProxyView } from '../describe.ts';
+import type { FromWorker, ToWorker } from './protocol.ts';
+
+/** A worker that does not answer within this long is considered stuck. */
+const WORKER_REPLY_TIMEOUT_MS = 10_000;
+/** Respawn backoff after a crash: starts here, doubles per crash within a minute, capped. */
+const RESPAWN_BASE_DELAY_MS = 100;
+const RESPAWN_MAX_DELAY_MS = 10_000;
+
+/**
+ * V8 flags for workers. A small young generation makes the scavenger run before ~60 MB of streamed
+ * bodies pile up as garbage: measured, it keeps a worker streaming 1 GiB near 125 MiB instead of 160.
+ */
+const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+
+type WithoutId<T> = T extends { id: number } ? Omit<T, 'id'> : never;
+type WorkerRequest = WithoutId<ToWorker>;
+
+interface Pending {
+  resolve: (value: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+class WorkerHandle {
+  readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+    worker.on('message', (m: FromWorker) => {
+      if (m.type !== 'reply') return;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(Object.assign(new Error(m.error), m));
+    });
+    worker.on('exit', () => {
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(Object.assign(new Error(`worker ${worker.process.pid} exited`), {}));
+      }
+      this.pending.clear();
+    });
+  }
+
+  get pid(): number {
+    return this.worker.process.pid ?? 0;
+  }
+
+  request(message: WorkerRequest): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(Object.assign(new Error(`worker ${this.pid} did not answer within ${WORKER_REPLY_TIMEOUT_MS} ms`), {}));
+      }, WORKER_REPLY_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.worker.send({ ...message, id } as ToWorker);
+    });
+  }
+}
+
+export class WorkerDataPlane implements DataPlane {
+  private readonly handles = new Map<number, WorkerHandle>();
+  private current: LoadedConfig;
+  private listenerPorts: Record<string, number> = {};
+  private draining = false;
+  private readonly log: Logger;
+  private recentCrashes: number[] = [];
+
+  private constructor(loaded: LoadedConfig, log: Logger) {
+    this.current = loaded;
+    this.log = log;
+  }
+
+  /** Forks `count` workers and starts each on `loaded`; rejects (stopping them) if any cannot start. */
+  static async start(loaded: LoadedConfig, count: number, log: Logger): Promise<WorkerDataPlane> {
+    const plane = new WorkerDataPlane(loaded, log);
+    const here = import.meta.url;
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL(here.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', here)),
+      execArgv: [...process.execArgv, ...WORKER_EXEC_ARGV],
+    });
+    try {
+      await Promise.all(Array.from({ length: count }, () => plane.spawn()));
+    } catch (e) {
+      await plane.close(0);
+      throw e;
+    }
+    cluster.on('exit', (worker, code, signal) => plane.onExit(worker, code, signal));
+    return plane;
+  }
+
+  get isDraining() {
+    return this.draining;
+  }
+
+  ports() {
+    return this.listenerPorts;
+  }
+
+  pids(): number[] {
+    return [...this.handles.values()].map((h) => h.pid);
+  }
+
+  private async spawn(): Promise<void> {
+    const handle = new WorkerHandle(cluster.fork());
+    this.handles.set(handle.worker.id, handle);
+    const value = await handle.request({ type: 'apply', loaded: this.current });
+    this.listenerPorts = value.ports as Record<string, number>;
+  }
+
+  async apply(loaded: LoadedConfig): Promise<ApplyReport> {
+    const handles = [...this.handles.values()];
+    const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'apply', loaded })));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      // All or nothing: put the workers that took it back on the config in force.
+      const took = handles.filter((_, i) => results[i]!.status === 'fulfilled');
+      await Promise.allSettled(took.map((h) => h.request({ type: 'apply', loaded: this.current })));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    this.current = loaded;
+    const first = (results[0] as PromiseFulfilledResult<Record<string, unknown>>).value;
+    this.listenerPorts = first.ports as Record<string, number>;
+    return { version: first.version as number, hash: loaded.hash, applied: handles.length };
+  }
+
+  async query(view: ProxyView): Promise<Record<string, unknown>[]> {
+    return Promise.all([...this.handles.values()].map((h) => h.request({ type: 'query', view })));
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: string | null) {
+    if (!this.handles.delete(worker.id) || this.draining) return;
+    const now = Date.now();
+    this.recentCrashes = [...this.recentCrashes.filter((t) => now - t < 60_000), now];
+    const delay = Math.min(RESPAWN_MAX_DELAY_MS, RESPAWN_BASE_DELAY_MS * 2 ** (this.recentCrashes.length - 1));
+    this.log.error({ pid: worker.process.pid, code, signal, respawnInMs: delay }, 'worker exited; replacing it');
+    setTimeout(() => {
+      if (this.draining) return;
+      this.spawn().then(
+        () => this.log.info({ workers: this.pids() }, 'worker replaced'),
+        (e: Error) => this.log.error({ err: e.message }, 'replacement worker failed to start'),
+      );
+    }, delay).unref();
+  }
+
+  /** Tells every worker to drain, waits for them to exit (killing stragglers after the deadline). */
+  async close(drainMs: number): Promise<void> {
+    this.draining = true;
+    const workers = [...this.handles.values()].map((h) => h.worker);
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            const kill = setTimeout(() => w.process.kill('SIGKILL'), drainMs + 2_000);
+            w.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            try {
+              w.send({ type: 'drain', drainMs } satisfies ToWorker);
+            } catch {
+              w.process.kill('SIGTERM');
+            }
+          }),
+      ),
+    );
+    this.handles.clear();
+  }
+}
