@@ -4,10 +4,10 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
+import type { ListenerRuntime, StreamContext } from './context.ts';
 import { HttpListener } from './listener/http.ts';
 import { Runtime } from './runtime.ts';
 import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
-import type { ListenerRuntime, StreamContext } from './stream.ts';
 
 export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;

@@ -5,8 +5,8 @@
  * ends; services no snapshot holds close their connections.
  */
 import type { LoadedConfig } from '../config/load.ts';
+import type { StreamContext, StreamHost } from './context.ts';
 import { compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
-import type { StreamContext, StreamHost } from './stream.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */
 const RELEASE_DEADLINE_MS = 10 * 60_000;

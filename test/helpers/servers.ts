@@ -15,9 +15,9 @@ import { addProxyEndpoints } from '../../src/admin/proxy-endpoints.ts';
 import { AdminServer } from '../../src/admin/server.ts';
 import { formatIssue } from '../../src/config/issues.ts';
 import { validateConfigObject } from '../../src/config/load.ts';
+import type { StreamContext } from '../../src/proxy/context.ts';
 import { InProcessDataPlane } from '../../src/proxy/data-plane.ts';
 import { ProxyServer } from '../../src/proxy/proxy.ts';
-import type { StreamContext } from '../../src/proxy/stream.ts';
 
 export interface SeenRequest {
   method: string;

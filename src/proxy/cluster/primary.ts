@@ -18,11 +18,8 @@ const WORKER_REPLY_TIMEOUT_MS = 10_000;
 const RESPAWN_BASE_DELAY_MS = 100;
 const RESPAWN_MAX_DELAY_MS = 10_000;
 
-/**
- * V8 flags for workers. A small young generation makes the scavenger run before ~60 MB of streamed
- * bodies pile up as garbage: measured, it keeps a worker streaming 1 GiB near 125 MiB instead of 160.
- */
-const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+/** V8 flags for workers: `gc` for upstream/streamed-bytes.ts, which bounds the memory of large bodies. */
+const WORKER_EXEC_ARGV = ['--expose-gc'];
 
 type WithoutId<T> = T extends { id: number } ? Omit<T, 'id'> : never;
 type WorkerRequest = WithoutId<ToWorker>;

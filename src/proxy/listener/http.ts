@@ -5,7 +5,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { DEFAULT_CLIENT_KEEPALIVE_MS } from '../../core/defaults.ts';
-import { closeWhenIdle, handleRequest, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../stream.ts';
+import { closeWhenIdle, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../context.ts';
+import { handleRequest } from '../stream.ts';
 
 export class HttpListener {
   runtime: ListenerRuntime;
