@@ -4,8 +4,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CLIENT_CLOSED, type LocalReplyCode } from '../core/errors.ts';
-import { problem, writeProblem } from './local-reply.ts';
+import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
+import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
+import { runLogFilters } from './chain/filters.ts';
+import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput } from './router/router.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
@@ -18,6 +20,8 @@ export interface StreamHost {
   onStreamStart(ctx: StreamContext): void;
   /** Called once per request when it is over (log phase): access log, metrics. */
   onStreamEnd(ctx: StreamContext): void;
+  /** A plugin threw or rejected: the request got a 500; this is where the reason goes. */
+  onFilterError?(ctx: StreamContext, plugin: string, error: unknown): void;
 }
 
 /** Per-listener settings the request path reads; resolved once per listener and snapshot. */
@@ -28,7 +32,7 @@ export interface ListenerRuntime {
   readonly encodedSlashes: EncodedSlashPolicy;
 }
 
-export class StreamContext implements MatchInput {
+export class StreamContext implements MatchInput, RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   /** The proxy this stream belongs to (for the log phase). */
@@ -47,9 +51,15 @@ export class StreamContext implements MatchInput {
   readonly headers: string[] = [];
   clientAddress = '';
   hasBody = false;
+  /** From Content-Length; -1 when chunked or absent. */
+  contentLength = -1;
   route: CompiledRoute | null = null;
   destination: CompiledDestination | null = null;
   endpoint: Endpoint | null = null;
+  consumer: Consumer | null = null;
+  credential: CredentialRef | null = null;
+  /** Filters of this request with response or log hooks (null: none, the common case). */
+  activeFilters: Filter[] | null = null;
   /** Upstream attempts made. */
   tries = 0;
   /** Code of the local reply or failure that ended the stream, if any. */
@@ -76,6 +86,14 @@ export class StreamContext implements MatchInput {
     this.startMs = performance.now();
   }
 
+  get routeName(): string {
+    return this.route?.name ?? '';
+  }
+
+  get serviceName(): string | undefined {
+    return this.destination?.service.name ?? this.route?.destinations[0]?.service.name;
+  }
+
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */
   header(name: string): string | undefined {
     const h = this.headers;
@@ -96,10 +114,26 @@ export class StreamContext implements MatchInput {
     h.push(name, value);
   }
 
+  removeHeader(name: string): void {
+    const h = this.headers;
+    let w = 0;
+    for (let r = 0; r < h.length; r += 2) {
+      if (h[r] === name) continue;
+      h[w++] = h[r]!;
+      h[w++] = h[r + 1]!;
+    }
+    h.length = w;
+  }
+
   /** Ends the stream with a problem reply (or an abort, when the response has already started). */
   fail(code: LocalReplyCode, detail: string): void {
-    this.code = code;
-    if (!writeProblem(this.res, problem(code, this.requestId, detail))) this.res.destroy();
+    this.reply({ status: LocalReplyCodes[code].status, code, detail });
+  }
+
+  /** Answers at the proxy: a problem+json body (or the reply's own), through the response filters. */
+  reply(reply: LocalReply): void {
+    this.code = reply.code;
+    if (!writeLocalReply(this, reply)) this.res.destroy();
     this.finish();
   }
 
@@ -112,6 +146,7 @@ export class StreamContext implements MatchInput {
     this.done = true;
     this.status = this.res.statusCode;
     untrack(this);
+    if (this.activeFilters !== null) runLogFilters(this, performance.now() - this.startMs);
     this.owner.onStreamEnd(this);
   }
 }

@@ -89,6 +89,8 @@ export function readRequestHead(ctx: StreamContext): boolean {
         forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
         break;
       case H_CONTENT_LENGTH:
+        // The parser has rejected malformed or conflicting lengths before we get here.
+        ctx.contentLength = Number(value);
         if (value !== '0') ctx.hasBody = true;
         out.push(name, value);
         break;

@@ -6,6 +6,7 @@ import type { Config, DestinationConfig, ListenerConfig, RouteConfig } from '../
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_ADDRESS, DEFAULT_TRUSTED_HOPS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
+import type { CompiledFilter } from './chain/filters.ts';
 import { Router } from './router/router.ts';
 import { type EndpointSet, UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
@@ -42,6 +43,8 @@ export interface CompiledRoute {
   readonly destinations: readonly CompiledDestination[];
   readonly direct: DirectResponse | null;
   readonly rewrite: CompiledRewrite | null;
+  /** The plugin chain, in the order it runs (global, service and route entries merged). */
+  readonly filters: readonly CompiledFilter[];
 }
 
 export interface CompiledListener {
@@ -145,6 +148,7 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
     destinations: Object.freeze(destinations),
     direct,
     rewrite: compileRewrite(rc),
+    filters: [],
   });
 }
 

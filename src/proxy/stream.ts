@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
+import { runRequestFilters, runResponseFilters } from './chain/filters.ts';
 import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
 import { readRequestHead } from './request-head.ts';
 import type { CompiledRoute } from './snapshot.ts';
@@ -25,23 +26,29 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
     return;
   }
   ctx.route = route;
-  if (route.direct !== null) {
-    sendDirect(ctx, route);
-    return;
-  }
-  forward(ctx);
+  if (route.filters.length === 0) proceed(ctx);
+  else runRequestFilters(ctx, route.filters, 0, proceed);
+}
+
+/** After the request filters: answer directly or forward upstream. */
+function proceed(ctx: StreamContext): void {
+  const route = ctx.route!;
+  if (route.direct !== null) sendDirect(ctx, route);
+  else forward(ctx);
 }
 
 function sendDirect(ctx: StreamContext, route: CompiledRoute) {
   const d = route.direct!;
-  ctx.res.writeHead(d.status, [
+  const headers = [
     'content-type',
     d.contentType,
     'content-length',
     String(d.body.length),
     REQUEST_ID_HEADER,
     ctx.requestId,
-  ]);
+  ];
+  if (ctx.activeFilters !== null) runResponseFilters(ctx, d.status, headers);
+  ctx.res.writeHead(d.status, headers);
   ctx.res.end(ctx.method === 'HEAD' ? undefined : d.body);
   ctx.finish();
 }

@@ -5,6 +5,7 @@
 import type { Client, Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
+import { runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { rewritePath } from '../path.ts';
@@ -116,6 +117,7 @@ export class UpstreamCall implements PooledHandler {
     }
     if (listed !== null) removeHeaders(out as string[], listed);
     out.push(REQUEST_ID_HEADER, ctx.requestId);
+    if (ctx.activeFilters !== null) runResponseFilters(ctx, statusCode, out);
     // Keep the upstream's Date; Node adds one only when it sent none (RFC 9110 §6.6.1).
     if (hasDate) res.sendDate = false;
     res.writeHead(statusCode, out as string[]);

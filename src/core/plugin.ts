@@ -1,0 +1,132 @@
+/**
+ * The plugin contract: what a plugin declares, what its filters may do, and what they see of a
+ * request. Built-in plugins (src/plugins/<name>/) and user plugins (`definePlugin`, loaded from
+ * `plugins: [{ path: ./my-plugin.js }]`) use exactly this API.
+ *
+ * A plugin's config is validated against its JSON Schema and compiled once per snapshot into a
+ * `FilterFactory`; per request the factory returns the filter for that request (a shared, stateless
+ * object when the plugin keeps no per-request state, so nothing is allocated). Hooks are callbacks
+ * that continue or stop, not an `await next()` onion: bodies stream and no closure is made per hop.
+ */
+
+/**
+ * Phases run in this order; within a phase, by `order` (lower first). A config entry may override
+ * `order` to move a plugin anywhere: the effective key is `PHASE_BASE[phase] + order`.
+ */
+export const PLUGIN_PHASES = ['request', 'authenticate', 'authorize', 'limit', 'transform', 'respond'] as const;
+export type PluginPhase = (typeof PLUGIN_PHASES)[number];
+export const PHASE_BASE: Readonly<Record<PluginPhase, number>> = {
+  request: 1000,
+  authenticate: 2000,
+  authorize: 3000,
+  limit: 4000,
+  transform: 5000,
+  respond: 6000,
+};
+
+/** An API client identity, established by an authentication plugin. */
+export interface Consumer {
+  readonly name: string;
+  /** Stable id sent upstream as X-Consumer-ID (the name unless the config sets `id`). */
+  readonly id: string;
+  readonly groups: readonly string[];
+}
+
+/** Which credential authenticated the request (for rate limiting by credential, logs). */
+export interface CredentialRef {
+  readonly type: string;
+  /** A non-secret identifier of the credential (e.g. issuer, or a key's hash prefix). */
+  readonly id: string;
+}
+
+/** What a filter sees of a request, and may change before it goes upstream. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly method: string;
+  /** Lower-case host without port. */
+  readonly host: string;
+  /** Normalised path, without query. */
+  readonly path: string;
+  /** Raw query string without `?` ('' when none). */
+  readonly query: string;
+  /** Client address, as seen through the listener's trusted hops. */
+  readonly clientAddress: string;
+  readonly routeName: string;
+  readonly serviceName: string | undefined;
+  /** Request header as it will go upstream (lower-case name; repeated values joined with `, `). */
+  header(name: string): string | undefined;
+  setHeader(name: string, value: string): void;
+  removeHeader(name: string): void;
+  consumer: Consumer | null;
+  credential: CredentialRef | null;
+  /** Bytes of request body announced by Content-Length, or -1 when unknown (chunked) or absent. */
+  readonly contentLength: number;
+}
+
+/** The response head on its way back, before it is written. */
+export interface ResponseHead {
+  readonly status: number;
+  header(name: string): string | undefined;
+  setHeader(name: string, value: string): void;
+  removeHeader(name: string): void;
+}
+
+/** A reply produced by a filter instead of forwarding: a problem+json body with a stable code. */
+export interface LocalReply {
+  status: number;
+  /** Stable code, `MG_…` for built-in plugins; shown in the body and the x-meshgate-code header. */
+  code: string;
+  /** What happened, for a human; never secrets. */
+  detail: string;
+  headers?: readonly [string, string][];
+  /** Replaces the problem+json body (e.g. a CORS preflight's empty 204). */
+  body?: { contentType: string; text: string };
+}
+
+/** `undefined` continues; a LocalReply stops the chain and answers; a Promise does either later. */
+export type FilterResult = undefined | LocalReply | Promise<undefined | LocalReply>;
+
+export interface Filter {
+  /** Request headers are in; the body has not been read. */
+  onRequestHeaders?(ctx: RequestContext): FilterResult;
+  /** Response head from upstream (or a local reply), before it is written: add or remove headers. */
+  onResponseHeaders?(ctx: RequestContext, response: ResponseHead): void;
+  /** The request is over (log phase): its status and outcome are final. */
+  onLog?(ctx: RequestContext, outcome: { status: number; code: string | null; durationMs: number }): void;
+}
+
+export type FilterFactory = (ctx: RequestContext) => Filter;
+
+/** What a plugin's compile step may use: injected, never global (house rule 7). */
+export interface PluginDeps {
+  /** Milliseconds since the epoch; injectable so tests control time. */
+  now(): number;
+  /** Consumers of the config, by name. */
+  consumers: ReadonlyMap<string, ConsumerDefinition>;
+  /** Where a plugin's own warnings go (JSON logs). */
+  warn(message: string, fields?: Record<string, unknown>): void;
+  /** Resolves a path given in the config relative to the config file. */
+  resolvePath(path: string): string;
+}
+
+/** A consumer as configured, with its credentials, for authentication plugins to index. */
+export interface ConsumerDefinition extends Consumer {
+  readonly credentials: readonly Record<string, unknown>[];
+}
+
+export interface PluginDefinition<C = Record<string, unknown>> {
+  name: string;
+  phase: PluginPhase;
+  /** Default position within the phase (lower runs first). */
+  order: number;
+  /** JSON Schema of the plugin's `config`. */
+  configSchema: object;
+  /** One line for docs and `meshgate --help`. */
+  description: string;
+  compile(config: C, deps: PluginDeps): FilterFactory | Promise<FilterFactory>;
+}
+
+/** Declares a plugin; a module loaded with `plugins: [{ path }]` default-exports the result. */
+export function definePlugin<C = Record<string, unknown>>(definition: PluginDefinition<C>): PluginDefinition<C> {
+  return Object.freeze(definition);
+}

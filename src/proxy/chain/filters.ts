@@ -1,0 +1,129 @@
+/**
+ * Running a route's compiled filters. The request phase walks the list in its compiled order; each
+ * hook continues, stops with a local reply, or returns a promise (the walk resumes when it settles).
+ * Filters with response or log hooks are remembered on the context, so those hooks run for the
+ * upstream's response and for local replies alike (a CORS header must be on a 401 too).
+ */
+import type { Filter, FilterFactory, LocalReply, PluginPhase, ResponseHead } from '../../core/plugin.ts';
+import type { StreamContext } from '../context.ts';
+
+/** One plugin in a route's chain, compiled for the snapshot. */
+export interface CompiledFilter {
+  readonly name: string;
+  readonly phase: PluginPhase;
+  /** Effective sort key (phase base + order); the chain is sorted by it. */
+  readonly order: number;
+  /** Where the config entry came from: `global`, `service`, `route` or `consumer`. */
+  readonly scope: 'global' | 'service' | 'route' | 'consumer';
+  readonly factory: FilterFactory;
+}
+
+/** Runs the request phase from `start`; calls `proceed` when every filter has continued. */
+export function runRequestFilters(
+  ctx: StreamContext,
+  filters: readonly CompiledFilter[],
+  start: number,
+  proceed: (ctx: StreamContext) => void,
+): void {
+  for (let i = start; i < filters.length; i++) {
+    let filter: Filter;
+    let result: ReturnType<NonNullable<Filter['onRequestHeaders']>>;
+    try {
+      filter = filters[i]!.factory(ctx);
+      if (filter.onResponseHeaders !== undefined || filter.onLog !== undefined) (ctx.activeFilters ??= []).push(filter);
+      result = filter.onRequestHeaders?.(ctx);
+    } catch (e) {
+      failFilter(ctx, filters[i]!, e);
+      return;
+    }
+    if (result === undefined) continue;
+    if (result instanceof Promise) {
+      result.then(
+        (settled) => {
+          if (ctx.done) return; // the client went away while the filter worked
+          if (settled === undefined) runRequestFilters(ctx, filters, i + 1, proceed);
+          else ctx.reply(settled);
+        },
+        (e: unknown) => {
+          if (!ctx.done) failFilter(ctx, filters[i]!, e);
+        },
+      );
+      return;
+    }
+    ctx.reply(result);
+    return;
+  }
+  proceed(ctx);
+}
+
+function failFilter(ctx: StreamContext, filter: CompiledFilter, e: unknown) {
+  ctx.owner.onFilterError?.(ctx, filter.name, e);
+  ctx.reply({ status: 500, code: 'MG_INTERNAL', detail: `plugin ${filter.name} failed on this request` });
+}
+
+/** A ResponseHead over a flat `[name, value, …]` list (names lower-case), edited in place. */
+export class FlatResponseHead implements ResponseHead {
+  status: number;
+  readonly headers: (string | string[])[];
+
+  constructor(status: number, headers: (string | string[])[]) {
+    this.status = status;
+    this.headers = headers;
+  }
+
+  header(name: string): string | undefined {
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return String(h[i + 1]);
+    return undefined;
+  }
+
+  setHeader(name: string, value: string): void {
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2)
+      if (h[i] === name) {
+        h[i + 1] = value;
+        return;
+      }
+    h.push(name, value);
+  }
+
+  removeHeader(name: string): void {
+    const h = this.headers;
+    let w = 0;
+    for (let r = 0; r < h.length; r += 2) {
+      if (h[r] === name) continue;
+      h[w++] = h[r]!;
+      h[w++] = h[r + 1]!;
+    }
+    h.length = w;
+  }
+}
+
+/** Lets every active filter see (and edit) a response head before it is written. */
+export function runResponseFilters(ctx: StreamContext, status: number, headers: (string | string[])[]): void {
+  const active = ctx.activeFilters;
+  if (active === null) return;
+  const head = new FlatResponseHead(status, headers);
+  for (const filter of active) {
+    try {
+      filter.onResponseHeaders?.(ctx, head);
+    } catch (e) {
+      ctx.owner.onFilterError?.(ctx, 'response hook', e);
+    }
+  }
+}
+
+export function runLogFilters(ctx: StreamContext, durationMs: number): void {
+  const active = ctx.activeFilters;
+  if (active === null) return;
+  const outcome = { status: ctx.status, code: ctx.code, durationMs };
+  for (const filter of active) {
+    try {
+      filter.onLog?.(ctx, outcome);
+    } catch (e) {
+      ctx.owner.onFilterError?.(ctx, 'log hook', e);
+    }
+  }
+}
+
+export type { LocalReply };
