@@ -95,6 +95,134 @@ export const ServiceTimeoutsSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const PLUGIN_PHASE_NAMES = ['request', 'authenticate', 'authorize', 'limit', 'transform', 'respond'] as const;
+
+export const PluginEntrySchema = Type.Object(
+  {
+    name: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.',
+      }),
+    ),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.',
+      }),
+    ),
+    config: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: "The plugin's settings, checked against the plugin's own schema.",
+      }),
+    ),
+    enabled: Type.Optional(
+      Type.Boolean({
+        description:
+          '`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.',
+      }),
+    ),
+    phase: Type.Optional(
+      Type.Unsafe<(typeof PLUGIN_PHASE_NAMES)[number]>({
+        type: 'string',
+        enum: [...PLUGIN_PHASE_NAMES],
+        description: "Moves the plugin to another phase. Default: the plugin's own.",
+      }),
+    ),
+    order: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 999,
+        description: "Position within the phase, lower first. Default: the plugin's own.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, ' +
+      'a consumer entry all three (for phases after authentication).',
+  },
+);
+
+const JWT_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+] as const;
+
+export const JwtCredentialSchema = Type.Object(
+  {
+    type: Type.Literal('jwt'),
+    issuer: Type.String({
+      minLength: 1,
+      description: 'The `iss` claim of this consumer’s tokens; a token finds its consumer by it.',
+    }),
+    algorithm: Type.Optional(
+      Type.Unsafe<(typeof JWT_ALGORITHMS)[number]>({
+        type: 'string',
+        enum: [...JWT_ALGORITHMS],
+        description:
+          'The one algorithm accepted. Default: HS256 with `secret`; with `publicKey`, the algorithms of its key type.',
+      }),
+    ),
+    secret: Type.Optional(
+      Type.String({ minLength: 32, description: 'HMAC secret (HS*), at least 32 characters; use `${ENV}`.' }),
+    ),
+    publicKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'PEM public key (RS*, PS*, ES*, EdDSA): inline `-----BEGIN…`, or a file path relative to the config.',
+      }),
+    ),
+    jwksUrl: Type.Optional(
+      Type.String({ pattern: '^https?://', description: 'A JWKS endpoint; keys are cached and refreshed.' }),
+    ),
+    audiences: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Accepted `aud` values; the token must carry one of them. Default: `aud` is not checked.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'JWTs from one issuer, with exactly one of secret, publicKey, jwksUrl.' },
+);
+
+export const ApiKeyCredentialSchema = Type.Object(
+  {
+    type: Type.Literal('api-key'),
+    key: Type.String({ minLength: 16, description: 'The key, at least 16 characters; use `${ENV}`. Held hashed.' }),
+  },
+  { additionalProperties: false, description: 'An API key (key-auth plugin).' },
+);
+
+export const ConsumerSchema = Type.Object(
+  {
+    name: Name('Unique name; sent upstream as X-Consumer-Username.'),
+    id: Type.Optional(Type.String({ minLength: 1, description: 'Sent upstream as X-Consumer-ID. Default: the name.' })),
+    groups: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        uniqueItems: true,
+        description: 'Groups for the acl plugin; sent upstream as X-Consumer-Groups.',
+      }),
+    ),
+    credentials: Type.Optional(Type.Array(Type.Union([JwtCredentialSchema, ApiKeyCredentialSchema]))),
+    plugins: Type.Optional(Type.Array(PluginEntrySchema)),
+  },
+  { additionalProperties: false, description: 'An API client: an identity with credentials and groups.' },
+);
+
 export const ServiceSchema = Type.Object(
   {
     name: Name('Unique name of the service; routes refer to it.'),
@@ -107,6 +235,7 @@ export const ServiceSchema = Type.Object(
       }),
     ),
     timeouts: Type.Optional(ServiceTimeoutsSchema),
+    plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for routes to this service.' })),
   },
   { additionalProperties: false, description: 'A named upstream.' },
 );
@@ -243,6 +372,7 @@ export const RouteSchema = Type.Object(
     directResponse: Type.Optional(DirectResponseSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
+    plugins: Type.Optional(Type.Array(PluginEntrySchema)),
   },
   {
     additionalProperties: false,
@@ -257,6 +387,8 @@ export const ConfigSchema = Type.Object(
     admin: Type.Optional(AdminSchema),
     services: Type.Optional(Type.Array(ServiceSchema)),
     routes: Type.Optional(Type.Array(RouteSchema, { description: 'Routes; see docs/routing.md for precedence.' })),
+    consumers: Type.Optional(Type.Array(ConsumerSchema, { description: 'API clients and their credentials.' })),
+    plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
   },
   { additionalProperties: false, title: 'meshgate configuration' },
 );
@@ -271,4 +403,8 @@ export type RouteMatchConfig = Static<typeof RouteMatchSchema>;
 export type ValueMatchConfig = Static<typeof ValueMatchSchema>;
 export type DestinationConfig = Static<typeof DestinationSchema>;
 export type RewriteConfig = Static<typeof RewriteSchema>;
+export type PluginEntryConfig = Static<typeof PluginEntrySchema>;
+export type ConsumerConfig = Static<typeof ConsumerSchema>;
+export type JwtCredentialConfig = Static<typeof JwtCredentialSchema>;
+export type ApiKeyCredentialConfig = Static<typeof ApiKeyCredentialSchema>;
 export type { TSchema };

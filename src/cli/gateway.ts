@@ -12,6 +12,7 @@ import type { LoadResult } from '../config/load.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
+import { createPluginCatalog } from '../plugins/index.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 
@@ -70,7 +71,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger();
-  const source = new ConfigFileSource(values.config);
+  const catalog = createPluginCatalog();
+  const source = new ConfigFileSource(values.config, process.env, { catalog });
   const first = await source.load();
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));
@@ -81,7 +83,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   try {
     plane =
       workers === 0
-        ? await InProcessDataPlane.start(first.value)
+        ? await InProcessDataPlane.start(first.value, { catalog, log })
         : await WorkerDataPlane.start(first.value, workers, log);
   } catch (e) {
     console.error(`meshgate gateway: ${listenError(e)}`);

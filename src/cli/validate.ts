@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issues.ts';
 import { loadConfigFile } from '../config/load.ts';
+import { createPluginCatalog } from '../plugins/index.ts';
 
 export const usage = `Usage: meshgate validate FILE [--output text|json]
 
@@ -22,7 +23,7 @@ export async function validateCommand(args: string[]): Promise<number> {
     return 2;
   }
   const file = positionals[0]!;
-  const result = await loadConfigFile(file);
+  const result = await loadConfigFile(file, process.env, { catalog: createPluginCatalog() });
   if (values.output === 'json') {
     console.log(
       JSON.stringify(

@@ -5,21 +5,23 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../core/defaults.ts';
-import { type LoadResult, loadConfigFile } from './load.ts';
+import { type LoadOptions, type LoadResult, loadConfigFile } from './load.ts';
 
 export class ConfigFileSource {
   readonly file: string;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly env: Record<string, string | undefined>;
+  private readonly options: LoadOptions;
 
-  constructor(file: string, env: Record<string, string | undefined> = process.env) {
+  constructor(file: string, env: Record<string, string | undefined> = process.env, options: LoadOptions = {}) {
     this.file = resolve(file);
     this.env = env;
+    this.options = options;
   }
 
   load(): Promise<LoadResult> {
-    return loadConfigFile(this.file, this.env);
+    return loadConfigFile(this.file, this.env, this.options);
   }
 
   /** Calls `onChange` with a fresh load after the file changes (debounced). */

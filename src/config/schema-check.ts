@@ -10,21 +10,31 @@ import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json'
 import type { Path, SourceDocument } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
-let compiled: ValidateFunction | undefined;
+let ajv: Ajv | undefined;
+// Compiled validators are pure functions of their schema: safe to share between proxies in one process.
+const compiled = new WeakMap<object, ValidateFunction>();
 
-function validator(): ValidateFunction {
-  // A pure function of the schema: safe to share between proxies in one process.
-  compiled ??= new Ajv({ allErrors: true, verbose: true, coerceTypes: true, strict: true, strictTypes: false }).compile(
-    ConfigSchema as object,
-  );
-  return compiled;
+function validator(schema: object): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (validate === undefined) {
+    // strict off for plugin schemas written by users (unknown keywords like `examples` are fine).
+    ajv ??= new Ajv({ allErrors: true, verbose: true, coerceTypes: true, strict: false });
+    validate = ajv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  return validate;
 }
 
 /** Validates (and, as YAML users expect, coerces `"8080"` to 8080) in place. */
 export function checkSchema(data: unknown, source: SourceDocument): ConfigIssue[] {
-  const validate = validator();
+  return checkAgainst(ConfigSchema as object, data, source, []);
+}
+
+/** Validates `data` found at `base` in the document against `schema` (e.g. a plugin's config schema). */
+export function checkAgainst(schema: object, data: unknown, source: SourceDocument, base: Path): ConfigIssue[] {
+  const validate = validator(schema);
   if (validate(data)) return [];
-  return toIssues(validate.errors ?? [], source);
+  return toIssues(validate.errors ?? [], source, base);
 }
 
 function pointerToPath(pointer: string): Path {
@@ -46,8 +56,8 @@ function describe(value: unknown): string {
 
 const DURATION_HINT = 'write a number with a unit: 250ms, 5s, 1m30s, 1h; 0 disables';
 
-function toIssue(e: ErrorObject, source: SourceDocument): ConfigIssue | undefined {
-  const path = pointerToPath(e.instancePath);
+function toIssue(e: ErrorObject, source: SourceDocument, base: Path): ConfigIssue | undefined {
+  const path = [...base, ...pointerToPath(e.instancePath)];
   const schema = e.parentSchema as { description?: string; pattern?: string } | undefined;
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -116,6 +126,14 @@ function toIssue(e: ErrorObject, source: SourceDocument): ConfigIssue | undefine
         message: `${describe((e.data as unknown[])[i])} is listed twice (also at [${j}])`,
       };
     }
+    case 'const': {
+      const allowed = (e.params as { allowedValue: unknown }).allowedValue;
+      return {
+        ...source.position(path),
+        path: formatPath(path),
+        message: `expected ${JSON.stringify(allowed)}, got ${describe(e.data)}`,
+      };
+    }
     case 'minItems':
       return { ...source.position(path), path: formatPath(path), message: 'the list must not be empty' };
     case 'minLength':
@@ -151,9 +169,12 @@ function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
       if (!branches.has(branch)) branches.set(branch, []);
       branches.get(branch)!.push(e);
     }
-    const typeMatched = [...branches.values()].filter(
-      (errs) => !errs.some((e) => e.instancePath === union.instancePath && e.keyword === 'type'),
-    );
+    // A discriminated union (`type: jwt | api-key`): the branch whose discriminator matched is the one meant.
+    const discriminatorMissed = (errs: ErrorObject[]) =>
+      errs.some((e) => e.keyword === 'const' && e.instancePath === `${union.instancePath}/type`);
+    const typeMatched = [...branches.values()]
+      .filter((errs) => !errs.some((e) => e.instancePath === union.instancePath && e.keyword === 'type'))
+      .sort((a, b) => Number(discriminatorMissed(a)) - Number(discriminatorMissed(b)));
     for (const errs of branches.values()) for (const e of errs) drop.add(e);
     if (typeMatched.length > 0) {
       for (const e of typeMatched[0]!) drop.delete(e);
@@ -167,11 +188,11 @@ function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
   return [...errors.filter((e) => !drop.has(e)), ...extra];
 }
 
-function toIssues(errors: ErrorObject[], source: SourceDocument): ConfigIssue[] {
+function toIssues(errors: ErrorObject[], source: SourceDocument, base: Path): ConfigIssue[] {
   const seen = new Set<string>();
   const issues: ConfigIssue[] = [];
   for (const e of pruneUnionBranches(errors)) {
-    const issue = toIssue(e, source);
+    const issue = toIssue(e, source, base);
     if (!issue) continue;
     const key = `${issue.path}\0${issue.message}`;
     if (seen.has(key)) continue;

@@ -41,14 +41,15 @@ export interface CredentialRef {
 
 /** What a filter sees of a request, and may change before it goes upstream. */
 export interface RequestContext {
-  readonly requestId: string;
+  /** The request id (the request-id plugin may replace it). */
+  requestId: string;
   readonly method: string;
   /** Lower-case host without port. */
   readonly host: string;
   /** Normalised path, without query. */
   readonly path: string;
-  /** Raw query string without `?` ('' when none). */
-  readonly query: string;
+  /** Raw query string without `?` ('' when none); what goes upstream (a filter may remove a parameter). */
+  query: string;
   /** Client address, as seen through the listener's trusted hops. */
   readonly clientAddress: string;
   readonly routeName: string;
@@ -61,6 +62,13 @@ export interface RequestContext {
   credential: CredentialRef | null;
   /** Bytes of request body announced by Content-Length, or -1 when unknown (chunked) or absent. */
   readonly contentLength: number;
+  /** True when the request has a body (Content-Length above 0, or chunked). */
+  readonly hasBody: boolean;
+  /**
+   * Caps the request body while it streams: past `maxBytes` the upstream request is aborted and the
+   * client gets 413 (or an aborted response, if the upstream's answer had already begun).
+   */
+  limitRequestBody(maxBytes: number): void;
 }
 
 /** The response head on its way back, before it is written. */
@@ -105,8 +113,27 @@ export interface PluginDeps {
   consumers: ReadonlyMap<string, ConsumerDefinition>;
   /** Where a plugin's own warnings go (JSON logs). */
   warn(message: string, fields?: Record<string, unknown>): void;
-  /** Resolves a path given in the config relative to the config file. */
-  resolvePath(path: string): string;
+  /**
+   * A long-lived object shared by every snapshot of this proxy (counters, key caches), created on
+   * first use: state that must survive a reload. Keys are namespaced by the caller, e.g. `rate-limit:memory`.
+   */
+  shared<T>(key: string, create: () => T): T;
+  /**
+   * Per-snapshot memo: the same value for every route of one snapshot (e.g. an index of every consumer's
+   * credentials), rebuilt with the next snapshot.
+   */
+  perSnapshot<T>(key: string, create: () => T): T;
+}
+
+/** Where plugin definitions come from: the built-in list plus modules named by `path` in the config. */
+export interface PluginCatalog {
+  get(name: string): PluginDefinition | undefined;
+  /** Every name known now, for did-you-mean hints. */
+  names(): string[];
+  /** Loads (once) the module at an absolute path and returns its definition. */
+  load(absolutePath: string): Promise<PluginDefinition>;
+  /** The definition loaded from that path, if `load` has run. */
+  loaded(absolutePath: string): PluginDefinition | undefined;
 }
 
 /** A consumer as configured, with its credentials, for authentication plugins to index. */
@@ -123,6 +150,11 @@ export interface PluginDefinition<C = Record<string, unknown>> {
   configSchema: object;
   /** One line for docs and `meshgate --help`. */
   description: string;
+  /**
+   * Checks the schema cannot express (a CIDR that does not parse, two options that exclude each other),
+   * run when the config is validated so the problems are reported with their file position.
+   */
+  check?(config: C): { path: (string | number)[]; message: string; hint?: string }[];
   compile(config: C, deps: PluginDeps): FilterFactory | Promise<FilterFactory>;
 }
 

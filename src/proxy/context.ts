@@ -53,6 +53,9 @@ export class StreamContext implements MatchInput, RequestContext {
   hasBody = false;
   /** From Content-Length; -1 when chunked or absent. */
   contentLength = -1;
+  /** Most request-body bytes allowed to stream upstream (-1: no limit); enforced in upstream/forward.ts. */
+  bodyLimit = -1;
+  bodyBytes = 0;
   route: CompiledRoute | null = null;
   destination: CompiledDestination | null = null;
   endpoint: Endpoint | null = null;
@@ -123,6 +126,10 @@ export class StreamContext implements MatchInput, RequestContext {
       h[w++] = h[r + 1]!;
     }
     h.length = w;
+  }
+
+  limitRequestBody(maxBytes: number): void {
+    this.bodyLimit = this.bodyLimit === -1 ? maxBytes : Math.min(this.bodyLimit, maxBytes);
   }
 
   /** Ends the stream with a problem reply (or an abort, when the response has already started). */

@@ -5,7 +5,7 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import { describeProxy, type ProxyView } from './describe.ts';
-import { ProxyServer } from './proxy.ts';
+import { type ProxyOptions, ProxyServer } from './proxy.ts';
 
 export interface ApplyReport {
   version: number;
@@ -32,8 +32,8 @@ export class InProcessDataPlane implements DataPlane {
     this.proxy = proxy;
   }
 
-  static async start(loaded: LoadedConfig): Promise<InProcessDataPlane> {
-    return new InProcessDataPlane(await ProxyServer.start(loaded));
+  static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<InProcessDataPlane> {
+    return new InProcessDataPlane(await ProxyServer.start(loaded, options));
   }
 
   ports() {

@@ -39,6 +39,17 @@ export function describeRoute(route: CompiledRoute) {
     })),
     directResponse: c.directResponse,
     rewrite: c.rewrite,
+    // The chain exactly as it runs: house rule 3 (order decided once, shown as it is).
+    plugins: route.filters.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
+    consumerPlugins:
+      route.consumerChains === null
+        ? undefined
+        : Object.fromEntries(
+            [...route.consumerChains].map(([consumer, chain]) => [
+              consumer,
+              chain.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
+            ]),
+          ),
   };
 }
 

@@ -27,6 +27,11 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['proxy-authorization', H_DROP],
   // The proxy answers `Expect: 100-continue` itself; the upstream gets the body as one request.
   ['expect', H_DROP],
+  // Identity headers are set by authentication plugins only; a client must never be able to claim one.
+  ['x-consumer-id', H_DROP],
+  ['x-consumer-username', H_DROP],
+  ['x-consumer-groups', H_DROP],
+  ['x-credential-identifier', H_DROP],
   ['host', H_HOST],
   ['x-request-id', H_REQUEST_ID],
   ['x-forwarded-for', H_XFF],

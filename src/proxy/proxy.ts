@@ -4,6 +4,8 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
+import type { PluginCatalog } from '../core/plugin.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
 import { HttpListener } from './listener/http.ts';
 import { Runtime } from './runtime.ts';
@@ -11,6 +13,12 @@ import { type CompiledListener, compileListeners, type Snapshot } from './snapsh
 
 export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;
+  /** Plugins the config may use (built-in and loaded by path). */
+  catalog?: PluginCatalog;
+  /** Plugin warnings and errors (a filter that threw). */
+  log?: Pick<Logger, 'warn' | 'error'>;
+  /** Milliseconds since the epoch, for plugins; tests inject a fake clock. */
+  now?: () => number;
 }
 
 function listenerRuntime(config: CompiledListener): ListenerRuntime {
@@ -24,12 +32,36 @@ export class ProxyServer {
   private readonly listeners = new Map<string, HttpListener>();
   private draining = false;
 
+  /** Plugin state that outlives snapshots (see PluginDeps.shared); closed with the proxy. */
+  private shared: Map<string, unknown> = new Map();
+
   private constructor(runtime: Runtime) {
     this.runtime = runtime;
   }
 
   static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<ProxyServer> {
-    const proxy = new ProxyServer(new Runtime(loaded, options.onStreamEnd));
+    // State plugins keep across reloads (rate-limit counters, key caches) lives as long as the proxy.
+    const shared = new Map<string, unknown>();
+    const log = options.log;
+    const deps = {
+      catalog: options.catalog,
+      plugins: {
+        now: options.now ?? Date.now,
+        warn: (message: string, fields?: Record<string, unknown>) => log?.warn(fields ?? {}, message),
+        shared<T>(key: string, create: () => T): T {
+          if (!shared.has(key)) shared.set(key, create());
+          return shared.get(key) as T;
+        },
+      },
+    };
+    const runtime = await Runtime.create(loaded, deps, options.onStreamEnd, (ctx, plugin, error) =>
+      log?.error(
+        { requestId: ctx.requestId, plugin, err: (error as Error)?.message ?? String(error) },
+        'plugin failed',
+      ),
+    );
+    const proxy = new ProxyServer(runtime);
+    proxy.shared = shared;
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
         const listener = new HttpListener(proxy.runtime, listenerRuntime(l));
@@ -61,6 +93,7 @@ export class ProxyServer {
    * change is rejected and nothing changes. Removed listeners drain in the background.
    */
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
+    const prepared = await this.runtime.prepare(loaded);
     const next = compileListeners(loaded.config);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, HttpListener>();
@@ -74,10 +107,12 @@ export class ProxyServer {
       }
     } catch (e) {
       await Promise.all([...started.values()].map((l) => l.close(0)));
+      this.runtime.discard(prepared);
       throw e;
     }
     // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
-    const snapshot = this.runtime.apply(loaded);
+    const snapshot = prepared;
+    this.runtime.commit(snapshot);
     const retired: HttpListener[] = [];
     for (const [name, listener] of this.listeners) {
       if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
@@ -99,5 +134,6 @@ export class ProxyServer {
     await Promise.all([...this.listeners.values()].map((l) => l.close(drainMs)));
     this.listeners.clear();
     await this.runtime.close();
+    for (const value of this.shared.values()) (value as { close?: () => void }).close?.();
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import type { StreamContext, StreamHost } from './context.ts';
-import { compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
+import { type CompileDeps, compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */
 const RELEASE_DEADLINE_MS = 10 * 60_000;
@@ -15,10 +15,29 @@ export class Runtime implements StreamHost {
   private current: Snapshot;
   private readonly replaced = new Map<Snapshot, NodeJS.Timeout>();
   private readonly streamEnd: (ctx: StreamContext) => void;
+  private readonly deps: CompileDeps;
 
-  constructor(loaded: LoadedConfig, onStreamEnd: (ctx: StreamContext) => void = () => {}) {
-    this.current = compileSnapshot(loaded, 1);
+  readonly onFilterError: ((ctx: StreamContext, plugin: string, error: unknown) => void) | undefined;
+
+  private constructor(
+    first: Snapshot,
+    deps: CompileDeps,
+    onStreamEnd: (ctx: StreamContext) => void,
+    onFilterError?: (ctx: StreamContext, plugin: string, error: unknown) => void,
+  ) {
+    this.current = first;
+    this.deps = deps;
     this.streamEnd = onStreamEnd;
+    this.onFilterError = onFilterError;
+  }
+
+  static async create(
+    loaded: LoadedConfig,
+    deps: CompileDeps,
+    onStreamEnd: (ctx: StreamContext) => void = () => {},
+    onFilterError?: (ctx: StreamContext, plugin: string, error: unknown) => void,
+  ): Promise<Runtime> {
+    return new Runtime(await compileSnapshot(loaded, 1, deps), deps, onStreamEnd, onFilterError);
   }
 
   get snapshot(): Snapshot {
@@ -26,9 +45,25 @@ export class Runtime implements StreamHost {
   }
 
   /** Compiles and swaps in `loaded`. If compiling throws, the current snapshot stays. */
-  apply(loaded: LoadedConfig): Snapshot {
+  async apply(loaded: LoadedConfig): Promise<Snapshot> {
+    const next = await this.prepare(loaded);
+    this.commit(next);
+    return next;
+  }
+
+  /** Compiles `loaded` into the next snapshot without making it current. */
+  prepare(loaded: LoadedConfig): Promise<Snapshot> {
+    return compileSnapshot(loaded, this.current.version + 1, this.deps, this.current);
+  }
+
+  /** Makes a prepared snapshot current (one reference swap); the previous one retires when idle. */
+  commit(next: Snapshot): void {
     const previous = this.current;
-    const next = compileSnapshot(loaded, previous.version + 1, previous);
+    if (next.version <= previous.version) {
+      // Another change was committed while this one compiled: never go back to an older config.
+      this.discard(next);
+      throw new Error('a newer config was applied meanwhile');
+    }
     this.current = next;
     if (previous.inflight.count === 0) releaseSnapshot(previous);
     else {
@@ -36,7 +71,11 @@ export class Runtime implements StreamHost {
       timer.unref();
       this.replaced.set(previous, timer);
     }
-    return next;
+  }
+
+  /** Drops a prepared snapshot that will not be committed. */
+  discard(next: Snapshot): void {
+    releaseSnapshot(next);
   }
 
   onStreamStart(ctx: StreamContext): void {

@@ -6,6 +6,8 @@ import type { Config, DestinationConfig, ListenerConfig, RouteConfig } from '../
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_ADDRESS, DEFAULT_TRUSTED_HOPS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
+import type { PluginCatalog } from '../core/plugin.ts';
+import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter } from './chain/filters.ts';
 import { Router } from './router/router.ts';
 import { type EndpointSet, UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
@@ -45,6 +47,8 @@ export interface CompiledRoute {
   readonly rewrite: CompiledRewrite | null;
   /** The plugin chain, in the order it runs (global, service and route entries merged). */
   readonly filters: readonly CompiledFilter[];
+  /** Chains for consumers with plugins of their own, taking over after authentication (null: none). */
+  readonly consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
 }
 
 export interface CompiledListener {
@@ -68,11 +72,23 @@ export interface Snapshot {
   readonly inflight: { count: number };
 }
 
+/** What compiling needs besides the config: where plugins come from and how they reach shared state. */
+export interface CompileDeps {
+  catalog?: PluginCatalog;
+  plugins: ChainDepsBase;
+}
+
 /**
  * Compiles `loaded` into a Snapshot. Services whose definition is unchanged are taken from `previous`
  * with their pools and state; each snapshot holds a reference on its services (see `releaseSnapshot`).
+ * If anything fails (a plugin refuses its config), the services it created are closed and it throws.
  */
-export function compileSnapshot(loaded: LoadedConfig, version: number, previous?: Snapshot): Snapshot {
+export async function compileSnapshot(
+  loaded: LoadedConfig,
+  version: number,
+  deps: CompileDeps,
+  previous?: Snapshot,
+): Promise<Snapshot> {
   const config = loaded.config;
   const services = new Map<string, UpstreamService>();
   for (const sc of config.services ?? []) {
@@ -81,7 +97,19 @@ export function compileSnapshot(loaded: LoadedConfig, version: number, previous?
     service.refs++;
     services.set(sc.name, service);
   }
-  const routes = (config.routes ?? []).map((rc) => compileRoute(rc, services));
+  let routes: CompiledRoute[];
+  try {
+    const chains = createChainCompiler(config, deps.catalog, deps.plugins);
+    routes = await Promise.all(
+      (config.routes ?? []).map(async (rc) => {
+        const names = (rc.destinations ?? (rc.service ? [{ service: rc.service }] : [])).map((d) => d.service);
+        return compileRoute(rc, services, await chains.compileRoute(rc, names));
+      }),
+    );
+  } catch (e) {
+    for (const service of services.values()) if (--service.refs === 0) void service.close();
+    throw e;
+  }
   const router = new Router(routes.map((r, order) => ({ match: r.config.match, order, value: r })));
   return Object.freeze({
     version,
@@ -118,7 +146,11 @@ function compileListener(l: ListenerConfig): CompiledListener {
   });
 }
 
-function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): CompiledRoute {
+function compileRoute(
+  rc: RouteConfig,
+  services: ReadonlyMap<string, UpstreamService>,
+  chain: Pick<CompiledRoute, 'filters' | 'consumerChains'>,
+): CompiledRoute {
   const list: DestinationConfig[] = rc.destinations ?? (rc.service ? [{ service: rc.service, weight: 100 }] : []);
   let upTo = 0;
   const destinations = list
@@ -148,7 +180,8 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
     destinations: Object.freeze(destinations),
     direct,
     rewrite: compileRewrite(rc),
-    filters: [],
+    filters: Object.freeze(chain.filters),
+    consumerChains: chain.consumerChains,
   });
 }
 

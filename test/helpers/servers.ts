@@ -15,6 +15,8 @@ import { addProxyEndpoints } from '../../src/admin/proxy-endpoints.ts';
 import { AdminServer } from '../../src/admin/server.ts';
 import { formatIssue } from '../../src/config/issues.ts';
 import { validateConfigObject } from '../../src/config/load.ts';
+import { createPluginCatalog } from '../../src/plugins/index.ts';
+import type { PluginRegistry } from '../../src/plugins/registry.ts';
 import type { StreamContext } from '../../src/proxy/context.ts';
 import { InProcessDataPlane } from '../../src/proxy/data-plane.ts';
 import { ProxyServer } from '../../src/proxy/proxy.ts';
@@ -80,10 +82,20 @@ export interface TestGateway {
 }
 
 /** A gateway from a config object; listeners without a port get port 0 on 127.0.0.1. */
-export async function startGateway(config: Record<string, unknown>): Promise<TestGateway> {
+export interface GatewayOptions {
+  catalog?: PluginRegistry;
+  /** A clock for plugins (rate limits, token expiry). */
+  now?: () => number;
+}
+
+export async function startGateway(
+  config: Record<string, unknown>,
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
   const ended: StreamContext[] = [];
-  const loaded = load(config);
-  const proxy = await ProxyServer.start(loaded, { onStreamEnd: (ctx) => ended.push(ctx) });
+  const catalog = options.catalog ?? createPluginCatalog();
+  const loaded = load(config, catalog);
+  const proxy = await ProxyServer.start(loaded, { onStreamEnd: (ctx) => ended.push(ctx), catalog, now: options.now });
   const admin = new AdminServer();
   addProxyEndpoints(admin, new InProcessDataPlane(proxy));
   await admin.listen(0);
@@ -99,7 +111,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
       return `http://127.0.0.1:${port}`;
     },
     async apply(next: unknown) {
-      await proxy.apply(load(next as Record<string, unknown>));
+      await proxy.apply(load(next as Record<string, unknown>, catalog));
     },
     async close() {
       await proxy.close(1000);
@@ -108,7 +120,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   };
 }
 
-function load(config: Record<string, unknown>) {
+function load(config: Record<string, unknown>, catalog: PluginRegistry) {
   const withDefaults = {
     ...config,
     listeners: ((config.listeners as Record<string, unknown>[] | undefined) ?? [{ name: 'main' }]).map((l) => ({
@@ -117,7 +129,7 @@ function load(config: Record<string, unknown>) {
       ...l,
     })),
   };
-  const result = validateConfigObject(withDefaults, 'test');
+  const result = validateConfigObject(withDefaults, 'test', { catalog });
   if (!result.ok) throw new Error(result.issues.map(formatIssue).join('\n'));
   return result.value;
 }

@@ -4,18 +4,40 @@
  * Filters with response or log hooks are remembered on the context, so those hooks run for the
  * upstream's response and for local replies alike (a CORS header must be on a 401 too).
  */
-import type { Filter, FilterFactory, LocalReply, PluginPhase, ResponseHead } from '../../core/plugin.ts';
+import {
+  type Filter,
+  type FilterFactory,
+  type LocalReply,
+  PLUGIN_PHASES,
+  type PluginPhase,
+  type ResponseHead,
+} from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
 
 /** One plugin in a route's chain, compiled for the snapshot. */
 export interface CompiledFilter {
   readonly name: string;
   readonly phase: PluginPhase;
+  /** Index of the phase in PLUGIN_PHASES. */
+  readonly phaseRank: number;
   /** Effective sort key (phase base + order); the chain is sorted by it. */
   readonly order: number;
   /** Where the config entry came from: `global`, `service`, `route` or `consumer`. */
   readonly scope: 'global' | 'service' | 'route' | 'consumer';
   readonly factory: FilterFactory;
+}
+
+const AUTHENTICATE = PLUGIN_PHASES.indexOf('authenticate');
+
+/**
+ * The consumer's own chain, when authentication has found a consumer that has plugins and the walk is
+ * about to leave the authenticate phase; null to carry on with the route's chain.
+ */
+function consumerChain(ctx: StreamContext, next: CompiledFilter | undefined): readonly CompiledFilter[] | null {
+  const chains = ctx.route!.consumerChains;
+  if (chains === null || ctx.consumer === null) return null;
+  if (next !== undefined && next.phaseRank <= AUTHENTICATE) return null;
+  return chains.get(ctx.consumer.name) ?? null;
 }
 
 /** Runs the request phase from `start`; calls `proceed` when every filter has continued. */
@@ -24,8 +46,16 @@ export function runRequestFilters(
   filters: readonly CompiledFilter[],
   start: number,
   proceed: (ctx: StreamContext) => void,
+  onConsumerChain = false,
 ): void {
   for (let i = start; i < filters.length; i++) {
+    if (!onConsumerChain && ctx.consumer !== null) {
+      const chain = consumerChain(ctx, filters[i]);
+      if (chain !== null) {
+        runRequestFilters(ctx, chain, 0, proceed, true);
+        return;
+      }
+    }
     let filter: Filter;
     let result: ReturnType<NonNullable<Filter['onRequestHeaders']>>;
     try {
@@ -41,7 +71,7 @@ export function runRequestFilters(
       result.then(
         (settled) => {
           if (ctx.done) return; // the client went away while the filter worked
-          if (settled === undefined) runRequestFilters(ctx, filters, i + 1, proceed);
+          if (settled === undefined) runRequestFilters(ctx, filters, i + 1, proceed, onConsumerChain);
           else ctx.reply(settled);
         },
         (e: unknown) => {
@@ -52,6 +82,13 @@ export function runRequestFilters(
     }
     ctx.reply(result);
     return;
+  }
+  if (!onConsumerChain && ctx.consumer !== null) {
+    const chain = consumerChain(ctx, undefined);
+    if (chain !== null) {
+      runRequestFilters(ctx, chain, 0, proceed, true);
+      return;
+    }
   }
   proceed(ctx);
 }

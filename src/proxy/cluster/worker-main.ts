@@ -3,11 +3,14 @@
  * primary (so it loads neither the YAML parser nor the schema validator: a lean process), serves
  * them, answers admin queries, and drains when told.
  */
+import { createLogger } from '../../observability/logger.ts';
+import { createPluginCatalog } from '../../plugins/index.ts';
 import { describeProxy } from '../describe.ts';
 import { ProxyServer } from '../proxy.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 let proxy: ProxyServer | null = null;
+const options = { catalog: createPluginCatalog(), log: createLogger({ name: 'worker' }) };
 let draining = false;
 
 function reply(message: FromWorker) {
@@ -25,7 +28,8 @@ async function drain(drainMs: number) {
 process.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'apply': {
-      const work = proxy === null ? ProxyServer.start(message.loaded) : proxy.apply(message.loaded).then(() => proxy!);
+      const work =
+        proxy === null ? ProxyServer.start(message.loaded, options) : proxy.apply(message.loaded).then(() => proxy!);
       work.then(
         (p) => {
           proxy = p;

@@ -70,6 +70,7 @@ export class UpstreamCall implements PooledHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private ended = false;
   private aborted = false;
+  private bodyTooLarge = false;
 
   constructor(ctx: StreamContext, endpoint: Endpoint) {
     this.ctx = ctx;
@@ -125,6 +126,11 @@ export class UpstreamCall implements PooledHandler {
 
   onBodySent(chunk: Buffer): void {
     noteStreamedBytes(chunk.length);
+    const ctx = this.ctx;
+    if (ctx.bodyLimit >= 0 && (ctx.bodyBytes += chunk.length) > ctx.bodyLimit && !this.bodyTooLarge) {
+      this.bodyTooLarge = true;
+      this.controller?.abort(new Error('request body too large'));
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -147,6 +153,16 @@ export class UpstreamCall implements PooledHandler {
     this.end();
     if (this.aborted) return;
     const ctx = this.ctx;
+    if (this.bodyTooLarge) {
+      // The rest of the body will not be read: the connection cannot be reused.
+      ctx.res.shouldKeepAlive = false;
+      ctx.reply({
+        status: 413,
+        code: 'MG_PAYLOAD_TOO_LARGE',
+        detail: `the request body is larger than the ${ctx.bodyLimit} bytes this route accepts`,
+      });
+      return;
+    }
     const [code, detail] = classifyUpstreamError(error, ctx);
     ctx.fail(code, detail);
   }

@@ -1,0 +1,162 @@
+/**
+ * rate-limit: several limits at once (100 a minute and 1,000 an hour), counted per consumer, credential,
+ * client address, header value, route or service; sliding windows by default. Answers 429 with
+ * Retry-After; reports the IETF RateLimit-* headers on every response.
+ *
+ * Counting is local to this proxy process (the store survives reloads); with several workers or
+ * machines each counts on its own — use a shared store for one limit across them.
+ */
+import { parseDuration } from '../../core/duration.ts';
+import {
+  definePlugin,
+  type Filter,
+  type FilterResult,
+  type LocalReply,
+  type RequestContext,
+  type ResponseHead,
+} from '../../core/plugin.ts';
+import { type RateLimitConfig, rateLimitSchema } from './schema.ts';
+import { type Decision, MemoryStore, type RateLimitStore, type Window } from './store.ts';
+
+function windowsOf(config: RateLimitConfig): Window[] {
+  const algorithm = config.algorithm ?? 'sliding';
+  const windows: Window[] = (config.limits ?? []).map((l) => ({
+    limit: l.requests,
+    windowMs: parseDuration(l.window)!,
+    algorithm,
+  }));
+  const units: [keyof RateLimitConfig, number][] = [
+    ['second', 1_000],
+    ['minute', 60_000],
+    ['hour', 3_600_000],
+    ['day', 86_400_000],
+  ];
+  for (const [unit, ms] of units) {
+    const limit = config[unit];
+    if (typeof limit === 'number') windows.push({ limit, windowMs: ms, algorithm });
+  }
+  return windows;
+}
+
+function keyFunction(config: RateLimitConfig): (ctx: RequestContext) => string {
+  switch (config.by ?? 'consumer') {
+    case 'consumer':
+      return (ctx) => (ctx.consumer !== null ? `c:${ctx.consumer.name}` : `ip:${ctx.clientAddress}`);
+    case 'credential':
+      return (ctx) =>
+        ctx.credential !== null ? `k:${ctx.credential.type}:${ctx.credential.id}` : `ip:${ctx.clientAddress}`;
+    case 'ip':
+      return (ctx) => `ip:${ctx.clientAddress}`;
+    case 'header': {
+      const name = config.header!.toLowerCase();
+      return (ctx) => `h:${ctx.header(name) ?? ''}`;
+    }
+    case 'route':
+      return () => '';
+    case 'service':
+      return (ctx) => `s:${ctx.serviceName ?? ''}`;
+  }
+}
+
+/** The window closest to refusing: its state is what the headers report. */
+function tightest(decision: Decision) {
+  let best = decision.windows[0]!;
+  for (const w of decision.windows) if (w.remaining < best.remaining) best = w;
+  return best;
+}
+
+function headersOf(decision: Decision): [string, string][] {
+  const w = tightest(decision);
+  return [
+    ['ratelimit-limit', String(w.limit)],
+    ['ratelimit-remaining', String(w.remaining)],
+    ['ratelimit-reset', String(Math.ceil(w.resetMs / 1000))],
+  ];
+}
+
+/** Compiled once per route: what to count and how to answer. */
+interface Limiter {
+  store: RateLimitStore;
+  windows: Window[];
+  keyOf: (ctx: RequestContext) => string;
+  scope: string;
+  dryRun: boolean;
+  showHeaders: boolean;
+  now: () => number;
+  warn: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Per request (the only per-request object): holds the decision so the response can carry the headers. */
+class Counted implements Filter {
+  private readonly limiter: Limiter;
+  private decision: Decision | null = null;
+
+  constructor(limiter: Limiter) {
+    this.limiter = limiter;
+  }
+
+  onRequestHeaders(ctx: RequestContext): FilterResult {
+    const l = this.limiter;
+    const result = l.store.consume(`${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}`, l.windows, l.now());
+    return result instanceof Promise ? result.then((d) => this.decide(ctx, d)) : this.decide(ctx, result);
+  }
+
+  onResponseHeaders(_ctx: RequestContext, response: ResponseHead): void {
+    if (this.decision === null || !this.limiter.showHeaders || response.header('ratelimit-limit') !== undefined) return;
+    for (const [name, value] of headersOf(this.decision)) response.setHeader(name, value);
+  }
+
+  private decide(ctx: RequestContext, decision: Decision): LocalReply | undefined {
+    this.decision = decision;
+    const l = this.limiter;
+    if (decision.allowed) return undefined;
+    if (l.dryRun) {
+      l.warn('rate limit exceeded (dry run: not refused)', { route: ctx.routeName, requestId: ctx.requestId });
+      return undefined;
+    }
+    const full = decision.windows.filter((w) => w.remaining === 0).map((w) => w.resetMs);
+    const retryAfter = Math.max(1, Math.ceil(Math.max(...full) / 1000));
+    const headers: [string, string][] = l.showHeaders ? headersOf(decision) : [];
+    headers.push(['retry-after', String(retryAfter)]);
+    return { status: 429, code: 'MG_RATE_LIMITED', detail: `rate limit reached; retry in ${retryAfter} s`, headers };
+  }
+}
+
+export default definePlugin<RateLimitConfig>({
+  name: 'rate-limit',
+  phase: 'limit',
+  order: 100,
+  description: 'Limit requests per consumer, credential, address, header, route or service; sliding windows.',
+  configSchema: rateLimitSchema,
+  check(config) {
+    const problems: { path: (string | number)[]; message: string; hint?: string }[] = [];
+    if (windowsOf(config).length === 0)
+      problems.push({
+        path: [],
+        message: 'no limit given',
+        hint: 'add limits: [{ requests: 100, window: 1m }] or minute: 100',
+      });
+    (config.limits ?? []).forEach((l, i) => {
+      if (parseDuration(l.window) === 0)
+        problems.push({ path: ['limits', i, 'window'], message: 'a window cannot be 0' });
+    });
+    if (config.by === 'header' && config.header === undefined)
+      problems.push({ path: ['header'], message: 'by: header needs the header name', hint: 'header: x-client-id' });
+    return problems;
+  },
+  compile(config, deps) {
+    const windows = windowsOf(config);
+    const limiter: Limiter = {
+      store: deps.shared('rate-limit:memory', () => new MemoryStore()),
+      windows,
+      keyOf: keyFunction(config),
+      // Counters are per route and settings, so routes with limits of their own never share a counter.
+      scope: `${windows.map((w) => `${w.limit}/${w.windowMs}${w.algorithm[0]}`).join(',')}|${config.by ?? 'consumer'}`,
+      dryRun: config.dryRun === true,
+      showHeaders: config.headers !== false,
+      now: deps.now,
+      warn: deps.warn,
+    };
+    return () => new Counted(limiter);
+  },
+});

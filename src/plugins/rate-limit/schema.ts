@@ -1,0 +1,62 @@
+/** Settings of the rate-limit plugin. */
+export interface RateLimitConfig {
+  limits?: { requests: number; window: string }[];
+  second?: number;
+  minute?: number;
+  hour?: number;
+  day?: number;
+  by?: 'consumer' | 'credential' | 'ip' | 'header' | 'route' | 'service';
+  header?: string;
+  algorithm?: 'sliding' | 'fixed';
+  dryRun?: boolean;
+  headers?: boolean;
+}
+
+const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
+const count = (description: string) => ({ type: 'integer', minimum: 1, description }) as const;
+
+export const rateLimitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limits: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['requests', 'window'],
+        properties: {
+          requests: count('Requests allowed per window.'),
+          window: { type: 'string', pattern: DURATION, description: 'Window length, e.g. `1m`, `1h`.' },
+        },
+      },
+      description: 'Limits that all apply, e.g. 100 per minute and 1,000 per hour.',
+    },
+    second: count('Shorthand: requests per second.'),
+    minute: count('Shorthand: requests per minute (as in Kong).'),
+    hour: count('Shorthand: requests per hour.'),
+    day: count('Shorthand: requests per day.'),
+    by: {
+      type: 'string',
+      enum: ['consumer', 'credential', 'ip', 'header', 'route', 'service'],
+      description:
+        'What is counted: per consumer (default; requests without one count per client address), per ' +
+        'credential, per client address (through trusted hops), per value of `header`, per route or per service.',
+    },
+    header: { type: 'string', pattern: '^[A-Za-z0-9-]+$', description: 'The header, with `by: header`.' },
+    algorithm: {
+      type: 'string',
+      enum: ['sliding', 'fixed'],
+      description: '`sliding` (default): no 2x burst at window edges. `fixed`: counters reset at each window.',
+    },
+    dryRun: {
+      type: 'boolean',
+      description: 'Count and add the headers, but never refuse (to try a limit out). Default false.',
+    },
+    headers: {
+      type: 'boolean',
+      description: 'Add RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset to responses. Default true.',
+    },
+  },
+} as const;

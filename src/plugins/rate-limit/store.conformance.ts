@@ -1,0 +1,89 @@
+/**
+ * The behaviour every RateLimitStore must have (house rule 9). Run it against each implementation:
+ * `runStoreConformance('memory', () => new MemoryStore())`.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { RateLimitStore, Window } from './store.ts';
+
+const minute = (limit: number, algorithm: Window['algorithm'] = 'sliding'): Window => ({
+  limit,
+  windowMs: 60_000,
+  algorithm,
+});
+
+export function runStoreConformance(name: string, create: () => RateLimitStore | Promise<RateLimitStore>) {
+  describe(`rate-limit store conformance: ${name}`, () => {
+    const t0 = 1_800_000_000_000; // aligned to a minute
+
+    it('allows exactly the limit in a fresh window, counting remaining down to 0', async () => {
+      const store = await create();
+      const remaining: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const d = await store.consume('k-exact', [minute(5)], t0 + i);
+        if (d.allowed) remaining.push(d.windows[0]!.remaining);
+        else assert.equal(d.windows[0]!.remaining, 0);
+      }
+      assert.deepEqual(remaining, [4, 3, 2, 1, 0]);
+    });
+
+    it('keeps keys apart', async () => {
+      const store = await create();
+      for (let i = 0; i < 3; i++) assert.ok((await store.consume('k-a', [minute(3)], t0)).allowed);
+      assert.equal((await store.consume('k-a', [minute(3)], t0)).allowed, false);
+      assert.ok((await store.consume('k-b', [minute(3)], t0)).allowed);
+    });
+
+    it('is atomic over several windows: a full window means no window counts the request', async () => {
+      const store = await create();
+      const windows: Window[] = [
+        { limit: 2, windowMs: 1_000, algorithm: 'fixed' },
+        { limit: 10, windowMs: 60_000, algorithm: 'fixed' },
+      ];
+      assert.ok((await store.consume('k-multi', windows, t0)).allowed);
+      assert.ok((await store.consume('k-multi', windows, t0)).allowed);
+      const denied = await store.consume('k-multi', windows, t0);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.windows[1]!.remaining, 8, 'the denied request did not count in the hour window');
+    });
+
+    it('fixed windows reset at the window edge and report the time left', async () => {
+      const store = await create();
+      for (let i = 0; i < 2; i++) await store.consume('k-fixed', [minute(2, 'fixed')], t0 + 30_000);
+      const denied = await store.consume('k-fixed', [minute(2, 'fixed')], t0 + 30_000);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.windows[0]!.resetMs, 30_000);
+      assert.equal(denied.windows[0]!.remaining, 0);
+      assert.ok((await store.consume('k-fixed', [minute(2, 'fixed')], t0 + 60_000)).allowed);
+    });
+
+    it('sliding windows do not let 2x the limit through at a window edge', async () => {
+      const store = await create();
+      let allowed = 0;
+      // 10 requests at the end of one window, 10 right after the edge: a fixed window would allow 20.
+      for (let i = 0; i < 10; i++) if ((await store.consume('k-slide', [minute(10)], t0 + 59_000)).allowed) allowed++;
+      for (let i = 0; i < 10; i++) if ((await store.consume('k-slide', [minute(10)], t0 + 61_000)).allowed) allowed++;
+      assert.equal(allowed, 10);
+    });
+
+    it('sliding windows recover gradually as the previous window ages out', async () => {
+      const store = await create();
+      for (let i = 0; i < 10; i++) await store.consume('k-recover', [minute(10)], t0 + 30_000);
+      const halfway = await store.consume('k-recover', [minute(10)], t0 + 90_000);
+      assert.ok(halfway.allowed, 'half of the previous window has aged out');
+      let more = 0;
+      for (let i = 0; i < 10; i++) if ((await store.consume('k-recover', [minute(10)], t0 + 90_000)).allowed) more++;
+      assert.equal(more, 4, 'half the limit is free halfway into the next window (1 + 4 = 5)');
+    });
+
+    it('a denied sliding request says when to retry, and it is then allowed', async () => {
+      const store = await create();
+      for (let i = 0; i < 4; i++) await store.consume('k-retry', [minute(4)], t0 + 50_000);
+      const denied = await store.consume('k-retry', [minute(4)], t0 + 70_000);
+      assert.equal(denied.allowed, false);
+      const wait = denied.windows[0]!.resetMs;
+      assert.ok(wait > 0 && wait <= 60_000, `resetMs ${wait}`);
+      assert.ok((await store.consume('k-retry', [minute(4)], t0 + 70_000 + wait)).allowed);
+    });
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * Rate-limit storage. A store counts requests per key and window; the plugin decides what a key is.
+ * Implementations: in memory (this process) now; shared ones (Redis) behind the same interface, each
+ * passing store.conformance.ts.
+ */
+
+export type Algorithm = 'sliding' | 'fixed';
+
+export interface Window {
+  /** Requests allowed per window. */
+  limit: number;
+  windowMs: number;
+  algorithm: Algorithm;
+}
+
+export interface WindowState {
+  limit: number;
+  /** Requests still allowed in this window after this decision (never negative). */
+  remaining: number;
+  /** Milliseconds until the window frees capacity again. */
+  resetMs: number;
+}
+
+export interface Decision {
+  allowed: boolean;
+  /** One per window, in the order given. */
+  windows: WindowState[];
+}
+
+export interface RateLimitStore {
+  /**
+   * Counts one request for `key` against every window, atomically: if any window is full, no window
+   * counts it and `allowed` is false. May answer synchronously (in memory) or not (over the network).
+   */
+  consume(key: string, windows: readonly Window[], now: number): Decision | Promise<Decision>;
+}
+
+interface Counter {
+  /** Start of the current fixed window (ms). */
+  start: number;
+  current: number;
+  /** Count of the window before `start`, for the sliding estimate. */
+  previous: number;
+}
+
+/** How many counters the memory store keeps before it sweeps idle ones. */
+const SWEEP_THRESHOLD = 100_000;
+
+/**
+ * Counts in this process. `sliding` is the sliding-window counter (as in Cloudflare's and Kong's
+ * sliding policy): the previous window's count weighted by how much of it still overlaps, plus the
+ * current count. It never lets 2× the limit through at a window edge, as a fixed window does, and
+ * costs one counter per key and window.
+ */
+export class MemoryStore implements RateLimitStore {
+  private readonly counters = new Map<string, Counter>();
+
+  get size(): number {
+    return this.counters.size;
+  }
+
+  consume(key: string, windows: readonly Window[], now: number): Decision {
+    if (this.counters.size > SWEEP_THRESHOLD) this.sweep(now);
+    const counters: Counter[] = [];
+    const used: number[] = [];
+    let allowed = true;
+    for (const w of windows) {
+      const id = `${key}\u0000${w.windowMs}\u0000${w.algorithm}`;
+      let c = this.counters.get(id);
+      const start = now - (now % w.windowMs);
+      if (c === undefined) {
+        c = { start, current: 0, previous: 0 };
+        this.counters.set(id, c);
+      } else if (c.start !== start) {
+        c.previous = start - c.start === w.windowMs ? c.current : 0;
+        c.current = 0;
+        c.start = start;
+      }
+      const count = estimate(c, w, now);
+      counters.push(c);
+      used.push(count);
+      if (count + 1 > w.limit) allowed = false;
+    }
+    const states: WindowState[] = [];
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!;
+      const c = counters[i]!;
+      if (allowed) c.current++;
+      const count = allowed ? used[i]! + 1 : used[i]!;
+      states.push({
+        limit: w.limit,
+        remaining: Math.max(0, Math.floor(w.limit - count)),
+        resetMs: resetIn(c, w, now, allowed),
+      });
+    }
+    return { allowed, windows: states };
+  }
+
+  /** Drops counters idle for two windows (they would read as zero anyway). */
+  private sweep(now: number) {
+    for (const [id, c] of this.counters) {
+      const windowMs = Number(id.split('\u0000')[1]);
+      if (now - c.start >= 2 * windowMs) this.counters.delete(id);
+    }
+  }
+}
+
+function estimate(c: Counter, w: Window, now: number): number {
+  if (w.algorithm === 'fixed') return c.current;
+  const overlap = 1 - (now - c.start) / w.windowMs;
+  return c.previous * overlap + c.current;
+}
+
+/**
+ * `resetMs`: for an allowed request, the time to the end of the current window (when its count starts
+ * to age out); for a denied one, the time until one more request fits (Retry-After). For a sliding
+ * window that is when the weighted estimate drops below `limit - 1`:
+ *   previous · (1 − (t − start)/W) + current + 1 ≤ limit  ⇔  t ≥ start + W · (1 − (limit − current − 1)/previous)
+ */
+function resetIn(c: Counter, w: Window, now: number, allowed: boolean): number {
+  const toEnd = c.start + w.windowMs - now;
+  if (allowed || w.algorithm === 'fixed') return toEnd;
+  const free = w.limit - c.current - 1;
+  if (free >= 0 && c.previous > 0) return Math.max(1, Math.ceil(c.start + w.windowMs * (1 - free / c.previous) - now));
+  // The current window alone is full: it becomes the previous one and must age out far enough.
+  return Math.max(1, Math.ceil(toEnd + w.windowMs * (1 - (w.limit - 1) / c.current)));
+}
