@@ -6,12 +6,13 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import type { Config } from '../api/config.ts';
 import { ConfigFileSource } from '../config/file-source.ts';
 import { formatIssue } from '../config/issues.ts';
 import type { LoadResult } from '../config/load.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
@@ -27,6 +28,21 @@ Options:
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
       --no-watch        reload only on SIGHUP`;
+
+/** In-memory rate limits count per process: with several workers, say so instead of surprising anyone. */
+function warnPerProcessLimits(config: Config, workers: number, log: Logger) {
+  if (workers <= 1) return;
+  const lists = [
+    config.plugins,
+    ...(config.services ?? []).map((s) => s.plugins),
+    ...(config.routes ?? []).map((r) => r.plugins),
+  ];
+  if (lists.some((l) => l?.some((p) => p.name === 'rate-limit' && p.enabled !== false)))
+    log.warn(
+      { workers },
+      'rate limits are counted per worker process: each of the workers allows the full limit (use --workers 1 for one exact count)',
+    );
+}
 
 /** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
 export function listenError(e: unknown): string {
@@ -100,6 +116,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 1;
   }
   let hash = first.value.hash;
+  warnPerProcessLimits(first.value.config, workers, log);
   log.info(
     {
       listeners: plane.ports(),
@@ -121,6 +138,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       try {
         const report = await plane.apply(result.value);
         hash = report.hash;
+        warnPerProcessLimits(result.value.config, workers, log);
         log.info({ trigger, ...report, listeners: plane.ports() }, 'config applied');
       } catch (e) {
         log.error({ trigger, err: (e as Error).message }, 'config could not be applied; the running config is kept');

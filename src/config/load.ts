@@ -100,6 +100,15 @@ export async function loadConfigText(
   return parseConfig(text, file, env, options);
 }
 
+/** `validateConfigObject`, after loading plugin modules named by `path` (relative to the cwd or `baseDir`). */
+export async function loadConfigObject(data: unknown, source: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const result = await loadConfigText(JSON.stringify(data ?? {}, null, 1), source, null, {
+    baseDir: process.cwd(),
+    ...options,
+  });
+  return result.ok ? result : { ok: false, issues: result.issues.map((i) => ({ ...i, line: 0, column: 0 })) };
+}
+
 /** Validates a config given as an object (admin API, control plane): same checks, no positions. */
 export function validateConfigObject(data: unknown, source: string, options: LoadOptions = {}): LoadResult {
   const result = parseConfig(JSON.stringify(data ?? {}, null, 1), source, null, { baseDir: process.cwd(), ...options });

@@ -87,6 +87,8 @@ export function checkPlugins(
       if (first !== undefined)
         report(here, `plugin "${definition.name}" is listed twice here (first at ${formatPath([...at, first])})`);
       else seen.set(definition.name, j);
+      // A disabling entry (`enabled: false`) needs no settings: it only turns an inherited plugin off.
+      if ((entry as { enabled?: unknown }).enabled === false && entry.config === undefined) return;
       const schemaIssues = checkAgainst(definition.configSchema, entry.config ?? {}, source, [...here, 'config']);
       issues.push(...schemaIssues);
       if (schemaIssues.length === 0 && definition.check) {

@@ -19,7 +19,7 @@ function originTest(origins: readonly string[]): (origin: string) => boolean {
           `^${o
             .toLowerCase()
             .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
-            .replace('\\*', '[a-z0-9-]+(\\.[a-z0-9-]+)*')}$`,
+            .replace('*', '[a-z0-9-]+(\\.[a-z0-9-]+)*')}$`,
         ),
     );
   return (origin) => {

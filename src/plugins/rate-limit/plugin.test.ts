@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Agent, request } from 'undici';
+import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
+
+const t0 = 1_800_000_000_000 + 1_000; // just after a minute boundary
+let now = t0;
+const agent = new Agent({ connections: 64 });
+
+describe('rate-limit plugin', () => {
+  let upstream: Upstream;
+  let gw: TestGateway;
+  before(async () => {
+    upstream = await startUpstream();
+    gw = await startGateway(
+      {
+        services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+        routes: [
+          {
+            name: 'exact',
+            match: { path: '/exact' },
+            service: 'svc',
+            plugins: [{ name: 'rate-limit', config: { minute: 500, by: 'route' } }],
+          },
+          {
+            name: 'two-limits',
+            match: { path: '/two' },
+            service: 'svc',
+            plugins: [
+              {
+                name: 'rate-limit',
+                config: {
+                  limits: [
+                    { requests: 5, window: '1m' },
+                    { requests: 8, window: '1h' },
+                  ],
+                  by: 'ip',
+                },
+              },
+            ],
+          },
+          {
+            name: 'by-header',
+            match: { path: '/h' },
+            service: 'svc',
+            plugins: [{ name: 'rate-limit', config: { minute: 2, by: 'header', header: 'x-client' } }],
+          },
+          {
+            name: 'dry',
+            match: { path: '/dry' },
+            service: 'svc',
+            plugins: [{ name: 'rate-limit', config: { minute: 1, dryRun: true } }],
+          },
+          {
+            name: 'fixed',
+            match: { path: '/fixed' },
+            service: 'svc',
+            plugins: [{ name: 'rate-limit', config: { minute: 3, algorithm: 'fixed' } }],
+          },
+        ],
+      },
+      { now: () => now },
+    );
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+    await agent.close();
+  });
+
+  const call = async (path: string, headers: Record<string, string> = {}) => {
+    const res = await request(`${gw.url()}${path}`, { headers, dispatcher: agent });
+    await res.body.dump();
+    return res;
+  };
+
+  it('50 concurrent clients against 500 per window: exactly 500 pass, and Remaining counts down 499…0', async () => {
+    let next = 0;
+    const remaining: number[] = [];
+    let refused = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < 800) {
+          next++;
+          const res = await call('/exact');
+          if (res.statusCode === 200) remaining.push(Number(res.headers['ratelimit-remaining']));
+          else {
+            assert.equal(res.statusCode, 429);
+            refused++;
+          }
+        }
+      }),
+    );
+    assert.equal(remaining.length, 500);
+    assert.equal(refused, 300);
+    assert.deepEqual(
+      remaining.sort((a, b) => a - b),
+      Array.from({ length: 500 }, (_, i) => i),
+    );
+  });
+
+  it('429 carries Retry-After, the RateLimit headers and a problem body', async () => {
+    const res = await request(`${gw.url()}/exact`, { dispatcher: agent });
+    const body = (await res.body.json()) as { code: string; detail: string };
+    assert.equal(res.statusCode, 429);
+    assert.equal(body.code, 'MG_RATE_LIMITED');
+    assert.equal(res.headers['ratelimit-limit'], '500');
+    assert.equal(res.headers['ratelimit-remaining'], '0');
+    const retry = Number(res.headers['retry-after']);
+    assert.ok(retry >= 1 && retry <= 120, `retry-after ${retry}`);
+    assert.match(body.detail, /retry in/);
+  });
+
+  it('several limits at once: the tighter one decides, and the headers report it', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await call('/two')).statusCode);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    now += 60_000 * 3; // the minute window has moved on; the hour still counts 5
+    try {
+      const more: number[] = [];
+      for (let i = 0; i < 4; i++) more.push((await call('/two')).statusCode);
+      assert.deepEqual(more, [200, 200, 200, 429], 'the hour allows 8 in all');
+      const res = await call('/two');
+      assert.equal(res.headers['ratelimit-limit'], '8');
+    } finally {
+      now -= 60_000 * 3;
+    }
+  });
+
+  it('keys by header value', async () => {
+    assert.equal((await call('/h', { 'x-client': 'a' })).statusCode, 200);
+    assert.equal((await call('/h', { 'x-client': 'a' })).statusCode, 200);
+    assert.equal((await call('/h', { 'x-client': 'a' })).statusCode, 429);
+    assert.equal((await call('/h', { 'x-client': 'b' })).statusCode, 200);
+  });
+
+  it('dry run counts and reports but never refuses', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await call('/dry');
+      assert.equal(res.statusCode, 200);
+      if (i > 0) assert.equal(res.headers['ratelimit-remaining'], '0');
+    }
+  });
+
+  it('counters survive a config reload', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await call('/fixed')).statusCode, 200);
+    assert.equal((await call('/fixed')).statusCode, 429);
+    await gw.apply({
+      services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+      routes: [
+        {
+          name: 'fixed',
+          match: { path: '/fixed' },
+          service: 'svc',
+          plugins: [{ name: 'rate-limit', config: { minute: 3, algorithm: 'fixed' } }],
+        },
+        { name: 'extra', match: { path: '/extra' }, directResponse: { status: 200 } },
+      ],
+    });
+    assert.equal((await call('/fixed')).statusCode, 429);
+  });
+});

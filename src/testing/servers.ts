@@ -1,0 +1,143 @@
+/**
+ * Real servers for tests, on 127.0.0.1 and port 0: upstreams that record what reached them, and a
+ * gateway built from a config object exactly as the CLI builds it.
+ */
+import { once } from 'node:events';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
+import { AdminServer } from '../admin/server.ts';
+import { formatIssue } from '../config/issues.ts';
+import { loadConfigObject } from '../config/load.ts';
+import { createPluginCatalog } from '../plugins/index.ts';
+import type { PluginRegistry } from '../plugins/registry.ts';
+import type { StreamContext } from '../proxy/context.ts';
+import { InProcessDataPlane } from '../proxy/data-plane.ts';
+import { ProxyServer } from '../proxy/proxy.ts';
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+}
+
+export interface Upstream {
+  url: string;
+  port: number;
+  server: Server;
+  /** Every request that reached this upstream, in order. */
+  seen: SeenRequest[];
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** By default answers 200 with a JSON echo of method, url and headers. */
+export const echo: Handler = (req, res) => {
+  const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+};
+
+export async function startUpstream(handler: Handler = echo, name = 'upstream'): Promise<Upstream> {
+  const seen: SeenRequest[] = [];
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders });
+    res.setHeader('x-upstream', name);
+    handler(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface TestGateway {
+  proxy: ProxyServer;
+  admin: AdminServer;
+  /** `http://127.0.0.1:PORT` of a listener (the first when no name is given). */
+  url(listener?: string): string;
+  adminUrl: string;
+  /** Streams that ended, in order (the log phase's view). */
+  ended: StreamContext[];
+  apply(config: unknown): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A gateway from a config object; listeners without a port get port 0 on 127.0.0.1. */
+export interface GatewayOptions {
+  catalog?: PluginRegistry;
+  /** A clock for plugins (rate limits, token expiry). */
+  now?: () => number;
+}
+
+export async function startGateway(
+  config: Record<string, unknown>,
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
+  const ended: StreamContext[] = [];
+  const catalog = options.catalog ?? createPluginCatalog();
+  const loaded = await load(config, catalog);
+  const proxy = await ProxyServer.start(loaded, { onStreamEnd: (ctx) => ended.push(ctx), catalog, now: options.now });
+  const admin = new AdminServer();
+  addProxyEndpoints(admin, new InProcessDataPlane(proxy));
+  await admin.listen(0);
+  return {
+    proxy,
+    admin,
+    ended,
+    adminUrl: `http://127.0.0.1:${admin.port}`,
+    url(listener?: string) {
+      const ports = proxy.ports();
+      const port = listener === undefined ? Object.values(ports)[0] : ports[listener];
+      if (port === undefined) throw new Error(`no listener ${listener}`);
+      return `http://127.0.0.1:${port}`;
+    },
+    async apply(next: unknown) {
+      await proxy.apply(await load(next as Record<string, unknown>, catalog));
+    },
+    async close() {
+      await proxy.close(1000);
+      await admin.close();
+    },
+  };
+}
+
+async function load(config: Record<string, unknown>, catalog: PluginRegistry) {
+  const withDefaults = {
+    ...config,
+    listeners: ((config.listeners as Record<string, unknown>[] | undefined) ?? [{ name: 'main' }]).map((l) => ({
+      port: 0,
+      address: '127.0.0.1',
+      ...l,
+    })),
+  };
+  const result = await loadConfigObject(withDefaults, 'test', { catalog });
+  if (!result.ok) throw new Error(result.issues.map(formatIssue).join('\n'));
+  return result.value;
+}
+
+/** A minimal config forwarding everything to `upstreamUrl`. */
+export function simpleConfig(upstreamUrl: string, route: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    services: [{ name: 'svc', endpoints: [{ url: upstreamUrl }] }],
+    routes: [{ name: 'all', service: 'svc', ...route }],
+  };
+}
