@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# A/B of meshgate variants on the shared kit's upstream and load, in alternating rounds (the kit's
+# run.sh takes one `project`; this compares several meshgate configs in one run).
+#
+#   bench/compare.sh                       # bare route vs jwt + rate-limit, 1 worker
+#   VARIANTS="bare plugins" ROUNDS=5 DURATION=8 bench/compare.sh
+#   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
+# Prints a Markdown table: median req/s, p50/p99, and each variant relative to the first.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KIT=${BENCH_KIT:-$ROOT/../shared/bench}
+source "$KIT/lib/common.sh"
+export PATH="$ROOT/node_modules/.bin:$PATH:/usr/sbin"
+[[ -f $ROOT/dist/cli/main.js ]] || (cd "$ROOT" && npm run build >/dev/null)
+
+ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} WARMUP=${WARMUP:-2} CONNS=${CONNS:-64} THREADS=${THREADS:-2}
+VARIANTS=${VARIANTS:-bare plugins}
+PORT=${PORT:-18190}
+export BENCH_JWT_SECRET=${BENCH_JWT_SECRET:-bench-secret-0123456789abcdef-0123456789}
+TOKEN=$(node "$ROOT/bench/token.ts")
+RUN=$(mktemp -d /tmp/meshgate-compare.XXXX)
+trap 'cleanup_all; rm -rf "$RUN"' EXIT
+
+variant_cmd() {
+  local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
+  case $1 in
+    bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
+    plugins) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
+    w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
+    w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
+    inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
+    *) die "unknown variant $1" ;;
+  esac
+}
+path_of() { [[ $1 == plugins ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+
+start_upstream "$RUN"
+export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+declare -A RPS P50 P99
+for ((r = 1; r <= ROUNDS; r++)); do
+  for v in $VARIANTS; do
+    PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
+    pid=$BG_PID
+    wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$(path_of "$v")")
+    rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+    p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+    [[ -z $non2xx ]] || die "$v answered $non2xx non-2xx responses"
+    RPS[$v]+="$rps "
+    P50[$v]+="$p50 "
+    P99[$v]+="$p99 "
+    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99"
+    stop_tree "$pid"
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ms() { sed -E 's/([0-9.]+)us/\1e-3/; s/([0-9.]+)ms/\1/; s/([0-9.]+)s$/\1e3/' | awk '{ printf "%.2f", $1 }'; }
+first=""
+echo "| variant | req/s (median of $ROUNDS) | rounds | p50 ms | p99 ms | × $(echo "$VARIANTS" | awk '{print $1}') |"
+echo "|---|--:|---|--:|--:|--:|"
+for v in $VARIANTS; do
+  m=$(echo "${RPS[$v]}" | median)
+  [[ -n $first ]] || first=$m
+  p50=$(for x in ${P50[$v]}; do echo "$x" | ms; echo; done | median)
+  p99=$(for x in ${P99[$v]}; do echo "$x" | ms; echo; done | median)
+  echo "| $v | $m | ${RPS[$v]}| $p50 | $p99 | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
+done

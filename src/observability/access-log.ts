@@ -1,0 +1,103 @@
+/**
+ * The access log: one JSON object per request, per line, to stdout or a file (pino's SonicBoom writer:
+ * buffered, asynchronous, never blocking the request path). Field names are API (docs/observability.md).
+ */
+import { pino } from 'pino';
+
+export interface AccessLogEntry {
+  time: string;
+  requestId: string;
+  traceId: string | undefined;
+  clientAddress: string;
+  method: string;
+  host: string;
+  path: string;
+  route: string | undefined;
+  service: string | undefined;
+  endpoint: string | undefined;
+  consumer: string | undefined;
+  status: number;
+  code: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  upstreamMs: number | undefined;
+  proxyMs: number;
+  tries: number;
+  userAgent: string | undefined;
+}
+
+export const ACCESS_LOG_FIELDS: readonly (keyof AccessLogEntry)[] = [
+  'time',
+  'requestId',
+  'traceId',
+  'clientAddress',
+  'method',
+  'host',
+  'path',
+  'route',
+  'service',
+  'endpoint',
+  'consumer',
+  'status',
+  'code',
+  'bytesIn',
+  'bytesOut',
+  'durationMs',
+  'upstreamMs',
+  'proxyMs',
+  'tries',
+  'userAgent',
+];
+
+export interface AccessLogSettings {
+  /** `stdout`, or a file path (appended to). */
+  output: string;
+  /** Share of requests logged, 0..1. */
+  sampleRatio: number;
+  /** Fields to write; all by default. */
+  fields?: readonly (keyof AccessLogEntry)[];
+}
+
+export class AccessLog {
+  private readonly out: ReturnType<typeof pino.destination>;
+  private readonly sampleRatio: number;
+  private readonly fields: readonly (keyof AccessLogEntry)[];
+
+  constructor(settings: AccessLogSettings) {
+    this.out = pino.destination({
+      dest: settings.output === 'stdout' ? 1 : settings.output,
+      sync: false,
+      append: true,
+      mkdir: true,
+      minLength: 4096,
+    });
+    this.sampleRatio = settings.sampleRatio;
+    this.fields = settings.fields ?? ACCESS_LOG_FIELDS;
+  }
+
+  get sampled(): boolean {
+    return this.sampleRatio >= 1 || Math.random() < this.sampleRatio;
+  }
+
+  write(entry: AccessLogEntry): void {
+    let line: string;
+    if (this.fields === ACCESS_LOG_FIELDS) line = JSON.stringify(entry);
+    else {
+      const picked: Partial<Record<keyof AccessLogEntry, unknown>> = {};
+      for (const f of this.fields) picked[f] = entry[f];
+      line = JSON.stringify(picked);
+    }
+    this.out.write(`${line}\n`);
+  }
+
+  /** Writes out what is buffered (on shutdown). */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.out.flush?.();
+      this.out.end();
+      this.out.once('close', () => resolve());
+      setTimeout(resolve, 1000).unref();
+    });
+  }
+}
