@@ -5,6 +5,10 @@
 export const LocalReplyCodes = {
   MG_BAD_REQUEST: { status: 400, title: 'Bad request' },
   MG_PATH_OUTSIDE_ROOT: { status: 400, title: 'Path climbs above the root' },
+  MG_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },
+  MG_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  MG_URL_TOO_LONG: { status: 414, title: 'Request target too long' },
+  MG_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large' },
   MG_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request' },
   MG_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy endpoint' },
   MG_UPSTREAM_CONNECT_FAILURE: { status: 502, title: 'Upstream connection failed' },

@@ -5,7 +5,8 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
-import { HttpListener } from './listener/http.ts';
+import { Listener } from './listener/listener.ts';
+import { loadTls } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
 import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
 
@@ -13,15 +14,17 @@ export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;
 }
 
-function listenerRuntime(config: CompiledListener): ListenerRuntime {
-  return Object.freeze({ config, scheme: 'http', encodedSlashes: 'keep' as const });
+/** A listener's settings for the request path; reads its certificate files (so a reload picks up rotated ones). */
+async function listenerRuntime(config: CompiledListener): Promise<ListenerRuntime> {
+  const tls = config.tls === null ? null : await loadTls(config.tls, config.name);
+  return Object.freeze({ config, scheme: tls === null ? 'http' : 'https', encodedSlashes: config.encodedSlashes, tls });
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
 
 export class ProxyServer {
   readonly runtime: Runtime;
-  private readonly listeners = new Map<string, HttpListener>();
+  private readonly listeners = new Map<string, Listener>();
   private draining = false;
 
   private constructor(runtime: Runtime) {
@@ -32,7 +35,7 @@ export class ProxyServer {
     const proxy = new ProxyServer(new Runtime(loaded, options.onStreamEnd));
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
-        const listener = new HttpListener(proxy.runtime, listenerRuntime(l));
+        const listener = new Listener(proxy.runtime, await listenerRuntime(l));
         await listener.listen();
         proxy.listeners.set(l.name, listener);
       }
@@ -61,14 +64,17 @@ export class ProxyServer {
    * change is rejected and nothing changes. Removed listeners drain in the background.
    */
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
-    const next = compileListeners(loaded.config);
+    const next = compileListeners(loaded.config, loaded.source);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
-    const started = new Map<string, HttpListener>();
+    const started = new Map<string, Listener>();
+    // Certificates are read before anything changes: a missing or broken file rejects the whole config.
+    const runtimes = new Map<string, ListenerRuntime>();
+    for (const l of next) runtimes.set(l.name, await listenerRuntime(l));
     try {
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
-        const listener = new HttpListener(this.runtime, listenerRuntime(l));
+        const listener = new Listener(this.runtime, runtimes.get(l.name)!);
         await listener.listen();
         started.set(l.name, listener);
       }
@@ -78,7 +84,7 @@ export class ProxyServer {
     }
     // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
     const snapshot = this.runtime.apply(loaded);
-    const retired: HttpListener[] = [];
+    const retired: Listener[] = [];
     for (const [name, listener] of this.listeners) {
       if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
     }
@@ -87,7 +93,7 @@ export class ProxyServer {
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = listenerRuntime(l);
+      if (listener) listener.runtime = runtimes.get(l.name)!;
     }
     for (const listener of retired) void listener.close(drainMs);
     return snapshot;
