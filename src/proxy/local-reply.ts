@@ -80,7 +80,7 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
 /** gRPC over HTTP/2; not gRPC-Web, whose status travels in the body. */
 function isGrpc(ctx: StreamContext): boolean {
   const type = ctx.header('content-type') ?? (ctx.req.headers['content-type'] as string | undefined);
-  return type !== undefined && type.startsWith('application/grpc') && !type.startsWith('application/grpc-web');
+  return type?.startsWith('application/grpc') === true && !type.startsWith('application/grpc-web');
 }
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */

@@ -204,7 +204,7 @@ describe('gRPC through the gateway', () => {
 
   it('many concurrent calls share the upstream connection', async () => {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(via, 'Unary', `n${i}`)));
-    results.forEach((r, i) => assert.equal(r.value, `echo:n${i}`));
+    for (const [i, r] of results.entries()) assert.equal(r.value, `echo:n${i}`);
   });
 
   it('gateway errors are gRPC statuses: no route → UNIMPLEMENTED', async () => {

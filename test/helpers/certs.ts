@@ -1,6 +1,6 @@
 /** Test certificates made with the openssl CLI: a CA, and leaves it signs, in a temporary directory. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -79,6 +79,10 @@ export class TestPki {
       ext,
     ]);
     return out;
+  }
+
+  caPem(): Buffer {
+    return readFileSync(this.ca.cert);
   }
 
   remove(): void {
