@@ -225,6 +225,11 @@ function onClientStreamClose(this: WatchedStream) {
   ctx.finish();
 }
 
+/** The newest stream on an HTTP/1.1 connection (the request being parsed), if any. */
+export function newestStreamOnSocket(socket: Socket): StreamContext | null {
+  return (socket as TrackedSocket)[kStreams] ?? null;
+}
+
 export function track(ctx: StreamContext) {
   const socket = ctx.req.socket as TrackedSocket;
   ctx.nextOnSocket = socket[kStreams] ?? null;
@@ -232,7 +237,8 @@ export function track(ctx: StreamContext) {
 }
 
 function untrack(ctx: StreamContext) {
-  const socket = ctx.req.socket as TrackedSocket;
+  const socket = ctx.req.socket as TrackedSocket | null;
+  if (socket == null) return;
   let s = socket[kStreams];
   if (s === ctx) {
     socket[kStreams] = ctx.nextOnSocket;

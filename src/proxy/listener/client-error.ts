@@ -8,11 +8,15 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { LOCAL_REPLY_CODE_HEADER, REQUEST_ID_HEADER } from '../../core/defaults.ts';
 import { type LocalReplyCode, LocalReplyCodes } from '../../core/errors.ts';
+import { newestStreamOnSocket } from '../context.ts';
 import { problemOf } from '../local-reply.ts';
 
 const DETAILS: Record<string, [LocalReplyCode, string]> = {
   HPE_HEADER_OVERFLOW: ['MG_HEADERS_TOO_LARGE', 'the request line and headers exceed the listener’s maxHeaderBytes'],
-  ERR_HTTP_REQUEST_TIMEOUT: ['MG_REQUEST_TIMEOUT', 'the request was not received within the listener’s timeouts'],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    'MG_REQUEST_TIMEOUT',
+    'the request was not received within the listener’s headersTimeout or requestTimeout',
+  ],
   HPE_INVALID_TRANSFER_ENCODING: [
     'MG_BAD_REQUEST',
     'invalid or ambiguous Transfer-Encoding (chunked must be last and alone; never with Content-Length)',
@@ -36,15 +40,22 @@ export function onClientError(error: NodeJS.ErrnoException, socket: Socket): voi
     socket.destroy();
     return;
   }
-  // A response is already being written on this connection (pipelining): a reply would interleave with it.
-  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-    socket.destroy();
-    return;
-  }
   const [replyCode, detail] = DETAILS[code] ?? [
     'MG_BAD_REQUEST',
     code.startsWith('HPE_') ? `malformed request (${code})` : 'malformed request',
   ];
+  // The head was accepted and the request is under way, but its body is malformed or too slow. The
+  // upstream dispatch writes in a later microtask, so a body error found in the same read as the head
+  // aborts it before a byte leaves; later, the upstream sees an aborted request, never a complete one.
+  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const ctx = newestStreamOnSocket(socket);
+    if (ctx !== null && !ctx.done) {
+      ctx.upstream?.abort();
+      ctx.failAndClose(replyCode, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? DETAILS.ERR_HTTP_REQUEST_TIMEOUT![1] : detail);
+      socket.destroySoon();
+    } else socket.destroy();
+    return;
+  }
   const status = LocalReplyCodes[replyCode].status;
   const requestId = randomUUID();
   const body = JSON.stringify(problemOf({ status, code: replyCode, detail }, requestId));
