@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../api/config.ts';
 import { SourceDocument } from './document.ts';
+import { checkFiles } from './files.ts';
 import type { ConfigIssue } from './issues.ts';
 import { checkReferences } from './references.ts';
 import { checkSchema } from './schema-check.ts';
@@ -34,7 +35,11 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     return { ok: false, issues: [{ ...source.position([]), path: '', message: (e as Error).message }] };
   }
   // Run even when the schema failed, so one pass reports every mistake; the checker skips what it cannot read.
-  const found = [...checkSchema(data, source), ...checkReferences(data as Config, source)];
+  const found = [
+    ...checkSchema(data, source),
+    ...checkReferences(data as Config, source),
+    ...checkFiles(data as Config, file, source),
+  ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
   const emptied = new Set(missingEnv.map((i) => i.path));
   const issues = [...missingEnv, ...found.filter((i) => !emptied.has(i.path))];
