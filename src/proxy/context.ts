@@ -4,7 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  constants as http2Constants,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
@@ -40,6 +45,8 @@ export interface ListenerRuntime {
 /** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
 export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
 export class StreamContext implements MatchInput, RequestContext {
   /** Typed as HTTP/1.1; for HTTP/2 the compatibility API's objects, which have the same shape for what is used. */
@@ -163,8 +170,20 @@ export class StreamContext implements MatchInput, RequestContext {
   reply(reply: LocalReply): void {
     this.code = reply.code;
     if (this.requestId === '') this.requestId = randomUUID();
-    if (!writeLocalReply(this, reply)) this.res.destroy();
+    if (!writeLocalReply(this, reply)) this.abortResponse();
     this.finish();
+  }
+
+  /**
+   * The response has started and cannot become a reply: cut it so the client sees it fail. HTTP/1.1:
+   * the connection closes before the declared length or last chunk. HTTP/2: RST_STREAM with
+   * INTERNAL_ERROR (a plain close would end the stream cleanly, and a truncated body look complete).
+   */
+  abortResponse(): void {
+    if (this.h2) {
+      const stream = (this.res as unknown as Http2ServerResponse).stream;
+      if (!stream.destroyed) stream.close(H2_INTERNAL_ERROR);
+    } else this.res.destroy();
   }
 
   /**

@@ -74,7 +74,7 @@ function admitBody(ctx: StreamContext, route: CompiledRoute): boolean {
 }
 
 /** 308 keeps the method and body, so a POST is repeated as a POST over https. */
-function redirectToHttps(ctx: StreamContext) {
+export function redirectToHttps(ctx: StreamContext) {
   const port = ctx.listener.config.httpsPort;
   const authority = port === 443 ? ctx.host : `${ctx.host}:${port}`;
   const location = `https://${authority}${ctx.path}${ctx.query === '' ? '' : `?${ctx.query}`}`;

@@ -266,3 +266,44 @@ describe('gRPC through the gateway', () => {
     }
   });
 });
+
+describe('gRPC: an upstream that never answers', () => {
+  it('yields DEADLINE_EXCEEDED (MG_UPSTREAM_TIMEOUT) within the route timeout', async () => {
+    const server = new grpc.Server();
+    server.addService({ Silent: method('Silent', false, true) } as unknown as grpc.ServiceDefinition, {
+      Silent() {},
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const g = await startGateway({
+      listeners: [{ name: 'h2c', http2: true }],
+      services: [{ name: 'silent', protocol: 'http2', endpoints: [{ url: `http://127.0.0.1:${port}` }] }],
+      routes: [
+        {
+          name: 'silent',
+          match: { grpc: { service: 'test.Echo' } },
+          service: 'silent',
+          timeouts: { request: '300ms' },
+        },
+      ],
+    });
+    const client = new grpc.Client(new URL(g.url()).host, grpc.credentials.createInsecure());
+    try {
+      const started = performance.now();
+      const s = await new Promise<grpc.StatusObject>((resolve) => {
+        const call = client.makeServerStreamRequest('/test.Echo/Silent', identity, identity, Buffer.from(''));
+        call.on('error', () => {});
+        call.on('status', resolve);
+      });
+      const took = performance.now() - started;
+      assert.equal(s.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.match(s.details, /MG_UPSTREAM_TIMEOUT/);
+      assert.ok(took >= 250 && took < 2000, `took ${took} ms`);
+    } finally {
+      client.close();
+      await g.close();
+      server.forceShutdown();
+    }
+  });
+});

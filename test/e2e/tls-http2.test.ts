@@ -308,3 +308,78 @@ describe('HTTP/2 load with h2load', () => {
     }
   });
 });
+
+describe('HTTP/2 clients: failures', () => {
+  function h2Get(url: string, path: string, headers: Record<string, string> = {}) {
+    const session = http2Connect(url);
+    return new Promise<{ status: number; body: string; headers: Record<string, unknown>; error?: string }>(
+      (resolve) => {
+        const req = session.request({ ':path': path, ...headers });
+        let status = 0;
+        let body = '';
+        let head: Record<string, unknown> = {};
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+          head = h;
+        });
+        req.setEncoding('utf8').on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          session.close();
+          resolve({ status, body, headers: head });
+        });
+        req.on('error', (e: Error) => {
+          session.close();
+          resolve({ status, body, headers: head, error: (e as NodeJS.ErrnoException).code ?? e.message });
+        });
+      },
+    );
+  }
+
+  it('an upstream that dies mid-response resets the stream (never a complete-looking response)', async () => {
+    const dying = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('x'.repeat(100));
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const g = await startGateway({
+      listeners: [{ name: 'h2c', http2: true }],
+      services: [{ name: 'svc', endpoints: [{ url: dying.url }] }],
+      routes: [{ name: 'all', service: 'svc' }],
+    });
+    try {
+      const r = await h2Get(g.url('h2c'), '/x');
+      assert.equal(r.status, 200);
+      assert.ok(r.error !== undefined, `the stream ended cleanly with ${r.body.length} bytes`);
+    } finally {
+      await g.close();
+      await dying.close();
+    }
+  });
+
+  it('problem replies reach HTTP/2 clients; a body over the route limit gets 413', async () => {
+    const upstream = await startUpstream();
+    const g = await startGateway({
+      listeners: [{ name: 'h2c', http2: true }],
+      services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+      routes: [{ name: 'small', match: { path: '/small' }, service: 'svc', limits: { maxBodyBytes: 4 } }],
+    });
+    try {
+      const missing = await h2Get(g.url('h2c'), '/none');
+      assert.equal(missing.status, 404);
+      assert.equal(JSON.parse(missing.body).code, 'MG_ROUTE_NOT_FOUND');
+      const session = http2Connect(g.url('h2c'));
+      const status = await new Promise<number>((resolve) => {
+        const req = session.request({ ':path': '/small', ':method': 'POST' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', () => {});
+        req.end('more than four bytes');
+      });
+      session.destroy();
+      assert.equal(status, 413);
+      assert.equal(upstream.seen.filter((s) => s.url === '/small').length, 0, 'nothing complete reached the upstream');
+    } finally {
+      await g.close();
+      await upstream.close();
+    }
+  });
+});

@@ -58,7 +58,8 @@ export class Listener {
   constructor(host: StreamHost, runtime: ListenerRuntime) {
     this.host = host;
     this.current = runtime;
-    this.outer = createNetServer((socket) => this.accept(socket));
+    // The bound server accepts for the protocol servers, so it sets what node:http would: no Nagle delay.
+    this.outer = createNetServer({ noDelay: true }, (socket) => this.accept(socket));
     this.applyLimits();
   }
 
