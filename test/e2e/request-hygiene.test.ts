@@ -163,6 +163,31 @@ describe('request hygiene', () => {
       assert.equal(completedBodies, done);
     });
 
+    it('a connection that sends nothing is closed after headersTimeout (HTTP/1.1 and h2c-sniffing listeners)', async () => {
+      const g = await startGateway({
+        listeners: [
+          { name: 'h1', limits: { headersTimeout: '300ms' } },
+          { name: 'h2c', http2: true, limits: { headersTimeout: '300ms' } },
+        ],
+        routes: [{ name: 'ok', directResponse: { status: 200 } }],
+      });
+      try {
+        for (const name of ['h1', 'h2c']) {
+          const started = performance.now();
+          await new Promise<void>((resolve, reject) => {
+            const s = connect(Number(new URL(g.url(name)).port), '127.0.0.1');
+            s.on('error', () => {});
+            s.on('close', () => resolve());
+            setTimeout(() => reject(new Error(`${name}: still open`)), 3000);
+          });
+          const took = performance.now() - started;
+          assert.ok(took >= 250 && took < 2500, `${name}: closed after ${took} ms`);
+        }
+      } finally {
+        await g.close();
+      }
+    });
+
     it('connections beyond maxConnections are closed on arrival', async () => {
       const g = await startGateway({
         listeners: [{ name: 'main', limits: { maxConnections: 2 } }],

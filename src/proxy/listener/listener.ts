@@ -28,6 +28,10 @@ import { contextFor } from './tls.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+function destroySelf(this: Socket) {
+  this.destroy();
+}
+
 type H1Server = HttpServer | HttpsServer | Http2SecureServer;
 
 /** Only WebSocket upgrades leave the request path; `Upgrade: h2c` and others are served as plain requests. */
@@ -53,6 +57,12 @@ export class Listener {
   private readonly h1Sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
   private readonly rawSockets = new Set<Socket>();
+  /**
+   * Connections that have not sent a byte yet, with their accept time. node:http's head deadline starts
+   * at the first byte, so a connection that never sends one would stay open; a sweep closes it.
+   */
+  private readonly silent = new Map<Socket, number>();
+  private sweeper: NodeJS.Timeout | null = null;
   private draining = false;
 
   constructor(host: StreamHost, runtime: ListenerRuntime) {
@@ -89,6 +99,8 @@ export class Listener {
       this.outer.once('error', onError);
       this.outer.listen(port, address, () => {
         this.outer.off('error', onError);
+        this.sweeper = setInterval(() => this.sweepSilent(), checkingIntervalMs(this.current));
+        this.sweeper.unref();
         resolve();
       });
     });
@@ -96,7 +108,11 @@ export class Listener {
 
   private accept(socket: Socket) {
     this.rawSockets.add(socket);
-    socket.once('close', () => this.rawSockets.delete(socket));
+    if (this.current.config.limits.headersTimeoutMs > 0) this.silent.set(socket, performance.now());
+    socket.once('close', () => {
+      this.rawSockets.delete(socket);
+      this.silent.delete(socket);
+    });
     const runtime = this.current;
     if (runtime.tls !== null) {
       this.server(runtime.config.http2 ? 'tls-h2' : 'tls-h1').emit('connection', socket);
@@ -108,8 +124,13 @@ export class Listener {
     }
   }
 
-  /** Plain listener with HTTP/2 on: the first bytes say whether this is h2c (the preface) or HTTP/1.1. */
+  /**
+   * Plain listener with HTTP/2 on: the first bytes say whether this is h2c (the preface) or HTTP/1.1.
+   * Until they arrive no protocol server guards the socket, so it has an error handler of its own (the
+   * silent-connection sweep bounds the wait).
+   */
   private sniff(socket: Socket, seen: Buffer) {
+    if (seen.length === 0) socket.on('error', destroySelf);
     socket.once('data', (chunk: Buffer) => {
       const head = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(head.length, H2_PREFACE.length);
@@ -120,6 +141,7 @@ export class Listener {
       }
       socket.pause();
       socket.unshift(head);
+      socket.off('error', destroySelf);
       if (isH2) {
         // The h2 session reads the socket's buffer, then its handle; resuming here would steal the preface.
         this.server('h2c').emit('connection', socket);
@@ -179,6 +201,8 @@ export class Listener {
         const options = {
           ...tls.defaultOptions,
           ...http1Options,
+          // A handshake is part of receiving the request head: the same deadline bounds it.
+          handshakeTimeout: limits.headersTimeoutMs > 0 ? limits.headersTimeoutMs : 120_000,
           SNICallback: (name: string, cb: (e: Error | null, ctx: unknown) => void) => {
             const material = this.current.tls;
             cb(null, material === null ? undefined : contextFor(material, name));
@@ -210,6 +234,18 @@ export class Listener {
     // The protocol servers never listen themselves; this starts their head/request deadline checks.
     server.emit('listening');
     return server;
+  }
+
+  private sweepSilent() {
+    const deadline = this.current.config.limits.headersTimeoutMs;
+    const now = performance.now();
+    for (const [socket, acceptedAt] of this.silent) {
+      if (socket.bytesRead > 0) this.silent.delete(socket);
+      else if (deadline > 0 && now - acceptedAt >= deadline) {
+        this.silent.delete(socket);
+        socket.destroy();
+      }
+    }
   }
 
   private onSecureConnection(socket: TLSSocket) {
@@ -256,6 +292,7 @@ export class Listener {
    */
   close(deadlineMs: number): Promise<void> {
     this.draining = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         for (const session of this.sessions) session.destroy();
