@@ -221,6 +221,43 @@ describe('TLS listener', () => {
     assert.equal(portOf(gw.url('tls')), port, 'the listener was not rebound');
   });
 
+  it('reloads that swap certificates drop no request in flight', async () => {
+    const agent = new Agent({ connect: { ca: pki.caPem(), servername: 'a.test' }, connections: 8 });
+    const url = `https://127.0.0.1:${portOf(gw.url('tls'))}/load`;
+    let ok = 0;
+    const failures: string[] = [];
+    let stop = false;
+    const deadline = performance.now() + 5000;
+    const clients = Array.from({ length: 8 }, async () => {
+      while (!stop && performance.now() < deadline) {
+        try {
+          // A fresh connection every few requests, so new handshakes meet each swapped context.
+          const res = await request(url, { dispatcher: agent, reset: ok % 4 === 0 });
+          await res.body.dump();
+          if (res.statusCode === 200) ok++;
+          else failures.push(`status ${res.statusCode}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const next = pki.leaf(`a-gen${i}`, ['a.test']);
+        copyFileSync(next.cert, certs.a!.cert);
+        copyFileSync(next.key, certs.a!.key);
+        await gw.apply(config);
+      }
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+      await agent.close();
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(ok > 50, `only ${ok} requests`);
+  });
+
   it('a reload with a missing certificate file is rejected and the running certificates stay', async () => {
     const port = portOf(gw.url('tls'));
     const broken = structuredClone(config) as { listeners: { tls?: { certificates: CertFiles[] } }[] };
