@@ -24,6 +24,126 @@ const Labels = Type.Record(Type.String({ minLength: 1 }), Type.String(), {
   description: 'Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.',
 });
 
+const ServerName = Type.String({
+  minLength: 1,
+  pattern: '^(\\*\\.)?[A-Za-z0-9.-]+$',
+  description: 'A host name, or `*.example.com` for any name one label deep under example.com.',
+});
+
+export const ListenerCertificateSchema = Type.Object(
+  {
+    cert: Type.String({
+      minLength: 1,
+      description: 'PEM file with the certificate (then its intermediates). Relative to the config file.',
+    }),
+    key: Type.String({ minLength: 1, description: 'PEM file with the private key. Relative to the config file.' }),
+    serverNames: Type.Optional(
+      Type.Array(ServerName, {
+        minItems: 1,
+        description:
+          'SNI names this certificate answers. Default: the DNS names of its subjectAltName. Exact names win over ' +
+          'wildcards; a client sending no name, or an unknown one, gets the first certificate.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ListenerTlsSchema = Type.Object(
+  {
+    certificates: Type.Array(ListenerCertificateSchema, {
+      minItems: 1,
+      description: 'Server certificates chosen by SNI; the first is the default. Files are re-read on every reload.',
+    }),
+    clientCa: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'PEM file of the CAs that sign client certificates: enables mutual TLS on this listener.',
+      }),
+    ),
+    requireClientCert: Type.Optional(
+      Type.Boolean({
+        description:
+          'With `clientCa`: true (default) refuses a handshake without a valid client certificate; false accepts ' +
+          'clients without one (a certificate that is presented must still be valid).',
+      }),
+    ),
+    minVersion: Type.Optional(
+      Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({
+        type: 'string',
+        enum: ['TLSv1.2', 'TLSv1.3'],
+        description: 'Oldest TLS version accepted. Default `TLSv1.2`.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Terminates TLS on this listener.' },
+);
+
+const Bytes = (description: string) => Type.Integer({ minimum: 0, description });
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+
+export const ListenerLimitsSchema = Type.Object(
+  {
+    maxHeaderBytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        maximum: 1024 * 1024,
+        description: 'Largest request head (request line and headers), in bytes; larger gets 431. Default 16384.',
+      }),
+    ),
+    maxUrlBytes: Type.Optional(
+      Type.Integer({
+        minimum: 256,
+        maximum: 1024 * 1024,
+        description: 'Longest request target (path and query), in bytes; longer gets 414. Default 8192.',
+      }),
+    ),
+    maxBodyBytes: Type.Optional(
+      Bytes(
+        'Largest request body, in bytes, for routes that set none; larger gets 413 (checked against Content-Length ' +
+          'before forwarding, and while a chunked body streams). Default 0: no limit.',
+      ),
+    ),
+    maxConnections: Type.Optional(
+      Count(
+        'Most client connections open at once, per proxy process; further connections are closed on arrival. ' +
+          'Default 10000; 0: no limit.',
+      ),
+    ),
+    maxConcurrentStreams: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 2 ** 31 - 1,
+        description: 'HTTP/2: most streams a client may have open on one connection. Default 100.',
+      }),
+    ),
+    headersTimeout: Type.Optional(
+      Duration(
+        'Time allowed to receive a request head, from the connection’s first byte or the end of the previous ' +
+          'request; then 408 and the connection closes (slowloris). Default 10s; 0 disables it.',
+      ),
+    ),
+    requestTimeout: Type.Optional(
+      Duration(
+        'Time allowed to receive a whole request, body included; then 408 (or the connection closes if the ' +
+          'response has started). Bounds slow bodies. Default 5m; 0 disables it.',
+      ),
+    ),
+    keepAliveTimeout: Type.Optional(
+      Duration(
+        'How long an idle keep-alive connection (or HTTP/2 connection without streams) stays open. Default 65s; ' +
+          '0 keeps it open until the client closes it.',
+      ),
+    ),
+    websocketIdleTimeout: Type.Optional(
+      Duration(
+        'Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.',
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'What one client may make this listener hold or wait for.' },
+);
+
 export const ListenerSchema = Type.Object(
   {
     name: Name('Unique name of the listener; appears in logs and metrics.'),
@@ -41,6 +161,35 @@ export const ListenerSchema = Type.Object(
           'N > 0: client values are kept and appended to, and the client address is the Nth address from the right.',
       }),
     ),
+    tls: Type.Optional(ListenerTlsSchema),
+    http2: Type.Optional(
+      Type.Boolean({
+        description:
+          'Serve HTTP/2 besides HTTP/1.1. With `tls`: negotiated by ALPN (`h2`). Without: prior-knowledge h2c, told ' +
+          'apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.',
+      }),
+    ),
+    redirectToHttps: Type.Optional(
+      Type.Boolean({
+        description:
+          'Answer every request on this (plain) listener with a 308 redirect to the same URL over https. Default false.',
+      }),
+    ),
+    httpsPort: Type.Optional(
+      Port(
+        'Port in the Location of HTTPS redirects (this listener’s and its routes’). Default 443 (left out of the URL).',
+      ),
+    ),
+    encodedSlashes: Type.Optional(
+      Type.Unsafe<'keep' | 'decode' | 'reject'>({
+        type: 'string',
+        enum: ['keep', 'decode', 'reject'],
+        description:
+          'What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are ' +
+          'forwarded as sent. `decode`: they become `/` before normalising and matching. `reject`: 400.',
+      }),
+    ),
+    limits: Type.Optional(ListenerLimitsSchema),
   },
   { additionalProperties: false, description: 'A port on which the proxy accepts client traffic.' },
 );
@@ -236,6 +385,16 @@ export const ServiceSchema = Type.Object(
     ),
     timeouts: Type.Optional(ServiceTimeoutsSchema),
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for routes to this service.' })),
+    protocol: Type.Optional(
+      Type.Unsafe<'http1' | 'http2' | 'auto'>({
+        type: 'string',
+        enum: ['http1', 'http2', 'auto'],
+        description:
+          'HTTP version towards the endpoints. `http1` (default). `http2`: HTTP/2 only (h2c prior knowledge for ' +
+          '`http://` endpoints, ALPN for `https://`), streams multiplexed on one connection per endpoint; needed for ' +
+          'gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A named upstream.' },
 );
@@ -295,6 +454,25 @@ export const RouteMatchSchema = Type.Object(
       Type.Record(Type.String({ minLength: 1 }), ValueMatchSchema, {
         description: 'Query parameters that must match.',
       }),
+    ),
+    grpc: Type.Optional(
+      Type.Object(
+        {
+          service: Type.String({
+            minLength: 1,
+            pattern: '^[A-Za-z_][A-Za-z0-9_.]*$',
+            description: 'Fully qualified gRPC service, e.g. `shop.v1.Catalog`.',
+          }),
+          method: Type.Optional(
+            Type.String({ minLength: 1, pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Method; default: any.' }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'gRPC calls of this service (and method): the path `/service/method`, or `/service/*`. Not with `path`.',
+        },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -373,6 +551,27 @@ export const RouteSchema = Type.Object(
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     plugins: Type.Optional(Type.Array(PluginEntrySchema)),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxBodyBytes: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              description:
+                'Largest request body, in bytes; larger gets 413. Default: the listener’s `limits.maxBodyBytes`. 0: no limit.',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    redirectToHttps: Type.Optional(
+      Type.Boolean({
+        description:
+          'Requests to this route that arrive over plain HTTP get a 308 redirect to https (port: the listener’s ' +
+          '`httpsPort`). Default false.',
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -395,6 +594,8 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>;
 export type ListenerConfig = Static<typeof ListenerSchema>;
+export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
+export type ListenerLimitsConfig = Static<typeof ListenerLimitsSchema>;
 export type AdminConfig = Static<typeof AdminSchema>;
 export type ServiceConfig = Static<typeof ServiceSchema>;
 export type EndpointConfig = Static<typeof EndpointSchema>;

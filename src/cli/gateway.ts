@@ -19,8 +19,9 @@ import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
 
-Runs the gateway. The config is reloaded when the file changes or on SIGHUP; an invalid
-config is rejected (its problems logged) and the running one kept. SIGTERM drains and exits 0.
+Runs the gateway. The config is reloaded when the file changes or on SIGHUP (which also re-reads
+certificate files); an invalid config is rejected (its problems logged) and the running one kept.
+SIGTERM drains and exits 0.
 
 Options:
   -c, --config FILE     config file (YAML or JSON)
@@ -128,13 +129,14 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   );
 
   let reloading = Promise.resolve();
-  const reload = (result: LoadResult, trigger: string) => {
+  /** `force`: apply an unchanged config too, so that files it names (certificates) are read again. */
+  const reload = (result: LoadResult, trigger: string, force = false) => {
     reloading = reloading.then(async () => {
       if (!result.ok) {
         log.error({ trigger, issues: result.issues.map(formatIssue) }, 'config rejected; the running config is kept');
         return;
       }
-      if (result.value.hash === hash) return;
+      if (result.value.hash === hash && !force) return;
       try {
         const report = await plane.apply(result.value);
         hash = report.hash;
@@ -146,7 +148,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     });
   };
   if (!values['no-watch']) source.watch((r) => reload(r, 'file'));
-  process.on('SIGHUP', () => void source.load().then((r) => reload(r, 'SIGHUP')));
+  // SIGHUP is also how rotated certificate files are picked up: they are re-read even if the config is unchanged.
+  process.on('SIGHUP', () => void source.load().then((r) => reload(r, 'SIGHUP', true)));
 
   await new Promise<void>((resolve) => {
     let stopping = false;

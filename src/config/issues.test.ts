@@ -79,7 +79,8 @@ describe('schema errors', () => {
 
   test('an unknown field with no close name lists the known ones', async () => {
     assert.deepEqual(await problems(['listeners:', '  - name: public', '    port: 8080', '    zzzzzzzzzz: 1']), [
-      '4:5: listeners[0].zzzzzzzzzz: unknown field "zzzzzzzzzz" (expected one of: name, port, address, trustedHops)',
+      '4:5: listeners[0].zzzzzzzzzz: unknown field "zzzzzzzzzz" (expected one of: name, port, address, trustedHops, ' +
+        'tls, http2, redirectToHttps, httpsPort, encodedSlashes, limits)',
     ]);
   });
 

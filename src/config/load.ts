@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { SourceDocument } from './document.ts';
+import { checkFiles } from './files.ts';
 import type { ConfigIssue } from './issues.ts';
 import { checkPlugins, preloadPluginModules, resolveConfigPaths } from './plugins.ts';
 import { checkReferences } from './references.ts';
@@ -54,6 +55,7 @@ export function parseConfig(
     ...checkSchema(data, source),
     ...checkReferences(data as Config, source),
     ...checkPlugins(data as Config, source, options.catalog, baseDir),
+    ...checkFiles(data as Config, file, source),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
   const emptied = new Set(missingEnv.map((i) => i.path));

@@ -2,7 +2,8 @@
  * Checks the schema cannot express: names are unique, references resolve, weights add up,
  * regular expressions compile, each route has exactly one action.
  */
-import type { Config, RouteConfig, ValueMatchConfig } from '../api/config.ts';
+import type { Config, ListenerConfig, RouteConfig, ValueMatchConfig } from '../api/config.ts';
+import { parseDuration } from '../core/duration.ts';
 import type { Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -41,6 +42,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
   if (isObject(config.admin)) clash(config.admin.address ?? '127.0.0.1', config.admin.port, ['admin', 'port']);
   (config.listeners ?? []).forEach((l, i) => {
     clash(l.address ?? '0.0.0.0', l.port, ['listeners', i, 'port']);
+    checkListener(l, ['listeners', i], report);
   });
 
   const services = new Map((config.services ?? []).map((s) => [s.name, s]));
@@ -91,10 +93,37 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
       }
     }
     if (route.rewrite?.regex) compiles(route.rewrite.regex.pattern, [...here, 'rewrite', 'regex', 'pattern'], report);
-    if (route.rewrite?.prefix !== undefined && !route.match?.path)
+    if (route.rewrite?.prefix !== undefined && !route.match?.path && !route.match?.grpc)
       report([...here, 'rewrite', 'prefix'], 'a prefix rewrite needs match.path', 'or use rewrite.regex');
   });
   return issues;
+}
+
+function checkListener(l: ListenerConfig, here: Path, report: Report) {
+  if (l.redirectToHttps === true && l.tls !== undefined)
+    report(
+      [...here, 'redirectToHttps'],
+      'a TLS listener would redirect to itself',
+      'set redirectToHttps on the plain listener instead',
+    );
+  const headers = l.limits?.headersTimeout;
+  const whole = l.limits?.requestTimeout;
+  if (headers !== undefined && whole !== undefined) {
+    const h = parseDuration(headers);
+    const w = parseDuration(whole);
+    if (h !== undefined && w !== undefined && h > 0 && w > 0 && h > w)
+      report(
+        [...here, 'limits', 'headersTimeout'],
+        `headersTimeout (${headers}) is longer than requestTimeout (${whole}), which includes it`,
+        'make headersTimeout the shorter one',
+      );
+  }
+  if (l.tls?.requireClientCert !== undefined && l.tls.clientCa === undefined)
+    report(
+      [...here, 'tls', 'requireClientCert'],
+      'client certificates are verified against tls.clientCa',
+      'add clientCa',
+    );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -132,6 +161,8 @@ function checkMatch(route: RouteConfig, here: Path, report: Report) {
   if (!match) return;
   if (match.path !== undefined && match.pathRegex !== undefined)
     report([...here, 'match', 'pathRegex'], 'use either path or pathRegex, not both');
+  if (match.grpc !== undefined && (match.path !== undefined || match.pathRegex !== undefined))
+    report([...here, 'match', 'grpc'], 'match.grpc sets the path (/service/method); drop path and pathRegex');
   if (typeof match.path === 'string') {
     const star = match.path.indexOf('*');
     if (star !== -1 && (star !== match.path.length - 1 || match.path[star - 1] !== '/'))

@@ -89,6 +89,8 @@ export interface LocalReply {
   headers?: readonly [string, string][];
   /** Replaces the problem+json body (e.g. a CORS preflight's empty 204). */
   body?: { contentType: string; text: string };
+  /** Close the client connection after the reply (e.g. a request body that will not be read). */
+  closeConnection?: boolean;
 }
 
 /** `undefined` continues; a LocalReply stops the chain and answers; a Promise does either later. */

@@ -2,11 +2,19 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  constants as http2Constants,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import { runLogFilters } from './chain/filters.ts';
+import type { TlsMaterial } from './listener/tls.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput } from './router/router.ts';
@@ -30,11 +38,22 @@ export interface ListenerRuntime {
   /** `http` or `https`: the scheme clients used, for X-Forwarded-Proto. */
   readonly scheme: string;
   readonly encodedSlashes: EncodedSlashPolicy;
+  /** Certificates and client verification of a TLS listener; null for plain ones. */
+  readonly tls: TlsMaterial | null;
 }
 
+/** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
+
 export class StreamContext implements MatchInput, RequestContext {
+  /** Typed as HTTP/1.1; for HTTP/2 the compatibility API's objects, which have the same shape for what is used. */
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** HTTP/2 from the client: many streams per connection, so disconnects are noticed per stream. */
+  readonly h2: boolean;
   /** The proxy this stream belongs to (for the log phase). */
   readonly owner: StreamHost;
   readonly snapshot: Snapshot;
@@ -53,9 +72,12 @@ export class StreamContext implements MatchInput, RequestContext {
   hasBody = false;
   /** From Content-Length; -1 when chunked or absent. */
   contentLength = -1;
-  /** Most request-body bytes allowed to stream upstream (-1: no limit); enforced in upstream/forward.ts. */
+  /** The client sent `TE: trailers` (gRPC does): forwarded to HTTP/2 upstreams, which may then send trailers. */
+  teTrailers = false;
+  /** The body limit in force for this request, for messages (-1: none). */
   bodyLimit = -1;
-  bodyBytes = 0;
+  /** Body bytes still allowed before 413 while a chunked body streams (-1: no limit applies). */
+  bodyAllowance = -1;
   route: CompiledRoute | null = null;
   destination: CompiledDestination | null = null;
   endpoint: Endpoint | null = null;
@@ -76,12 +98,16 @@ export class StreamContext implements MatchInput, RequestContext {
   /** The upstream attempt in progress, to abort when the client goes away. */
   upstream: { abort(): void } | null = null;
 
+  /** WebSocket upgrades: bytes the client sent after the request head, for the upstream. */
+  upgradeHead: Buffer | null = null;
+
   /** Another stream pipelined on the same client connection (rare), for closing them all. */
   nextOnSocket: StreamContext | null = null;
 
-  constructor(req: IncomingMessage, res: ServerResponse, host: StreamHost, listener: ListenerRuntime) {
-    this.req = req;
-    this.res = res;
+  constructor(req: ClientRequest, res: ClientResponse, host: StreamHost, listener: ListenerRuntime) {
+    this.req = req as IncomingMessage;
+    this.res = res as unknown as ServerResponse;
+    this.h2 = req.httpVersionMajor === 2;
     this.owner = host;
     this.snapshot = host.snapshot;
     this.listener = listener;
@@ -129,7 +155,10 @@ export class StreamContext implements MatchInput, RequestContext {
   }
 
   limitRequestBody(maxBytes: number): void {
-    this.bodyLimit = this.bodyLimit === -1 ? maxBytes : Math.min(this.bodyLimit, maxBytes);
+    if (this.bodyLimit !== -1 && this.bodyLimit <= maxBytes) return;
+    this.bodyLimit = maxBytes;
+    // Only a body of unknown length is counted as it streams (upstream/forward.ts BodyLimit).
+    if (this.contentLength < 0) this.bodyAllowance = maxBytes;
   }
 
   /** Ends the stream with a problem reply (or an abort, when the response has already started). */
@@ -137,11 +166,34 @@ export class StreamContext implements MatchInput, RequestContext {
     this.reply({ status: LocalReplyCodes[code].status, code, detail });
   }
 
+  /**
+   * Ends the stream with a problem reply and closes the client connection after it: for requests whose
+   * framing cannot be trusted, or whose body is left unread.
+   */
+  failAndClose(code: LocalReplyCode, detail: string): void {
+    if (!this.h2) this.res.shouldKeepAlive = false;
+    this.fail(code, detail);
+  }
+
   /** Answers at the proxy: a problem+json body (or the reply's own), through the response filters. */
   reply(reply: LocalReply): void {
     this.code = reply.code;
-    if (!writeLocalReply(this, reply)) this.res.destroy();
+    if (reply.closeConnection === true && !this.h2) this.res.shouldKeepAlive = false;
+    if (this.requestId === '') this.requestId = randomUUID();
+    if (!writeLocalReply(this, reply)) this.abortResponse();
     this.finish();
+  }
+
+  /**
+   * The response has started and cannot become a reply: cut it so the client sees it fail. HTTP/1.1:
+   * the connection closes before the declared length or last chunk. HTTP/2: RST_STREAM with
+   * INTERNAL_ERROR (a plain close would end the stream cleanly, and a truncated body look complete).
+   */
+  abortResponse(): void {
+    if (this.h2) {
+      const stream = (this.res as unknown as Http2ServerResponse).stream;
+      if (!stream.destroyed) stream.close(H2_INTERNAL_ERROR);
+    } else this.res.destroy();
   }
 
   /**
@@ -152,7 +204,7 @@ export class StreamContext implements MatchInput, RequestContext {
     if (this.done) return;
     this.done = true;
     this.status = this.res.statusCode;
-    untrack(this);
+    if (!this.h2) untrack(this);
     if (this.activeFilters !== null) runLogFilters(this, performance.now() - this.startMs);
     this.owner.onStreamEnd(this);
   }
@@ -183,6 +235,30 @@ export function closeWhenIdle(socket: Socket): boolean {
   return false;
 }
 
+const kStreamContext = Symbol('meshgate.streamContext');
+type WatchedStream = ServerHttp2Stream & { [kStreamContext]?: StreamContext };
+
+/** HTTP/2: the stream's own close tells that the client cancelled it (or its connection went). */
+export function watchStream(ctx: StreamContext) {
+  const stream = (ctx.req as unknown as Http2ServerRequest).stream as WatchedStream;
+  stream[kStreamContext] = ctx;
+  stream.once('close', onClientStreamClose);
+}
+
+function onClientStreamClose(this: WatchedStream) {
+  const ctx = this[kStreamContext];
+  this[kStreamContext] = undefined;
+  if (ctx === undefined || ctx.done) return;
+  if (ctx.code === null) ctx.code = CLIENT_CLOSED;
+  ctx.upstream?.abort();
+  ctx.finish();
+}
+
+/** The newest stream on an HTTP/1.1 connection (the request being parsed), if any. */
+export function newestStreamOnSocket(socket: Socket): StreamContext | null {
+  return (socket as TrackedSocket)[kStreams] ?? null;
+}
+
 export function track(ctx: StreamContext) {
   const socket = ctx.req.socket as TrackedSocket;
   ctx.nextOnSocket = socket[kStreams] ?? null;
@@ -190,7 +266,8 @@ export function track(ctx: StreamContext) {
 }
 
 function untrack(ctx: StreamContext) {
-  const socket = ctx.req.socket as TrackedSocket;
+  const socket = ctx.req.socket as TrackedSocket | null;
+  if (socket == null) return;
   let s = socket[kStreams];
   if (s === ctx) {
     socket[kStreams] = ctx.nextOnSocket;

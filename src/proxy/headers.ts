@@ -14,13 +14,15 @@ export const H_XF_HOST = 7;
 export const H_FORWARDED = 8;
 export const H_CONTENT_LENGTH = 9;
 export const H_TRANSFER_ENCODING = 10;
+export const H_AUTHORITY = 11;
+export const H_TE = 12;
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
   ['keep-alive', H_DROP],
   ['proxy-connection', H_DROP],
   ['transfer-encoding', H_TRANSFER_ENCODING],
-  ['te', H_DROP],
+  ['te', H_TE],
   ['trailer', H_DROP],
   ['upgrade', H_DROP],
   ['http2-settings', H_DROP],
@@ -39,6 +41,12 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-forwarded-host', H_XF_HOST],
   ['forwarded', H_FORWARDED],
   ['content-length', H_CONTENT_LENGTH],
+  // HTTP/2 pseudo-headers: the request line in another form; the upstream request gets its own.
+  [':authority', H_AUTHORITY],
+  [':method', H_DROP],
+  [':path', H_DROP],
+  [':scheme', H_DROP],
+  [':protocol', H_DROP],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */

@@ -7,7 +7,8 @@ import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
-import { HttpListener } from './listener/http.ts';
+import { Listener } from './listener/listener.ts';
+import { loadTls } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
 import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
 
@@ -21,15 +22,17 @@ export interface ProxyOptions {
   now?: () => number;
 }
 
-function listenerRuntime(config: CompiledListener): ListenerRuntime {
-  return Object.freeze({ config, scheme: 'http', encodedSlashes: 'keep' as const });
+/** A listener's settings for the request path; reads its certificate files (so a reload picks up rotated ones). */
+async function listenerRuntime(config: CompiledListener): Promise<ListenerRuntime> {
+  const tls = config.tls === null ? null : await loadTls(config.tls, config.name);
+  return Object.freeze({ config, scheme: tls === null ? 'http' : 'https', encodedSlashes: config.encodedSlashes, tls });
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
 
 export class ProxyServer {
   readonly runtime: Runtime;
-  private readonly listeners = new Map<string, HttpListener>();
+  private readonly listeners = new Map<string, Listener>();
   private draining = false;
 
   /** Plugin state that outlives snapshots (see PluginDeps.shared); closed with the proxy. */
@@ -64,7 +67,7 @@ export class ProxyServer {
     proxy.shared = shared;
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
-        const listener = new HttpListener(proxy.runtime, listenerRuntime(l));
+        const listener = new Listener(proxy.runtime, await listenerRuntime(l));
         await listener.listen();
         proxy.listeners.set(l.name, listener);
       }
@@ -94,14 +97,17 @@ export class ProxyServer {
    */
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
     const prepared = await this.runtime.prepare(loaded);
-    const next = compileListeners(loaded.config);
+    const next = compileListeners(loaded.config, loaded.source);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
-    const started = new Map<string, HttpListener>();
+    const started = new Map<string, Listener>();
+    const runtimes = new Map<string, ListenerRuntime>();
     try {
+      // Certificates are read before anything changes: a missing or broken file rejects the whole config.
+      for (const l of next) runtimes.set(l.name, await listenerRuntime(l));
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
-        const listener = new HttpListener(this.runtime, listenerRuntime(l));
+        const listener = new Listener(this.runtime, runtimes.get(l.name)!);
         await listener.listen();
         started.set(l.name, listener);
       }
@@ -113,7 +119,7 @@ export class ProxyServer {
     // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
     const snapshot = prepared;
     this.runtime.commit(snapshot);
-    const retired: HttpListener[] = [];
+    const retired: Listener[] = [];
     for (const [name, listener] of this.listeners) {
       if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
     }
@@ -122,7 +128,7 @@ export class ProxyServer {
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = listenerRuntime(l);
+      if (listener) listener.runtime = runtimes.get(l.name)!;
     }
     for (const listener of retired) void listener.close(drainMs);
     return snapshot;

@@ -3,18 +3,21 @@
  * removed, forwarding headers set per the listener's trusted hops), read once from `rawHeaders`.
  */
 import { randomUUID } from 'node:crypto';
+import type { Http2ServerRequest } from 'node:http2';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import type { StreamContext } from './context.ts';
 import {
   clientAddress,
   connectionListed,
   forwardedElement,
+  H_AUTHORITY,
   H_CONNECTION,
   H_CONTENT_LENGTH,
   H_DROP,
   H_FORWARDED,
   H_HOST,
   H_REQUEST_ID,
+  H_TE,
   H_TRANSFER_ENCODING,
   H_XF_HOST,
   H_XF_PROTO,
@@ -33,6 +36,13 @@ const MAX_REQUEST_ID_LENGTH = 200;
 export function readRequestHead(ctx: StreamContext): boolean {
   const req = ctx.req;
   let target = req.url ?? '/';
+  if (target.length > ctx.listener.config.limits.maxUrlBytes) {
+    ctx.failAndClose(
+      'MG_URL_TOO_LONG',
+      `the request target is ${target.length} bytes; this listener accepts ${ctx.listener.config.limits.maxUrlBytes}`,
+    );
+    return false;
+  }
   if (target.charCodeAt(0) !== 0x2f /* / */) {
     // Absolute form (`GET http://svc/path`), as sent to an HTTP proxy: the authority replaces Host.
     if (!URL.canParse(target)) {
@@ -68,7 +78,18 @@ export function readRequestHead(ctx: StreamContext): boolean {
       case H_DROP:
         break;
       case H_HOST:
+        // Two Hosts leave the target ambiguous between this proxy and the upstream (RFC 9112 §3.2).
+        if (hostHeader !== undefined && !ctx.h2) {
+          ctx.failAndClose('MG_BAD_REQUEST', 'more than one Host header');
+          return false;
+        }
         hostHeader = value;
+        break;
+      case H_AUTHORITY:
+        hostHeader = value;
+        break;
+      case H_TE:
+        if (value.toLowerCase().includes('trailers')) ctx.teTrailers = true;
         break;
       case H_CONNECTION:
         connection = connection === undefined ? value : `${connection}, ${value}`;
@@ -95,16 +116,28 @@ export function readRequestHead(ctx: StreamContext): boolean {
         out.push(name, value);
         break;
       case H_TRANSFER_ENCODING:
+        // HTTP/1.0 has no chunked coding: such a body's end is unknowable (RFC 9112 §6.1).
+        if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) {
+          ctx.failAndClose('MG_BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request');
+          return false;
+        }
         // The parser has validated framing; undici re-frames the body it streams upstream.
         ctx.hasBody = true;
         break;
     }
   }
+  // HTTP/2 frames bodies itself: a body follows unless the HEADERS frame ended the stream.
+  if (ctx.h2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders && ctx.contentLength !== 0)
+    ctx.hasBody = true;
   if (connection !== undefined) {
     const listed = connectionListed(connection);
     if (listed !== null) removeHeaders(out, listed);
   }
 
+  if (hostHeader === undefined && ctx.host === '' && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+    ctx.failAndClose('MG_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
+    return false;
+  }
   const authority = hostHeader ?? ctx.host;
   if (ctx.host === '') ctx.host = hostOnly(authority);
   if (ctx.requestId === '') ctx.requestId = randomUUID();

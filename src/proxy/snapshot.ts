@@ -2,9 +2,25 @@
  * Snapshot: the compiled, frozen form of one validated Config, built once per config version.
  * The request path only reads it; a reload builds a new one and swaps one reference (runtime.ts).
  */
+
+import { dirname, resolve } from 'node:path';
 import type { Config, DestinationConfig, ListenerConfig, RouteConfig } from '../api/config.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import { DEFAULT_LISTENER_ADDRESS, DEFAULT_TRUSTED_HOPS } from '../core/defaults.ts';
+import {
+  DEFAULT_CLIENT_KEEPALIVE_MS,
+  DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_HTTPS_PORT,
+  DEFAULT_LISTENER_ADDRESS,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_CLIENT_CONNECTIONS,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_URL_BYTES,
+  DEFAULT_TLS_MIN_VERSION,
+  DEFAULT_TRUSTED_HOPS,
+  DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
+} from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
@@ -49,13 +65,48 @@ export interface CompiledRoute {
   readonly filters: readonly CompiledFilter[];
   /** Chains for consumers with plugins of their own, taking over after authentication (null: none). */
   readonly consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
+  /** Request body limit in bytes; 0: none; -1: the listener's. */
+  readonly maxBodyBytes: number;
+  readonly redirectToHttps: boolean;
 }
 
+export interface CompiledCertificate {
+  /** Absolute paths. */
+  readonly cert: string;
+  readonly key: string;
+  /** Empty: the names in the certificate's subjectAltName. */
+  readonly serverNames: readonly string[];
+}
+
+export interface CompiledTls {
+  readonly certificates: readonly CompiledCertificate[];
+  readonly clientCa: string | null;
+  readonly requireClientCert: boolean;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** A listener's settings with defaults applied, durations in ms and paths absolute. */
 export interface CompiledListener {
   readonly name: string;
   readonly port: number;
   readonly address: string;
   readonly trustedHops: number;
+  readonly tls: CompiledTls | null;
+  readonly http2: boolean;
+  readonly redirectToHttps: boolean;
+  readonly httpsPort: number;
+  readonly encodedSlashes: 'keep' | 'decode' | 'reject';
+  readonly limits: {
+    readonly maxHeaderBytes: number;
+    readonly maxUrlBytes: number;
+    readonly maxBodyBytes: number;
+    readonly maxConnections: number;
+    readonly maxConcurrentStreams: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly websocketIdleTimeoutMs: number;
+  };
 }
 
 export interface Snapshot {
@@ -110,14 +161,14 @@ export async function compileSnapshot(
     for (const service of services.values()) if (--service.refs === 0) void service.close();
     throw e;
   }
-  const router = new Router(routes.map((r, order) => ({ match: r.config.match, order, value: r })));
+  const router = new Router(routes.map((r, order) => ({ match: effectiveMatch(r.config), order, value: r })));
   return Object.freeze({
     version,
     hash: loaded.hash,
     source: loaded.source,
     loadedAt: new Date(),
     config,
-    listeners: compileListeners(config),
+    listeners: compileListeners(config, loaded.source),
     routes: Object.freeze(routes),
     router,
     services,
@@ -133,17 +184,67 @@ export function releaseSnapshot(snapshot: Snapshot): void {
   for (const service of snapshot.services.values()) if (--service.refs === 0) void service.close();
 }
 
-export function compileListeners(config: Config): readonly CompiledListener[] {
-  return Object.freeze((config.listeners ?? []).map(compileListener));
+/** `source` is the config file (relative paths in it resolve from its directory) or a label such as `admin-api`. */
+export function compileListeners(config: Config, source: string): readonly CompiledListener[] {
+  return Object.freeze((config.listeners ?? []).map((l) => compileListener(l, source)));
 }
 
-function compileListener(l: ListenerConfig): CompiledListener {
+/** A path in a config, made absolute: relative to the config file's directory (the working directory for others). */
+export function configPath(path: string, source: string): string {
+  return resolve(dirname(source), path);
+}
+
+const ms = (value: string | undefined, fallback: number) =>
+  value === undefined ? fallback : (parseDuration(value) ?? fallback);
+
+function compileListener(l: ListenerConfig, source: string): CompiledListener {
+  const limits = l.limits ?? {};
+  const tls = l.tls
+    ? Object.freeze({
+        certificates: Object.freeze(
+          l.tls.certificates.map((c) =>
+            Object.freeze({
+              cert: configPath(c.cert, source),
+              key: configPath(c.key, source),
+              serverNames: Object.freeze((c.serverNames ?? []).map((n) => n.toLowerCase())),
+            }),
+          ),
+        ),
+        clientCa: l.tls.clientCa === undefined ? null : configPath(l.tls.clientCa, source),
+        requireClientCert: l.tls.requireClientCert ?? true,
+        minVersion: l.tls.minVersion ?? DEFAULT_TLS_MIN_VERSION,
+      })
+    : null;
   return Object.freeze({
     name: l.name,
     port: l.port,
     address: l.address ?? DEFAULT_LISTENER_ADDRESS,
     trustedHops: l.trustedHops ?? DEFAULT_TRUSTED_HOPS,
+    tls,
+    http2: l.http2 ?? tls !== null,
+    redirectToHttps: l.redirectToHttps ?? false,
+    httpsPort: l.httpsPort ?? DEFAULT_HTTPS_PORT,
+    encodedSlashes: l.encodedSlashes ?? 'keep',
+    limits: Object.freeze({
+      maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+      maxUrlBytes: limits.maxUrlBytes ?? DEFAULT_MAX_URL_BYTES,
+      maxBodyBytes: limits.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      maxConnections: limits.maxConnections ?? DEFAULT_MAX_CLIENT_CONNECTIONS,
+      maxConcurrentStreams: limits.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+      headersTimeoutMs: ms(limits.headersTimeout, DEFAULT_HEADERS_TIMEOUT_MS),
+      requestTimeoutMs: ms(limits.requestTimeout, DEFAULT_CLIENT_REQUEST_TIMEOUT_MS),
+      keepAliveTimeoutMs: ms(limits.keepAliveTimeout, DEFAULT_CLIENT_KEEPALIVE_MS),
+      websocketIdleTimeoutMs: ms(limits.websocketIdleTimeout, DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
+    }),
   });
+}
+
+/** `match.grpc` is sugar for a path: `/service/method`, or `/service/*` for every method. */
+export function effectiveMatch(rc: RouteConfig): RouteConfig['match'] {
+  const match = rc.match;
+  if (match?.grpc === undefined) return match;
+  const { grpc, ...rest } = match;
+  return { ...rest, path: grpc.method === undefined ? `/${grpc.service}/*` : `/${grpc.service}/${grpc.method}` };
 }
 
 function compileRoute(
@@ -182,13 +283,15 @@ function compileRoute(
     rewrite: compileRewrite(rc),
     filters: Object.freeze(chain.filters),
     consumerChains: chain.consumerChains,
+    maxBodyBytes: rc.limits?.maxBodyBytes ?? -1,
+    redirectToHttps: rc.redirectToHttps === true,
   });
 }
 
 function compileRewrite(rc: RouteConfig): CompiledRewrite | null {
   const rw = rc.rewrite;
   if (!rw) return null;
-  const path = rc.match?.path ?? '';
+  const path = effectiveMatch(rc)?.path ?? '';
   const literal = path.endsWith('/*') ? path.slice(0, -2) : path;
   return {
     prefixSegments: literal.split('/').length - 1,

@@ -5,20 +5,32 @@
  * Hot path: the context has a fixed shape; headers are read once from `rawHeaders` into the flat list
  * sent upstream; no closures are created per request; a route without filters takes no detour.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { runRequestFilters, runResponseFilters } from './chain/filters.ts';
-import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
+import {
+  type ClientRequest,
+  type ClientResponse,
+  type ListenerRuntime,
+  StreamContext,
+  type StreamHost,
+  track,
+  watchStream,
+} from './context.ts';
 import { readRequestHead } from './request-head.ts';
 import type { CompiledRoute } from './snapshot.ts';
 import { forward } from './upstream/forward.ts';
 
 /** The listener's request callback body. */
-export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse) {
+export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: ClientRequest, res: ClientResponse) {
   const ctx = new StreamContext(req, res, host, listener);
-  track(ctx);
+  if (ctx.h2) watchStream(ctx);
+  else track(ctx);
   host.onStreamStart(ctx);
   if (!readRequestHead(ctx)) return;
+  if (listener.config.redirectToHttps) {
+    redirectToHttps(ctx);
+    return;
+  }
 
   const route = ctx.snapshot.router.match(ctx);
   if (route === null) {
@@ -26,6 +38,11 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
     return;
   }
   ctx.route = route;
+  if (route.redirectToHttps && listener.tls === null) {
+    redirectToHttps(ctx);
+    return;
+  }
+  if (ctx.hasBody && !admitBody(ctx, route)) return;
   if (route.filters.length === 0) proceed(ctx);
   else runRequestFilters(ctx, route.filters, 0, proceed);
 }
@@ -37,7 +54,38 @@ function proceed(ctx: StreamContext): void {
   else forward(ctx);
 }
 
-function sendDirect(ctx: StreamContext, route: CompiledRoute) {
+/**
+ * The route's (or listener's) body limit: a declared length over it is refused before anything goes
+ * upstream; a chunked body is counted as it streams (upstream/forward.ts). Only requests with a body
+ * on routes with a limit pay for this.
+ */
+function admitBody(ctx: StreamContext, route: CompiledRoute): boolean {
+  const limit = route.maxBodyBytes >= 0 ? route.maxBodyBytes : ctx.listener.config.limits.maxBodyBytes;
+  if (limit === 0) return true;
+  if (ctx.contentLength > limit) {
+    ctx.failAndClose(
+      'MG_BODY_TOO_LARGE',
+      `the body is ${ctx.contentLength} bytes; route ${route.name} accepts ${limit}`,
+    );
+    return false;
+  }
+  ctx.limitRequestBody(limit);
+  return true;
+}
+
+/** 308 keeps the method and body, so a POST is repeated as a POST over https. */
+export function redirectToHttps(ctx: StreamContext) {
+  const port = ctx.listener.config.httpsPort;
+  const authority = port === 443 ? ctx.host : `${ctx.host}:${port}`;
+  const location = `https://${authority}${ctx.path}${ctx.query === '' ? '' : `?${ctx.query}`}`;
+  const headers = ['location', location, 'content-length', '0', REQUEST_ID_HEADER, ctx.requestId];
+  if (ctx.activeFilters !== null) runResponseFilters(ctx, 308, headers);
+  ctx.res.writeHead(308, headers);
+  ctx.res.end();
+  ctx.finish();
+}
+
+export function sendDirect(ctx: StreamContext, route: CompiledRoute) {
   const d = route.direct!;
   const headers = [
     'content-type',

@@ -42,7 +42,7 @@ describe('request-size-limit plugin', () => {
       `POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n${'a'.repeat(5000)}`,
     );
     assert.equal(res.status, 413);
-    assert.equal(JSON.parse(res.body).code, 'MG_PAYLOAD_TOO_LARGE');
+    assert.equal(JSON.parse(res.body).code, 'MG_BODY_TOO_LARGE');
     assert.equal(upstream.seen.length, before);
   });
 

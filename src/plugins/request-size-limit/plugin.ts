@@ -18,8 +18,9 @@ export default definePlugin<RequestSizeLimitConfig>({
         if (ctx.contentLength > max)
           return {
             status: 413,
-            code: 'MG_PAYLOAD_TOO_LARGE',
+            code: 'MG_BODY_TOO_LARGE',
             detail: `the request body (${ctx.contentLength} bytes) is larger than the ${max} bytes this route accepts`,
+            closeConnection: true,
           };
         if (ctx.hasBody && ctx.contentLength === -1) ctx.limitRequestBody(max);
         return undefined;

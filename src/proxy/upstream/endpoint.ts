@@ -2,7 +2,11 @@
  * One instance of a service and its connections. Endpoints outlive snapshots: a reload that leaves a
  * service unchanged keeps its endpoints, so connections stay warm (house rule 2).
  */
-import { ConnectionPool, type PoolOptions } from './pool.ts';
+import { H2Pool } from './h2-pool.ts';
+import { ConnectionPool, type PoolOptions, type UpstreamPool } from './pool.ts';
+
+/** HTTP version towards a service's endpoints (`services[].protocol`). */
+export type UpstreamProtocol = 'http1' | 'http2' | 'auto';
 
 export class Endpoint {
   readonly url: string;
@@ -10,17 +14,28 @@ export class Endpoint {
   readonly authority: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly weight: number;
-  readonly pool: ConnectionPool;
+  readonly pool: UpstreamPool;
+  readonly protocol: UpstreamProtocol;
   /** Requests sent to this endpoint and not yet finished. */
   active = 0;
 
-  constructor(url: string, labels: Record<string, string>, weight: number, options: PoolOptions) {
+  constructor(
+    url: string,
+    labels: Record<string, string>,
+    weight: number,
+    options: PoolOptions,
+    protocol: UpstreamProtocol = 'http1',
+  ) {
     const parsed = new URL(url);
     this.url = parsed.origin;
     this.authority = parsed.host;
     this.labels = labels;
     this.weight = weight;
-    this.pool = new ConnectionPool(this.url, options);
+    this.protocol = protocol;
+    this.pool =
+      protocol === 'http2'
+        ? new H2Pool(this.url, options)
+        : new ConnectionPool(this.url, { ...options, allowH2: protocol === 'auto' && parsed.protocol === 'https:' });
   }
 
   /** Lets in-flight requests finish, then closes the connections. */

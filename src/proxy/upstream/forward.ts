@@ -2,6 +2,8 @@
  * Sending a request upstream and its response back: destination and endpoint choice, the undici
  * dispatch, response streaming with backpressure, and turning failures into problem replies.
  */
+import type { Http2ServerResponse } from 'node:http2';
+import { Transform, type TransformCallback } from 'node:stream';
 import type { Client, Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
@@ -14,31 +16,40 @@ import type { Endpoint } from './endpoint.ts';
 import type { PooledHandler } from './pool.ts';
 import { noteStreamedBytes } from './streamed-bytes.ts';
 
-/** Picks destination and endpoint, then sends the request upstream. */
-export function forward(ctx: StreamContext): void {
+/**
+ * Picks destination and endpoint and applies the route's rewrite; returns the upstream path, or null
+ * after replying when there is nowhere to send the request.
+ */
+export function prepareUpstream(ctx: StreamContext): string | null {
   const route = ctx.route!;
   const destination = pickDestination(route, Math.random() * 100);
   if (destination === null) {
     ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
-    return;
+    return null;
   }
   ctx.destination = destination;
   const endpoint = destination.endpoints.pick();
   if (endpoint === null) {
     const where = destination.subset ? `subset ${destination.subset} of ` : '';
     ctx.fail('MG_NO_HEALTHY_UPSTREAM', `${where}service ${destination.service.name} has no healthy endpoint`);
-    return;
+    return null;
   }
   ctx.endpoint = endpoint;
-  let upstreamPath: string;
   const rw = route.rewrite;
-  if (rw === null) {
-    upstreamPath = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
-  } else {
-    upstreamPath = rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
-    if (rw.host !== undefined) ctx.setHeader('host', rw.host);
-    else if (rw.autoHost) ctx.setHeader('host', endpoint.authority);
-  }
+  if (rw === null) return ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
+  if (rw.host !== undefined) ctx.setHeader('host', rw.host);
+  else if (rw.autoHost) ctx.setHeader('host', endpoint.authority);
+  return rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
+}
+
+/** Picks destination and endpoint, then sends the request upstream. */
+export function forward(ctx: StreamContext): void {
+  const upstreamPath = prepareUpstream(ctx);
+  if (upstreamPath === null) return;
+  const destination = ctx.destination!;
+  const endpoint = ctx.endpoint!;
+  // gRPC's `TE: trailers` says the client takes trailers; an HTTP/2 upstream may then send them.
+  if (ctx.teTrailers && endpoint.protocol !== 'http1' && ctx.tries === 0) ctx.headers.push('te', 'trailers');
   const call = new UpstreamCall(ctx, endpoint);
   ctx.upstream = call;
   ctx.tries++;
@@ -49,7 +60,7 @@ export function forward(ctx: StreamContext): void {
       method: ctx.method,
       path: upstreamPath,
       headers: ctx.headers,
-      body: ctx.hasBody ? ctx.req : null,
+      body: ctx.hasBody ? (ctx.bodyAllowance >= 0 ? ctx.req.pipe(new BodyLimit(ctx)) : ctx.req) : null,
       headersTimeout: destination.requestTimeoutMs,
       bodyTimeout: destination.idleTimeoutMs,
     },
@@ -65,12 +76,13 @@ export function forward(ctx: StreamContext): void {
  */
 export class UpstreamCall implements PooledHandler {
   client: Client | null = null;
-  private readonly ctx: StreamContext;
-  private readonly endpoint: Endpoint;
-  private controller: Dispatcher.DispatchController | null = null;
-  private ended = false;
-  private aborted = false;
-  private bodyTooLarge = false;
+  protected readonly ctx: StreamContext;
+  protected readonly endpoint: Endpoint;
+  protected controller: Dispatcher.DispatchController | null = null;
+  protected ended = false;
+  protected aborted = false;
+  /** gRPC trailers-only response: the head was the whole response. */
+  private headOnly = false;
 
   constructor(ctx: StreamContext, endpoint: Endpoint) {
     this.ctx = ctx;
@@ -121,19 +133,25 @@ export class UpstreamCall implements PooledHandler {
     if (ctx.activeFilters !== null) runResponseFilters(ctx, statusCode, out);
     // Keep the upstream's Date; Node adds one only when it sent none (RFC 9110 §6.6.1).
     if (hasDate) res.sendDate = false;
+    // A gRPC error can be trailers-only: grpc-status in the one HEADERS frame, which must end the stream,
+    // or the client waits for trailers that never come (docs/listeners.md, gRPC).
+    if (ctx.h2 && headers['grpc-status'] !== undefined) {
+      this.headOnly = true;
+      const head: Record<string, string | string[]> = { ':status': String(statusCode) };
+      for (let i = 0; i < out.length; i += 2) head[out[i] as string] = out[i + 1]!;
+      res.statusCode = statusCode;
+      (res as unknown as Http2ServerResponse).stream.respond(head, { endStream: true });
+      return;
+    }
     res.writeHead(statusCode, out as string[]);
   }
 
   onBodySent(chunk: Buffer): void {
     noteStreamedBytes(chunk.length);
-    const ctx = this.ctx;
-    if (ctx.bodyLimit >= 0 && (ctx.bodyBytes += chunk.length) > ctx.bodyLimit && !this.bodyTooLarge) {
-      this.bodyTooLarge = true;
-      this.controller?.abort(new Error('request body too large'));
-    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.headOnly) return;
     this.ctx.bytesOut += chunk.length;
     noteStreamedBytes(chunk.length);
     if (!this.ctx.res.write(chunk)) {
@@ -142,10 +160,25 @@ export class UpstreamCall implements PooledHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
     this.end();
-    this.ctx.res.end();
-    this.ctx.finish();
+    const ctx = this.ctx;
+    if (!this.headOnly) {
+      // Trailers (gRPC's grpc-status) go on to HTTP/2 clients; HTTP/1.1 responses are sent without them.
+      if (ctx.h2 && trailers !== undefined) {
+        let any = false;
+        for (const _name in trailers) {
+          any = true;
+          break;
+        }
+        if (any) (ctx.res as unknown as Http2ServerResponse).addTrailers(trailers as Record<string, string>);
+      }
+      ctx.res.end();
+    }
+    ctx.finish();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -153,33 +186,19 @@ export class UpstreamCall implements PooledHandler {
     this.end();
     if (this.aborted) return;
     const ctx = this.ctx;
-    if (this.bodyTooLarge) {
-      // The rest of the body will not be read: the connection cannot be reused.
-      ctx.res.shouldKeepAlive = false;
-      ctx.reply({
-        status: 413,
-        code: 'MG_PAYLOAD_TOO_LARGE',
-        detail: `the request body is larger than the ${ctx.bodyLimit} bytes this route accepts`,
-      });
-      return;
-    }
     const [code, detail] = classifyUpstreamError(error, ctx);
     ctx.fail(code, detail);
   }
 
   /** Bookkeeping once the attempt is over: the connection goes back to the pool. */
-  private end() {
+  protected end() {
     this.ended = true;
     this.endpoint.active--;
-    const client = this.client;
-    if (client !== null) {
-      this.client = null;
-      this.endpoint.pool.release(client);
-    }
+    this.endpoint.pool.release(this);
   }
 }
 
-function classifyUpstreamError(error: Error, ctx: StreamContext): [LocalReplyCode, string] {
+export function classifyUpstreamError(error: Error, ctx: StreamContext): [LocalReplyCode, string] {
   const code = (error as NodeJS.ErrnoException).code;
   const to = `${ctx.destination?.service.name} (${ctx.endpoint?.authority})`;
   switch (code) {
@@ -206,5 +225,36 @@ function classifyUpstreamError(error: Error, ctx: StreamContext): [LocalReplyCod
       if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_ABORTED')
         return ['MG_BAD_REQUEST', 'the request body ended early'];
       return ['MG_UPSTREAM_RESET', `${to} failed: ${error.message}`];
+  }
+}
+
+/**
+ * Counts a chunked request body against the route's limit as it streams; past the limit the upstream
+ * request is aborted and the client gets 413 (the connection closes: the rest of its body is unread).
+ * Only chunked bodies on routes with a limit pass through here.
+ */
+class BodyLimit extends Transform {
+  private readonly ctx: StreamContext;
+
+  constructor(ctx: StreamContext) {
+    super();
+    this.ctx = ctx;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const ctx = this.ctx;
+    ctx.bodyAllowance -= chunk.length;
+    if (ctx.bodyAllowance >= 0) {
+      callback(null, chunk);
+      return;
+    }
+    if (!ctx.done) {
+      ctx.upstream?.abort();
+      ctx.failAndClose(
+        'MG_BODY_TOO_LARGE',
+        `the body exceeds ${ctx.bodyLimit} bytes, the limit of route ${ctx.route!.name}`,
+      );
+    }
+    callback();
   }
 }

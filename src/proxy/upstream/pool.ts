@@ -17,6 +17,26 @@ export interface PoolOptions {
   /** Most connections open at once; requests beyond wait in a FIFO queue. */
   maxConnections: number;
   keepAliveMs: number;
+  /** `https://` origins: offer HTTP/2 by ALPN as well (`protocol: auto`). */
+  allowH2?: boolean;
+}
+
+/** Connections to one endpoint, as the request path uses them (HTTP/1.1 here, HTTP/2 in h2-pool.ts). */
+export interface UpstreamPool {
+  readonly origin: string;
+  /** Connections in existence. */
+  readonly size: number;
+  /** Requests in progress. */
+  readonly busy: number;
+  /** Requests waiting for a connection or stream. */
+  readonly queued: number;
+  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): void;
+  /** Called exactly once by a handler when its request has ended, successfully or not. */
+  release(handler: PooledHandler): void;
+  /** Removes a request still waiting; false when it is not (it then ends through its controller). */
+  cancel(handler: PooledHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
 }
 
 interface Waiting {
@@ -29,7 +49,7 @@ export interface PooledHandler extends Dispatcher.DispatchHandler {
   client: Client | null;
 }
 
-export class ConnectionPool {
+export class ConnectionPool implements UpstreamPool {
   readonly origin: string;
   private readonly options: PoolOptions;
   private readonly idle: Client[] = [];
@@ -68,8 +88,10 @@ export class ConnectionPool {
     client.dispatch(options, handler);
   }
 
-  /** Called by a handler when its request has ended, successfully or not. */
-  release(client: Client): void {
+  release(handler: PooledHandler): void {
+    const client = handler.client;
+    if (client === null) return;
+    handler.client = null;
     if (this.waitingHead < this.waiting.length) {
       const next = this.waiting[this.waitingHead]!;
       this.waiting[this.waitingHead++] = undefined as unknown as Waiting;
@@ -106,6 +128,7 @@ export class ConnectionPool {
       keepAliveTimeout: this.options.keepAliveMs,
       // undici: 0 disables the connect timeout, as `timeouts.connect: 0` documents.
       connectTimeout: this.options.connectTimeoutMs,
+      allowH2: this.options.allowH2 === true,
       // Per-request timeouts come from the route and service; disable the client-wide ones.
       headersTimeout: 0,
       bodyTimeout: 0,

@@ -72,11 +72,17 @@ export class UpstreamService {
     };
     const endpoints = config.endpoints.map(
       (e) =>
-        new Endpoint(e.url, { ...e.labels }, e.weight ?? 1, {
-          connectTimeoutMs: this.timeouts.connectMs,
-          maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
-          keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
-        }),
+        new Endpoint(
+          e.url,
+          { ...e.labels },
+          e.weight ?? 1,
+          {
+            connectTimeoutMs: this.timeouts.connectMs,
+            maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+            keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
+          },
+          config.protocol ?? 'http1',
+        ),
     );
     this.all = new EndpointSet(endpoints);
     this.subsets = new Map(

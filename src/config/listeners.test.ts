@@ -1,0 +1,142 @@
+/**
+ * Config checks for listener settings: TLS files (read, paired, located), contradictions between
+ * settings, `match.grpc`, and the compiled defaults.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TestPki } from '../../test/helpers/certs.ts';
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_MAX_HEADER_BYTES } from '../core/defaults.ts';
+import { compileSnapshot, releaseSnapshot } from '../proxy/snapshot.ts';
+import { formatIssue } from './issues.ts';
+import { loadConfigFile } from './load.ts';
+
+let dir: string;
+let pki: TestPki;
+let n = 0;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshgate-listeners-'));
+  pki = new TestPki();
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+  pki.remove();
+});
+
+async function load(text: string) {
+  const file = join(dir, `c${++n}.yaml`);
+  await writeFile(file, text);
+  const result = await loadConfigFile(file, {});
+  return { file, result, issues: result.ok ? [] : result.issues.map((i) => formatIssue(i).slice(file.length + 1)) };
+}
+
+describe('listener config', () => {
+  test('certificate paths resolve from the config file; a missing file is reported at its line', async () => {
+    const leaf = pki.leaf('l1', ['a.test']);
+    await writeFile(join(dir, 'relative.pem'), await readFile(leaf.cert));
+    const { issues } = await load(
+      [
+        'listeners:',
+        '  - name: tls',
+        '    port: 8443',
+        '    tls:',
+        '      certificates:',
+        `        - { cert: relative.pem, key: ${leaf.key} }`,
+        '        - { cert: missing.pem, key: missing.key }',
+      ].join('\n'),
+    );
+    assert.equal(issues.length, 2, issues.join('\n'));
+    assert.match(
+      issues[0]!,
+      /^7:\d+: listeners\[0\]\.tls\.certificates\[1\]\.cert: cannot read .*missing\.pem: no such file/,
+    );
+    assert.match(issues[1]!, /^7:\d+: listeners\[0\]\.tls\.certificates\[1\]\.key: cannot read/);
+  });
+
+  test('a key that does not belong to its certificate is an error', async () => {
+    const a = pki.leaf('pair-a', ['a.test']);
+    const b = pki.leaf('pair-b', ['b.test']);
+    const { issues } = await load(
+      `listeners:\n  - name: tls\n    port: 8443\n    tls: { certificates: [{ cert: ${a.cert}, key: ${b.key} }] }\n`,
+    );
+    assert.equal(issues.length, 1);
+    assert.match(issues[0]!, /listeners\[0\]\.tls\.certificates\[0\]: the certificate and key cannot be used/);
+  });
+
+  test('contradictions: redirect on a TLS listener, headersTimeout over requestTimeout, requireClientCert without clientCa', async () => {
+    const a = pki.leaf('contra', ['a.test']);
+    const { issues } = await load(
+      [
+        'listeners:',
+        '  - name: tls',
+        '    port: 8443',
+        `    tls: { certificates: [{ cert: ${a.cert}, key: ${a.key} }], requireClientCert: true }`,
+        '    redirectToHttps: true',
+        '    limits: { headersTimeout: 10s, requestTimeout: 5s }',
+      ].join('\n'),
+    );
+    assert.equal(issues.length, 3, issues.join('\n'));
+    assert.ok(
+      issues.some((i) => /tls\.requireClientCert: client certificates are verified against tls\.clientCa/.test(i)),
+    );
+    assert.ok(issues.some((i) => /redirectToHttps: a TLS listener would redirect to itself/.test(i)));
+    assert.ok(
+      issues.some((i) => /limits\.headersTimeout: headersTimeout \(10s\) is longer than requestTimeout \(5s\)/.test(i)),
+    );
+  });
+
+  test('unknown limit names get a did-you-mean; bad enum values list the choices', async () => {
+    const { issues } = await load(
+      'listeners:\n  - name: a\n    port: 80\n    encodedSlashes: decoded\n    limits: { maxHeaderByte: 100 }\n',
+    );
+    assert.ok(
+      issues.some((i) => /limits\.maxHeaderByte: unknown field .*did you mean "maxHeaderBytes"/.test(i)),
+      issues.join('\n'),
+    );
+    assert.ok(
+      issues.some((i) => /encodedSlashes: "decoded" is not one of keep, decode, reject/.test(i)),
+      issues.join('\n'),
+    );
+  });
+
+  test('match.grpc is a path: not together with path', async () => {
+    const { issues } = await load(
+      'routes:\n  - name: r\n    match: { path: /x, grpc: { service: a.B } }\n    directResponse: { status: 200 }\n',
+    );
+    assert.equal(issues.length, 1);
+    assert.match(issues[0]!, /routes\[0\]\.match\.grpc: match\.grpc sets the path/);
+  });
+
+  test('defaults are applied when compiling; match.grpc compiles to /service/method and /service/*', async () => {
+    const { result } = await load(
+      [
+        'listeners: [{ name: plain, port: 0 }]',
+        'routes:',
+        '  - { name: one, match: { grpc: { service: shop.v1.Catalog, method: Get } }, directResponse: { status: 200 } }',
+        '  - { name: all, match: { grpc: { service: shop.v1.Catalog } }, directResponse: { status: 204 } }',
+      ].join('\n'),
+    );
+    assert.ok(result.ok);
+    const snapshot = await compileSnapshot(result.value, 1, {
+      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
+    });
+    try {
+      const l = snapshot.listeners[0]!;
+      assert.equal(l.http2, false, 'plain listeners do not sniff for h2c unless asked');
+      assert.equal(l.tls, null);
+      assert.equal(l.encodedSlashes, 'keep');
+      assert.equal(l.limits.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES);
+      assert.equal(l.limits.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS);
+      const match = (path: string) =>
+        snapshot.router.match({ method: 'POST', host: 'h', path, query: '', header: () => undefined })?.name;
+      assert.equal(match('/shop.v1.Catalog/Get'), 'one');
+      assert.equal(match('/shop.v1.Catalog/List'), 'all');
+      assert.equal(match('/shop.v1.Other/Get'), undefined);
+    } finally {
+      releaseSnapshot(snapshot);
+    }
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * HTTP/2 towards one endpoint: a single undici client whose connection multiplexes every request as a
+ * stream (h2c with prior knowledge for `http://`, ALPN for `https://`). undici carries streaming request
+ * and response bodies both ways at once, response trailers (`onResponseEnd`) and cancellation
+ * (RST_STREAM on abort), which is what gRPC needs; so no second HTTP/2 client is kept for it.
+ */
+import { createRequire } from 'node:module';
+import type { Client as ClientType, Dispatcher } from 'undici';
+import type { PooledHandler, PoolOptions, UpstreamPool } from './pool.ts';
+
+const require = createRequire(import.meta.url);
+// As in pool.ts: the dispatcher modules alone, not undici's index.
+const Client: typeof ClientType = require('undici/lib/dispatcher/client.js');
+const H2CClient: typeof ClientType = require('undici/lib/dispatcher/h2c-client.js');
+
+/** Streams undici opens at once on the connection; more wait in its queue. */
+const MAX_CONCURRENT_STREAMS = 100;
+
+export class H2Pool implements UpstreamPool {
+  readonly origin: string;
+  private readonly options: PoolOptions;
+  private client: ClientType | null = null;
+  private inflight = 0;
+
+  constructor(origin: string, options: PoolOptions) {
+    this.origin = origin;
+    this.options = options;
+  }
+
+  get size(): number {
+    return this.client === null ? 0 : 1;
+  }
+
+  get busy(): number {
+    return this.inflight;
+  }
+
+  get queued(): number {
+    return Math.max(0, this.inflight - MAX_CONCURRENT_STREAMS);
+  }
+
+  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): void {
+    this.inflight++;
+    (this.client ??= this.create()).dispatch(options, handler);
+  }
+
+  release(_handler: PooledHandler): void {
+    this.inflight--;
+  }
+
+  /** undici holds the queue; an aborted request leaves it through its controller. */
+  cancel(_handler: PooledHandler): boolean {
+    return false;
+  }
+
+  private create(): ClientType {
+    const common = {
+      keepAliveTimeout: this.options.keepAliveMs,
+      connectTimeout: this.options.connectTimeoutMs,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    };
+    return this.origin.startsWith('https:')
+      ? new Client(this.origin, {
+          ...common,
+          allowH2: true,
+          maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+          pipelining: MAX_CONCURRENT_STREAMS,
+        })
+      : new H2CClient(this.origin, { ...common, maxConcurrentStreams: MAX_CONCURRENT_STREAMS });
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+
+  async destroy(): Promise<void> {
+    await this.client?.destroy();
+  }
+}
