@@ -3,6 +3,7 @@
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
+import { AggregatorRegistry } from 'prom-client';
 import type { DataPlane } from '../proxy/data-plane.ts';
 import type { AdminServer } from './server.ts';
 
@@ -49,5 +50,11 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
     })
     .route('GET /routes', async () => ({ status: 200, body: (await plane.query('routes'))[0] }))
     .route('GET /services', async () => ({ status: 200, body: mergeServices(await plane.query('services')) }))
-    .route('GET /workers', async () => ({ status: 200, body: { workers: await plane.query('status') } }));
+    .route('GET /workers', async () => ({ status: 200, body: { workers: await plane.query('status') } }))
+    .route('GET /metrics', async () => {
+      // One worker's metrics as they are; several summed (counters, histograms) by prom-client.
+      const views = await plane.query('metrics');
+      const registry = AggregatorRegistry.aggregate(views.map((v) => v.metrics as object[]));
+      return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+    });
 }

@@ -579,6 +579,97 @@ export const RouteSchema = Type.Object(
   },
 );
 
+const ACCESS_LOG_FIELD_NAMES = [
+  'time',
+  'requestId',
+  'traceId',
+  'clientAddress',
+  'method',
+  'host',
+  'path',
+  'route',
+  'service',
+  'endpoint',
+  'consumer',
+  'status',
+  'code',
+  'bytesIn',
+  'bytesOut',
+  'durationMs',
+  'upstreamMs',
+  'proxyMs',
+  'tries',
+  'userAgent',
+] as const;
+
+export const ObservabilitySchema = Type.Object(
+  {
+    accessLog: Type.Optional(
+      Type.Object(
+        {
+          output: Type.String({
+            minLength: 1,
+            description: '`stdout`, or a file path (relative to the config file) that lines are appended to.',
+          }),
+          sampleRatio: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              description: 'Share of requests logged. Default 1 (all); 0 logs none.',
+            }),
+          ),
+          fields: Type.Optional(
+            Type.Array(
+              Type.Unsafe<(typeof ACCESS_LOG_FIELD_NAMES)[number]>({
+                type: 'string',
+                enum: [...ACCESS_LOG_FIELD_NAMES],
+              }),
+              {
+                minItems: 1,
+                uniqueItems: true,
+                description: 'Fields written (an allow-list). Default: all of them (docs/observability.md).',
+              },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'One JSON line per request. Default: off.' },
+      ),
+    ),
+    tracing: Type.Optional(
+      Type.Object(
+        {
+          endpoint: Type.String({
+            pattern: '^https?://',
+            description: 'OTLP/HTTP traces endpoint of a collector, e.g. `http://127.0.0.1:4318/v1/traces`.',
+          }),
+          samplingRatio: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              description: 'Share of new traces recorded (a trace that arrives sampled stays sampled). Default 0.1.',
+            }),
+          ),
+          serviceName: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description: 'service.name of the spans. Default `meshgate` (sidecars: their service).',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'Spans per request, exported over OTLP/HTTP. Default: off.' },
+      ),
+    ),
+    serverTiming: Type.Optional(
+      Type.Boolean({
+        description:
+          'Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds) to responses: the time this proxy ' +
+          'added and the upstream’s time to its response head. Default false.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Access log, tracing and timing headers. Metrics are always on.' },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
@@ -588,11 +679,13 @@ export const ConfigSchema = Type.Object(
     routes: Type.Optional(Type.Array(RouteSchema, { description: 'Routes; see docs/routing.md for precedence.' })),
     consumers: Type.Optional(Type.Array(ConsumerSchema, { description: 'API clients and their credentials.' })),
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
+    observability: Type.Optional(ObservabilitySchema),
   },
   { additionalProperties: false, title: 'meshgate configuration' },
 );
 
 export type Config = Static<typeof ConfigSchema>;
+export type ObservabilityConfig = Static<typeof ObservabilitySchema>;
 export type ListenerConfig = Static<typeof ListenerSchema>;
 export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
 export type ListenerLimitsConfig = Static<typeof ListenerLimitsSchema>;

@@ -13,12 +13,14 @@ import {
 import type { Socket } from 'node:net';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
+import type { RequestTrace } from '../observability/tracing.ts';
 import { runLogFilters } from './chain/filters.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput } from './router/router.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
+import type { Telemetry } from './telemetry.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
@@ -30,6 +32,8 @@ export interface StreamHost {
   onStreamEnd(ctx: StreamContext): void;
   /** A plugin threw or rejected: the request got a 500; this is where the reason goes. */
   onFilterError?(ctx: StreamContext, plugin: string, error: unknown): void;
+  /** Metrics, access log and tracing of this proxy (null: none, as in some tests). */
+  readonly telemetry: Telemetry | null;
 }
 
 /** Per-listener settings the request path reads; resolved once per listener and snapshot. */
@@ -92,6 +96,14 @@ export class StreamContext implements MatchInput, RequestContext {
   status = 0;
   /** performance.now() when the upstream's response headers arrived (0: never). */
   upstreamHeadersMs = 0;
+  /** performance.now() when the upstream's response ended (0: never). */
+  upstreamEndMs = 0;
+  /** Request body bytes sent upstream. */
+  bytesIn = 0;
+  /** The trace this request belongs to, when tracing is on (null otherwise). */
+  trace: RequestTrace | null = null;
+  /** W3C trace id (incoming or new), for logs and problem replies; undefined when there is none. */
+  traceId: string | undefined = undefined;
   upstreamStartMs = 0;
   bytesOut = 0;
   done = false;
@@ -113,6 +125,11 @@ export class StreamContext implements MatchInput, RequestContext {
     this.listener = listener;
     this.method = req.method ?? 'GET';
     this.startMs = performance.now();
+  }
+
+  /** Arrival time, milliseconds since the epoch. */
+  get startEpochMs(): number {
+    return performance.timeOrigin + this.startMs;
   }
 
   get routeName(): string {

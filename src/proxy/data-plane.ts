@@ -50,7 +50,7 @@ export class InProcessDataPlane implements DataPlane {
   }
 
   async query(view: ProxyView) {
-    return [describeProxy(this.proxy, view)];
+    return [await describeProxy(this.proxy, view)];
   }
 
   close(drainMs: number) {

@@ -6,8 +6,8 @@ import type { ProxyServer } from './proxy.ts';
 import type { CompiledRoute } from './snapshot.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
-export type ProxyView = 'status' | 'config' | 'routes' | 'services';
-export const PROXY_VIEWS: readonly ProxyView[] = ['status', 'config', 'routes', 'services'];
+export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'metrics';
+export const PROXY_VIEWS: readonly ProxyView[] = ['status', 'config', 'routes', 'services', 'metrics'];
 
 const SECRET_KEYS = /^(secret|key|password|token|privateKey|clientSecret)$/i;
 
@@ -68,9 +68,12 @@ export function describeService(service: UpstreamService) {
   };
 }
 
-export function describeProxy(proxy: ProxyServer, view: ProxyView): Record<string, unknown> {
+export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   switch (view) {
+    case 'metrics':
+      // JSON, so a primary can sum several workers' metrics (prom-client's aggregate).
+      return { metrics: await proxy.telemetry.metrics.registry.getMetricsAsJSON() };
     case 'status':
       return {
         pid: process.pid,

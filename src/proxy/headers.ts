@@ -16,6 +16,9 @@ export const H_CONTENT_LENGTH = 9;
 export const H_TRANSFER_ENCODING = 10;
 export const H_AUTHORITY = 11;
 export const H_TE = 12;
+export const H_TRACEPARENT = 13;
+export const H_TRACESTATE = 14;
+export const H_B3 = 15;
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
@@ -37,6 +40,11 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['host', H_HOST],
   ['x-request-id', H_REQUEST_ID],
   ['x-forwarded-for', H_XFF],
+  // Trace context: read for the trace id, replaced when this proxy records spans.
+  ['traceparent', H_TRACEPARENT],
+  ['tracestate', H_TRACESTATE],
+  ['b3', H_B3],
+  ['x-b3-traceid', H_B3],
   ['x-forwarded-proto', H_XF_PROTO],
   ['x-forwarded-host', H_XF_HOST],
   ['forwarded', H_FORWARDED],

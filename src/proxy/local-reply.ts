@@ -16,6 +16,7 @@ export interface ProblemDetails {
   detail: string;
   code: string;
   requestId: string;
+  traceId?: string;
 }
 
 const STATUS_TITLES: Record<number, string> = {
@@ -35,7 +36,7 @@ const STATUS_TITLES: Record<number, string> = {
   504: 'Gateway timeout',
 };
 
-export function problemOf(reply: LocalReply, requestId: string): ProblemDetails {
+export function problemOf(reply: LocalReply, requestId: string, traceId?: string): ProblemDetails {
   return {
     type: `urn:meshgate:error:${reply.code}`,
     title: STATUS_TITLES[reply.status] ?? 'Error',
@@ -43,6 +44,7 @@ export function problemOf(reply: LocalReply, requestId: string): ProblemDetails 
     detail: reply.detail,
     code: reply.code,
     requestId,
+    ...(traceId === undefined ? {} : { traceId }),
   };
 }
 
@@ -57,7 +59,7 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
     writeGrpcStatus(ctx, reply);
     return true;
   }
-  const body = reply.body?.text ?? JSON.stringify(problemOf(reply, ctx.requestId));
+  const body = reply.body?.text ?? JSON.stringify(problemOf(reply, ctx.requestId, ctx.traceId));
   const headers: (string | string[])[] = [
     'content-type',
     reply.body?.contentType ?? 'application/problem+json',

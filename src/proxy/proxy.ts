@@ -6,11 +6,13 @@ import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { MetricsRole } from '../observability/metrics.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
 import { Listener } from './listener/listener.ts';
 import { loadTls } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
 import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
+import { Telemetry } from './telemetry.ts';
 
 export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;
@@ -20,6 +22,10 @@ export interface ProxyOptions {
   log?: Pick<Logger, 'warn' | 'error'>;
   /** Milliseconds since the epoch, for plugins; tests inject a fake clock. */
   now?: () => number;
+  /** `gateway` (default) or `mesh` (a sidecar): the prefix of its metrics. */
+  role?: MetricsRole;
+  /** Default `service.name` of spans. */
+  serviceName?: string;
 }
 
 /** A listener's settings for the request path; reads its certificate files (so a reload picks up rotated ones). */
@@ -57,12 +63,21 @@ export class ProxyServer {
         },
       },
     };
-    const runtime = await Runtime.create(loaded, deps, options.onStreamEnd, (ctx, plugin, error) =>
+    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
+    await telemetry.configure(loaded.config.observability);
+    const onStreamEnd = options.onStreamEnd;
+    const record = (ctx: StreamContext) => {
+      telemetry.record(ctx);
+      onStreamEnd?.(ctx);
+    };
+    const runtime = await Runtime.create(loaded, deps, record, (ctx, plugin, error) =>
       log?.error(
         { requestId: ctx.requestId, plugin, err: (error as Error)?.message ?? String(error) },
         'plugin failed',
       ),
     );
+    runtime.telemetry = telemetry;
+    telemetry.watch(() => runtime.snapshot);
     const proxy = new ProxyServer(runtime);
     proxy.shared = shared;
     try {
@@ -95,8 +110,13 @@ export class ProxyServer {
    * Swaps in a new validated config. New or moved listeners are bound first: if one cannot bind, the
    * change is rejected and nothing changes. Removed listeners drain in the background.
    */
+  get telemetry(): Telemetry {
+    return this.runtime.telemetry!;
+  }
+
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
     const prepared = await this.runtime.prepare(loaded);
+    await this.telemetry.configure(loaded.config.observability);
     const next = compileListeners(loaded.config, loaded.source);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, Listener>();
@@ -141,5 +161,6 @@ export class ProxyServer {
     this.listeners.clear();
     await this.runtime.close();
     for (const value of this.shared.values()) (value as { close?: () => void }).close?.();
+    await this.runtime.telemetry?.close();
   }
 }

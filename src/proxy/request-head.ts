@@ -5,12 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
+import { parseB3, parseTraceparent } from '../observability/trace-context.ts';
+import { traceparentOf } from '../observability/tracing.ts';
 import type { StreamContext } from './context.ts';
 import {
   clientAddress,
   connectionListed,
   forwardedElement,
   H_AUTHORITY,
+  H_B3,
   H_CONNECTION,
   H_CONTENT_LENGTH,
   H_DROP,
@@ -18,6 +21,8 @@ import {
   H_HOST,
   H_REQUEST_ID,
   H_TE,
+  H_TRACEPARENT,
+  H_TRACESTATE,
   H_TRANSFER_ENCODING,
   H_XF_HOST,
   H_XF_PROTO,
@@ -66,6 +71,9 @@ export function readRequestHead(ctx: StreamContext): boolean {
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let forwarded: string | undefined;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
+  let b3 = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
@@ -108,6 +116,16 @@ export function readRequestHead(ctx: StreamContext): boolean {
         break;
       case H_FORWARDED:
         forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        break;
+      case H_TRACEPARENT:
+        traceparent = value;
+        break;
+      case H_TRACESTATE:
+        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+        break;
+      case H_B3:
+        b3 = true;
+        out.push(name, value);
         break;
       case H_CONTENT_LENGTH:
         // The parser has rejected malformed or conflicting lengths before we get here.
@@ -179,7 +197,35 @@ export function readRequestHead(ctx: StreamContext): boolean {
     );
   }
   out.push('host', authority, REQUEST_ID_HEADER, ctx.requestId);
+  if (traceparent !== undefined || b3 || ctx.owner.telemetry?.tracing)
+    readTraceContext(ctx, traceparent, tracestate, b3);
   return true;
+}
+
+/**
+ * The request's trace: with tracing on, this hop's span becomes the parent sent upstream; with it off,
+ * the incoming context passes through unchanged (its trace id still names the request in logs).
+ */
+function readTraceContext(
+  ctx: StreamContext,
+  traceparent: string | undefined,
+  tracestate: string | undefined,
+  b3: boolean,
+) {
+  const parsed = traceparent !== undefined ? parseTraceparent(traceparent) : b3 ? parseB3((n) => ctx.header(n)) : null;
+  const incoming = parsed === null ? null : { ...parsed, traceState: tracestate ?? '' };
+  const tracing = ctx.owner.telemetry?.tracing;
+  if (tracing) {
+    const trace = tracing.start(incoming, ctx.method, ctx.startEpochMs);
+    ctx.trace = trace;
+    ctx.traceId = trace.traceId;
+    ctx.headers.push('traceparent', traceparentOf(trace));
+    if (trace.traceState !== '') ctx.headers.push('tracestate', trace.traceState);
+    return;
+  }
+  if (traceparent !== undefined) ctx.headers.push('traceparent', traceparent);
+  if (tracestate !== undefined) ctx.headers.push('tracestate', tracestate);
+  if (incoming !== null) ctx.traceId = incoming.traceId;
 }
 
 /** `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`; lower-case. */

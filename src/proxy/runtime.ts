@@ -7,6 +7,7 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { StreamContext, StreamHost } from './context.ts';
 import { type CompileDeps, compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
+import type { Telemetry } from './telemetry.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */
 const RELEASE_DEADLINE_MS = 10 * 60_000;
@@ -18,6 +19,8 @@ export class Runtime implements StreamHost {
   private readonly deps: CompileDeps;
 
   readonly onFilterError: ((ctx: StreamContext, plugin: string, error: unknown) => void) | undefined;
+  /** Set by the proxy that owns this runtime. */
+  telemetry: Telemetry | null = null;
 
   private constructor(
     first: Snapshot,

@@ -176,12 +176,14 @@ describe('request hygiene', () => {
           const started = performance.now();
           await new Promise<void>((resolve, reject) => {
             const s = connect(Number(new URL(g.url(name)).port), '127.0.0.1');
+            // Read whatever comes (a 408 may precede the close): a paused socket would never see the end.
+            s.resume();
             s.on('error', () => {});
             s.on('close', () => resolve());
-            setTimeout(() => reject(new Error(`${name}: still open`)), 8000);
+            setTimeout(() => reject(new Error(`${name}: still open`)), 3000);
           });
           const took = performance.now() - started;
-          assert.ok(took >= 250 && took < 6000, `${name}: closed after ${took} ms`);
+          assert.ok(took >= 250 && took < 2500, `${name}: closed after ${took} ms`);
         }
       } finally {
         await g.close();

@@ -57,7 +57,10 @@ process.on('message', (message: ToWorker) => {
     }
     case 'query':
       if (proxy === null) reply({ type: 'reply', id: message.id, ok: false, error: 'not started' });
-      else reply({ type: 'reply', id: message.id, ok: true, value: describeProxy(proxy, message.view) });
+      else
+        void describeProxy(proxy, message.view).then((value) =>
+          reply({ type: 'reply', id: message.id, ok: true, value }),
+        );
       break;
     case 'drain':
       void drain(message.drainMs);

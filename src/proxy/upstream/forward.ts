@@ -130,6 +130,8 @@ export class UpstreamCall implements PooledHandler {
     }
     if (listed !== null) removeHeaders(out as string[], listed);
     out.push(REQUEST_ID_HEADER, ctx.requestId);
+    const telemetry = ctx.owner.telemetry;
+    if (telemetry?.serverTiming) out.push('server-timing', telemetry.serverTimingOf(ctx));
     if (ctx.activeFilters !== null) runResponseFilters(ctx, statusCode, out);
     // Keep the upstream's Date; Node adds one only when it sent none (RFC 9110 §6.6.1).
     if (hasDate) res.sendDate = false;
@@ -147,6 +149,7 @@ export class UpstreamCall implements PooledHandler {
   }
 
   onBodySent(chunk: Buffer): void {
+    this.ctx.bytesIn += chunk.length;
     noteStreamedBytes(chunk.length);
   }
 
@@ -166,6 +169,7 @@ export class UpstreamCall implements PooledHandler {
   ): void {
     this.end();
     const ctx = this.ctx;
+    ctx.upstreamEndMs = performance.now();
     if (!this.headOnly) {
       // Trailers (gRPC's grpc-status) go on to HTTP/2 clients; HTTP/1.1 responses are sent without them.
       if (ctx.h2 && trailers !== undefined) {
