@@ -14,6 +14,7 @@ export const H_XF_HOST = 7;
 export const H_FORWARDED = 8;
 export const H_CONTENT_LENGTH = 9;
 export const H_TRANSFER_ENCODING = 10;
+export const H_REQUEST_TIMEOUT = 11;
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
@@ -34,6 +35,8 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-forwarded-host', H_XF_HOST],
   ['forwarded', H_FORWARDED],
   ['content-length', H_CONTENT_LENGTH],
+  // The client's deadline for this proxy (docs/resilience.md); consumed here, not forwarded.
+  ['x-request-timeout', H_REQUEST_TIMEOUT],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */

@@ -15,6 +15,7 @@ import {
   H_FORWARDED,
   H_HOST,
   H_REQUEST_ID,
+  H_REQUEST_TIMEOUT,
   H_TRANSFER_ENCODING,
   H_XF_HOST,
   H_XF_PROTO,
@@ -97,6 +98,9 @@ export function readRequestHead(ctx: StreamContext): boolean {
       case H_TRANSFER_ENCODING:
         // The parser has validated framing; undici re-frames the body it streams upstream.
         ctx.hasBody = true;
+        break;
+      case H_REQUEST_TIMEOUT:
+        ctx.requestTimeoutHeader = value;
         break;
     }
   }

@@ -6,7 +6,7 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import type { StreamContext, StreamHost } from './context.ts';
-import { compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
+import { compileSnapshot, releaseSnapshot, type Snapshot, startServices } from './snapshot.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */
 const RELEASE_DEADLINE_MS = 10 * 60_000;
@@ -18,6 +18,7 @@ export class Runtime implements StreamHost {
 
   constructor(loaded: LoadedConfig, onStreamEnd: (ctx: StreamContext) => void = () => {}) {
     this.current = compileSnapshot(loaded, 1);
+    startServices(this.current);
     this.streamEnd = onStreamEnd;
   }
 
@@ -30,6 +31,7 @@ export class Runtime implements StreamHost {
     const previous = this.current;
     const next = compileSnapshot(loaded, previous.version + 1, previous);
     this.current = next;
+    startServices(next);
     if (previous.inflight.count === 0) releaseSnapshot(previous);
     else {
       const timer = setTimeout(() => this.release(previous), RELEASE_DEADLINE_MS);

@@ -8,6 +8,10 @@ import { DEFAULT_LISTENER_ADDRESS, DEFAULT_TRUSTED_HOPS } from '../core/defaults
 import { parseDuration } from '../core/duration.ts';
 import type { CompiledFilter } from './chain/filters.ts';
 import { Router } from './router/router.ts';
+import { type CompiledFault, compileFault } from './upstream/fault.ts';
+import { compileHashOn, type HashKeyReader } from './upstream/hash.ts';
+import type { CompiledMirror } from './upstream/mirror.ts';
+import { compileRetryPolicy, type RetryPolicy } from './upstream/retry.ts';
 import { type EndpointSet, UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
 export interface CompiledDestination {
@@ -16,8 +20,11 @@ export interface CompiledDestination {
   endpoints: EndpointSet;
   /** Cumulative weight bound (exclusive) in 0..100, for picking. */
   upTo: number;
+  /** Overall: from the first try until the response headers, across retries. 0: none. */
   requestTimeoutMs: number;
   idleTimeoutMs: number;
+  /** The route's retries over the service's, or null when this destination never retries. */
+  retry: RetryPolicy | null;
 }
 
 export interface CompiledRewrite {
@@ -45,6 +52,10 @@ export interface CompiledRoute {
   readonly rewrite: CompiledRewrite | null;
   /** The plugin chain, in the order it runs (global, service and route entries merged). */
   readonly filters: readonly CompiledFilter[];
+  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
+  readonly sticky: HashKeyReader | null;
+  readonly mirror: CompiledMirror | null;
+  readonly fault: CompiledFault | null;
 }
 
 export interface CompiledListener {
@@ -97,6 +108,11 @@ export function compileSnapshot(loaded: LoadedConfig, version: number, previous?
   });
 }
 
+/** Starts what runs in the background for the services of the snapshot now in force (health checks). */
+export function startServices(snapshot: Snapshot): void {
+  for (const service of snapshot.services.values()) service.start();
+}
+
 /**
  * Gives up a snapshot's hold on its services, once it is no longer current and its last request has
  * ended; a service no snapshot holds any more closes its connections.
@@ -132,6 +148,10 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
         upTo,
         requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
         idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
+        retry:
+          service.config.retries || rc.retries
+            ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
+            : null,
       };
     })
     .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
@@ -142,6 +162,16 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
         contentType: rc.directResponse.contentType ?? 'text/plain; charset=utf-8',
       }
     : null;
+  const mirrorService = rc.mirror ? services.get(rc.mirror.service)! : undefined;
+  const mirror: CompiledMirror | null =
+    rc.mirror && mirrorService
+      ? Object.freeze({
+          service: mirrorService,
+          subset: rc.mirror.subset,
+          endpoints: mirrorService.endpointSet(rc.mirror.subset),
+          percent: rc.mirror.percent ?? 100,
+        })
+      : null;
   return Object.freeze({
     name: rc.name,
     config: rc,
@@ -149,6 +179,9 @@ function compileRoute(rc: RouteConfig, services: ReadonlyMap<string, UpstreamSer
     direct,
     rewrite: compileRewrite(rc),
     filters: [],
+    sticky: rc.sticky ? compileHashOn(rc.sticky) : null,
+    mirror: mirror !== null && mirror.percent > 0 ? mirror : null,
+    fault: rc.fault && (rc.fault.delay || rc.fault.abort) ? compileFault(rc.fault) : null,
   });
 }
 

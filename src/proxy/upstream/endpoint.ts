@@ -1,8 +1,12 @@
 /**
- * One instance of a service and its connections. Endpoints outlive snapshots: a reload that leaves a
- * service unchanged keeps its endpoints, so connections stay warm (house rule 2).
+ * One instance of a service, its connections and its standing: active health and passive ejection.
+ * Endpoints outlive snapshots: a reload that leaves a service unchanged keeps its endpoints, so
+ * connections stay warm and health and ejection state carry over (house rule 2).
  */
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import { ConnectionPool, type PoolOptions } from './pool.ts';
+
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unchecked';
 
 export class Endpoint {
   readonly url: string;
@@ -14,13 +18,35 @@ export class Endpoint {
   /** Requests sent to this endpoint and not yet finished. */
   active = 0;
 
-  constructor(url: string, labels: Record<string, string>, weight: number, options: PoolOptions) {
+  /** Active health checks' verdict; `healthy` when the service has none. Written by health-check.ts. */
+  health: HealthStatus = 'healthy';
+  /** Ejected by outlier detection until `ejectedUntil` (clock time). Written by outlier.ts. */
+  ejected = false;
+  ejectedUntil = 0;
+  /** Ejections so far, less those forgiven: the next ejection lasts (this + 1) × base. */
+  ejections = 0;
+  /** Consecutive failures seen by outlier detection (reset by any success). */
+  consecutiveErrors = 0;
+  consecutiveGatewayErrors = 0;
+
+  constructor(
+    url: string,
+    labels: Record<string, string>,
+    weight: number,
+    options: PoolOptions,
+    breaker?: CircuitBreaker,
+  ) {
     const parsed = new URL(url);
     this.url = parsed.origin;
     this.authority = parsed.host;
     this.labels = labels;
     this.weight = weight;
-    this.pool = new ConnectionPool(this.url, options);
+    this.pool = new ConnectionPool(this.url, options, breaker);
+  }
+
+  /** May get traffic: not failing its health checks and not ejected. */
+  get available(): boolean {
+    return !this.ejected && this.health !== 'unhealthy' && this.health !== 'unchecked';
   }
 
   /** Lets in-flight requests finish, then closes the connections. */
