@@ -86,7 +86,7 @@ export class StreamContext implements MatchInput, RequestContext {
   panic = false;
   /** Delay injected by the route's fault settings, in ms (0: none). */
   faultDelayMs = 0;
-  /** A copy of this request was sent to the route's mirror. */
+  /** This request was chosen for the route's mirror (the copy may still be dropped by the shadow's limits). */
   mirrored = false;
   /** Overall upstream timeout in force, ms (route or service, shortened by X-Request-Timeout); 0: none. */
   timeoutMs = 0;

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, Pool, request } from 'undici';
 import { upstreamDecisions } from '../../src/proxy/upstream/decisions.ts';
+import { rawRequest } from '../helpers/raw.ts';
 import { echo, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/servers.ts';
 
 const agent = new Agent({ connections: 64 });
@@ -244,6 +245,33 @@ describe('retries', () => {
       },
       a,
       b,
+    );
+  });
+
+  it('a body nobody reads (the upstream answered early and closed) is drained, so the client connection goes on', async () => {
+    const early = await startUpstream((_req, res) => {
+      res.setHeader('connection', 'close');
+      res.end('early');
+    }, 'early');
+    await withGateway(
+      {
+        services: [{ name: 'svc', endpoints: [{ url: early.url }], retries: { attempts: 1 } }],
+        routes: [{ name: 'r', service: 'svc' }],
+      },
+      async (gw) => {
+        const port = Number(new URL(gw.url()).port);
+        // Far beyond the replay buffer and the socket buffers: the try ends long before the body does.
+        const body = 'x'.repeat(2_000_000);
+        const res = await rawRequest(
+          port,
+          `POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /b HTTP/1.1\r\nHost: t\r\n\r\n`,
+          500,
+        );
+        const statuses = res.text.match(/HTTP\/1\.1 \d+/g) ?? [];
+        assert.equal(statuses.length, 2, `responses: ${statuses.join(', ')}`);
+        assert.equal(statuses[1], 'HTTP/1.1 200', 'the next request on the connection is served');
+      },
+      early,
     );
   });
 

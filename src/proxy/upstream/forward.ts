@@ -156,6 +156,7 @@ function startMirror(ctx: StreamContext, mirror: CompiledMirror): void {
 
 /** Refuses the request without an upstream answer, recording why. */
 function refuse(ctx: StreamContext, reason: string, code: LocalReplyCode, detail: string): void {
+  ctx.body?.drain();
   ctx.refusal = reason;
   ctx.destination?.service.stats.refusals.add({
     at: Date.now(),
@@ -208,6 +209,7 @@ function startTry(ctx: StreamContext, isRetry: boolean): void {
         // The body outgrew the replay buffer while this retry waited: the last failure stands.
         if (isRetry) breaker.retries--;
         ctx.retryStop = 'body-not-replayable';
+        ctx.body.drain();
         ctx.fail(retry!.lastCode, retry!.lastDetail);
         return;
       }
@@ -538,8 +540,10 @@ export class UpstreamCall implements PooledHandler {
   onResponseEnd(): void {
     this.end();
     if (this.discarding) return;
-    this.ctx.res.end();
-    this.ctx.finish();
+    const ctx = this.ctx;
+    if (ctx.body !== null) ctx.body.drain();
+    ctx.res.end();
+    ctx.finish();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -559,6 +563,7 @@ export class UpstreamCall implements PooledHandler {
         return;
       }
     }
+    if (ctx.body !== null) ctx.body.drain();
     ctx.fail(code, detail);
   }
 

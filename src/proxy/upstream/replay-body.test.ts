@@ -73,6 +73,19 @@ describe('replayable request body', () => {
     large.end();
   });
 
+  it('drain() reads and drops the rest of a body nobody will read, and gives up a pending mirror', async () => {
+    const source = new PassThrough();
+    const body = new ReplayableBody(source, 1024);
+    body.open()!.on('error', () => {});
+    const mirror = new Promise<Buffer | null>((r) => body.whenComplete(r));
+    body.drain();
+    assert.equal(await mirror, null);
+    for (let i = 0; i < 10; i++) source.write(Buffer.alloc(64 * 1024));
+    source.end();
+    await new Promise((r) => source.on('end', r));
+    assert.equal(body.bytes, 10 * 64 * 1024, 'everything was read');
+  });
+
   it('applies backpressure: a reader that does not read pauses the source', async () => {
     const source = new PassThrough({ highWaterMark: 16 });
     const body = new ReplayableBody(source, 1 << 20);

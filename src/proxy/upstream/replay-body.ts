@@ -21,6 +21,8 @@ export class ReplayableBody {
   /** The one stream reading the live body now (the current try's). */
   private reader: BodyCursor | null = null;
   private listening = false;
+  /** The request is over: the rest of the body is read and dropped, so the client connection stays usable. */
+  private draining = false;
   /** Called once with the whole body when it ended within the limit, or null when it cannot (mirroring). */
   private onComplete: ((body: Buffer | null) => void) | null = null;
 
@@ -77,8 +79,23 @@ export class ReplayableBody {
     this.source.on('close', () => this.onError(new Error('the client closed before the request body ended')));
   }
 
+  /**
+   * The response is complete (or failed) before the client finished sending: nobody will read the rest
+   * of the body. Read and drop it, as Node does with an unread body, instead of leaving it paused.
+   */
+  drain(): void {
+    if (this.ended || this.draining) return;
+    this.draining = true;
+    this.chunks = null;
+    this.giveUpComplete();
+    this.reader?.detach();
+    this.reader = null;
+    this.source.resume();
+  }
+
   private onData(chunk: Buffer): void {
     this.bytes += chunk.length;
+    if (this.draining) return;
     if (this.chunks !== null) {
       if (this.bytes <= this.limit) this.chunks.push(chunk);
       else {
