@@ -11,25 +11,53 @@ type Json = Record<string, unknown>;
 
 interface EndpointView {
   url: string;
+  available: boolean;
   activeRequests: number;
   connections: { open: number; busy: number; queuedRequests: number };
+  health: { status: string };
+  outlier: { ejected: boolean; ejectedForMs: number };
 }
 
-/** Sums per-endpoint counters of the same service across workers. */
+interface ServiceView {
+  name: string;
+  circuitBreaker: { current: Record<string, number>; open: Record<string, boolean>; overflows: Record<string, number> };
+  endpoints: EndpointView[];
+}
+
+const HEALTH_RANK: Record<string, number> = { healthy: 0, unchecked: 1, unhealthy: 2 };
+
+function sumInto(target: Record<string, number>, other: Record<string, number>) {
+  for (const key in other) target[key] = (target[key] ?? 0) + other[key]!;
+}
+
+/**
+ * Merges the views of several workers: counters (requests, connections, breaker counts) are summed;
+ * per-worker state shows the worst (an endpoint is shown ejected or unhealthy if any worker says so,
+ * and a breaker threshold open if it is open in any worker). Each worker keeps its own state.
+ */
 function mergeServices(views: Json[]): Json {
-  const [first, ...rest] = views as { services: { name: string; endpoints: EndpointView[] }[] }[];
+  const [first, ...rest] = views as { services: ServiceView[] }[];
   if (!first) return { services: [] };
-  const merged = structuredClone(first) as { services: { name: string; endpoints: EndpointView[] }[] } & Json;
+  const merged = structuredClone(first) as { services: ServiceView[] } & Json;
   for (const other of rest) {
     for (const service of other.services) {
       const target = merged.services.find((s) => s.name === service.name);
+      if (!target) continue;
+      sumInto(target.circuitBreaker.current, service.circuitBreaker.current);
+      sumInto(target.circuitBreaker.overflows, service.circuitBreaker.overflows);
+      for (const key in service.circuitBreaker.open)
+        target.circuitBreaker.open[key] = target.circuitBreaker.open[key]! || service.circuitBreaker.open[key]!;
       for (const endpoint of service.endpoints) {
-        const e = target?.endpoints.find((x) => x.url === endpoint.url);
+        const e = target.endpoints.find((x) => x.url === endpoint.url);
         if (!e) continue;
         e.activeRequests += endpoint.activeRequests;
         e.connections.open += endpoint.connections.open;
         e.connections.busy += endpoint.connections.busy;
         e.connections.queuedRequests += endpoint.connections.queuedRequests;
+        e.available &&= endpoint.available;
+        if ((HEALTH_RANK[endpoint.health.status] ?? 0) > (HEALTH_RANK[e.health.status] ?? 0))
+          e.health = endpoint.health;
+        if (endpoint.outlier.ejected && !e.outlier.ejected) e.outlier = endpoint.outlier;
       }
     }
   }

@@ -231,8 +231,8 @@ export const ServiceTimeoutsSchema = Type.Object(
     connect: Type.Optional(Duration('Time to establish a connection to an endpoint. Default 5s; 0 waits forever.')),
     request: Type.Optional(
       Duration(
-        'Time from sending the request upstream until the response headers arrive. Default 30s; 0 disables it. ' +
-          'A route may set its own.',
+        'Time from sending the request upstream until the response headers arrive, across all tries and the waits ' +
+          'between them. Default 30s; 0 disables it. A route may set its own; X-Request-Timeout may shorten it.',
       ),
     ),
     idle: Type.Optional(
@@ -372,6 +372,304 @@ export const ConsumerSchema = Type.Object(
   { additionalProperties: false, description: 'An API client: an identity with credentials and groups.' },
 );
 
+/** Where a request's hash key comes from: exactly one field. */
+const hashOn = (description: string) =>
+  Type.Object(
+    {
+      header: Type.Optional(Type.String({ minLength: 1, description: 'A request header (name, case-insensitive).' })),
+      cookie: Type.Optional(Type.String({ minLength: 1, description: 'A cookie sent by the client (name).' })),
+      query: Type.Optional(
+        Type.String({ minLength: 1, description: 'A query parameter (name; the value is URL-decoded).' }),
+      ),
+      clientIp: Type.Optional(
+        Type.Boolean({ description: '`true`: the client address (as seen through the listener’s trusted hops).' }),
+      ),
+    },
+    { additionalProperties: false, minProperties: 1, maxProperties: 1, description },
+  );
+
+export const HashOnSchema = hashOn(
+  'The hash key of `ring-hash` and `maglev`: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. ' +
+    'A request without that value gets a random key.',
+);
+
+export const LB_POLICIES = ['round-robin', 'least-request', 'random', 'ring-hash', 'maglev'] as const;
+export type LbPolicy = (typeof LB_POLICIES)[number];
+
+export const LoadBalancerSchema = Type.Object(
+  {
+    policy: Type.Optional(
+      Type.Unsafe<LbPolicy>({
+        type: 'string',
+        enum: [...LB_POLICIES],
+        description:
+          'How an endpoint is chosen. `round-robin` (default, weighted), `least-request` (of two endpoints drawn by ' +
+          'weight, the one with fewer requests in flight), `random` (weighted), `ring-hash` and `maglev` (consistent ' +
+          'hashing on `hashOn`: a key keeps its endpoint while that endpoint is available).',
+      }),
+    ),
+    hashOn: Type.Optional(HashOnSchema),
+    panicThreshold: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          'Percent. When fewer of an endpoint set’s endpoints than this are available (healthy and not ejected), ' +
+          'requests are spread over all of them instead of overloading the rest. Default 50; 0 disables panic mode.',
+      }),
+    ),
+    ringPointsPerWeight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 4096,
+        description:
+          '`ring-hash` only: points on the ring per unit of an endpoint’s weight (more: a smoother spread, more ' +
+          'memory). Default 160. The whole ring is capped at 1048576 points.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'How requests are spread over the endpoints.' },
+);
+
+const StatusRange = Type.Union(
+  [
+    Type.Integer({ minimum: 100, maximum: 599 }),
+    Type.String({ pattern: '^[1-5][0-9][0-9]-[1-5][0-9][0-9]$', description: 'An inclusive range, e.g. `200-299`.' }),
+  ],
+  { description: 'A status (`204`) or an inclusive range (`200-299`).' },
+);
+
+export const HealthCheckSchema = Type.Object(
+  {
+    path: Type.String({ pattern: '^/', description: 'Path requested with GET, e.g. `/healthz`.' }),
+    host: Type.Optional(
+      Type.String({ minLength: 1, description: 'Host header of the check. Default: the endpoint’s host:port.' }),
+    ),
+    interval: Type.Optional(Duration('Time between two checks of one endpoint. Default 5s. Must not be 0.')),
+    timeout: Type.Optional(Duration('A check that takes longer fails. Default 1s; 0 waits as long as the interval.')),
+    jitter: Type.Optional(
+      Duration(
+        'Random extra delay added to each interval, so proxies do not check in step. Default 10% of interval; 0: none.',
+      ),
+    ),
+    unhealthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Consecutive failed checks that take an endpoint out. Default 3.',
+      }),
+    ),
+    healthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Consecutive passed checks that bring it back. Default 2.',
+      }),
+    ),
+    expectedStatuses: Type.Optional(
+      Type.Array(StatusRange, { minItems: 1, description: 'Statuses that pass. Default `[200-299]`.' }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Active health checks: each endpoint is probed on its own schedule; an unhealthy one gets no traffic until it passes again.',
+  },
+);
+
+export const OutlierDetectionSchema = Type.Object(
+  {
+    consecutiveErrors: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1000,
+        description:
+          'Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. ' +
+          'Default 5; 0 disables this trigger.',
+      }),
+    ),
+    consecutiveGatewayErrors: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1000,
+        description:
+          'Consecutive 502/503/504 responses or gateway failures that eject an endpoint. Default 0 (this trigger is off).',
+      }),
+    ),
+    baseEjectionTime: Type.Optional(
+      Duration('How long a first ejection lasts; the nth lasts n times as long. Default 30s. Must not be 0.'),
+    ),
+    maxEjectionTime: Type.Optional(Duration('Longest ejection, however often an endpoint is ejected. Default 300s.')),
+    maxEjectionPercent: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          'Most endpoints of the service ejected at once, in percent; one may always be ejected. Default 10; 0 never ejects.',
+      }),
+    ),
+    interval: Type.Optional(
+      Duration(
+        'Each interval an endpoint stays in rotation forgives one past ejection. Default 10s; 0: never forgiven.',
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Passive outlier detection: endpoints that keep failing real traffic are ejected for a while.',
+  },
+);
+
+const Limit = (description: string) => Type.Integer({ minimum: 0, maximum: 1_000_000, description });
+
+export const CircuitBreakerSchema = Type.Object(
+  {
+    maxConnections: Type.Optional(
+      Limit(
+        'Upstream connections to the whole service. At the limit a request waits for a free connection. Each ' +
+          'endpoint may always open one (so 0 means one per endpoint). Default 1024.',
+      ),
+    ),
+    maxPendingRequests: Type.Optional(
+      Limit(
+        'Requests waiting for a connection. Beyond it a request is answered at once with 503 MG_CIRCUIT_OPEN. ' +
+          'Default 1024; 0: a request is refused when no connection is free.',
+      ),
+    ),
+    maxRequests: Type.Optional(
+      Limit(
+        'Requests in flight to the service (sent or waiting). Beyond it: 503 MG_CIRCUIT_OPEN at once. Default 1024; ' +
+          '0 refuses every request.',
+      ),
+    ),
+    maxRetries: Type.Optional(
+      Limit('Retries in flight to the service. Beyond it a failure is not retried. Default 1024; 0: no retries.'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Limits per service and per proxy process (Envoy semantics): overflow is refused at once, never queued.',
+  },
+);
+
+export const RETRY_CONDITIONS = [
+  'connect-failure',
+  'refused-stream',
+  'reset',
+  'gateway-error',
+  '5xx',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
+export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
+
+const retryFields = {
+  attempts: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 10,
+      description: 'Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.',
+    }),
+  ),
+  on: Type.Optional(
+    Type.Array(Type.Unsafe<RetryCondition>({ type: 'string', enum: [...RETRY_CONDITIONS] }), {
+      minItems: 1,
+      uniqueItems: true,
+      description:
+        'When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the ' +
+        'response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), ' +
+        '`retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, ' +
+        '`resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.',
+    }),
+  ),
+  statusCodes: Type.Optional(
+    Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+      minItems: 1,
+      uniqueItems: true,
+      description: 'Statuses retried under `retriable-status-codes`, e.g. `[409]`.',
+    }),
+  ),
+  perTryTimeout: Type.Optional(
+    Duration(
+      'Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. ' +
+        'Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.',
+    ),
+  ),
+  backoff: Type.Optional(
+    Type.Object(
+      {
+        base: Type.Optional(Duration('Default 25ms. The nth retry waits a random time below base × 2^(n-1).')),
+        max: Type.Optional(Duration('Cap of the wait. Default 250ms.')),
+      },
+      { additionalProperties: false, description: 'Exponential backoff with full jitter between tries.' },
+    ),
+  ),
+  nonIdempotent: Type.Optional(
+    Type.Boolean({
+      description:
+        'Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the ' +
+        'request never left the proxy (connect failure, refused stream).',
+    }),
+  ),
+  replayBufferBytes: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 16 * 1024 * 1024,
+      description:
+        'A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. ' +
+        'Default 65536; 0: requests with a body are not retried once sent.',
+    }),
+  ),
+  maxRetryAfter: Type.Optional(
+    Duration(
+      'An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes ' +
+        'to the client. Default 10s; 0: a response with Retry-After is never retried.',
+    ),
+  ),
+};
+
+export const RetryBudgetSchema = Type.Object(
+  {
+    percent: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1000,
+        description:
+          'Retries may add at most this percent to the requests of the window. Default 20; 0: only the minimum.',
+      }),
+    ),
+    minPerSecond: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100000,
+        description: 'Retries per second always allowed, for services with little traffic. Default 10; 0: none.',
+      }),
+    ),
+    window: Type.Optional(
+      Duration('The sliding window requests and retries are counted over. Default 10s. Must not be 0.'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Bounds retries in proportion to traffic (as Linkerd does), so an outage cannot become a retry storm.',
+  },
+);
+
+export const RetriesSchema = Type.Object(
+  { ...retryFields, budget: Type.Optional(RetryBudgetSchema) },
+  { additionalProperties: false, description: 'When and how failed requests are tried again.' },
+);
+
+export const RouteRetriesSchema = Type.Object(retryFields, {
+  additionalProperties: false,
+  description: 'Overrides the service’s `retries` field by field for this route (the budget stays the service’s).',
+});
+
 export const ServiceSchema = Type.Object(
   {
     name: Name('Unique name of the service; routes refer to it.'),
@@ -385,6 +683,11 @@ export const ServiceSchema = Type.Object(
     ),
     timeouts: Type.Optional(ServiceTimeoutsSchema),
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for routes to this service.' })),
+    loadBalancer: Type.Optional(LoadBalancerSchema),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    outlierDetection: Type.Optional(OutlierDetectionSchema),
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    retries: Type.Optional(RetriesSchema),
     protocol: Type.Optional(
       Type.Unsafe<'http1' | 'http2' | 'auto'>({
         type: 'string',
@@ -453,6 +756,11 @@ export const RouteMatchSchema = Type.Object(
     query: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), ValueMatchSchema, {
         description: 'Query parameters that must match.',
+      }),
+    ),
+    cookies: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), ValueMatchSchema, {
+        description: 'Cookies (from the Cookie header, by name) that must match, e.g. `{ canary: "true" }`.',
       }),
     ),
     grpc: Type.Optional(
@@ -537,6 +845,60 @@ export const DirectResponseSchema = Type.Object(
   { additionalProperties: false, description: 'Answer at the proxy without any upstream.' },
 );
 
+export const MirrorSchema = Type.Object(
+  {
+    service: Type.String({ minLength: 1, description: 'Name of the shadow service.' }),
+    subset: Type.Optional(Type.String({ minLength: 1, description: 'Name of a subset of that service.' })),
+    percent: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description: 'Percent of the route’s requests copied. Default 100; 0: none.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Sends a copy of requests to a shadow service; its response is discarded and never affects the client.',
+  },
+);
+
+const Percent = (description: string) => Type.Number({ minimum: 0, maximum: 100, description });
+
+export const FaultSchema = Type.Object(
+  {
+    delay: Type.Optional(
+      Type.Object(
+        {
+          duration: Duration('How long the request is held before it goes on.'),
+          percent: Type.Optional(Percent('Percent of requests delayed. Default 100.')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    abort: Type.Optional(
+      Type.Object(
+        {
+          status: Type.Integer({ minimum: 200, maximum: 599, description: 'Status of the injected reply.' }),
+          percent: Type.Optional(Percent('Percent of requests aborted. Default 100.')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    header: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Only requests carrying this header (any value) get faults. Default: every request of the route.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Fault injection for chaos testing: delay and/or abort a share of the route’s requests.',
+  },
+);
+
 export const RouteSchema = Type.Object(
   {
     name: Name('Unique name of the route; appears in logs, metrics and the admin API.'),
@@ -550,6 +912,16 @@ export const RouteSchema = Type.Object(
     directResponse: Type.Optional(DirectResponseSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
+    retries: Type.Optional(RouteRetriesSchema),
+    sticky: Type.Optional(
+      hashOn(
+        'Keeps a client on one side of a weighted split: the destination is chosen by a hash of this value instead ' +
+          'of at random: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without ' +
+          'the value is placed at random.',
+      ),
+    ),
+    mirror: Type.Optional(MirrorSchema),
+    fault: Type.Optional(FaultSchema),
     plugins: Type.Optional(Type.Array(PluginEntrySchema)),
     limits: Type.Optional(
       Type.Object(
@@ -701,4 +1073,14 @@ export type PluginEntryConfig = Static<typeof PluginEntrySchema>;
 export type ConsumerConfig = Static<typeof ConsumerSchema>;
 export type JwtCredentialConfig = Static<typeof JwtCredentialSchema>;
 export type ApiKeyCredentialConfig = Static<typeof ApiKeyCredentialSchema>;
+export type HashOnConfig = Static<typeof HashOnSchema>;
+export type LoadBalancerConfig = Static<typeof LoadBalancerSchema>;
+export type HealthCheckConfig = Static<typeof HealthCheckSchema>;
+export type OutlierDetectionConfig = Static<typeof OutlierDetectionSchema>;
+export type CircuitBreakerConfig = Static<typeof CircuitBreakerSchema>;
+export type RetriesConfig = Static<typeof RetriesSchema>;
+export type RouteRetriesConfig = Static<typeof RouteRetriesSchema>;
+export type RetryBudgetConfig = Static<typeof RetryBudgetSchema>;
+export type MirrorConfig = Static<typeof MirrorSchema>;
+export type FaultConfig = Static<typeof FaultSchema>;
 export type { TSchema };

@@ -2,7 +2,15 @@
  * Checks the schema cannot express: names are unique, references resolve, weights add up,
  * regular expressions compile, each route has exactly one action.
  */
-import type { Config, ListenerConfig, RouteConfig, ValueMatchConfig } from '../api/config.ts';
+import {
+  type Config,
+  type HashOnConfig,
+  LB_POLICIES,
+  type ListenerConfig,
+  type RouteConfig,
+  type ServiceConfig,
+  type ValueMatchConfig,
+} from '../api/config.ts';
 import { parseDuration } from '../core/duration.ts';
 import type { Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
@@ -51,6 +59,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
       if (!URL.canParse(endpoint.url))
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });
+    checkResilience(service, ['services', i], report);
   });
 
   (config.routes ?? []).forEach((route, i) => {
@@ -93,6 +102,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
       }
     }
     if (route.rewrite?.regex) compiles(route.rewrite.regex.pattern, [...here, 'rewrite', 'regex', 'pattern'], report);
+    checkRouteTraffic(route, here, services, report);
     if (route.rewrite?.prefix !== undefined && !route.match?.path && !route.match?.grpc)
       report([...here, 'rewrite', 'prefix'], 'a prefix rewrite needs match.path', 'or use rewrite.regex');
   });
@@ -172,12 +182,140 @@ function checkMatch(route: RouteConfig, here: Path, report: Report) {
         report([...here, 'match', 'path'], `"${segment}" is not a parameter name`, 'e.g. /users/:id');
   }
   if (match.pathRegex !== undefined) compiles(match.pathRegex, [...here, 'match', 'pathRegex'], report);
-  for (const kind of ['headers', 'query'] as const) {
+  for (const kind of ['headers', 'query', 'cookies'] as const) {
     for (const [name, condition] of Object.entries(match[kind] ?? {})) {
       const regex = regexOf(condition);
       if (regex !== undefined) compiles(regex, [...here, 'match', kind, name, 'regex'], report);
     }
   }
+}
+
+/** Service settings whose parts must agree with each other. */
+function checkResilience(service: ServiceConfig, here: Path, report: Report) {
+  const lb = isObject(service.loadBalancer) ? service.loadBalancer : undefined;
+  // A policy the schema rejected would only add misleading follow-up errors.
+  if (lb && (lb.policy === undefined || LB_POLICIES.includes(lb.policy))) {
+    const hashing = lb.policy === 'ring-hash' || lb.policy === 'maglev';
+    if (hashing && lb.hashOn === undefined)
+      report([...here, 'loadBalancer'], `${lb.policy} needs hashOn`, 'e.g. hashOn: { header: x-user-id }');
+    if (!hashing && lb.hashOn !== undefined)
+      report(
+        [...here, 'loadBalancer', 'hashOn'],
+        `hashOn is only read by ring-hash and maglev, not ${lb.policy ?? 'round-robin'}`,
+        'set policy: ring-hash (or maglev), or remove hashOn',
+      );
+    if (lb.ringPointsPerWeight !== undefined && lb.policy !== 'ring-hash')
+      report([...here, 'loadBalancer', 'ringPointsPerWeight'], 'ringPointsPerWeight is only read by ring-hash');
+    if (isObject(lb.hashOn)) checkHashOn(lb.hashOn, [...here, 'loadBalancer', 'hashOn'], report);
+  }
+  const hc = isObject(service.healthCheck) ? service.healthCheck : undefined;
+  if (hc) {
+    const interval = duration(hc.interval);
+    const timeout = duration(hc.timeout);
+    if (hc.interval !== undefined && interval === 0)
+      report([...here, 'healthCheck', 'interval'], 'the interval cannot be 0', 'e.g. 5s');
+    else if (timeout !== undefined && interval !== undefined && timeout > interval)
+      report(
+        [...here, 'healthCheck', 'timeout'],
+        `the timeout (${hc.timeout}) is longer than the interval (${hc.interval})`,
+      );
+    (Array.isArray(hc.expectedStatuses) ? hc.expectedStatuses : []).forEach((entry, j) => {
+      if (typeof entry !== 'string') return;
+      const [from, to] = entry.split('-').map(Number) as [number, number];
+      if (from > to)
+        report([...here, 'healthCheck', 'expectedStatuses', j], `the range ${entry} is empty`, `write ${to}-${from}`);
+    });
+  }
+  const od = isObject(service.outlierDetection) ? service.outlierDetection : undefined;
+  if (od) {
+    if (od.baseEjectionTime !== undefined && duration(od.baseEjectionTime) === 0)
+      report([...here, 'outlierDetection', 'baseEjectionTime'], 'the base ejection time cannot be 0', 'e.g. 30s');
+    const base = duration(od.baseEjectionTime);
+    const max = duration(od.maxEjectionTime);
+    if (base !== undefined && max !== undefined && max < base)
+      report(
+        [...here, 'outlierDetection', 'maxEjectionTime'],
+        `the longest ejection (${od.maxEjectionTime}) is shorter than the base ejection time (${od.baseEjectionTime})`,
+      );
+    if (od.consecutiveErrors === 0 && (od.consecutiveGatewayErrors ?? 0) === 0)
+      report(
+        [...here, 'outlierDetection'],
+        'both triggers are 0: nothing would ever be ejected',
+        'remove outlierDetection',
+      );
+  }
+  if (isObject(service.retries)) {
+    checkRetries(service.retries, [...here, 'retries'], report);
+    const budget = isObject(service.retries.budget) ? service.retries.budget : undefined;
+    if (budget?.window !== undefined && duration(budget.window) === 0)
+      report([...here, 'retries', 'budget', 'window'], 'the window cannot be 0', 'e.g. 10s');
+  }
+}
+
+function checkRetries(retries: NonNullable<RouteConfig['retries']>, here: Path, report: Report) {
+  const on = Array.isArray(retries.on) ? retries.on : [];
+  const wantsCodes = on.includes('retriable-status-codes');
+  if (wantsCodes && retries.statusCodes === undefined)
+    report([...here, 'on'], 'retriable-status-codes needs statusCodes', 'e.g. statusCodes: [409]');
+  if (!wantsCodes && retries.statusCodes !== undefined && retries.on !== undefined)
+    report([...here, 'statusCodes'], 'statusCodes are only read with retriable-status-codes in on');
+  const backoff = isObject(retries.backoff) ? retries.backoff : undefined;
+  const base = duration(backoff?.base);
+  const max = duration(backoff?.max);
+  if (base !== undefined && max !== undefined && max < base)
+    report([...here, 'backoff', 'max'], `the cap (${backoff?.max}) is below the base (${backoff?.base})`);
+}
+
+function checkHashOn(hashOn: HashOnConfig, here: Path, report: Report) {
+  if (hashOn.clientIp === false)
+    report([...here, 'clientIp'], 'clientIp: false selects nothing', 'write clientIp: true');
+}
+
+/** Route fields for forwarding: splits, retries, mirrors, faults. */
+function checkRouteTraffic(
+  route: RouteConfig,
+  here: Path,
+  services: ReadonlyMap<string, ServiceConfig>,
+  report: Report,
+) {
+  if (route.directResponse !== undefined) {
+    for (const field of ['retries', 'sticky', 'mirror', 'fault'] as const)
+      if (route[field] !== undefined)
+        report([...here, field], `${field} applies to forwarding routes; this one answers with directResponse`);
+    return;
+  }
+  if (isObject(route.retries)) checkRetries(route.retries, [...here, 'retries'], report);
+  if (isObject(route.sticky)) {
+    checkHashOn(route.sticky, [...here, 'sticky'], report);
+    if (!Array.isArray(route.destinations) || route.destinations.length < 2)
+      report([...here, 'sticky'], 'sticky keeps a client on one side of a split, and this route has one destination');
+  }
+  const mirror = isObject(route.mirror) ? route.mirror : undefined;
+  if (mirror && typeof mirror.service === 'string') {
+    const service = services.get(mirror.service);
+    if (!service)
+      report(
+        [...here, 'mirror', 'service'],
+        `unknown service "${mirror.service}"`,
+        didYouMean(mirror.service, services.keys()),
+      );
+    else if (mirror.subset !== undefined && !Object.hasOwn(service.subsets ?? {}, mirror.subset)) {
+      const names = Object.keys(service.subsets ?? {});
+      report(
+        [...here, 'mirror', 'subset'],
+        `service "${mirror.service}" has no subset "${mirror.subset}"`,
+        didYouMean(mirror.subset, names) ??
+          (names.length ? `its subsets: ${names.join(', ')}` : 'define it under subsets'),
+      );
+    }
+  }
+  const fault = isObject(route.fault) ? route.fault : undefined;
+  if (fault && fault.delay === undefined && fault.abort === undefined)
+    report([...here, 'fault'], 'a fault needs delay or abort', 'e.g. abort: { status: 503, percent: 10 }');
+}
+
+function duration(text: unknown): number | undefined {
+  return typeof text === 'string' ? parseDuration(text) : undefined;
 }
 
 function regexOf(condition: ValueMatchConfig): string | undefined {

@@ -11,6 +11,11 @@ export const DEFAULT_TRUSTED_HOPS = 0;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 /** From sending the request upstream until the response headers arrive. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Request timeouts shorter than this are kept by a timer of the proxy's own, to the millisecond;
+ * longer ones by undici's coarse shared timers (cheaper, accurate to about a second).
+ */
+export const PRECISE_TIMEOUT_BELOW_MS = 5_000;
 /** Longest silence between two chunks of a streaming response body. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
@@ -71,5 +76,93 @@ export const DEFAULT_LISTENER_DRAIN_MS = 5_000;
 export const DEFAULT_RELOAD_DEBOUNCE_MS = 150;
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+/**
+ * A client's own deadline for one request, as a duration (`250ms`, `2s`): it can only shorten the
+ * route's `timeouts.request`. Read by the proxy and not forwarded.
+ */
+export const REQUEST_TIMEOUT_HEADER = 'x-request-timeout';
+
+// --- Load balancing (docs/resilience.md) -------------------------------------------------------
+
+export const DEFAULT_LB_POLICY = 'round-robin';
+/**
+ * Below this share of available endpoints (healthy and not ejected) a set spreads load over all its
+ * endpoints rather than overload the few left (Envoy's default, too). 0 disables panic mode.
+ */
+export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
+/**
+ * Ring-hash: points per unit of weight (ketama's 160). Fixed, not derived from the number of endpoints,
+ * so an endpoint's points never change while its URL and weight do not: a config change that adds or
+ * removes endpoints moves only their keys.
+ */
+export const DEFAULT_RING_POINTS_PER_WEIGHT = 160;
+/** Most points on one ring; beyond it every endpoint's share is scaled down alike. */
+export const MAX_RING_HASH_RING_SIZE = 1 << 20;
+/** Maglev lookup table size: a prime; larger means less disruption when endpoints change. */
+export const MAGLEV_TABLE_SIZE = 65_537;
+/** Tries to find an endpoint not yet used by this request before a retry accepts a repeat. */
+export const RETRY_HOST_RESELECT_ATTEMPTS = 3;
+
+// --- Active health checks -----------------------------------------------------------------------
+
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 5_000;
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 1_000;
+/** Consecutive failed checks that take a healthy endpoint out of rotation. */
+export const DEFAULT_HEALTH_CHECK_UNHEALTHY_THRESHOLD = 3;
+/** Consecutive passed checks that bring an unhealthy endpoint back. */
+export const DEFAULT_HEALTH_CHECK_HEALTHY_THRESHOLD = 2;
+/** Random extra delay added to each interval, as a share of the interval, so proxies do not check in step. */
+export const DEFAULT_HEALTH_CHECK_JITTER_PERCENT = 10;
+export const DEFAULT_HEALTH_CHECK_EXPECTED_STATUSES: readonly [number, number][] = [[200, 299]];
+
+// --- Outlier detection (passive) ----------------------------------------------------------------
+
+/** Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. */
+export const DEFAULT_OUTLIER_CONSECUTIVE_ERRORS = 5;
+/** Consecutive gateway failures (502/503/504, connect failure, reset, timeout) that eject; 0: off. */
+export const DEFAULT_OUTLIER_CONSECUTIVE_GATEWAY_ERRORS = 0;
+/** The first ejection lasts this long; the nth lasts n times as long, up to the maximum. */
+export const DEFAULT_OUTLIER_BASE_EJECTION_MS = 30_000;
+export const DEFAULT_OUTLIER_MAX_EJECTION_MS = 300_000;
+/** Most endpoints of a service ejected at once, in percent (at least one may always be ejected). */
+export const DEFAULT_OUTLIER_MAX_EJECTION_PERCENT = 10;
+/** Each interval an endpoint spends in rotation forgives one past ejection (the multiplier shrinks). */
+export const DEFAULT_OUTLIER_INTERVAL_MS = 10_000;
+
+// --- Circuit breaking (per service, per proxy process; Envoy's defaults) -----------------------
+
+export const DEFAULT_CB_MAX_CONNECTIONS = 1024;
+export const DEFAULT_CB_MAX_PENDING_REQUESTS = 1024;
+export const DEFAULT_CB_MAX_REQUESTS = 1024;
+/** Retries in flight at once; the retry budget is what bounds retries in proportion to traffic. */
+export const DEFAULT_CB_MAX_RETRIES = 1024;
+
+// --- Retries ------------------------------------------------------------------------------------
+
+/** Retries after the first try (so 2 means at most 3 tries). */
+export const DEFAULT_RETRY_ATTEMPTS = 2;
+export const DEFAULT_RETRY_ON: readonly string[] = ['gateway-error', 'refused-stream'];
+/** Full-jitter exponential backoff: try n waits a random time in [0, min(max, base × 2^(n-1))). */
+export const DEFAULT_RETRY_BACKOFF_BASE_MS = 25;
+export const DEFAULT_RETRY_BACKOFF_MAX_MS = 250;
+/** A request body is kept for a retry while it is at most this large; a larger one is never retried. */
+export const DEFAULT_RETRY_REPLAY_BUFFER_BYTES = 64 * 1024;
+/** An upstream's Retry-After longer than this is not waited for: its response goes to the client. */
+export const DEFAULT_RETRY_MAX_RETRY_AFTER_MS = 10_000;
+/** Retry budget: retries may add this percent to the requests of the window … */
+export const DEFAULT_RETRY_BUDGET_PERCENT = 20;
+/** … plus this many retries per second whatever the traffic, so quiet services can still retry … */
+export const DEFAULT_RETRY_BUDGET_MIN_PER_SECOND = 10;
+/** … counted over a sliding window this long. */
+export const DEFAULT_RETRY_BUDGET_WINDOW_MS = 10_000;
+/** A retriable response with a body up to this size is read to the end (keeping the connection) before the retry. */
+export const RETRY_DRAIN_MAX_BYTES = 64 * 1024;
+
+// --- Mirroring ----------------------------------------------------------------------------------
+
+/** A request body is copied to the shadow only up to this size; larger requests are not mirrored. */
+export const DEFAULT_MIRROR_BODY_BYTES = 64 * 1024;
+/** Appended to the Host a shadow receives, so it can tell mirrored traffic apart (as Envoy does). */
+export const MIRROR_HOST_SUFFIX = '-shadow';
 /** Header naming the code of a reply the proxy produced itself. */
 export const LOCAL_REPLY_CODE_HEADER = 'x-meshgate-code';

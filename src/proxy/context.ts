@@ -22,6 +22,16 @@ import type { MatchInput } from './router/router.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
+import type { RetryState } from './upstream/forward.ts';
+import type { ReplayableBody } from './upstream/replay-body.ts';
+
+/** One try that did not end the request (it was retried), for the access log and the admin API. */
+export interface TryRecord {
+  /** `host:port` of the endpoint. */
+  endpoint: string;
+  /** `status 503`, or the code of a failure before any response (`MG_UPSTREAM_RESET`…). */
+  outcome: string;
+}
 
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
 export interface StreamHost {
@@ -89,8 +99,38 @@ export class StreamContext implements MatchInput, RequestContext {
   credential: CredentialRef | null = null;
   /** Filters of this request with response or log hooks (null: none, the common case). */
   activeFilters: Filter[] | null = null;
-  /** Upstream attempts made. */
+  /** Upstream tries made (1 + retries). */
   tries = 0;
+  /**
+   * Decisions of the upstream phase, for the access log and the admin API (see upstream/decisions.ts):
+   * why the request was refused without an upstream answer (`circuit-open:maxPendingRequests`,
+   * `no-healthy-endpoint`, `fault-abort`…), or null.
+   */
+  refusal: string | null = null;
+  /** Why a retriable failure was not retried (`attempts-exhausted`, `retry-budget-exhausted`…), or null. */
+  retryStop: string | null = null;
+  /** The tries that were retried, oldest first; null unless the request was retried. */
+  tryLog: TryRecord[] | null = null;
+  /** A try was sent while its endpoint set was in panic mode (too few healthy endpoints). */
+  panic = false;
+  /** Delay injected by the route's fault settings, in ms (0: none). */
+  faultDelayMs = 0;
+  /** This request was chosen for the route's mirror (the copy may still be dropped by the shadow's limits). */
+  mirrored = false;
+  /** Overall upstream timeout in force, ms (route or service, shortened by X-Request-Timeout); 0: none. */
+  timeoutMs = 0;
+  /** X-Request-Timeout as the client sent it (consumed by the proxy, not forwarded), or null. */
+  requestTimeoutHeader: string | null = null;
+  /** Path (and query) sent upstream, after rewrites. */
+  upstreamPath = '';
+  /** The 32-bit key the balancer placed this request by (consistent hashing), reused by retries. */
+  hashKey = 0;
+  /** Clock time by which the response headers must have arrived, across tries (retries only). */
+  deadlineAt = Number.POSITIVE_INFINITY;
+  /** The request body kept for retries or a mirror, or null when it streams straight through. */
+  body: ReplayableBody | null = null;
+  /** Retry state, created at the first retry. */
+  retry: RetryState | null = null;
   /** Code of the local reply or failure that ended the stream, if any. */
   code: string | null = null;
   status = 0;

@@ -2,6 +2,7 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
+import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { CompiledRoute } from './snapshot.ts';
 import type { UpstreamService } from './upstream/service.ts';
@@ -36,6 +37,19 @@ export function describeRoute(route: CompiledRoute) {
       subset: d.subset,
       weight: d.upTo - (i === 0 ? 0 : route.destinations[i - 1]!.upTo),
       timeouts: { requestMs: d.requestTimeoutMs, idleMs: d.idleTimeoutMs },
+      retries:
+        d.retry === null
+          ? null
+          : {
+              attempts: d.retry.attempts,
+              on: d.retry.conditions,
+              statusCodes: d.retry.statusCodes,
+              perTryTimeoutMs: d.retry.perTryTimeoutMs,
+              backoff: { baseMs: d.retry.backoffBaseMs, maxMs: d.retry.backoffMaxMs },
+              nonIdempotent: d.retry.nonIdempotent,
+              replayBufferBytes: d.retry.replayBufferBytes,
+              maxRetryAfterMs: d.retry.maxRetryAfterMs,
+            },
     })),
     directResponse: c.directResponse,
     rewrite: c.rewrite,
@@ -50,21 +64,83 @@ export function describeRoute(route: CompiledRoute) {
               chain.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
             ]),
           ),
+    sticky: c.sticky ?? null,
+    mirror: route.mirror === null ? null : { ...c.mirror, percent: route.mirror.percent },
+    fault: route.fault === null ? null : { ...c.fault, injected: { ...route.fault.injected } },
   };
 }
 
 export function describeService(service: UpstreamService) {
+  const now = service.clock.now();
+  const c = service.config;
+  const sets = [
+    { subset: null as string | null, set: service.all },
+    ...[...service.subsetSets()].map(([subset, set]) => ({ subset, set })),
+  ];
+  const outlier = service.outlier;
   return {
     name: service.name,
     timeouts: service.timeouts,
     subsets: service.subsetNames(),
-    endpoints: service.all.endpoints.map((e) => ({
-      url: e.url,
-      labels: e.labels,
-      weight: e.weight,
-      activeRequests: e.active,
-      connections: { open: e.pool.size, busy: e.pool.busy, queuedRequests: e.pool.queued },
+    loadBalancer: {
+      policy: service.policy,
+      hashOn: c.loadBalancer?.hashOn ?? null,
+      panicThreshold: c.loadBalancer?.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+    },
+    endpointSets: sets.map(({ subset, set }) => ({
+      subset,
+      endpoints: set.endpoints.length,
+      available: set.availableCount,
+      panic: set.panic,
     })),
+    circuitBreaker: service.breaker.describe(),
+    retryBudget: service.hasRetryBudget ? service.retryBudget().describe(now) : null,
+    outlierDetection:
+      outlier === null
+        ? null
+        : {
+            ...outlier.settings,
+            ejected: outlier.ejectedCount,
+            ejectionsTotal: outlier.ejectionsTotal,
+            ejectionsPrevented: outlier.ejectionsPrevented,
+          },
+    healthCheck: service.health === null ? null : service.health.settings,
+    stats: {
+      retries: service.stats.retries,
+      noHealthyUpstream: service.stats.noHealthyUpstream,
+      panicTries: service.stats.panicTries,
+      mirror: {
+        sent: service.stats.mirrorSent,
+        dropped: service.stats.mirrorDropped,
+        failed: service.stats.mirrorFailed,
+      },
+      recentEvents: service.stats.events.list().map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+      recentRefusals: service.stats.refusals.list().map((r) => ({ ...r, at: new Date(r.at).toISOString() })),
+    },
+    endpoints: service.all.endpoints.map((e) => {
+      const health = service.health?.record(e);
+      return {
+        url: e.url,
+        labels: e.labels,
+        weight: e.weight,
+        available: e.available,
+        activeRequests: e.active,
+        connections: { open: e.pool.size, busy: e.pool.busy, queuedRequests: e.pool.queued },
+        health: health
+          ? {
+              ...health,
+              lastCheckAt: health.lastCheckAt === 0 ? null : new Date(health.lastCheckAt).toISOString(),
+            }
+          : { status: e.health },
+        outlier: {
+          ejected: e.ejected,
+          ejectedForMs: e.ejected ? Math.max(0, Math.round(e.ejectedUntil - now)) : 0,
+          ejections: e.ejections,
+          consecutiveErrors: e.consecutiveErrors,
+          consecutiveGatewayErrors: e.consecutiveGatewayErrors,
+        },
+      };
+    }),
   };
 }
 

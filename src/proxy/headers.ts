@@ -19,6 +19,7 @@ export const H_TE = 12;
 export const H_TRACEPARENT = 13;
 export const H_TRACESTATE = 14;
 export const H_B3 = 15;
+export const H_REQUEST_TIMEOUT = 16;
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
@@ -55,6 +56,8 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   [':path', H_DROP],
   [':scheme', H_DROP],
   [':protocol', H_DROP],
+  // The client's deadline for this proxy (docs/resilience.md); consumed here, not forwarded.
+  ['x-request-timeout', H_REQUEST_TIMEOUT],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */

@@ -20,6 +20,7 @@ import {
   H_FORWARDED,
   H_HOST,
   H_REQUEST_ID,
+  H_REQUEST_TIMEOUT,
   H_TE,
   H_TRACEPARENT,
   H_TRACESTATE,
@@ -141,6 +142,9 @@ export function readRequestHead(ctx: StreamContext): boolean {
         }
         // The parser has validated framing; undici re-frames the body it streams upstream.
         ctx.hasBody = true;
+        break;
+      case H_REQUEST_TIMEOUT:
+        ctx.requestTimeoutHeader = value;
         break;
     }
   }

@@ -6,7 +6,7 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import type { StreamContext, StreamHost } from './context.ts';
-import { type CompileDeps, compileSnapshot, releaseSnapshot, type Snapshot } from './snapshot.ts';
+import { type CompileDeps, compileSnapshot, releaseSnapshot, type Snapshot, startServices } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */
@@ -29,6 +29,7 @@ export class Runtime implements StreamHost {
     onFilterError?: (ctx: StreamContext, plugin: string, error: unknown) => void,
   ) {
     this.current = first;
+    startServices(first);
     this.deps = deps;
     this.streamEnd = onStreamEnd;
     this.onFilterError = onFilterError;
@@ -68,6 +69,7 @@ export class Runtime implements StreamHost {
       throw new Error('a newer config was applied meanwhile');
     }
     this.current = next;
+    startServices(next);
     if (previous.inflight.count === 0) releaseSnapshot(previous);
     else {
       const timer = setTimeout(() => this.release(previous), RELEASE_DEADLINE_MS);

@@ -26,6 +26,10 @@ import type { PluginCatalog } from '../core/plugin.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter } from './chain/filters.ts';
 import { Router } from './router/router.ts';
+import { type CompiledFault, compileFault } from './upstream/fault.ts';
+import { compileHashOn, type HashKeyReader } from './upstream/hash.ts';
+import type { CompiledMirror } from './upstream/mirror.ts';
+import { compileRetryPolicy, type RetryPolicy } from './upstream/retry.ts';
 import { type EndpointSet, UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
 export interface CompiledDestination {
@@ -34,8 +38,11 @@ export interface CompiledDestination {
   endpoints: EndpointSet;
   /** Cumulative weight bound (exclusive) in 0..100, for picking. */
   upTo: number;
+  /** Overall: from the first try until the response headers, across retries. 0: none. */
   requestTimeoutMs: number;
   idleTimeoutMs: number;
+  /** The route's retries over the service's, or null when this destination never retries. */
+  retry: RetryPolicy | null;
 }
 
 export interface CompiledRewrite {
@@ -68,6 +75,10 @@ export interface CompiledRoute {
   /** Request body limit in bytes; 0: none; -1: the listener's. */
   readonly maxBodyBytes: number;
   readonly redirectToHttps: boolean;
+  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
+  readonly sticky: HashKeyReader | null;
+  readonly mirror: CompiledMirror | null;
+  readonly fault: CompiledFault | null;
 }
 
 export interface CompiledCertificate {
@@ -176,6 +187,11 @@ export async function compileSnapshot(
   });
 }
 
+/** Starts what runs in the background for the services of the snapshot now in force (health checks). */
+export function startServices(snapshot: Snapshot): void {
+  for (const service of snapshot.services.values()) service.start();
+}
+
 /**
  * Gives up a snapshot's hold on its services, once it is no longer current and its last request has
  * ended; a service no snapshot holds any more closes its connections.
@@ -265,6 +281,10 @@ function compileRoute(
         upTo,
         requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
         idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
+        retry:
+          service.config.retries || rc.retries
+            ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
+            : null,
       };
     })
     .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
@@ -275,6 +295,16 @@ function compileRoute(
         contentType: rc.directResponse.contentType ?? 'text/plain; charset=utf-8',
       }
     : null;
+  const mirrorService = rc.mirror ? services.get(rc.mirror.service)! : undefined;
+  const mirror: CompiledMirror | null =
+    rc.mirror && mirrorService
+      ? Object.freeze({
+          service: mirrorService,
+          subset: rc.mirror.subset,
+          endpoints: mirrorService.endpointSet(rc.mirror.subset),
+          percent: rc.mirror.percent ?? 100,
+        })
+      : null;
   return Object.freeze({
     name: rc.name,
     config: rc,
@@ -285,6 +315,9 @@ function compileRoute(
     consumerChains: chain.consumerChains,
     maxBodyBytes: rc.limits?.maxBodyBytes ?? -1,
     redirectToHttps: rc.redirectToHttps === true,
+    sticky: rc.sticky ? compileHashOn(rc.sticky) : null,
+    mirror: mirror !== null && mirror.percent > 0 ? mirror : null,
+    fault: rc.fault && (rc.fault.delay || rc.fault.abort) ? compileFault(rc.fault) : null,
   });
 }
 

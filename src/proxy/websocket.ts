@@ -15,7 +15,7 @@ import { runRequestFilters } from './chain/filters.ts';
 import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
 import { readRequestHead } from './request-head.ts';
 import { redirectToHttps, sendDirect } from './stream.ts';
-import { prepareUpstream, UpstreamCall } from './upstream/forward.ts';
+import { prepareUpgrade, UpstreamCall } from './upstream/forward.ts';
 
 const Client: typeof ClientType = createRequire(import.meta.url)('undici/lib/dispatcher/client.js');
 
@@ -62,7 +62,7 @@ function connectUpstream(ctx: StreamContext): void {
     sendDirect(ctx, route);
     return;
   }
-  const path = prepareUpstream(ctx);
+  const path = prepareUpgrade(ctx);
   if (path === null) return;
   const endpoint = ctx.endpoint!;
   const destination = ctx.destination!;
@@ -72,11 +72,20 @@ function connectUpstream(ctx: StreamContext): void {
     headersTimeout: 0,
     bodyTimeout: 0,
   });
+  const breaker = destination.service.breaker;
+  if (breaker.requests >= breaker.maxRequests) {
+    breaker.overflows.maxRequests++;
+    ctx.fail('MG_CIRCUIT_OPEN', `service ${destination.service.name} is at its limit of requests in flight`);
+    void client.close();
+    return;
+  }
   const call = new UpgradeCall(ctx, endpoint, client);
   ctx.upstream = call;
   ctx.tries++;
   ctx.upstreamStartMs = performance.now();
   endpoint.active++;
+  // The session counts as a request of the service until it ends (UpstreamCall.end balances it).
+  breaker.requests++;
   client.dispatch(
     {
       method: 'GET',
@@ -93,13 +102,12 @@ class UpgradeCall extends UpstreamCall {
   private readonly upgradeClient: ClientType;
 
   constructor(ctx: StreamContext, endpoint: ConstructorParameters<typeof UpstreamCall>[1], client: ClientType) {
-    super(ctx, endpoint);
+    super(ctx, endpoint, ctx.destination!.service.breaker, false, 0, false);
     this.upgradeClient = client;
   }
 
-  protected override end() {
-    this.ended = true;
-    this.endpoint.active--;
+  /** This connection left HTTP (or never got there): it is closed, never pooled. */
+  protected override releaseConnection() {
     void this.upgradeClient.close().catch(() => {});
   }
 

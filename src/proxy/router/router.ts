@@ -6,11 +6,12 @@
  *   1. host: exact host, then `*.suffix` (longest suffix first), then routes without hosts;
  *   2. within a host: exact path, then full match with `:params` (static segments beat params at the
  *      first difference), then `pathRegex`, then `/prefix/*` (longest prefix first), then no path;
- *   3. for the same path pattern: routes with more conditions (methods, headers, query) first;
+ *   3. for the same path pattern: routes with more conditions (methods, headers, query, cookies) first;
  *   4. then declaration order.
  * The first candidate whose conditions all hold wins.
  */
 import type { RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
+import { cookieValue } from '../request-values.ts';
 
 /** What the router may ask of a request, beyond method, host and path. */
 export interface MatchInput {
@@ -42,6 +43,7 @@ interface Candidate<T> {
   methods: ReadonlySet<string> | null;
   headers: readonly { name: string; test: ValueTest }[];
   query: readonly { name: string; test: ValueTest }[];
+  cookies: readonly { name: string; test: ValueTest }[];
   /** Rank among prefix candidates: deeper prefixes and static segments first. */
   prefixRank: number;
 }
@@ -96,6 +98,10 @@ function conditionsHold<T>(c: Candidate<T>, input: MatchInput): boolean {
   for (let i = 0; i < c.query.length; i++) {
     const q = c.query[i]!;
     if (!q.test(queryParam(input.query, q.name))) return false;
+  }
+  for (let i = 0; i < c.cookies.length; i++) {
+    const k = c.cookies[i]!;
+    if (!k.test(cookieValue(input.header('cookie'), k.name))) return false;
   }
   return true;
 }
@@ -172,13 +178,15 @@ export class Router<T> {
       test: compileValueTest(c),
     }));
     const query = Object.entries(m?.query ?? {}).map(([name, c]) => ({ name, test: compileValueTest(c) }));
+    const cookies = Object.entries(m?.cookies ?? {}).map(([name, c]) => ({ name, test: compileValueTest(c) }));
     const candidate: Candidate<T> = {
       value: route.value,
       order: route.order,
-      weight: (m?.methods ? 1 : 0) + headers.length + query.length,
+      weight: (m?.methods ? 1 : 0) + headers.length + query.length + cookies.length,
       methods: m?.methods ? new Set(m.methods) : null,
       headers,
       query,
+      cookies,
       prefixRank: 0,
     };
     if (m?.pathRegex !== undefined) {

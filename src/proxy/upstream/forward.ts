@@ -1,37 +1,166 @@
 /**
- * Sending a request upstream and its response back: destination and endpoint choice, the undici
- * dispatch, response streaming with backpressure, and turning failures into problem replies.
+ * Sending a request upstream and its response back: fault injection, destination and endpoint
+ * choice, circuit breaking, tries and retries with per-try timeouts, mirroring, the undici dispatch,
+ * response streaming with backpressure, and turning failures into problem replies.
+ *
+ * The plain path (no fault, no mirror, no retries) costs a few comparisons over a bare dispatch: no
+ * timer, closure or buffer is added unless a route or service configures the feature that needs it.
+ * Every decision is written on the StreamContext (refusal, retryStop, tryLog, panic…).
  */
 import type { Http2ServerResponse } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Client, Dispatcher } from 'undici';
-import { REQUEST_ID_HEADER } from '../../core/defaults.ts';
+import {
+  DEFAULT_MIRROR_BODY_BYTES,
+  PRECISE_TIMEOUT_BELOW_MS,
+  REQUEST_ID_HEADER,
+  RETRY_DRAIN_MAX_BYTES,
+} from '../../core/defaults.ts';
+import { parseDuration } from '../../core/duration.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import { runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { rewritePath } from '../path.ts';
-import { pickDestination } from '../snapshot.ts';
+import { type CompiledRoute, pickDestination } from '../snapshot.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
+import { type CompiledFault, roll } from './fault.ts';
+import { type HashKeyReader, hash32, randomHash } from './hash.ts';
+import { type CompiledMirror, sendMirror } from './mirror.ts';
 import type { PooledHandler } from './pool.ts';
+import { ReplayableBody } from './replay-body.ts';
+import {
+  backoffMs,
+  FAILURE_CONNECT,
+  FAILURE_NONE,
+  FAILURE_REQUEST,
+  FAILURE_RESET,
+  type FailureKind,
+  isIdempotent,
+  parseRetryAfter,
+  type RetryPolicy,
+  retriableFailure,
+  retriableResponse,
+} from './retry.ts';
 import { noteStreamedBytes } from './streamed-bytes.ts';
 
-/**
- * Picks destination and endpoint and applies the route's rewrite; returns the upstream path, or null
- * after replying when there is nowhere to send the request.
- */
-export function prepareUpstream(ctx: StreamContext): string | null {
+/** Seed for sticky splits, so the side of a split does not correlate with the endpoint a key hashes to. */
+const STICKY_SEED = 0x5717c4;
+
+/** Entry from the request path: faults first, then the first try. */
+export function forward(ctx: StreamContext): void {
   const route = ctx.route!;
-  const destination = pickDestination(route, Math.random() * 100);
+  if (route.fault !== null && injectFault(ctx, route.fault)) return;
+  send(ctx, route);
+}
+
+function injectFault(ctx: StreamContext, fault: CompiledFault): boolean {
+  if (fault.header !== null && ctx.header(fault.header) === undefined) return false;
+  if (fault.delayMs > 0 && roll(fault.delayPercent)) {
+    ctx.faultDelayMs = fault.delayMs;
+    fault.injected.delays++;
+    setTimeout(afterFaultDelay, fault.delayMs, ctx, fault);
+    return true;
+  }
+  return abortFault(ctx, fault);
+}
+
+function afterFaultDelay(ctx: StreamContext, fault: CompiledFault): void {
+  if (ctx.done) return; // the client went away while held
+  if (!abortFault(ctx, fault)) send(ctx, ctx.route!);
+}
+
+function abortFault(ctx: StreamContext, fault: CompiledFault): boolean {
+  if (fault.abortStatus === 0 || !roll(fault.abortPercent)) return false;
+  fault.injected.aborts++;
+  ctx.refusal = 'fault-abort';
+  ctx.reply({
+    status: fault.abortStatus,
+    code: 'MG_FAULT_INJECTED',
+    detail: `route ${ctx.route!.name} injected this failure (fault.abort)`,
+  });
+  return true;
+}
+
+/** Destination, timeouts, body handling and mirror for this request; then its first try. */
+function send(ctx: StreamContext, route: CompiledRoute): void {
+  const destination = pickDestination(
+    route,
+    route.sticky === null ? Math.random() * 100 : stickyRoll(ctx, route.sticky),
+  );
+  if (destination === null) {
+    ctx.refusal = 'no-destination';
+    ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
+    return;
+  }
+  ctx.destination = destination;
+  const rw = route.rewrite;
+  if (rw === null) {
+    ctx.upstreamPath = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
+  } else {
+    ctx.upstreamPath = rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
+    if (rw.host !== undefined) ctx.setHeader('host', rw.host);
+  }
+  ctx.timeoutMs =
+    ctx.requestTimeoutHeader === null
+      ? destination.requestTimeoutMs
+      : shorten(destination.requestTimeoutMs, ctx.requestTimeoutHeader);
+
+  const policy = destination.retry;
+  if (policy !== null) {
+    const now = destination.service.clock.now();
+    policy.budget.deposit(now);
+    if (ctx.timeoutMs > 0) ctx.deadlineAt = now + ctx.timeoutMs;
+  }
+  // gRPC's `TE: trailers` says the client takes trailers; an HTTP/2 upstream may then send them.
+  if (ctx.teTrailers && (destination.service.config.protocol ?? 'http1') !== 'http1')
+    ctx.headers.push('te', 'trailers');
+  const mirror = route.mirror !== null && roll(route.mirror.percent) ? route.mirror : null;
+  if (ctx.hasBody && (mirror !== null || (policy !== null && policy.replayBufferBytes > 0))) {
+    const limit = Math.max(policy?.replayBufferBytes ?? 0, mirror === null ? 0 : DEFAULT_MIRROR_BODY_BYTES);
+    ctx.body = new ReplayableBody(bodySource(ctx), limit);
+  }
+  const service = destination.service;
+  ctx.hashKey = destination.endpoints.hashing ? requestHash(ctx, service.hashKey) : 0;
+  startTry(ctx, false);
+  if (mirror !== null && !ctx.done) startMirror(ctx, mirror);
+}
+
+/** The client's body, counted against the route's limit when it has no declared length (BodyLimit). */
+function bodySource(ctx: StreamContext): Readable {
+  return ctx.bodyAllowance >= 0 ? ctx.req.pipe(new BodyLimit(ctx)) : ctx.req;
+}
+
+/**
+ * For a WebSocket upgrade (websocket.ts): destination, rewrite and one endpoint, no retries. Returns the
+ * upstream path, or null after replying when there is nowhere to send the request.
+ */
+export function prepareUpgrade(ctx: StreamContext): string | null {
+  const route = ctx.route!;
+  const destination = pickDestination(
+    route,
+    route.sticky === null ? Math.random() * 100 : stickyRoll(ctx, route.sticky),
+  );
   if (destination === null) {
     ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
     return null;
   }
   ctx.destination = destination;
-  const endpoint = destination.endpoints.pick();
+  const service = destination.service;
+  const endpoint = destination.endpoints.choose(
+    destination.endpoints.hashing ? requestHash(ctx, service.hashKey) : 0,
+    null,
+  );
   if (endpoint === null) {
     const where = destination.subset ? `subset ${destination.subset} of ` : '';
-    ctx.fail('MG_NO_HEALTHY_UPSTREAM', `${where}service ${destination.service.name} has no healthy endpoint`);
+    refuse(
+      ctx,
+      'no-healthy-endpoint',
+      'MG_NO_HEALTHY_UPSTREAM',
+      `${where}service ${service.name} has no healthy endpoint`,
+    );
     return null;
   }
   ctx.endpoint = endpoint;
@@ -42,51 +171,302 @@ export function prepareUpstream(ctx: StreamContext): string | null {
   return rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
 }
 
-/** Picks destination and endpoint, then sends the request upstream. */
-export function forward(ctx: StreamContext): void {
-  const upstreamPath = prepareUpstream(ctx);
-  if (upstreamPath === null) return;
+/** X-Request-Timeout can only shorten the timeout in force; an unreadable or 0 value is ignored. */
+function shorten(timeoutMs: number, header: string): number {
+  const ms = parseDuration(header.trim());
+  if (ms === undefined || ms === 0) return timeoutMs;
+  return timeoutMs === 0 ? ms : Math.min(timeoutMs, ms);
+}
+
+function stickyRoll(ctx: StreamContext, reader: HashKeyReader): number {
+  const key = reader(ctx);
+  return key === undefined ? Math.random() * 100 : (hash32(key, STICKY_SEED) % 10_000) / 100;
+}
+
+function requestHash(ctx: StreamContext, reader: HashKeyReader | null): number {
+  const key = reader === null ? undefined : reader(ctx);
+  return key === undefined ? randomHash() : hash32(key);
+}
+
+function startMirror(ctx: StreamContext, mirror: CompiledMirror): void {
+  ctx.mirrored = true;
+  if (!ctx.hasBody) {
+    sendMirror(mirror, ctx.method, ctx.upstreamPath, ctx.headers, null);
+    return;
+  }
+  const method = ctx.method;
+  const path = ctx.upstreamPath;
+  const headers = ctx.headers.slice();
+  ctx.body!.whenComplete((body) => {
+    if (body === null) mirror.service.stats.mirrorDropped++;
+    else sendMirror(mirror, method, path, headers, body);
+  });
+}
+
+/** Refuses the request without an upstream answer, recording why. */
+function refuse(ctx: StreamContext, reason: string, code: LocalReplyCode, detail: string): void {
+  ctx.body?.drain();
+  ctx.refusal = reason;
+  ctx.destination?.service.stats.refusals.add({
+    at: Date.now(),
+    requestId: ctx.requestId,
+    route: ctx.routeName,
+    reason,
+  });
+  ctx.fail(code, detail);
+}
+
+/** One try: an endpoint (another than before, on a retry, where possible), limits, dispatch. */
+function startTry(ctx: StreamContext, isRetry: boolean): void {
   const destination = ctx.destination!;
-  const endpoint = ctx.endpoint!;
-  // gRPC's `TE: trailers` says the client takes trailers; an HTTP/2 upstream may then send them.
-  if (ctx.teTrailers && endpoint.protocol !== 'http1' && ctx.tries === 0) ctx.headers.push('te', 'trailers');
-  const call = new UpstreamCall(ctx, endpoint);
+  const service = destination.service;
+  const breaker = service.breaker;
+  const set = destination.endpoints;
+  const retry = ctx.retry;
+  const endpoint = set.choose(ctx.hashKey, retry === null ? null : retry.tried);
+  if (endpoint === null) {
+    if (isRetry) breaker.retries--;
+    service.stats.noHealthyUpstream++;
+    const where = destination.subset ? `subset ${destination.subset} of ` : '';
+    refuse(
+      ctx,
+      'no-healthy-endpoint',
+      'MG_NO_HEALTHY_UPSTREAM',
+      set.endpoints.length === 0
+        ? `${where}service ${service.name} has no endpoint`
+        : `${where}service ${service.name} has no healthy endpoint (${set.endpoints.length} unhealthy or ejected)`,
+    );
+    return;
+  }
+  if (breaker.requests >= breaker.maxRequests) {
+    if (isRetry) breaker.retries--;
+    breaker.overflows.maxRequests++;
+    refuse(
+      ctx,
+      'circuit-open:maxRequests',
+      'MG_CIRCUIT_OPEN',
+      `service ${service.name} has ${breaker.requests} requests in flight, its limit (circuitBreaker.maxRequests)`,
+    );
+    return;
+  }
+  let body: Dispatcher.DispatchOptions['body'] = null;
+  if (ctx.hasBody) {
+    if (ctx.body === null) body = bodySource(ctx);
+    else {
+      body = ctx.body.open();
+      if (body === null) {
+        // The body outgrew the replay buffer while this retry waited: the last failure stands.
+        if (isRetry) breaker.retries--;
+        ctx.retryStop = 'body-not-replayable';
+        ctx.body.drain();
+        ctx.fail(retry!.lastCode, retry!.lastDetail);
+        return;
+      }
+    }
+  }
+  if (set.panic) {
+    ctx.panic = true;
+    service.stats.panicTries++;
+  }
+  ctx.endpoint = endpoint;
+  const rw = ctx.route!.rewrite;
+  if (rw !== null && rw.host === undefined && rw.autoHost) ctx.setHeader('host', endpoint.authority);
+
+  let headersTimeout = ctx.timeoutMs;
+  let perTryLimited = false;
+  const policy = destination.retry;
+  if (policy !== null) {
+    const left = ctx.deadlineAt - service.clock.now();
+    // undici reads 0 as "no timeout": past the deadline, give the try the least there is.
+    const remaining = left === Number.POSITIVE_INFINITY ? 0 : Math.max(1, Math.ceil(left));
+    const perTry = policy.perTryTimeoutMs;
+    perTryLimited = perTry !== 0 && (remaining === 0 || perTry < remaining);
+    headersTimeout = perTryLimited ? perTry : remaining;
+  }
+  const call = new UpstreamCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited);
   ctx.upstream = call;
   ctx.tries++;
-  ctx.upstreamStartMs = performance.now();
+  if (!isRetry) ctx.upstreamStartMs = performance.now();
   endpoint.active++;
-  endpoint.pool.dispatch(
+  breaker.requests++;
+  // undici's own headers timer is cheap but fires up to a second late; short timeouts get ours.
+  const precise = headersTimeout > 0 && headersTimeout < PRECISE_TIMEOUT_BELOW_MS;
+  if (precise) call.startTimer();
+  const queued = endpoint.pool.dispatch(
     {
       method: ctx.method,
-      path: upstreamPath,
+      path: ctx.upstreamPath,
       headers: ctx.headers,
-      body: ctx.hasBody ? (ctx.bodyAllowance >= 0 ? ctx.req.pipe(new BodyLimit(ctx)) : ctx.req) : null,
-      headersTimeout: destination.requestTimeoutMs,
+      body,
+      headersTimeout: precise ? 0 : headersTimeout,
       bodyTimeout: destination.idleTimeoutMs,
     },
     call,
   );
+  if (!queued) {
+    call.unwind();
+    refuse(
+      ctx,
+      'circuit-open:maxPendingRequests',
+      'MG_CIRCUIT_OPEN',
+      `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
+        '(circuitBreaker.maxPendingRequests)',
+    );
+  }
 }
 
 /**
- * One attempt upstream, as an undici dispatch handler: response headers and body go straight to the
- * client's response with backpressure; failures before the response starts become problem replies.
- * (Node corks the client socket for the tick of a write, so head, a small body and the end still
- * leave in one writev.)
+ * A request's retry state, created at its first retry: the endpoints it has tried, the failure to
+ * answer with if it cannot go on, and the backoff timer (aborted when the client goes away).
+ */
+export class RetryState {
+  readonly tried: Endpoint[] = [];
+  lastCode: LocalReplyCode = 'MG_UPSTREAM_RESET';
+  lastDetail = '';
+  private timer: NodeJS.Timeout | null = null;
+  private readonly ctx: StreamContext;
+
+  constructor(ctx: StreamContext) {
+    this.ctx = ctx;
+  }
+
+  wait(ms: number): void {
+    this.ctx.upstream = this;
+    this.timer = setTimeout(retryNow, ms, this.ctx);
+  }
+
+  /** The timer fired. */
+  fired(): void {
+    this.timer = null;
+  }
+
+  /** The client went away during the backoff. */
+  abort(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.ctx.destination!.service.breaker.retries--;
+  }
+}
+
+function retryNow(ctx: StreamContext): void {
+  ctx.retry!.fired();
+  if (ctx.done) {
+    ctx.destination!.service.breaker.retries--;
+    return;
+  }
+  startTry(ctx, true);
+}
+
+/**
+ * Decides whether a failed try is tried again and, if so, schedules it. `kind` is how it failed
+ * (FAILURE_NONE for a retriable response), `outcome` the words for the try log.
+ */
+function retryTry(
+  ctx: StreamContext,
+  endpoint: Endpoint,
+  kind: FailureKind,
+  outcome: string,
+  retryAfterMs: number | null,
+): boolean {
+  const destination = ctx.destination!;
+  const policy = destination.retry!;
+  if (ctx.done) return false;
+  let state = ctx.retry;
+  if (state === null) state = ctx.retry = new RetryState(ctx);
+  state.tried.push(endpoint);
+  (ctx.tryLog ??= []).push({ endpoint: endpoint.authority, outcome });
+  const service = destination.service;
+  const now = service.clock.now();
+  const delay = Math.max(backoffMs(policy, ctx.tries), retryAfterMs ?? 0);
+  const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay);
+  if (stop === null && !policy.budget.tryWithdraw(now)) return stopRetrying(ctx, 'retry-budget-exhausted');
+  if (stop !== null) return stopRetrying(ctx, stop);
+  const breaker = service.breaker;
+  if (breaker.retries >= breaker.maxRetries) {
+    breaker.overflows.maxRetries++;
+    return stopRetrying(ctx, 'circuit-open:maxRetries');
+  }
+  breaker.retries++;
+  service.stats.retries++;
+  state.wait(delay);
+  return true;
+}
+
+function retryStop(
+  ctx: StreamContext,
+  policy: RetryPolicy,
+  kind: FailureKind,
+  retryAfterMs: number | null,
+  retryAt: number,
+): string | null {
+  if (ctx.tries > policy.attempts) return 'attempts-exhausted';
+  // A connect failure means nothing was sent: safe to retry whatever the method.
+  if (kind !== FAILURE_CONNECT && !policy.nonIdempotent && !isIdempotent(ctx.method)) return 'non-idempotent';
+  if (ctx.hasBody) {
+    const body = ctx.body;
+    if (body === null || !body.replayable) return 'body-not-replayable';
+    // The upstream answered before the body was in: a retry would have to wait for it. Not worth it.
+    if (kind === FAILURE_NONE && !body.ended) return 'body-not-replayable';
+  }
+  if (retryAfterMs !== null && retryAfterMs > policy.maxRetryAfterMs) return 'retry-after-too-long';
+  if (retryAt >= ctx.deadlineAt) return 'deadline';
+  return null;
+}
+
+function stopRetrying(ctx: StreamContext, reason: string): false {
+  ctx.retryStop = reason;
+  ctx.destination!.service.stats.refusals.add({
+    at: Date.now(),
+    requestId: ctx.requestId,
+    route: ctx.routeName,
+    reason,
+  });
+  return false;
+}
+
+/**
+ * One try upstream, as an undici dispatch handler: response headers and body go straight to the
+ * client's response with backpressure; failures before the response starts are retried or become
+ * problem replies. (Node corks the client socket for the tick of a write, so head, a small body and
+ * the end still leave in one writev.)
  */
 export class UpstreamCall implements PooledHandler {
   client: Client | null = null;
   protected readonly ctx: StreamContext;
   protected readonly endpoint: Endpoint;
+  private readonly breaker: CircuitBreaker;
+  private readonly isRetry: boolean;
+  /** This try's headers timeout (ms, 0: none) and whether it is the per-try limit rather than what was left overall. */
+  readonly timeoutMs: number;
+  readonly perTryLimited: boolean;
   protected controller: Dispatcher.DispatchController | null = null;
   protected ended = false;
   protected aborted = false;
+  /** The response is being retried: read and dropped, never sent to the client. */
+  private discarding = false;
+  private discarded = 0;
   /** gRPC trailers-only response: the head was the whole response. */
   private headOnly = false;
 
-  constructor(ctx: StreamContext, endpoint: Endpoint) {
+  constructor(
+    ctx: StreamContext,
+    endpoint: Endpoint,
+    breaker: CircuitBreaker,
+    isRetry: boolean,
+    timeoutMs: number,
+    perTryLimited: boolean,
+  ) {
     this.ctx = ctx;
     this.endpoint = endpoint;
+    this.breaker = breaker;
+    this.isRetry = isRetry;
+    this.timeoutMs = timeoutMs;
+    this.perTryLimited = perTryLimited;
+  }
+
+  get authority(): string {
+    return this.endpoint.authority;
   }
 
   /** The client went away: stop the upstream work, or drop the request if it is still queued. */
@@ -95,6 +475,30 @@ export class UpstreamCall implements PooledHandler {
     this.aborted = true;
     if (this.controller !== null) this.controller.abort(new Error('client closed'));
     else if (this.endpoint.pool.cancel(this)) this.end();
+  }
+
+  private timer: NodeJS.Timeout | null = null;
+
+  /** Keeps this try's headers timeout with a timer of its own (see PRECISE_TIMEOUT_BELOW_MS). */
+  startTimer(): void {
+    this.timer = setTimeout(onTryTimeout, this.timeoutMs, this);
+  }
+
+  /** The headers did not arrive in time: fail the try as undici's own timeout would. */
+  timedOut(): void {
+    this.timer = null;
+    if (this.ended) return;
+    const error = Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    if (this.controller !== null) this.controller.abort(error);
+    else if (this.endpoint.pool.cancel(this))
+      this.onResponseError(null as unknown as Dispatcher.DispatchController, error);
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -108,7 +512,26 @@ export class UpstreamCall implements PooledHandler {
     headers: Record<string, string | string[] | undefined>,
   ): void {
     if (statusCode < 200) return; // interim responses: the proxy answers Expect itself
+    this.stopTimer();
     const ctx = this.ctx;
+    const destination = ctx.destination!;
+    const outlier = destination.service.outlier;
+    if (outlier !== null) outlier.observe(this.endpoint, statusCode);
+    const policy = destination.retry;
+    if (
+      policy !== null &&
+      retriableResponse(policy, statusCode, headers) &&
+      retryTry(
+        ctx,
+        this.endpoint,
+        FAILURE_NONE,
+        `status ${statusCode}`,
+        parseRetryAfter(headers['retry-after'], Date.now()),
+      )
+    ) {
+      this.discard(controller, headers['content-length']);
+      return;
+    }
     ctx.upstreamHeadersMs = performance.now();
     const res = ctx.res;
     if (res.destroyed) {
@@ -148,12 +571,28 @@ export class UpstreamCall implements PooledHandler {
     res.writeHead(statusCode, out as string[]);
   }
 
+  /**
+   * Drops a response that is being retried: a small one is read to its end so the connection stays
+   * usable; one that declares or turns out to be larger is cut.
+   */
+  private discard(controller: Dispatcher.DispatchController, contentLength: string | string[] | undefined): void {
+    this.discarding = true;
+    this.discarded = 0;
+    if (typeof contentLength === 'string' && Number(contentLength) > RETRY_DRAIN_MAX_BYTES)
+      controller.abort(new Error('response dropped for a retry'));
+  }
+
   onBodySent(chunk: Buffer): void {
     this.ctx.bytesIn += chunk.length;
     noteStreamedBytes(chunk.length);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarding) {
+      this.discarded += chunk.length;
+      if (this.discarded > RETRY_DRAIN_MAX_BYTES) controller.abort(new Error('response dropped for a retry'));
+      return;
+    }
     if (this.headOnly) return;
     this.ctx.bytesOut += chunk.length;
     noteStreamedBytes(chunk.length);
@@ -168,8 +607,10 @@ export class UpstreamCall implements PooledHandler {
     trailers: Record<string, string | string[] | undefined>,
   ): void {
     this.end();
+    if (this.discarding) return;
     const ctx = this.ctx;
     ctx.upstreamEndMs = performance.now();
+    if (ctx.body !== null) ctx.body.drain();
     if (!this.headOnly) {
       // Trailers (gRPC's grpc-status) go on to HTTP/2 clients; HTTP/1.1 responses are sent without them.
       if (ctx.h2 && trailers !== undefined) {
@@ -188,47 +629,91 @@ export class UpstreamCall implements PooledHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.ended) return;
     this.end();
-    if (this.aborted) return;
+    if (this.aborted || this.discarding) return;
     const ctx = this.ctx;
-    const [code, detail] = classifyUpstreamError(error, ctx);
+    const [code, detail, kind] = classifyUpstreamError(error, ctx, this);
+    const destination = ctx.destination!;
+    const responded = ctx.upstreamHeadersMs !== 0;
+    if (!responded && (kind === FAILURE_CONNECT || kind === FAILURE_RESET)) {
+      destination.service.outlier?.failure(this.endpoint, true);
+      const policy = destination.retry;
+      if (policy !== null && retriableFailure(policy, kind) && retryTry(ctx, this.endpoint, kind, code, null)) {
+        ctx.retry!.lastCode = code;
+        ctx.retry!.lastDetail = detail;
+        return;
+      }
+    }
+    if (ctx.body !== null) ctx.body.drain();
     ctx.fail(code, detail);
   }
 
-  /** Bookkeeping once the attempt is over: the connection goes back to the pool. */
-  protected end() {
+  /** Undoes the bookkeeping of a try the pool refused to queue. */
+  unwind(): void {
+    this.stopTimer();
     this.ended = true;
     this.endpoint.active--;
+    this.breaker.requests--;
+    if (this.isRetry) this.breaker.retries--;
+    this.ctx.tries--;
+  }
+
+  /** Bookkeeping once the try is over: the connection goes back to the pool. */
+  protected end() {
+    this.stopTimer();
+    this.ended = true;
+    this.endpoint.active--;
+    this.breaker.requests--;
+    if (this.isRetry) this.breaker.retries--;
+    this.releaseConnection();
+  }
+
+  /** Gives the connection back to the endpoint's pool (an upgraded one is closed instead). */
+  protected releaseConnection(): void {
     this.endpoint.pool.release(this);
   }
 }
 
-export function classifyUpstreamError(error: Error, ctx: StreamContext): [LocalReplyCode, string] {
+function onTryTimeout(call: UpstreamCall): void {
+  call.timedOut();
+}
+
+function classifyUpstreamError(
+  error: Error,
+  ctx: StreamContext,
+  call: UpstreamCall,
+): [LocalReplyCode, string, FailureKind] {
   const code = (error as NodeJS.ErrnoException).code;
-  const to = `${ctx.destination?.service.name} (${ctx.endpoint?.authority})`;
+  const to = `${ctx.destination?.service.name} (${call.authority})`;
   switch (code) {
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return ['MG_UPSTREAM_TIMEOUT', `${to} did not answer within ${ctx.destination?.requestTimeoutMs} ms`];
+      return [
+        'MG_UPSTREAM_TIMEOUT',
+        call.perTryLimited
+          ? `${to} did not answer within the per-try timeout of ${call.timeoutMs} ms (try ${ctx.tries})`
+          : `${to} did not answer within ${ctx.timeoutMs} ms`,
+        FAILURE_RESET,
+      ];
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return ['MG_UPSTREAM_TIMEOUT', `connecting to ${to} timed out`];
+      return ['MG_UPSTREAM_TIMEOUT', `connecting to ${to} timed out`, FAILURE_CONNECT];
     case 'UND_ERR_BODY_TIMEOUT':
-      return ['MG_UPSTREAM_TIMEOUT', `${to} stopped sending the response body`];
+      return ['MG_UPSTREAM_TIMEOUT', `${to} stopped sending the response body`, FAILURE_RESET];
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
-      return ['MG_UPSTREAM_CONNECT_FAILURE', `cannot connect to ${to}: ${code}`];
+      return ['MG_UPSTREAM_CONNECT_FAILURE', `cannot connect to ${to}: ${code}`, FAILURE_CONNECT];
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
-      return ['MG_UPSTREAM_RESET', `${to} closed the connection before responding`];
+      return ['MG_UPSTREAM_RESET', `${to} closed the connection before responding`, FAILURE_RESET];
     default:
       if (error.name === 'HTTPParserError' || code?.startsWith('HPE_'))
-        return ['MG_UPSTREAM_PROTOCOL_ERROR', `${to} sent a malformed response`];
+        return ['MG_UPSTREAM_PROTOCOL_ERROR', `${to} sent a malformed response`, FAILURE_RESET];
       if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_ABORTED')
-        return ['MG_BAD_REQUEST', 'the request body ended early'];
-      return ['MG_UPSTREAM_RESET', `${to} failed: ${error.message}`];
+        return ['MG_BAD_REQUEST', 'the request body ended early', FAILURE_REQUEST];
+      return ['MG_UPSTREAM_RESET', `${to} failed: ${error.message}`, FAILURE_RESET];
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Client as ClientType, Dispatcher } from 'undici';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { PooledHandler, PoolOptions, UpstreamPool } from './pool.ts';
 
 const require = createRequire(import.meta.url);
@@ -21,10 +22,13 @@ export class H2Pool implements UpstreamPool {
   private readonly options: PoolOptions;
   private client: ClientType | null = null;
   private inflight = 0;
+  /** The service's limits: streams beyond the connection's concurrency count as pending requests. */
+  private readonly breaker: CircuitBreaker | undefined;
 
-  constructor(origin: string, options: PoolOptions) {
+  constructor(origin: string, options: PoolOptions, breaker?: CircuitBreaker) {
     this.origin = origin;
     this.options = options;
+    this.breaker = breaker;
   }
 
   get size(): number {
@@ -39,9 +43,15 @@ export class H2Pool implements UpstreamPool {
     return Math.max(0, this.inflight - MAX_CONCURRENT_STREAMS);
   }
 
-  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): void {
+  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): boolean {
+    const breaker = this.breaker;
+    if (breaker !== undefined && this.inflight >= MAX_CONCURRENT_STREAMS && this.queued >= breaker.maxPendingRequests) {
+      breaker.overflows.maxPendingRequests++;
+      return false;
+    }
     this.inflight++;
     (this.client ??= this.create()).dispatch(options, handler);
+    return true;
   }
 
   release(_handler: PooledHandler): void {

@@ -6,11 +6,15 @@
  */
 import { createRequire } from 'node:module';
 import type { Client as ClientType, Dispatcher } from 'undici';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 
 // undici's index also loads fetch, WebSocket, caches and mocks: ~13 MB resident the proxy never uses.
 // The HTTP/1.1 client module alone is what forwarding needs (the package declares no `exports` map).
 const Client: typeof ClientType = createRequire(import.meta.url)('undici/lib/dispatcher/client.js');
 type Client = ClientType;
+
+/** The same lean undici client class, for other upstream traffic of the proxy (health checks). */
+export { Client as UpstreamClient };
 
 export interface PoolOptions {
   connectTimeoutMs: number;
@@ -30,7 +34,8 @@ export interface UpstreamPool {
   readonly busy: number;
   /** Requests waiting for a connection or stream. */
   readonly queued: number;
-  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): void;
+  /** False, without queueing, when the service's pending-request limit is reached (MG_CIRCUIT_OPEN). */
+  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): boolean;
   /** Called exactly once by a handler when its request has ended, successfully or not. */
   release(handler: PooledHandler): void;
   /** Removes a request still waiting; false when it is not (it then ends through its controller). */
@@ -58,10 +63,13 @@ export class ConnectionPool implements UpstreamPool {
   private waitingHead = 0;
   private closed = false;
   private onEmpty: (() => void) | undefined;
+  /** The service's limits, shared by the pools of all its endpoints (none in tests of the pool alone). */
+  private readonly breaker: CircuitBreaker | undefined;
 
-  constructor(origin: string, options: PoolOptions) {
+  constructor(origin: string, options: PoolOptions, breaker?: CircuitBreaker) {
     this.origin = origin;
     this.options = options;
+    this.breaker = breaker;
   }
 
   /** Clients (≈ connections) in existence. */
@@ -77,15 +85,40 @@ export class ConnectionPool implements UpstreamPool {
     return this.waiting.length - this.waitingHead;
   }
 
-  /** Sends a request on a free connection, or queues it until one is free. */
-  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): void {
-    const client = this.idle.pop() ?? (this.all.size < this.options.maxConnections ? this.create() : undefined);
+  /**
+   * Sends a request on a free connection, or queues it until one is free. Returns false, without
+   * queueing, when the service's pending-request limit is reached (the caller answers MG_CIRCUIT_OPEN).
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): boolean {
+    const client = this.idle.pop() ?? (this.mayCreate() ? this.create() : undefined);
     if (client === undefined) {
+      const breaker = this.breaker;
+      if (breaker !== undefined) {
+        if (breaker.pending >= breaker.maxPendingRequests) {
+          breaker.overflows.maxPendingRequests++;
+          return false;
+        }
+        breaker.pending++;
+      }
       this.waiting.push({ options, handler });
-      return;
+      return true;
     }
     handler.client = client;
     client.dispatch(options, handler);
+    return true;
+  }
+
+  /**
+   * A new connection is allowed below this endpoint's cap and the service's `maxConnections`; an
+   * endpoint with no connection may always open one, or requests queued for it could never run while
+   * other endpoints hold the service's connections (Envoy does the same).
+   */
+  private mayCreate(): boolean {
+    if (this.all.size >= this.options.maxConnections) return false;
+    const breaker = this.breaker;
+    if (breaker === undefined || breaker.connections < breaker.maxConnections || this.all.size === 0) return true;
+    breaker.overflows.maxConnections++;
+    return false;
   }
 
   release(handler: PooledHandler): void {
@@ -99,12 +132,13 @@ export class ConnectionPool implements UpstreamPool {
         this.waiting.length = 0;
         this.waitingHead = 0;
       }
+      if (this.breaker !== undefined) this.breaker.pending--;
       next.handler.client = client;
       client.dispatch(next.options, next.handler);
       return;
     }
     if (this.closed) {
-      this.all.delete(client);
+      this.forget(client);
       void client.close().finally(() => this.all.size === 0 && this.onEmpty?.());
       return;
     }
@@ -116,6 +150,7 @@ export class ConnectionPool implements UpstreamPool {
     for (let i = this.waitingHead; i < this.waiting.length; i++) {
       if (this.waiting[i]?.handler === handler) {
         this.waiting.splice(i, 1);
+        if (this.breaker !== undefined) this.breaker.pending--;
         return true;
       }
     }
@@ -134,14 +169,19 @@ export class ConnectionPool implements UpstreamPool {
       bodyTimeout: 0,
     });
     this.all.add(client);
+    if (this.breaker !== undefined) this.breaker.connections++;
     return client;
+  }
+
+  private forget(client: Client) {
+    if (this.all.delete(client) && this.breaker !== undefined) this.breaker.connections--;
   }
 
   /** Lets running requests finish, then closes every connection. Queued requests still run. */
   close(): Promise<void> {
     this.closed = true;
     const idle = this.idle.splice(0);
-    for (const client of idle) this.all.delete(client);
+    for (const client of idle) this.forget(client);
     const busyDone = this.all.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.onEmpty = resolve));
     return Promise.all([...idle.map((c) => c.close()), busyDone]).then(() => undefined);
   }
@@ -150,7 +190,7 @@ export class ConnectionPool implements UpstreamPool {
     this.closed = true;
     this.idle.length = 0;
     const clients = [...this.all];
-    this.all.clear();
+    for (const client of clients) this.forget(client);
     await Promise.all(clients.map((c) => c.destroy()));
   }
 }

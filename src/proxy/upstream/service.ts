@@ -1,53 +1,42 @@
 /**
- * A named upstream at run time: its endpoints, its subsets and how to pick an endpoint.
- * Created from a ServiceConfig; reused across snapshots while that config is unchanged.
+ * A named upstream at run time: its endpoints and subsets, how an endpoint is chosen, and the state
+ * that protects it (circuit breaker, outlier detection, health checks, retry budget). Created from a
+ * ServiceConfig; reused across snapshots while that config is unchanged, so all of that state carries
+ * over a reload; a changed service starts fresh.
  */
 import { createHash } from 'node:crypto';
-import type { ServiceConfig } from '../../api/config.ts';
+import type { LbPolicy, ServiceConfig } from '../../api/config.ts';
+import { type Clock, systemClock } from '../../core/clock.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_LB_POLICY,
   DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+  DEFAULT_PANIC_THRESHOLD_PERCENT,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_UPSTREAM_KEEPALIVE_MS,
 } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
 import { Endpoint } from './endpoint.ts';
+import { EndpointSet } from './endpoint-set.ts';
+import { compileHashOn, type HashKeyReader } from './hash.ts';
+import { HealthChecker as Checker, type HealthChecker, type HealthEvent, healthSettings } from './health-check.ts';
+import { OutlierDetector, type OutlierEvent, outlierSettings } from './outlier.ts';
+import { RetryBudget, retryBudgetSettings } from './retry.ts';
+import { ServiceStats } from './stats.ts';
 
-/** The endpoints a destination may use, with the balancer's state for that set. */
-export class EndpointSet {
-  readonly endpoints: readonly Endpoint[];
-  /** Weighted round robin: each endpoint appears `weight` times, interleaved. */
-  private readonly schedule: readonly Endpoint[];
-  private cursor = 0;
-
-  constructor(endpoints: readonly Endpoint[]) {
-    this.endpoints = endpoints;
-    this.schedule = interleave(endpoints);
-    // Start at a random place so many proxies do not all hit the first endpoint together.
-    this.cursor = this.schedule.length > 0 ? Math.floor(Math.random() * this.schedule.length) : 0;
-  }
-
-  pick(): Endpoint | null {
-    const schedule = this.schedule;
-    if (schedule.length === 0) return null;
-    const endpoint = schedule[this.cursor]!;
-    this.cursor = this.cursor + 1 === schedule.length ? 0 : this.cursor + 1;
-    return endpoint;
-  }
-}
-
-function interleave(endpoints: readonly Endpoint[]): Endpoint[] {
-  const out: Endpoint[] = [];
-  const max = Math.max(0, ...endpoints.map((e) => e.weight));
-  for (let round = 0; round < max; round++) for (const e of endpoints) if (e.weight > round) out.push(e);
-  return out;
-}
+export { EndpointSet };
 
 export interface ServiceTimeouts {
   connectMs: number;
   requestMs: number;
   idleMs: number;
+}
+
+export interface ServiceOptions {
+  /** Time for health-check schedules, ejections and the retry budget. Default: the system clock. */
+  clock?: Clock;
 }
 
 export class UpstreamService {
@@ -56,20 +45,31 @@ export class UpstreamService {
   readonly hash: string;
   readonly config: ServiceConfig;
   readonly timeouts: ServiceTimeouts;
+  readonly policy: LbPolicy;
+  /** Where a request's hash key comes from (`loadBalancer.hashOn`), or null. */
+  readonly hashKey: HashKeyReader | null;
+  readonly breaker: CircuitBreaker;
+  readonly outlier: OutlierDetector | null;
+  readonly health: HealthChecker | null;
   readonly all: EndpointSet;
+  readonly stats = new ServiceStats();
+  readonly clock: Clock;
   private readonly subsets: ReadonlyMap<string, EndpointSet>;
+  private budget: RetryBudget | null = null;
   /** Snapshots holding this service; at 0 it closes (snapshot.ts `releaseSnapshot`). */
   refs = 0;
 
-  constructor(config: ServiceConfig) {
+  constructor(config: ServiceConfig, options: ServiceOptions = {}) {
     this.name = config.name;
     this.config = config;
     this.hash = serviceHash(config);
+    this.clock = options.clock ?? systemClock;
     this.timeouts = {
       connectMs: parseDuration(config.timeouts?.connect ?? '') ?? DEFAULT_CONNECT_TIMEOUT_MS,
       requestMs: parseDuration(config.timeouts?.request ?? '') ?? DEFAULT_REQUEST_TIMEOUT_MS,
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
+    this.breaker = new CircuitBreaker(config.circuitBreaker);
     const endpoints = config.endpoints.map(
       (e) =>
         new Endpoint(
@@ -82,13 +82,32 @@ export class UpstreamService {
             keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
           },
           config.protocol ?? 'http1',
+          this.breaker,
         ),
     );
-    this.all = new EndpointSet(endpoints);
+    const lb = config.loadBalancer;
+    this.policy = lb?.policy ?? (DEFAULT_LB_POLICY as LbPolicy);
+    this.hashKey = lb?.hashOn ? compileHashOn(lb.hashOn) : null;
+    this.health = config.healthCheck
+      ? new Checker(healthSettings(config.healthCheck), endpoints, this.clock, (e) => this.onHealthChange(e))
+      : null;
+    this.outlier = config.outlierDetection
+      ? new OutlierDetector(outlierSettings(config.outlierDetection), endpoints, this.clock, (e) =>
+          this.onOutlierEvent(e),
+        )
+      : null;
+    const panic = lb?.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT;
+    const balancerOptions = { ringPointsPerWeight: lb?.ringPointsPerWeight };
+    this.all = new EndpointSet(endpoints, this.policy, panic, balancerOptions);
     this.subsets = new Map(
       Object.entries(config.subsets ?? {}).map(([name, selector]) => [
         name,
-        new EndpointSet(endpoints.filter((e) => e.matches(selector))),
+        new EndpointSet(
+          endpoints.filter((e) => e.matches(selector)),
+          this.policy,
+          panic,
+          balancerOptions,
+        ),
       ]),
     );
   }
@@ -102,12 +121,56 @@ export class UpstreamService {
     return [...this.subsets.keys()];
   }
 
+  subsetSets(): ReadonlyMap<string, EndpointSet> {
+    return this.subsets;
+  }
+
+  /** The retry budget every route retrying to this service shares (`retries.budget`, or the defaults). */
+  retryBudget(): RetryBudget {
+    this.budget ??= new RetryBudget(retryBudgetSettings(this.config.retries?.budget), this.clock.now());
+    return this.budget;
+  }
+
+  get hasRetryBudget(): boolean {
+    return this.budget !== null;
+  }
+
+  private started = false;
+
+  /** Starts health checking; called once the service is in a snapshot in force. Idempotent. */
+  start(): void {
+    if (this.started || this.closing !== undefined) return;
+    this.started = true;
+    this.health?.start();
+  }
+
   private closing: Promise<void> | undefined;
 
-  /** Lets in-flight requests finish, then closes every endpoint's connections. Idempotent. */
+  /** Stops health checks and ejection timers, lets in-flight requests finish, closes connections. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= Promise.all(this.all.endpoints.map((e) => e.close())).then(() => undefined);
+    if (this.closing === undefined) {
+      this.health?.stop();
+      this.outlier?.stop();
+      this.closing = Promise.all(this.all.endpoints.map((e) => e.close())).then(() => undefined);
+    }
     return this.closing;
+  }
+
+  /** Health or ejection changed: every set recomputes what its balancer may choose. */
+  private refreshSets(): void {
+    this.all.refresh();
+    for (const set of this.subsets.values()) set.refresh();
+  }
+
+  private onHealthChange(event: HealthEvent): void {
+    this.stats.events.add({ at: Date.now(), kind: event.status, endpoint: event.endpoint.url, detail: event.result });
+    this.refreshSets();
+  }
+
+  private onOutlierEvent(event: OutlierEvent): void {
+    const detail = event.kind === 'ejected' ? `${event.reason}; ejected for ${event.durationMs} ms` : event.reason;
+    this.stats.events.add({ at: Date.now(), kind: event.kind, endpoint: event.endpoint.url, detail });
+    if (event.kind !== 'not-ejected') this.refreshSets();
   }
 }
 

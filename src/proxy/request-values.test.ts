@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cookieValue, queryValue } from './request-values.ts';
+
+describe('cookieValue', () => {
+  it('finds a cookie by exact name', () => {
+    const header = 'session=abc; canary=true;theme="dark" ;  x=1=2';
+    assert.equal(cookieValue(header, 'session'), 'abc');
+    assert.equal(cookieValue(header, 'canary'), 'true');
+    assert.equal(cookieValue(header, 'theme'), 'dark');
+    assert.equal(cookieValue(header, 'x'), '1=2');
+    assert.equal(cookieValue(header, 'sess'), undefined);
+    assert.equal(cookieValue(header, 'ary'), undefined);
+    assert.equal(cookieValue(undefined, 'a'), undefined);
+    assert.equal(cookieValue('a=', 'a'), '');
+  });
+});
+
+describe('queryValue', () => {
+  it('finds the first value of a parameter, decoded', () => {
+    assert.equal(queryValue('a=1&b=x%20y&a=2', 'a'), '1');
+    assert.equal(queryValue('a=1&b=x%20y', 'b'), 'x y');
+    assert.equal(queryValue('q=a+b', 'q'), 'a b');
+    assert.equal(queryValue('flag&x=1', 'flag'), '');
+    assert.equal(queryValue('x%20y=1', 'x y'), '1');
+    assert.equal(queryValue('a=%zz', 'a'), '%zz');
+    assert.equal(queryValue('', 'a'), undefined);
+    assert.equal(queryValue('ab=1', 'a'), undefined);
+    assert.equal(queryValue('a=1&', 'b'), undefined);
+  });
+});

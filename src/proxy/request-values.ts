@@ -1,0 +1,53 @@
+/**
+ * Reading one cookie or one query parameter without parsing the rest: used by route matching on
+ * cookies, consistent-hash keys and sticky splits, only when a route or service asks for them.
+ */
+
+/** The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined. Quotes around a value are removed. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  let start = 0;
+  while (start < header.length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    let i = start;
+    while (i < end && (header.charCodeAt(i) === 0x20 || header.charCodeAt(i) === 0x09)) i++;
+    const eq = header.indexOf('=', i);
+    if (eq !== -1 && eq < end && eq - i === name.length && header.startsWith(name, i)) {
+      let value = header.slice(eq + 1, end).trim();
+      if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22)
+        value = value.slice(1, -1);
+      return value;
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+/**
+ * The first value of query parameter `name` (URL-decoded, `+` as space, as browsers encode forms), or
+ * undefined. `query` is the raw query string without `?`.
+ */
+export function queryValue(query: string, name: string): string | undefined {
+  if (query === '') return undefined;
+  let start = 0;
+  while (start <= query.length) {
+    let end = query.indexOf('&', start);
+    if (end === -1) end = query.length;
+    const eq = query.indexOf('=', start);
+    const keyEnd = eq !== -1 && eq < end ? eq : end;
+    if (decode(query.slice(start, keyEnd)) === name) return keyEnd === end ? '' : decode(query.slice(keyEnd + 1, end));
+    start = end + 1;
+  }
+  return undefined;
+}
+
+function decode(text: string): string {
+  if (text.indexOf('%') === -1 && text.indexOf('+') === -1) return text;
+  const spaced = text.replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return spaced; // a malformed escape stays as sent
+  }
+}
