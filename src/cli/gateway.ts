@@ -2,7 +2,7 @@
  * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
  * drained on SIGTERM/SIGINT.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
@@ -11,17 +11,25 @@ import { formatIssue } from '../config/issues.ts';
 import type { LoadResult } from '../config/load.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
+import { parsePort, startMeshProxy } from './mesh-proxy.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
+       meshgate gateway --control-plane URL [options]
 
-Runs the gateway. The config is reloaded when the file changes or on SIGHUP; an invalid
-config is rejected (its problems logged) and the running one kept. SIGTERM drains and exits 0.
+Runs the gateway. With --config the config is reloaded when the file changes or on SIGHUP; an
+invalid config is rejected (its problems logged) and the running one kept. With --control-plane
+the listeners, routes and services (with their discovered instances) come from the mesh control
+plane, and the gateway keeps serving its last good config while the control plane is away.
+SIGTERM drains and exits 0.
 
 Options:
   -c, --config FILE     config file (YAML or JSON)
+      --control-plane URL  take the config from a mesh control plane instead of a file
+      --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)
+      --admin-port N    admin API port with --control-plane (default ${DEFAULT_ADMIN_PORT}; with --config the file says)
   -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
@@ -45,6 +53,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     args,
     options: {
       config: { type: 'string', short: 'c' },
+      'control-plane': { type: 'string' },
+      id: { type: 'string' },
+      'admin-port': { type: 'string' },
       workers: { type: 'string', short: 'w' },
       drain: { type: 'string' },
       'no-watch': { type: 'boolean' },
@@ -55,8 +66,12 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (!values.config) {
-    console.error(`meshgate gateway: --config is required\n\n${usage}`);
+  if (values.config && values['control-plane']) {
+    console.error(`meshgate gateway: use --config or --control-plane, not both\n\n${usage}`);
+    return 2;
+  }
+  if (!values.config && !values['control-plane']) {
+    console.error(`meshgate gateway: --config or --control-plane is required\n\n${usage}`);
     return 2;
   }
   const drainMs = values.drain === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : parseDuration(values.drain);
@@ -70,7 +85,26 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger();
-  const source = new ConfigFileSource(values.config);
+  if (values['control-plane'] !== undefined) {
+    const adminPort = parsePort(values['admin-port'], DEFAULT_ADMIN_PORT);
+    if (adminPort === undefined) {
+      console.error(`meshgate gateway: --admin-port "${values['admin-port']}" is not a port number`);
+      return 2;
+    }
+    if (!URL.canParse(values['control-plane'])) {
+      console.error(`meshgate gateway: --control-plane "${values['control-plane']}" is not a URL`);
+      return 2;
+    }
+    return meshGateway({
+      controlPlane: values['control-plane'],
+      id: values.id ?? `gateway-${hostname()}-${process.pid}`,
+      workers,
+      drainMs,
+      adminPort,
+      log,
+    });
+  }
+  const source = new ConfigFileSource(values.config!);
   const first = await source.load();
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));
@@ -148,6 +182,57 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  log.info('stopped');
+  return 0;
+}
+
+/** The gateway as a member of the mesh: its config comes from the control plane. */
+async function meshGateway(options: {
+  controlPlane: string;
+  id: string;
+  workers: number;
+  drainMs: number;
+  adminPort: number;
+  log: Logger;
+}): Promise<number> {
+  const { log } = options;
+  const started = await startMeshProxy({
+    controlPlane: options.controlPlane,
+    identity: { id: options.id, kind: 'gateway' },
+    workers: options.workers,
+    adminPort: options.adminPort,
+    adminAddress: DEFAULT_ADMIN_ADDRESS,
+    log,
+  });
+  if (typeof started === 'string') {
+    console.error(`meshgate gateway: ${started}`);
+    return 1;
+  }
+  const { plane, admin, subscription } = started;
+  log.info({ id: options.id, controlPlane: options.controlPlane, admin: admin.port }, 'gateway waiting for its config');
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const first = await Promise.race([subscription.firstConfig.then(() => null), stopped]);
+  if (first === null)
+    log.info(
+      {
+        id: options.id,
+        listeners: plane.ports(),
+        admin: admin.port,
+        version: subscription.status().version,
+        workers: (await plane.query('status')).map((s) => s.pid),
+      },
+      'gateway started',
+    );
+  const signal = first ?? (await stopped);
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => log.info('already draining'));
+  log.info({ signal, drainMs: options.drainMs }, 'draining');
+  subscription.close();
+  await plane.close(options.drainMs);
+  await admin.close();
   log.info('stopped');
   return 0;
 }

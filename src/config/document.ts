@@ -7,7 +7,12 @@ import { type ConfigIssue, formatPath } from './issues.ts';
 
 export type Path = (string | number)[];
 
-export class SourceDocument {
+/** Finds where a value is written, so an issue can point at it. */
+export interface Locator {
+  position(path: Path, key?: string): { file: string; line: number; column: number };
+}
+
+export class SourceDocument implements Locator {
   readonly file: string;
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;

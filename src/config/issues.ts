@@ -9,6 +9,11 @@ export interface ConfigIssue {
   message: string;
   /** A concrete fix, when one can be guessed. */
   hint?: string;
+  /**
+   * Stable kind of problem, for tools that act on it (`meshgate analyze` maps it to its own codes).
+   * Set for reference problems: `unknown-service`, `unknown-subset`, `unknown-listener`, `weights`.
+   */
+  code?: string;
 }
 
 export class ConfigError extends Error {

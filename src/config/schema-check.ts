@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 // The generated schema, not the TypeBox definitions: TypeBox is for authoring and types, and leaving it
 // out of the running proxy saves ~10 MB of resident memory. `npm test` checks the two agree.
 import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json' };
-import type { Path, SourceDocument } from './document.ts';
+import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
 let compiled: ValidateFunction | undefined;
@@ -21,7 +21,7 @@ function validator(): ValidateFunction {
 }
 
 /** Validates (and, as YAML users expect, coerces `"8080"` to 8080) in place. */
-export function checkSchema(data: unknown, source: SourceDocument): ConfigIssue[] {
+export function checkSchema(data: unknown, source: Locator): ConfigIssue[] {
   const validate = validator();
   if (validate(data)) return [];
   return toIssues(validate.errors ?? [], source);
@@ -46,7 +46,7 @@ function describe(value: unknown): string {
 
 const DURATION_HINT = 'write a number with a unit: 250ms, 5s, 1m30s, 1h; 0 disables';
 
-function toIssue(e: ErrorObject, source: SourceDocument): ConfigIssue | undefined {
+function toIssue(e: ErrorObject, source: Locator): ConfigIssue | undefined {
   const path = pointerToPath(e.instancePath);
   const schema = e.parentSchema as { description?: string; pattern?: string } | undefined;
   switch (e.keyword) {
@@ -167,7 +167,7 @@ function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
   return [...errors.filter((e) => !drop.has(e)), ...extra];
 }
 
-function toIssues(errors: ErrorObject[], source: SourceDocument): ConfigIssue[] {
+function toIssues(errors: ErrorObject[], source: Locator): ConfigIssue[] {
   const seen = new Set<string>();
   const issues: ConfigIssue[] = [];
   for (const e of pruneUnionBranches(errors)) {

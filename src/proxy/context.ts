@@ -9,7 +9,7 @@ import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from
 import { runLogFilters } from './chain/filters.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
-import type { MatchInput } from './router/router.ts';
+import type { MatchInput, Router } from './router/router.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 
@@ -30,6 +30,8 @@ export interface ListenerRuntime {
   /** `http` or `https`: the scheme clients used, for X-Forwarded-Proto. */
   readonly scheme: string;
   readonly encodedSlashes: EncodedSlashPolicy;
+  /** The route table of this listener in the snapshot it was resolved with. */
+  readonly router: Router<CompiledRoute>;
 }
 
 export class StreamContext implements MatchInput, RequestContext {

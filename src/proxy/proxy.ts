@@ -7,14 +7,23 @@ import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
 import { HttpListener } from './listener/http.ts';
 import { Runtime } from './runtime.ts';
-import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
+import { type CompiledListener, compileListeners, routerFor, type Snapshot } from './snapshot.ts';
 
 export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;
 }
 
-function listenerRuntime(config: CompiledListener): ListenerRuntime {
-  return Object.freeze({ config, scheme: 'http', encodedSlashes: 'keep' as const });
+/**
+ * A listener's settings and router, resolved against one snapshot. The listener and the runtime swap
+ * them together in one tick, so a request always sees a router of the snapshot it holds.
+ */
+function listenerRuntime(config: CompiledListener, snapshot: Snapshot): ListenerRuntime {
+  return Object.freeze({
+    config,
+    scheme: 'http',
+    encodedSlashes: 'keep' as const,
+    router: routerFor(snapshot, config.name),
+  });
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
@@ -32,7 +41,7 @@ export class ProxyServer {
     const proxy = new ProxyServer(new Runtime(loaded, options.onStreamEnd));
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
-        const listener = new HttpListener(proxy.runtime, listenerRuntime(l));
+        const listener = new HttpListener(proxy.runtime, listenerRuntime(l, proxy.runtime.snapshot));
         await listener.listen();
         proxy.listeners.set(l.name, listener);
       }
@@ -68,7 +77,8 @@ export class ProxyServer {
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
-        const listener = new HttpListener(this.runtime, listenerRuntime(l));
+        // Until the swap below, a request here is served by the snapshot in force, with its router.
+        const listener = new HttpListener(this.runtime, listenerRuntime(l, this.runtime.snapshot));
         await listener.listen();
         started.set(l.name, listener);
       }
@@ -87,7 +97,7 @@ export class ProxyServer {
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = listenerRuntime(l);
+      if (listener) listener.runtime = listenerRuntime(l, snapshot);
     }
     for (const listener of retired) void listener.close(drainMs);
     return snapshot;

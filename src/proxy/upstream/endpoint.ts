@@ -13,6 +13,10 @@ export class Endpoint {
   readonly pool: ConnectionPool;
   /** Requests sent to this endpoint and not yet finished. */
   active = 0;
+  /** Services holding this endpoint (one, or two while a changed service replaces its predecessor). */
+  refs = 0;
+  /** The pool settings it was made with: an endpoint is reused only by a service asking the same. */
+  readonly options: PoolOptions;
 
   constructor(url: string, labels: Record<string, string>, weight: number, options: PoolOptions) {
     const parsed = new URL(url);
@@ -20,12 +24,25 @@ export class Endpoint {
     this.authority = parsed.host;
     this.labels = labels;
     this.weight = weight;
+    this.options = options;
     this.pool = new ConnectionPool(this.url, options);
   }
 
   /** Lets in-flight requests finish, then closes the connections. */
   close(): Promise<void> {
     return this.pool.close();
+  }
+
+  /** True when a service may take this endpoint over as is (same instance, labels, weight and pool settings). */
+  sameAs(url: string, labels: Readonly<Record<string, string>>, weight: number, options: PoolOptions): boolean {
+    if (this.url !== url || this.weight !== weight) return false;
+    const o = this.options;
+    if (o.connectTimeoutMs !== options.connectTimeoutMs || o.maxConnections !== options.maxConnections) return false;
+    if (o.keepAliveMs !== options.keepAliveMs) return false;
+    const keys = Object.keys(labels);
+    if (keys.length !== Object.keys(this.labels).length) return false;
+    for (const k of keys) if (this.labels[k] !== labels[k]) return false;
+    return true;
   }
 
   matches(selector: Readonly<Record<string, string>>): boolean {

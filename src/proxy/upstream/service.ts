@@ -61,7 +61,12 @@ export class UpstreamService {
   /** Snapshots holding this service; at 0 it closes (snapshot.ts `releaseSnapshot`). */
   refs = 0;
 
-  constructor(config: ServiceConfig) {
+  /**
+   * `previous`: the service of the same name in the snapshot being replaced. Its endpoints that are
+   * unchanged are taken over with their connections and counters, so an instance joining or leaving
+   * (the mesh's most common change) does not make every other endpoint reconnect.
+   */
+  constructor(config: ServiceConfig, previous?: UpstreamService) {
     this.name = config.name;
     this.config = config;
     this.hash = serviceHash(config);
@@ -70,14 +75,22 @@ export class UpstreamService {
       requestMs: parseDuration(config.timeouts?.request ?? '') ?? DEFAULT_REQUEST_TIMEOUT_MS,
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
-    const endpoints = config.endpoints.map(
-      (e) =>
-        new Endpoint(e.url, { ...e.labels }, e.weight ?? 1, {
-          connectTimeoutMs: this.timeouts.connectMs,
-          maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
-          keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
-        }),
-    );
+    const options = {
+      connectTimeoutMs: this.timeouts.connectMs,
+      maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+      keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
+    };
+    const reusable = previous?.all.endpoints ?? [];
+    const endpoints = config.endpoints.map((e) => {
+      const labels = { ...e.labels };
+      const weight = e.weight ?? 1;
+      const origin = new URL(e.url).origin;
+      const endpoint =
+        reusable.find((old) => old.sameAs(origin, labels, weight, options)) ??
+        new Endpoint(e.url, labels, weight, options);
+      endpoint.refs++;
+      return endpoint;
+    });
     this.all = new EndpointSet(endpoints);
     this.subsets = new Map(
       Object.entries(config.subsets ?? {}).map(([name, selector]) => [
@@ -98,9 +111,14 @@ export class UpstreamService {
 
   private closing: Promise<void> | undefined;
 
-  /** Lets in-flight requests finish, then closes every endpoint's connections. Idempotent. */
+  /**
+   * Lets in-flight requests finish, then closes the connections of every endpoint no other service
+   * holds. Idempotent.
+   */
   close(): Promise<void> {
-    this.closing ??= Promise.all(this.all.endpoints.map((e) => e.close())).then(() => undefined);
+    this.closing ??= Promise.all(this.all.endpoints.map((e) => (--e.refs === 0 ? e.close() : undefined))).then(
+      () => undefined,
+    );
     return this.closing;
   }
 }
