@@ -2,7 +2,9 @@
  * What the mesh inspection commands share: exit codes, the control plane's address, fetching JSON
  * from it, and plain-text tables.
  */
+import { Agent } from 'node:http';
 import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
+import { errorOf, type JsonResponse, requestJson } from '../proxy/mesh/http.ts';
 
 /** Exit codes of analyze, status, proxy-status and proxy-config (docs/cli.md). */
 export const EXIT = {
@@ -21,27 +23,25 @@ export function controlPlaneUrl(flag: string | undefined): string {
 
 export class Unavailable extends Error {}
 
-/** GET `base + path` as JSON; throws Unavailable with a reason a person can act on. */
+/**
+ * GET `base + path` as JSON; throws Unavailable with a reason a person can act on. (node:http rather
+ * than fetch: fetch refuses some ports outright, e.g. 6000, and hides the network error's code.)
+ */
 export async function getJson<T>(base: string, path: string, timeoutMs = 5_000): Promise<T> {
-  let res: Response;
+  let res: JsonResponse;
+  const agent = new Agent({ keepAlive: false });
   try {
-    res = await fetch(base + path, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await requestJson(agent, base + path, 'GET', undefined, timeoutMs);
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    throw new Unavailable(`cannot reach ${base}: ${cause}`);
+    const err = e as NodeJS.ErrnoException;
+    throw new Unavailable(`cannot reach ${base}: ${err.code ?? err.message}`);
+  } finally {
+    agent.destroy();
   }
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
+  if (res.body === null || typeof res.body !== 'object')
     throw new Unavailable(`${base}${path} answered ${res.status} with something that is not JSON`);
-  }
-  if (!res.ok) {
-    const error = (body as { error?: string }).error ?? `status ${res.status}`;
-    throw new Unavailable(`${base}${path}: ${error}`);
-  }
-  return body as T;
+  if (res.status !== 200) throw new Unavailable(`${base}${path}: ${errorOf(res)}`);
+  return res.body as T;
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */

@@ -10,6 +10,8 @@ export type Path = (string | number)[];
 /** Finds where a value is written, so an issue can point at it. */
 export interface Locator {
   position(path: Path, key?: string): { file: string; line: number; column: number };
+  /** A path of the data as the file at its position writes it (files merged into one config differ). */
+  localPath?(path: string): string;
 }
 
 export class SourceDocument implements Locator {

@@ -3,24 +3,11 @@
  * expected position can be read off (`at(lines, token)` finds line and column of a token).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { at } from '../../../test/helpers/text.ts';
 import type { Instance } from '../../api/mesh.ts';
 import { ANALYZER_CODES, analyze, type Finding } from './analyze.ts';
-
-/** `line:col` of the `nth` occurrence of `token`. */
-function at(lines: string[], token: string, nth = 1): string {
-  let seen = 0;
-  for (let i = 0; i < lines.length; i++) {
-    let from = 0;
-    for (;;) {
-      const col = lines[i]!.indexOf(token, from);
-      if (col === -1) break;
-      if (++seen === nth) return `${i + 1}:${col + 1}`;
-      from = col + 1;
-    }
-  }
-  throw new Error(`no ${token} #${nth}`);
-}
 
 function run(lines: string[], instances?: Instance[]): Finding[] {
   return analyze({ texts: [{ file: 'mesh.yaml', text: lines.join('\n') + '\n' }], instances, env: {} });
@@ -32,45 +19,10 @@ const brief = (f: Finding) => `${f.code} ${f.severity} ${f.line}:${f.column} ${f
 const notYetInSchema = (f: Finding) =>
   f.code === 'MGA000' && /unknown field "(retries|outlierDetection)"/.test(f.message);
 
-export const SEEDED = [
-  'listeners:',
-  '  - { name: public, port: 8080 }',
-  'services:',
-  '  - name: photo-service',
-  '    endpoints:',
-  '      - { url: http://127.0.0.1:8081, labels: { version: v1 } }',
-  '      - { url: http://127.0.0.1:8082, labels: { version: v1 } }',
-  '      - { url: http://127.0.0.1:8081, labels: { version: v1 } }',
-  '    subsets:',
-  '      v1: { version: v1 }',
-  '      v2: { version: v2 }',
-  '    retries: { attempts: 3 }',
-  '  - name: search-service',
-  '    endpoints:',
-  '      - url: http://127.0.0.1:8083',
-  '    outlierDetection: { consecutiveErrors: 5 }',
-  'routes:',
-  '  - name: property-api',
-  '    match: { path: /api/v1/properties/*, methods: [GET, POST, PUT, DELETE] }',
-  '    service: search-service',
-  '  - name: property-canary',
-  '    match: { path: /api/v1/properties/*, headers: { canary: "true" } }',
-  '    destinations: [{ service: photo-service, subset: v2 }]',
-  '  - name: photos',
-  '    match: { path: /photos/* }',
-  '    destinations:',
-  '      - { service: photo-service, subset: v1, weight: 80 }',
-  '      - { service: photo-service, subset: v2, weight: 10 }',
-  '  - name: photos-again',
-  '    match: { path: /photos/* }',
-  '    service: photo-service',
-  '  - name: billing',
-  '    listeners: [pubic]',
-  '    service: billing-service',
-  '  - name: mesh-typo',
-  '    match: { hosts: [photo-servce] }',
-  '    service: photo-service',
-];
+/** One of each mistake (test/fixtures/analyze-seeded.yaml, also used by the CLI test). */
+const SEEDED = readFileSync(new URL('../../../test/fixtures/analyze-seeded.yaml', import.meta.url), 'utf8')
+  .trimEnd()
+  .split('\n');
 
 describe('analyze', () => {
   it('finds every seeded mistake, each with its code, severity and place', () => {
@@ -96,7 +48,7 @@ describe('analyze', () => {
     );
     assert.match(byCode.MGA003!.fix, /instances have: version=v1/);
     assert.match(byCode.MGA004!.message, /weights sum to 90, not 100/);
-    assert.match(byCode.MGA005!.message, /"photos-again" is never matched: "photos" \(routes\[2\]\) comes first/);
+    assert.match(byCode.MGA005!.message, /"photos-again" is never matched: "photos" \(mesh\.yaml:24\) comes first/);
     assert.match(byCode.MGA005!.fix, /declare "photos-again" before "photos"/);
     assert.match(
       byCode.MGA006!.message,

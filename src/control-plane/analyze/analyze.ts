@@ -138,7 +138,7 @@ function smells(data: Obj, at: Locator, instances: readonly Instance[] | undefin
       message,
       fix,
       ...at.position(path),
-      path: formatPath(path),
+      path: at.localPath ? at.localPath(formatPath(path)) : formatPath(path),
     });
 
   const services = new Map<string, { config: Obj; index: number }>();
@@ -310,7 +310,10 @@ function smells(data: Obj, at: Locator, instances: readonly Instance[] | undefin
     });
   }
 
-  shadowing(routes, report);
+  shadowing(routes, report, (i) => {
+    const p = at.position(['routes', i]);
+    return p.line > 0 ? `${p.file}:${p.line}` : `routes[${i}]`;
+  });
   return findings;
 }
 
@@ -440,6 +443,7 @@ function sameTables(a: RouteShape, b: RouteShape): boolean {
 function shadowing(
   routes: [Obj, number][],
   report: (code: AnalyzerCode, path: Path, message: string, fix: string) => void,
+  placeOf: (index: number) => string,
 ): void {
   const shapes = routes.flatMap(([r, i]) => {
     const s = shape(r, i);
@@ -456,7 +460,7 @@ function shadowing(
         report(
           'MGA005',
           where,
-          `route "${b.name}" is never matched: "${a.name}" (routes[${a.index}]) comes first and matches every request it would`,
+          `route "${b.name}" is never matched: "${a.name}" (${placeOf(a.index)}) comes first and matches every request it would`,
           `declare "${b.name}" before "${a.name}", or give "${a.name}" a condition "${b.name}" lacks`,
         );
         break;
@@ -466,7 +470,7 @@ function shadowing(
         report(
           'MGA006',
           where,
-          `route "${b.name}" never sees ${overlap.join(', ')} requests: "${a.name}" (routes[${a.index}]), declared earlier with as many conditions, takes them`,
+          `route "${b.name}" never sees ${overlap.join(', ')} requests: "${a.name}" (${placeOf(a.index)}), declared earlier with as many conditions, takes them`,
           `declare "${b.name}" before "${a.name}" if it should win`,
         );
         break;

@@ -98,6 +98,7 @@ export class ControlPlane {
   private warm: boolean;
   private pending: number[] = [];
   private firstPendingAt = 0;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
   private cancelFlush: CancelTimer | null = null;
   private cancelWarmup: CancelTimer | null = null;
   private unwatch: () => void = () => {};
@@ -163,10 +164,15 @@ export class ControlPlane {
     return id;
   }
 
-  /** Debounce: push once the changes pause, but never later than `debounceMaxMs` after the first. */
+  /**
+   * Debounce with a leading edge: a change after a quiet spell is pushed at once (on the next turn of
+   * the event loop, so changes made together still go out together); changes that follow within
+   * `debounceMs` wait for a pause, but never longer than `debounceMaxMs` after the first of them.
+   */
   private scheduleFlush(now: number) {
     this.cancelFlush?.();
-    const delay = Math.min(this.debounceMs, Math.max(0, this.firstPendingAt + this.debounceMaxMs - now));
+    const quiet = now - this.lastFlushAt >= this.debounceMs;
+    const delay = quiet ? 0 : Math.min(this.debounceMs, Math.max(0, this.firstPendingAt + this.debounceMaxMs - now));
     this.cancelFlush = this.clock.setTimeout(() => this.flush(), delay);
   }
 
@@ -183,6 +189,7 @@ export class ControlPlane {
   flush(): void {
     this.cancelFlush?.();
     this.cancelFlush = null;
+    this.lastFlushAt = this.clock.now();
     const ids = this.pending;
     this.pending = [];
     let unaffected = 0;

@@ -131,17 +131,18 @@ describe('control plane push protocol', () => {
     assert.equal((await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes[0]!.id, last);
   });
 
-  it('coalesces a burst of changes into one push per proxy', async () => {
-    const cp = await startControlPlane({ debounceMs: 30 });
+  it('coalesces a burst of changes: the first is pushed at once, the rest together', async () => {
+    const cp = await startControlPlane({ debounceMs: 50 });
     closers.push(cp.close);
     const p = proxyFor(cp.url, sidecar('burst', 'front'));
     await p.subscription.firstConfig;
-    await Promise.all([1, 2, 3, 4, 5].map((n) => register(cp.url, `photo-${n}`, 'photo-service', 10000 + n)));
-    const changes = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes?limit=5`)).body.changes;
+    await sleep(60);
+    await Promise.all([1, 2, 3, 4, 5, 6].map((n) => register(cp.url, `photo-${n}`, 'photo-service', 10000 + n)));
+    const changes = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes?limit=6`)).body.changes;
     const records = await Promise.all(changes.map((c) => settled(cp.url, c.id)));
     const nonces = new Set(records.map((r) => r.results[0]!.nonce));
-    assert.equal(nonces.size, 1, 'the five changes went out in one push');
-    assert.equal(p.applied.length, 2);
+    assert.ok(nonces.size <= 2, `six changes went out in ${nonces.size} pushes`);
+    assert.ok(p.applied.length <= 3, `${p.applied.length} configs applied`);
     assert.ok(records.every((r) => r.status === 'applied'));
   });
 
