@@ -6,17 +6,9 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { Config } from './config.ts';
+import type { ConfigIssue } from './issues.ts';
 
-/** A config problem as the validator reports it (the shape of src/config ConfigIssue). */
-export interface ConfigIssue {
-  file: string;
-  line: number;
-  column: number;
-  path: string;
-  message: string;
-  hint?: string;
-  code?: string;
-}
+export type { ConfigIssue };
 
 /** Name of a service or an id: the same characters as config names, so they can appear in one. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';

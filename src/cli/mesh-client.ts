@@ -3,7 +3,7 @@
  * from it, and plain-text tables.
  */
 import { Agent } from 'node:http';
-import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
+import { DEFAULT_CONTROL_PLANE_URL, DEFAULT_INSPECT_TIMEOUT_MS } from '../core/defaults.ts';
 import { errorOf, type JsonResponse, requestJson } from '../proxy/mesh/http.ts';
 
 /** Exit codes of analyze, status, proxy-status and proxy-config (docs/cli.md). */
@@ -27,7 +27,7 @@ export class Unavailable extends Error {}
  * GET `base + path` as JSON; throws Unavailable with a reason a person can act on. (node:http rather
  * than fetch: fetch refuses some ports outright, e.g. 6000, and hides the network error's code.)
  */
-export async function getJson<T>(base: string, path: string, timeoutMs = 5_000): Promise<T> {
+export async function getJson<T>(base: string, path: string, timeoutMs = DEFAULT_INSPECT_TIMEOUT_MS): Promise<T> {
   let res: JsonResponse;
   const agent = new Agent({ keepAlive: false });
   try {

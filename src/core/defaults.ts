@@ -49,6 +49,8 @@ export const DEFAULT_APP_READY_PATH = '/healthz';
 /** How often the sidecar checks its app, and how long one check may take. */
 export const DEFAULT_APP_CHECK_INTERVAL_MS = 1_000;
 export const DEFAULT_APP_CHECK_TIMEOUT_MS = 1_000;
+/** Until the app is first ready, it is checked this often, so it is registered soon after. */
+export const APP_STARTUP_CHECK_INTERVAL_MS = 200;
 
 /** An instance that sends no heartbeat for this long is removed from the registry. */
 export const DEFAULT_INSTANCE_TTL_MS = 3_000;
@@ -82,3 +84,9 @@ export const DEFAULT_CONTROL_REQUEST_TIMEOUT_MS = 2_000;
 export const DEFAULT_CHANGE_HISTORY = 1_000;
 /** A disconnected proxy is still listed (as DISCONNECTED) for this long. */
 export const DEFAULT_PROXY_FORGET_MS = 10 * 60_000;
+/** Largest model accepted by `PUT /config` on the control plane. */
+export const MAX_MODEL_BODY_BYTES = 4 * 1024 * 1024;
+/** Largest hello, ACK, registration or heartbeat the control plane reads. */
+export const MAX_MESH_MESSAGE_BYTES = 256 * 1024;
+/** How long the inspection commands (status, proxy-status, …) wait for an answer. */
+export const DEFAULT_INSPECT_TIMEOUT_MS = 5_000;

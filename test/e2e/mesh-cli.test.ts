@@ -4,29 +4,19 @@
  * exit-code contract of every new command.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { ChangeRecord } from '../../src/api/mesh.ts';
-import { MeshgateProcess, nodeBin, repoRoot } from '../helpers/process.ts';
+import { MeshgateProcess, repoRoot, runMeshgate } from '../helpers/process.ts';
 import { at } from '../helpers/text.ts';
 
 const SEEDED_FILE = `${repoRoot}test/fixtures/analyze-seeded.yaml`;
 const SEEDED = readFileSync(SEEDED_FILE, 'utf8').trimEnd().split('\n');
 
-async function meshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(nodeBin, [`${repoRoot}dist/cli/main.js`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = await once(child, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const meshgate = runMeshgate;
 
 async function put(url: string, body: unknown) {
   const res = await request(url, {

@@ -22,7 +22,7 @@ import { request } from 'undici';
 import type { ChangeRecord, Instance, ProxyStatusView } from '../../src/api/mesh.ts';
 import { closedLoopLoad } from '../helpers/load.ts';
 import { eventually } from '../helpers/mesh.ts';
-import { MeshgateProcess, nodeBin, repoRoot } from '../helpers/process.ts';
+import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 
 const MODEL = `listeners:
   - { name: public, port: 0, address: 127.0.0.1 }
@@ -136,17 +136,7 @@ async function getJson<T>(url: string): Promise<T> {
   return (await res.body.json()) as T;
 }
 
-/** Runs the CLI to completion (the compiled build, as shipped). */
-async function meshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { spawn } = await import('node:child_process');
-  const child = spawn(nodeBin, [`${repoRoot}dist/cli/main.js`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = await once(child, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const meshgate = runMeshgate;
 
 describe('mesh: control plane, sidecars, gateway', { timeout: 120_000 }, () => {
   let dir: string;

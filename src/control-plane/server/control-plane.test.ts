@@ -205,6 +205,21 @@ describe('control plane push loop (manual clock)', () => {
     assert.equal(cp.proxyStatuses().find((p) => p.id === 'b')!.state, 'DISCONNECTED');
   });
 
+  it('a proxy reconnecting during the warm-up with the right version is sent nothing, and its config is known', async () => {
+    const first = await setup();
+    const a = first.connect('a');
+    first.clock.advance(0);
+    const version = a.sink.pushes[0]!.version;
+    const restarted = await setup(3_000);
+    const sink = new RecordingSink();
+    restarted.cp.connect({ proxy: sidecar('a'), version }, sink);
+    restarted.clock.advance(3_000);
+    assert.equal(sink.pushes.length, 0);
+    const status = restarted.cp.proxyStatus('a')!;
+    assert.equal(status.state, 'SYNCED');
+    assert.deepEqual(status.config, a.sink.pushes[0]!.config);
+  });
+
   it('a second stream for the same proxy replaces the first; a stale stream’s ACK is refused', async () => {
     const { clock, cp, connect, ack } = await setup();
     const first = connect('a');

@@ -32,7 +32,7 @@ import {
   DEFAULT_STREAM_KEEPALIVE_MS,
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { generateProxyConfig } from '../generate/generate.ts';
+import { type GeneratedConfig, generateProxyConfig } from '../generate/generate.ts';
 import type { MeshModel } from '../model/model.ts';
 import { byServiceThenId, type Registry, type RegistryEvent } from '../registry/registry.ts';
 import { ChangeLog } from './changes.ts';
@@ -64,6 +64,8 @@ interface ProxyState {
   lastNack: { version: string; nonce: string; at: number; error: { message: string; issues?: ConfigIssue[] } } | null;
   inflight: InFlight[];
   forget: CancelTimer | null;
+  /** The last config generated for it, and the inputs it was generated from. */
+  generated: { model: string; registry: number; config: GeneratedConfig } | null;
 }
 
 export interface ControlPlaneOptions {
@@ -89,6 +91,8 @@ export class ControlPlane {
   readonly keepaliveMs: number;
   private model: MeshModel;
   private instances: Instance[] = [];
+  /** Counts registry changes, so a generated config knows which registry it saw. */
+  private registryGeneration = 0;
   private readonly proxies = new Map<string, ProxyState>();
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -145,7 +149,17 @@ export class ControlPlane {
     return this.change('config', `${cause} (model ${model.version})`);
   }
 
+  /** The proxy's config for the current model and registry (generated once per change of either). */
+  private generate(state: ProxyState): GeneratedConfig {
+    const g = state.generated;
+    if (g && g.model === this.model.version && g.registry === this.registryGeneration) return g.config;
+    const config = generateProxyConfig(this.model.config, this.instances, state.identity);
+    state.generated = { model: this.model.version, registry: this.registryGeneration, config };
+    return config;
+  }
+
   private onRegistryEvent(event: RegistryEvent) {
+    this.registryGeneration++;
     const i = event.instance;
     const rest = this.instances.filter((x) => x.id !== i.id);
     if (event.type === 'registered' || event.type === 'updated') rest.push(i);
@@ -201,9 +215,13 @@ export class ControlPlane {
   }
 
   private pushIfChanged(state: ProxyState, changes: number[]): boolean {
-    const generated = generateProxyConfig(this.model.config, this.instances, state.identity);
+    const generated = this.generate(state);
     const current = state.sentVersion ?? state.ackedVersion;
-    if (generated.version === current) return false;
+    if (generated.version === current) {
+      // It said at connect that it serves this version (e.g. after a restart of this control plane).
+      if (state.ackedVersion === generated.version) state.ackedConfig ??= generated.config;
+      return false;
+    }
     const nonce = randomBytes(8).toString('hex');
     const at = this.clock.now();
     state.sentVersion = generated.version;
@@ -239,11 +257,13 @@ export class ControlPlane {
       lastNack: null,
       inflight: [],
       forget: null,
+      generated: null,
     };
     state.forget?.();
     state.forget = null;
     Object.assign(state, {
       identity: hello.proxy,
+      generated: null,
       sink,
       stream,
       connectedAt: now,
@@ -265,7 +285,7 @@ export class ControlPlane {
     this.log.info({ proxy: id, kind: hello.proxy.kind, stream, version: hello.version }, 'proxy connected');
     if (this.warm) {
       // Resynchronise: a proxy that already serves what it should is sent nothing.
-      const generated = generateProxyConfig(this.model.config, this.instances, state.identity);
+      const generated = this.generate(state);
       if (generated.version === hello.version) state.ackedConfig = generated.config;
       else this.pushIfChanged(state, []);
     }
@@ -321,7 +341,7 @@ export class ControlPlane {
   proxyStatus(id: string): (ProxyStatusView & { config: Config | null; expectedConfig: Config | null }) | undefined {
     const state = this.proxies.get(id);
     if (!state) return undefined;
-    const expected = generateProxyConfig(this.model.config, this.instances, state.identity);
+    const expected = this.generate(state);
     return {
       ...this.view(state, expected.version),
       config: state.ackedConfig,
@@ -332,7 +352,7 @@ export class ControlPlane {
   proxyStatuses(): ProxyStatusView[] {
     return this.proxyIds().map((id) => {
       const state = this.proxies.get(id)!;
-      return this.view(state, generateProxyConfig(this.model.config, this.instances, state.identity).version);
+      return this.view(state, this.generate(state).version);
     });
   }
 
@@ -368,7 +388,6 @@ export class ControlPlane {
     this.cancelWarmup?.();
     this.unwatch();
     for (const state of this.proxies.values()) {
-      state.forget?.();
       const sink = state.sink;
       if (sink) {
         this.disconnect(state, state.stream!);

@@ -17,6 +17,7 @@ import {
   StreamHelloSchema,
 } from '../../api/mesh.ts';
 import { redact } from '../../config/redact.ts';
+import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { parseModel } from '../model/model.ts';
 import { RegistrationError } from '../registry/registry.ts';
@@ -28,11 +29,6 @@ const validators = {
   ack: ajv.compile(AckSchema),
   heartbeat: ajv.compile(HeartbeatSchema),
 };
-
-/** Largest request body: a model posted to `PUT /config`. */
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** Largest hello, ACK or registration. */
-const MAX_MESSAGE_BYTES = 256 * 1024;
 
 type Json = Record<string, unknown>;
 
@@ -46,7 +42,7 @@ function problems(errors: ErrorObject[] | null | undefined): string {
     .join('; ');
 }
 
-async function readJson<T>(req: IncomingMessage, validate: ValidateFunction | null, limit = MAX_MESSAGE_BYTES) {
+async function readJson<T>(req: IncomingMessage, validate: ValidateFunction | null, limit = MAX_MESH_MESSAGE_BYTES) {
   const text = await readBody(req, limit);
   let value: unknown;
   try {
@@ -90,7 +86,7 @@ export function controlPlaneApi(cp: ControlPlane, log: Logger): AdminServer {
       return { status: 200, body: { version: m.version, source: m.source, texts: m.texts } };
     })
     .route('PUT /config', async (req) => {
-      const text = await readBody(req, MAX_BODY_BYTES);
+      const text = await readBody(req, MAX_MODEL_BODY_BYTES);
       const result = parseModel([{ file: 'admin-api', text }], 'admin-api', null);
       if (!result.ok) return { status: 400, body: { error: 'the config is not valid', issues: result.issues } };
       const change = cp.setModel(result.model, 'config applied through the admin API');

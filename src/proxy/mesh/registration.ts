@@ -7,6 +7,7 @@
 import { type Agent, request } from 'node:http';
 import type { HealthState, InstanceRegistration } from '../../api/mesh.ts';
 import {
+  APP_STARTUP_CHECK_INTERVAL_MS,
   DEFAULT_APP_CHECK_INTERVAL_MS,
   DEFAULT_APP_CHECK_TIMEOUT_MS,
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
@@ -154,7 +155,10 @@ export class InstanceAgent {
     }
     // Until the app is first ready, check often so it is registered soon after.
     const every = this.options.checkIntervalMs ?? DEFAULT_APP_CHECK_INTERVAL_MS;
-    this.checkTimer = setTimeout(() => void this.check(), this.health === null ? Math.min(every, 200) : every);
+    this.checkTimer = setTimeout(
+      () => void this.check(),
+      this.health === null ? Math.min(every, APP_STARTUP_CHECK_INTERVAL_MS) : every,
+    );
     this.checkTimer.unref();
   }
 
