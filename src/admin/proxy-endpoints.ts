@@ -1,5 +1,6 @@
 /**
- * Admin endpoints describing the data plane: /live, /ready, /config, /routes, /services, /workers.
+ * Admin endpoints describing the data plane: /live, /ready, /config, /routes, /listeners, /services,
+ * /workers.
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
@@ -64,17 +65,31 @@ function mergeServices(views: Json[]): Json {
   return merged;
 }
 
+const NO_CONFIG = { status: 503, body: { status: 'waiting for config' } };
+
+function firstView(views: Json[]) {
+  return views.length ? { status: 200, body: views[0] } : NO_CONFIG;
+}
+
 export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
     .route('GET /ready', async () => {
       if (plane.isDraining) return { status: 503, body: { status: 'draining' } };
       const statuses = await plane.query('status');
+      // A proxy fed by a control plane has nothing to serve until its first config arrives.
+      if (statuses.length === 0) return NO_CONFIG;
       return { status: 200, body: { status: 'ready', version: statuses[0]?.version, workers: statuses.length } };
     })
     .route('GET /config', async () => {
       const [view] = await plane.query('config');
-      return { status: 200, body: { ...view, listeners: plane.ports() } };
+      return view ? { status: 200, body: { ...view, listeners: plane.ports() } } : NO_CONFIG;
+    })
+    .route('GET /routes', async () => firstView(await plane.query('routes')))
+    .route('GET /listeners', async () => firstView(await plane.query('listeners')))
+    .route('GET /services', async () => {
+      const views = await plane.query('services');
+      return views.length ? { status: 200, body: mergeServices(views) } : NO_CONFIG;
     })
     .route('GET /routes', async () => ({ status: 200, body: (await plane.query('routes'))[0] }))
     .route('GET /services', async () => ({ status: 200, body: mergeServices(await plane.query('services')) }))

@@ -14,22 +14,102 @@ export interface AdminReply {
   contentType?: string;
 }
 
-export type AdminHandler = (req: IncomingMessage, url: URL) => AdminReply | Promise<AdminReply>;
+/** `params` holds the values of `:name` segments of the route's path. */
+export type AdminHandler = (
+  req: IncomingMessage,
+  url: URL,
+  params: Record<string, string>,
+) => AdminReply | Promise<AdminReply>;
+
+/** A handler that writes the response itself (a long-lived stream). */
+export type RawAdminHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  params: Record<string, string>,
+) => void;
+
+interface PatternRoute {
+  method: string;
+  segments: string[];
+  handler: AdminHandler | RawAdminHandler;
+  raw: boolean;
+}
 
 export class AdminServer {
   private readonly server: Server;
   private readonly handlers = new Map<string, AdminHandler>();
+  private readonly raws = new Map<string, RawAdminHandler>();
+  private readonly patterns: PatternRoute[] = [];
 
   constructor() {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
-    this.route('GET /', () => ({ status: 200, body: { endpoints: [...this.handlers.keys()].sort() } }));
+    this.route('GET /', () => ({
+      status: 200,
+      body: {
+        endpoints: [
+          ...this.handlers.keys(),
+          ...this.raws.keys(),
+          ...this.patterns.map((p) => `${p.method} ${p.segments.join('/')}`),
+        ].sort(),
+      },
+    }));
   }
 
-  /** Registers `METHOD /path` (exact path). */
+  /** Registers `METHOD /path`; a segment `:name` matches any one segment and is passed in `params`. */
   route(key: string, handler: AdminHandler): this {
-    this.handlers.set(key, handler);
+    if (key.includes('/:')) this.addPattern(key, handler, false);
+    else this.handlers.set(key, handler);
     return this;
+  }
+
+  /** Registers a handler that writes its own response (e.g. an event stream). */
+  raw(key: string, handler: RawAdminHandler): this {
+    if (key.includes('/:')) this.addPattern(key, handler, true);
+    else this.raws.set(key, handler);
+    return this;
+  }
+
+  private addPattern(key: string, handler: AdminHandler | RawAdminHandler, raw: boolean) {
+    const [method, path] = key.split(' ') as [string, string];
+    this.patterns.push({ method, segments: path.split('/'), handler, raw });
+  }
+
+  private find(method: string, path: string) {
+    const key = `${method} ${path}`;
+    const exact = this.handlers.get(key);
+    if (exact) return { handler: exact as AdminHandler | RawAdminHandler, raw: false, params: {} };
+    const raw = this.raws.get(key);
+    if (raw) return { handler: raw, raw: true, params: {} };
+    const segments = path.split('/');
+    for (const p of this.patterns) {
+      if (p.method !== method || p.segments.length !== segments.length) continue;
+      const params: Record<string, string> = {};
+      if (
+        p.segments.every((s, i) => {
+          if (!s.startsWith(':')) return s === segments[i];
+          if (segments[i] === '') return false;
+          try {
+            params[s.slice(1)] = decodeURIComponent(segments[i]!);
+          } catch {
+            return false;
+          }
+          return true;
+        })
+      )
+        return { handler: p.handler, raw: p.raw, params };
+    }
+    return undefined;
+  }
+
+  private allowed(path: string): string[] {
+    const keys = [...this.handlers.keys(), ...this.raws.keys()].filter((k) => k.endsWith(` ${path}`));
+    const segments = path.split('/');
+    for (const p of this.patterns)
+      if (p.segments.length === segments.length && p.segments.every((s, i) => s.startsWith(':') || s === segments[i]))
+        keys.push(`${p.method} ${path}`);
+    return [...new Set(keys.map((k) => k.split(' ')[0]!))];
   }
 
   listen(port: number, address = DEFAULT_ADMIN_ADDRESS): Promise<void> {
@@ -55,16 +135,19 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://admin');
-    const handler = this.handlers.get(`${req.method} ${url.pathname}`);
+    const found = this.find(req.method ?? 'GET', url.pathname);
     let reply: AdminReply;
-    if (!handler) {
-      const allowed = [...this.handlers.keys()].filter((k) => k.endsWith(` ${url.pathname}`));
+    if (!found) {
+      const allowed = this.allowed(url.pathname);
       reply = allowed.length
-        ? { status: 405, body: { error: `use ${allowed.map((k) => k.split(' ')[0]).join(' or ')}` } }
+        ? { status: 405, body: { error: `use ${allowed.join(' or ')}` } }
         : { status: 404, body: { error: `no admin endpoint ${url.pathname}; GET / lists them` } };
+    } else if (found.raw) {
+      (found.handler as RawAdminHandler)(req, res, url, found.params);
+      return;
     } else {
       try {
-        reply = await handler(req, url);
+        reply = await (found.handler as AdminHandler)(req, url, found.params);
       } catch (e) {
         reply = { status: 500, body: { error: (e as Error).message } };
       }

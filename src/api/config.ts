@@ -902,6 +902,15 @@ export const FaultSchema = Type.Object(
 export const RouteSchema = Type.Object(
   {
     name: Name('Unique name of the route; appears in logs, metrics and the admin API.'),
+    listeners: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Names of the listeners this route is served on. Default: every listener. A sidecar uses it to keep ' +
+          'its inbound route (to the app) apart from its outbound routes (to other services).',
+      }),
+    ),
     match: Type.Optional(RouteMatchSchema),
     service: Type.Optional(
       Type.String({ minLength: 1, description: 'Shorthand for one destination with weight 100.' }),

@@ -2,7 +2,7 @@
  * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
  * drained on SIGTERM/SIGINT.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
@@ -14,17 +14,26 @@ import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } f
 import { parseDuration } from '../core/duration.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
+import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
+import { parsePort, startMeshProxy } from './mesh-proxy.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
+       meshgate gateway --control-plane URL [options]
 
-Runs the gateway. The config is reloaded when the file changes or on SIGHUP (which also re-reads
-certificate files); an invalid config is rejected (its problems logged) and the running one kept.
+Runs the gateway. With --config the config is reloaded when the file changes or on SIGHUP (which
+also re-reads certificate files); an invalid config is rejected (its problems logged) and the running
+one kept. With --control-plane the listeners, routes and services (with their discovered instances)
+come from the mesh control plane, and the gateway keeps serving its last good config while the
+control plane is away.
 SIGTERM drains and exits 0.
 
 Options:
   -c, --config FILE     config file (YAML or JSON)
+      --control-plane URL  take the config from a mesh control plane instead of a file
+      --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)
+      --admin-port N    admin API port with --control-plane (default ${DEFAULT_ADMIN_PORT}; with --config the file says)
   -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
@@ -63,6 +72,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     args,
     options: {
       config: { type: 'string', short: 'c' },
+      'control-plane': { type: 'string' },
+      id: { type: 'string' },
+      'admin-port': { type: 'string' },
       workers: { type: 'string', short: 'w' },
       drain: { type: 'string' },
       'no-watch': { type: 'boolean' },
@@ -73,8 +85,12 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (!values.config) {
-    console.error(`meshgate gateway: --config is required\n\n${usage}`);
+  if (values.config && values['control-plane']) {
+    console.error(`meshgate gateway: use --config or --control-plane, not both\n\n${usage}`);
+    return 2;
+  }
+  if (!values.config && !values['control-plane']) {
+    console.error(`meshgate gateway: --config or --control-plane is required\n\n${usage}`);
     return 2;
   }
   const drainMs = values.drain === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : parseDuration(values.drain);
@@ -89,7 +105,27 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   }
   const log = createLogger();
   const catalog = createPluginCatalog();
-  const source = new ConfigFileSource(values.config, process.env, { catalog });
+  if (values['control-plane'] !== undefined) {
+    const adminPort = parsePort(values['admin-port'], DEFAULT_ADMIN_PORT);
+    if (adminPort === undefined) {
+      console.error(`meshgate gateway: --admin-port "${values['admin-port']}" is not a port number`);
+      return 2;
+    }
+    if (!URL.canParse(values['control-plane'])) {
+      console.error(`meshgate gateway: --control-plane "${values['control-plane']}" is not a URL`);
+      return 2;
+    }
+    return meshGateway({
+      controlPlane: values['control-plane'],
+      id: values.id ?? `gateway-${hostname()}-${process.pid}`,
+      workers,
+      drainMs,
+      adminPort,
+      log,
+      catalog,
+    });
+  }
+  const source = new ConfigFileSource(values.config!, process.env, { catalog });
   const first = await source.load();
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));
@@ -101,7 +137,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     plane =
       workers === 0
         ? await InProcessDataPlane.start(first.value, { catalog, log })
-        : await WorkerDataPlane.start(first.value, workers, log);
+        : await WorkerDataPlane.start(first.value, workers, log, 'gateway');
   } catch (e) {
     console.error(`meshgate gateway: ${listenError(e)}`);
     return 1;
@@ -171,6 +207,60 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  log.info('stopped');
+  return 0;
+}
+
+/** The gateway as a member of the mesh: its config comes from the control plane. */
+async function meshGateway(options: {
+  controlPlane: string;
+  id: string;
+  workers: number;
+  drainMs: number;
+  adminPort: number;
+  log: Logger;
+  catalog: PluginRegistry;
+}): Promise<number> {
+  const { log } = options;
+  const started = await startMeshProxy({
+    controlPlane: options.controlPlane,
+    identity: { id: options.id, kind: 'gateway' },
+    workers: options.workers,
+    adminPort: options.adminPort,
+    adminAddress: DEFAULT_ADMIN_ADDRESS,
+    log,
+    catalog: options.catalog,
+    role: 'gateway',
+  });
+  if (typeof started === 'string') {
+    console.error(`meshgate gateway: ${started}`);
+    return 1;
+  }
+  const { plane, admin, subscription } = started;
+  log.info({ id: options.id, controlPlane: options.controlPlane, admin: admin.port }, 'gateway waiting for its config');
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const first = await Promise.race([subscription.firstConfig.then(() => null), stopped]);
+  if (first === null)
+    log.info(
+      {
+        id: options.id,
+        listeners: plane.ports(),
+        admin: admin.port,
+        version: subscription.status().version,
+        workers: (await plane.query('status')).map((s) => s.pid),
+      },
+      'gateway started',
+    );
+  const signal = first ?? (await stopped);
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => log.info('already draining'));
+  log.info({ signal, drainMs: options.drainMs }, 'draining');
+  subscription.close();
+  await plane.close(options.drainMs);
+  await admin.close();
   log.info('stopped');
   return 0;
 }

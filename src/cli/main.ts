@@ -1,12 +1,44 @@
 #!/usr/bin/env node
 /** The `meshgate` command: wiring only; each command lives in its own file. */
 import { readFileSync } from 'node:fs';
+import { analyzeCommand, usage as analyzeUsage } from './analyze.ts';
+import { controlPlaneCommand, usage as controlPlaneUsage } from './control-plane.ts';
 import { gatewayCommand, usage as gatewayUsage } from './gateway.ts';
+import { proxyConfigCommand, usage as proxyConfigUsage } from './proxy-config.ts';
+import { proxyStatusCommand, usage as proxyStatusUsage } from './proxy-status.ts';
+import { sidecarCommand, usage as sidecarUsage } from './sidecar.ts';
+import { statusCommand, usage as statusUsage } from './status.ts';
 import { validateCommand, usage as validateUsage } from './validate.ts';
 
 const commands: Record<string, { run: (args: string[]) => Promise<number>; usage: string; summary: string }> = {
-  gateway: { run: gatewayCommand, usage: gatewayUsage, summary: 'run the gateway from a config file' },
+  gateway: {
+    run: gatewayCommand,
+    usage: gatewayUsage,
+    summary: 'run the gateway from a config file or a control plane',
+  },
   validate: { run: validateCommand, usage: validateUsage, summary: 'check a config file and report every problem' },
+  'control-plane': {
+    run: controlPlaneCommand,
+    usage: controlPlaneUsage,
+    summary: 'run the mesh control plane (model, registry, push)',
+  },
+  sidecar: { run: sidecarCommand, usage: sidecarUsage, summary: 'run the proxy beside one service instance' },
+  analyze: {
+    run: analyzeCommand,
+    usage: analyzeUsage,
+    summary: 'find mistakes and smells in a config or a running mesh',
+  },
+  'proxy-config': {
+    run: proxyConfigCommand,
+    usage: proxyConfigUsage,
+    summary: 'show the listeners, routes, services or endpoints one proxy has',
+  },
+  'proxy-status': {
+    run: proxyStatusCommand,
+    usage: proxyStatusUsage,
+    summary: 'list every proxy with its config version and sync state',
+  },
+  status: { run: statusCommand, usage: statusUsage, summary: 'the mesh at a glance, or what became of one change' },
 };
 
 function help(): string {

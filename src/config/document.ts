@@ -7,7 +7,14 @@ import { type ConfigIssue, formatPath } from './issues.ts';
 
 export type Path = (string | number)[];
 
-export class SourceDocument {
+/** Finds where a value is written, so an issue can point at it. */
+export interface Locator {
+  position(path: Path, key?: string): { file: string; line: number; column: number };
+  /** A path of the data as the file at its position writes it (files merged into one config differ). */
+  localPath?(path: string): string;
+}
+
+export class SourceDocument implements Locator {
   readonly file: string;
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;

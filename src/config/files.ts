@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../api/config.ts';
-import type { Path } from './document.ts';
+import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, formatPath } from './issues.ts';
-import type { Locator } from './references.ts';
 
 /** `source`: the config file; relative paths resolve from its directory (the working directory otherwise). */
 export function checkFiles(config: Config, source: string, at: Locator): ConfigIssue[] {

@@ -489,6 +489,26 @@ describe('reference errors', () => {
     ]);
   });
 
+  test('a route limited to an unknown listener is located at the name, with a did-you-mean', async () => {
+    assert.deepEqual(
+      await problems([
+        'listeners:',
+        '  - { name: public, port: 0 }',
+        'routes:',
+        '  - name: a',
+        '    listeners: [pubic, public]',
+        '    directResponse: { status: 200 }',
+        '  - name: b',
+        '    listeners: [internal]',
+        '    directResponse: { status: 200 }',
+      ]),
+      [
+        '5:17: routes[0].listeners[0]: unknown listener "pubic" (did you mean "public"?)',
+        '8:17: routes[1].listeners[0]: unknown listener "internal" (its listeners: public)',
+      ],
+    );
+  });
+
   test('listeners may not share a port with each other or with the admin API', async () => {
     assert.deepEqual(
       await problems([

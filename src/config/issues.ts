@@ -1,15 +1,6 @@
-/** A problem found in a config, located so an editor can jump to it. */
-export interface ConfigIssue {
-  file: string;
-  /** 1-based; 0 when the problem has no place in the file (e.g. the file is missing). */
-  line: number;
-  column: number;
-  /** Field path such as `routes[2].destinations[0].service`; empty for the whole document. */
-  path: string;
-  message: string;
-  /** A concrete fix, when one can be guessed. */
-  hint?: string;
-}
+import type { ConfigIssue } from '../api/issues.ts';
+
+export type { ConfigIssue };
 
 export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];

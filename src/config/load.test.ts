@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../api/config.ts';
 import { type ConfigIssue, formatIssue } from './issues.ts';
-import { type LoadedConfig, type LoadResult, loadConfigFile, validateConfigObject } from './load.ts';
+import { type LoadedConfig, type LoadResult, loadConfigFile, parseConfigTexts, validateConfigObject } from './load.ts';
 
 let dir: string;
 let written = 0;
@@ -482,5 +482,74 @@ describe('validateConfigObject', () => {
   test('null and undefined are the empty config', () => {
     assert.deepEqual(loaded(validateConfigObject(null, 'api')).config, {});
     assert.deepEqual(loaded(validateConfigObject(undefined, 'api')).config, {});
+  });
+});
+
+describe('a config in several files (a control plane directory)', () => {
+  const services = ['services:', '  - name: search-service', '    endpoints: [{ url: "http://127.0.0.1:8083" }]'];
+  const routes = [
+    'routes:',
+    '  - name: search',
+    '    service: search-service',
+    '  - name: typo',
+    '    service: serch-service',
+  ];
+
+  test('lists are merged in file order; each issue points into its own file, with that file’s path', () => {
+    const issues = rejected(
+      parseConfigTexts(
+        [
+          { file: 'a.yaml', text: services.join('\n') },
+          { file: 'b.yaml', text: routes.join('\n') },
+          { file: 'c.yaml', text: 'routes:\n  - name: search\n    service: search-service\n' },
+        ],
+        'dir',
+        {},
+      ),
+    );
+    assert.deepEqual(issues.map(formatIssue), [
+      'b.yaml:5:14: routes[1].service: unknown service "serch-service" (did you mean "search-service"?)',
+      'c.yaml:2:11: routes[0].name: duplicate route name "search" (first at routes[0])',
+    ]);
+  });
+
+  test('a valid split config equals the same config in one file: same hash', () => {
+    const split = loaded(
+      parseConfigTexts(
+        [
+          { file: 'a.yaml', text: services.join('\n') },
+          { file: 'b.yaml', text: routes.slice(0, 3).join('\n') },
+        ],
+        'dir',
+        {},
+      ),
+    );
+    const whole = loaded(
+      parseConfigTexts([{ file: 'x.yaml', text: [...services, ...routes.slice(0, 3)].join('\n') }], 'x', {}),
+    );
+    assert.equal(split.hash, whole.hash);
+    assert.equal(split.source, 'dir');
+  });
+
+  test('a section other than the lists may be set in one file only; a file that is not a map is an issue', () => {
+    const issues = rejected(
+      parseConfigTexts(
+        [
+          { file: 'a.yaml', text: 'admin: { port: 9901 }\n' },
+          { file: 'b.yaml', text: 'listeners: []\nadmin: { port: 9902 }\n' },
+          { file: 'c.yaml', text: '- oops\n' },
+        ],
+        'dir',
+        {},
+      ),
+    );
+    assert.deepEqual(issues.map(formatIssue), [
+      'b.yaml:2:1: admin: admin is already set in a.yaml (set it in one file only)',
+      'c.yaml:1:1: expected a map of config sections, got a list',
+    ]);
+  });
+
+  test('no files: the empty config', () => {
+    assert.deepEqual(loaded(parseConfigTexts([], 'empty-dir', {})).config, {});
   });
 });

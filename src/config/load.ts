@@ -7,9 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
-import { SourceDocument } from './document.ts';
+import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
-import type { ConfigIssue } from './issues.ts';
+import { type ConfigIssue, formatPath } from './issues.ts';
 import { checkPlugins, preloadPluginModules, resolveConfigPaths } from './plugins.ts';
 import { checkReferences } from './references.ts';
 import { checkSchema } from './schema-check.ts';
@@ -17,7 +17,7 @@ import { checkSchema } from './schema-check.ts';
 export interface LoadOptions {
   /** Plugins the config may name (built-in ones and modules loaded by `path`). */
   catalog?: PluginCatalog;
-  /** Where relative paths in the config start. Default: the config file's directory (or the cwd). */
+  /** Where relative paths in the config start. Default: the (first) config file's directory. */
   baseDir?: string;
 }
 
@@ -38,32 +38,171 @@ export function parseConfig(
   env: Record<string, string | undefined> | null,
   options: LoadOptions = {},
 ): LoadResult {
-  const baseDir = options.baseDir ?? dirname(resolve(file));
-  const source = new SourceDocument(file, text);
-  const syntax = source.syntaxIssues();
-  if (syntax.length > 0) return { ok: false, issues: syntax };
-  const missingEnv = env === null ? [] : source.substituteEnv(env);
-  let data: unknown;
-  try {
-    data = source.toJS() ?? {};
-  } catch (e) {
-    // yaml throws here rather than listing a document error, e.g. on an alias bomb.
-    return { ok: false, issues: [{ ...source.position([]), path: '', message: (e as Error).message }] };
+  return parseConfigTexts([{ file, text }], file, env, options);
+}
+
+/** One file of a config spread over several (a directory). */
+export interface ConfigText {
+  file: string;
+  text: string;
+}
+
+/** Config files parsed and merged, before validation: what analysis tools read. */
+export interface ConfigDocuments {
+  /** The merged data; undefined when a file could not be parsed (see `issues`). */
+  data: Record<string, unknown> | undefined;
+  /** Points a path of the merged data into the file and line it came from. */
+  locator: Locator;
+  /** Syntax problems and unset `${NAME}`s. */
+  issues: ConfigIssue[];
+  /** True when some file could not be read as data at all (then only `issues` is meaningful). */
+  fatal: boolean;
+}
+
+/** Top-level lists that several files add to; any other top-level field may be set by one file only. */
+const MERGED_LISTS = ['listeners', 'services', 'routes'] as const;
+
+/**
+ * Parses files (in the order given) and merges them: their `listeners`, `services` and `routes` are
+ * concatenated; other top-level fields come from the one file that sets them.
+ */
+export function readConfigTexts(texts: ConfigText[], env: Record<string, string | undefined> | null): ConfigDocuments {
+  const docs = texts.map((t) => new SourceDocument(t.file, t.text));
+  const locator = new MergedLocator(docs);
+  const syntax = docs.flatMap((d) => d.syntaxIssues());
+  if (syntax.length > 0) return { data: undefined, locator, issues: syntax, fatal: true };
+  const issues = env === null ? [] : docs.flatMap((d) => d.substituteEnv(env));
+  const merged: Record<string, unknown> = {};
+  let fatal = false;
+  for (const [i, doc] of docs.entries()) {
+    let data: unknown;
+    try {
+      data = doc.toJS() ?? {};
+    } catch (e) {
+      // yaml throws here rather than listing a document error, e.g. on an alias bomb.
+      issues.push({ ...doc.position([]), path: '', message: (e as Error).message });
+      fatal = true;
+      continue;
+    }
+    if (docs.length === 1) return { data: data as Record<string, unknown>, locator: doc, issues, fatal };
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      issues.push({
+        ...doc.position([]),
+        path: '',
+        message: `expected a map of config sections, got ${Array.isArray(data) ? 'a list' : typeof data}`,
+      });
+      fatal = true;
+      continue;
+    }
+    for (const [key, value] of Object.entries(data)) {
+      if ((MERGED_LISTS as readonly string[]).includes(key) && Array.isArray(value)) {
+        const list = (merged[key] ??= []) as unknown[];
+        for (let j = 0; j < value.length; j++) locator.add(key, i, j);
+        list.push(...value);
+      } else if (Object.hasOwn(merged, key)) {
+        const first = docs[locator.owner(key)!]!;
+        issues.push({
+          ...doc.position([], key),
+          path: key,
+          message: `${key} is already set in ${first.file}`,
+          hint: 'set it in one file only',
+        });
+      } else {
+        merged[key] = value;
+        locator.own(key, i);
+      }
+    }
   }
+  return { data: merged, locator, issues, fatal };
+}
+
+/** Validates several files as one config; issues point into the file each value came from. */
+export function parseConfigTexts(
+  texts: ConfigText[],
+  source: string,
+  env: Record<string, string | undefined> | null,
+  options: LoadOptions = {},
+): LoadResult {
+  const first = texts[0]?.file ?? source;
+  const baseDir = options.baseDir ?? dirname(resolve(first));
+  const { data, locator, issues: read, fatal } = readConfigTexts(texts, env);
+  // Syntax errors keep the parser's order: its first is the cause, later ones often follow from it.
+  if (data === undefined) return { ok: false, issues: read };
+  if (fatal) return { ok: false, issues: sortIssues(read, texts) };
   // Run even when the schema failed, so one pass reports every mistake; the checker skips what it cannot read.
   const found = [
-    ...checkSchema(data, source),
-    ...checkReferences(data as Config, source),
-    ...checkPlugins(data as Config, source, options.catalog, baseDir),
-    ...checkFiles(data as Config, file, source),
+    ...checkSchema(data, locator),
+    ...checkReferences(data as Config, locator),
+    ...checkPlugins(data as Config, locator, options.catalog, baseDir),
+    ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
-  const emptied = new Set(missingEnv.map((i) => i.path));
-  const issues = [...missingEnv, ...found.filter((i) => !emptied.has(i.path))];
-  if (issues.length > 0) return { ok: false, issues: sortIssues(issues) };
+  const emptied = new Set(read.map((i) => i.path));
+  const issues = [...read, ...found.filter((i) => !emptied.has(i.path))];
+  if (issues.length > 0)
+    return {
+      ok: false,
+      issues: sortIssues(
+        issues.map((i) => (locator.localPath ? { ...i, path: locator.localPath(i.path) } : i)),
+        texts,
+      ),
+    };
   resolveConfigPaths(data as Config, baseDir);
   const config = deepFreeze(data as Config);
-  return { ok: true, value: { config, source: file, hash: hashConfig(config) } };
+  return { ok: true, value: { config, source, hash: hashConfig(config) } };
+}
+
+/** Maps `routes[7]` of the merged config to `routes[2]` of the file that wrote it. */
+class MergedLocator implements Locator {
+  private readonly docs: readonly SourceDocument[];
+  private readonly items = new Map<string, [doc: number, index: number][]>();
+  private readonly owners = new Map<string, number>();
+
+  constructor(docs: readonly SourceDocument[]) {
+    this.docs = docs;
+  }
+
+  add(list: string, doc: number, index: number) {
+    let entries = this.items.get(list);
+    if (!entries) this.items.set(list, (entries = []));
+    entries.push([doc, index]);
+  }
+
+  own(key: string, doc: number) {
+    this.owners.set(key, doc);
+  }
+
+  owner(key: string): number | undefined {
+    return this.owners.get(key);
+  }
+
+  localPath(path: string): string {
+    const m = /^(\w+)\[(\d+)\](.*)$/.exec(path);
+    const entry = m && this.items.get(m[1]!)?.[Number(m[2])];
+    return entry ? `${m![1]}[${entry[1]}]${m![3]}` : path;
+  }
+
+  position(path: Path, key?: string) {
+    const full = key === undefined ? path : [...path, key];
+    const [section, index] = full;
+    if (typeof section === 'string' && typeof index === 'number') {
+      const entry = this.items.get(section)?.[index];
+      if (entry) {
+        const rest = full.slice(2);
+        const local: Path = [section, entry[1], ...rest];
+        return key === undefined
+          ? this.docs[entry[0]]!.position(local)
+          : this.docs[entry[0]]!.position(local.slice(0, -1), key);
+      }
+    }
+    if (typeof section === 'string') {
+      const owner = this.owners.get(section) ?? this.items.get(section)?.[0]?.[0];
+      if (owner !== undefined) return this.docs[owner]!.position(path, key);
+    }
+    // A problem of the whole merged config (e.g. a missing section) has no one place.
+    const first = this.docs[0];
+    return first ? { file: first.file, line: 0, column: 0 } : { file: '', line: 0, column: 0 };
+  }
 }
 
 export async function loadConfigFile(
@@ -92,8 +231,11 @@ export async function loadConfigText(
     const draft = new SourceDocument(file, text);
     if (draft.syntaxIssues().length === 0) {
       try {
-        const baseDir = options.baseDir ?? dirname(resolve(file));
-        await preloadPluginModules((draft.toJS() ?? {}) as Config, options.catalog, baseDir);
+        await preloadPluginModules(
+          (draft.toJS() ?? {}) as Config,
+          options.catalog,
+          options.baseDir ?? dirname(resolve(file)),
+        );
       } catch {
         // The synchronous pass reports whatever is wrong with the document.
       }
@@ -104,18 +246,40 @@ export async function loadConfigText(
 
 /** `validateConfigObject`, after loading plugin modules named by `path` (relative to the cwd or `baseDir`). */
 export async function loadConfigObject(data: unknown, source: string, options: LoadOptions = {}): Promise<LoadResult> {
-  const result = await loadConfigText(JSON.stringify(data ?? {}, null, 1), source, null, {
-    baseDir: process.cwd(),
-    ...options,
-  });
-  return result.ok ? result : { ok: false, issues: result.issues.map((i) => ({ ...i, line: 0, column: 0 })) };
+  if (options.catalog && data && typeof data === 'object')
+    await preloadPluginModules(data as Config, options.catalog, options.baseDir ?? process.cwd()).catch(() => {});
+  return validateConfigObject(data, source, options);
 }
 
 /** Validates a config given as an object (admin API, control plane): same checks, no positions. */
 export function validateConfigObject(data: unknown, source: string, options: LoadOptions = {}): LoadResult {
-  const result = parseConfig(JSON.stringify(data ?? {}, null, 1), source, null, { baseDir: process.cwd(), ...options });
-  // Positions would point into the JSON text made above, which the caller never saw.
-  return result.ok ? result : { ok: false, issues: result.issues.map((i) => ({ ...i, line: 0, column: 0 })) };
+  // A JSON copy: what a file would hold (no undefined, no class instances), and the schema check may
+  // coerce it in place without touching the caller's object. No text, so no positions: issues name
+  // the source and the field path. (Proxies validate every config pushed to them this way, so it
+  // skips the YAML parser: ~10x faster than reading the same config as text.)
+  const copy: unknown = JSON.parse(JSON.stringify(data ?? {}));
+  const nowhere: Locator = { position: () => ({ file: source, line: 0, column: 0 }) };
+  const baseDir = options.baseDir ?? process.cwd();
+  const issues = [
+    ...checkSchema(copy, nowhere),
+    ...checkReferences(copy as Config, nowhere),
+    ...checkPlugins(copy as Config, nowhere, options.catalog, baseDir),
+    ...checkFiles(copy as Config, resolve(baseDir, '_'), nowhere),
+  ];
+  if (issues.length > 0) {
+    // In the order the fields are written, as for a file.
+    const order = new Map<string, number>();
+    const walk = (value: unknown, path: Path) => {
+      order.set(formatPath(path), order.size);
+      if (value && typeof value === 'object')
+        for (const [k, v] of Object.entries(value)) walk(v, [...path, Array.isArray(value) ? Number(k) : k]);
+    };
+    walk(copy, []);
+    return { ok: false, issues: issues.sort((a, b) => (order.get(a.path) ?? 0) - (order.get(b.path) ?? 0)) };
+  }
+  resolveConfigPaths(copy as Config, baseDir);
+  const config = deepFreeze(copy as Config);
+  return { ok: true, value: { config, source, hash: hashConfig(config) } };
 }
 
 /** Stable across key order and the editor-only `$schema`, so a reformatted file is not a change. */
@@ -134,8 +298,9 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
-  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
+function sortIssues(issues: ConfigIssue[], texts: readonly ConfigText[] = []): ConfigIssue[] {
+  const fileOrder = (file: string) => texts.findIndex((t) => t.file === file);
+  return issues.sort((a, b) => fileOrder(a.file) - fileOrder(b.file) || a.line - b.line || a.column - b.column);
 }
 
 export function deepFreeze<T>(value: T): T {

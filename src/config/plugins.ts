@@ -6,7 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
-import type { Path, SourceDocument } from './document.ts';
+import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 import { checkAgainst } from './schema-check.ts';
 
@@ -43,7 +43,7 @@ export async function preloadPluginModules(config: Config, catalog: PluginCatalo
 
 export function checkPlugins(
   config: Config,
-  source: SourceDocument,
+  source: Locator,
   catalog: PluginCatalog | undefined,
   baseDir: string,
 ): ConfigIssue[] {

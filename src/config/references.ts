@@ -12,12 +12,8 @@ import {
   type ValueMatchConfig,
 } from '../api/config.ts';
 import { parseDuration } from '../core/duration.ts';
-import type { Path } from './document.ts';
+import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
-
-export interface Locator {
-  position(path: Path, key?: string): { file: string; line: number; column: number };
-}
 
 export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -28,8 +24,8 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
     services: arrayOfObjects(config.services).map((s) => ({ ...s, endpoints: arrayOfObjects(s.endpoints) })),
     routes: arrayOfObjects(config.routes),
   };
-  const report = (path: Path, message: string, hint?: string) =>
-    issues.push({ ...at.position(path), path: formatPath(path), message, hint });
+  const report: Report = (path, message, hint, code) =>
+    issues.push({ ...at.position(path), path: formatPath(path), message, hint, ...(code ? { code } : {}) });
 
   unique(config.listeners ?? [], 'listener', ['listeners'], report);
   unique(config.services ?? [], 'service', ['services'], report);
@@ -62,8 +58,20 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
     checkResilience(service, ['services', i], report);
   });
 
+  const listenerNames = (config.listeners ?? []).map((l) => l.name);
   (config.routes ?? []).forEach((route, i) => {
     const here: Path = ['routes', i];
+    if (Array.isArray(route.listeners))
+      route.listeners.forEach((name, j) => {
+        if (typeof name === 'string' && !listenerNames.includes(name))
+          report(
+            [...here, 'listeners', j],
+            `unknown listener "${name}"`,
+            didYouMean(name, listenerNames) ??
+              (listenerNames.length ? `its listeners: ${listenerNames.join(', ')}` : 'define it under listeners'),
+            'unknown-listener',
+          );
+      });
     checkAction(route, here, report);
     checkMatch(route, here, report);
     if (route.destinations !== undefined && !Array.isArray(route.destinations)) return;
@@ -73,7 +81,12 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
       const dPath: Path = route.destinations ? [...here, 'destinations', j] : here;
       const service = services.get(d.service);
       if (!service) {
-        report([...dPath, 'service'], `unknown service "${d.service}"`, didYouMean(d.service, services.keys()));
+        report(
+          [...dPath, 'service'],
+          `unknown service "${d.service}"`,
+          didYouMean(d.service, services.keys()),
+          'unknown-service',
+        );
         return;
       }
       if (d.subset !== undefined && !Object.hasOwn(service.subsets ?? {}, d.subset)) {
@@ -83,6 +96,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
           `service "${d.service}" has no subset "${d.subset}"`,
           didYouMean(d.subset, names) ??
             (names.length ? `its subsets: ${names.join(', ')}` : 'define it under subsets'),
+          'unknown-subset',
         );
       }
     });
@@ -96,9 +110,14 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
       if (route.destinations.length === 1 && missing === 1) {
         // One destination without a weight takes everything.
       } else if (missing > 0) {
-        report([...here, 'destinations'], 'every destination needs a weight when there are several');
+        report(
+          [...here, 'destinations'],
+          'every destination needs a weight when there are several',
+          undefined,
+          'weights',
+        );
       } else if (sum !== 100) {
-        report([...here, 'destinations'], `weights sum to ${sum}, not 100`, 'make them add up to 100');
+        report([...here, 'destinations'], `weights sum to ${sum}, not 100`, 'make them add up to 100', 'weights');
       }
     }
     if (route.rewrite?.regex) compiles(route.rewrite.regex.pattern, [...here, 'rewrite', 'regex', 'pattern'], report);
@@ -145,7 +164,7 @@ function arrayOfObjects<T>(v: readonly T[] | undefined): T[] {
   return Array.isArray(v) ? v.filter((item): item is T => isObject(item)) : [];
 }
 
-type Report = (path: Path, message: string, hint?: string) => void;
+type Report = (path: Path, message: string, hint?: string, code?: string) => void;
 
 function unique(items: readonly { name: string }[], what: string, at: Path, report: Report) {
   const first = new Map<string, number>();

@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 // The generated schema, not the TypeBox definitions: TypeBox is for authoring and types, and leaving it
 // out of the running proxy saves ~10 MB of resident memory. `npm test` checks the two agree.
 import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json' };
-import type { Path, SourceDocument } from './document.ts';
+import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
 let ajv: Ajv | undefined;
@@ -26,12 +26,12 @@ function validator(schema: object): ValidateFunction {
 }
 
 /** Validates (and, as YAML users expect, coerces `"8080"` to 8080) in place. */
-export function checkSchema(data: unknown, source: SourceDocument): ConfigIssue[] {
+export function checkSchema(data: unknown, source: Locator): ConfigIssue[] {
   return checkAgainst(ConfigSchema as object, data, source, []);
 }
 
 /** Validates `data` found at `base` in the document against `schema` (e.g. a plugin's config schema). */
-export function checkAgainst(schema: object, data: unknown, source: SourceDocument, base: Path): ConfigIssue[] {
+export function checkAgainst(schema: object, data: unknown, source: Locator, base: Path): ConfigIssue[] {
   const validate = validator(schema);
   if (validate(data)) return [];
   return toIssues(validate.errors ?? [], source, base);
@@ -56,7 +56,7 @@ function describe(value: unknown): string {
 
 const DURATION_HINT = 'write a number with a unit: 250ms, 5s, 1m30s, 1h; 0 disables';
 
-function toIssue(e: ErrorObject, source: SourceDocument, base: Path): ConfigIssue | undefined {
+function toIssue(e: ErrorObject, source: Locator, base: Path): ConfigIssue | undefined {
   const path = [...base, ...pointerToPath(e.instancePath)];
   const schema = e.parentSchema as { description?: string; pattern?: string } | undefined;
   switch (e.keyword) {
@@ -188,7 +188,7 @@ function pruneUnionBranches(errors: ErrorObject[]): ErrorObject[] {
   return [...errors.filter((e) => !drop.has(e)), ...extra];
 }
 
-function toIssues(errors: ErrorObject[], source: SourceDocument, base: Path): ConfigIssue[] {
+function toIssues(errors: ErrorObject[], source: Locator, base: Path): ConfigIssue[] {
   const seen = new Set<string>();
   const issues: ConfigIssue[] = [];
   for (const e of pruneUnionBranches(errors)) {

@@ -18,7 +18,7 @@ import { runLogFilters } from './chain/filters.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
-import type { MatchInput } from './router/router.ts';
+import type { MatchInput, Router } from './router/router.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
@@ -54,6 +54,8 @@ export interface ListenerRuntime {
   readonly encodedSlashes: EncodedSlashPolicy;
   /** Certificates and client verification of a TLS listener; null for plain ones. */
   readonly tls: TlsMaterial | null;
+  /** The route table of this listener in the snapshot it was resolved with. */
+  readonly router: Router<CompiledRoute>;
 }
 
 /** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */

@@ -57,3 +57,52 @@ export class InProcessDataPlane implements DataPlane {
     return this.proxy.close(drainMs);
   }
 }
+
+/**
+ * A data plane that starts with its first config, for proxies fed by a control plane: until a config
+ * arrives nothing listens and the admin API answers `waiting for config`; after that it is the plane
+ * `start` made.
+ */
+export class DeferredDataPlane implements DataPlane {
+  private inner: DataPlane | null = null;
+  private closed = false;
+  private readonly start: (loaded: LoadedConfig) => Promise<DataPlane>;
+
+  constructor(start: (loaded: LoadedConfig) => Promise<DataPlane>) {
+    this.start = start;
+  }
+
+  get started(): boolean {
+    return this.inner !== null;
+  }
+
+  ports() {
+    return this.inner?.ports() ?? {};
+  }
+
+  get isDraining() {
+    return this.closed || (this.inner?.isDraining ?? false);
+  }
+
+  async apply(loaded: LoadedConfig): Promise<ApplyReport> {
+    if (this.closed) throw new Error('the proxy is shutting down');
+    if (this.inner !== null) return this.inner.apply(loaded);
+    const plane = await this.start(loaded);
+    if (this.closed) {
+      await plane.close(0);
+      throw new Error('the proxy is shutting down');
+    }
+    this.inner = plane;
+    const statuses = await plane.query('status');
+    return { version: (statuses[0]?.version as number) ?? 1, hash: loaded.hash, applied: statuses.length };
+  }
+
+  query(view: ProxyView) {
+    return this.inner?.query(view) ?? Promise.resolve([]);
+  }
+
+  async close(drainMs: number) {
+    this.closed = true;
+    await this.inner?.close(drainMs);
+  }
+}

@@ -2,34 +2,20 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
+import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { CompiledRoute } from './snapshot.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
-export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'metrics';
-export const PROXY_VIEWS: readonly ProxyView[] = ['status', 'config', 'routes', 'services', 'metrics'];
-
-const SECRET_KEYS = /^(secret|key|password|token|privateKey|clientSecret)$/i;
-
-/** A copy of a config with secret values replaced, safe to show and log. */
-export function redact(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redact);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [
-        k,
-        SECRET_KEYS.test(k) && typeof v === 'string' ? '<redacted>' : redact(v),
-      ]),
-    );
-  }
-  return value;
-}
+export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'listeners' | 'metrics';
+export const PROXY_VIEWS: readonly ProxyView[] = ['status', 'config', 'routes', 'services', 'listeners', 'metrics'];
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
   return {
     name: route.name,
+    ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
     action: route.direct ? 'direct-response' : 'forward',
     destinations: route.destinations.map((d, i) => ({
@@ -171,5 +157,22 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
       return { version: s.version, routes: s.routes.map(describeRoute) };
     case 'services':
       return { version: s.version, services: [...s.services.values()].map(describeService) };
+    case 'listeners': {
+      const bound = proxy.ports();
+      return {
+        version: s.version,
+        listeners: s.listeners.map((l) => ({
+          name: l.name,
+          address: l.address,
+          port: l.port,
+          boundPort: bound[l.name] ?? null,
+          trustedHops: l.trustedHops,
+          // In declaration order; docs/routing.md gives the order they are tried in.
+          routes: s.routes
+            .filter((r) => r.config.listeners === undefined || r.config.listeners.includes(l.name))
+            .map((r) => r.name),
+        })),
+      };
+    }
   }
 }

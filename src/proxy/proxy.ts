@@ -9,9 +9,9 @@ import type { Logger } from '../observability/logger.ts';
 import type { MetricsRole } from '../observability/metrics.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
 import { Listener } from './listener/listener.ts';
-import { loadTls } from './listener/tls.ts';
+import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
-import { type CompiledListener, compileListeners, type Snapshot } from './snapshot.ts';
+import { type CompiledListener, compileListeners, routerFor, type Snapshot } from './snapshot.ts';
 import { Telemetry } from './telemetry.ts';
 
 export interface ProxyOptions {
@@ -28,10 +28,18 @@ export interface ProxyOptions {
   serviceName?: string;
 }
 
-/** A listener's settings for the request path; reads its certificate files (so a reload picks up rotated ones). */
-async function listenerRuntime(config: CompiledListener): Promise<ListenerRuntime> {
-  const tls = config.tls === null ? null : await loadTls(config.tls, config.name);
-  return Object.freeze({ config, scheme: tls === null ? 'http' : 'https', encodedSlashes: config.encodedSlashes, tls });
+/**
+ * A listener's settings, certificates and router, resolved against one snapshot. The listener and the
+ * runtime swap them together in one tick, so a request always sees a router of the snapshot it holds.
+ */
+function listenerRuntime(config: CompiledListener, tls: TlsMaterial | null, snapshot: Snapshot): ListenerRuntime {
+  return Object.freeze({
+    config,
+    scheme: tls === null ? 'http' : 'https',
+    encodedSlashes: config.encodedSlashes,
+    tls,
+    router: routerFor(snapshot, config.name),
+  });
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
@@ -82,7 +90,8 @@ export class ProxyServer {
     proxy.shared = shared;
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
-        const listener = new Listener(proxy.runtime, await listenerRuntime(l));
+        const tls = l.tls === null ? null : await loadTls(l.tls, l.name);
+        const listener = new Listener(proxy.runtime, listenerRuntime(l, tls, proxy.runtime.snapshot));
         await listener.listen();
         proxy.listeners.set(l.name, listener);
       }
@@ -120,14 +129,15 @@ export class ProxyServer {
     const next = compileListeners(loaded.config, loaded.source);
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, Listener>();
-    const runtimes = new Map<string, ListenerRuntime>();
+    const tlsOf = new Map<string, TlsMaterial | null>();
     try {
       // Certificates are read before anything changes: a missing or broken file rejects the whole config.
-      for (const l of next) runtimes.set(l.name, await listenerRuntime(l));
+      for (const l of next) tlsOf.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
-        const listener = new Listener(this.runtime, runtimes.get(l.name)!);
+        // Until the swap below, a request here is served by the snapshot in force, with its router.
+        const listener = new Listener(this.runtime, listenerRuntime(l, tlsOf.get(l.name)!, this.runtime.snapshot));
         await listener.listen();
         started.set(l.name, listener);
       }
@@ -148,7 +158,7 @@ export class ProxyServer {
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = runtimes.get(l.name)!;
+      if (listener) listener.runtime = listenerRuntime(l, tlsOf.get(l.name)!, snapshot);
     }
     for (const listener of retired) void listener.close(drainMs);
     return snapshot;

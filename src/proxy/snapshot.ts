@@ -128,7 +128,13 @@ export interface Snapshot {
   readonly config: Config;
   readonly listeners: readonly CompiledListener[];
   readonly routes: readonly CompiledRoute[];
+  /** Routes served on every listener (those without `listeners`). */
   readonly router: Router<CompiledRoute>;
+  /**
+   * Per listener name, its router when some route is limited to certain listeners; a listener not in
+   * the map uses `router`. Empty (no cost) unless a route sets `listeners`.
+   */
+  readonly listenerRouters: ReadonlyMap<string, Router<CompiledRoute>>;
   readonly services: ReadonlyMap<string, UpstreamService>;
   /** Requests started on this snapshot and not yet ended: the one mutable part, for retiring it. */
   readonly inflight: { count: number };
@@ -155,7 +161,7 @@ export async function compileSnapshot(
   const services = new Map<string, UpstreamService>();
   for (const sc of config.services ?? []) {
     const old = previous?.services.get(sc.name);
-    const service = old && old.hash === serviceHash(sc) ? old : new Service(sc);
+    const service = old && old.hash === serviceHash(sc) ? old : new Service(sc, { previous: old });
     service.refs++;
     services.set(sc.name, service);
   }
@@ -172,7 +178,16 @@ export async function compileSnapshot(
     for (const service of services.values()) if (--service.refs === 0) void service.close();
     throw e;
   }
-  const router = new Router(routes.map((r, order) => ({ match: effectiveMatch(r.config), order, value: r })));
+  const routerOf = (keep: (r: CompiledRoute) => boolean) =>
+    new Router(routes.flatMap((r, order) => (keep(r) ? [{ match: effectiveMatch(r.config), order, value: r }] : [])));
+  const router = routerOf((r) => r.config.listeners === undefined);
+  const listenerRouters = new Map<string, Router<CompiledRoute>>();
+  if (routes.some((r) => r.config.listeners !== undefined))
+    for (const l of config.listeners ?? [])
+      listenerRouters.set(
+        l.name,
+        routerOf((r) => r.config.listeners === undefined || r.config.listeners.includes(l.name)),
+      );
   return Object.freeze({
     version,
     hash: loaded.hash,
@@ -182,6 +197,7 @@ export async function compileSnapshot(
     listeners: compileListeners(config, loaded.source),
     routes: Object.freeze(routes),
     router,
+    listenerRouters,
     services,
     inflight: { count: 0 },
   });
@@ -334,6 +350,11 @@ function compileRewrite(rc: RouteConfig): CompiledRewrite | null {
     host: rw.host,
     autoHost: rw.autoHost === true,
   };
+}
+
+/** The router a listener uses in this snapshot. */
+export function routerFor(snapshot: Snapshot, listener: string): Router<CompiledRoute> {
+  return snapshot.listenerRouters.get(listener) ?? snapshot.router;
 }
 
 /** Picks a destination by weight; `roll` is uniform in [0, 100). */

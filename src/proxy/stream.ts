@@ -32,7 +32,7 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
     return;
   }
 
-  const route = ctx.snapshot.router.match(ctx);
+  const route = ctx.listener.router.match(ctx);
   if (route === null) {
     ctx.fail('MG_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`);
     return;

@@ -193,10 +193,10 @@ describe('meshgate', { concurrency: true }, () => {
 });
 
 describe('meshgate gateway (what fails before anything starts)', { concurrency: true }, () => {
-  test('without --config: exit 2', async () => {
+  test('without --config or --control-plane: exit 2', async () => {
     const run = await meshgate(['gateway']);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /--config is required/);
+    assert.match(run.stderr, /--config or --control-plane is required/);
   });
 
   test('a --drain that is not a duration: exit 2', async () => {

@@ -591,4 +591,76 @@ describe('listeners', () => {
       holder.close();
     }
   });
+
+  it('routes limited to listeners: each listener serves its own routes plus the unlimited ones', async () => {
+    const direct = (body: string) => ({ status: 200, body });
+    const config = (inbound: string, outbound: string) => ({
+      listeners: [{ name: inbound }, { name: outbound }],
+      routes: [
+        { name: 'to-app', listeners: [inbound], directResponse: direct('app') },
+        {
+          name: 'to-photo',
+          listeners: [outbound],
+          match: { hosts: ['photo-service'] },
+          directResponse: direct('photo'),
+        },
+        { name: 'shared', match: { path: '/shared' }, directResponse: direct('shared') },
+      ],
+    });
+    const gw = await startGateway(config('in', 'out'));
+    try {
+      const text = async (listener: string, path: string, host = 'photo-service') =>
+        (await getJson(`${gw.url(listener)}${path}`, { host })).text;
+      assert.equal(await text('in', '/'), 'app');
+      assert.equal(await text('in', '/any', 'elsewhere'), 'app');
+      assert.equal(await text('out', '/'), 'photo');
+      assert.equal((await getJson(`${gw.url('out')}/`, { host: 'elsewhere' })).status, 404);
+      assert.equal(await text('in', '/shared'), 'shared');
+      assert.equal(await text('out', '/shared', 'elsewhere'), 'shared');
+      // A reload swaps the listeners' route tables together with the snapshot.
+      await gw.apply(config('out', 'in'));
+      assert.equal(await text('out', '/any', 'elsewhere'), 'app');
+      assert.equal(await text('in', '/'), 'photo');
+      const view = (await getJson(`${gw.adminUrl}/listeners`)).json;
+      assert.deepEqual(
+        view.listeners.map((l: { name: string; routes: string[] }) => [l.name, l.routes]),
+        [
+          ['out', ['to-app', 'shared']],
+          ['in', ['to-photo', 'shared']],
+        ],
+      );
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a changed service keeps the connections of its unchanged endpoints (an instance joining)', async () => {
+    let connectionsA = 0;
+    const a = await startUpstream(echo, 'a');
+    const b = await startUpstream(echo, 'b');
+    a.server.on('connection', () => connectionsA++);
+    const config = (urls: string[]) => ({
+      services: [{ name: 'svc', endpoints: urls.map((url) => ({ url })) }],
+      routes: [{ name: 'all', service: 'svc' }],
+    });
+    const gw = await startGateway(config([a.url]));
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await getJson(`${gw.url()}/one`)).status, 200);
+      const before = gw.proxy.snapshot.services.get('svc')!.all.endpoints[0]!;
+      await gw.apply(config([a.url, b.url]));
+      const after = gw.proxy.snapshot.services.get('svc')!.all.endpoints;
+      assert.equal(after[0], before, 'the same endpoint, with its pool');
+      const served = new Set<string>();
+      for (let i = 0; i < 10; i++) served.add(String((await getJson(`${gw.url()}/two`)).headers['x-upstream']));
+      assert.deepEqual([...served].sort(), ['a', 'b']);
+      await gw.apply(config([b.url]));
+      await sleep(50);
+      assert.equal(connectionsA, 1, 'one connection to a, kept across the change');
+      for (let i = 0; i < 4; i++) assert.equal((await getJson(`${gw.url()}/three`)).headers['x-upstream'], 'b');
+    } finally {
+      await gw.close();
+      await a.close();
+      await b.close();
+    }
+  });
 });

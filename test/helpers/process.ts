@@ -101,3 +101,21 @@ export class MeshgateProcess {
     return code as number | null;
   }
 }
+
+/** Runs the compiled CLI to completion and collects its output. */
+export async function runMeshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Set by `node --test` for its own children; the CLI is not a test file.
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(nodeBin, [`${repoRoot}dist/cli/main.js`, ...args], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}

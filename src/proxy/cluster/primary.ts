@@ -8,6 +8,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { LoadedConfig } from '../../config/load.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { MetricsRole } from '../../observability/metrics.ts';
 import type { ApplyReport, DataPlane } from '../data-plane.ts';
 import type { ProxyView } from '../describe.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -86,12 +87,19 @@ export class WorkerDataPlane implements DataPlane {
   }
 
   /** Forks `count` workers and starts each on `loaded`; rejects (stopping them) if any cannot start. */
-  static async start(loaded: LoadedConfig, count: number, log: Logger): Promise<WorkerDataPlane> {
+  static async start(
+    loaded: LoadedConfig,
+    count: number,
+    log: Logger,
+    role: MetricsRole = 'gateway',
+  ): Promise<WorkerDataPlane> {
     const plane = new WorkerDataPlane(loaded, log);
     const here = import.meta.url;
     cluster.setupPrimary({
       exec: fileURLToPath(new URL(here.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', here)),
       execArgv: [...process.execArgv, ...WORKER_EXEC_ARGV],
+      // Workers read their role (the prefix of their metrics) from here.
+      ...({ env: { ...process.env, MESHGATE_ROLE: role } } as object),
     });
     try {
       await Promise.all(Array.from({ length: count }, () => plane.spawn()));

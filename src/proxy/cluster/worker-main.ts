@@ -10,7 +10,11 @@ import { ProxyServer } from '../proxy.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 let proxy: ProxyServer | null = null;
-const options = { catalog: createPluginCatalog(), log: createLogger({ name: 'worker' }) };
+const options = {
+  catalog: createPluginCatalog(),
+  log: createLogger({ name: 'worker' }),
+  role: process.env.MESHGATE_ROLE === 'mesh' ? ('mesh' as const) : ('gateway' as const),
+};
 let draining = false;
 
 function reply(message: FromWorker) {

@@ -22,6 +22,10 @@ export class Endpoint {
   readonly protocol: UpstreamProtocol;
   /** Requests sent to this endpoint and not yet finished. */
   active = 0;
+  /** Services holding this endpoint (one, or two while a changed service replaces its predecessor). */
+  refs = 0;
+  /** The pool settings it was made with: an endpoint is reused only by a service asking the same. */
+  readonly options: PoolOptions;
 
   /** Active health checks' verdict; `healthy` when the service has none. Written by health-check.ts. */
   health: HealthStatus = 'healthy';
@@ -48,6 +52,7 @@ export class Endpoint {
     this.labels = labels;
     this.weight = weight;
     this.protocol = protocol;
+    this.options = options;
     this.pool =
       protocol === 'http2'
         ? new H2Pool(this.url, options, breaker)
@@ -63,9 +68,36 @@ export class Endpoint {
     return !this.ejected && this.health !== 'unhealthy' && this.health !== 'unchecked';
   }
 
+  /** Forgets outlier detection's verdict and history (its settings changed). */
+  resetEjection(): void {
+    this.ejected = false;
+    this.ejectedUntil = 0;
+    this.ejections = 0;
+    this.consecutiveErrors = 0;
+    this.consecutiveGatewayErrors = 0;
+  }
+
   /** Lets in-flight requests finish, then closes the connections. */
   close(): Promise<void> {
     return this.pool.close();
+  }
+
+  /** True when a service may take this endpoint over as is (same instance, labels, weight, pool settings, protocol). */
+  sameAs(
+    url: string,
+    labels: Readonly<Record<string, string>>,
+    weight: number,
+    options: PoolOptions,
+    protocol: UpstreamProtocol,
+  ): boolean {
+    if (this.url !== url || this.weight !== weight || this.protocol !== protocol) return false;
+    const o = this.options;
+    if (o.connectTimeoutMs !== options.connectTimeoutMs || o.maxConnections !== options.maxConnections) return false;
+    if (o.keepAliveMs !== options.keepAliveMs) return false;
+    const keys = Object.keys(labels);
+    if (keys.length !== Object.keys(this.labels).length) return false;
+    for (const k of keys) if (this.labels[k] !== labels[k]) return false;
+    return true;
   }
 
   matches(selector: Readonly<Record<string, string>>): boolean {

@@ -23,11 +23,15 @@ export class H2Pool implements UpstreamPool {
   private client: ClientType | null = null;
   private inflight = 0;
   /** The service's limits: streams beyond the connection's concurrency count as pending requests. */
-  private readonly breaker: CircuitBreaker | undefined;
+  private breaker: CircuitBreaker | undefined;
 
   constructor(origin: string, options: PoolOptions, breaker?: CircuitBreaker) {
     this.origin = origin;
     this.options = options;
+    this.breaker = breaker;
+  }
+
+  useBreaker(breaker: CircuitBreaker | undefined): void {
     this.breaker = breaker;
   }
 

@@ -95,16 +95,18 @@ export class HealthChecker {
     clock: Clock,
     onChange: (event: HealthEvent) => void,
     random: () => number = Math.random,
+    /** Endpoints taken over from a service with the same checks: their verdict stands until checked again. */
+    inherited: ReadonlySet<Endpoint> = new Set(),
   ) {
     this.settings = settings;
     this.clock = clock;
     this.random = random;
     this.onChange = onChange;
     for (const endpoint of endpoints) {
-      endpoint.health = 'unchecked';
+      if (!inherited.has(endpoint)) endpoint.health = 'unchecked';
       this.probes.set(endpoint, {
         record: {
-          status: 'unchecked',
+          status: endpoint.health,
           consecutiveSuccesses: 0,
           consecutiveFailures: 0,
           lastCheckAt: 0,

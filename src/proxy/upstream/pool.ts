@@ -40,6 +40,8 @@ export interface UpstreamPool {
   release(handler: PooledHandler): void;
   /** Removes a request still waiting; false when it is not (it then ends through its controller). */
   cancel(handler: PooledHandler): boolean;
+  /** Counts against another service's breaker from now on (an endpoint taken over by a changed service). */
+  useBreaker(breaker: CircuitBreaker | undefined): void;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -64,11 +66,26 @@ export class ConnectionPool implements UpstreamPool {
   private closed = false;
   private onEmpty: (() => void) | undefined;
   /** The service's limits, shared by the pools of all its endpoints (none in tests of the pool alone). */
-  private readonly breaker: CircuitBreaker | undefined;
+  private breaker: CircuitBreaker | undefined;
 
   constructor(origin: string, options: PoolOptions, breaker?: CircuitBreaker) {
     this.origin = origin;
     this.options = options;
+    this.breaker = breaker;
+  }
+
+  useBreaker(breaker: CircuitBreaker | undefined): void {
+    const old = this.breaker;
+    if (old === breaker) return;
+    // What this pool holds moves with it, so both breakers' counts stay exact.
+    if (old !== undefined) {
+      old.connections -= this.all.size;
+      old.pending -= this.queued;
+    }
+    if (breaker !== undefined) {
+      breaker.connections += this.all.size;
+      breaker.pending += this.queued;
+    }
     this.breaker = breaker;
   }
 

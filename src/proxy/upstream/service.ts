@@ -37,6 +37,8 @@ export interface ServiceTimeouts {
 export interface ServiceOptions {
   /** Time for health-check schedules, ejections and the retry budget. Default: the system clock. */
   clock?: Clock;
+  /** The service of the same name being replaced, whose unchanged endpoints are taken over. */
+  previous?: UpstreamService;
 }
 
 export class UpstreamService {
@@ -59,6 +61,11 @@ export class UpstreamService {
   /** Snapshots holding this service; at 0 it closes (snapshot.ts `releaseSnapshot`). */
   refs = 0;
 
+  /**
+   * `options.previous`: the service of the same name in the snapshot being replaced. Its endpoints that
+   * are unchanged are taken over with their connections, health and ejection state, so an instance
+   * joining or leaving (the mesh's most common change) does not make every other endpoint reconnect.
+   */
   constructor(config: ServiceConfig, options: ServiceOptions = {}) {
     this.name = config.name;
     this.config = config;
@@ -70,26 +77,47 @@ export class UpstreamService {
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
     this.breaker = new CircuitBreaker(config.circuitBreaker);
-    const endpoints = config.endpoints.map(
-      (e) =>
-        new Endpoint(
-          e.url,
-          { ...e.labels },
-          e.weight ?? 1,
-          {
-            connectTimeoutMs: this.timeouts.connectMs,
-            maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
-            keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
-          },
-          config.protocol ?? 'http1',
-          this.breaker,
-        ),
-    );
+    const poolOptions = {
+      connectTimeoutMs: this.timeouts.connectMs,
+      maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+      keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
+    };
+    const protocol = config.protocol ?? 'http1';
+    const previous = options.previous;
+    const reusable = previous?.all.endpoints ?? [];
+    // Taken-over endpoints keep the state of checks that stay as they were; a changed or removed check
+    // must not leave an endpoint ejected or unhealthy with nothing left to bring it back.
+    const sameOutlier = JSON.stringify(previous?.config.outlierDetection) === JSON.stringify(config.outlierDetection);
+    const sameHealth = JSON.stringify(previous?.config.healthCheck) === JSON.stringify(config.healthCheck);
+    const inherited = new Set<Endpoint>();
+    const endpoints = config.endpoints.map((e) => {
+      const labels = { ...e.labels };
+      const weight = e.weight ?? 1;
+      const origin = new URL(e.url).origin;
+      const old = reusable.find((o) => o.sameAs(origin, labels, weight, poolOptions, protocol));
+      // A taken-over endpoint counts against this service's circuit breaker from now on.
+      if (old !== undefined) {
+        old.pool.useBreaker(this.breaker);
+        if (!sameOutlier) old.resetEjection();
+        if (!sameHealth) old.health = 'healthy';
+        else inherited.add(old);
+      }
+      const endpoint = old ?? new Endpoint(e.url, labels, weight, poolOptions, protocol, this.breaker);
+      endpoint.refs++;
+      return endpoint;
+    });
     const lb = config.loadBalancer;
     this.policy = lb?.policy ?? (DEFAULT_LB_POLICY as LbPolicy);
     this.hashKey = lb?.hashOn ? compileHashOn(lb.hashOn) : null;
     this.health = config.healthCheck
-      ? new Checker(healthSettings(config.healthCheck), endpoints, this.clock, (e) => this.onHealthChange(e))
+      ? new Checker(
+          healthSettings(config.healthCheck),
+          endpoints,
+          this.clock,
+          (e) => this.onHealthChange(e),
+          Math.random,
+          inherited,
+        )
       : null;
     this.outlier = config.outlierDetection
       ? new OutlierDetector(outlierSettings(config.outlierDetection), endpoints, this.clock, (e) =>
@@ -146,12 +174,17 @@ export class UpstreamService {
 
   private closing: Promise<void> | undefined;
 
-  /** Stops health checks and ejection timers, lets in-flight requests finish, closes connections. Idempotent. */
+  /**
+   * Stops health checks and outlier detection, lets in-flight requests finish, then closes the
+   * connections of every endpoint no other service holds. Idempotent.
+   */
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.health?.stop();
       this.outlier?.stop();
-      this.closing = Promise.all(this.all.endpoints.map((e) => e.close())).then(() => undefined);
+      this.closing = Promise.all(this.all.endpoints.map((e) => (--e.refs === 0 ? e.close() : undefined))).then(
+        () => undefined,
+      );
     }
     return this.closing;
   }

@@ -1,0 +1,238 @@
+/**
+ * The mesh contract: what proxies, instances and tools exchange with the control plane. The proxy
+ * and the control plane share only these types (and the config schema); docs/mesh-protocol.md
+ * describes the exchange. Schemas are TypeBox (JSON Schema) so the control plane validates what it
+ * receives at the boundary; the proxy imports types only.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import type { Config } from './config.ts';
+import type { ConfigIssue } from './issues.ts';
+
+export type { ConfigIssue };
+
+/** Name of a service or an id: the same characters as config names, so they can appear in one. */
+const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+/** Mesh service names are host names: apps call `http://photo-service/…`. */
+export const SERVICE_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$';
+const MeshName = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN, description });
+const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {
+  description: 'Free-form labels, e.g. `{ version: v2, zone: eu-1 }`; subsets select instances by them.',
+});
+
+export const HEALTH_STATES = ['healthy', 'unhealthy'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+
+// ── Registry ──────────────────────────────────────────────────────────────────────────────────────
+
+/** `PUT /instances/{id}`: registers (or replaces) one instance of a service. */
+export const InstanceRegistrationSchema = Type.Object(
+  {
+    service: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      pattern: SERVICE_PATTERN,
+      description: 'Name of the service this instance belongs to; apps reach it by this host name.',
+    }),
+    address: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      pattern: '^[A-Za-z0-9.:_-]+$',
+      description: 'IP address or host name other proxies connect to.',
+    }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'Port other proxies connect to.' }),
+    labels: Type.Optional(Labels),
+    health: Type.Optional(
+      Type.Unsafe<HealthState>({
+        type: 'string',
+        enum: [...HEALTH_STATES],
+        description: 'Only healthy instances receive traffic. Default healthy.',
+      }),
+    ),
+    ttlMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Milliseconds without a heartbeat after which the instance is removed. Default 3000; the control plane ' +
+          'clamps it to 1000–300000.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type InstanceRegistration = Static<typeof InstanceRegistrationSchema> & { id: string };
+
+/** `PUT /instances/{id}/heartbeat`: keeps an instance alive and may report a new health state. */
+export const HeartbeatSchema = Type.Object(
+  {
+    health: Type.Optional(Type.Unsafe<HealthState>({ type: 'string', enum: [...HEALTH_STATES] })),
+  },
+  { additionalProperties: false },
+);
+export type Heartbeat = Static<typeof HeartbeatSchema>;
+
+/** An instance as the registry holds it. Times are milliseconds since the epoch. */
+export interface Instance {
+  readonly id: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly health: HealthState;
+  readonly ttlMs: number;
+  readonly registeredAt: number;
+  readonly lastHeartbeatAt: number;
+}
+
+// ── Push stream ───────────────────────────────────────────────────────────────────────────────────
+
+export const PROXY_KINDS = ['sidecar', 'gateway'] as const;
+export type ProxyKind = (typeof PROXY_KINDS)[number];
+
+/** Who a proxy is: the input, with the model and the registry, of the config generated for it. */
+export const ProxyIdentitySchema = Type.Object(
+  {
+    id: MeshName('Unique id of the proxy; a second stream with the same id replaces the first.'),
+    kind: Type.Unsafe<ProxyKind>({ type: 'string', enum: [...PROXY_KINDS] }),
+    service: Type.Optional(MeshName('Sidecar: the service of the instance beside it.')),
+    instance: Type.Optional(Type.String({ minLength: 1, description: 'Sidecar: its instance id in the registry.' })),
+    address: Type.Optional(
+      Type.String({ minLength: 1, description: 'Sidecar: the address its inbound listener binds.' }),
+    ),
+    inboundPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    outboundPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    app: Type.Optional(
+      Type.String({ pattern: '^https?://[^/?#]+/?$', description: 'Sidecar: origin of the app it fronts.' }),
+    ),
+    upstreams: Type.Optional(
+      Type.Array(MeshName('A service'), {
+        uniqueItems: true,
+        description: 'Sidecar: the services its app calls. Absent: every service in the mesh.',
+      }),
+    ),
+    labels: Type.Optional(Labels),
+    meshgateVersion: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type ProxyIdentity = Static<typeof ProxyIdentitySchema>;
+
+/** Body of `POST /stream`, which the control plane answers with a stream of events. */
+export const StreamHelloSchema = Type.Object(
+  {
+    proxy: ProxyIdentitySchema,
+    version: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      description: 'The version the proxy serves (last ACKed), or null when it has none.',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type StreamHello = Static<typeof StreamHelloSchema>;
+
+/** First event of every stream. */
+export interface WelcomeEvent {
+  /** Id of this stream; ACKs name it, and ACKs for an older stream are ignored. */
+  stream: string;
+  controlPlane: { id: string; startedAt: string };
+  /** The control plane writes at least this often; silence for 3× means the stream is dead. */
+  keepaliveMs: number;
+}
+
+/** A config for the proxy, state of the world: it replaces whatever the proxy had. */
+export interface PushEvent {
+  /** Hash of `config`: equal versions are equal configs, across control plane restarts. */
+  version: string;
+  /** Unique per push; the ACK or NACK quotes it. */
+  nonce: string;
+  /** Ids of the changes this push carries (see `GET /changes/{id}`). */
+  changes: number[];
+  config: Config;
+}
+
+export const STREAM_EVENTS = { welcome: 'welcome', push: 'push' } as const;
+
+/** `POST /ack`: the proxy's answer to one push. */
+export const AckSchema = Type.Object(
+  {
+    proxy: Type.String({ minLength: 1 }),
+    stream: Type.String({ minLength: 1 }),
+    nonce: Type.String({ minLength: 1 }),
+    /** The version pushed (ACK: now in force; NACK: refused). */
+    version: Type.String({ minLength: 1 }),
+    status: Type.Unsafe<'ack' | 'nack'>({ type: 'string', enum: ['ack', 'nack'] }),
+    /** ACK: milliseconds the proxy spent validating and applying. */
+    applyMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** NACK: why, and the version the proxy keeps serving. */
+    error: Type.Optional(
+      Type.Object(
+        {
+          message: Type.String(),
+          issues: Type.Optional(Type.Array(Type.Unknown())),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    kept: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type Ack = Omit<Static<typeof AckSchema>, 'error'> & { error?: { message: string; issues?: ConfigIssue[] } };
+
+// ── Views the control plane serves (for `meshgate status`, `proxy-status`, `proxy-config`) ────────
+
+/** Sync state of one proxy, as in `istioctl proxy-status`. */
+export const SYNC_STATES = ['SYNCED', 'PENDING', 'NACKED', 'NOT_SENT', 'DISCONNECTED'] as const;
+export type SyncState = (typeof SYNC_STATES)[number];
+
+export interface ProxyStatusView {
+  id: string;
+  kind: ProxyKind;
+  service: string | null;
+  identity: ProxyIdentity;
+  connected: boolean;
+  state: SyncState;
+  /** The version the control plane would push now. */
+  expectedVersion: string | null;
+  /** Last version pushed, and last version ACKed (the one in force). */
+  sentVersion: string | null;
+  ackedVersion: string | null;
+  lastAckAt: string | null;
+  lastNack: { version: string; nonce: string; at: string; error: { message: string; issues?: ConfigIssue[] } } | null;
+  connectedAt: string | null;
+  disconnectedAt: string | null;
+  stream: string | null;
+}
+
+/** What became of one change at one proxy. */
+export interface ChangeResult {
+  proxy: string;
+  status: 'pending' | 'applied' | 'rejected' | 'disconnected';
+  version: string;
+  nonce: string;
+  pushedAt: string;
+  /** When the ACK or NACK arrived. */
+  answeredAt: string | null;
+  /** From the change to the ACK (the propagation time at this proxy). */
+  propagationMs: number | null;
+  error?: { message: string; issues?: ConfigIssue[] };
+}
+
+export interface ChangeRecord {
+  id: number;
+  kind: 'config' | 'registry' | 'startup';
+  /** What happened, for a human: `instance photo-service-1 registered`, `config reloaded from …`. */
+  cause: string;
+  at: string;
+  /** Model version after the change. */
+  modelVersion: string;
+  /**
+   * `no-op`: no proxy's config changed; `propagating`: some proxy has not answered; `applied`: every
+   * proxy it was pushed to ACKed; `rejected`: some proxy NACKed; `incomplete`: some proxy disconnected
+   * before it answered.
+   */
+  status: 'no-op' | 'propagating' | 'applied' | 'rejected' | 'incomplete';
+  /** Proxies whose config did not change, so they were sent nothing. */
+  unaffected: number;
+  results: ChangeResult[];
+  propagation: { applied: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
+}

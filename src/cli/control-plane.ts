@@ -1,0 +1,144 @@
+/**
+ * `meshgate control-plane`: holds the mesh model (files, or the admin API), the instance registry,
+ * and a push stream to every proxy.
+ */
+import { parseArgs } from 'node:util';
+import { formatIssue } from '../config/issues.ts';
+import { emptyModel, type MeshModel, type ModelResult } from '../control-plane/model/model.ts';
+import { MemoryRegistry } from '../control-plane/registry/memory.ts';
+import { ControlPlane } from '../control-plane/server/control-plane.ts';
+import { controlPlaneApi } from '../control-plane/server/http.ts';
+import { ModelFileSource } from '../control-plane/sources/files.ts';
+import {
+  DEFAULT_CONTROL_PLANE_ADDRESS,
+  DEFAULT_CONTROL_PLANE_PORT,
+  DEFAULT_CONTROL_PLANE_WARMUP_MS,
+  DEFAULT_INSTANCE_TTL_MS,
+} from '../core/defaults.ts';
+import { parseDuration } from '../core/duration.ts';
+import { createLogger } from '../observability/logger.ts';
+import { listenError } from './gateway.ts';
+
+export const usage = `Usage: meshgate control-plane [--config DIR|FILE] [options]
+
+Runs the mesh control plane: the model (services, routes, policies; the gateway's schema), the
+instance registry, and a push stream to every sidecar and gateway. The model is reloaded when its
+files change or on SIGHUP, and can be replaced with PUT /config; an invalid model is rejected with
+the same errors as \`meshgate validate\`, and the one in force is kept.
+
+Options:
+  -c, --config PATH     a config file, or a directory whose *.yaml, *.yml and *.json files are merged
+                        (default: an empty model, to be applied with PUT /config)
+  -p, --port N          API and push stream port (default ${DEFAULT_CONTROL_PLANE_PORT}; 0 picks a free one)
+      --address ADDR    address to bind (default ${DEFAULT_CONTROL_PLANE_ADDRESS}; the API has no authentication yet)
+      --ttl DURATION    TTL of registrations that do not set one (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s)
+      --warmup DURATION how long after start to push nothing, so running instances re-register first
+                        (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s; 0 pushes at once)
+      --no-watch        reload the files only on SIGHUP`;
+
+function duration(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`--${name} "${text}" is not a duration (e.g. 3s)`);
+  return ms;
+}
+
+class UsageError extends Error {}
+
+export async function controlPlaneCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+      address: { type: 'string' },
+      ttl: { type: 'string' },
+      warmup: { type: 'string' },
+      'no-watch': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  let ttlMs: number;
+  let warmupMs: number;
+  try {
+    ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
+    warmupMs = duration('warmup', values.warmup, DEFAULT_CONTROL_PLANE_WARMUP_MS);
+  } catch (e) {
+    console.error(`meshgate control-plane: ${(e as Error).message}`);
+    return 2;
+  }
+  const port = values.port === undefined ? DEFAULT_CONTROL_PLANE_PORT : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`meshgate control-plane: --port "${values.port}" is not a port number`);
+    return 2;
+  }
+  const address = values.address ?? DEFAULT_CONTROL_PLANE_ADDRESS;
+  const log = createLogger();
+
+  const source = values.config ? new ModelFileSource(values.config) : null;
+  let model: MeshModel = emptyModel();
+  if (source) {
+    const first = await source.load();
+    if (!first.ok) {
+      for (const issue of first.issues) console.error(formatIssue(issue));
+      console.error(`meshgate control-plane: ${values.config} is not valid; nothing started`);
+      return 1;
+    }
+    model = first.model;
+  }
+
+  const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
+  const cp = new ControlPlane({ registry, model, log, warmupMs });
+  await cp.start();
+  const api = controlPlaneApi(cp, log);
+  try {
+    await api.listen(port, address);
+  } catch (e) {
+    console.error(`meshgate control-plane: ${listenError(e)}`);
+    cp.close();
+    return 1;
+  }
+  if (!['127.0.0.1', '::1', 'localhost'].includes(address))
+    log.warn({ address }, 'the control plane API is reachable from other hosts and has no authentication yet');
+  log.info(
+    { port: api.port, address, model: model.version, source: model.source, warmupMs, ttlMs },
+    'control plane started',
+  );
+
+  let reloading = Promise.resolve();
+  const reload = (trigger: string, loading: Promise<ModelResult>) => {
+    reloading = reloading.then(async () => {
+      const result = await loading;
+      if (!result.ok) {
+        log.error({ trigger, issues: result.issues.map(formatIssue) }, 'config rejected; the model in force is kept');
+        return;
+      }
+      const change = cp.setModel(result.model, `config reloaded from ${result.model.source} (${trigger})`);
+      if (change !== null) log.info({ trigger, change, model: result.model.version }, 'model updated');
+    });
+  };
+  if (source) {
+    if (!values['no-watch']) await source.watch((r) => reload('file', Promise.resolve(r)));
+    process.on('SIGHUP', () => reload('SIGHUP', source.load()));
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      source?.close();
+      cp.close();
+      void registry
+        .close()
+        .then(() => api.close())
+        .then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info('stopped');
+  return 0;
+}

@@ -1,0 +1,257 @@
+/**
+ * `meshgate proxy-config listeners|routes|services|endpoints PROXY`: what one proxy has, read from the
+ * control plane (the config the proxy last ACKed) or from the proxy's own admin API (`--admin`, with
+ * live connection counters).
+ */
+import { parseArgs } from 'node:util';
+import type { Config, RouteConfig } from '../api/config.ts';
+import type { ProxyStatusView } from '../api/mesh.ts';
+import { closest } from '../config/issues.ts';
+import { controlPlaneUrl, EXIT, getJson, reporting, short, table, Unavailable } from './mesh-client.ts';
+
+export const usage = `Usage: meshgate proxy-config listeners|routes|services|endpoints PROXY [options]
+       meshgate proxy-config listeners|routes|services|endpoints --admin URL [options]
+
+Shows what one proxy has: by default the config it last ACKed, as the control plane records it,
+with its version and whether it is in sync; with --admin, what the proxy itself serves, read from
+its admin API (e.g. http://127.0.0.1:15000), with live request and connection counts.
+PROXY is a proxy id as \`meshgate proxy-status\` lists them, or a unique prefix of one.
+
+Options:
+      --control-plane URL   default $MESHGATE_CONTROL_PLANE or http://127.0.0.1:15010
+      --admin URL           ask the proxy's admin API instead
+  -o, --output text|json
+
+Exit status: 0 shown (and, from the control plane, in sync), 1 shown but the proxy is not in sync,
+2 bad usage, 3 the control plane or proxy cannot be reached, or has no such proxy.`;
+
+const VIEWS = ['listeners', 'routes', 'services', 'endpoints'] as const;
+type View = (typeof VIEWS)[number];
+
+interface ProxyDetail extends ProxyStatusView {
+  config: Config | null;
+}
+
+interface AdminService {
+  name: string;
+  endpoints: { url: string; activeRequests: number; connections: { open: number; busy: number } }[];
+}
+
+export async function proxyConfigCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      'control-plane': { type: 'string' },
+      admin: { type: 'string' },
+      output: { type: 'string', short: 'o', default: 'text' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return EXIT.ok;
+  }
+  const [view, proxy] = positionals as [View | undefined, string | undefined];
+  if (
+    !VIEWS.includes(view as View) ||
+    positionals.length > 2 ||
+    (proxy === undefined && values.admin === undefined) ||
+    !['text', 'json'].includes(values.output!)
+  ) {
+    console.error(usage);
+    return EXIT.usage;
+  }
+  const json = values.output === 'json';
+  return reporting('proxy-config', async () => {
+    let config: Config;
+    let header: string;
+    let meta: Record<string, unknown>;
+    let live: AdminService[] | null = null;
+    let bound: Record<string, number> = {};
+    let inSync = true;
+    if (values.admin !== undefined) {
+      const base = values.admin.replace(/\/$/, '');
+      const dump = await getJson<{
+        version: number;
+        hash: string;
+        source: string;
+        config: Config;
+        listeners: Record<string, number>;
+      }>(base, '/config');
+      config = dump.config;
+      bound = dump.listeners;
+      if (view === 'endpoints') live = (await getJson<{ services: AdminService[] }>(base, '/services')).services;
+      header = `proxy at ${base}: config ${short(dump.hash)} (local version ${dump.version}) from ${dump.source}`;
+      meta = { admin: base, hash: dump.hash, version: dump.version, source: dump.source };
+    } else {
+      const base = controlPlaneUrl(values['control-plane']);
+      const id = await resolveProxy(base, proxy!);
+      const detail = await getJson<ProxyDetail>(base, `/proxies/${encodeURIComponent(id)}`);
+      inSync = detail.state === 'SYNCED';
+      const what = detail.kind === 'sidecar' ? `sidecar of ${detail.service}` : detail.kind;
+      header =
+        `proxy ${detail.id} (${what}): ${detail.state}, version ${short(detail.ackedVersion)}` +
+        (inSync ? '' : `, expected ${short(detail.expectedVersion)}`) +
+        (detail.lastNack ? `; last NACK: ${detail.lastNack.error.message}` : '');
+      meta = {
+        proxy: detail.id,
+        kind: detail.kind,
+        service: detail.service,
+        state: detail.state,
+        version: detail.ackedVersion,
+        expectedVersion: detail.expectedVersion,
+      };
+      if (detail.config === null) {
+        if (json) console.log(JSON.stringify({ ...meta, [view!]: null }, null, 2));
+        else console.log(`${header}\nthe control plane does not know what this proxy serves yet`);
+        return EXIT.findings;
+      }
+      config = detail.config;
+    }
+    const rows = render(view!, config, bound, live);
+    if (json) console.log(JSON.stringify({ ...meta, [view!]: rows.data }, null, 2));
+    else console.log(`${header}\n\n${rows.text}`);
+    return inSync ? EXIT.ok : EXIT.findings;
+  });
+}
+
+/** An exact id, else a unique prefix (as with container and pod names). */
+async function resolveProxy(base: string, wanted: string): Promise<string> {
+  const { proxies } = await getJson<{ proxies: ProxyStatusView[] }>(base, '/proxies');
+  const ids = proxies.map((p) => p.id);
+  if (ids.includes(wanted)) return wanted;
+  const prefixed = ids.filter((id) => id.startsWith(wanted));
+  if (prefixed.length === 1) return prefixed[0]!;
+  if (prefixed.length > 1)
+    throw new Unavailable(`"${wanted}" matches ${prefixed.length} proxies: ${prefixed.join(', ')}`);
+  const guess = closest(wanted, ids);
+  throw new Unavailable(
+    `no proxy "${wanted}"${guess ? ` (did you mean "${guess}"?)` : ids.length ? ` (proxies: ${ids.join(', ')})` : ''}`,
+  );
+}
+
+function routesOn(config: Config, listener: string): RouteConfig[] {
+  return (config.routes ?? []).filter((r) => r.listeners === undefined || r.listeners.includes(listener));
+}
+
+function action(r: RouteConfig): string {
+  if (r.directResponse) return `direct ${r.directResponse.status}`;
+  if (r.service) return r.service;
+  return (r.destinations ?? [])
+    .map(
+      (d) => `${d.service}${d.subset ? `/${d.subset}` : ''}${r.destinations!.length > 1 ? ` ${d.weight ?? 0}%` : ''}`,
+    )
+    .join(', ');
+}
+
+function render(
+  view: View,
+  config: Config,
+  bound: Record<string, number>,
+  live: AdminService[] | null,
+): { text: string; data: unknown[] } {
+  switch (view) {
+    case 'listeners': {
+      const data = (config.listeners ?? []).map((l) => ({
+        name: l.name,
+        address: l.address ?? '0.0.0.0',
+        port: l.port,
+        ...(bound[l.name] !== undefined ? { boundPort: bound[l.name] } : {}),
+        routes: routesOn(config, l.name).map((r) => r.name),
+      }));
+      return {
+        data,
+        text: table(
+          ['LISTENER', 'ADDRESS', 'PORT', 'ROUTES'],
+          data.map((l) => [
+            l.name,
+            l.address,
+            l.boundPort !== undefined && l.boundPort !== l.port ? `${l.port} (bound ${l.boundPort})` : String(l.port),
+            l.routes.join(', '),
+          ]),
+        ),
+      };
+    }
+    case 'routes': {
+      const data = (config.routes ?? []).map((r) => ({
+        name: r.name,
+        listeners: r.listeners ?? null,
+        hosts: r.match?.hosts ?? null,
+        path: r.match?.path ?? r.match?.pathRegex ?? null,
+        methods: r.match?.methods ?? null,
+        headers: r.match?.headers ?? null,
+        action: action(r),
+      }));
+      return {
+        data,
+        text: table(
+          ['ROUTE', 'LISTENERS', 'HOSTS', 'PATH', 'METHODS', 'HEADERS', 'TO'],
+          data.map((r) => [
+            r.name,
+            r.listeners?.join(',') ?? '*',
+            r.hosts?.join(',') ?? '*',
+            r.path ?? '*',
+            r.methods?.join(',') ?? '*',
+            r.headers ? Object.keys(r.headers).join(',') : '-',
+            r.action,
+          ]),
+        ),
+      };
+    }
+    case 'services': {
+      const data = (config.services ?? []).map((s) => ({
+        name: s.name,
+        endpoints: s.endpoints.length,
+        subsets: Object.keys(s.subsets ?? {}),
+        timeouts: s.timeouts ?? {},
+      }));
+      return {
+        data,
+        text: table(
+          ['SERVICE', 'ENDPOINTS', 'SUBSETS', 'TIMEOUTS'],
+          data.map((s) => [
+            s.name,
+            String(s.endpoints),
+            s.subsets.join(',') || '-',
+            Object.entries(s.timeouts)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',') || '-',
+          ]),
+        ),
+      };
+    }
+    case 'endpoints': {
+      const data = (config.services ?? []).flatMap((s) =>
+        s.endpoints.map((e) => {
+          const counters = live?.find((l) => l.name === s.name)?.endpoints.find((x) => x.url === new URL(e.url).origin);
+          return {
+            service: s.name,
+            url: e.url,
+            labels: e.labels ?? {},
+            subsets: Object.entries(s.subsets ?? {})
+              .filter(([, sel]) => Object.entries(sel).every(([k, v]) => e.labels?.[k] === v))
+              .map(([name]) => name),
+            ...(counters ? { activeRequests: counters.activeRequests, connections: counters.connections } : {}),
+          };
+        }),
+      );
+      const headers = ['SERVICE', 'ENDPOINT', 'LABELS', 'SUBSETS', ...(live ? ['ACTIVE', 'CONNECTIONS'] : [])];
+      return {
+        data,
+        text: table(
+          headers,
+          data.map((e) => [
+            e.service,
+            e.url,
+            Object.entries(e.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',') || '-',
+            e.subsets.join(',') || '-',
+            ...(live ? [String(e.activeRequests ?? 0), String(e.connections?.open ?? 0)] : []),
+          ]),
+        ),
+      };
+    }
+  }
+}

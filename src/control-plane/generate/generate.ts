@@ -1,0 +1,128 @@
+/**
+ * Per-proxy config: a pure function of (model, registry view, proxy identity) → Config, in the very
+ * schema a gateway file uses, so the proxy validates and applies it like any other config.
+ *
+ * Output is deterministic (services by name, instances by id): equal inputs give equal bytes and so
+ * equal versions, which is how the control plane knows a proxy needs nothing new. Golden files in
+ * test/golden/ pin the output.
+ */
+import type { Config, EndpointConfig, RouteConfig, ServiceConfig } from '../../api/config.ts';
+import type { Instance, ProxyIdentity } from '../../api/mesh.ts';
+import { hashConfig } from '../../config/load.ts';
+import {
+  DEFAULT_SIDECAR_ADDRESS,
+  DEFAULT_SIDECAR_INBOUND_PORT,
+  DEFAULT_SIDECAR_OUTBOUND_PORT,
+} from '../../core/defaults.ts';
+import { INBOUND, inboundServiceName, OUTBOUND, outboundRouteName } from '../model/model.ts';
+
+export interface GeneratedConfig {
+  config: Config;
+  /** Hash of `config` (the push version). */
+  version: string;
+}
+
+export function generateProxyConfig(
+  model: Config,
+  instances: readonly Instance[],
+  proxy: ProxyIdentity,
+): GeneratedConfig {
+  const config = proxy.kind === 'gateway' ? gatewayConfig(model, instances) : sidecarConfig(model, instances, proxy);
+  return { config, version: hashConfig(config) };
+}
+
+/** The gateway serves the model's listeners and routes, with discovered endpoints for its services. */
+function gatewayConfig(model: Config, instances: readonly Instance[]): Config {
+  const routes = model.routes ?? [];
+  const names = new Set<string>();
+  for (const r of routes) for (const d of destinationsOf(r)) names.add(d);
+  return {
+    listeners: (model.listeners ?? []).map((l) => ({ ...l })),
+    services: [...names].sort().map((name) => meshService(model, instances, name)),
+    routes: routes.map((r) => structuredClone(r) as RouteConfig),
+  };
+}
+
+/**
+ * A sidecar has two listeners. `inbound` (the registered address) forwards everything to the app,
+ * under the service's own policy. `outbound` (loopback) is where the app calls other services by
+ * name: for each service it may call, the model's routes whose `hosts` name that service (canaries,
+ * splits), then a default route on the name itself.
+ */
+function sidecarConfig(model: Config, instances: readonly Instance[], proxy: ProxyIdentity): Config {
+  const self = proxy.service ?? proxy.id;
+  const scope = proxy.upstreams ? [...proxy.upstreams].sort() : allServiceNames(model, instances);
+  // Host matching ignores case, so scope does too.
+  const inScope = new Set(scope.map((n) => n.toLowerCase()));
+  const meshRoutes = (model.routes ?? []).filter(
+    (r) => r.listeners === undefined && r.match?.hosts?.some((h) => inScope.has(h.toLowerCase())),
+  );
+  const services = new Set(scope);
+  for (const r of meshRoutes) for (const d of destinationsOf(r)) services.add(d);
+
+  const own = (model.services ?? []).find((s) => s.name === self);
+  const inbound: ServiceConfig = {
+    name: inboundServiceName(self),
+    endpoints: proxy.app ? [{ url: proxy.app.replace(/\/$/, '') }] : [],
+    // The service's inbound policy. Retries and balancing are the caller's business, so only what
+    // applies on arrival is taken over.
+    ...(own?.timeouts ? { timeouts: { ...own.timeouts } } : {}),
+  };
+  return {
+    listeners: [
+      {
+        name: INBOUND,
+        port: proxy.inboundPort ?? DEFAULT_SIDECAR_INBOUND_PORT,
+        address: proxy.address ?? DEFAULT_SIDECAR_ADDRESS,
+      },
+      // The app is on this host: the outbound listener is never reachable from elsewhere.
+      { name: OUTBOUND, port: proxy.outboundPort ?? DEFAULT_SIDECAR_OUTBOUND_PORT, address: '127.0.0.1' },
+    ],
+    services: [inbound, ...[...services].sort().map((name) => meshService(model, instances, name))],
+    routes: [
+      { name: INBOUND, listeners: [INBOUND], service: inbound.name },
+      ...meshRoutes.map((r) => {
+        const { name, ...rest } = structuredClone(r) as RouteConfig;
+        return { name, listeners: [OUTBOUND], ...rest };
+      }),
+      ...scope.map((name) => ({
+        name: outboundRouteName(name),
+        listeners: [OUTBOUND],
+        match: { hosts: [name] },
+        service: name,
+      })),
+    ],
+  };
+}
+
+/** Every service the mesh knows: declared in the model or registered. */
+function allServiceNames(model: Config, instances: readonly Instance[]): string[] {
+  const names = new Set((model.services ?? []).map((s) => s.name));
+  for (const i of instances) names.add(i.service);
+  return [...names].sort();
+}
+
+/**
+ * A service as the model defines it (every policy field carried over, so fields added to the schema
+ * later reach proxies untouched), with its healthy registered instances after its static endpoints.
+ * A service only the registry knows gets default policies.
+ */
+function meshService(model: Config, instances: readonly Instance[], name: string): ServiceConfig {
+  const declared = (model.services ?? []).find((s) => s.name === name);
+  const service: ServiceConfig = declared ? (structuredClone(declared) as ServiceConfig) : { name, endpoints: [] };
+  const discovered: EndpointConfig[] = [];
+  for (const i of instances) {
+    if (i.service !== name || i.health !== 'healthy') continue;
+    discovered.push({
+      url: `http://${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port}`,
+      ...(Object.keys(i.labels).length > 0 ? { labels: { ...i.labels } } : {}),
+    });
+  }
+  service.endpoints = [...service.endpoints, ...discovered];
+  return service;
+}
+
+function destinationsOf(route: RouteConfig): string[] {
+  if (route.service !== undefined) return [route.service];
+  return (route.destinations ?? []).map((d) => d.service);
+}

@@ -1,0 +1,234 @@
+/**
+ * The control plane's push loop on a manual clock (house rule 10): warm-up, debounce, propagation
+ * times, TTL expiry, superseded pushes and disconnects, all to the millisecond. The streams are
+ * `StreamSink`s that record what would be written; the HTTP side is covered in server.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ProxyIdentity, PushEvent } from '../../api/mesh.ts';
+import { ManualClock } from '../../core/clock.ts';
+import { silentLogger } from '../../observability/logger.ts';
+import { emptyModel } from '../model/model.ts';
+import { MemoryRegistry } from '../registry/memory.ts';
+import { ControlPlane, type StreamSink } from './control-plane.ts';
+
+class RecordingSink implements StreamSink {
+  readonly pushes: PushEvent[] = [];
+  closed = false;
+  send(event: string, data: unknown) {
+    if (event === 'push') this.pushes.push(data as PushEvent);
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+const sidecar = (id: string): ProxyIdentity => ({ id, kind: 'sidecar', service: 'front', app: 'http://127.0.0.1:1' });
+const photo = (n: number) => ({ id: `photo-${n}`, service: 'photo-service', address: '127.0.0.1', port: 20_000 + n });
+
+async function setup(warmupMs = 0) {
+  const clock = new ManualClock();
+  const registry = new MemoryRegistry({ clock });
+  const cp = new ControlPlane({
+    registry,
+    model: emptyModel(),
+    log: silentLogger(),
+    clock,
+    warmupMs,
+    debounceMs: 10,
+    debounceMaxMs: 50,
+  });
+  await cp.start();
+  const connect = (id: string) => {
+    const sink = new RecordingSink();
+    const { stream, close } = cp.connect({ proxy: sidecar(id), version: null }, sink);
+    return { sink, stream, close };
+  };
+  const ack = (id: string, stream: string, push: PushEvent) =>
+    cp.acknowledge({ proxy: id, stream, nonce: push.nonce, version: push.version, status: 'ack' });
+  return { clock, registry, cp, connect, ack };
+}
+
+describe('control plane push loop (manual clock)', () => {
+  it('pushes nothing during the warm-up, then everything at once, as one startup change', async () => {
+    const { clock, registry, cp, connect } = await setup(3_000);
+    const a = connect('a');
+    await registry.register(photo(1));
+    clock.advance(2_999);
+    assert.equal(a.sink.pushes.length, 0);
+    assert.equal(cp.proxyStatuses()[0]!.state, 'NOT_SENT');
+    clock.advance(1);
+    assert.equal(a.sink.pushes.length, 1);
+    const ids = a.sink.pushes[0]!.changes;
+    assert.deepEqual(
+      ids.map((id) => cp.changes.get(id)!.kind),
+      ['registry', 'startup'],
+    );
+  });
+
+  it('a change after a quiet spell is pushed at once; a burst waits for a pause; a storm at most 50 ms', async () => {
+    const { clock, registry, connect } = await setup();
+    const a = connect('a');
+    clock.advance(0);
+    assert.equal(a.sink.pushes.length, 1, 'the first config on connect');
+    clock.advance(100);
+
+    await registry.register(photo(1));
+    clock.advance(0);
+    assert.equal(a.sink.pushes.length, 2, 'leading edge: no wait');
+
+    await registry.register(photo(2));
+    clock.advance(5);
+    await registry.register(photo(3));
+    clock.advance(9);
+    assert.equal(a.sink.pushes.length, 2, 'still inside the burst');
+    clock.advance(1);
+    assert.equal(a.sink.pushes.length, 3);
+    assert.equal(a.sink.pushes[2]!.changes.length, 2, 'both changes in one push');
+
+    // A change every 8 ms never leaves a 10 ms pause: pushed when the 50 ms ceiling is reached.
+    clock.advance(100);
+    await registry.register(photo(10));
+    clock.advance(0);
+    const before = a.sink.pushes.length;
+    for (let n = 11; n < 20; n++) {
+      clock.advance(8);
+      await registry.register(photo(n));
+    }
+    assert.ok(a.sink.pushes.length > before, 'pushed during the storm');
+    const waited = a.sink.pushes.slice(before).map((p) => p.changes.length);
+    assert.ok(
+      waited.every((n) => n <= 7),
+      `no push held more than 50 ms of changes: ${waited}`,
+    );
+  });
+
+  it('the change record measures propagation from the change to each ACK', async () => {
+    const { clock, registry, cp, connect, ack } = await setup();
+    const a = connect('a');
+    const b = connect('b');
+    clock.advance(0);
+    ack('a', a.stream, a.sink.pushes[0]!);
+    ack('b', b.stream, b.sink.pushes[0]!);
+    clock.advance(100);
+
+    await registry.register(photo(1));
+    clock.advance(0);
+    const id = a.sink.pushes[1]!.changes[0]!;
+    clock.advance(7);
+    ack('a', a.stream, a.sink.pushes[1]!);
+    assert.equal(cp.changes.get(id)!.status, 'propagating');
+    clock.advance(13);
+    ack('b', b.stream, b.sink.pushes[1]!);
+    const record = cp.changes.get(id)!;
+    assert.equal(record.status, 'applied');
+    assert.deepEqual(
+      record.results.map((r) => [r.proxy, r.status, r.propagationMs]),
+      [
+        ['a', 'applied', 7],
+        ['b', 'applied', 20],
+      ],
+    );
+    assert.deepEqual(record.propagation, { applied: 2, p50Ms: 7, p99Ms: 20, maxMs: 20 });
+    assert.ok(cp.proxyStatuses().every((p) => p.state === 'SYNCED'));
+  });
+
+  it('an ACK of a later push settles the earlier ones it supersedes; a NACK rejects them with the reason', async () => {
+    const { clock, registry, cp, connect, ack } = await setup();
+    const a = connect('a');
+    clock.advance(0);
+    ack('a', a.stream, a.sink.pushes[0]!);
+    clock.advance(100);
+    await registry.register(photo(1));
+    clock.advance(100);
+    await registry.register(photo(2));
+    clock.advance(100);
+    const [first, second] = [a.sink.pushes[1]!, a.sink.pushes[2]!];
+    assert.equal(cp.proxyStatuses()[0]!.state, 'PENDING');
+    ack('a', a.stream, second);
+    assert.equal(cp.changes.get(first.changes[0]!)!.status, 'applied');
+    assert.equal(cp.changes.get(first.changes[0]!)!.results[0]!.propagationMs, 200);
+    assert.equal(
+      cp.acknowledge({ proxy: 'a', stream: a.stream, nonce: first.nonce, version: first.version, status: 'ack' }).ok,
+      false,
+      'an answered nonce is not awaited any more',
+    );
+
+    await registry.register(photo(3));
+    clock.advance(0);
+    const third = a.sink.pushes[3]!;
+    cp.acknowledge({
+      proxy: 'a',
+      stream: a.stream,
+      nonce: third.nonce,
+      version: third.version,
+      status: 'nack',
+      error: { message: 'invalid config: 1 problem', issues: [] },
+    });
+    const rejected = cp.changes.get(third.changes[0]!)!;
+    assert.equal(rejected.status, 'rejected');
+    assert.equal(rejected.results[0]!.error?.message, 'invalid config: 1 problem');
+    const status = cp.proxyStatuses()[0]!;
+    assert.equal(status.state, 'NACKED');
+    assert.equal(status.ackedVersion, second.version, 'it serves the version before');
+  });
+
+  it('a missed TTL is a change pushed at expiry; a proxy gone before answering makes the change incomplete', async () => {
+    const { clock, registry, cp, connect, ack } = await setup();
+    const a = connect('a');
+    const b = connect('b');
+    clock.advance(0);
+    ack('a', a.stream, a.sink.pushes[0]!);
+    ack('b', b.stream, b.sink.pushes[0]!);
+    await registry.register({ ...photo(1), ttlMs: 3_000 });
+    clock.advance(0);
+    ack('a', a.stream, a.sink.pushes[1]!);
+    ack('b', b.stream, b.sink.pushes[1]!);
+
+    clock.advance(2_999);
+    assert.equal(a.sink.pushes.length, 2);
+    clock.advance(1);
+    assert.equal(a.sink.pushes.length, 3, 'pushed at the TTL');
+    const id = a.sink.pushes[2]!.changes[0]!;
+    assert.match(cp.changes.get(id)!.cause, /photo-1 .* expired/);
+    ack('a', a.stream, a.sink.pushes[2]!);
+    b.close();
+    const record = cp.changes.get(id)!;
+    assert.equal(record.status, 'incomplete');
+    assert.deepEqual(
+      record.results.map((r) => [r.proxy, r.status]),
+      [
+        ['a', 'applied'],
+        ['b', 'disconnected'],
+      ],
+    );
+    assert.equal(cp.proxyStatuses().find((p) => p.id === 'b')!.state, 'DISCONNECTED');
+  });
+
+  it('a proxy reconnecting during the warm-up with the right version is sent nothing, and its config is known', async () => {
+    const first = await setup();
+    const a = first.connect('a');
+    first.clock.advance(0);
+    const version = a.sink.pushes[0]!.version;
+    const restarted = await setup(3_000);
+    const sink = new RecordingSink();
+    restarted.cp.connect({ proxy: sidecar('a'), version }, sink);
+    restarted.clock.advance(3_000);
+    assert.equal(sink.pushes.length, 0);
+    const status = restarted.cp.proxyStatus('a')!;
+    assert.equal(status.state, 'SYNCED');
+    assert.deepEqual(status.config, a.sink.pushes[0]!.config);
+  });
+
+  it('a second stream for the same proxy replaces the first; a stale stream’s ACK is refused', async () => {
+    const { clock, cp, connect, ack } = await setup();
+    const first = connect('a');
+    clock.advance(0);
+    const second = connect('a');
+    assert.equal(first.sink.closed, true);
+    clock.advance(0);
+    assert.equal(ack('a', first.stream, first.sink.pushes[0]!).ok, false);
+    assert.equal(ack('a', second.stream, second.sink.pushes[0]!).ok, true);
+    assert.equal(cp.proxyIds().length, 1);
+  });
+});

@@ -1,0 +1,403 @@
+/**
+ * The control plane's core, without HTTP: the model in force, the registry's view, every connected
+ * proxy, and the push loop between them (the xDS pattern, state of the world):
+ *
+ *   change (model or registry) → change record → debounce → for each proxy: generate (pure) → if the
+ *   version differs from what it was last sent, push (version, nonce) → ACK or NACK by nonce.
+ *
+ * Proxies whose config did not change are sent nothing. After a start, nothing is pushed during the
+ * warm-up, so instances that were running re-register before anyone is told they are gone.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../../api/config.ts';
+import type {
+  Ack,
+  ChangeRecord,
+  ConfigIssue,
+  Instance,
+  ProxyIdentity,
+  ProxyStatusView,
+  PushEvent,
+  StreamHello,
+  SyncState,
+  WelcomeEvent,
+} from '../../api/mesh.ts';
+import { type CancelTimer, type Clock, schedule, systemClock } from '../../core/clock.ts';
+import {
+  DEFAULT_CHANGE_HISTORY,
+  DEFAULT_CONTROL_PLANE_WARMUP_MS,
+  DEFAULT_PROXY_FORGET_MS,
+  DEFAULT_PUSH_DEBOUNCE_MAX_MS,
+  DEFAULT_PUSH_DEBOUNCE_MS,
+  DEFAULT_STREAM_KEEPALIVE_MS,
+} from '../../core/defaults.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { type GeneratedConfig, generateProxyConfig } from '../generate/generate.ts';
+import type { MeshModel } from '../model/model.ts';
+import { byServiceThenId, type Registry, type RegistryEvent } from '../registry/registry.ts';
+import { ChangeLog } from './changes.ts';
+
+/** Where a proxy's events go: one open stream. */
+export interface StreamSink {
+  send(event: string, data: unknown): void;
+  close(): void;
+}
+
+interface InFlight {
+  nonce: string;
+  version: string;
+  config: Config;
+  changes: number[];
+}
+
+interface ProxyState {
+  identity: ProxyIdentity;
+  sink: StreamSink | null;
+  stream: string | null;
+  connectedAt: number | null;
+  disconnectedAt: number | null;
+  sentVersion: string | null;
+  ackedVersion: string | null;
+  /** The config in force at the proxy, when known (it ACKed it, or said at connect it serves it). */
+  ackedConfig: Config | null;
+  lastAckAt: number | null;
+  lastNack: { version: string; nonce: string; at: number; error: { message: string; issues?: ConfigIssue[] } } | null;
+  inflight: InFlight[];
+  forget: CancelTimer | null;
+  /** The last config generated for it, and the inputs it was generated from. */
+  generated: { model: string; registry: number; config: GeneratedConfig } | null;
+}
+
+export interface ControlPlaneOptions {
+  registry: Registry;
+  model: MeshModel;
+  log: Logger;
+  clock?: Clock;
+  warmupMs?: number;
+  debounceMs?: number;
+  debounceMaxMs?: number;
+  keepaliveMs?: number;
+  changeHistory?: number;
+  forgetMs?: number;
+}
+
+export type AckResult = { ok: true } | { ok: false; status: number; error: string };
+
+export class ControlPlane {
+  readonly id = randomBytes(6).toString('hex');
+  readonly startedAt: number;
+  readonly registry: Registry;
+  readonly changes: ChangeLog;
+  readonly keepaliveMs: number;
+  private model: MeshModel;
+  private instances: Instance[] = [];
+  /** Counts registry changes, so a generated config knows which registry it saw. */
+  private registryGeneration = 0;
+  private readonly proxies = new Map<string, ProxyState>();
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly debounceMs: number;
+  private readonly debounceMaxMs: number;
+  private readonly forgetMs: number;
+  private warm: boolean;
+  private pending: number[] = [];
+  private firstPendingAt = 0;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
+  private cancelFlush: CancelTimer | null = null;
+  private cancelWarmup: CancelTimer | null = null;
+  private unwatch: () => void = () => {};
+  private nextStream = 1;
+
+  constructor(options: ControlPlaneOptions) {
+    this.registry = options.registry;
+    this.model = options.model;
+    this.log = options.log;
+    this.clock = options.clock ?? systemClock;
+    this.debounceMs = options.debounceMs ?? DEFAULT_PUSH_DEBOUNCE_MS;
+    this.debounceMaxMs = options.debounceMaxMs ?? DEFAULT_PUSH_DEBOUNCE_MAX_MS;
+    this.keepaliveMs = options.keepaliveMs ?? DEFAULT_STREAM_KEEPALIVE_MS;
+    this.forgetMs = options.forgetMs ?? DEFAULT_PROXY_FORGET_MS;
+    this.changes = new ChangeLog(options.changeHistory ?? DEFAULT_CHANGE_HISTORY);
+    this.startedAt = this.clock.now();
+    const warmupMs = options.warmupMs ?? DEFAULT_CONTROL_PLANE_WARMUP_MS;
+    this.warm = warmupMs <= 0;
+    if (!this.warm) this.cancelWarmup = schedule(this.clock, () => this.endWarmup(), warmupMs);
+  }
+
+  /** Loads the registry's current instances and follows its changes. */
+  async start(): Promise<void> {
+    this.unwatch = this.registry.watch((e) => this.onRegistryEvent(e));
+    this.instances = await this.registry.list();
+  }
+
+  get isWarm(): boolean {
+    return this.warm;
+  }
+
+  get currentModel(): MeshModel {
+    return this.model;
+  }
+
+  instanceList(): readonly Instance[] {
+    return this.instances;
+  }
+
+  /** Replaces the model. Returns the change id, or null when the model is the same version. */
+  setModel(model: MeshModel, cause: string): number | null {
+    if (model.version === this.model.version) return null;
+    this.model = model;
+    return this.change('config', `${cause} (model ${model.version})`);
+  }
+
+  /** The proxy's config for the current model and registry (generated once per change of either). */
+  private generate(state: ProxyState): GeneratedConfig {
+    const g = state.generated;
+    if (g && g.model === this.model.version && g.registry === this.registryGeneration) return g.config;
+    const config = generateProxyConfig(this.model.config, this.instances, state.identity);
+    state.generated = { model: this.model.version, registry: this.registryGeneration, config };
+    return config;
+  }
+
+  private onRegistryEvent(event: RegistryEvent) {
+    this.registryGeneration++;
+    const i = event.instance;
+    const rest = this.instances.filter((x) => x.id !== i.id);
+    if (event.type === 'registered' || event.type === 'updated') rest.push(i);
+    this.instances = rest.sort(byServiceThenId);
+    const health = event.type === 'updated' ? `, ${i.health}` : '';
+    this.change('registry', `${i.service} instance ${i.id} (${i.address}:${i.port}${health}) ${event.type}`);
+  }
+
+  private change(kind: ChangeRecord['kind'], cause: string): number {
+    const now = this.clock.now();
+    const id = this.changes.create(kind, cause, this.model.version, now);
+    this.log.info({ change: id, cause }, 'change');
+    if (this.pending.length === 0) this.firstPendingAt = now;
+    this.pending.push(id);
+    if (this.warm) this.scheduleFlush(now);
+    return id;
+  }
+
+  /**
+   * Debounce with a leading edge: a change after a quiet spell is pushed at once (on the next turn of
+   * the event loop, so changes made together still go out together); changes that follow within
+   * `debounceMs` wait for a pause, but never longer than `debounceMaxMs` after the first of them.
+   */
+  private scheduleFlush(now: number) {
+    this.cancelFlush?.();
+    const quiet = now - this.lastFlushAt >= this.debounceMs;
+    const delay = quiet ? 0 : Math.min(this.debounceMs, Math.max(0, this.firstPendingAt + this.debounceMaxMs - now));
+    this.cancelFlush = schedule(this.clock, () => this.flush(), delay);
+  }
+
+  private endWarmup() {
+    this.warm = true;
+    this.cancelWarmup = null;
+    const connected = [...this.proxies.values()].filter((p) => p.sink !== null).length;
+    this.log.info({ instances: this.instances.length, proxies: connected }, 'warm-up over; pushing');
+    this.change('startup', `warm-up over with ${this.instances.length} instances and ${connected} proxies connected`);
+    this.flush();
+  }
+
+  /** Pushes to every connected proxy whose config changed; records which changes each push carries. */
+  flush(): void {
+    this.cancelFlush?.();
+    this.cancelFlush = null;
+    this.lastFlushAt = this.clock.now();
+    const ids = this.pending;
+    this.pending = [];
+    let unaffected = 0;
+    for (const state of this.proxies.values()) {
+      if (state.sink === null) continue;
+      if (!this.pushIfChanged(state, ids)) unaffected++;
+    }
+    for (const id of ids) this.changes.flushed(id, unaffected);
+  }
+
+  private pushIfChanged(state: ProxyState, changes: number[]): boolean {
+    const generated = this.generate(state);
+    const current = state.sentVersion ?? state.ackedVersion;
+    if (generated.version === current) {
+      // It said at connect that it serves this version (e.g. after a restart of this control plane).
+      if (state.ackedVersion === generated.version) state.ackedConfig ??= generated.config;
+      return false;
+    }
+    const nonce = randomBytes(8).toString('hex');
+    const at = this.clock.now();
+    state.sentVersion = generated.version;
+    state.inflight.push({ nonce, version: generated.version, config: generated.config, changes });
+    for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
+    const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config };
+    state.sink!.send('push', event);
+    return true;
+  }
+
+  /** A proxy opened a stream. A second stream with the same proxy id replaces the first. */
+  connect(hello: StreamHello, sink: StreamSink): { stream: string; close: () => void } {
+    const id = hello.proxy.id;
+    let state = this.proxies.get(id);
+    if (state?.sink) {
+      this.log.warn({ proxy: id, stream: state.stream }, 'proxy connected again; closing its older stream');
+      const old = state.sink;
+      this.disconnect(state, state.stream!);
+      old.close();
+    }
+    const stream = `${this.id}-${this.nextStream++}`;
+    const now = this.clock.now();
+    state ??= {
+      identity: hello.proxy,
+      sink: null,
+      stream: null,
+      connectedAt: null,
+      disconnectedAt: null,
+      sentVersion: null,
+      ackedVersion: null,
+      ackedConfig: null,
+      lastAckAt: null,
+      lastNack: null,
+      inflight: [],
+      forget: null,
+      generated: null,
+    };
+    state.forget?.();
+    state.forget = null;
+    Object.assign(state, {
+      identity: hello.proxy,
+      generated: null,
+      sink,
+      stream,
+      connectedAt: now,
+      disconnectedAt: null,
+      sentVersion: null,
+      inflight: [],
+    });
+    if (state.ackedVersion !== hello.version) {
+      state.ackedVersion = hello.version;
+      state.ackedConfig = null;
+    }
+    this.proxies.set(id, state);
+    const welcome: WelcomeEvent = {
+      stream,
+      controlPlane: { id: this.id, startedAt: new Date(this.startedAt).toISOString() },
+      keepaliveMs: this.keepaliveMs,
+    };
+    sink.send('welcome', welcome);
+    this.log.info({ proxy: id, kind: hello.proxy.kind, stream, version: hello.version }, 'proxy connected');
+    if (this.warm) {
+      // Resynchronise: a proxy that already serves what it should is sent nothing.
+      const generated = this.generate(state);
+      if (generated.version === hello.version) state.ackedConfig = generated.config;
+      else this.pushIfChanged(state, []);
+    }
+    const current = state;
+    return { stream, close: () => this.disconnect(current, stream) };
+  }
+
+  private disconnect(state: ProxyState, stream: string) {
+    if (state.stream !== stream || state.sink === null) return;
+    const now = this.clock.now();
+    for (const f of state.inflight)
+      this.changes.answered(f.changes, state.identity.id, { status: 'disconnected', at: now });
+    state.inflight = [];
+    state.sink = null;
+    state.sentVersion = null;
+    state.disconnectedAt = now;
+    this.log.info({ proxy: state.identity.id, stream }, 'proxy disconnected');
+    state.forget = schedule(
+      this.clock,
+      () => {
+        if (state.sink === null) this.proxies.delete(state.identity.id);
+      },
+      this.forgetMs,
+    );
+  }
+
+  /** An ACK or NACK. It settles the push it names and every older push still open (state of the world). */
+  acknowledge(ack: Ack): AckResult {
+    const state = this.proxies.get(ack.proxy);
+    if (!state || state.stream !== ack.stream)
+      return { ok: false, status: 409, error: `stream ${ack.stream} of proxy ${ack.proxy} is not open` };
+    const index = state.inflight.findIndex((f) => f.nonce === ack.nonce);
+    if (index === -1) return { ok: false, status: 409, error: `nonce ${ack.nonce} is not awaiting an answer` };
+    const settled = state.inflight.splice(0, index + 1);
+    const push = settled[settled.length - 1]!;
+    const now = this.clock.now();
+    const changes = settled.flatMap((f) => f.changes);
+    if (ack.status === 'ack') {
+      state.ackedVersion = push.version;
+      state.ackedConfig = push.config;
+      state.lastAckAt = now;
+      this.changes.answered(changes, ack.proxy, { status: 'applied', at: now });
+    } else {
+      const error = ack.error ?? { message: 'rejected without a reason' };
+      state.lastNack = { version: push.version, nonce: push.nonce, at: now, error };
+      // The proxy keeps what it had; another push of the same version would be rejected again.
+      this.changes.answered(changes, ack.proxy, { status: 'rejected', at: now, error });
+      this.log.warn({ proxy: ack.proxy, version: push.version, error: error.message }, 'proxy rejected its config');
+    }
+    return { ok: true };
+  }
+
+  proxyIds(): string[] {
+    return [...this.proxies.keys()].sort();
+  }
+
+  proxyStatus(id: string): (ProxyStatusView & { config: Config | null; expectedConfig: Config | null }) | undefined {
+    const state = this.proxies.get(id);
+    if (!state) return undefined;
+    const expected = this.generate(state);
+    return {
+      ...this.view(state, expected.version),
+      config: state.ackedConfig,
+      expectedConfig: expected.version === state.ackedVersion ? null : expected.config,
+    };
+  }
+
+  proxyStatuses(): ProxyStatusView[] {
+    return this.proxyIds().map((id) => {
+      const state = this.proxies.get(id)!;
+      return this.view(state, this.generate(state).version);
+    });
+  }
+
+  private view(state: ProxyState, expectedVersion: string): ProxyStatusView {
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    let syncState: SyncState;
+    if (state.sink === null) syncState = 'DISCONNECTED';
+    else if (state.ackedVersion === expectedVersion && state.inflight.length === 0) syncState = 'SYNCED';
+    else if (state.inflight.length > 0) syncState = 'PENDING';
+    else if (state.lastNack && state.lastNack.version === state.sentVersion) syncState = 'NACKED';
+    else syncState = 'NOT_SENT';
+    return {
+      id: state.identity.id,
+      kind: state.identity.kind,
+      service: state.identity.service ?? null,
+      identity: state.identity,
+      connected: state.sink !== null,
+      state: syncState,
+      expectedVersion,
+      sentVersion: state.sentVersion,
+      ackedVersion: state.ackedVersion,
+      lastAckAt: iso(state.lastAckAt),
+      lastNack: state.lastNack && { ...state.lastNack, at: new Date(state.lastNack.at).toISOString() },
+      connectedAt: iso(state.connectedAt),
+      disconnectedAt: iso(state.disconnectedAt),
+      stream: state.stream,
+    };
+  }
+
+  /** Closes every stream (proxies reconnect with backoff) and stops timers. */
+  close(): void {
+    this.cancelFlush?.();
+    this.cancelWarmup?.();
+    this.unwatch();
+    for (const state of this.proxies.values()) {
+      const sink = state.sink;
+      if (sink) {
+        this.disconnect(state, state.stream!);
+        sink.close();
+      }
+      state.forget?.();
+    }
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The control plane's HTTP API (docs/mesh-protocol.md): the push stream and ACKs for proxies, the
+ * registry for instances, and read/apply endpoints for people and tools. JSON everywhere; the push
+ * stream is `text/event-stream`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { AdminServer, readBody } from '../../admin/server.ts';
+import {
+  type Ack,
+  AckSchema,
+  type Heartbeat,
+  HeartbeatSchema,
+  type Instance,
+  type InstanceRegistration,
+  type StreamHello,
+  StreamHelloSchema,
+} from '../../api/mesh.ts';
+import { redact } from '../../config/redact.ts';
+import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { parseModel } from '../model/model.ts';
+import { RegistrationError } from '../registry/registry.ts';
+import type { ControlPlane } from './control-plane.ts';
+
+const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+const validators = {
+  hello: ajv.compile(StreamHelloSchema),
+  ack: ajv.compile(AckSchema),
+  heartbeat: ajv.compile(HeartbeatSchema),
+};
+
+type Json = Record<string, unknown>;
+
+function problems(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? [])
+    .map((e) =>
+      e.keyword === 'additionalProperties'
+        ? `${e.instancePath || '/'}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`
+        : `${e.instancePath || '/'}: ${e.message}`,
+    )
+    .join('; ');
+}
+
+async function readJson<T>(req: IncomingMessage, validate: ValidateFunction | null, limit = MAX_MESH_MESSAGE_BYTES) {
+  const text = await readBody(req, limit);
+  let value: unknown;
+  try {
+    value = text.trim() === '' ? {} : JSON.parse(text);
+  } catch (e) {
+    return { ok: false as const, error: `the body is not JSON: ${(e as Error).message}` };
+  }
+  if (validate && !validate(value)) return { ok: false as const, error: problems(validate.errors) };
+  return { ok: true as const, value: value as T };
+}
+
+export function instanceView(i: Instance) {
+  return {
+    ...i,
+    registeredAt: new Date(i.registeredAt).toISOString(),
+    lastHeartbeatAt: new Date(i.lastHeartbeatAt).toISOString(),
+    expiresAt: new Date(i.lastHeartbeatAt + i.ttlMs).toISOString(),
+  };
+}
+
+export function controlPlaneApi(cp: ControlPlane, log: Logger): AdminServer {
+  const admin = new AdminServer();
+  const bad = (error: string) => ({ status: 400, body: { error } });
+
+  admin
+    .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
+    .route('GET /ready', () => ({ status: 200, body: { status: cp.isWarm ? 'ready' : 'warming up' } }))
+    .route('GET /status', () => ({ status: 200, body: statusView(cp) }));
+
+  // ── model ──
+  admin
+    .route('GET /config', () => {
+      const m = cp.currentModel;
+      return {
+        status: 200,
+        body: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString(), config: redact(m.config) },
+      };
+    })
+    .route('GET /config/source', () => {
+      const m = cp.currentModel;
+      return { status: 200, body: { version: m.version, source: m.source, texts: m.texts } };
+    })
+    .route('PUT /config', async (req) => {
+      const text = await readBody(req, MAX_MODEL_BODY_BYTES);
+      const result = parseModel([{ file: 'admin-api', text }], 'admin-api', null);
+      if (!result.ok) return { status: 400, body: { error: 'the config is not valid', issues: result.issues } };
+      const change = cp.setModel(result.model, 'config applied through the admin API');
+      return { status: 200, body: { version: result.model.version, change, unchanged: change === null } };
+    });
+
+  // ── registry ──
+  admin
+    .route('GET /instances', () => ({ status: 200, body: { instances: cp.instanceList().map(instanceView) } }))
+    .route('PUT /instances/:id', async (req, _url, { id }) => {
+      const body = await readJson<Omit<InstanceRegistration, 'id'>>(req, null);
+      if (!body.ok) return bad(body.error);
+      try {
+        const instance = await cp.registry.register({ ...body.value, id: id! });
+        return { status: 200, body: instanceView(instance) };
+      } catch (e) {
+        if (e instanceof RegistrationError) return bad(e.message);
+        throw e;
+      }
+    })
+    .route('PUT /instances/:id/heartbeat', async (req, _url, { id }) => {
+      const body = await readJson<Heartbeat>(req, validators.heartbeat);
+      if (!body.ok) return bad(body.error);
+      const instance = await cp.registry.heartbeat(id!, body.value);
+      return instance
+        ? { status: 200, body: instanceView(instance) }
+        : { status: 404, body: { error: `no instance ${id}; register it again` } };
+    })
+    .route('DELETE /instances/:id', async (_req, _url, { id }) =>
+      (await cp.registry.deregister(id!))
+        ? { status: 200, body: { deregistered: id } }
+        : { status: 404, body: { error: `no instance ${id}` } },
+    );
+
+  // ── proxies and changes ──
+  admin
+    .route('GET /proxies', () => ({ status: 200, body: { proxies: cp.proxyStatuses() } }))
+    .route('GET /proxies/:id', (_req, _url, { id }) => {
+      const view = cp.proxyStatus(id!);
+      if (!view) return { status: 404, body: { error: `no proxy ${id}`, proxies: cp.proxyIds() } };
+      return {
+        status: 200,
+        body: { ...view, config: redact(view.config), expectedConfig: redact(view.expectedConfig) },
+      };
+    })
+    .route('GET /changes', (_req, url) => {
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 20) || 20));
+      return { status: 200, body: { changes: cp.changes.recent(limit) } };
+    })
+    .route('GET /changes/:id', (_req, _url, { id }) => {
+      const record = /^\d+$/.test(id!) ? cp.changes.get(Number(id)) : undefined;
+      return record
+        ? { status: 200, body: record }
+        : { status: 404, body: { error: `no change ${id} (the last is ${cp.changes.lastId})` } };
+    });
+
+  // ── push stream ──
+  admin
+    .raw('POST /stream', (req, res) => {
+      openStream(cp, req, res, log).catch((e: Error) => {
+        log.error({ err: e.message }, 'push stream failed');
+        if (!res.headersSent) sendJson(res, 500, { error: e.message });
+        else res.destroy();
+      });
+    })
+    .route('POST /ack', async (req) => {
+      const body = await readJson<Ack>(req, validators.ack);
+      if (!body.ok) return bad(body.error);
+      const result = cp.acknowledge(body.value);
+      return result.ok
+        ? { status: 200, body: { status: 'recorded' } }
+        : { status: result.status, body: { error: result.error } };
+    });
+  return admin;
+}
+
+async function openStream(cp: ControlPlane, req: IncomingMessage, res: ServerResponse, log: Logger) {
+  const body = await readJson<StreamHello>(req, validators.hello);
+  if (!body.ok) {
+    sendJson(res, 400, { error: body.error });
+    return;
+  }
+  // The proxy may have given up while the hello was read: no stream to open then.
+  if (res.destroyed || req.socket.destroyed) return;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+  res.socket?.setNoDelay(true);
+  const sink = {
+    send(event: string, data: unknown) {
+      // JSON.stringify never emits a raw newline, so one `data:` line holds the whole event.
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    },
+    close() {
+      res.end();
+    },
+  };
+  const { close } = cp.connect(body.value, sink);
+  const keepalive = setInterval(() => res.write(': keepalive\n\n'), cp.keepaliveMs);
+  keepalive.unref();
+  res.on('close', () => {
+    clearInterval(keepalive);
+    close();
+  });
+  res.on('error', (e) => log.debug({ err: e.message }, 'push stream write failed'));
+}
+
+function sendJson(res: ServerResponse, status: number, body: Json) {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function statusView(cp: ControlPlane) {
+  const proxies = cp.proxyStatuses();
+  const byState: Record<string, number> = {};
+  for (const p of proxies) byState[p.state] = (byState[p.state] ?? 0) + 1;
+  const instances = cp.instanceList();
+  const services = new Map<string, { instances: number; healthy: number }>();
+  for (const i of instances) {
+    const s = services.get(i.service) ?? { instances: 0, healthy: 0 };
+    s.instances++;
+    if (i.health === 'healthy') s.healthy++;
+    services.set(i.service, s);
+  }
+  const m = cp.currentModel;
+  return {
+    controlPlane: { id: cp.id, startedAt: new Date(cp.startedAt).toISOString(), warm: cp.isWarm },
+    model: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString() },
+    instances: { total: instances.length, services: Object.fromEntries(services) },
+    proxies: { total: proxies.length, byState },
+    changes: cp.changes.recent(10),
+  };
+}

@@ -1,0 +1,340 @@
+/**
+ * A proxy's subscription to its control plane: one long-lived stream (`POST /stream`, server-sent
+ * events) carrying whole configs; each is validated with the same validator as a config file and
+ * applied, then ACKed, or NACKed with the reason, in which case the proxy keeps what it had.
+ *
+ * Static stability: the proxy never depends on the control plane to keep serving. When the stream
+ * breaks, goes silent, or carries garbage, the config in force stays; the proxy reconnects with
+ * exponential backoff and full jitter and tells the control plane the version it serves, so it is
+ * sent something only if that is out of date.
+ */
+import { type Agent, type ClientRequest, request } from 'node:http';
+import type { ProxyIdentity, PushEvent, StreamHello, WelcomeEvent } from '../../api/mesh.ts';
+import { formatIssue } from '../../config/issues.ts';
+import { type LoadedConfig, loadConfigObject } from '../../config/load.ts';
+import {
+  DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+  DEFAULT_RECONNECT_BASE_MS,
+  DEFAULT_RECONNECT_MAX_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+} from '../../core/defaults.ts';
+import type { PluginCatalog } from '../../core/plugin.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { controlAgent, errorOf, requestJson } from './http.ts';
+
+export interface SubscriptionOptions {
+  /** Base URL of the control plane, e.g. `http://127.0.0.1:15010`. */
+  url: string;
+  identity: ProxyIdentity;
+  /** Applies a validated config; throws (e.g. a port cannot be bound) to reject it. */
+  apply(loaded: LoadedConfig): Promise<void>;
+  log: Logger;
+  /** Plugins the pushed configs may use (validated here, like a file's). */
+  catalog?: PluginCatalog;
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /** Silence after which the stream is considered dead (default: 3 keep-alives, as the control plane says). */
+  idleTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Uniform in [0, 1): injectable so tests can pin the jitter. */
+  random?: () => number;
+  /** Called after every reconnect's welcome (e.g. the sidecar re-registers at once). */
+  onConnected?: () => void;
+}
+
+export interface SubscriptionStatus {
+  controlPlane: string;
+  connected: boolean;
+  stream: string | null;
+  controlPlaneId: string | null;
+  connectedSince: string | null;
+  /** The version in force (last applied or confirmed). */
+  version: string | null;
+  lastPush: { version: string; nonce: string; at: string } | null;
+  lastAckAt: string | null;
+  lastNack: { version: string; nonce: string; at: string; error: string } | null;
+  /** Streams opened since start, and failures to open or keep one. */
+  connects: number;
+  failures: number;
+  lastError: string | null;
+  /** Events that could not be read (not JSON, missing fields); they change nothing. */
+  garbage: number;
+}
+
+export class ControlPlaneSubscription {
+  private readonly options: SubscriptionOptions;
+  private readonly agent: Agent;
+  private readonly log: Logger;
+  private closed = false;
+  private current: ClientRequest | null = null;
+  private stream: string | null = null;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimeoutMs: number;
+  private version: string | null = null;
+  private applying = false;
+  private next: { push: PushEvent; stream: string } | null = null;
+  private resolveFirst!: () => void;
+  /** Resolves once a first config is in force. */
+  readonly firstConfig: Promise<void>;
+  private readonly state: SubscriptionStatus;
+
+  constructor(options: SubscriptionOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.agent = controlAgent();
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.firstConfig = new Promise((resolve) => (this.resolveFirst = resolve));
+    this.state = {
+      controlPlane: options.url,
+      connected: false,
+      stream: null,
+      controlPlaneId: null,
+      connectedSince: null,
+      version: null,
+      lastPush: null,
+      lastAckAt: null,
+      lastNack: null,
+      connects: 0,
+      failures: 0,
+      lastError: null,
+      garbage: 0,
+    };
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  status(): SubscriptionStatus {
+    return { ...this.state, version: this.version };
+  }
+
+  /** Stops reconnecting and closes the stream; the config in force stays. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.idleTimer);
+    this.current?.destroy();
+    this.agent.destroy();
+  }
+
+  private connect() {
+    if (this.closed) return;
+    const hello: StreamHello = { proxy: this.options.identity, version: this.version };
+    const payload = JSON.stringify(hello);
+    const req = request(new URL('/stream', this.options.url), {
+      method: 'POST',
+      agent: this.agent,
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+        accept: 'text/event-stream',
+      },
+    });
+    this.current = req;
+    let failed = false;
+    const fail = (reason: string) => {
+      if (failed) return;
+      failed = true;
+      clearTimeout(this.idleTimer);
+      if (this.current === req) this.current = null;
+      req.destroy();
+      this.onStreamEnd(reason);
+    };
+    this.armIdle(() => fail(`no answer within ${this.idleTimeoutMs} ms`));
+    req.on('error', (e) => fail(e.message));
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let reason = `status ${res.statusCode}`;
+          try {
+            reason = errorOf({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          } catch {}
+          fail(`the control plane refused the stream: ${reason}`);
+        });
+        return;
+      }
+      let buffered = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        this.armIdle(() => fail(`the stream was silent for ${this.idleTimeoutMs} ms`));
+        buffered += chunk;
+        let end = buffered.indexOf('\n\n');
+        while (end !== -1) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          this.onBlock(block);
+          end = buffered.indexOf('\n\n');
+        }
+      });
+      res.on('end', () => fail('the control plane closed the stream'));
+      res.on('error', (e) => fail(e.message));
+    });
+    req.end(payload);
+  }
+
+  private armIdle(onIdle: () => void) {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(onIdle, this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private onStreamEnd(reason: string) {
+    const wasConnected = this.state.connected;
+    this.stream = null;
+    this.state.connected = false;
+    this.state.stream = null;
+    this.state.failures++;
+    this.state.lastError = reason;
+    if (this.closed) return;
+    const ceiling = Math.min(
+      this.options.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS,
+      (this.options.reconnectBaseMs ?? DEFAULT_RECONNECT_BASE_MS) * 2 ** this.attempt,
+    );
+    // Full jitter: proxies that lost the same control plane do not all come back in the same instant.
+    const delay = Math.round((this.options.random ?? Math.random)() * ceiling);
+    this.attempt = Math.min(this.attempt + 1, 30);
+    const fields = { reason, retryInMs: delay, version: this.version };
+    // The first failure is news; repeats while it stays down are not.
+    if (wasConnected || this.attempt === 1)
+      this.log.warn(fields, 'control plane stream lost; serving the config in force');
+    else this.log.debug(fields, 'control plane still unreachable');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer.unref();
+  }
+
+  private onBlock(block: string) {
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) continue; // keep-alive comment
+      const colon = line.indexOf(':');
+      const field = colon === -1 ? line : line.slice(0, colon);
+      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+    }
+    if (data.length === 0) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data.join('\n'));
+    } catch {
+      this.garbage(`event "${event}" is not JSON`);
+      return;
+    }
+    if (event === 'welcome') this.onWelcome(parsed as WelcomeEvent);
+    else if (event === 'push') this.onPush(parsed as PushEvent);
+    // Unknown events are ignored: a newer control plane may send more than this proxy knows.
+  }
+
+  private garbage(why: string) {
+    this.state.garbage++;
+    this.log.warn({ why }, 'ignored an unreadable event from the control plane; the config in force stays');
+  }
+
+  private onWelcome(welcome: WelcomeEvent) {
+    if (typeof welcome?.stream !== 'string') return this.garbage('welcome without a stream id');
+    this.stream = welcome.stream;
+    this.attempt = 0;
+    if (this.options.idleTimeoutMs === undefined && typeof welcome.keepaliveMs === 'number' && welcome.keepaliveMs > 0)
+      this.idleTimeoutMs = welcome.keepaliveMs * 3;
+    Object.assign(this.state, {
+      connected: true,
+      stream: welcome.stream,
+      controlPlaneId: welcome.controlPlane?.id ?? null,
+      connectedSince: new Date().toISOString(),
+      connects: this.state.connects + 1,
+    });
+    this.log.info(
+      { controlPlane: this.options.url, stream: welcome.stream, version: this.version },
+      'control plane connected',
+    );
+    this.options.onConnected?.();
+  }
+
+  private onPush(push: PushEvent) {
+    if (typeof push?.nonce !== 'string' || typeof push.version !== 'string' || this.stream === null)
+      return this.garbage('push without nonce or version');
+    this.state.lastPush = { version: push.version, nonce: push.nonce, at: new Date().toISOString() };
+    // Pushes are state of the world: while one applies, only the newest waiting one matters.
+    this.next = { push, stream: this.stream };
+    if (!this.applying) void this.drain();
+  }
+
+  private async drain() {
+    this.applying = true;
+    while (this.next !== null) {
+      const { push, stream } = this.next;
+      this.next = null;
+      await this.handle(push, stream);
+    }
+    this.applying = false;
+  }
+
+  private async handle(push: PushEvent, stream: string) {
+    const started = performance.now();
+    const result = await loadConfigObject(push.config, `control-plane ${this.options.url}`, {
+      catalog: this.options.catalog,
+    });
+    if (!result.ok) {
+      const issues = result.issues;
+      this.log.error(
+        { version: push.version, issues: issues.map(formatIssue) },
+        'config from the control plane rejected; the config in force stays',
+      );
+      return this.answer(push, stream, {
+        status: 'nack',
+        error: { message: `invalid config: ${issues.length} problem${issues.length === 1 ? '' : 's'}`, issues },
+      });
+    }
+    if (push.version !== this.version) {
+      try {
+        await this.options.apply(result.value);
+      } catch (e) {
+        const message = (e as Error).message;
+        this.log.error({ version: push.version, err: message }, 'config from the control plane could not be applied');
+        return this.answer(push, stream, { status: 'nack', error: { message } });
+      }
+      this.version = push.version;
+      this.log.info({ version: push.version, changes: push.changes }, 'config from the control plane applied');
+      this.resolveFirst();
+    }
+    return this.answer(push, stream, { status: 'ack', applyMs: performance.now() - started });
+  }
+
+  private async answer(
+    push: PushEvent,
+    stream: string,
+    outcome: { status: 'ack'; applyMs: number } | { status: 'nack'; error: { message: string; issues?: unknown[] } },
+  ) {
+    const now = new Date().toISOString();
+    if (outcome.status === 'ack') this.state.lastAckAt = now;
+    else this.state.lastNack = { version: push.version, nonce: push.nonce, at: now, error: outcome.error.message };
+    const ack = {
+      proxy: this.options.identity.id,
+      stream,
+      nonce: push.nonce,
+      version: push.version,
+      ...outcome,
+      ...(outcome.status === 'nack' ? { kept: this.version } : {}),
+    };
+    try {
+      const res = await requestJson(
+        this.agent,
+        new URL('/ack', this.options.url).href,
+        'POST',
+        ack,
+        this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+      );
+      // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
+      if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not send the answer; the next hello carries the version');
+    }
+  }
+}
