@@ -4,6 +4,7 @@ import type { Instance } from '../api/mesh.ts';
 import type { ConfigText } from '../config/load.ts';
 import { ANALYZER_CODES, analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
 import { readTexts } from '../control-plane/sources/files.ts';
+import { createPluginCatalog } from '../plugins/index.ts';
 import { controlPlaneUrl, EXIT, getJson, reporting, Unavailable } from './mesh-client.ts';
 
 export const usage = `Usage: meshgate analyze FILE|DIR [--output text|json] [--fail-on error|warning|info]
@@ -60,7 +61,12 @@ export async function analyzeCommand(args: string[]): Promise<number> {
       texts = await readPath(source);
     }
     // The control plane has already substituted its environment; a model's text is taken as written.
-    const findings = analyze({ texts, instances, env: fromControlPlane ? null : process.env });
+    const findings = analyze({
+      texts,
+      instances,
+      env: fromControlPlane ? null : process.env,
+      catalog: createPluginCatalog(),
+    });
     const failOn = SEVERITIES.indexOf(values['fail-on'] as Severity);
     const failing = findings.filter((f) => SEVERITIES.indexOf(f.severity) <= failOn);
     if (values.output === 'json') console.log(JSON.stringify({ source, findings }, null, 2));

@@ -17,6 +17,7 @@ import {
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
+import { createPluginCatalog } from '../plugins/index.ts';
 import { listenError } from './gateway.ts';
 
 export const usage = `Usage: meshgate control-plane [--config DIR|FILE] [options]
@@ -79,7 +80,9 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const address = values.address ?? DEFAULT_CONTROL_PLANE_ADDRESS;
   const log = createLogger();
 
-  const source = values.config ? new ModelFileSource(values.config) : null;
+  // Validated with the plugins the proxies have, so a model naming an unknown one is rejected here.
+  const catalog = createPluginCatalog();
+  const source = values.config ? new ModelFileSource(values.config, process.env, { catalog }) : null;
   let model: MeshModel = emptyModel();
   if (source) {
     const first = await source.load();
@@ -94,7 +97,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
   const cp = new ControlPlane({ registry, model, log, warmupMs });
   await cp.start();
-  const api = controlPlaneApi(cp, log);
+  const api = controlPlaneApi(cp, log, { catalog });
   try {
     await api.listen(port, address);
   } catch (e) {

@@ -67,6 +67,22 @@ describe('forwarding', () => {
     assert.equal(r.json.headers['x-request-id'], 'client-chosen-1');
   });
 
+  it('returns one request id when the upstream echoes one too (a proxy behind a proxy)', async () => {
+    const echoing = await startUpstream((req, res) => {
+      res.setHeader('x-request-id', String(req.headers['x-request-id']));
+      echo(req, res);
+    });
+    const inner = await startGateway(simpleConfig(echoing.url));
+    try {
+      const res = await request(`${inner.url()}/id`, { headers: { 'x-request-id': 'hop-1' }, dispatcher: agent });
+      await res.body.text();
+      assert.equal(res.headers['x-request-id'], 'hop-1');
+    } finally {
+      await inner.close();
+      await echoing.close();
+    }
+  });
+
   it('sets X-Forwarded-For/-Proto/-Host and Forwarded, replacing what an untrusted client sent', async () => {
     const port = new URL(gw.url()).port;
     const r = await getJson(`${gw.url()}/fwd`, {

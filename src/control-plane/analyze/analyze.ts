@@ -14,6 +14,7 @@ import { type ConfigIssue, closest, formatPath } from '../../config/issues.ts';
 import { type ConfigText, parseConfigTexts, readConfigTexts } from '../../config/load.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
+import type { PluginCatalog } from '../../core/plugin.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 export const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
@@ -59,6 +60,8 @@ export interface AnalyzeInput {
    */
   instances?: readonly Instance[];
   env?: Record<string, string | undefined> | null;
+  /** The plugins the model may name (without it, any plugin entry is reported as unknown). */
+  catalog?: PluginCatalog;
 }
 
 const VALIDATOR_CODES: Record<string, AnalyzerCode> = {
@@ -93,7 +96,7 @@ export function analyze(input: AnalyzeInput): Finding[] {
     };
   };
   if (read.fatal || read.data === undefined) return sortFindings(read.issues.map(fromIssue));
-  const validated = parseConfigTexts(input.texts, 'analyze', env);
+  const validated = parseConfigTexts(input.texts, 'analyze', env, { catalog: input.catalog });
   if (!validated.ok) findings.push(...validated.issues.map(fromIssue));
   findings.push(...smells(read.data, read.locator, input.instances));
   return sortFindings(findings);

@@ -9,6 +9,7 @@ import type { Config } from '../../api/config.ts';
 import type { Instance, ProxyIdentity } from '../../api/mesh.ts';
 import { formatIssue } from '../../config/issues.ts';
 import { deepFreeze, validateConfigObject } from '../../config/load.ts';
+import { createPluginCatalog } from '../../plugins/index.ts';
 import { parseModel } from '../model/model.ts';
 import { generateProxyConfig } from './generate.ts';
 
@@ -141,6 +142,39 @@ describe('generateProxyConfig', () => {
     assert.deepEqual(urls(INSTANCES), ['http://127.0.0.1:21001', 'http://127.0.0.1:21002']);
     const healed = INSTANCES.map((i) => (i.id === 'photo-3' ? { ...i, health: 'healthy' as const } : i));
     assert.deepEqual(urls(healed), ['http://127.0.0.1:21001', 'http://127.0.0.1:21002', 'http://127.0.0.1:21003']);
+  });
+
+  it('the gateway gets the consumers, global plugins and observability; a sidecar observability only', () => {
+    const extra = [
+      'consumers:',
+      '  - name: app',
+      '    credentials: [{ type: jwt, issuer: app, secret: "0123456789abcdef0123456789abcdef" }]',
+      'plugins:',
+      '  - { name: request-id, config: { header: x-trace-me } }',
+      'observability:',
+      '  tracing: { endpoint: "http://127.0.0.1:4318/v1/traces", samplingRatio: 1 }',
+      '  accessLog: { output: stdout }',
+    ].join('\n');
+    const parsed = parseModel([{ file: 'mesh.yaml', text: `${MODEL_YAML}${extra}\n` }], 'mesh.yaml', null, {
+      catalog: createPluginCatalog(),
+    });
+    if (!parsed.ok) assert.fail(parsed.issues.map(formatIssue).join('\n'));
+    const m = parsed.model.config;
+    const gateway = generateProxyConfig(m, INSTANCES, cases.gateway!).config;
+    assert.deepEqual(gateway.consumers, m.consumers);
+    assert.deepEqual(gateway.plugins, m.plugins);
+    assert.deepEqual(gateway.observability, m.observability);
+    const sidecar = generateProxyConfig(m, INSTANCES, SIDECAR).config;
+    assert.deepEqual(sidecar.observability, m.observability);
+    assert.equal(sidecar.consumers, undefined);
+    assert.equal(sidecar.plugins, undefined);
+    for (const [name, config] of [
+      ['gateway', gateway],
+      ['sidecar', sidecar],
+    ] as const) {
+      const loaded = validateConfigObject(config, name, { catalog: createPluginCatalog() });
+      if (!loaded.ok) assert.fail(loaded.issues.map(formatIssue).join('\n'));
+    }
   });
 
   it('an IPv6 instance address is bracketed in its URL', () => {

@@ -31,7 +31,11 @@ export function generateProxyConfig(
   return { config, version: hashConfig(config) };
 }
 
-/** The gateway serves the model's listeners and routes, with discovered endpoints for its services. */
+/**
+ * The gateway serves the model's listeners and routes, with discovered endpoints for its services, and
+ * takes the model's consumers and global plugins (its routes' authentication needs them) and its
+ * observability settings.
+ */
 function gatewayConfig(model: Config, instances: readonly Instance[]): Config {
   const routes = model.routes ?? [];
   const names = new Set<string>();
@@ -40,14 +44,23 @@ function gatewayConfig(model: Config, instances: readonly Instance[]): Config {
     listeners: (model.listeners ?? []).map((l) => ({ ...l })),
     services: [...names].sort().map((name) => meshService(model, instances, name)),
     routes: routes.map((r) => structuredClone(r) as RouteConfig),
+    ...(model.consumers ? { consumers: structuredClone(model.consumers) as Config['consumers'] } : {}),
+    ...(model.plugins ? { plugins: structuredClone(model.plugins) as Config['plugins'] } : {}),
+    ...observabilityOf(model),
   };
+}
+
+/** Every proxy reports the same way: the model's access log, tracing and timing settings go to each. */
+function observabilityOf(model: Config): Pick<Config, 'observability'> {
+  return model.observability ? { observability: structuredClone(model.observability) as Config['observability'] } : {};
 }
 
 /**
  * A sidecar has two listeners. `inbound` (the registered address) forwards everything to the app,
  * under the service's own policy. `outbound` (loopback) is where the app calls other services by
  * name: for each service it may call, the model's routes whose `hosts` name that service (canaries,
- * splits), then a default route on the name itself.
+ * splits), then a default route on the name itself. Consumers and global plugins are the gateway's
+ * (authentication of API clients), not a sidecar's.
  */
 function sidecarConfig(model: Config, instances: readonly Instance[], proxy: ProxyIdentity): Config {
   const self = proxy.service ?? proxy.id;
@@ -92,6 +105,7 @@ function sidecarConfig(model: Config, instances: readonly Instance[], proxy: Pro
         service: name,
       })),
     ],
+    ...observabilityOf(model),
   };
 }
 

@@ -6,7 +6,13 @@
 import type { Config } from '../../api/config.ts';
 import type { Locator } from '../../config/document.ts';
 import { type ConfigIssue, formatPath } from '../../config/issues.ts';
-import { type ConfigText, type LoadResult, parseConfigTexts, readConfigTexts } from '../../config/load.ts';
+import {
+  type ConfigText,
+  type LoadOptions,
+  type LoadResult,
+  parseConfigTexts,
+  readConfigTexts,
+} from '../../config/load.ts';
 
 export interface MeshModel {
   readonly config: Config;
@@ -29,14 +35,16 @@ export type ModelResult = { ok: true; model: MeshModel } | { ok: false; issues: 
 
 /**
  * Validates config text(s) as a mesh model: the config validator (the same errors as `meshgate
- * validate`), then the mesh's own rules.
+ * validate`), then the mesh's own rules. `options.catalog` is the plugins the model's `plugins` lists
+ * may name (the control plane passes the built-in ones); without it a model may name none.
  */
 export function parseModel(
   texts: ConfigText[],
   source: string,
   env: Record<string, string | undefined> | null,
+  options: LoadOptions = {},
 ): ModelResult {
-  const result: LoadResult = parseConfigTexts(texts, source, env);
+  const result: LoadResult = parseConfigTexts(texts, source, env, options);
   if (!result.ok) return result;
   const { locator } = readConfigTexts(texts, env);
   const issues = checkMeshRules(result.value.config, locator);

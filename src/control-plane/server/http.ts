@@ -16,6 +16,7 @@ import {
   type StreamHello,
   StreamHelloSchema,
 } from '../../api/mesh.ts';
+import type { LoadOptions } from '../../config/load.ts';
 import { redact } from '../../config/redact.ts';
 import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -63,7 +64,12 @@ export function instanceView(i: Instance) {
   };
 }
 
-export function controlPlaneApi(cp: ControlPlane, log: Logger): AdminServer {
+/** `options.catalog`: the plugins a model applied with `PUT /config` may name. */
+export function controlPlaneApi(
+  cp: ControlPlane,
+  log: Logger,
+  options: Pick<LoadOptions, 'catalog'> = {},
+): AdminServer {
   const admin = new AdminServer();
   const bad = (error: string) => ({ status: 400, body: { error } });
 
@@ -87,7 +93,7 @@ export function controlPlaneApi(cp: ControlPlane, log: Logger): AdminServer {
     })
     .route('PUT /config', async (req) => {
       const text = await readBody(req, MAX_MODEL_BODY_BYTES);
-      const result = parseModel([{ file: 'admin-api', text }], 'admin-api', null);
+      const result = parseModel([{ file: 'admin-api', text }], 'admin-api', null, options);
       if (!result.ok) return { status: 400, body: { error: 'the config is not valid', issues: result.issues } };
       const change = cp.setModel(result.model, 'config applied through the admin API');
       return { status: 200, body: { version: result.model.version, change, unchanged: change === null } };

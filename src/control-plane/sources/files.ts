@@ -5,7 +5,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import type { ConfigText } from '../../config/load.ts';
+import type { ConfigText, LoadOptions } from '../../config/load.ts';
 import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../../core/defaults.ts';
 import { type ModelResult, parseModel } from '../model/model.ts';
 
@@ -14,12 +14,14 @@ const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 export class ModelFileSource {
   readonly path: string;
   private readonly env: Record<string, string | undefined>;
+  private readonly options: LoadOptions;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(path: string, env: Record<string, string | undefined> = process.env) {
+  constructor(path: string, env: Record<string, string | undefined> = process.env, options: LoadOptions = {}) {
     this.path = resolve(path);
     this.env = env;
+    this.options = options;
   }
 
   async load(): Promise<ModelResult> {
@@ -31,7 +33,7 @@ export class ModelFileSource {
       const reason = err.code === 'ENOENT' ? 'file or directory not found' : err.message;
       return { ok: false, issues: [{ file: this.path, line: 0, column: 0, path: '', message: reason }] };
     }
-    return parseModel(texts, this.path, this.env);
+    return parseModel(texts, this.path, this.env, this.options);
   }
 
   /** Calls `onChange` with a fresh load after a change (debounced). */

@@ -549,6 +549,8 @@ export class UpstreamCall implements PooledHandler {
         continue;
       }
       if (name === 'date') hasDate = true;
+      // The proxy's own id replaces an upstream's (a sidecar's echo of the same id): one value, not two.
+      else if (name === REQUEST_ID_HEADER) continue;
       out.push(name, value);
     }
     if (listed !== null) removeHeaders(out as string[], listed);

@@ -1,0 +1,463 @@
+/**
+ * `npm start` as a newcomer runs it: the demo's entry (read from package.json's `start` script) on the
+ * pinned Node. It must be up within 15 s; every curl it prints is run alone through `/bin/sh -c` with
+ * the real curl binary and must exit 0 with the answer its comment promises; a request through the
+ * gateway, property and photo services is one trace with a span from every proxy hop, received by the
+ * demo's OTLP/HTTP receiver; Ctrl-C (SIGINT) stops every process it started.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { nodeBin, repoRoot } from '../helpers/process.ts';
+
+const START_BUDGET_MS = 15_000;
+const STOP_BUDGET_MS = 20_000;
+const GATEWAY = 'http://127.0.0.1:8080';
+const TRACES = 'http://127.0.0.1:4318';
+
+/** `node examples/proptech/main.ts` → the arguments after `node`, so the test runs what `npm start` runs. */
+function startCommand(): string[] {
+  const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
+  const [node, ...args] = pkg.scripts.start.split(' ');
+  assert.equal(node, 'node', 'npm start runs a node entry');
+  return args;
+}
+
+/** The ids of every process below `pid` (children of children too), from /proc. */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state ppid …; comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(Number(name), ppid);
+    } catch {
+      // Gone while listing.
+    }
+  }
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const [child, ppid] of parentOf)
+      if (ppid === parent) {
+        found.push(child);
+        walk(child);
+      }
+  };
+  walk(pid);
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+class Demo {
+  readonly child: ChildProcess;
+  output = '';
+  exit: Promise<number | null>;
+  readonly startedAt = performance.now();
+
+  constructor(extra: string[] = []) {
+    // As for a newcomer: the demo makes its own token secret.
+    const env = { ...process.env };
+    delete env.PROPTECH_JWT_SECRET;
+    this.child = spawn(nodeBin, [...startCommand(), ...extra], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
+    this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.output += c));
+    this.child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.output += c));
+    this.exit = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Waits for the whole banner (its last line); returns how long the demo took to print it. */
+  async ready(): Promise<number> {
+    const deadline = performance.now() + START_BUDGET_MS * 2;
+    while (!/^Ctrl-C stops everything\.$/m.test(this.output)) {
+      if (this.child.exitCode !== null) assert.fail(`the demo exited (${this.child.exitCode}):\n${this.output}`);
+      if (performance.now() > deadline) assert.fail(`no ready banner:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const up = /^meshgate PropTech demo is up in ([\d.]+) s$/m.exec(this.output);
+    assert.ok(up, this.output);
+    return performance.now() - this.startedAt;
+  }
+
+  get logDir(): string {
+    return /^ {2}Logs +(\S+)\//m.exec(this.output)![1]!;
+  }
+
+  get token(): string {
+    return /^Token .*:\n {2}(\S+)$/m.exec(this.output)![1]!;
+  }
+
+  curls(): string[] {
+    return this.output
+      .split('\n')
+      .filter((l) => l.startsWith('  curl '))
+      .map((l) => l.trim());
+  }
+
+  /** SIGINT (what Ctrl-C sends) and the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    this.child.kill('SIGINT');
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_BUDGET_MS).unref());
+    const code = await Promise.race([this.exit, timeout]);
+    if (code === 'timeout') {
+      this.child.kill('SIGKILL');
+      assert.fail(`the demo did not stop within ${STOP_BUDGET_MS} ms:\n${this.output}`);
+    }
+    return code;
+  }
+
+  /** After a failed test: whatever is left goes, so the next test finds its ports free. */
+  forceStop(pids: number[]) {
+    for (const pid of [this.child.pid!, ...pids])
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+  }
+}
+
+interface HttpResponse {
+  status: number;
+  headers: Map<string, string[]>;
+  body: string;
+}
+
+/** The responses in `curl -si` output, in order (curl prints one after the other, bodies framed by content-length). */
+function responses(output: Buffer): HttpResponse[] {
+  const list: HttpResponse[] = [];
+  let at = 0;
+  while (at < output.length) {
+    const end = output.indexOf('\r\n\r\n', at);
+    assert.ok(end !== -1, `a response head in ${output.toString()}`);
+    const [statusLine, ...lines] = output.subarray(at, end).toString('latin1').split('\r\n');
+    const status = /^HTTP\/[\d.]+ (\d{3})/.exec(statusLine!);
+    assert.ok(status, `a status line, got ${statusLine}`);
+    const headers = new Map<string, string[]>();
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
+    }
+    const length = headers.get('content-length')?.[0];
+    const bodyEnd = length === undefined ? output.length : end + 4 + Number(length);
+    list.push({ status: Number(status[1]), headers, body: output.subarray(end + 4, bodyEnd).toString('utf8') });
+    at = bodyEnd;
+  }
+  return list;
+}
+
+function one(output: Buffer): HttpResponse {
+  const list = responses(output);
+  assert.equal(list.length, 1);
+  return list[0]!;
+}
+
+function header(r: HttpResponse, name: string): string | undefined {
+  const values = r.headers.get(name);
+  if (values === undefined) return undefined;
+  assert.equal(values.length, 1, `one ${name} header, got ${values.join(' | ')}`);
+  return values[0];
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies, asserted field by field
+const json = (r: HttpResponse): any => JSON.parse(r.body);
+
+function problem(r: HttpResponse, status: number, code: string) {
+  assert.equal(r.status, status);
+  assert.equal(header(r, 'content-type'), 'application/problem+json');
+  const body = json(r);
+  assert.equal(body.status, status);
+  assert.equal(body.code, code);
+  assert.equal(body.requestId, header(r, 'x-request-id'));
+  assert.match(body.traceId, /^[\da-f]{32}$/);
+}
+
+/** Prometheus text format: comments, or `name{labels} value` samples. */
+function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    assert.ok(m, `a Prometheus sample: ${line}`);
+    samples.set(m[1]!, Number(m[2]));
+  }
+  return samples;
+}
+
+/** What each printed curl must show, recognised by what it asks for. */
+const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffer) => void }[] = [
+  {
+    name: 'a property with the token',
+    is: (c) => c.includes('Authorization: Bearer') && !c.includes('canary') && c.includes('/api/v1/properties/42'),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200, r.body);
+      const body = json(r);
+      assert.equal(body.id, '42');
+      assert.ok(['v1', 'v2'].includes(body.version));
+      assert.ok(body.photos.length > 0, 'photos, from the photo service through the mesh');
+      assert.equal(typeof body.valuation.estimate, 'number');
+      assert.match(body.traceId, /^[\da-f]{32}$/);
+      assert.equal(header(r, 'ratelimit-limit'), '1000');
+      assert.match(header(r, 'x-request-id') ?? '', /^[\da-f-]{36}$/);
+    },
+  },
+  {
+    name: 'the canary',
+    is: (c) => c.includes("-H 'canary: true'"),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200, r.body);
+      assert.equal(json(r).version, 'v2');
+      assert.equal(json(r).energyRating.length, 1);
+    },
+  },
+  {
+    name: 'search, twice',
+    is: (c) => c.includes('/api/v1/search/'),
+    check(out) {
+      const [first, second, ...rest] = responses(out);
+      assert.equal(rest.length, 0);
+      assert.equal(first!.status, 200);
+      assert.equal(second!.status, 200);
+      assert.equal(json(first!).query.city, 'austin');
+      assert.ok(json(first!).results.length > 0);
+      assert.equal(json(first!).neighborhood.city, 'austin', 'enrichment, through the search sidecar');
+      assert.deepEqual(json(second!), json(first!));
+    },
+  },
+  {
+    name: 'no token: 401',
+    is: (c) => c.includes('/api/v1/properties/42') && !c.includes('Authorization'),
+    check(out) {
+      const r = one(out);
+      problem(r, 401, 'MG_UNAUTHORIZED');
+      assert.match(header(r, 'www-authenticate') ?? '', /^Bearer /);
+    },
+  },
+  {
+    name: 'no route: 404',
+    is: (c) => c.includes('/api/v1/agents/'),
+    check: (out) => problem(one(out), 404, 'MG_ROUTE_NOT_FOUND'),
+  },
+  {
+    name: 'gateway metrics',
+    is: (c) => c.includes('127.0.0.1:9901/metrics'),
+    check(out) {
+      const samples = parseMetrics(out.toString());
+      const ok = samples.get(
+        'gateway_requests_total{route="property-api",service="property-service",method="GET",status_class="2xx"}',
+      );
+      assert.ok(ok !== undefined && ok >= 1, 'the property requests so far are counted');
+      assert.ok((samples.get('gateway_auth_rejected_total{route="property-api",code="MG_UNAUTHORIZED"}') ?? 0) >= 1);
+    },
+  },
+  {
+    name: 'traces',
+    is: (c) => c.includes('127.0.0.1:4318/traces'),
+    check(out) {
+      const text = out.toString();
+      assert.match(text, /^trace [\da-f]{32} {2}GET \/api\/v1\//);
+      assert.match(text, /photo-service +inbound/);
+    },
+  },
+  {
+    name: 'control plane status',
+    is: (c) => c.includes('127.0.0.1:15010/status'),
+    check(out) {
+      assert.equal(typeof JSON.parse(out.toString()), 'object');
+    },
+  },
+];
+
+function sh(command: string): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    // A fresh shell: no variables of ours, only what finds curl.
+    execFile(
+      '/bin/sh',
+      ['-c', command],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, encoding: 'buffer', timeout: 10_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() }),
+    );
+  });
+}
+
+interface Span {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  service: string;
+  attributes: Record<string, string | number>;
+}
+
+/** The spans of one trace, once `count` have arrived (they come in batches). */
+async function traceSpans(traceId: string, count: number): Promise<Span[]> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const res = await fetch(`${TRACES}/traces/${traceId}?format=json`);
+    if (res.status === 200) {
+      const spans = ((await res.json()) as { spans: Span[] }).spans;
+      if (spans.length >= count) return spans;
+    } else await res.arrayBuffer();
+    if (performance.now() > deadline) assert.fail(`trace ${traceId}: fewer than ${count} spans within 10 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('npm start: the PropTech demo', () => {
+  let demo: Demo;
+  let startMs: number;
+  let pids: number[] = [];
+  /** The trace of a request through the mesh, looked for in the access log at the end. */
+  let tracedId = '';
+  before(async () => {
+    demo = new Demo();
+    startMs = await demo.ready();
+    pids = descendants(demo.child.pid!);
+  });
+  after(async () => {
+    if (demo.child.exitCode === null) await demo.stop().catch(() => demo.forceStop(pids));
+    demo.forceStop(pids.filter(alive));
+    if (demo.output.includes('Logs ')) rmSync(demo.logDir, { recursive: true, force: true });
+  });
+
+  it(`is up within ${START_BUDGET_MS / 1000} s`, () => {
+    assert.ok(startMs < START_BUDGET_MS, `up after ${Math.round(startMs)} ms`);
+    // The control plane, the gateway and six sidecars.
+    assert.equal(pids.length, 8, `child processes: ${pids.join(' ')}`);
+  });
+
+  it('every printed curl succeeds alone in a fresh shell, with the answer it promises', async () => {
+    const curls = demo.curls();
+    assert.equal(curls.length, EXPECTED.length, `printed:\n${curls.join('\n')}`);
+    const used = new Set<string>();
+    for (const command of curls) {
+      assert.doesNotMatch(command, /\$|\||`/, 'no shell variables, pipes or substitutions');
+      const expected = EXPECTED.filter((e) => e.is(command));
+      assert.equal(expected.length, 1, `exactly one expectation for: ${command}`);
+      const e = expected[0]!;
+      used.add(e.name);
+      const run = await sh(command);
+      assert.equal(run.code, 0, `${command}\n${run.stderr}`);
+      try {
+        e.check(run.stdout);
+      } catch (err) {
+        (err as Error).message = `${e.name}: ${command}\n${(err as Error).message}\n${run.stdout.toString()}`;
+        throw err;
+      }
+    }
+    assert.equal(used.size, EXPECTED.length);
+  });
+
+  it('gateway → property → photos is one trace, with a span from every proxy hop', async () => {
+    const res = await fetch(`${GATEWAY}/api/v1/properties/7`, { headers: { authorization: `Bearer ${demo.token}` } });
+    assert.equal(res.status, 200);
+    const traceId = ((await res.json()) as { traceId: string }).traceId;
+    tracedId = traceId;
+    // gateway; property's sidecar inbound and outbound (×2: photos, valuation); photo's and valuation's inbound.
+    const spans = await traceSpans(traceId, 6);
+    assert.equal(spans.length, 6);
+    for (const s of spans) assert.equal(s.traceId, traceId);
+    const find = (service: string, route: string, parent: Span | null) => {
+      const found = spans.filter(
+        (s) =>
+          s.service === service &&
+          s.attributes['http.route'] === route &&
+          s.parentSpanId === (parent === null ? '' : parent.spanId),
+      );
+      assert.equal(found.length, 1, `one ${service} ${route} span under ${parent?.spanId ?? 'the root'}`);
+      return found[0]!;
+    };
+    const gateway = find('meshgate', 'property-api', null);
+    assert.equal(gateway.attributes['http.response.status_code'], 200);
+    const inbound = find('property-service', 'inbound', gateway);
+    const toPhotos = find('property-service', 'outbound.photo-service', inbound);
+    find('photo-service', 'inbound', toPhotos);
+    const toValuation = find('property-service', 'outbound.valuation-service', inbound);
+    find('valuation-service', 'inbound', toValuation);
+  });
+
+  it("a client's traceparent is kept: its trace id, under its span", async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const parent = randomBytes(8).toString('hex');
+    const res = await fetch(`${GATEWAY}/api/v1/properties/8`, {
+      headers: { authorization: `Bearer ${demo.token}`, traceparent: `00-${traceId}-${parent}-01` },
+    });
+    assert.equal(((await res.json()) as { traceId: string }).traceId, traceId);
+    const spans = await traceSpans(traceId, 6);
+    assert.equal(spans.find((s) => s.service === 'meshgate')!.parentSpanId, parent);
+  });
+
+  it('Ctrl-C stops every process it started, and the access logs hold the trace ids', async () => {
+    assert.ok(pids.every(alive), 'all running before');
+    assert.equal(await demo.stop(), 0, demo.output);
+    assert.match(demo.output, /^stopped\. Logs are in /m);
+    assert.deepEqual(pids.filter(alive), [], 'no process left behind');
+    // Access log lines are buffered; a stopped gateway has written them all.
+    const accessLog = (name: string) =>
+      readFileSync(`${demo.logDir}/${name}.log`, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{"time"'))
+        .map((l) => JSON.parse(l) as { route?: string; traceId?: string; status: number; consumer?: string });
+    const gateway = accessLog('gateway').find((l) => l.traceId === tracedId);
+    assert.ok(gateway, `the gateway's access log has trace ${tracedId}`);
+    assert.equal(gateway.route, 'property-api');
+    assert.equal(gateway.status, 200);
+    assert.equal(gateway.consumer, 'demo-app');
+    assert.ok(accessLog('photo-sidecar').some((l) => l.traceId === tracedId && l.route === 'inbound'));
+  });
+});
+
+describe('npm start -- --load', () => {
+  let demo: Demo;
+  let pids: number[] = [];
+  before(async () => {
+    demo = new Demo(['--load']);
+    await demo.ready();
+    pids = descendants(demo.child.pid!);
+  });
+  after(async () => {
+    if (demo.child.exitCode === null) await demo.stop().catch(() => demo.forceStop(pids));
+    demo.forceStop(pids.filter(alive));
+    if (demo.output.includes('Logs ')) rmSync(demo.logDir, { recursive: true, force: true });
+  });
+
+  it('drives steady traffic over every route, then stops cleanly', async () => {
+    const total = async () => {
+      const text = await (await fetch('http://127.0.0.1:9901/metrics')).text();
+      const byRoute = new Map<string, number>();
+      for (const [sample, value] of parseMetrics(text)) {
+        const m = /^gateway_requests_total\{route="([^"]*)"/.exec(sample);
+        if (m) byRoute.set(m[1]!, (byRoute.get(m[1]!) ?? 0) + value);
+      }
+      return byRoute;
+    };
+    const deadline = performance.now() + 15_000;
+    let seen = new Map<string, number>();
+    // 5 requests a second: every route of the mix shows up within a few seconds.
+    while (!['property-api', 'property-canary', 'search', ''].every((r) => (seen.get(r) ?? 0) > 0)) {
+      assert.ok(performance.now() < deadline, `routes so far: ${JSON.stringify([...seen])}`);
+      await new Promise((r) => setTimeout(r, 250));
+      seen = await total();
+    }
+    const traces = (await (await fetch(`${TRACES}/traces?format=json&limit=20`)).json()) as { traces: unknown[] };
+    assert.ok(traces.traces.length >= 5);
+    assert.equal(await demo.stop(), 0, demo.output);
+    assert.deepEqual(pids.filter(alive), [], 'no process left behind');
+  });
+});
