@@ -75,6 +75,8 @@ export interface RequestContext {
 export interface ResponseHead {
   readonly status: number;
   header(name: string): string | undefined;
+  /** Every header, names lower-case (a repeated header as one entry with a list). */
+  entries(): Iterable<[string, string | string[]]>;
   setHeader(name: string, value: string): void;
   removeHeader(name: string): void;
 }
@@ -87,8 +89,13 @@ export interface LocalReply {
   /** What happened, for a human; never secrets. */
   detail: string;
   headers?: readonly [string, string][];
-  /** Replaces the problem+json body (e.g. a CORS preflight's empty 204). */
-  body?: { contentType: string; text: string };
+  /** Replaces the problem+json body (e.g. a CORS preflight's empty 204, a cached response). */
+  body?: { contentType: string; text: string | Buffer };
+  /**
+   * A response of the plugin's own rather than an error: no `x-meshgate-code` and `cache-control:
+   * no-store` are added (a cached response keeps its own headers).
+   */
+  plain?: boolean;
   /** Close the client connection after the reply (e.g. a request body that will not be read). */
   closeConnection?: boolean;
 }
@@ -101,6 +108,13 @@ export interface Filter {
   onRequestHeaders?(ctx: RequestContext): FilterResult;
   /** Response head from upstream (or a local reply), before it is written: add or remove headers. */
   onResponseHeaders?(ctx: RequestContext, response: ResponseHead): void;
+  /**
+   * A chunk of the upstream's response body as it streams past (read-only: it goes on to the client
+   * unchanged). Declaring this hook is what makes the proxy hand chunks over; routes without it pay nothing.
+   */
+  onResponseBody?(ctx: RequestContext, chunk: Buffer): void;
+  /** The upstream's response ended whole (after the last `onResponseBody`). Not called for local replies. */
+  onResponseComplete?(ctx: RequestContext): void;
   /** The request is over (log phase): its status and outcome are final. */
   onLog?(ctx: RequestContext, outcome: { status: number; code: string | null; durationMs: number }): void;
 }

@@ -4,6 +4,7 @@
  */
 import type { PluginDefinition } from '../core/plugin.ts';
 import acl from './acl/plugin.ts';
+import cache from './cache/plugin.ts';
 import cors from './cors/plugin.ts';
 import ipRestriction from './ip-restriction/plugin.ts';
 import jwt from './jwt/plugin.ts';
@@ -22,6 +23,7 @@ export const builtinPlugins: readonly PluginDefinition[] = [
   keyAuth,
   acl,
   rateLimit,
+  cache,
 ] as PluginDefinition[];
 
 /** A fresh catalog of the built-in plugins, to which modules named by `path` are added as loaded. */

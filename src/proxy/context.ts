@@ -101,6 +101,8 @@ export class StreamContext implements MatchInput, RequestContext {
   credential: CredentialRef | null = null;
   /** Filters of this request with response or log hooks (null: none, the common case). */
   activeFilters: Filter[] | null = null;
+  /** Filters that read the response body as it streams (null: none). */
+  bodyTaps: Filter[] | null = null;
   /** Upstream tries made (1 + retries). */
   tries = 0;
   /**

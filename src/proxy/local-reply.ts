@@ -64,14 +64,11 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
     'content-type',
     reply.body?.contentType ?? 'application/problem+json',
     'content-length',
-    String(Buffer.byteLength(body)),
-    LOCAL_REPLY_CODE_HEADER,
-    reply.code,
+    String(typeof body === 'string' ? Buffer.byteLength(body) : body.length),
     REQUEST_ID_HEADER,
     ctx.requestId,
-    'cache-control',
-    'no-store',
   ];
+  if (reply.plain !== true) headers.push(LOCAL_REPLY_CODE_HEADER, reply.code, 'cache-control', 'no-store');
   if (reply.headers) for (const [k, v] of reply.headers) headers.push(k.toLowerCase(), v);
   runResponseFilters(ctx, reply.status, headers);
   res.writeHead(reply.status, headers as string[]);

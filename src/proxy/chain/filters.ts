@@ -60,7 +60,13 @@ export function runRequestFilters(
     let result: ReturnType<NonNullable<Filter['onRequestHeaders']>>;
     try {
       filter = filters[i]!.factory(ctx);
-      if (filter.onResponseHeaders !== undefined || filter.onLog !== undefined) (ctx.activeFilters ??= []).push(filter);
+      if (
+        filter.onResponseHeaders !== undefined ||
+        filter.onLog !== undefined ||
+        filter.onResponseComplete !== undefined
+      )
+        (ctx.activeFilters ??= []).push(filter);
+      if (filter.onResponseBody !== undefined) (ctx.bodyTaps ??= []).push(filter);
       result = filter.onRequestHeaders?.(ctx);
     } catch (e) {
       failFilter(ctx, filters[i]!, e);
@@ -124,6 +130,11 @@ export class FlatResponseHead implements ResponseHead {
     h.push(name, value);
   }
 
+  *entries(): Iterable<[string, string | string[]]> {
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2) yield [h[i] as string, h[i + 1]!];
+  }
+
   removeHeader(name: string): void {
     const h = this.headers;
     let w = 0;
@@ -146,6 +157,29 @@ export function runResponseFilters(ctx: StreamContext, status: number, headers: 
       filter.onResponseHeaders?.(ctx, head);
     } catch (e) {
       ctx.owner.onFilterError?.(ctx, 'response hook', e);
+    }
+  }
+}
+
+/** Hands a response chunk to the filters that read bodies (only set when a route has one). */
+export function runBodyTaps(ctx: StreamContext, chunk: Buffer): void {
+  for (const filter of ctx.bodyTaps!) {
+    try {
+      filter.onResponseBody!(ctx, chunk);
+    } catch (e) {
+      ctx.owner.onFilterError?.(ctx, 'body hook', e);
+    }
+  }
+}
+
+/** The upstream's response ended whole. */
+export function runCompleteFilters(ctx: StreamContext): void {
+  for (const filter of ctx.activeFilters!) {
+    if (filter.onResponseComplete === undefined) continue;
+    try {
+      filter.onResponseComplete(ctx);
+    } catch (e) {
+      ctx.owner.onFilterError?.(ctx, 'complete hook', e);
     }
   }
 }

@@ -19,7 +19,7 @@ import {
 } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
-import { runResponseFilters } from '../chain/filters.ts';
+import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { rewritePath } from '../path.ts';
@@ -598,6 +598,7 @@ export class UpstreamCall implements PooledHandler {
     if (this.headOnly) return;
     this.ctx.bytesOut += chunk.length;
     noteStreamedBytes(chunk.length);
+    if (this.ctx.bodyTaps !== null) runBodyTaps(this.ctx, chunk);
     if (!this.ctx.res.write(chunk)) {
       controller.pause();
       this.ctx.res.once('drain', () => controller.resume());
@@ -625,6 +626,7 @@ export class UpstreamCall implements PooledHandler {
       }
       ctx.res.end();
     }
+    if (ctx.activeFilters !== null) runCompleteFilters(ctx);
     ctx.finish();
   }
 

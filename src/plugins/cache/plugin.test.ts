@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
+
+let now = 1_800_000_000_000;
+
+describe('cache plugin', () => {
+  let upstream: Upstream;
+  let gw: TestGateway;
+  let served = 0;
+  before(async () => {
+    upstream = await startUpstream((req, res) => {
+      served++;
+      const headers: Record<string, string> = { 'content-type': 'application/json', etag: `"v${served}"` };
+      if (req.url?.startsWith('/nostore')) headers['cache-control'] = 'no-store';
+      if (req.url?.startsWith('/short')) headers['cache-control'] = 'max-age=5';
+      if (req.url?.startsWith('/cookie')) headers['set-cookie'] = 'a=b';
+      if (req.url?.startsWith('/missing')) res.statusCode = 404;
+      res.writeHead(res.statusCode, headers);
+      res.end(JSON.stringify({ served, url: req.url }));
+    });
+    gw = await startGateway(
+      {
+        services: [{ name: 'search', endpoints: [{ url: upstream.url }] }],
+        routes: [{ name: 'search', service: 'search', plugins: [{ name: 'cache', config: { ttl: '300s' } }] }],
+      },
+      { now: () => now },
+    );
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  async function get(path: string, headers: Record<string, string> = {}) {
+    const res = await request(`${gw.url()}${path}`, { headers });
+    return { status: res.statusCode, headers: res.headers, json: (await res.body.json()) as { served: number } };
+  }
+
+  it('serves the second request from the cache, with its headers and Age, without the upstream', async () => {
+    const first = await get('/api/v1/search/homes?city=Oslo');
+    assert.equal(first.headers['x-cache'], 'MISS');
+    const before = upstream.seen.length;
+    now += 7_000;
+    const second = await get('/api/v1/search/homes?city=Oslo');
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(second.headers.age, '7');
+    assert.equal(second.headers.etag, first.headers.etag);
+    assert.equal(second.headers['content-type'], 'application/json');
+    assert.deepEqual(second.json, first.json);
+    assert.equal(upstream.seen.length, before);
+    assert.equal(second.headers['x-meshgate-code'], undefined, 'a hit is a response, not an error');
+  });
+
+  it('keys on the query, and expires after the ttl', async () => {
+    await get('/api/v1/search/x?q=1');
+    assert.equal((await get('/api/v1/search/x?q=2')).headers['x-cache'], 'MISS');
+    assert.equal((await get('/api/v1/search/x?q=1')).headers['x-cache'], 'HIT');
+    now += 301_000;
+    assert.equal((await get('/api/v1/search/x?q=1')).headers['x-cache'], 'MISS');
+  });
+
+  it('honours a shorter upstream max-age, and never stores no-store, Set-Cookie or non-200 responses', async () => {
+    await get('/short');
+    now += 6_000;
+    assert.equal((await get('/short')).headers['x-cache'], 'MISS');
+    for (const path of ['/nostore', '/cookie', '/missing']) {
+      await get(path);
+      assert.equal((await get(path)).headers['x-cache'], 'MISS', path);
+    }
+  });
+
+  it('does not serve or store requests with credentials, or those asking for a fresh answer', async () => {
+    await get('/private', { authorization: 'Bearer x' });
+    assert.equal((await get('/private', { authorization: 'Bearer x' })).headers['x-cache'], undefined);
+    await get('/fresh');
+    assert.equal((await get('/fresh', { 'cache-control': 'no-cache' })).headers['x-cache'], undefined);
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * cache: serves repeated GET/HEAD requests from memory, like Kong's proxy-cache. A response is stored
+ * when it is a complete 200 that allows it (no `Cache-Control: no-store`/`private`, no `Set-Cookie`, no
+ * `Vary` beyond `Accept-Encoding`, within `maxBodyBytes`); the key is host, path and query. Hits get
+ * `X-Cache: HIT` and `Age`; misses `X-Cache: MISS`. The body is copied as it streams to the client,
+ * never held back.
+ *
+ * Entries live per proxy process and survive reloads while the route's settings stay the same.
+ */
+import { parseDuration } from '../../core/duration.ts';
+import {
+  definePlugin,
+  type Filter,
+  type FilterResult,
+  type RequestContext,
+  type ResponseHead,
+} from '../../core/plugin.ts';
+import { type CacheConfig, cacheSchema } from './schema.ts';
+
+const DEFAULT_TTL_MS = 60_000;
+const DEFAULT_MAX_ENTRIES = 1000;
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+interface Entry {
+  status: number;
+  headers: [string, string][];
+  contentType: string;
+  body: Buffer;
+  storedAt: number;
+  expiresAt: number;
+}
+
+/** Least-recently-used map: a Map keeps insertion order, so re-inserting on use moves a key to the end. */
+class Store {
+  private readonly entries = new Map<string, Entry>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  get(key: string, now: number): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    this.entries.delete(key);
+    if (entry.expiresAt <= now) return undefined;
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  set(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, entry);
+  }
+}
+
+/** Response headers that describe this hop or this one response, not the cached content. */
+const NOT_STORED = new Set(['x-request-id', 'date', 'age', 'x-cache', 'server-timing', 'content-length']);
+
+interface Compiled {
+  store: Store;
+  ttlMs: number;
+  maxBodyBytes: number;
+  cacheAuthorized: boolean;
+  now: () => number;
+}
+
+function keyOf(ctx: RequestContext): string {
+  return `${ctx.host}\u0000${ctx.path}\u0000${ctx.query}`;
+}
+
+function maxAgeMs(cacheControl: string | undefined): number | null {
+  if (cacheControl === undefined) return null;
+  const m = /(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*(\d+)/i.exec(cacheControl);
+  return m ? Number(m[1]) * 1000 : null;
+}
+
+/** Per request: whether the response may be stored, and its body so far. */
+class Lookup implements Filter {
+  private readonly c: Compiled;
+  private key = '';
+  private storing: Omit<Entry, 'body'> | null = null;
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(compiled: Compiled) {
+    this.c = compiled;
+  }
+
+  onRequestHeaders(ctx: RequestContext): FilterResult {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return undefined;
+    if (!this.c.cacheAuthorized && (ctx.header('authorization') !== undefined || ctx.header('cookie') !== undefined))
+      return undefined;
+    if (/no-cache|no-store/i.test(ctx.header('cache-control') ?? '')) return undefined;
+    this.key = keyOf(ctx);
+    const now = this.c.now();
+    const hit = this.c.store.get(this.key, now);
+    if (hit === undefined) return undefined;
+    const headers: [string, string][] = [
+      ...hit.headers,
+      ['age', String(Math.floor((now - hit.storedAt) / 1000))],
+      ['x-cache', 'HIT'],
+    ];
+    return {
+      status: hit.status,
+      code: 'MG_CACHE_HIT',
+      detail: 'served from the cache',
+      headers,
+      body: { contentType: hit.contentType, text: hit.body },
+      plain: true,
+    };
+  }
+
+  onResponseHeaders(_ctx: RequestContext, response: ResponseHead): void {
+    if (this.key === '' || response.header('x-cache') !== undefined) return;
+    response.setHeader('x-cache', 'MISS');
+    if (response.status !== 200) return;
+    const cacheControl = response.header('cache-control');
+    if (/no-store|private/i.test(cacheControl ?? '')) return;
+    if (response.header('set-cookie') !== undefined) return;
+    const vary = response.header('vary');
+    if (vary !== undefined && vary.split(',').some((v) => v.trim().toLowerCase() !== 'accept-encoding')) return;
+    const length = response.header('content-length');
+    if (length !== undefined && Number(length) > this.c.maxBodyBytes) return;
+    const upstreamMaxAge = maxAgeMs(cacheControl);
+    const ttl = upstreamMaxAge === null ? this.c.ttlMs : Math.min(this.c.ttlMs, upstreamMaxAge);
+    if (ttl <= 0) return;
+    const kept: [string, string][] = [];
+    let contentType = 'application/octet-stream';
+    for (const [name, value] of response.entries()) {
+      if (name === 'content-type') contentType = String(value);
+      else if (!NOT_STORED.has(name)) for (const v of Array.isArray(value) ? value : [value]) kept.push([name, v]);
+    }
+    const now = this.c.now();
+    this.storing = { status: 200, headers: kept, contentType, storedAt: now, expiresAt: now + ttl };
+  }
+
+  onResponseBody(_ctx: RequestContext, chunk: Buffer): void {
+    if (this.storing === null) return;
+    this.size += chunk.length;
+    if (this.size > this.c.maxBodyBytes) {
+      this.storing = null;
+      this.chunks = [];
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  onResponseComplete(ctx: RequestContext): void {
+    if (this.storing === null || ctx.method === 'HEAD') return;
+    this.c.store.set(this.key, { ...this.storing, body: Buffer.concat(this.chunks, this.size) });
+    this.storing = null;
+    this.chunks = [];
+  }
+}
+
+export default definePlugin<CacheConfig>({
+  name: 'cache',
+  phase: 'respond',
+  order: 100,
+  description: 'Serve repeated GET/HEAD responses from memory for a TTL (X-Cache: HIT/MISS).',
+  configSchema: cacheSchema,
+  compile(config, deps) {
+    const ttlMs = parseDuration(config.ttl ?? '') ?? DEFAULT_TTL_MS;
+    const maxEntries = config.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    const compiled: Compiled = {
+      // Shared across reloads while the settings stay: a reload does not empty the cache.
+      store: deps.shared(`cache:${JSON.stringify(config)}`, () => new Store(maxEntries)),
+      ttlMs,
+      maxBodyBytes: config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      cacheAuthorized: config.cacheAuthorized === true,
+      now: deps.now,
+    };
+    return () => new Lookup(compiled);
+  },
+});

@@ -1,0 +1,38 @@
+/** Settings of the cache plugin. */
+export interface CacheConfig {
+  ttl?: string;
+  maxEntries?: number;
+  maxBodyBytes?: number;
+  cacheAuthorized?: boolean;
+}
+
+const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
+
+export const cacheSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ttl: {
+      type: 'string',
+      pattern: DURATION,
+      description:
+        'How long a response is served from the cache. Default 60s. An upstream max-age that is shorter wins.',
+    },
+    maxEntries: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+      description: 'Responses kept per route; the least recently used goes first. Default 1000.',
+    },
+    maxBodyBytes: {
+      type: 'integer',
+      minimum: 1,
+      description: 'Larger responses are passed through, not cached. Default 1048576 (1 MiB).',
+    },
+    cacheAuthorized: {
+      type: 'boolean',
+      description:
+        'Also cache requests carrying Authorization or Cookie (then every client shares the entry). Default false.',
+    },
+  },
+} as const;
