@@ -90,6 +90,8 @@ const GATEWAY_URL = `http://${HOST}:${GATEWAY_PORT}`;
 const TRACES_URL = `http://${HOST}:${TRACES_PORT}`;
 
 class DemoError extends Error {}
+/** Ctrl-C while starting: stop quietly. */
+class Interrupted extends Error {}
 
 function checkBuild() {
   if (!existsSync(CLI)) throw new DemoError('dist/ is missing: run `npm run build` (`npm ci` runs it).');
@@ -212,7 +214,7 @@ Try these; each runs alone in a fresh shell:
   # The canary: with \`canary: true\` it always comes from v2 (see "version")
   curl -si ${auth} -H 'canary: true' ${GATEWAY_URL}/api/v1/properties/42
 
-  # Search, no token needed; asked twice in one command, the second answer is from the cache
+  # Search, no token needed; asked twice in one command: the second answer is from the cache (X-Cache: HIT)
   curl -si ${search} ${search}
 
   # Error on purpose: no token, so 401 with an application/problem+json body
@@ -300,10 +302,10 @@ async function main(): Promise<number> {
   childFailed.catch(() => {});
   supervisor.onUnexpectedExit = (child, reason) => {
     const tail = supervisor.tail(child);
-    const message = `${child.name} stopped unexpectedly (${reason}). The end of ${child.log}:\n${tail}`;
+    const message = `${child.name} stopped (${reason}). The end of ${child.log}:\n${tail}`;
     if (failed !== null) return failed(new DemoError(message));
-    console.error(`\n${message}`);
-    void stop(1);
+    // Once up, a stopped process is something to watch (the mesh routes around a stopped sidecar), not the end.
+    console.error(`\n${message}\nThe rest keeps running; Ctrl-C stops it.`);
   };
 
   try {
@@ -312,7 +314,12 @@ async function main(): Promise<number> {
     supervisor.start('control-plane', ['control-plane', '--config', MODEL, '--warmup', '0'], {
       PROPTECH_JWT_SECRET: secret,
     });
-    const race = <T>(p: Promise<T>) => Promise.race([p, childFailed]);
+    // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.
+    const interrupted = stopRequest.then(() => {
+      throw new Interrupted();
+    });
+    interrupted.catch(() => {});
+    const race = <T>(p: Promise<T>) => Promise.race([p, childFailed, interrupted]);
     await race(
       until('the control plane', deadline, async () =>
         (await getJson(`${CP_URL}/ready`)).status === 200 ? true : undefined,
@@ -409,8 +416,10 @@ async function main(): Promise<number> {
         onSummary: (line) => console.log(line),
       });
   } catch (e) {
-    console.error(`\nthe demo did not start: ${(e as Error).message}\nLogs: ${logDir}/`);
-    await stop(1);
+    if (!(e instanceof Interrupted)) {
+      console.error(`\nthe demo did not start: ${(e as Error).message}\nLogs: ${logDir}/`);
+      await stop(1);
+    }
   }
   await stopRequest;
   await stopping;

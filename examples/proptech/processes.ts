@@ -35,6 +35,8 @@ export class Supervisor {
 
   /** Runs `meshgate ARGS` (the compiled CLI, on this Node) with stdout and stderr to NAME.log. */
   start(name: string, args: string[], env: Record<string, string> = {}): Child {
+    // Once stopping, nothing new starts (a Ctrl-C while the demo is still starting).
+    if (this.stopping) throw new Error(`not starting ${name}: stopping`);
     const log = join(this.logDir, `${name}.log`);
     const fd = openSync(log, 'a');
     const proc = spawn(process.execPath, [this.cli, ...args], {

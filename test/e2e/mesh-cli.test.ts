@@ -288,6 +288,24 @@ describe('usage and exit codes of the mesh commands', () => {
     }
   });
 
+  it('plugin entries in a model are checked against the built-in plugins and their schemas', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-plugins-'));
+    try {
+      const model = (plugins: string) =>
+        `services:\n  - { name: search, endpoints: [] }\nroutes:\n  - name: s\n    service: search\n    plugins: ${plugins}\n`;
+      writeFileSync(join(dir, 'mesh.yaml'), model('[{ name: cahce }, { name: rate-limit, config: { hour: -1 } }]'));
+      const bad = await meshgate(['control-plane', '--config', join(dir, 'mesh.yaml'), '--port', '0']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /mesh\.yaml:6:\d+: routes\[0\]\.plugins\[0\]\.name: unknown plugin "cahce".*cache/);
+      assert.match(bad.stderr, /mesh\.yaml:6:\d+: routes\[0\]\.plugins\[1\]\.config\.hour/);
+      writeFileSync(join(dir, 'mesh.yaml'), model('[{ name: cache, config: { ttl: 60s } }]'));
+      const good = await meshgate(['analyze', join(dir, 'mesh.yaml'), '--fail-on', 'warning']);
+      assert.equal(good.code, 0, good.stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('--help of every mesh command exits 0', async () => {
     for (const command of ['control-plane', 'sidecar', 'analyze', 'proxy-config', 'proxy-status', 'status']) {
       const run = await meshgate([command, '--help']);
