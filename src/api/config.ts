@@ -1043,8 +1043,8 @@ export const ObservabilitySchema = Type.Object(
     serverTiming: Type.Optional(
       Type.Boolean({
         description:
-          'Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds) to responses: the time this proxy ' +
-          'added and the upstream’s time to its response head. Default false.',
+          'Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds, `desc` naming the proxy) to responses: ' +
+          'the time this proxy added and the upstream’s time to its response head. Default false.',
       }),
     ),
   },

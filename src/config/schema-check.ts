@@ -134,10 +134,16 @@ function toIssue(e: ErrorObject, source: Locator, base: Path): ConfigIssue | und
         message: `expected ${JSON.stringify(allowed)}, got ${describe(e.data)}`,
       };
     }
-    case 'minItems':
-      return { ...source.position(path), path: formatPath(path), message: 'the list must not be empty' };
-    case 'minLength':
-      return { ...source.position(path), path: formatPath(path), message: 'must not be empty' };
+    case 'minItems': {
+      const limit = (e.params as { limit: number }).limit;
+      const message = limit === 1 ? 'the list must not be empty' : `the list needs at least ${limit} entries`;
+      return { ...source.position(path), path: formatPath(path), message };
+    }
+    case 'minLength': {
+      const limit = (e.params as { limit: number }).limit;
+      const message = limit === 1 ? 'must not be empty' : `must be at least ${limit} characters long`;
+      return { ...source.position(path), path: formatPath(path), message };
+    }
     case 'anyOf':
     case 'oneOf':
       // The branch errors (already reported, filtered) say more than "must match a schema in anyOf".

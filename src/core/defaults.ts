@@ -224,3 +224,7 @@ export const MAX_MODEL_BODY_BYTES = 4 * 1024 * 1024;
 export const MAX_MESH_MESSAGE_BYTES = 256 * 1024;
 /** How long the inspection commands (status, proxy-status, …) wait for an answer. */
 export const DEFAULT_INSPECT_TIMEOUT_MS = 5_000;
+
+// ── observability ──
+/** Longest an access log line waits in the write buffer before it reaches its file or stdout. */
+export const ACCESS_LOG_FLUSH_INTERVAL_MS = 1_000;

@@ -3,6 +3,7 @@
  * buffered, asynchronous, never blocking the request path). Field names are API (docs/observability.md).
  */
 import { pino } from 'pino';
+import { ACCESS_LOG_FLUSH_INTERVAL_MS } from '../core/defaults.ts';
 
 export interface AccessLogEntry {
   time: string;
@@ -71,6 +72,9 @@ export class AccessLog {
       append: true,
       mkdir: true,
       minLength: 4096,
+      // Lines wait in the buffer for at most this long, so a quiet proxy's log is still current
+      // (Envoy flushes access log files every second too).
+      periodicFlush: ACCESS_LOG_FLUSH_INTERVAL_MS,
     });
     this.sampleRatio = settings.sampleRatio;
     this.fields = settings.fields ?? ACCESS_LOG_FIELDS;

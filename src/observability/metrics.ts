@@ -7,7 +7,7 @@
  * as a class (2xx…); never paths, ids or addresses. Per request the proxy touches pre-resolved label
  * children (cached per route), so a request costs a few increments, not label hashing.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export type MetricsRole = 'gateway' | 'mesh';
 
@@ -18,6 +18,9 @@ const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'];
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** The `code` of gateway_errors_total for a 5xx the upstream sent (local replies carry an MG_* code). */
+export const UPSTREAM_5XX = 'upstream_5xx';
 
 export function methodLabel(method: string): string {
   return METHODS.includes(method) ? method : 'OTHER';
@@ -68,6 +71,9 @@ export class ProxyMetrics {
   constructor(role: MetricsRole, registry = new Registry()) {
     this.role = role;
     this.registry = registry;
+    // The process' own health (memory, CPU, event-loop delay, GC) beside the traffic: a slow proxy is
+    // often a blocked event loop or a growing heap.
+    collectDefaultMetrics({ register: registry });
     const p = role;
     const labels = ['route', 'service', 'method', 'status_class'];
     this.requests = new Counter({
@@ -99,7 +105,7 @@ export class ProxyMetrics {
     });
     this.errors = new Counter({
       name: `${p}_errors_total`,
-      help: 'Requests that ended with a local reply or failure, by its code (MG_*).',
+      help: 'Requests that ended in an error: a local reply or failure by its code (MG_*), or an upstream 5xx (upstream_5xx).',
       labelNames: ['route', 'service', 'code'],
       registers: [registry],
     });
@@ -135,16 +141,48 @@ export class ProxyMetrics {
     });
   }
 
-  /** A gauge whose value is read at scrape time (pools, breakers): `collect` sets it. */
-  gauge(name: string, help: string, labelNames: string[], collect: (g: Gauge<string>) => void): void {
+  /**
+   * A gauge whose value is read at scrape time (pools, breakers): `collect` sets it. Over workers the
+   * values are summed, or the largest is kept with `aggregate: 'max'` (a state such as "open").
+   */
+  gauge(
+    name: string,
+    help: string,
+    labelNames: string[],
+    collect: (g: Gauge<string>) => void,
+    aggregate: 'sum' | 'max' = 'sum',
+  ): void {
     new Gauge({
+      name: `${this.role}_${name}`,
+      help,
+      labelNames,
+      registers: [this.registry],
+      aggregator: aggregate,
+      collect() {
+        this.reset();
+        collect(this);
+      },
+    });
+  }
+
+  /**
+   * A counter kept elsewhere (a service's stats, which outlive config changes) and copied in at scrape
+   * time: `collect` calls `set` with each series' running total.
+   */
+  counterOf(
+    name: string,
+    help: string,
+    labelNames: string[],
+    collect: (set: (labels: Record<string, string>, total: number) => void) => void,
+  ): void {
+    new Counter({
       name: `${this.role}_${name}`,
       help,
       labelNames,
       registers: [this.registry],
       collect() {
         this.reset();
-        collect(this);
+        collect((labels, total) => this.inc(labels, total));
       },
     });
   }
@@ -176,6 +214,8 @@ export class ProxyMetrics {
       this.errors.labels(o.route, o.service, o.code).inc();
       if (o.status === 429) this.rateLimited.labels(o.route).inc();
       else if (o.status === 401 || o.status === 403) this.authRejected.labels(o.route, o.code).inc();
+    } else if (o.status >= 500) {
+      this.errors.labels(o.route, o.service, UPSTREAM_5XX).inc();
     }
   }
 }

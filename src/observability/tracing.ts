@@ -1,6 +1,6 @@
 /**
  * Spans for sampled requests, exported over OTLP/HTTP with the OpenTelemetry SDK. One SERVER span per
- * proxy hop, named after the route, with HTTP semantic-convention attributes. The SDK is imported only
+ * proxy hop, named `{method} {route path}`, with HTTP semantic-convention attributes. The SDK is imported only
  * when tracing is configured, so a proxy without a collector does not carry it.
  *
  * Sampling: a trace that arrives with a decision keeps it (the parent decides, so every hop of one
@@ -35,7 +35,10 @@ export interface FinishedRequest {
   method: string;
   path: string;
   host: string;
+  /** The route's name, empty when none matched. */
   route: string;
+  /** The route's path pattern (`/items/:id`), the low-cardinality `http.route` of the conventions. */
+  routePattern: string | undefined;
   status: number;
   clientAddress: string;
   userAgent: string | undefined;
@@ -114,11 +117,14 @@ export class Tracing {
   finish(trace: RequestTrace, r: FinishedRequest, endTimeMs: number): void {
     const span = trace.span;
     if (span === null) return;
+    // Named as the HTTP conventions ask, `{method} {http.route}`, now that the route is known.
+    if (r.routePattern !== undefined) span.updateName(`${r.method} ${r.routePattern}`);
     span.setAttributes({
       'http.request.method': r.method,
       'url.path': r.path,
       'server.address': r.host,
-      'http.route': r.route,
+      ...(r.routePattern !== undefined ? { 'http.route': r.routePattern } : {}),
+      ...(r.route !== '' ? { 'meshgate.route': r.route } : {}),
       'http.response.status_code': r.status,
       'client.address': r.clientAddress,
       ...(r.userAgent !== undefined ? { 'user_agent.original': r.userAgent } : {}),

@@ -9,6 +9,7 @@ import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { StreamContext } from './context.ts';
 import type { Snapshot } from './snapshot.ts';
+import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 
 /** Spans wait this long in the batch before export. */
 const TRACE_EXPORT_DELAY_MS = 500;
@@ -22,10 +23,13 @@ export class Telemetry {
   private accessLogKey = '';
   private tracingKey = '';
   private readonly defaultServiceName: string;
+  private readonly timingName: string;
 
   constructor(role: MetricsRole, serviceName = 'meshgate') {
     this.metrics = new ProxyMetrics(role);
     this.defaultServiceName = serviceName;
+    // A quoted-string of Server-Timing: service names are config names, [A-Za-z0-9._-].
+    this.timingName = role === 'gateway' ? 'gateway' : `sidecar ${serviceName}`;
   }
 
   /** Follows a new config; what it replaces is closed once requests have moved on. */
@@ -77,6 +81,71 @@ export class Telemetry {
     this.metrics.gauge('requests_in_flight', 'Requests started and not yet ended.', [], (g) => {
       g.set(current().inflight.count);
     });
+    this.metrics.gauge(
+      'circuit_breaker_open',
+      'Whether a circuit breaker limit is reached right now (1: the next request over it is refused), per service and threshold.',
+      ['service', 'threshold'],
+      (g) => {
+        for (const service of current().services.values()) {
+          const open = service.breaker.open();
+          for (const threshold of BREAKER_THRESHOLDS)
+            g.set({ service: service.name, threshold }, open[threshold] ? 1 : 0);
+        }
+      },
+      'max',
+    );
+    this.metrics.counterOf(
+      'circuit_breaker_overflows_total',
+      'Connections not opened and requests or retries refused by a circuit breaker limit, per service and threshold.',
+      ['service', 'threshold'],
+      (set) => {
+        for (const service of current().services.values())
+          for (const threshold of BREAKER_THRESHOLDS)
+            set({ service: service.name, threshold }, service.stats.breakerOverflows[threshold]);
+      },
+    );
+    this.metrics.counterOf(
+      'outlier_ejections_total',
+      'Endpoints ejected by outlier detection, per service.',
+      ['service'],
+      (set) => {
+        for (const service of current().services.values()) set({ service: service.name }, service.stats.ejections);
+      },
+    );
+    this.metrics.gauge(
+      'endpoints',
+      'Endpoints per service and state: healthy (may get traffic), ejected (by outlier detection), unhealthy (failing health checks, or not yet checked).',
+      ['service', 'state'],
+      (g) => {
+        for (const service of current().services.values()) {
+          let healthy = 0;
+          let ejected = 0;
+          let unhealthy = 0;
+          for (const e of service.all.endpoints) {
+            if (e.ejected) ejected++;
+            else if (e.available) healthy++;
+            else unhealthy++;
+          }
+          g.set({ service: service.name, state: 'healthy' }, healthy);
+          g.set({ service: service.name, state: 'ejected' }, ejected);
+          g.set({ service: service.name, state: 'unhealthy' }, unhealthy);
+        }
+      },
+    );
+    this.metrics.counterOf(
+      'mirror_requests_total',
+      'Copies of requests mirrored to a service, by result: sent, dropped (limits, body too large), failed.',
+      ['service', 'result'],
+      (set) => {
+        for (const service of current().services.values()) {
+          const s = service.stats;
+          if (s.mirrorSent + s.mirrorDropped + s.mirrorFailed === 0) continue;
+          set({ service: service.name, result: 'sent' }, s.mirrorSent);
+          set({ service: service.name, result: 'dropped' }, s.mirrorDropped);
+          set({ service: service.name, result: 'failed' }, s.mirrorFailed);
+        }
+      },
+    );
   }
 
   /** The log phase of one request. */
@@ -85,7 +154,8 @@ export class Telemetry {
     const durationMs = endMs - ctx.startMs;
     const upstreamMs = ctx.upstreamStartMs > 0 ? (ctx.upstreamEndMs || endMs) - ctx.upstreamStartMs : -1;
     const route = ctx.route?.name ?? '';
-    const service = ctx.destination?.service.name ?? '';
+    // Refused before a destination was picked: the route's (first) service still gets the count.
+    const service = ctx.serviceName ?? '';
     this.metrics.observe({
       route,
       service,
@@ -131,6 +201,7 @@ export class Telemetry {
           path: ctx.path,
           host: ctx.host,
           route,
+          routePattern: ctx.route?.config.match?.path,
           status: ctx.status,
           clientAddress: ctx.clientAddress,
           userAgent: ctx.header('user-agent'),
@@ -144,12 +215,16 @@ export class Telemetry {
     }
   }
 
-  /** `Server-Timing` for a response head: what the proxy added so far, and the upstream's time to its head. */
+  /**
+   * `Server-Timing` for a response head: what the proxy added so far, and the upstream's time to its
+   * head. `desc` names the proxy, so the entries of every hop (each appends its own after its
+   * upstream's) can be told apart: innermost first, the gateway last.
+   */
   serverTimingOf(ctx: StreamContext): string {
     const before = ctx.upstreamStartMs - ctx.startMs;
     const upstream = ctx.upstreamHeadersMs - ctx.upstreamStartMs;
     const proxy = before + (performance.now() - ctx.upstreamHeadersMs);
-    return `proxy;dur=${round(proxy)}, upstream;dur=${round(upstream)}`;
+    return `proxy;dur=${round(proxy)};desc="${this.timingName}", upstream;dur=${round(upstream)};desc="${this.timingName}"`;
   }
 
   async close(): Promise<void> {

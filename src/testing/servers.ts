@@ -86,6 +86,8 @@ export interface GatewayOptions {
   catalog?: PluginRegistry;
   /** A clock for plugins (rate limits, token expiry). */
   now?: () => number;
+  /** Metric prefix: `gateway` (default) or `mesh`. */
+  role?: 'gateway' | 'mesh';
 }
 
 export async function startGateway(
@@ -95,7 +97,12 @@ export async function startGateway(
   const ended: StreamContext[] = [];
   const catalog = options.catalog ?? createPluginCatalog();
   const loaded = await load(config, catalog);
-  const proxy = await ProxyServer.start(loaded, { onStreamEnd: (ctx) => ended.push(ctx), catalog, now: options.now });
+  const proxy = await ProxyServer.start(loaded, {
+    onStreamEnd: (ctx) => ended.push(ctx),
+    catalog,
+    now: options.now,
+    role: options.role,
+  });
   const admin = new AdminServer();
   addProxyEndpoints(admin, new InProcessDataPlane(proxy));
   await admin.listen(0);

@@ -65,15 +65,22 @@ export class ChangeLog {
     change.unaffected = unaffected;
   }
 
-  /** The proxy answered the push that carried these changes (or went away before it did). */
-  answered(ids: readonly number[], proxy: string, outcome: Outcome): void {
+  /**
+   * The proxy answered the push that carried these changes (or went away before it did). Returns,
+   * for an `applied` outcome, each change's propagation time to this proxy (ms).
+   */
+  answered(ids: readonly number[], proxy: string, outcome: Outcome): number[] {
+    const propagation: number[] = [];
     for (const id of ids) {
-      const result = this.changes.get(id)?.results.get(proxy);
+      const change = this.changes.get(id);
+      const result = change?.results.get(proxy);
       if (result?.status !== 'pending') continue;
       result.status = outcome.status;
       result.answeredAt = outcome.at;
       if (outcome.status === 'rejected') result.error = outcome.error;
+      else if (outcome.status === 'applied') propagation.push(outcome.at - change!.at);
     }
+    return propagation;
   }
 
   get(id: number): ChangeRecord | undefined {

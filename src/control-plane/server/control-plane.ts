@@ -31,6 +31,7 @@ import {
   DEFAULT_PUSH_DEBOUNCE_MS,
   DEFAULT_STREAM_KEEPALIVE_MS,
 } from '../../core/defaults.ts';
+import { ControlPlaneMetrics } from '../../observability/control-plane-metrics.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { type GeneratedConfig, generateProxyConfig } from '../generate/generate.ts';
 import type { MeshModel } from '../model/model.ts';
@@ -45,6 +46,8 @@ export interface StreamSink {
 
 interface InFlight {
   nonce: string;
+  /** Clock time it was sent. */
+  sentAt: number;
   version: string;
   config: Config;
   changes: number[];
@@ -89,6 +92,7 @@ export class ControlPlane {
   readonly registry: Registry;
   readonly changes: ChangeLog;
   readonly keepaliveMs: number;
+  readonly metrics: ControlPlaneMetrics;
   private model: MeshModel;
   private instances: Instance[] = [];
   /** Counts registry changes, so a generated config knows which registry it saw. */
@@ -119,6 +123,19 @@ export class ControlPlane {
     this.forgetMs = options.forgetMs ?? DEFAULT_PROXY_FORGET_MS;
     this.changes = new ChangeLog(options.changeHistory ?? DEFAULT_CHANGE_HISTORY);
     this.startedAt = this.clock.now();
+    this.metrics = new ControlPlaneMetrics({
+      connectedProxies: () => {
+        const byKind = new Map<string, number>();
+        for (const p of this.proxies.values())
+          if (p.sink !== null) byKind.set(p.identity.kind, (byKind.get(p.identity.kind) ?? 0) + 1);
+        return byKind;
+      },
+      instancesByService: () => {
+        const byService = new Map<string, number>();
+        for (const i of this.instances) byService.set(i.service, (byService.get(i.service) ?? 0) + 1);
+        return byService;
+      },
+    });
     const warmupMs = options.warmupMs ?? DEFAULT_CONTROL_PLANE_WARMUP_MS;
     this.warm = warmupMs <= 0;
     if (!this.warm) this.cancelWarmup = schedule(this.clock, () => this.endWarmup(), warmupMs);
@@ -171,6 +188,7 @@ export class ControlPlane {
   private change(kind: ChangeRecord['kind'], cause: string): number {
     const now = this.clock.now();
     const id = this.changes.create(kind, cause, this.model.version, now);
+    this.metrics.changes.inc({ kind });
     this.log.info({ change: id, cause }, 'change');
     if (this.pending.length === 0) this.firstPendingAt = now;
     this.pending.push(id);
@@ -225,7 +243,8 @@ export class ControlPlane {
     const nonce = randomBytes(8).toString('hex');
     const at = this.clock.now();
     state.sentVersion = generated.version;
-    state.inflight.push({ nonce, version: generated.version, config: generated.config, changes });
+    state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes });
+    this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
     const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config };
     state.sink!.send('push', event);
@@ -323,12 +342,15 @@ export class ControlPlane {
     const push = settled[settled.length - 1]!;
     const now = this.clock.now();
     const changes = settled.flatMap((f) => f.changes);
+    this.metrics.pushAnswered.observe({ result: ack.status }, (now - push.sentAt) / 1000);
     if (ack.status === 'ack') {
       state.ackedVersion = push.version;
       state.ackedConfig = push.config;
       state.lastAckAt = now;
-      this.changes.answered(changes, ack.proxy, { status: 'applied', at: now });
+      for (const ms of this.changes.answered(changes, ack.proxy, { status: 'applied', at: now }))
+        this.metrics.propagation.observe(ms / 1000);
     } else {
+      this.metrics.nacks.inc();
       const error = ack.error ?? { message: 'rejected without a reason' };
       state.lastNack = { version: push.version, nonce: push.nonce, at: now, error };
       // The proxy keeps what it had; another push of the same version would be rejected again.

@@ -76,7 +76,11 @@ export function controlPlaneApi(
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
     .route('GET /ready', () => ({ status: 200, body: { status: cp.isWarm ? 'ready' : 'warming up' } }))
-    .route('GET /status', () => ({ status: 200, body: statusView(cp) }));
+    .route('GET /status', () => ({ status: 200, body: statusView(cp) }))
+    .route('GET /metrics', async () => {
+      const registry = cp.metrics.registry;
+      return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+    });
 
   // ── model ──
   admin

@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { eventually, model, startControlPlane, startMeshProxy } from '../../../test/helpers/mesh.ts';
 import { startUpstream, type Upstream } from '../../../test/helpers/servers.ts';
 import type { ChangeRecord, ProxyIdentity, ProxyStatusView } from '../../api/mesh.ts';
+import { parsePrometheusText, type Scrape } from '../../testing/prometheus.ts';
 
 const sidecar = (id: string, service: string, upstreams?: string[]): ProxyIdentity => ({
   id,
@@ -47,6 +48,12 @@ async function settled(url: string, id: number): Promise<ChangeRecord> {
     5_000,
     `change ${id} to settle`,
   );
+}
+
+async function scrape(url: string): Promise<Scrape> {
+  const res = await request(`${url}/metrics`);
+  assert.equal(res.statusCode, 200);
+  return parsePrometheusText(await res.body.text());
 }
 
 const statusOf = async (url: string, id: string) =>
@@ -100,6 +107,17 @@ describe('control plane push protocol', () => {
     assert.equal(status.state, 'SYNCED');
     assert.equal(status.ackedVersion, a.subscription.status().version);
     assert.equal(status.ackedVersion, status.expectedVersion);
+
+    // The same story in the control plane's own metrics: one proxy, one instance, two pushes (the
+    // first config at connect, then the registration), both ACKed, the change propagated once.
+    const m = await scrape(cp.url);
+    assert.equal(m.value('control_plane_connected_proxies', { kind: 'sidecar' }), 1);
+    assert.equal(m.value('control_plane_instances', { service: 'photo-service' }), 1);
+    assert.equal(m.value('control_plane_changes_total', { kind: 'registry' }), 1);
+    assert.equal(m.value('control_plane_pushes_total'), 2);
+    assert.equal(m.value('control_plane_push_duration_seconds_count', { result: 'ack' }), 2);
+    assert.equal(m.value('control_plane_change_propagation_seconds_count'), 1);
+    assert.equal(m.value('control_plane_nacks_total'), 0);
   });
 
   it('sends nothing to proxies whose config did not change', async () => {
@@ -180,6 +198,9 @@ routes: [{ name: hello, directResponse: { status: 200, body: two } }]
     assert.equal(status.state, 'NACKED');
     assert.match(status.lastNack!.error.message, /address already in use/);
     assert.equal(gw.subscription.status().lastNack?.version, status.sentVersion);
+    const m = await scrape(cp.url);
+    assert.equal(m.value('control_plane_nacks_total'), 1);
+    assert.equal(m.value('control_plane_push_duration_seconds_count', { result: 'nack' }), 1);
   });
 
   it('rejects an invalid model with the validator’s located errors, and keeps the one in force', async () => {

@@ -120,7 +120,7 @@ class Lookup implements Filter {
     if (/no-store|private/i.test(cacheControl ?? '')) return;
     if (response.header('set-cookie') !== undefined) return;
     const vary = response.header('vary');
-    if (vary !== undefined && vary.split(',').some((v) => v.trim().toLowerCase() !== 'accept-encoding')) return;
+    if (vary?.split(',').some((v) => v.trim().toLowerCase() !== 'accept-encoding')) return;
     const length = response.header('content-length');
     if (length !== undefined && Number(length) > this.c.maxBodyBytes) return;
     const upstreamMaxAge = maxAgeMs(cacheControl);

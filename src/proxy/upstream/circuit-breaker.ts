@@ -16,6 +16,12 @@ import {
 export const BREAKER_THRESHOLDS = ['maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries'] as const;
 export type BreakerThreshold = (typeof BREAKER_THRESHOLDS)[number];
 
+export type BreakerOverflows = Record<BreakerThreshold, number>;
+
+export function newBreakerOverflows(): BreakerOverflows {
+  return { maxConnections: 0, maxPendingRequests: 0, maxRequests: 0, maxRetries: 0 };
+}
+
 export class CircuitBreaker {
   readonly maxConnections: number;
   readonly maxPendingRequests: number;
@@ -31,15 +37,14 @@ export class CircuitBreaker {
   /** Retries in flight. */
   retries = 0;
 
-  /** Times each limit turned something away (a connection not opened, a request or retry refused). */
-  readonly overflows: Record<BreakerThreshold, number> = {
-    maxConnections: 0,
-    maxPendingRequests: 0,
-    maxRequests: 0,
-    maxRetries: 0,
-  };
+  /**
+   * Times each limit turned something away (a connection not opened, a request or retry refused).
+   * Passed in so the count outlives a config change that replaces the breaker (a Prometheus counter).
+   */
+  readonly overflows: BreakerOverflows;
 
-  constructor(config: CircuitBreakerConfig | undefined) {
+  constructor(config: CircuitBreakerConfig | undefined, overflows: BreakerOverflows = newBreakerOverflows()) {
+    this.overflows = overflows;
     this.maxConnections = config?.maxConnections ?? DEFAULT_CB_MAX_CONNECTIONS;
     this.maxPendingRequests = config?.maxPendingRequests ?? DEFAULT_CB_MAX_PENDING_REQUESTS;
     this.maxRequests = config?.maxRequests ?? DEFAULT_CB_MAX_REQUESTS;

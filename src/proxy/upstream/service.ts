@@ -54,7 +54,7 @@ export class UpstreamService {
   readonly outlier: OutlierDetector | null;
   readonly health: HealthChecker | null;
   readonly all: EndpointSet;
-  readonly stats = new ServiceStats();
+  readonly stats: ServiceStats;
   readonly clock: Clock;
   private readonly subsets: ReadonlyMap<string, EndpointSet>;
   private budget: RetryBudget | null = null;
@@ -76,7 +76,8 @@ export class UpstreamService {
       requestMs: parseDuration(config.timeouts?.request ?? '') ?? DEFAULT_REQUEST_TIMEOUT_MS,
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
-    this.breaker = new CircuitBreaker(config.circuitBreaker);
+    this.stats = options.previous?.stats ?? new ServiceStats();
+    this.breaker = new CircuitBreaker(config.circuitBreaker, this.stats.breakerOverflows);
     const poolOptions = {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
@@ -201,6 +202,7 @@ export class UpstreamService {
   }
 
   private onOutlierEvent(event: OutlierEvent): void {
+    if (event.kind === 'ejected') this.stats.ejections++;
     const detail = event.kind === 'ejected' ? `${event.reason}; ejected for ${event.durationMs} ms` : event.reason;
     this.stats.events.add({ at: Date.now(), kind: event.kind, endpoint: event.endpoint.url, detail });
     if (event.kind !== 'not-ejected') this.refreshSets();

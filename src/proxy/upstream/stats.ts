@@ -1,8 +1,10 @@
 /**
  * What a service's resilience machinery did, kept for the admin API and for metrics: counters (read
- * by name, never reset while the service lives) and the latest notable events and refusals. Only
- * exceptional paths write here; the plain request path does not.
+ * by name, never reset while a service of that name is configured: a changed definition takes the
+ * previous one's stats over) and the latest notable events and refusals. Only exceptional paths write
+ * here; the plain request path does not.
  */
+import { type BreakerOverflows, newBreakerOverflows } from './circuit-breaker.ts';
 
 /** Most recent entries kept per ring. */
 const RING_SIZE = 32;
@@ -53,6 +55,10 @@ export class ServiceStats {
   mirrorSent = 0;
   mirrorDropped = 0;
   mirrorFailed = 0;
+  /** Endpoints ejected by outlier detection. */
+  ejections = 0;
+  /** Refusals by each circuit breaker limit (the service's CircuitBreaker writes here). */
+  readonly breakerOverflows: BreakerOverflows = newBreakerOverflows();
   readonly events = new Ring<ServiceEvent>();
   readonly refusals = new Ring<RefusalRecord>();
 }
