@@ -12,110 +12,59 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
+import { type AttributeValue, flattenExport } from '../../src/testing/otlp.ts';
 
-export interface ReceivedSpan {
+/** A span as the viewer keeps it. */
+export interface ViewedSpan {
   traceId: string;
   spanId: string;
   parentSpanId: string;
   /** `service.name` of the resource that sent it. */
   service: string;
   name: string;
-  kind: string;
   startMs: number;
   durationMs: number;
   status: number | null;
-  attributes: Record<string, string | number | boolean>;
+  attributes: Record<string, AttributeValue>;
 }
 
 interface Trace {
   traceId: string;
-  spans: ReceivedSpan[];
+  spans: ViewedSpan[];
   receivedAt: number;
 }
 
 const MAX_TRACES = 500;
 const MAX_SPANS_PER_TRACE = 200;
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
-const KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
-
-type OtlpValue = {
-  stringValue?: string;
-  intValue?: string | number;
-  doubleValue?: number;
-  boolValue?: boolean;
-};
-type OtlpAttribute = { key: string; value?: OtlpValue };
-type OtlpSpan = {
-  traceId?: string;
-  spanId?: string;
-  parentSpanId?: string;
-  name?: string;
-  kind?: number;
-  startTimeUnixNano?: string | number;
-  endTimeUnixNano?: string | number;
-  attributes?: OtlpAttribute[];
-};
-type OtlpRequest = {
-  resourceSpans?: { resource?: { attributes?: OtlpAttribute[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[];
-};
-
-function attributeValue(v: OtlpValue | undefined): string | number | boolean {
-  if (v === undefined) return '';
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.intValue !== undefined) return Number(v.intValue);
-  if (v.doubleValue !== undefined) return v.doubleValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  return JSON.stringify(v);
-}
-
-function attributesOf(list: OtlpAttribute[] | undefined): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (const a of list ?? []) out[a.key] = attributeValue(a.value);
-  return out;
-}
-
-/** Nanoseconds (a decimal string, exact beyond 2^53) → milliseconds. */
-function nanosToMs(nanos: string | number | undefined): number {
-  if (nanos === undefined) return 0;
-  const n = BigInt(nanos);
-  return Number(n / 1000n) / 1000;
-}
 
 export class TraceStore {
   /** Insertion order is arrival order: the oldest trace is evicted first. */
   private readonly traces = new Map<string, Trace>();
   spansReceived = 0;
 
-  add(request: OtlpRequest): number {
-    let count = 0;
-    for (const rs of request.resourceSpans ?? []) {
-      const service = String(attributesOf(rs.resource?.attributes)['service.name'] ?? 'unknown');
-      for (const ss of rs.scopeSpans ?? [])
-        for (const s of ss.spans ?? []) {
-          if (typeof s.traceId !== 'string' || typeof s.spanId !== 'string') continue;
-          const startMs = nanosToMs(s.startTimeUnixNano);
-          const attributes = attributesOf(s.attributes);
-          const status = attributes['http.response.status_code'];
-          this.put({
-            traceId: s.traceId,
-            spanId: s.spanId,
-            parentSpanId: s.parentSpanId ?? '',
-            service,
-            name: s.name ?? '',
-            kind: KINDS[s.kind ?? 0] ?? String(s.kind),
-            startMs,
-            durationMs: Math.max(0, nanosToMs(s.endTimeUnixNano) - startMs),
-            status: typeof status === 'number' ? status : null,
-            attributes,
-          });
-          count++;
-        }
+  /** Keeps the spans of one export request (the OTLP JSON body, parsed); returns how many. */
+  add(request: Parameters<typeof flattenExport>[0]): number {
+    const spans = flattenExport(request);
+    for (const s of spans) {
+      const status = s.attributes['http.response.status_code'];
+      this.put({
+        traceId: s.traceId,
+        spanId: s.spanId,
+        parentSpanId: s.parentSpanId,
+        service: s.serviceName || 'unknown',
+        name: s.name,
+        startMs: Number(s.startNs / 1000n) / 1000,
+        durationMs: Number((s.endNs - s.startNs) / 1000n) / 1000,
+        status: typeof status === 'number' ? status : null,
+        attributes: s.attributes,
+      });
     }
-    this.spansReceived += count;
-    return count;
+    this.spansReceived += spans.length;
+    return spans.length;
   }
 
-  private put(span: ReceivedSpan) {
+  private put(span: ViewedSpan) {
     let trace = this.traces.get(span.traceId);
     if (trace === undefined) {
       trace = { traceId: span.traceId, spans: [], receivedAt: Date.now() };
@@ -139,8 +88,8 @@ export class TraceStore {
 export function formatTrace(trace: Trace): string {
   const spans = [...trace.spans].sort((a, b) => a.startMs - b.startMs);
   const ids = new Set(spans.map((s) => s.spanId));
-  const children = new Map<string, ReceivedSpan[]>();
-  const roots: ReceivedSpan[] = [];
+  const children = new Map<string, ViewedSpan[]>();
+  const roots: ViewedSpan[] = [];
   for (const s of spans) {
     if (s.parentSpanId === '' || !ids.has(s.parentSpanId)) roots.push(s);
     else {
@@ -156,10 +105,10 @@ export function formatTrace(trace: Trace): string {
     `trace ${trace.traceId}  ${method} ${path}  ${spans.length} span${spans.length === 1 ? '' : 's'}  ` +
       `${new Date(trace.receivedAt).toISOString()}`,
   ];
-  const walk = (s: ReceivedSpan, depth: number) => {
+  const walk = (s: ViewedSpan, depth: number) => {
     const label = `${'  '.repeat(depth + 1)}${s.service}`;
-    // A proxy's span says which of its routes served the hop: `inbound`, `outbound.photo-service`, …
-    const route = String(s.attributes['http.route'] || s.name);
+    // Which of the proxy's routes served the hop: `property-api`, `inbound`, `outbound.photo-service`, …
+    const route = String(s.attributes['meshgate.route'] ?? s.name);
     const upstream = s.attributes['meshgate.upstream.address'];
     const code = s.attributes['meshgate.code'];
     lines.push(
@@ -206,7 +155,7 @@ async function receive(store: TraceStore, req: IncomingMessage, res: ServerRespo
   try {
     body = await readBody(req);
     if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-    store.add(JSON.parse(body.toString('utf8')) as OtlpRequest);
+    store.add(JSON.parse(body.toString('utf8')));
   } catch (e) {
     return reply(res, 400, 'application/json', JSON.stringify({ error: (e as Error).message }));
   }
