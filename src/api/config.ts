@@ -960,7 +960,8 @@ export const RouteSchema = Type.Object(
   },
 );
 
-const ACCESS_LOG_FIELD_NAMES = [
+/** Fields of an access log line, in the order written (docs/observability.md). */
+export const ACCESS_LOG_FIELD_NAMES = [
   'time',
   'requestId',
   'traceId',
@@ -980,6 +981,12 @@ const ACCESS_LOG_FIELD_NAMES = [
   'upstreamMs',
   'proxyMs',
   'tries',
+  'tryLog',
+  'subset',
+  'refusal',
+  'retryStop',
+  'faultDelayMs',
+  'mirrored',
   'userAgent',
 ] as const;
 

@@ -3,6 +3,7 @@
  * buffered, asynchronous, never blocking the request path). Field names are API (docs/observability.md).
  */
 import { pino } from 'pino';
+import { ACCESS_LOG_FIELD_NAMES } from '../api/config.ts';
 import { ACCESS_LOG_FLUSH_INTERVAL_MS } from '../core/defaults.ts';
 
 export interface AccessLogEntry {
@@ -25,31 +26,21 @@ export interface AccessLogEntry {
   upstreamMs: number | undefined;
   proxyMs: number;
   tries: number;
+  /** Each try's endpoint and outcome, when the request was retried. */
+  tryLog: { endpoint: string; outcome: string }[] | undefined;
+  /** The subset of the destination, when it names one. */
+  subset: string | undefined;
+  /** Why the request got no upstream answer (`circuit-open:maxRequests`…). */
+  refusal: string | undefined;
+  /** Why a retriable failure was not retried. */
+  retryStop: string | undefined;
+  faultDelayMs: number | undefined;
+  /** True when the request was chosen for the route's mirror. */
+  mirrored: true | undefined;
   userAgent: string | undefined;
 }
 
-export const ACCESS_LOG_FIELDS: readonly (keyof AccessLogEntry)[] = [
-  'time',
-  'requestId',
-  'traceId',
-  'clientAddress',
-  'method',
-  'host',
-  'path',
-  'route',
-  'service',
-  'endpoint',
-  'consumer',
-  'status',
-  'code',
-  'bytesIn',
-  'bytesOut',
-  'durationMs',
-  'upstreamMs',
-  'proxyMs',
-  'tries',
-  'userAgent',
-];
+export const ACCESS_LOG_FIELDS: readonly (keyof AccessLogEntry)[] = ACCESS_LOG_FIELD_NAMES;
 
 export interface AccessLogSettings {
   /** `stdout`, or a file path (appended to). */

@@ -26,25 +26,35 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
   if (ctx.h2) watchStream(ctx);
   else track(ctx);
   host.onStreamStart(ctx);
-  if (!readRequestHead(ctx)) return;
+  const route = routeRequest(ctx);
+  if (route === null) return;
+  if (ctx.hasBody && !admitBody(ctx, route)) return;
+  if (route.filters.length === 0) proceed(ctx);
+  else runRequestFilters(ctx, route.filters, 0, proceed);
+}
+
+/**
+ * The head and the route, shared by plain requests and WebSocket upgrades: reads the head, matches
+ * the listener's routes and takes the redirects to HTTPS. Null when the request was answered here.
+ */
+export function routeRequest(ctx: StreamContext): CompiledRoute | null {
+  if (!readRequestHead(ctx)) return null;
+  const listener = ctx.listener;
   if (listener.config.redirectToHttps) {
     redirectToHttps(ctx);
-    return;
+    return null;
   }
-
-  const route = ctx.listener.router.match(ctx);
+  const route = listener.router.match(ctx);
   if (route === null) {
     ctx.fail('MG_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`);
-    return;
+    return null;
   }
   ctx.route = route;
   if (route.redirectToHttps && listener.tls === null) {
     redirectToHttps(ctx);
-    return;
+    return null;
   }
-  if (ctx.hasBody && !admitBody(ctx, route)) return;
-  if (route.filters.length === 0) proceed(ctx);
-  else runRequestFilters(ctx, route.filters, 0, proceed);
+  return route;
 }
 
 /** After the request filters: answer directly or forward upstream. */

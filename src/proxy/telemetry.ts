@@ -10,6 +10,7 @@ import { Tracing } from '../observability/tracing.ts';
 import type { StreamContext } from './context.ts';
 import type { Snapshot } from './snapshot.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
+import { upstreamDecisions } from './upstream/decisions.ts';
 
 /** Spans wait this long in the batch before export. */
 const TRACE_EXPORT_DELAY_MS = 500;
@@ -190,6 +191,13 @@ export class Telemetry {
         upstreamMs: upstreamMs < 0 ? undefined : round(upstreamMs),
         proxyMs: round(upstreamMs < 0 ? durationMs : durationMs - upstreamMs),
         tries: ctx.tries,
+        // The upstream phase's decisions (docs/resilience.md), only when there is one to tell.
+        tryLog: ctx.tryLog === null ? undefined : upstreamDecisions(ctx).tryLog,
+        subset: ctx.destination?.subset,
+        refusal: ctx.refusal ?? undefined,
+        retryStop: ctx.retryStop ?? undefined,
+        faultDelayMs: ctx.faultDelayMs > 0 ? ctx.faultDelayMs : undefined,
+        mirrored: ctx.mirrored ? true : undefined,
         userAgent: ctx.header('user-agent'),
       });
     }

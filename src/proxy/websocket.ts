@@ -13,8 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { Client as ClientType, Dispatcher } from 'undici';
 import { runRequestFilters } from './chain/filters.ts';
 import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
-import { readRequestHead } from './request-head.ts';
-import { redirectToHttps, sendDirect } from './stream.ts';
+import { routeRequest, sendDirect } from './stream.ts';
 import { prepareUpgrade, UpstreamCall } from './upstream/forward.ts';
 
 const Client: typeof ClientType = createRequire(import.meta.url)('undici/lib/dispatcher/client.js');
@@ -37,21 +36,8 @@ export function handleUpgrade(
   ctx.upgradeHead = head;
   track(ctx);
   host.onStreamStart(ctx);
-  if (!readRequestHead(ctx)) return;
-  if (listener.config.redirectToHttps) {
-    redirectToHttps(ctx);
-    return;
-  }
-  const route = ctx.snapshot.router.match(ctx);
-  if (route === null) {
-    ctx.fail('MG_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`);
-    return;
-  }
-  ctx.route = route;
-  if (route.redirectToHttps && listener.tls === null) {
-    redirectToHttps(ctx);
-    return;
-  }
+  const route = routeRequest(ctx);
+  if (route === null) return;
   if (route.filters.length === 0) connectUpstream(ctx);
   else runRequestFilters(ctx, route.filters, 0, connectUpstream);
 }

@@ -338,6 +338,57 @@ describe('access log', () => {
     }
   });
 
+  it('tells the upstream decisions: the tries retried and why, a refusal', async () => {
+    const file = join(dir, 'decisions.log');
+    let calls = 0;
+    const flaky = await startUpstream((_req, res) => {
+      res.statusCode = ++calls === 1 ? 503 : 200;
+      res.end();
+    });
+    const gw = await startGateway({
+      listeners: [{ name: 'main' }],
+      observability: {
+        accessLog: { output: file, fields: ['status', 'tries', 'tryLog', 'refusal', 'retryStop', 'code'] },
+      },
+      services: [
+        {
+          name: 'flaky',
+          endpoints: [{ url: flaky.url }],
+          retries: { attempts: 1, on: ['gateway-error'], backoff: { base: '1ms' } },
+        },
+        { name: 'closed', endpoints: [{ url: flaky.url }], circuitBreaker: { maxRequests: 0 } },
+      ],
+      routes: [
+        { name: 'flaky', match: { path: '/flaky' }, service: 'flaky' },
+        { name: 'closed', match: { path: '/closed' }, service: 'closed' },
+      ],
+    });
+    try {
+      assert.equal((await send(`${gw.url()}/flaky`)).status, 200);
+      assert.equal((await send(`${gw.url()}/closed`)).status, 503);
+      const [retried, refused] = await lines(file, 2);
+      const endpoint = new URL(flaky.url).host;
+      assert.deepEqual(retried, {
+        status: 200,
+        tries: 2,
+        tryLog: [
+          { endpoint, outcome: 'status 503' },
+          { endpoint, outcome: 'status 200' },
+        ],
+        code: null,
+      });
+      assert.deepEqual(refused, {
+        status: 503,
+        tries: 0,
+        refusal: 'circuit-open:maxRequests',
+        code: 'MG_CIRCUIT_OPEN',
+      });
+    } finally {
+      await gw.close();
+      await flaky.close();
+    }
+  });
+
   it('keeps only the allowed fields, and samples', async () => {
     const few = join(dir, 'few.log');
     const none = join(dir, 'none.log');

@@ -76,6 +76,7 @@ describe('WebSocket', () => {
         { name: 'chat', match: { path: '/chat/*' }, service: 'chat' },
         { name: 'direct', match: { path: '/direct' }, directResponse: { status: 200, body: 'not a socket' } },
         { name: 'guarded', match: { path: '/guarded/*' }, service: 'chat', plugins: [{ name: 'key-auth' }] },
+        { name: 'main-only', match: { path: '/main-only/*' }, service: 'chat', listeners: ['main'] },
       ],
     });
   });
@@ -170,6 +171,15 @@ describe('WebSocket', () => {
     assert.equal(r.status, 401);
     assert.equal(JSON.parse(r.body).code, 'MG_UNAUTHORIZED');
     assert.equal(upstream.seen.length, seen, 'the upstream never saw the request');
+  });
+
+  it('a route bound to one listener upgrades there only', async () => {
+    const ws = new WebSocket(wsUrl(gw, '/main-only/x', 'main'));
+    await opened(ws);
+    ws.close();
+    await closed(ws);
+    const r = await refusedStatus(new WebSocket(wsUrl(gw, '/main-only/x', 'idle')));
+    assert.equal(r.status, 404);
   });
 
   it('no route → 404, not upgraded', async () => {
