@@ -5,6 +5,7 @@
 #   bench/compare.sh                       # bare route vs jwt + rate-limit, 1 worker
 #   VARIANTS="bare plugins" ROUNDS=5 DURATION=8 bench/compare.sh
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
+#   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 # Prints a Markdown table: median req/s, p50/p99, and each variant relative to the first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,9 +22,23 @@ TOKEN=$(node "$ROOT/bench/token.ts")
 RUN=$(mktemp -d /tmp/meshgate-compare.XXXX)
 trap 'cleanup_all; rm -rf "$RUN"' EXIT
 
+# `at-REV`: the commit REV checked out and built once under /tmp (with this tree's node_modules),
+# serving the same bare config: a regression hunt measures against history in one run.
+build_at() {
+  local rev=$1 dir=/tmp/meshgate-at-$1
+  if [[ ! -f $dir/dist/cli/main.js ]]; then
+    rm -rf "$dir"
+    git -C "$ROOT" worktree add --force --detach "$dir" "$rev" >/dev/null
+    ln -s "$ROOT/node_modules" "$dir/node_modules"
+    (cd "$dir" && node_modules/.bin/tsc -p tsconfig.build.json) || die "cannot build $rev"
+  fi
+}
+for v in $VARIANTS; do [[ $v != at-* ]] || build_at "${v#at-}"; done
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
+    at-*) echo "node /tmp/meshgate-$1/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     plugins) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;

@@ -4,10 +4,12 @@
  * `gateway_*` for the gateway role, `mesh_*` for sidecars: the same shapes under two prefixes.
  *
  * Labels are bounded: route and service names come from the config, methods from a fixed list, status
- * as a class (2xx…); never paths, ids or addresses. Per request the proxy touches pre-resolved label
- * children (cached per route), so a request costs a few increments, not label hashing.
+ * as a class (2xx…); never paths, ids or addresses. Per request the proxy touches series resolved once
+ * per (route, service, method, status class) (series.ts), so a request costs a few additions, not
+ * label hashing; the rare outcomes (errors, retries, refusals) use prom-client's own counters.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { type CounterSeries, type HistogramSeries, SeriesCounter, SeriesHistogram } from './series.ts';
 
 export type MetricsRole = 'gateway' | 'mesh';
 
@@ -17,17 +19,26 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'];
+const METHOD_INDEX = new Map(METHODS.map((m, i) => [m, i]));
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+/** Slots per method in a route and service's children: the five classes and `other`. */
+const CLASS_SLOTS = STATUS_CLASSES.length + 1;
 
 /** The `code` of gateway_errors_total for a 5xx the upstream sent (local replies carry an MG_* code). */
 export const UPSTREAM_5XX = 'upstream_5xx';
 
 export function methodLabel(method: string): string {
-  return METHODS.includes(method) ? method : 'OTHER';
+  return METHOD_INDEX.has(method) ? method : 'OTHER';
 }
 
 export function statusClass(status: number): string {
   return STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other';
+}
+
+/** 0..4 for 1xx..5xx, 5 for anything else (0: the client went away). */
+function classSlot(status: number): number {
+  const c = Math.floor(status / 100) - 1;
+  return c >= 0 && c < STATUS_CLASSES.length ? c : STATUS_CLASSES.length;
 }
 
 /** What the metrics read of a finished request. */
@@ -46,27 +57,34 @@ export interface RequestOutcome {
   bytesOut: number;
 }
 
+/** The series one request touches, for one (route, service, method, status class). */
 interface Children {
-  requests: Counter.Internal;
-  duration: Histogram.Internal<string>;
-  upstream: Histogram.Internal<string>;
-  overhead: Histogram.Internal<string>;
+  requests: CounterSeries;
+  duration: HistogramSeries;
+  upstream: HistogramSeries;
+  overhead: HistogramSeries;
+  bytesIn: CounterSeries;
+  bytesOut: CounterSeries;
 }
 
 export class ProxyMetrics {
   readonly registry: Registry;
   readonly role: MetricsRole;
-  private readonly requests: Counter<string>;
-  private readonly duration: Histogram<string>;
-  private readonly upstream: Histogram<string>;
-  private readonly overhead: Histogram<string>;
+  private readonly requests: SeriesCounter;
+  private readonly duration: SeriesHistogram;
+  private readonly upstream: SeriesHistogram;
+  private readonly overhead: SeriesHistogram;
+  private readonly bytesIn: SeriesCounter;
+  private readonly bytesOut: SeriesCounter;
   private readonly errors: Counter<string>;
   private readonly retries: Counter<string>;
   private readonly rateLimited: Counter<string>;
   private readonly authRejected: Counter<string>;
-  private readonly bytesIn: Counter<string>;
-  private readonly bytesOut: Counter<string>;
-  private readonly children = new Map<string, Children>();
+  /** route → service → children by method × status class. */
+  private readonly children = new Map<string, Map<string, (Children | undefined)[]>>();
+  /** Series shared by every method and class of a route and service (upstream time, bytes). */
+  private readonly perRouteService = new Map<string, Pick<Children, 'upstream' | 'bytesIn' | 'bytesOut'>>();
+  private readonly perRoute = new Map<string, HistogramSeries>();
 
   constructor(role: MetricsRole, registry = new Registry()) {
     this.role = role;
@@ -75,34 +93,29 @@ export class ProxyMetrics {
     // often a blocked event loop or a growing heap.
     collectDefaultMetrics({ register: registry });
     const p = role;
-    const labels = ['route', 'service', 'method', 'status_class'];
-    this.requests = new Counter({
-      name: `${p}_requests_total`,
-      help: 'Requests handled, by route, service, method and status class.',
-      labelNames: labels,
-      registers: [registry],
-    });
-    this.duration = new Histogram({
-      name: `${p}_request_duration_seconds`,
-      help: 'Time from the request arriving to the response ending, seconds.',
-      labelNames: labels,
-      buckets: DURATION_BUCKETS,
-      registers: [registry],
-    });
-    this.upstream = new Histogram({
-      name: `${p}_upstream_duration_seconds`,
-      help: 'Time the upstream took, from the request sent to the response end (all tries), seconds.',
-      labelNames: ['route', 'service'],
-      buckets: DURATION_BUCKETS,
-      registers: [registry],
-    });
-    this.overhead = new Histogram({
-      name: `${p}_proxy_overhead_seconds`,
-      help: 'Time the proxy added: total duration minus upstream time, seconds.',
-      labelNames: ['route'],
-      buckets: OVERHEAD_BUCKETS,
-      registers: [registry],
-    });
+    this.requests = new SeriesCounter(
+      `${p}_requests_total`,
+      'Requests handled, by route, service, method and status class.',
+      registry,
+    );
+    this.duration = new SeriesHistogram(
+      `${p}_request_duration_seconds`,
+      'Time from the request arriving to the response ending, seconds.',
+      DURATION_BUCKETS,
+      registry,
+    );
+    this.upstream = new SeriesHistogram(
+      `${p}_upstream_duration_seconds`,
+      'Time the upstream took, from the request sent to the response end (all tries), seconds.',
+      DURATION_BUCKETS,
+      registry,
+    );
+    this.overhead = new SeriesHistogram(
+      `${p}_proxy_overhead_seconds`,
+      'Time the proxy added: total duration minus upstream time, seconds.',
+      OVERHEAD_BUCKETS,
+      registry,
+    );
     this.errors = new Counter({
       name: `${p}_errors_total`,
       help: 'Requests that ended in an error: a local reply or failure by its code (MG_*), or an upstream 5xx (upstream_5xx).',
@@ -127,18 +140,12 @@ export class ProxyMetrics {
       labelNames: ['route', 'code'],
       registers: [registry],
     });
-    this.bytesIn = new Counter({
-      name: `${p}_request_bytes_total`,
-      help: 'Request body bytes sent upstream.',
-      labelNames: ['route', 'service'],
-      registers: [registry],
-    });
-    this.bytesOut = new Counter({
-      name: `${p}_response_bytes_total`,
-      help: 'Response body bytes sent to clients from upstreams.',
-      labelNames: ['route', 'service'],
-      registers: [registry],
-    });
+    this.bytesIn = new SeriesCounter(`${p}_request_bytes_total`, 'Request body bytes sent upstream.', registry);
+    this.bytesOut = new SeriesCounter(
+      `${p}_response_bytes_total`,
+      'Response body bytes sent to clients from upstreams.',
+      registry,
+    );
   }
 
   /**
@@ -187,29 +194,52 @@ export class ProxyMetrics {
     });
   }
 
-  observe(o: RequestOutcome): void {
-    const cls = statusClass(o.status);
-    const key = `${o.route}\u0000${o.service}\u0000${o.method}\u0000${cls}`;
-    let c = this.children.get(key);
-    if (c === undefined) {
-      const values = [o.route, o.service, methodLabel(o.method), cls];
-      c = {
-        requests: this.requests.labels(...values),
-        duration: this.duration.labels(...values),
-        upstream: this.upstream.labels(o.route, o.service),
-        overhead: this.overhead.labels(o.route),
+  private childrenOf(route: string, service: string, method: string, status: number): Children {
+    let byService = this.children.get(route);
+    if (byService === undefined) {
+      byService = new Map();
+      this.children.set(route, byService);
+    }
+    let slots = byService.get(service);
+    if (slots === undefined) {
+      slots = new Array((METHODS.length + 1) * CLASS_SLOTS);
+      byService.set(service, slots);
+    }
+    const slot = (METHOD_INDEX.get(method) ?? METHODS.length) * CLASS_SLOTS + classSlot(status);
+    return (slots[slot] ??= this.newChildren(route, service, methodLabel(method), statusClass(status)));
+  }
+
+  private newChildren(route: string, service: string, method: string, cls: string): Children {
+    const labels = { route, service, method, status_class: cls };
+    const key = `${route}\u0000${service}`;
+    let shared = this.perRouteService.get(key);
+    if (shared === undefined) {
+      shared = {
+        upstream: this.upstream.series({ route, service }),
+        bytesIn: this.bytesIn.series({ route, service }),
+        bytesOut: this.bytesOut.series({ route, service }),
       };
-      this.children.set(key, c);
+      this.perRouteService.set(key, shared);
     }
-    c.requests.inc();
-    c.duration.observe(o.durationSeconds);
+    let overhead = this.perRoute.get(route);
+    if (overhead === undefined) {
+      overhead = this.overhead.series({ route });
+      this.perRoute.set(route, overhead);
+    }
+    return { requests: this.requests.series(labels), duration: this.duration.series(labels), overhead, ...shared };
+  }
+
+  observe(o: RequestOutcome): void {
+    const c = this.childrenOf(o.route, o.service, o.method, o.status);
+    c.requests.value++;
+    this.duration.observe(c.duration, o.durationSeconds);
     if (o.upstreamSeconds >= 0) {
-      c.upstream.observe(o.upstreamSeconds);
-      c.overhead.observe(Math.max(0, o.durationSeconds - o.upstreamSeconds));
+      this.upstream.observe(c.upstream, o.upstreamSeconds);
+      this.overhead.observe(c.overhead, Math.max(0, o.durationSeconds - o.upstreamSeconds));
     }
+    c.bytesIn.value += o.bytesIn;
+    c.bytesOut.value += o.bytesOut;
     if (o.tries > 1) this.retries.labels(o.route, o.service).inc(o.tries - 1);
-    if (o.bytesIn > 0) this.bytesIn.labels(o.route, o.service).inc(o.bytesIn);
-    if (o.bytesOut > 0) this.bytesOut.labels(o.route, o.service).inc(o.bytesOut);
     if (o.code !== null && (o.status >= 400 || o.status === 0)) {
       this.errors.labels(o.route, o.service, o.code).inc();
       if (o.status === 429) this.rateLimited.labels(o.route).inc();
