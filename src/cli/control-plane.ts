@@ -18,7 +18,7 @@ import {
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
-import { listenError } from './gateway.ts';
+import { listenError } from './options.ts';
 
 export const usage = `Usage: meshgate control-plane [--config DIR|FILE] [options]
 

@@ -17,7 +17,8 @@ import { createPluginCatalog } from '../plugins/index.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
-import { parsePort, startMeshProxy } from './mesh-proxy.ts';
+import { startMeshProxy } from './mesh-proxy.ts';
+import { listenError, parsePort, parseWorkers } from './options.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
        meshgate gateway --control-plane URL [options]
@@ -54,19 +55,6 @@ function warnPerProcessLimits(config: Config, workers: number, log: Logger) {
     );
 }
 
-/** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
-export function listenError(e: unknown): string {
-  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  const reasons: Record<string, string> = {
-    EADDRINUSE: 'address already in use (another process holds the port)',
-    EACCES: 'permission denied (ports below 1024 need privileges)',
-    EADDRNOTAVAIL: 'address not available on this machine',
-  };
-  if (err.syscall === 'listen' && err.code)
-    return `cannot listen on ${err.address}:${err.port}: ${reasons[err.code] ?? err.code}`;
-  return err.message;
-}
-
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -98,8 +86,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: --drain "${values.drain}" is not a duration (e.g. 10s)`);
     return 2;
   }
-  const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 0 || workers > 256) {
+  const workers = parseWorkers(values.workers, availableParallelism());
+  if (workers === undefined) {
     console.error(`meshgate gateway: --workers "${values.workers}" is not a number from 0 to 256`);
     return 2;
   }

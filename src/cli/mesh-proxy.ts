@@ -13,7 +13,7 @@ import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
-import { listenError } from './gateway.ts';
+import { listenError } from './options.ts';
 
 export interface MeshProxy {
   plane: DeferredDataPlane;
@@ -71,27 +71,4 @@ export async function startMeshProxy(options: {
   }
   subscription.start();
   return { plane, admin, subscription };
-}
-
-/** `--labels version=v2,zone=eu-1` → `{ version: 'v2', zone: 'eu-1' }`; throws on a malformed pair. */
-export function parseLabels(text: string | undefined): Record<string, string> {
-  const labels: Record<string, string> = {};
-  if (!text) return labels;
-  for (const pair of text.split(',')) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new Error(`"${pair}" is not key=value`);
-    labels[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
-  }
-  return labels;
-}
-
-/** `--workers`: 0 (the default for sidecars) runs the proxy in this process. */
-export function parseWorkers(text: string | undefined, fallback: number): number | undefined {
-  const n = text === undefined ? fallback : Number(text);
-  return Number.isInteger(n) && n >= 0 && n <= 256 ? n : undefined;
-}
-
-export function parsePort(text: string | undefined, fallback: number): number | undefined {
-  const n = text === undefined ? fallback : Number(text);
-  return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
 }

@@ -23,7 +23,8 @@ import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
-import { parseLabels, parsePort, parseWorkers, startMeshProxy } from './mesh-proxy.ts';
+import { startMeshProxy } from './mesh-proxy.ts';
+import { parseLabels, parsePort, parseWorkers } from './options.ts';
 
 export const usage = `Usage: meshgate sidecar --service NAME --app URL [options]
 

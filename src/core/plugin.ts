@@ -56,6 +56,7 @@ export interface RequestContext {
   readonly serviceName: string | undefined;
   /** Request header as it will go upstream (lower-case name; repeated values joined with `, `). */
   header(name: string): string | undefined;
+  /** Replaces every value the header had (a client's repeated copies included) with `value`. */
   setHeader(name: string, value: string): void;
   removeHeader(name: string): void;
   consumer: Consumer | null;
@@ -77,6 +78,7 @@ export interface ResponseHead {
   header(name: string): string | undefined;
   /** Every header, names lower-case (a repeated header as one entry with a list). */
   entries(): Iterable<[string, string | string[]]>;
+  /** Replaces every value the header had with `value`. */
   setHeader(name: string, value: string): void;
   removeHeader(name: string): void;
 }

@@ -15,6 +15,7 @@ import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/err
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import type { RequestTrace } from '../observability/tracing.ts';
 import { runLogFilters } from './chain/filters.ts';
+import { removeHeader, setHeader } from './headers.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
@@ -195,24 +196,11 @@ export class StreamContext implements MatchInput, RequestContext {
   }
 
   setHeader(name: string, value: string): void {
-    const h = this.headers;
-    for (let i = 0; i < h.length; i += 2)
-      if (h[i] === name) {
-        h[i + 1] = value;
-        return;
-      }
-    h.push(name, value);
+    setHeader(this.headers, name, value);
   }
 
   removeHeader(name: string): void {
-    const h = this.headers;
-    let w = 0;
-    for (let r = 0; r < h.length; r += 2) {
-      if (h[r] === name) continue;
-      h[w++] = h[r]!;
-      h[w++] = h[r + 1]!;
-    }
-    h.length = w;
+    removeHeader(this.headers, name);
   }
 
   limitRequestBody(maxBytes: number): void {

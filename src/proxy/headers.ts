@@ -98,6 +98,34 @@ export function removeHeaders(flat: string[], names: ReadonlySet<string>): void 
   flat.length = w;
 }
 
+/** Removes every entry named `name` from a flat `[name, value, …]` list in place. */
+export function removeHeader(flat: unknown[], name: string): void {
+  let w = 0;
+  for (let r = 0; r < flat.length; r += 2) {
+    if (flat[r] === name) continue;
+    flat[w++] = flat[r];
+    flat[w++] = flat[r + 1];
+  }
+  flat.length = w;
+}
+
+/** Sets `name` to `value` in a flat list: the first entry takes the value, later repeats go. */
+export function setHeader(flat: unknown[], name: string, value: string): void {
+  let found = false;
+  let w = 0;
+  for (let r = 0; r < flat.length; r += 2) {
+    if (flat[r] === name) {
+      if (found) continue;
+      found = true;
+      flat[r + 1] = value;
+    }
+    flat[w++] = flat[r];
+    flat[w++] = flat[r + 1];
+  }
+  flat.length = w;
+  if (!found) flat.push(name, value);
+}
+
 /** `Forwarded` element for one hop (RFC 7239): IPv6 and ports need quoting. */
 export function forwardedElement(forAddress: string, host: string, proto: string): string {
   const node = forAddress.includes(':') ? `"[${forAddress}]"` : forAddress;

@@ -13,6 +13,7 @@ import {
   type ResponseHead,
 } from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
+import { removeHeader, setHeader } from '../headers.ts';
 
 /** One plugin in a route's chain, compiled for the snapshot. */
 export interface CompiledFilter {
@@ -121,13 +122,7 @@ export class FlatResponseHead implements ResponseHead {
   }
 
   setHeader(name: string, value: string): void {
-    const h = this.headers;
-    for (let i = 0; i < h.length; i += 2)
-      if (h[i] === name) {
-        h[i + 1] = value;
-        return;
-      }
-    h.push(name, value);
+    setHeader(this.headers, name, value);
   }
 
   *entries(): Iterable<[string, string | string[]]> {
@@ -136,14 +131,7 @@ export class FlatResponseHead implements ResponseHead {
   }
 
   removeHeader(name: string): void {
-    const h = this.headers;
-    let w = 0;
-    for (let r = 0; r < h.length; r += 2) {
-      if (h[r] === name) continue;
-      h[w++] = h[r]!;
-      h[w++] = h[r + 1]!;
-    }
-    h.length = w;
+    removeHeader(this.headers, name);
   }
 }
 

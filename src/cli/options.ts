@@ -1,0 +1,38 @@
+/** What several commands share: reading option values, and saying why a listener could not bind. */
+
+/** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
+export function listenError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const reasons: Record<string, string> = {
+    EADDRINUSE: 'address already in use (another process holds the port)',
+    EACCES: 'permission denied (ports below 1024 need privileges)',
+    EADDRNOTAVAIL: 'address not available on this machine',
+  };
+  if (err.syscall === 'listen' && err.code)
+    return `cannot listen on ${err.address}:${err.port}: ${reasons[err.code] ?? err.code}`;
+  return err.message;
+}
+
+/** `--labels version=v2,zone=eu-1` → `{ version: 'v2', zone: 'eu-1' }`; throws on a malformed pair. */
+export function parseLabels(text: string | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (!text) return labels;
+  for (const pair of text.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`"${pair}" is not key=value`);
+    labels[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return labels;
+}
+
+/** `--workers`: 0 to 256; 0 runs the proxy in this process. Undefined when `text` is not one. */
+export function parseWorkers(text: string | undefined, fallback: number): number | undefined {
+  const n = text === undefined ? fallback : Number(text);
+  return Number.isInteger(n) && n >= 0 && n <= 256 ? n : undefined;
+}
+
+/** A port number from 0 to 65535 (0: any free port); undefined when `text` is not one. */
+export function parsePort(text: string | undefined, fallback: number): number | undefined {
+  const n = text === undefined ? fallback : Number(text);
+  return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
+}
