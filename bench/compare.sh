@@ -6,7 +6,10 @@
 #   VARIANTS="bare plugins" ROUNDS=5 DURATION=8 bench/compare.sh
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
-# Prints a Markdown table: median req/s, p50/p99, and each variant relative to the first.
+#   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
+# Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
+# (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
+# relative to the first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIT=${BENCH_KIT:-$ROOT/../shared/bench}
@@ -44,6 +47,7 @@ variant_cmd() {
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
+    floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
     *) die "unknown variant $1" ;;
   esac
 }
@@ -51,15 +55,20 @@ path_of() { [[ $1 == plugins ]] && echo "/api/v1/items/42?verbose=1&access_token
 
 start_upstream "$RUN"
 export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
+TICK=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
     PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
     wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
+    cpu0=$(tree_cpu "$pid")
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$(path_of "$v")")
+    cpu1=$(tree_cpu "$pid")
     rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out")
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
+    us=$(awk -v c=$((cpu1 - cpu0)) -v t="$TICK" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')
     p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
     p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
     non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
@@ -67,19 +76,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
     RPS[$v]+="$rps "
     P50[$v]+="$p50 "
     P99[$v]+="$p99 "
-    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99"
+    CPU[$v]+="$us "
+    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request"
     stop_tree "$pid"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ms() { sed -E 's/([0-9.]+)us/\1e-3/; s/([0-9.]+)ms/\1/; s/([0-9.]+)s$/\1e3/' | awk '{ printf "%.2f", $1 }'; }
 first=""
-echo "| variant | req/s (median of $ROUNDS) | rounds | p50 ms | p99 ms | × $(echo "$VARIANTS" | awk '{print $1}') |"
-echo "|---|--:|---|--:|--:|--:|"
+echo "| variant | req/s (median of $ROUNDS) | rounds | p50 ms | p99 ms | CPU µs per request | × $(echo "$VARIANTS" | awk '{print $1}') |"
+echo "|---|--:|---|--:|--:|--:|--:|"
 for v in $VARIANTS; do
   m=$(echo "${RPS[$v]}" | median)
   [[ -n $first ]] || first=$m
   p50=$(for x in ${P50[$v]}; do echo "$x" | ms; echo; done | median)
   p99=$(for x in ${P99[$v]}; do echo "$x" | ms; echo; done | median)
-  echo "| $v | $m | ${RPS[$v]}| $p50 | $p99 | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
+  cpu=$(echo "${CPU[$v]}" | median)
+  echo "| $v | $m | ${RPS[$v]}| $p50 | $p99 | $cpu | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
 done
