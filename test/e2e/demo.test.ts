@@ -18,10 +18,13 @@ const STOP_BUDGET_MS = 20_000;
 const GATEWAY = 'http://127.0.0.1:8080';
 const TRACES = 'http://127.0.0.1:4318';
 
-/** `node examples/proptech/main.ts` → the arguments after `node`, so the test runs what `npm start` runs. */
+/**
+ * `exec node examples/proptech/main.ts` → the arguments after `node`, so the test runs what `npm start`
+ * runs. (`exec` makes the demo the process npm signals, so a SIGTERM to npm stops it.)
+ */
 function startCommand(): string[] {
   const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
-  const [node, ...args] = pkg.scripts.start.split(' ');
+  const [node, ...args] = pkg.scripts.start.replace(/^exec /, '').split(' ');
   assert.equal(node, 'node', 'npm start runs a node entry');
   return args;
 }
