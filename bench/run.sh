@@ -4,6 +4,7 @@
 #
 #   npm run bench                                   # every target, 3 rounds
 #   TARGETS="direct nginx-1w node-undici-min node-http-proxy project" ROUNDS=5 npm run bench
+#   MESHGATE_WORKERS=0 npm run bench               # one process, like the Node.js peers (default 1: primary + worker)
 #   MESHGATE_WORKERS=2 MESHGATE_CONFIG=bench/bench.yaml npm run bench
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
