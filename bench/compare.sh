@@ -7,6 +7,7 @@
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
+#   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -24,6 +25,24 @@ export BENCH_JWT_SECRET=${BENCH_JWT_SECRET:-bench-secret-0123456789abcdef-012345
 TOKEN=$(node "$ROOT/bench/token.ts")
 RUN=$(mktemp -d /tmp/meshgate-compare.XXXX)
 trap 'cleanup_all; rm -rf "$RUN"' EXIT
+
+# `fresh-tokens`: the plugins config, but wrk sends each of FRESH_TOKENS distinct tokens in turn (the
+# two threads half the list apart), more than the jwt plugin remembers, so every request pays a
+# signature check.
+FRESH_TOKENS=${FRESH_TOKENS:-50000}
+if [[ " $VARIANTS " == *" fresh-tokens "* ]]; then
+  log "signing $FRESH_TOKENS tokens"
+  {
+    echo 'local t = {'
+    node "$ROOT/bench/token.ts" "$FRESH_TOKENS" | sed 's/.*/"&",/'
+    echo '}'
+    echo 'local n = #t'
+    echo 'local started = 0'
+    echo 'function setup(thread) thread:set("start", started * math.floor(n / 2)); started = started + 1 end'
+    echo 'function init(args) i = start or 0 end'
+    echo 'function request() i = i % n + 1; return wrk.format(nil, "/api/v1/items/42?verbose=1&access_token=" .. t[i]) end'
+  } >"$RUN/fresh-tokens.lua"
+fi
 
 # `at-REV`: the commit REV checked out and built once under /tmp (with this tree's node_modules),
 # serving the same bare config: a regression hunt measures against history in one run.
@@ -43,7 +62,7 @@ variant_cmd() {
   case $1 in
     at-*) echo "node /tmp/meshgate-$1/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
-    plugins) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
+    plugins | fresh-tokens) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
@@ -51,7 +70,8 @@ variant_cmd() {
     *) die "unknown variant $1" ;;
   esac
 }
-path_of() { [[ $1 == plugins ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+path_of() { [[ $1 == plugins || $1 == fresh-tokens ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+script_of() { [[ $1 == fresh-tokens ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
 
 start_upstream "$RUN"
 export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
@@ -62,9 +82,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
+    # shellcheck disable=SC2046 # script_of is empty or two words
+    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
     cpu0=$(tree_cpu "$pid")
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$(path_of "$v")")
+    # shellcheck disable=SC2046
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")")
     cpu1=$(tree_cpu "$pid")
     rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out")
     n=$(awk '/requests in/ { print $1 }' <<<"$out")

@@ -309,4 +309,13 @@ describe('jwt plugin', () => {
     assert.equal((await call(`/cookie/1?access_token=${t}`)).status, 200);
     assert.equal((await call('/cookie/1', t)).status, 401, 'the Authorization header is not a configured source');
   });
+
+  it('a malformed escape in a cookie or query token is an invalid token (401), not a plugin failure', async () => {
+    const fromCookie = await call('/cookie/1', undefined, { cookie: 'session=%E0%A4%A' });
+    assert.equal(fromCookie.status, 401);
+    assert.match(String(fromCookie.headers['www-authenticate']), /invalid_token/);
+    const fromQuery = await call('/cookie/1?access_token=%E0%A4%A');
+    assert.equal(fromQuery.status, 401);
+    assert.match(String(fromQuery.headers['www-authenticate']), /invalid_token/);
+  });
 });

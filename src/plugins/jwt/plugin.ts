@@ -9,6 +9,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import { parseDuration } from '../../core/duration.ts';
 import { definePlugin, type Filter, type LocalReply, type RequestContext } from '../../core/plugin.ts';
+import { cookieValue, queryValue } from '../../core/request-values.ts';
 import { authenticate } from '../shared/identity.ts';
 import { type IssuerKey, issuerKeys } from './keys.ts';
 import { type JwtConfig, jwtSchema, type TokenSource } from './schema.ts';
@@ -50,15 +51,6 @@ function reason(e: unknown): string {
   return 'the token is malformed';
 }
 
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}
-
 function tokenOf(ctx: RequestContext, sources: readonly TokenSource[]): string | undefined {
   for (const source of sources) {
     if ('header' in source) {
@@ -67,11 +59,11 @@ function tokenOf(ctx: RequestContext, sources: readonly TokenSource[]): string |
       if (source.header !== 'authorization') return value;
       if (value.length > 7 && value.slice(0, 7).toLowerCase() === 'bearer ') return value.slice(7).trim();
     } else if ('cookie' in source) {
-      const value = cookie(ctx.header('cookie'), source.cookie);
+      const value = cookieValue(ctx.header('cookie'), source.cookie);
       if (value !== undefined) return value;
-    } else if (ctx.query !== '') {
-      const value = new URLSearchParams(ctx.query).get(source.query);
-      if (value !== null) return value;
+    } else {
+      const value = queryValue(ctx.query, source.query);
+      if (value !== undefined) return value;
     }
   }
   return undefined;

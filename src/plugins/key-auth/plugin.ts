@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Consumer } from '../../core/plugin.ts';
 import { definePlugin, type Filter, type LocalReply } from '../../core/plugin.ts';
+import { queryValue } from '../../core/request-values.ts';
 import { authenticate } from '../shared/identity.ts';
 import { type KeyAuthConfig, keyAuthSchema } from './schema.ts';
 
@@ -69,16 +70,15 @@ export default definePlugin<KeyAuthConfig>({
             }
           }
         if (key === undefined && inQuery && ctx.query !== '') {
-          const params = new URLSearchParams(ctx.query);
           for (const name of names) {
-            const value = params.get(name);
-            if (value !== null) {
-              key = value;
+            key = queryValue(ctx.query, name);
+            if (key !== undefined) {
               fromQuery = name;
               break;
             }
           }
           if (fromQuery !== undefined && hide) {
+            const params = new URLSearchParams(ctx.query);
             params.delete(fromQuery);
             ctx.query = params.toString();
           }

@@ -11,7 +11,7 @@
  * The first candidate whose conditions all hold wins.
  */
 import type { RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
-import { cookieValue } from '../request-values.ts';
+import { cookieValue, queryValue } from '../../core/request-values.ts';
 
 /** What the router may ask of a request, beyond method, host and path. */
 export interface MatchInput {
@@ -83,12 +83,6 @@ export function compileValueTest(condition: ValueMatchConfig): ValueTest {
   return (v) => (v !== undefined) === present;
 }
 
-function queryParam(query: string, name: string): string | undefined {
-  if (query === '') return undefined;
-  // Only routes with query conditions get here; URLSearchParams decodes `+` and escapes as browsers do.
-  return new URLSearchParams(query).get(name) ?? undefined;
-}
-
 function conditionsHold<T>(c: Candidate<T>, input: MatchInput): boolean {
   if (c.methods !== null && !c.methods.has(input.method)) return false;
   for (let i = 0; i < c.headers.length; i++) {
@@ -97,7 +91,7 @@ function conditionsHold<T>(c: Candidate<T>, input: MatchInput): boolean {
   }
   for (let i = 0; i < c.query.length; i++) {
     const q = c.query[i]!;
-    if (!q.test(queryParam(input.query, q.name))) return false;
+    if (!q.test(queryValue(input.query, q.name))) return false;
   }
   for (let i = 0; i < c.cookies.length; i++) {
     const k = c.cookies[i]!;

@@ -3,7 +3,7 @@
  * per service or route) and a fast 32-bit string hash with good avalanche.
  */
 import type { HashOnConfig } from '../../api/config.ts';
-import { cookieValue, queryValue } from '../request-values.ts';
+import { cookieValue, queryValue } from '../../core/request-values.ts';
 
 /** What a hash key may be read from. */
 export interface HashInput {

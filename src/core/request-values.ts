@@ -1,6 +1,7 @@
 /**
- * Reading one cookie or one query parameter without parsing the rest: used by route matching on
- * cookies, consistent-hash keys and sticky splits, only when a route or service asks for them.
+ * Reading one cookie or one query parameter without parsing the rest of the header or query: route
+ * matching, consistent-hash keys, sticky splits and the credentials plugins read from them on the
+ * request path.
  */
 
 /** The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined. Quotes around a value are removed. */
