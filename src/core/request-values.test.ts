@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cookieValue, queryValue } from './request-values.ts';
+import { cookieValue, queryValue, withoutQueryParam } from './request-values.ts';
 
 describe('cookieValue', () => {
   it('finds a cookie by exact name', () => {
@@ -27,5 +27,15 @@ describe('queryValue', () => {
     assert.equal(queryValue('', 'a'), undefined);
     assert.equal(queryValue('ab=1', 'a'), undefined);
     assert.equal(queryValue('a=1&', 'b'), undefined);
+  });
+});
+
+describe('withoutQueryParam', () => {
+  it('drops every copy of the parameter and keeps the rest as sent', () => {
+    assert.equal(withoutQueryParam('a=1&key=x&b=%20+&key=y', 'key'), 'a=1&b=%20+');
+    assert.equal(withoutQueryParam('key=x', 'key'), '');
+    assert.equal(withoutQueryParam('k%65y=x&a', 'key'), 'a', 'an encoded name is the same name');
+    assert.equal(withoutQueryParam('a=1&&b=2', 'key'), 'a=1&b=2');
+    assert.equal(withoutQueryParam('keyring=1', 'key'), 'keyring=1');
   });
 });

@@ -43,6 +43,25 @@ export function queryValue(query: string, name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `query` without any parameter named `name`; every other byte stays as the client sent it (no
+ * re-encoding, which could change what the upstream reads).
+ */
+export function withoutQueryParam(query: string, name: string): string {
+  let out = '';
+  let start = 0;
+  while (start <= query.length) {
+    let end = query.indexOf('&', start);
+    if (end === -1) end = query.length;
+    const eq = query.indexOf('=', start);
+    const keyEnd = eq !== -1 && eq < end ? eq : end;
+    if (decode(query.slice(start, keyEnd)) !== name && end > start)
+      out = out === '' ? query.slice(start, end) : `${out}&${query.slice(start, end)}`;
+    start = end + 1;
+  }
+  return out;
+}
+
 function decode(text: string): string {
   if (text.indexOf('%') === -1 && text.indexOf('+') === -1) return text;
   const spaced = text.replace(/\+/g, ' ');

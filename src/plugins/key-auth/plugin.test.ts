@@ -52,6 +52,10 @@ describe('key-auth plugin', () => {
     const r = await call(`/k/1?a=1&apikey=${KEY}&b=2`);
     assert.equal(r.status, 200);
     assert.equal(r.json.url, '/k/1?a=1&b=2');
+    // The rest of the query reaches the upstream byte for byte (not re-encoded: %20 stays, + stays).
+    const kept = await call(`/k/1?q=a%20b+c&apikey=${KEY}&apikey=${KEY}&flag&x=%2F`);
+    assert.equal(kept.status, 200);
+    assert.equal(kept.json.url, '/k/1?q=a%20b+c&flag&x=%2F');
   });
 
   it('no key → 401 with a Key challenge; a wrong key → 401; neither reaches the upstream', async () => {

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Consumer } from '../../core/plugin.ts';
 import { definePlugin, type Filter, type LocalReply } from '../../core/plugin.ts';
-import { queryValue } from '../../core/request-values.ts';
+import { queryValue, withoutQueryParam } from '../../core/request-values.ts';
 import { authenticate } from '../shared/identity.ts';
 import { type KeyAuthConfig, keyAuthSchema } from './schema.ts';
 
@@ -77,11 +77,7 @@ export default definePlugin<KeyAuthConfig>({
               break;
             }
           }
-          if (fromQuery !== undefined && hide) {
-            const params = new URLSearchParams(ctx.query);
-            params.delete(fromQuery);
-            ctx.query = params.toString();
-          }
+          if (fromQuery !== undefined && hide) ctx.query = withoutQueryParam(ctx.query, fromQuery);
         }
         if (key === undefined || key === '') return missing;
         const d = digest(key);
