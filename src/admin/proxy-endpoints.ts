@@ -91,8 +91,6 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
       const views = await plane.query('services');
       return views.length ? { status: 200, body: mergeServices(views) } : NO_CONFIG;
     })
-    .route('GET /routes', async () => ({ status: 200, body: (await plane.query('routes'))[0] }))
-    .route('GET /services', async () => ({ status: 200, body: mergeServices(await plane.query('services')) }))
     .route('GET /workers', async () => ({ status: 200, body: { workers: await plane.query('status') } }))
     .route('GET /metrics', async () => {
       // One worker's metrics as they are; several summed (counters, histograms) by prom-client.

@@ -14,6 +14,8 @@ export type { ConfigIssue };
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 /** Mesh service names are host names: apps call `http://photo-service/…`. */
 export const SERVICE_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$';
+/** A mesh service name: what apps write as a host name. */
+export const SERVICE_NAME = new RegExp(SERVICE_PATTERN);
 const MeshName = (description: string) =>
   Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN, description });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {

@@ -6,7 +6,6 @@ import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
-import type { Config } from '../api/config.ts';
 import { ConfigFileSource } from '../config/file-source.ts';
 import { formatIssue } from '../config/issues.ts';
 import type { LoadResult } from '../config/load.ts';
@@ -39,21 +38,6 @@ Options:
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
       --no-watch        reload only on SIGHUP`;
-
-/** In-memory rate limits count per process: with several workers, say so instead of surprising anyone. */
-function warnPerProcessLimits(config: Config, workers: number, log: Logger) {
-  if (workers <= 1) return;
-  const lists = [
-    config.plugins,
-    ...(config.services ?? []).map((s) => s.plugins),
-    ...(config.routes ?? []).map((r) => r.plugins),
-  ];
-  if (lists.some((l) => l?.some((p) => p.name === 'rate-limit' && p.enabled !== false)))
-    log.warn(
-      { workers },
-      'rate limits are counted per worker process: each of the workers allows the full limit (use --workers 1 for one exact count)',
-    );
-}
 
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -125,7 +109,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     plane =
       workers === 0
         ? await InProcessDataPlane.start(first.value, { catalog, log })
-        : await WorkerDataPlane.start(first.value, workers, log, 'gateway');
+        : await WorkerDataPlane.start(first.value, workers, log);
   } catch (e) {
     console.error(`meshgate gateway: ${listenError(e)}`);
     return 1;
@@ -141,7 +125,6 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 1;
   }
   let hash = first.value.hash;
-  warnPerProcessLimits(first.value.config, workers, log);
   log.info(
     {
       listeners: plane.ports(),
@@ -164,7 +147,6 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       try {
         const report = await plane.apply(result.value);
         hash = report.hash;
-        warnPerProcessLimits(result.value.config, workers, log);
         log.info({ trigger, ...report, listeners: plane.ports() }, 'config applied');
       } catch (e) {
         log.error({ trigger, err: (e as Error).message }, 'config could not be applied; the running config is kept');

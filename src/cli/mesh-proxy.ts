@@ -42,7 +42,7 @@ export async function startMeshProxy(options: {
   const plane = new DeferredDataPlane((loaded) =>
     options.workers === 0
       ? InProcessDataPlane.start(loaded, { catalog, log, role, serviceName })
-      : WorkerDataPlane.start(loaded, options.workers, log, role),
+      : WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName }),
   );
   const subscription = new ControlPlaneSubscription({
     url: options.controlPlane,

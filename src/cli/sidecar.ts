@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { ProxyIdentity } from '../api/mesh.ts';
+import { type ProxyIdentity, SERVICE_NAME } from '../api/mesh.ts';
 import {
   DEFAULT_APP_READY_PATH,
   DEFAULT_CONTROL_PLANE_URL,
@@ -82,7 +82,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     return 2;
   };
   if (!values.service) return usageError('--service is required');
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(values.service))
+  if (!SERVICE_NAME.test(values.service))
     return usageError(`--service "${values.service}" is not a host name (letters, digits, "-" and ".")`);
   if (!values.app) return usageError('--app is required');
   if (!/^http:\/\/[^/?#]+\/?$/.test(values.app))

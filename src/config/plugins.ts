@@ -10,7 +10,7 @@ import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 import { checkAgainst } from './schema-check.ts';
 
-type Entry = { name?: unknown; path?: unknown; config?: unknown };
+type Entry = { name?: unknown; path?: unknown; config?: unknown; enabled?: unknown };
 
 /** Every plugin list in the config with its location. */
 export function pluginLists(config: Config): { at: Path; entries: Entry[] }[] {

@@ -17,22 +17,3 @@ export function parseDuration(text: string): number | undefined {
   }
   return text.length > 0 ? Math.round(total) : undefined;
 }
-
-/** Formats milliseconds as the shortest exact duration string, e.g. 90000 → `1m30s`. */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0';
-  let rest = ms;
-  let out = '';
-  for (const [unit, size] of [
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (rest >= size) {
-      out += Math.floor(rest / size) + unit;
-      rest %= size;
-    }
-  }
-  if (rest > 0) out += rest + 'ms';
-  return out;
-}

@@ -72,10 +72,6 @@ export class DeferredDataPlane implements DataPlane {
     this.start = start;
   }
 
-  get started(): boolean {
-    return this.inner !== null;
-  }
-
   ports() {
     return this.inner?.ports() ?? {};
   }

@@ -9,7 +9,6 @@ import type { CompiledRoute } from './snapshot.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
 export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'listeners' | 'metrics';
-export const PROXY_VIEWS: readonly ProxyView[] = ['status', 'config', 'routes', 'services', 'listeners', 'metrics'];
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;

@@ -2,6 +2,7 @@
  * Header hygiene shared by every listener: which request headers never go upstream, which response
  * headers never go back, and the forwarding headers the proxy sets itself.
  */
+import { REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER } from '../core/defaults.ts';
 
 /** What the request pass does with a header; everything not listed is forwarded as is. */
 export const H_DROP = 1; // hop-by-hop (RFC 9110 §7.6.1) or proxy-only: never forwarded
@@ -39,7 +40,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-consumer-groups', H_DROP],
   ['x-credential-identifier', H_DROP],
   ['host', H_HOST],
-  ['x-request-id', H_REQUEST_ID],
+  [REQUEST_ID_HEADER, H_REQUEST_ID],
   ['x-forwarded-for', H_XFF],
   // Trace context: read for the trace id, replaced when this proxy records spans.
   ['traceparent', H_TRACEPARENT],
@@ -57,7 +58,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   [':scheme', H_DROP],
   [':protocol', H_DROP],
   // The client's deadline for this proxy (docs/resilience.md); consumed here, not forwarded.
-  ['x-request-timeout', H_REQUEST_TIMEOUT],
+  [REQUEST_TIMEOUT_HEADER, H_REQUEST_TIMEOUT],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */
@@ -78,6 +79,8 @@ export const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
  * hop-by-hop, so they are removed too. Returns null in the common case of nothing to remove.
  */
 export function connectionListed(value: string): Set<string> | null {
+  // What nearly every client and upstream sends: nothing to strip, nothing to split.
+  if (value.length <= 10 && /^(?:keep-alive|close)$/i.test(value)) return null;
   let out: Set<string> | null = null;
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();

@@ -48,13 +48,6 @@ export class Runtime implements StreamHost {
     return this.current;
   }
 
-  /** Compiles and swaps in `loaded`. If compiling throws, the current snapshot stays. */
-  async apply(loaded: LoadedConfig): Promise<Snapshot> {
-    const next = await this.prepare(loaded);
-    this.commit(next);
-    return next;
-  }
-
   /** Compiles `loaded` into the next snapshot without making it current. */
   prepare(loaded: LoadedConfig): Promise<Snapshot> {
     return compileSnapshot(loaded, this.current.version + 1, this.deps, this.current);

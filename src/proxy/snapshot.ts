@@ -59,11 +59,15 @@ export interface DirectResponse {
   status: number;
   body: Buffer;
   contentType: string;
+  /** `body.length` as the header value. */
+  contentLength: string;
 }
 
 export interface CompiledRoute {
   readonly name: string;
   readonly config: RouteConfig;
+  /** The path pattern the route matches (`match.grpc` as its path), for `http.route` in spans. */
+  readonly pathPattern: string | undefined;
   /** Forwarding targets; empty for a direct response. */
   readonly destinations: readonly CompiledDestination[];
   readonly direct: DirectResponse | null;
@@ -304,11 +308,13 @@ function compileRoute(
       };
     })
     .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
+  const body = Buffer.from(rc.directResponse?.body ?? '');
   const direct = rc.directResponse
     ? {
         status: rc.directResponse.status,
-        body: Buffer.from(rc.directResponse.body ?? ''),
+        body,
         contentType: rc.directResponse.contentType ?? 'text/plain; charset=utf-8',
+        contentLength: String(body.length),
       }
     : null;
   const mirrorService = rc.mirror ? services.get(rc.mirror.service)! : undefined;
@@ -324,6 +330,7 @@ function compileRoute(
   return Object.freeze({
     name: rc.name,
     config: rc,
+    pathPattern: effectiveMatch(rc)?.path,
     destinations: Object.freeze(destinations),
     direct,
     rewrite: compileRewrite(rc),

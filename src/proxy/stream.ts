@@ -97,14 +97,7 @@ export function redirectToHttps(ctx: StreamContext) {
 
 export function sendDirect(ctx: StreamContext, route: CompiledRoute) {
   const d = route.direct!;
-  const headers = [
-    'content-type',
-    d.contentType,
-    'content-length',
-    String(d.body.length),
-    REQUEST_ID_HEADER,
-    ctx.requestId,
-  ];
+  const headers = ['content-type', d.contentType, 'content-length', d.contentLength, REQUEST_ID_HEADER, ctx.requestId];
   if (ctx.activeFilters !== null) runResponseFilters(ctx, d.status, headers);
   ctx.res.writeHead(d.status, headers);
   ctx.res.end(ctx.method === 'HEAD' ? undefined : d.body);

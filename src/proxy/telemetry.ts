@@ -170,8 +170,12 @@ export class Telemetry {
       bytesOut: ctx.bytesOut,
     });
     const log = this.accessLog;
-    if (log?.sampled) {
-      log.write({
+    const logged = log?.sampled === true;
+    // A request outside the sample has a trace context to propagate but no span to close.
+    const traced = ctx.trace !== null && ctx.trace.span !== null && this.tracing !== null;
+    const userAgent = logged || traced ? ctx.header('user-agent') : undefined;
+    if (logged) {
+      log!.write({
         time: new Date(ctx.startEpochMs).toISOString(),
         requestId: ctx.requestId,
         traceId: ctx.traceId,
@@ -198,21 +202,21 @@ export class Telemetry {
         retryStop: ctx.retryStop ?? undefined,
         faultDelayMs: ctx.faultDelayMs > 0 ? ctx.faultDelayMs : undefined,
         mirrored: ctx.mirrored ? true : undefined,
-        userAgent: ctx.header('user-agent'),
+        userAgent,
       });
     }
-    if (ctx.trace !== null && this.tracing !== null) {
-      this.tracing.finish(
-        ctx.trace,
+    if (traced) {
+      this.tracing!.finish(
+        ctx.trace!,
         {
           method: ctx.method,
           path: ctx.path,
           host: ctx.host,
           route,
-          routePattern: ctx.route?.config.match?.path,
+          routePattern: ctx.route?.pathPattern,
           status: ctx.status,
           clientAddress: ctx.clientAddress,
-          userAgent: ctx.header('user-agent'),
+          userAgent,
           service: ctx.destination?.service.name,
           upstream: ctx.endpoint?.authority,
           tries: ctx.tries,

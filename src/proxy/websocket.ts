@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client as ClientType, Dispatcher } from 'undici';
+import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { runRequestFilters } from './chain/filters.ts';
 import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
 import { routeRequest, sendDirect } from './stream.ts';
@@ -118,10 +119,11 @@ class UpgradeCall extends UpstreamCall {
     let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined) continue;
+      // The request's id is this proxy's to send back (as forward.ts does for other responses).
+      if (value === undefined || name.toLowerCase() === REQUEST_ID_HEADER) continue;
       for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
     }
-    client.write(`${head}x-request-id: ${ctx.requestId}\r\n\r\n`);
+    client.write(`${head}${REQUEST_ID_HEADER}: ${ctx.requestId}\r\n\r\n`);
     const early = ctx.upgradeHead;
     if (early !== null && early.length > 0) upstream.write(early);
     ctx.upgradeHead = null;

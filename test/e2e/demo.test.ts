@@ -274,7 +274,16 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
     name: 'control plane status',
     is: (c) => c.includes('127.0.0.1:15010/status'),
     check(out) {
-      assert.equal(typeof JSON.parse(out.toString()), 'object');
+      // `curl -s` exits 0 on any status: the body must be the mesh, whole and in sync.
+      const status = JSON.parse(out.toString()) as {
+        controlPlane: { warm: boolean };
+        instances: { total: number };
+        proxies: { total: number; byState: Record<string, number> };
+      };
+      assert.equal(status.controlPlane.warm, true);
+      assert.equal(status.instances.total, 6, 'every demo instance registered');
+      assert.equal(status.proxies.total, 7, 'the gateway and six sidecars connected');
+      assert.equal(status.proxies.byState.SYNCED, 7, 'every proxy in sync');
     },
   },
 ];

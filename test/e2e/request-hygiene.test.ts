@@ -204,11 +204,14 @@ describe('request hygiene', () => {
           open.push(s);
         }
         await sleep(50);
+        // A reset arrives as an error: closed too.
         const third = await rawRequest(p, 'GET / HTTP/1.1\r\nHost: t\r\n\r\n', 500).catch((e: Error) => ({
           status: 0,
           text: e.message,
+          closed: true,
         }));
         assert.equal(third.status, 0, `the third connection was served: ${third.text}`);
+        assert.equal(third.closed, true, 'closed on arrival, not left waiting');
         open.pop()!.destroy();
         await sleep(50);
         assert.equal((await rawRequest(p, 'GET / HTTP/1.1\r\nHost: t\r\n\r\n')).status, 200, 'a freed slot serves');

@@ -3,6 +3,7 @@
  * idle timeout, and upgrade requests that the route's action or filters refuse (never upgraded).
  */
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -54,6 +55,10 @@ describe('WebSocket', () => {
   before(async () => {
     upstream = await startUpstream();
     wss = new WebSocketServer({ server: upstream.server });
+    // An upstream that is itself a meshgate (a sidecar) echoes the request id on the 101.
+    wss.on('headers', (headers, req) => {
+      if (req.url === '/chat/hello') headers.push(`X-Request-ID: ${req.headers['x-request-id']}`);
+    });
     wss.on('connection', (ws, req) => {
       upgrades++;
       serverSockets.push(ws);
@@ -110,8 +115,11 @@ describe('WebSocket', () => {
 
   it('the upgrade request gets the usual request hygiene (forwarding headers, request id)', async () => {
     const ws = new WebSocket(wsUrl(gw, '/chat/hello'));
+    const upgrade = new Promise<IncomingMessage>((resolve) => ws.once('upgrade', resolve));
     const first = await new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
     assert.equal(first, 'hello 127.0.0.1 with-id');
+    const ids = (await upgrade).rawHeaders.filter((_, i, raw) => i % 2 === 1 && /^x-request-id$/i.test(raw[i - 1]!));
+    assert.equal(ids.length, 1, 'one request id on the 101, even when the upstream echoes it');
     ws.close();
     await closed(ws);
   });

@@ -4,6 +4,7 @@
  * A model replaces the previous one whole.
  */
 import type { Config } from '../../api/config.ts';
+import { SERVICE_NAME } from '../../api/mesh.ts';
 import type { Locator } from '../../config/document.ts';
 import { type ConfigIssue, formatPath } from '../../config/issues.ts';
 import {
@@ -78,7 +79,7 @@ export function checkMeshRules(config: Config, at: Locator): ConfigIssue[] {
   (config.services ?? []).forEach((s, i) => {
     if (s.name.startsWith(`${INBOUND}.`))
       report(['services', i, 'name'], `service names starting with "${INBOUND}." are reserved for sidecars`);
-    else if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(s.name))
+    else if (!SERVICE_NAME.test(s.name))
       report(
         ['services', i, 'name'],
         `"${s.name}" cannot be a host name, and apps reach mesh services by host name`,

@@ -10,17 +10,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../api/config.ts';
-import type {
-  Ack,
-  ChangeRecord,
-  ConfigIssue,
-  Instance,
-  ProxyIdentity,
-  ProxyStatusView,
-  PushEvent,
-  StreamHello,
-  SyncState,
-  WelcomeEvent,
+import {
+  type Ack,
+  type ChangeRecord,
+  type ConfigIssue,
+  type Instance,
+  type ProxyIdentity,
+  type ProxyStatusView,
+  type PushEvent,
+  STREAM_EVENTS,
+  type StreamHello,
+  type SyncState,
+  type WelcomeEvent,
 } from '../../api/mesh.ts';
 import { type CancelTimer, type Clock, schedule, systemClock } from '../../core/clock.ts';
 import {
@@ -247,7 +248,7 @@ export class ControlPlane {
     this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
     const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config };
-    state.sink!.send('push', event);
+    state.sink!.send(STREAM_EVENTS.push, event);
     return true;
   }
 
@@ -300,7 +301,7 @@ export class ControlPlane {
       controlPlane: { id: this.id, startedAt: new Date(this.startedAt).toISOString() },
       keepaliveMs: this.keepaliveMs,
     };
-    sink.send('welcome', welcome);
+    sink.send(STREAM_EVENTS.welcome, welcome);
     this.log.info({ proxy: id, kind: hello.proxy.kind, stream, version: hello.version }, 'proxy connected');
     if (this.warm) {
       // Resynchronise: a proxy that already serves what it should is sent nothing.

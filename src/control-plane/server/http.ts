@@ -17,7 +17,7 @@ import {
   StreamHelloSchema,
 } from '../../api/mesh.ts';
 import type { LoadOptions } from '../../config/load.ts';
-import { redact } from '../../config/redact.ts';
+import { redact, redactText } from '../../config/redact.ts';
 import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { parseModel } from '../model/model.ts';
@@ -93,7 +93,8 @@ export function controlPlaneApi(
     })
     .route('GET /config/source', () => {
       const m = cp.currentModel;
-      return { status: 200, body: { version: m.version, source: m.source, texts: m.texts } };
+      const texts = m.texts.map((t) => ({ ...t, text: redactText(t.text) }));
+      return { status: 200, body: { version: m.version, source: m.source, texts } };
     })
     .route('PUT /config', async (req) => {
       const text = await readBody(req, MAX_MODEL_BODY_BYTES);

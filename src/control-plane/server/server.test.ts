@@ -165,6 +165,25 @@ describe('control plane push protocol', () => {
     assert.ok(records.every((r) => r.status === 'applied'));
   });
 
+  it('shows the model and its text with secret values hidden', async () => {
+    const cp = await startControlPlane();
+    closers.push(cp.close);
+    const put = await json(`${cp.url}/config`, {
+      method: 'PUT',
+      body: `consumers: [{ name: partner, credentials: [{ type: api-key, key: literal-key-0123456789 }] }]
+routes: [{ name: hello, directResponse: { status: 200, body: one } }]
+`,
+    });
+    assert.equal(put.status, 200);
+    for (const path of ['/config', '/config/source']) {
+      const res = await request(`${cp.url}${path}`);
+      const text = await res.body.text();
+      assert.equal(res.statusCode, 200, path);
+      assert.ok(!text.includes('literal-key-0123456789'), `${path} shows no secret`);
+      assert.match(text, /partner/, path);
+    }
+  });
+
   it('a proxy that cannot apply its config NACKs with the reason, keeps serving the old one, and the change says so', async () => {
     const taken: Server = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

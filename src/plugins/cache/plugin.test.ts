@@ -23,7 +23,15 @@ describe('cache plugin', () => {
     gw = await startGateway(
       {
         services: [{ name: 'search', endpoints: [{ url: upstream.url }] }],
-        routes: [{ name: 'search', service: 'search', plugins: [{ name: 'cache', config: { ttl: '300s' } }] }],
+        routes: [
+          {
+            name: 'search-canary',
+            match: { path: '/*', headers: { canary: 'true' } },
+            service: 'search',
+            plugins: [{ name: 'cache', config: { ttl: '300s' } }],
+          },
+          { name: 'search', service: 'search', plugins: [{ name: 'cache', config: { ttl: '300s' } }] },
+        ],
       },
       { now: () => now },
     );
@@ -53,6 +61,14 @@ describe('cache plugin', () => {
     assert.equal(second.headers['x-meshgate-code'], undefined, 'a hit is a response, not an error');
   });
 
+  it('keeps each route to its own entries, even with the same settings', async () => {
+    const main = await get('/api/v1/search/route-split');
+    assert.equal((await get('/api/v1/search/route-split')).headers['x-cache'], 'HIT');
+    const canary = await get('/api/v1/search/route-split', { canary: 'true' });
+    assert.equal(canary.headers['x-cache'], 'MISS', 'the canary route does not answer from the main route');
+    assert.notEqual(canary.json.served, main.json.served);
+  });
+
   it('keys on the query, and expires after the ttl', async () => {
     await get('/api/v1/search/x?q=1');
     assert.equal((await get('/api/v1/search/x?q=2')).headers['x-cache'], 'MISS');
@@ -63,7 +79,9 @@ describe('cache plugin', () => {
 
   it('honours a shorter upstream max-age, and never stores no-store, Set-Cookie or non-200 responses', async () => {
     await get('/short');
-    now += 6_000;
+    now += 4_000;
+    assert.equal((await get('/short')).headers['x-cache'], 'HIT', 'cached within its max-age');
+    now += 2_000;
     assert.equal((await get('/short')).headers['x-cache'], 'MISS');
     for (const path of ['/nostore', '/cookie', '/missing']) {
       await get(path);

@@ -1,7 +1,7 @@
 /**
  * cache: serves repeated GET/HEAD requests from memory, like Kong's proxy-cache. A response is stored
  * when it is a complete 200 that allows it (no `Cache-Control: no-store`/`private`, no `Set-Cookie`, no
- * `Vary` beyond `Accept-Encoding`, within `maxBodyBytes`); the key is host, path and query. Hits get
+ * `Vary` beyond `Accept-Encoding`, within `maxBodyBytes`); the key is route, host, path and query. Hits get
  * `X-Cache: HIT` and `Age`; misses `X-Cache: MISS`. The body is copied as it streams to the client,
  * never held back.
  *
@@ -66,8 +66,9 @@ interface Compiled {
   now: () => number;
 }
 
+/** Routes with the same cache settings share a store: the route keeps a canary's answers to itself. */
 function keyOf(ctx: RequestContext): string {
-  return `${ctx.host}\u0000${ctx.path}\u0000${ctx.query}`;
+  return `${ctx.routeName}\u0000${ctx.host}\u0000${ctx.path}\u0000${ctx.query}`;
 }
 
 function maxAgeMs(cacheControl: string | undefined): number | null {

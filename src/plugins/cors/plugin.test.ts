@@ -50,6 +50,8 @@ describe('cors plugin', () => {
     assert.equal(res.headers['access-control-allow-headers'], 'content-type, x-trace');
     assert.equal(res.headers['access-control-allow-credentials'], 'true');
     assert.equal(res.headers['access-control-max-age'], '120');
+    assert.equal(res.headers['x-meshgate-code'], undefined, 'a preflight answer is not an error');
+    assert.equal(res.headers['cache-control'], undefined);
     assert.equal(upstream.seen.length, before);
   });
 

@@ -63,6 +63,8 @@ export default definePlugin<CorsConfig>({
         detail: 'CORS preflight',
         headers,
         body: { contentType: 'text/plain', text: '' },
+        // An answer, not an error: no x-meshgate-code, and browsers may cache it for max-age.
+        plain: true,
       };
     };
 

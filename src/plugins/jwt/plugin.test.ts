@@ -108,6 +108,18 @@ describe('jwt plugin', () => {
             service: 'svc',
             plugins: [{ name: 'jwt', config: { tokenFrom: [{ cookie: 'session' }, { query: 'access_token' }] } }],
           },
+          {
+            name: 'no-exp',
+            match: { path: '/no-exp/*' },
+            service: 'svc',
+            plugins: [{ name: 'jwt', config: { requireExpiration: false } }],
+          },
+          {
+            name: 'custom-header',
+            match: { path: '/custom/*' },
+            service: 'svc',
+            plugins: [{ name: 'jwt', config: { tokenFrom: [{ header: 'X-Token' }] } }],
+          },
           { name: 'open', match: { path: '/open/*' }, service: 'svc' },
         ],
       },
@@ -187,6 +199,18 @@ describe('jwt plugin', () => {
     await refused('/props/1', await token({ nbf: s + 600 }), 401, /not valid yet/);
     await refused('/props/1', await token({ exp: null }), 401, /expiry/);
     assert.equal((await call('/props/1', await token({ exp: s - 10 }))).status, 200, 'within the 30 s clock skew');
+  });
+
+  it('a token without exp accepted where requireExpiration is false is still refused where it is required', async () => {
+    const t = await token({ exp: null });
+    assert.equal((await call('/no-exp/1', t)).status, 200);
+    await refused('/props/1', t, 401, /expiry/);
+  });
+
+  it('reads the token from a configured header whatever the case of its name', async () => {
+    const t = await token();
+    assert.equal((await call('/custom/1', undefined, { 'x-token': t })).status, 200);
+    assert.equal((await call('/custom/1', t)).status, 401, 'the Authorization header is not a configured source');
   });
 
   it('a remembered token is still refused once it expires', async () => {

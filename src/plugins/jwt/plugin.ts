@@ -86,7 +86,10 @@ export default definePlugin<JwtConfig>({
   compile(config, deps) {
     const keys = deps.perSnapshot('jwt:issuers', () => issuerKeys(deps.consumers, deps));
     const verified = deps.perSnapshot('jwt:verified', () => new Map<string, Verified>());
-    const sources = config.tokenFrom ?? [{ header: 'authorization' }];
+    // Request header names are held lower-case (RequestContext.header).
+    const sources = (config.tokenFrom ?? [{ header: 'authorization' }]).map((source) =>
+      'header' in source ? { header: source.header.toLowerCase() } : source,
+    );
     const skewMs = parseDuration(config.clockSkew ?? '') ?? DEFAULT_CLOCK_SKEW_MS;
     const requireExp = config.requireExpiration !== false;
     const maxBytes = config.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES;
@@ -115,6 +118,9 @@ export default definePlugin<JwtConfig>({
     const admit = (ctx: RequestContext, v: Verified): LocalReply | undefined => {
       const now = deps.now();
       const { exp, nbf } = v.payload;
+      // The verified-token cache is shared by every jwt entry of the snapshot: a token verified for a
+      // route that does not require `exp` must not pass here without one.
+      if (requireExp && typeof exp !== 'number') return invalid('the token has no expiry (exp)');
       if (typeof exp === 'number' && exp * 1000 + skewMs <= now) return invalid('the token has expired');
       if (typeof nbf === 'number' && nbf * 1000 - skewMs > now) return invalid('the token is not valid yet');
       if (required.length > 0) {

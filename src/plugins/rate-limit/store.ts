@@ -36,6 +36,7 @@ export interface RateLimitStore {
 }
 
 interface Counter {
+  windowMs: number;
   /** Start of the current fixed window (ms). */
   start: number;
   current: number;
@@ -54,13 +55,15 @@ const SWEEP_THRESHOLD = 100_000;
  */
 export class MemoryStore implements RateLimitStore {
   private readonly counters = new Map<string, Counter>();
+  /** Sweep when the map grows past this; doubled when a sweep frees little, so sweeps stay rare. */
+  private sweepAbove = SWEEP_THRESHOLD;
 
   get size(): number {
     return this.counters.size;
   }
 
   consume(key: string, windows: readonly Window[], now: number): Decision {
-    if (this.counters.size > SWEEP_THRESHOLD) this.sweep(now);
+    if (this.counters.size > this.sweepAbove) this.sweep(now);
     const counters: Counter[] = [];
     const used: number[] = [];
     let allowed = true;
@@ -69,7 +72,7 @@ export class MemoryStore implements RateLimitStore {
       let c = this.counters.get(id);
       const start = now - (now % w.windowMs);
       if (c === undefined) {
-        c = { start, current: 0, previous: 0 };
+        c = { windowMs: w.windowMs, start, current: 0, previous: 0 };
         this.counters.set(id, c);
       } else if (c.start !== start) {
         c.previous = start - c.start === w.windowMs ? c.current : 0;
@@ -98,10 +101,8 @@ export class MemoryStore implements RateLimitStore {
 
   /** Drops counters idle for two windows (they would read as zero anyway). */
   private sweep(now: number) {
-    for (const [id, c] of this.counters) {
-      const windowMs = Number(id.split('\u0000')[1]);
-      if (now - c.start >= 2 * windowMs) this.counters.delete(id);
-    }
+    for (const [id, c] of this.counters) if (now - c.start >= 2 * c.windowMs) this.counters.delete(id);
+    this.sweepAbove = Math.max(SWEEP_THRESHOLD, 2 * this.counters.size);
   }
 }
 

@@ -7,7 +7,6 @@
 import {
   type Filter,
   type FilterFactory,
-  type LocalReply,
   PLUGIN_PHASES,
   type PluginPhase,
   type ResponseHead,
@@ -184,5 +183,3 @@ export function runLogFilters(ctx: StreamContext, durationMs: number): void {
     }
   }
 }
-
-export type { LocalReply };

@@ -7,6 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { LoadedConfig } from '../../config/load.ts';
+import { pluginLists } from '../../config/plugins.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { MetricsRole } from '../../observability/metrics.ts';
 import type { ApplyReport, DataPlane } from '../data-plane.ts';
@@ -86,20 +87,27 @@ export class WorkerDataPlane implements DataPlane {
     this.log = log;
   }
 
-  /** Forks `count` workers and starts each on `loaded`; rejects (stopping them) if any cannot start. */
+  /**
+   * Forks `count` workers and starts each on `loaded`; rejects (stopping them) if any cannot start.
+   * `role` and `serviceName` are what an in-process ProxyServer takes as options (metrics prefix, the
+   * name in spans and Server-Timing).
+   */
   static async start(
     loaded: LoadedConfig,
     count: number,
     log: Logger,
-    role: MetricsRole = 'gateway',
+    identity: { role?: MetricsRole; serviceName?: string | undefined } = {},
   ): Promise<WorkerDataPlane> {
     const plane = new WorkerDataPlane(loaded, log);
+    warnPerProcessLimits(loaded, count, log);
     const here = import.meta.url;
+    const env: Record<string, string | undefined> = { ...process.env, MESHGATE_ROLE: identity.role ?? 'gateway' };
+    if (identity.serviceName !== undefined) env.MESHGATE_SERVICE = identity.serviceName;
     cluster.setupPrimary({
       exec: fileURLToPath(new URL(here.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', here)),
       execArgv: [...process.execArgv, ...WORKER_EXEC_ARGV],
-      // Workers read their role (the prefix of their metrics) from here.
-      ...({ env: { ...process.env, MESHGATE_ROLE: role } } as object),
+      // Workers read who they are from their environment (worker-main.ts).
+      ...({ env } as object),
     });
     try {
       await Promise.all(Array.from({ length: count }, () => plane.spawn()));
@@ -132,6 +140,7 @@ export class WorkerDataPlane implements DataPlane {
 
   async apply(loaded: LoadedConfig): Promise<ApplyReport> {
     const handles = [...this.handles.values()];
+    warnPerProcessLimits(loaded, handles.length, this.log);
     const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'apply', loaded })));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
@@ -189,4 +198,14 @@ export class WorkerDataPlane implements DataPlane {
     );
     this.handles.clear();
   }
+}
+
+/** In-memory rate limits count per process: with several workers, say so instead of surprising anyone. */
+function warnPerProcessLimits(loaded: LoadedConfig, workers: number, log: Logger): void {
+  if (workers <= 1) return;
+  if (pluginLists(loaded.config).some((l) => l.entries.some((p) => p.name === 'rate-limit' && p.enabled !== false)))
+    log.warn(
+      { workers },
+      'rate limits are counted per worker process: each of the workers allows the full limit (use --workers 1 for one exact count)',
+    );
 }

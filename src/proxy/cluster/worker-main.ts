@@ -14,6 +14,7 @@ const options = {
   catalog: createPluginCatalog(),
   log: createLogger({ name: 'worker' }),
   role: process.env.MESHGATE_ROLE === 'mesh' ? ('mesh' as const) : ('gateway' as const),
+  serviceName: process.env.MESHGATE_SERVICE,
 };
 let draining = false;
 

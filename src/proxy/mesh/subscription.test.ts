@@ -192,7 +192,7 @@ describe('proxy subscription: static stability', () => {
   });
 
   it('keeps serving while the control plane is gone for good', async () => {
-    const { rogue, url, start } = await setup({ reconnectBaseMs: 20, reconnectMaxMs: 50 });
+    const { rogue, start } = await setup({ reconnectBaseMs: 20, reconnectMaxMs: 50 });
     rogue.onStream = (res) => {
       RogueControlPlane.welcome(res, 's1');
       RogueControlPlane.event(res, 'push', { version: hashConfig(GOOD), nonce: 'n1', changes: [], config: GOOD });
@@ -206,6 +206,5 @@ describe('proxy subscription: static stability', () => {
     assert.equal(proxy.subscription.status().connected, false);
     for (let i = 0; i < 20; i++) assert.equal(await body(base), '200 good');
     assert.match(proxy.subscription.status().lastError ?? '', /ECONNREFUSED/);
-    assert.ok(url);
   });
 });

@@ -9,7 +9,13 @@
  * sent something only if that is out of date.
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
-import type { ProxyIdentity, PushEvent, StreamHello, WelcomeEvent } from '../../api/mesh.ts';
+import {
+  type ProxyIdentity,
+  type PushEvent,
+  STREAM_EVENTS,
+  type StreamHello,
+  type WelcomeEvent,
+} from '../../api/mesh.ts';
 import { formatIssue } from '../../config/issues.ts';
 import { type LoadedConfig, loadConfigObject } from '../../config/load.ts';
 import {
@@ -227,8 +233,8 @@ export class ControlPlaneSubscription {
       this.garbage(`event "${event}" is not JSON`);
       return;
     }
-    if (event === 'welcome') this.onWelcome(parsed as WelcomeEvent);
-    else if (event === 'push') this.onPush(parsed as PushEvent);
+    if (event === STREAM_EVENTS.welcome) this.onWelcome(parsed as WelcomeEvent);
+    else if (event === STREAM_EVENTS.push) this.onPush(parsed as PushEvent);
     // Unknown events are ignored: a newer control plane may send more than this proxy knows.
   }
 

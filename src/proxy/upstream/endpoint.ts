@@ -34,6 +34,8 @@ export class Endpoint {
   ejectedUntil = 0;
   /** Ejections so far, less those forgiven: the next ejection lasts (this + 1) × base. */
   ejections = 0;
+  /** Clock time it last came back from an ejection (-1: never), for forgiving past ejections. */
+  returnedAt = -1;
   /** Consecutive failures seen by outlier detection (reset by any success). */
   consecutiveErrors = 0;
   consecutiveGatewayErrors = 0;
@@ -73,6 +75,7 @@ export class Endpoint {
     this.ejected = false;
     this.ejectedUntil = 0;
     this.ejections = 0;
+    this.returnedAt = -1;
     this.consecutiveErrors = 0;
     this.consecutiveGatewayErrors = 0;
   }

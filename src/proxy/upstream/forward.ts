@@ -380,13 +380,14 @@ function retryTry(
   const now = service.clock.now();
   const delay = Math.max(backoffMs(policy, ctx.tries), retryAfterMs ?? 0);
   const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay);
-  if (stop === null && !policy.budget.tryWithdraw(now)) return stopRetrying(ctx, 'retry-budget-exhausted');
   if (stop !== null) return stopRetrying(ctx, stop);
   const breaker = service.breaker;
   if (breaker.retries >= breaker.maxRetries) {
     breaker.overflows.maxRetries++;
     return stopRetrying(ctx, 'circuit-open:maxRetries');
   }
+  // Last, so a retry the breaker refuses is not charged to the budget.
+  if (!policy.budget.tryWithdraw(now)) return stopRetrying(ctx, 'retry-budget-exhausted');
   breaker.retries++;
   service.stats.retries++;
   state.wait(delay);

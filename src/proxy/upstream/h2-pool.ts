@@ -54,11 +54,16 @@ export class H2Pool implements UpstreamPool {
       return false;
     }
     this.inflight++;
-    (this.client ??= this.create()).dispatch(options, handler);
+    const client = (this.client ??= this.create());
+    handler.client = client;
+    client.dispatch(options, handler);
     return true;
   }
 
-  release(_handler: PooledHandler): void {
+  /** Idempotent, and a no-op for a handler this pool refused (as ConnectionPool.release). */
+  release(handler: PooledHandler): void {
+    if (handler.client === null) return;
+    handler.client = null;
     this.inflight--;
   }
 

@@ -124,4 +124,25 @@ describe('outlier detection', () => {
     detector.stop();
     assert.equal(clock.pending, 0);
   });
+
+  it('an endpoint taken over while ejected returns on the new detector when its time is up', () => {
+    const { clock, endpoints, detector } = setup(3, {
+      consecutiveErrors: 1,
+      baseEjectionTime: '1s',
+      maxEjectionPercent: 100,
+    });
+    const e = endpoints[0]!;
+    detector.failure(e, true);
+    assert.equal(e.ejected, true);
+    clock.advance(400);
+    // The service is replaced (an instance joined): a new detector over the same endpoints, the old one stopped.
+    const successor = new OutlierDetector(detector.settings, endpoints, clock, () => {});
+    detector.stop();
+    assert.equal(successor.ejectedCount, 1, 'the ejection counts against the new max ejection percent');
+    clock.advance(599);
+    assert.equal(e.ejected, true);
+    clock.advance(1);
+    assert.equal(e.ejected, false, 'back after the rest of its ejection time');
+    assert.equal(successor.ejectedCount, 0);
+  });
 });

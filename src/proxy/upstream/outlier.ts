@@ -59,8 +59,6 @@ export class OutlierDetector {
   private readonly clock: Clock;
   private readonly onChange: (event: OutlierEvent) => void;
   private readonly timers = new Map<Endpoint, TimerHandle>();
-  /** Clock time each endpoint last came back, for forgiving past ejections. */
-  private readonly returnedAt = new Map<Endpoint, number>();
   private stopped = false;
 
   constructor(
@@ -73,6 +71,16 @@ export class OutlierDetector {
     this.endpoints = endpoints;
     this.clock = clock;
     this.onChange = onChange;
+    // Endpoints taken over while ejected (service.ts) return on this detector's timer: the one that
+    // ejected them stops with its service.
+    for (const endpoint of endpoints) {
+      if (!endpoint.ejected) continue;
+      this.ejectedCount++;
+      this.timers.set(
+        endpoint,
+        this.clock.setTimer(() => this.bringBack(endpoint), Math.max(0, endpoint.ejectedUntil - clock.now())),
+      );
+    }
   }
 
   /** A response from `endpoint`: 5xx counts against it, anything else clears its record. Per request. */
@@ -113,9 +121,8 @@ export class OutlierDetector {
     }
     const s = this.settings;
     const now = this.clock.now();
-    const returned = this.returnedAt.get(endpoint);
-    if (returned !== undefined && s.intervalMs > 0)
-      endpoint.ejections = Math.max(0, endpoint.ejections - Math.floor((now - returned) / s.intervalMs));
+    if (endpoint.returnedAt >= 0 && s.intervalMs > 0)
+      endpoint.ejections = Math.max(0, endpoint.ejections - Math.floor((now - endpoint.returnedAt) / s.intervalMs));
     endpoint.ejections++;
     const durationMs = Math.min(s.baseEjectionMs * endpoint.ejections, s.maxEjectionMs);
     endpoint.ejected = true;
@@ -135,7 +142,7 @@ export class OutlierDetector {
     endpoint.ejected = false;
     endpoint.ejectedUntil = 0;
     this.ejectedCount--;
-    this.returnedAt.set(endpoint, this.clock.now());
+    endpoint.returnedAt = this.clock.now();
     this.onChange({ endpoint, kind: 'returned', durationMs: 0, reason: 'ejection time over' });
   }
 
