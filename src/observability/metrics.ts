@@ -6,7 +6,9 @@
  * Labels are bounded: route and service names come from the config, methods from a fixed list, status
  * as a class (2xx…); never paths, ids or addresses. Per request the proxy touches series resolved once
  * per (route, service, method, status class) (series.ts), so a request costs a few additions, not
- * label hashing; the rare outcomes (errors, retries, refusals) use prom-client's own counters.
+ * label hashing. Errors, retries and refusals are counted the same way, their series made on first use
+ * (a flood of 404s or 429s is exactly when they are not rare). Gauges and stats read at scrape time
+ * use prom-client's own metrics.
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { type CounterSeries, type HistogramSeries, SeriesCounter, SeriesHistogram } from './series.ts';
@@ -57,14 +59,29 @@ export interface RequestOutcome {
   bytesOut: number;
 }
 
+/** Series of one route and service, for every method and status class. */
+interface RouteServiceSeries {
+  upstream: HistogramSeries;
+  bytesIn: CounterSeries;
+  bytesOut: CounterSeries;
+  /** Made on first use: most routes never retry or fail. */
+  retries: CounterSeries | null;
+  errors: Map<string, CounterSeries>;
+}
+
+/** Series of one route. */
+interface RouteSeries {
+  overhead: HistogramSeries;
+  rateLimited: CounterSeries | null;
+  authRejected: Map<string, CounterSeries>;
+}
+
 /** The series one request touches, for one (route, service, method, status class). */
 interface Children {
   requests: CounterSeries;
   duration: HistogramSeries;
-  upstream: HistogramSeries;
-  overhead: HistogramSeries;
-  bytesIn: CounterSeries;
-  bytesOut: CounterSeries;
+  routeService: RouteServiceSeries;
+  route: RouteSeries;
 }
 
 export class ProxyMetrics {
@@ -76,15 +93,14 @@ export class ProxyMetrics {
   private readonly overhead: SeriesHistogram;
   private readonly bytesIn: SeriesCounter;
   private readonly bytesOut: SeriesCounter;
-  private readonly errors: Counter<string>;
-  private readonly retries: Counter<string>;
-  private readonly rateLimited: Counter<string>;
-  private readonly authRejected: Counter<string>;
+  private readonly errors: SeriesCounter;
+  private readonly retries: SeriesCounter;
+  private readonly rateLimited: SeriesCounter;
+  private readonly authRejected: SeriesCounter;
   /** route → service → children by method × status class. */
   private readonly children = new Map<string, Map<string, (Children | undefined)[]>>();
-  /** Series shared by every method and class of a route and service (upstream time, bytes). */
-  private readonly perRouteService = new Map<string, Pick<Children, 'upstream' | 'bytesIn' | 'bytesOut'>>();
-  private readonly perRoute = new Map<string, HistogramSeries>();
+  private readonly perRouteService = new Map<string, RouteServiceSeries>();
+  private readonly perRoute = new Map<string, RouteSeries>();
 
   constructor(role: MetricsRole, registry = new Registry()) {
     this.role = role;
@@ -116,30 +132,22 @@ export class ProxyMetrics {
       OVERHEAD_BUCKETS,
       registry,
     );
-    this.errors = new Counter({
-      name: `${p}_errors_total`,
-      help: 'Requests that ended in an error: a local reply or failure by its code (MG_*), or an upstream 5xx (upstream_5xx).',
-      labelNames: ['route', 'service', 'code'],
-      registers: [registry],
-    });
-    this.retries = new Counter({
-      name: `${p}_upstream_retries_total`,
-      help: 'Upstream tries beyond the first.',
-      labelNames: ['route', 'service'],
-      registers: [registry],
-    });
-    this.rateLimited = new Counter({
-      name: `${p}_rate_limited_total`,
-      help: 'Requests refused by a rate limit (429).',
-      labelNames: ['route'],
-      registers: [registry],
-    });
-    this.authRejected = new Counter({
-      name: `${p}_auth_rejected_total`,
-      help: 'Requests refused by authentication or authorization (401/403), by code.',
-      labelNames: ['route', 'code'],
-      registers: [registry],
-    });
+    this.errors = new SeriesCounter(
+      `${p}_errors_total`,
+      'Requests that ended in an error: a local reply or failure by its code (MG_*), or an upstream 5xx (upstream_5xx).',
+      registry,
+    );
+    this.retries = new SeriesCounter(`${p}_upstream_retries_total`, 'Upstream tries beyond the first.', registry);
+    this.rateLimited = new SeriesCounter(
+      `${p}_rate_limited_total`,
+      'Requests refused by a rate limit (429).',
+      registry,
+    );
+    this.authRejected = new SeriesCounter(
+      `${p}_auth_rejected_total`,
+      'Requests refused by authentication or authorization (401/403), by code.',
+      registry,
+    );
     this.bytesIn = new SeriesCounter(`${p}_request_bytes_total`, 'Request body bytes sent upstream.', registry);
     this.bytesOut = new SeriesCounter(
       `${p}_response_bytes_total`,
@@ -212,21 +220,28 @@ export class ProxyMetrics {
   private newChildren(route: string, service: string, method: string, cls: string): Children {
     const labels = { route, service, method, status_class: cls };
     const key = `${route}\u0000${service}`;
-    let shared = this.perRouteService.get(key);
-    if (shared === undefined) {
-      shared = {
+    let routeService = this.perRouteService.get(key);
+    if (routeService === undefined) {
+      routeService = {
         upstream: this.upstream.series({ route, service }),
         bytesIn: this.bytesIn.series({ route, service }),
         bytesOut: this.bytesOut.series({ route, service }),
+        retries: null,
+        errors: new Map(),
       };
-      this.perRouteService.set(key, shared);
+      this.perRouteService.set(key, routeService);
     }
-    let overhead = this.perRoute.get(route);
-    if (overhead === undefined) {
-      overhead = this.overhead.series({ route });
-      this.perRoute.set(route, overhead);
+    let routeSeries = this.perRoute.get(route);
+    if (routeSeries === undefined) {
+      routeSeries = { overhead: this.overhead.series({ route }), rateLimited: null, authRejected: new Map() };
+      this.perRoute.set(route, routeSeries);
     }
-    return { requests: this.requests.series(labels), duration: this.duration.series(labels), overhead, ...shared };
+    return {
+      requests: this.requests.series(labels),
+      duration: this.duration.series(labels),
+      routeService,
+      route: routeSeries,
+    };
   }
 
   observe(o: RequestOutcome): void {
@@ -234,18 +249,30 @@ export class ProxyMetrics {
     c.requests.value++;
     this.duration.observe(c.duration, o.durationSeconds);
     if (o.upstreamSeconds >= 0) {
-      this.upstream.observe(c.upstream, o.upstreamSeconds);
-      this.overhead.observe(c.overhead, Math.max(0, o.durationSeconds - o.upstreamSeconds));
+      this.upstream.observe(c.routeService.upstream, o.upstreamSeconds);
+      this.overhead.observe(c.route.overhead, Math.max(0, o.durationSeconds - o.upstreamSeconds));
     }
-    c.bytesIn.value += o.bytesIn;
-    c.bytesOut.value += o.bytesOut;
-    if (o.tries > 1) this.retries.labels(o.route, o.service).inc(o.tries - 1);
+    const rs = c.routeService;
+    rs.bytesIn.value += o.bytesIn;
+    rs.bytesOut.value += o.bytesOut;
+    if (o.tries > 1) (rs.retries ??= this.retries.series({ route: o.route, service: o.service })).value += o.tries - 1;
     if (o.code !== null && (o.status >= 400 || o.status === 0)) {
-      this.errors.labels(o.route, o.service, o.code).inc();
-      if (o.status === 429) this.rateLimited.labels(o.route).inc();
-      else if (o.status === 401 || o.status === 403) this.authRejected.labels(o.route, o.code).inc();
+      this.countError(rs, o.route, o.service, o.code);
+      if (o.status === 429) (c.route.rateLimited ??= this.rateLimited.series({ route: o.route })).value++;
+      else if (o.status === 401 || o.status === 403) {
+        let s = c.route.authRejected.get(o.code);
+        if (s === undefined)
+          c.route.authRejected.set(o.code, (s = this.authRejected.series({ route: o.route, code: o.code })));
+        s.value++;
+      }
     } else if (o.status >= 500) {
-      this.errors.labels(o.route, o.service, UPSTREAM_5XX).inc();
+      this.countError(rs, o.route, o.service, UPSTREAM_5XX);
     }
+  }
+
+  private countError(rs: RouteServiceSeries, route: string, service: string, code: string): void {
+    let s = rs.errors.get(code);
+    if (s === undefined) rs.errors.set(code, (s = this.errors.series({ route, service, code })));
+    s.value++;
   }
 }

@@ -38,14 +38,14 @@ export class TestPki {
     ]);
   }
 
-  /** A leaf signed by this CA with these DNS names (the first is also its CN). */
+  /** A leaf signed by this CA with these DNS names (the first is also its CN); `IP:…` entries are IP addresses. */
   leaf(file: string, dnsNames: string[]): CertFiles {
     const out = { cert: join(this.dir, `${file}.pem`), key: join(this.dir, `${file}.key`) };
     const csr = join(this.dir, `${file}.csr`);
     const ext = join(this.dir, `${file}.ext`);
     writeFileSync(
       ext,
-      `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`,
+      `subjectAltName=${dnsNames.map((n) => (n.startsWith('IP:') ? n : `DNS:${n}`)).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`,
     );
     openssl([
       'req',

@@ -444,6 +444,11 @@ export class UpstreamCall implements PooledHandler {
   protected controller: Dispatcher.DispatchController | null = null;
   protected ended = false;
   protected aborted = false;
+  /**
+   * Why the try must stop, when it had to before undici handed over its controller (still connecting,
+   * or queued in an HTTP/2 client) and the pool could not take it back: applied in onRequestStart.
+   */
+  private pendingAbort: Error | null = null;
   /** The response is being retried: read and dropped, never sent to the client. */
   private discarding = false;
   private discarded = 0;
@@ -474,8 +479,10 @@ export class UpstreamCall implements PooledHandler {
   abort() {
     if (this.ended) return;
     this.aborted = true;
-    if (this.controller !== null) this.controller.abort(new Error('client closed'));
+    const error = new Error('client closed');
+    if (this.controller !== null) this.controller.abort(error);
     else if (this.endpoint.pool.cancel(this)) this.end();
+    else this.pendingAbort = error;
   }
 
   private timer: NodeJS.Timeout | null = null;
@@ -493,6 +500,8 @@ export class UpstreamCall implements PooledHandler {
     if (this.controller !== null) this.controller.abort(error);
     else if (this.endpoint.pool.cancel(this))
       this.onResponseError(null as unknown as Dispatcher.DispatchController, error);
+    // undici was given no headers timeout of its own (this timer is it): keep the verdict for the start.
+    else this.pendingAbort = error;
   }
 
   private stopTimer(): void {
@@ -504,7 +513,7 @@ export class UpstreamCall implements PooledHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.aborted) controller.abort(new Error('client closed'));
+    if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
   }
 
   onResponseStart(
