@@ -134,6 +134,8 @@ export interface PluginDeps {
   /**
    * A long-lived object shared by every snapshot of this proxy (counters, key caches), created on
    * first use: state that must survive a reload. Keys are namespaced by the caller, e.g. `rate-limit:memory`.
+   * Kept while the config in force asks for it (from `compile`); then its `close()`, if it has one, is
+   * called and the next ask creates it afresh.
    */
   shared<T>(key: string, create: () => T): T;
   /**

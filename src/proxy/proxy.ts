@@ -11,7 +11,7 @@ import type { ListenerRuntime, StreamContext } from './context.ts';
 import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
-import { type CompiledListener, compileListeners, routerFor, type Snapshot } from './snapshot.ts';
+import { type CompiledListener, routerFor, type Snapshot } from './snapshot.ts';
 import { Telemetry } from './telemetry.ts';
 
 export interface ProxyOptions {
@@ -49,26 +49,23 @@ export class ProxyServer {
   private readonly listeners = new Map<string, Listener>();
   private draining = false;
 
-  /** Plugin state that outlives snapshots (see PluginDeps.shared); closed with the proxy. */
-  private shared: Map<string, unknown> = new Map();
+  /** Plugin state that outlives snapshots (see PluginDeps.shared). */
+  private shared = new SharedPluginState();
 
   private constructor(runtime: Runtime) {
     this.runtime = runtime;
   }
 
   static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<ProxyServer> {
-    // State plugins keep across reloads (rate-limit counters, key caches) lives as long as the proxy.
-    const shared = new Map<string, unknown>();
+    // State plugins keep across reloads (rate-limit counters, key caches) lives while configs use it.
+    const shared = new SharedPluginState();
     const log = options.log;
     const deps = {
       catalog: options.catalog,
       plugins: {
         now: options.now ?? Date.now,
         warn: (message: string, fields?: Record<string, unknown>) => log?.warn(fields ?? {}, message),
-        shared<T>(key: string, create: () => T): T {
-          if (!shared.has(key)) shared.set(key, create());
-          return shared.get(key) as T;
-        },
+        shared: <T>(key: string, create: () => T): T => shared.get(key, create),
       },
     };
     const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
@@ -124,9 +121,10 @@ export class ProxyServer {
   }
 
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
+    this.shared.beginBuild();
     const prepared = await this.runtime.prepare(loaded);
     await this.telemetry.configure(loaded.config.observability);
-    const next = compileListeners(loaded.config, loaded.source);
+    const next = prepared.listeners;
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, Listener>();
     const tlsOf = new Map<string, TlsMaterial | null>();
@@ -149,6 +147,7 @@ export class ProxyServer {
     // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
     const snapshot = prepared;
     this.runtime.commit(snapshot);
+    this.shared.closeUnused();
     const retired: Listener[] = [];
     for (const [name, listener] of this.listeners) {
       if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
@@ -170,7 +169,51 @@ export class ProxyServer {
     await Promise.all([...this.listeners.values()].map((l) => l.close(drainMs)));
     this.listeners.clear();
     await this.runtime.close();
-    for (const value of this.shared.values()) (value as { close?: () => void }).close?.();
+    this.shared.closeAll();
     await this.runtime.telemetry?.close();
   }
+}
+
+/**
+ * PluginDeps.shared: state that outlives snapshots (rate-limit counters, response caches, JWKS sets
+ * with their refresh timers). Each entry remembers the last config build that asked for it; once a
+ * config is in force, entries it did not ask for are closed and forgotten (a removed JWKS URL stops
+ * being fetched, a changed cache's old store is freed). Requests of the previous snapshot still hold
+ * the objects they were compiled with.
+ */
+class SharedPluginState {
+  private readonly values = new Map<string, unknown>();
+  private readonly askedBy = new Map<string, number>();
+  private build = 0;
+
+  get<T>(key: string, create: () => T): T {
+    this.askedBy.set(key, this.build);
+    if (!this.values.has(key)) this.values.set(key, create());
+    return this.values.get(key) as T;
+  }
+
+  /** A new config is about to be compiled: what it asks for is marked with its build. */
+  beginBuild(): void {
+    this.build++;
+  }
+
+  /** The config built last is in force: close what it did not ask for. */
+  closeUnused(): void {
+    for (const [key, build] of this.askedBy)
+      if (build < this.build) {
+        close(this.values.get(key));
+        this.values.delete(key);
+        this.askedBy.delete(key);
+      }
+  }
+
+  closeAll(): void {
+    for (const value of this.values.values()) close(value);
+    this.values.clear();
+    this.askedBy.clear();
+  }
+}
+
+function close(value: unknown): void {
+  (value as { close?: () => void } | undefined)?.close?.();
 }

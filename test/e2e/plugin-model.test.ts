@@ -301,3 +301,59 @@ routes:
     assert.match(issues[1]!, /^6:15 cannot load a plugin from .*nope\.js/);
   });
 });
+
+describe('plugin state shared across configs', () => {
+  /** Counts requests in state shared across snapshots, keyed by its config; records when it is closed. */
+  const closed: string[] = [];
+  const counter = definePlugin<{ name: string }>({
+    name: 'counter',
+    phase: 'transform',
+    order: 100,
+    description: 'test: counts in shared state',
+    configSchema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+    compile(config, deps) {
+      const state = deps.shared(`counter:${config.name}`, () => ({
+        count: 0,
+        close: () => closed.push(config.name),
+      }));
+      const filter: Filter = {
+        onRequestHeaders(ctx) {
+          ctx.setHeader('x-count', String(++state.count));
+          return undefined;
+        },
+      };
+      return () => filter;
+    },
+  });
+  const configWith = (name: string) => ({
+    services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+    routes: [{ name: 'r', service: 'svc', plugins: [{ name: 'counter', config: { name } }] }],
+  });
+  let upstream: Upstream;
+
+  it('keeps state while a config asks for it, and closes it once the config in force no longer does', async () => {
+    upstream = await startUpstream();
+    const gw = await startGateway(configWith('a'), {
+      catalog: new PluginRegistry([...builtinPlugins, counter] as never),
+    });
+    const count = async () => {
+      const res = await request(`${gw.url()}/x`);
+      return (JSON.parse(await res.body.text()) as { headers: Record<string, string> }).headers['x-count'];
+    };
+    try {
+      assert.equal(await count(), '1');
+      await gw.apply(configWith('a'));
+      assert.equal(await count(), '2', 'survives a reload that still uses it');
+      assert.deepEqual(closed, []);
+      await gw.apply(configWith('b'));
+      assert.deepEqual(closed, ['a'], 'closed once no config in force asks for it');
+      assert.equal(await count(), '1');
+      await gw.apply(configWith('a'));
+      assert.equal(await count(), '1', 'asked for again: starts afresh');
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+    assert.deepEqual(closed, ['a', 'b', 'a'], 'the rest closes with the proxy');
+  });
+});

@@ -49,7 +49,7 @@ describe('rate-limit plugin', () => {
             name: 'dry',
             match: { path: '/dry' },
             service: 'svc',
-            plugins: [{ name: 'rate-limit', config: { minute: 1, dryRun: true } }],
+            plugins: [{ name: 'rate-limit', config: { minute: 2, dryRun: true } }],
           },
           {
             name: 'fixed',
@@ -108,6 +108,7 @@ describe('rate-limit plugin', () => {
     assert.equal(res.headers['ratelimit-remaining'], '0');
     const retry = Number(res.headers['retry-after']);
     assert.ok(retry >= 1 && retry <= 120, `retry-after ${retry}`);
+    assert.equal(res.headers['ratelimit-reset'], String(retry), 'one window: the reset is when one more fits');
     assert.match(body.detail, /retry in/);
   });
 
@@ -135,15 +136,21 @@ describe('rate-limit plugin', () => {
   });
 
   it('dry run counts and reports but never refuses', async () => {
-    for (let i = 0; i < 3; i++) {
+    const remaining: unknown[] = [];
+    for (let i = 0; i < 4; i++) {
       const res = await call('/dry');
       assert.equal(res.statusCode, 200);
-      if (i > 0) assert.equal(res.headers['ratelimit-remaining'], '0');
+      remaining.push(res.headers['ratelimit-remaining']);
     }
+    assert.deepEqual(remaining, ['1', '0', '0', '0'], 'each request counted, none refused');
   });
 
   it('counters survive a config reload', async () => {
-    for (let i = 0; i < 3; i++) assert.equal((await call('/fixed')).statusCode, 200);
+    const first = await call('/fixed');
+    assert.equal(first.statusCode, 200);
+    // A fixed window resets at its end: the seconds left of the current minute on the test's clock.
+    assert.equal(first.headers['ratelimit-reset'], String(Math.ceil((60_000 - (now % 60_000)) / 1000)));
+    for (let i = 0; i < 2; i++) assert.equal((await call('/fixed')).statusCode, 200);
     assert.equal((await call('/fixed')).statusCode, 429);
     await gw.apply({
       services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
