@@ -1,8 +1,9 @@
 /**
  * Config checks for listener settings: TLS files (read, paired, located), contradictions between
- * settings, `match.grpc`, and the compiled defaults.
+ * settings, `match.grpc`, and the compiled defaults; and the other key files a config names (JWT).
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,5 +139,38 @@ describe('listener config', () => {
     } finally {
       releaseSnapshot(snapshot);
     }
+  });
+});
+
+describe('jwt public keys', () => {
+  test('a missing file, a PEM that is no key and a key that cannot verify the algorithm are located errors', async () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' });
+    await writeFile(join(dir, 'ec.pem'), ec);
+    await writeFile(
+      join(dir, 'garbage.pem'),
+      '-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n',
+    );
+    const { issues } = await load(
+      [
+        'consumers:',
+        '  - name: a',
+        '    credentials:',
+        '      - { type: jwt, issuer: a, publicKey: missing.pem }',
+        '      - { type: jwt, issuer: b, publicKey: garbage.pem }',
+        '      - { type: jwt, issuer: c, publicKey: ec.pem, algorithm: RS256 }',
+        '      - { type: jwt, issuer: d, publicKey: ec.pem, algorithm: ES256 }',
+        'routes: [{ name: r, directResponse: { status: 200 } }]',
+      ].join('\n'),
+    );
+    assert.equal(issues.length, 3, issues.join('\n'));
+    assert.match(
+      issues[0]!,
+      /^4:\d+: consumers\[0\]\.credentials\[0\]\.publicKey: cannot read .*missing\.pem: no such file/,
+    );
+    assert.match(issues[1]!, /^5:\d+: consumers\[0\]\.credentials\[1\]\.publicKey: not a usable public key/);
+    assert.match(
+      issues[2]!,
+      /^6:\d+: consumers\[0\]\.credentials\[2\]\.algorithm: this public key cannot verify RS256 \(it verifies ES256\)/,
+    );
   });
 });

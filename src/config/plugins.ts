@@ -5,6 +5,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
+import { isInlinePem } from '../core/jwt-keys.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
@@ -152,6 +153,6 @@ export function resolveConfigPaths(config: Config, baseDir: string): void {
     for (const entry of entries) if (typeof entry.path === 'string') entry.path = pluginModulePath(entry.path, baseDir);
   for (const consumer of config.consumers ?? [])
     for (const c of consumer.credentials ?? [])
-      if (c.type === 'jwt' && c.publicKey !== undefined && !c.publicKey.trimStart().startsWith('-----BEGIN'))
+      if (c.type === 'jwt' && c.publicKey !== undefined && !isInlinePem(c.publicKey))
         (c as { publicKey: string }).publicKey = pluginModulePath(c.publicKey, baseDir);
 }

@@ -3,13 +3,12 @@
  * (inline or from a file), or a JWKS URL. Each issuer accepts only the algorithms its key can verify,
  * so a token cannot pick HS256 and have an RSA public key used as an HMAC secret (algorithm confusion).
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, type KeyObject as JoseKeyObject, type JWTVerifyGetKey } from 'jose';
+import { isInlinePem, JWT_ASYMMETRIC_ALGORITHMS, JWT_HMAC_ALGORITHMS, jwtAlgorithmsFor } from '../../core/jwt-keys.ts';
 import type { Consumer, ConsumerDefinition, PluginDeps } from '../../core/plugin.ts';
 
-const HMAC = ['HS256', 'HS384', 'HS512'];
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
 /** JWKS: cache keys this long, refresh in the background at half of it. */
 const JWKS_CACHE_MS = 10 * 60_000;
 /** JWKS: at most one fetch per this period for unknown key ids (a flood of forged kids cannot hammer the IdP). */
@@ -23,21 +22,6 @@ export interface IssuerKey {
   audiences: string[] | undefined;
   /** A secret, a public key, or (JWKS) a resolver that picks the key for the token's `kid`. */
   key: JWTVerifyGetKey | Uint8Array | JoseKeyObject;
-}
-
-function algorithmsFor(key: KeyObject): string[] {
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
-    case 'rsa-pss':
-      return ['PS256', 'PS384', 'PS512'];
-    case 'ec':
-      return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
-    case 'ed25519':
-      return ['EdDSA'];
-    default:
-      throw new Error(`unsupported public key type ${key.asymmetricKeyType}`);
-  }
 }
 
 /** A long-lived JWKS set per URL: keys and their refresh timer survive reloads. */
@@ -75,13 +59,13 @@ export function issuerKeys(
           consumer,
           issuer,
           audiences,
-          algorithms: only ? [only] : HMAC,
+          algorithms: only ? [only] : JWT_HMAC_ALGORITHMS,
           key: new TextEncoder().encode(c.secret),
         };
       } else if (typeof c.publicKey === 'string') {
-        const pem = c.publicKey.trimStart().startsWith('-----BEGIN') ? c.publicKey : readFileSync(c.publicKey, 'utf8');
+        const pem = isInlinePem(c.publicKey) ? c.publicKey : readFileSync(c.publicKey, 'utf8');
         const key = createPublicKey(pem);
-        const algorithms = algorithmsFor(key);
+        const algorithms = jwtAlgorithmsFor(key);
         if (only && !algorithms.includes(only))
           throw new Error(
             `the public key for issuer ${issuer} cannot verify ${only} (it verifies ${algorithms.join(', ')})`,
@@ -92,7 +76,7 @@ export function issuerKeys(
           consumer,
           issuer,
           audiences,
-          algorithms: only ? [only] : ASYMMETRIC,
+          algorithms: only ? [only] : JWT_ASYMMETRIC_ALGORITHMS,
           key: remoteKeys(c.jwksUrl as string, deps),
         };
       }

@@ -1,0 +1,40 @@
+/**
+ * Which JWT algorithms a key can verify: shared by the config checks (a key that cannot verify its
+ * credential's algorithm is a config error with a position) and the jwt plugin (an issuer accepts only
+ * these, so a token cannot pick HS256 and have a public key used as an HMAC secret).
+ */
+import type { KeyObject } from 'node:crypto';
+
+export const JWT_HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+export const JWT_ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+];
+
+/** The algorithms a public key verifies; throws for a key type JWTs do not use. */
+export function jwtAlgorithmsFor(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec':
+      return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
+    case 'ed25519':
+      return ['EdDSA'];
+    default:
+      throw new Error(`unsupported public key type ${key.asymmetricKeyType}`);
+  }
+}
+
+/** A `publicKey` written in the config itself rather than the path of a file. */
+export function isInlinePem(text: string): boolean {
+  return text.trimStart().startsWith('-----BEGIN');
+}
