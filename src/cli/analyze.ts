@@ -1,8 +1,9 @@
 /** `meshgate analyze [FILE|DIR | --control-plane URL]`: mistakes and smells, each with a code, a place and a fix. */
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Instance } from '../api/mesh.ts';
 import type { ConfigText } from '../config/load.ts';
-import { ANALYZER_CODES, analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
+import { analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
 import { readTexts } from '../control-plane/sources/files.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { controlPlaneUrl, EXIT, getJson, reporting, Unavailable } from './mesh-client.ts';
@@ -50,6 +51,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     let texts: ConfigText[];
     let instances: Instance[] | undefined;
     let source: string;
+    let mesh = fromControlPlane;
     if (fromControlPlane) {
       const base = controlPlaneUrl(values['control-plane']);
       const model = await getJson<{ source: string; texts: ConfigText[] }>(base, '/config/source');
@@ -59,6 +61,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     } else {
       source = positionals[0]!;
       texts = await readPath(source);
+      mesh = (await stat(source)).isDirectory();
     }
     // The control plane has already substituted its environment; a model's text is taken as written.
     const findings = analyze({
@@ -66,6 +69,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
       instances,
       env: fromControlPlane ? null : process.env,
       catalog: createPluginCatalog(),
+      mesh,
     });
     const failOn = SEVERITIES.indexOf(values['fail-on'] as Severity);
     const failing = findings.filter((f) => SEVERITIES.indexOf(f.severity) <= failOn);
@@ -95,6 +99,3 @@ function printFindings(source: string, findings: Finding[]) {
     .map(([s, n]) => `${n} ${s}${n === 1 ? '' : 's'}`);
   console.log(counts.length ? `${counts.join(', ')} in ${source}` : `${source}: no findings`);
 }
-
-/** For docs and tests: every code with its default severity. */
-export const codes = ANALYZER_CODES;

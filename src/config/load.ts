@@ -19,6 +19,8 @@ export interface LoadOptions {
   catalog?: PluginCatalog;
   /** Where relative paths in the config start. Default: the (first) config file's directory. */
   baseDir?: string;
+  /** Rules of the caller's own on a config whose shape is valid (the mesh's naming rules). */
+  extraChecks?: (config: Config, at: Locator) => ConfigIssue[];
 }
 
 export interface LoadedConfig {
@@ -130,11 +132,13 @@ export function parseConfigTexts(
   if (data === undefined) return { ok: false, issues: read };
   if (fatal) return { ok: false, issues: sortIssues(read, texts) };
   // Run even when the schema failed, so one pass reports every mistake; the checker skips what it cannot read.
+  const shape = checkSchema(data, locator);
   const found = [
-    ...checkSchema(data, locator),
+    ...shape,
     ...checkReferences(data as Config, locator),
     ...checkPlugins(data as Config, locator, options.catalog, baseDir),
     ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
+    ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
   const emptied = new Set(read.map((i) => i.path));

@@ -194,4 +194,20 @@ describe('analyze', () => {
       assert.ok(meta.title.length > 10);
     }
   });
+
+  it('a mesh model is held to the mesh naming rules; a gateway file is not', () => {
+    const text = [
+      'services: [{ name: photo_service, endpoints: [{ url: http://127.0.0.1:9 }] }]',
+      'routes: [{ name: r, service: photo_service }]',
+      '',
+    ].join('\n');
+    const texts = [{ file: 'mesh.yaml', text }];
+    const asMesh = analyze({ texts, env: {}, mesh: true });
+    assert.deepEqual(
+      asMesh.map((f) => `${f.code} ${f.line}:${f.column} ${f.path}`),
+      ['MGA000 1:20 services[0].name'],
+    );
+    assert.match(asMesh[0]!.message, /cannot be a host name/);
+    assert.deepEqual(analyze({ texts, env: {} }), []);
+  });
 });

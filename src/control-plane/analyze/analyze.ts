@@ -15,6 +15,7 @@ import { type ConfigText, parseConfigTexts, readConfigTexts } from '../../config
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
+import { checkMeshRules } from '../model/model.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 export const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
@@ -62,6 +63,11 @@ export interface AnalyzeInput {
   env?: Record<string, string | undefined> | null;
   /** The plugins the model may name (without it, any plugin entry is reported as unknown). */
   catalog?: PluginCatalog;
+  /**
+   * The texts are a mesh model (a control plane's, or a model directory), so the mesh's naming rules
+   * apply too; a gateway's own file may use names a mesh would refuse.
+   */
+  mesh?: boolean;
 }
 
 const VALIDATOR_CODES: Record<string, AnalyzerCode> = {
@@ -96,7 +102,10 @@ export function analyze(input: AnalyzeInput): Finding[] {
     };
   };
   if (read.fatal || read.data === undefined) return sortFindings(read.issues.map(fromIssue));
-  const validated = parseConfigTexts(input.texts, 'analyze', env, { catalog: input.catalog });
+  const validated = parseConfigTexts(input.texts, 'analyze', env, {
+    catalog: input.catalog,
+    ...(input.mesh ? { extraChecks: checkMeshRules } : {}),
+  });
   if (!validated.ok) findings.push(...validated.issues.map(fromIssue));
   findings.push(...smells(read.data, read.locator, input.instances));
   return sortFindings(findings);

@@ -7,13 +7,7 @@ import type { Config } from '../../api/config.ts';
 import { SERVICE_NAME } from '../../api/mesh.ts';
 import type { Locator } from '../../config/document.ts';
 import { type ConfigIssue, formatPath } from '../../config/issues.ts';
-import {
-  type ConfigText,
-  type LoadOptions,
-  type LoadResult,
-  parseConfigTexts,
-  readConfigTexts,
-} from '../../config/load.ts';
+import { type ConfigText, type LoadOptions, type LoadResult, parseConfigTexts } from '../../config/load.ts';
 
 export interface MeshModel {
   readonly config: Config;
@@ -45,11 +39,8 @@ export function parseModel(
   env: Record<string, string | undefined> | null,
   options: LoadOptions = {},
 ): ModelResult {
-  const result: LoadResult = parseConfigTexts(texts, source, env, options);
+  const result: LoadResult = parseConfigTexts(texts, source, env, { ...options, extraChecks: checkMeshRules });
   if (!result.ok) return result;
-  const { locator } = readConfigTexts(texts, env);
-  const issues = checkMeshRules(result.value.config, locator);
-  if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
     model: Object.freeze({
