@@ -23,7 +23,7 @@ import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/fi
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { rewritePath } from '../path.ts';
-import { type CompiledRoute, pickDestination } from '../snapshot.ts';
+import { type CompiledDestination, type CompiledRoute, pickDestination } from '../snapshot.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
 import { type CompiledFault, roll } from './fault.ts';
@@ -86,23 +86,9 @@ function abortFault(ctx: StreamContext, fault: CompiledFault): boolean {
 
 /** Destination, timeouts, body handling and mirror for this request; then its first try. */
 function send(ctx: StreamContext, route: CompiledRoute): void {
-  const destination = pickDestination(
-    route,
-    route.sticky === null ? Math.random() * 100 : stickyRoll(ctx, route.sticky),
-  );
-  if (destination === null) {
-    ctx.refusal = 'no-destination';
-    ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
-    return;
-  }
-  ctx.destination = destination;
-  const rw = route.rewrite;
-  if (rw === null) {
-    ctx.upstreamPath = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
-  } else {
-    ctx.upstreamPath = rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
-    if (rw.host !== undefined) ctx.setHeader('host', rw.host);
-  }
+  const destination = chooseDestination(ctx, route);
+  if (destination === null) return;
+  ctx.upstreamPath = upstreamPathOf(ctx, route);
   ctx.timeoutMs =
     ctx.requestTimeoutHeader === null
       ? destination.requestTimeoutMs
@@ -139,15 +125,8 @@ function bodySource(ctx: StreamContext): Readable {
  */
 export function prepareUpgrade(ctx: StreamContext): string | null {
   const route = ctx.route!;
-  const destination = pickDestination(
-    route,
-    route.sticky === null ? Math.random() * 100 : stickyRoll(ctx, route.sticky),
-  );
-  if (destination === null) {
-    ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
-    return null;
-  }
-  ctx.destination = destination;
+  const destination = chooseDestination(ctx, route);
+  if (destination === null) return null;
   const service = destination.service;
   const endpoint = destination.endpoints.choose(
     destination.endpoints.hashing ? requestHash(ctx, service.hashKey) : 0,
@@ -164,10 +143,31 @@ export function prepareUpgrade(ctx: StreamContext): string | null {
     return null;
   }
   ctx.endpoint = endpoint;
+  if (route.rewrite?.host === undefined && route.rewrite?.autoHost) ctx.setHeader('host', endpoint.authority);
+  return upstreamPathOf(ctx, route);
+}
+
+/** Picks the request's destination (one of the split), or replies and returns null when there is none. */
+function chooseDestination(ctx: StreamContext, route: CompiledRoute): CompiledDestination | null {
+  const only = route.destinations.length === 1;
+  const destination = pickDestination(
+    route,
+    only ? 0 : route.sticky === null ? Math.random() * 100 : stickyRoll(ctx, route.sticky),
+  );
+  if (destination === null) {
+    ctx.refusal = 'no-destination';
+    ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${route.name} has no destination with weight`);
+    return null;
+  }
+  ctx.destination = destination;
+  return destination;
+}
+
+/** The path and query sent upstream, after the route's rewrite (which may also set Host). */
+function upstreamPathOf(ctx: StreamContext, route: CompiledRoute): string {
   const rw = route.rewrite;
   if (rw === null) return ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
   if (rw.host !== undefined) ctx.setHeader('host', rw.host);
-  else if (rw.autoHost) ctx.setHeader('host', endpoint.authority);
   return rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
 }
 

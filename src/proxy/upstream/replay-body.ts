@@ -76,7 +76,7 @@ export class ReplayableBody {
     this.source.on('data', (chunk: Buffer) => this.onData(chunk));
     this.source.on('end', () => this.onEnd());
     this.source.on('error', (e: Error) => this.onError(e));
-    this.source.on('close', () => this.onError(new Error('the client closed before the request body ended')));
+    this.source.on('close', () => this.onClose());
   }
 
   /**
@@ -116,6 +116,11 @@ export class ReplayableBody {
     const complete = this.onComplete;
     this.onComplete = null;
     if (complete !== null && this.chunks !== null) complete(Buffer.concat(this.chunks));
+  }
+
+  /** Every body closes; only one that closes before its end is an error (the Error is built then). */
+  private onClose(): void {
+    if (this.error === null && !this.ended) this.onError(new Error('the client closed before the request body ended'));
   }
 
   private onError(error: Error): void {
