@@ -106,17 +106,18 @@ export function readRequestHead(ctx: StreamContext): boolean {
       case H_REQUEST_ID:
         if (value.length > 0 && value.length <= MAX_REQUEST_ID_LENGTH) ctx.requestId = value;
         break;
+      // A client's forwarding headers count only from trusted hops; otherwise this proxy's replace them.
       case H_XFF:
-        xff = xff === undefined ? value : `${xff}, ${value}`;
+        if (trusted) xff = xff === undefined ? value : `${xff}, ${value}`;
         break;
       case H_XF_PROTO:
-        xfProto = value;
+        if (trusted) xfProto = value;
         break;
       case H_XF_HOST:
-        xfHost = value;
+        if (trusted) xfHost = value;
         break;
       case H_FORWARDED:
-        forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        if (trusted) forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
         break;
       case H_TRACEPARENT:
         traceparent = value;
@@ -179,27 +180,18 @@ export function readRequestHead(ctx: StreamContext): boolean {
 
   const peer = req.socket.remoteAddress ?? '';
   const proto = ctx.listener.scheme;
-  if (trusted) {
-    const hops = ctx.listener.config.trustedHops;
-    ctx.clientAddress = clientAddress(xff, peer, hops);
-    out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
-    out.push('x-forwarded-proto', xfProto ?? proto);
-    out.push('x-forwarded-host', xfHost ?? authority);
-    const element = forwardedElement(peer, authority, proto);
-    out.push('forwarded', forwarded === undefined ? element : `${forwarded}, ${element}`);
-  } else {
-    ctx.clientAddress = peer;
-    out.push(
-      'x-forwarded-for',
-      peer,
-      'x-forwarded-proto',
-      proto,
-      'x-forwarded-host',
-      authority,
-      'forwarded',
-      forwardedElement(peer, authority, proto),
-    );
-  }
+  ctx.clientAddress = trusted ? clientAddress(xff, peer, ctx.listener.config.trustedHops) : peer;
+  const element = forwardedElement(peer, authority, proto);
+  out.push(
+    'x-forwarded-for',
+    xff === undefined ? peer : `${xff}, ${peer}`,
+    'x-forwarded-proto',
+    xfProto ?? proto,
+    'x-forwarded-host',
+    xfHost ?? authority,
+    'forwarded',
+    forwarded === undefined ? element : `${forwarded}, ${element}`,
+  );
   out.push('host', authority, REQUEST_ID_HEADER, ctx.requestId);
   if (traceparent !== undefined || b3 || ctx.owner.telemetry?.tracing)
     readTraceContext(ctx, traceparent, tracestate, b3);
