@@ -1,16 +1,12 @@
-/**
- * A config file as a source of changes: watches the file (and its directory, since editors replace
- * files by rename), debounces bursts, and hands each new load result to the consumer.
- */
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+/** A config file as a source of changes: each change (watch.ts) hands a new load result to the consumer. */
+import { resolve } from 'node:path';
 import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../core/defaults.ts';
 import { type LoadOptions, type LoadResult, loadConfigFile } from './load.ts';
+import { type ConfigWatch, watchConfigPath } from './watch.ts';
 
 export class ConfigFileSource {
   readonly file: string;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watcher: ConfigWatch | undefined;
   private readonly env: Record<string, string | undefined>;
   private readonly options: LoadOptions;
 
@@ -26,17 +22,10 @@ export class ConfigFileSource {
 
   /** Calls `onChange` with a fresh load after the file changes (debounced). */
   watch(onChange: (result: LoadResult) => void, debounceMs = DEFAULT_RELOAD_DEBOUNCE_MS): void {
-    const name = basename(this.file);
-    this.watcher = watch(dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.load().then(onChange), debounceMs);
-    });
-    this.watcher.unref();
+    this.watcher = watchConfigPath(this.file, false, () => void this.load().then(onChange), debounceMs);
   }
 
   close(): void {
-    clearTimeout(this.timer);
     this.watcher?.close();
   }
 }

@@ -2,21 +2,18 @@
  * The model from disk: one file, or every `*.yaml`, `*.yml` and `*.json` of a directory (merged in
  * name order: their listeners, services and routes add up). Watched; a burst of saves loads once.
  */
-import { type FSWatcher, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type { ConfigText, LoadOptions } from '../../config/load.ts';
+import { CONFIG_EXTENSIONS, type ConfigWatch, watchConfigPath } from '../../config/watch.ts';
 import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../../core/defaults.ts';
 import { type ModelResult, parseModel } from '../model/model.ts';
-
-const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 export class ModelFileSource {
   readonly path: string;
   private readonly env: Record<string, string | undefined>;
   private readonly options: LoadOptions;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watcher: ConfigWatch | undefined;
 
   constructor(path: string, env: Record<string, string | undefined> = process.env, options: LoadOptions = {}) {
     this.path = resolve(path);
@@ -38,19 +35,11 @@ export class ModelFileSource {
 
   /** Calls `onChange` with a fresh load after a change (debounced). */
   async watch(onChange: (result: ModelResult) => void, debounceMs = DEFAULT_RELOAD_DEBOUNCE_MS): Promise<void> {
-    const isDir = (await stat(this.path)).isDirectory();
-    const dir = isDir ? this.path : dirname(this.path);
-    const name = basename(this.path);
-    this.watcher = watch(dir, (_event, changed) => {
-      if (changed !== null && (isDir ? !CONFIG_EXTENSIONS.has(extname(changed)) : changed !== name)) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.load().then(onChange), debounceMs);
-    });
-    this.watcher.unref();
+    const isDirectory = (await stat(this.path)).isDirectory();
+    this.watcher = watchConfigPath(this.path, isDirectory, () => void this.load().then(onChange), debounceMs);
   }
 
   close(): void {
-    clearTimeout(this.timer);
     this.watcher?.close();
   }
 }
