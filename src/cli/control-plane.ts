@@ -18,7 +18,7 @@ import {
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
-import { listenError } from './options.ts';
+import { listenError, parsePort } from './options.ts';
 
 export const usage = `Usage: meshgate control-plane [--config DIR|FILE] [options]
 
@@ -72,8 +72,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     console.error(`meshgate control-plane: ${(e as Error).message}`);
     return 2;
   }
-  const port = values.port === undefined ? DEFAULT_CONTROL_PLANE_PORT : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  const port = parsePort(values.port, DEFAULT_CONTROL_PLANE_PORT);
+  if (port === undefined) {
     console.error(`meshgate control-plane: --port "${values.port}" is not a port number`);
     return 2;
   }

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Config, RouteConfig } from '../api/config.ts';
 import type { ProxyStatusView } from '../api/mesh.ts';
 import { closest } from '../config/issues.ts';
+import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
 import { controlPlaneUrl, EXIT, getJson, reporting, short, table, Unavailable } from './mesh-client.ts';
 
 export const usage = `Usage: meshgate proxy-config listeners|routes|services|endpoints PROXY [options]
@@ -18,7 +19,7 @@ its admin API (e.g. http://127.0.0.1:15000), with live request and connection co
 PROXY is a proxy id as \`meshgate proxy-status\` lists them, or a unique prefix of one.
 
 Options:
-      --control-plane URL   default $MESHGATE_CONTROL_PLANE or http://127.0.0.1:15010
+      --control-plane URL   default $MESHGATE_CONTROL_PLANE or ${DEFAULT_CONTROL_PLANE_URL}
       --admin URL           ask the proxy's admin API instead
   -o, --output text|json
 

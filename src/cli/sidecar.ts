@@ -23,6 +23,7 @@ import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
+import { controlPlaneUrl } from './mesh-client.ts';
 import { startMeshProxy } from './mesh-proxy.ts';
 import { parseLabels, parsePort, parseWorkers } from './options.ts';
 
@@ -109,7 +110,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const address = values.address ?? DEFAULT_SIDECAR_ADDRESS;
   const readyPath = values['ready-path'] ?? DEFAULT_APP_READY_PATH;
   if (!readyPath.startsWith('/')) return usageError(`--ready-path "${readyPath}" must start with /`);
-  const controlPlane = values['control-plane'] ?? process.env.MESHGATE_CONTROL_PLANE ?? DEFAULT_CONTROL_PLANE_URL;
+  const controlPlane = controlPlaneUrl(values['control-plane']);
   if (!URL.canParse(controlPlane)) return usageError(`--control-plane "${controlPlane}" is not a URL`);
   // A fixed port makes a stable id (a restarted instance replaces its old registration); port 0 cannot.
   const id = values.id ?? `${values.service}-${address}-${inboundPort === 0 ? `pid${process.pid}` : inboundPort}`;
