@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
+import type { ProxyStatusView } from '../../src/api/mesh.ts';
 import { type AppInstance, closeApps, startApp } from './apps.ts';
 import { startLoad } from './load.ts';
 import { Supervisor } from './processes.ts';
@@ -159,13 +160,6 @@ async function until<T>(what: string, deadline: number, check: () => Promise<T |
     if (performance.now() > deadline) throw new DemoError(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
-}
-
-interface ProxyView {
-  id: string;
-  state: string;
-  sentVersion: string | null;
-  lastNack: { version: string; reason?: string; issues?: unknown } | null;
 }
 
 async function sign(secret: string, issuer: string, subject: string) {
@@ -363,8 +357,8 @@ async function main(): Promise<number> {
     await race(
       until('every proxy to be in sync with the control plane', deadline, async () => {
         const [proxies, instances] = await Promise.all([getJson(`${CP_URL}/proxies`), getJson(`${CP_URL}/instances`)]);
-        const list = (proxies.body as { proxies: ProxyView[] }).proxies;
-        const nacked = list.find((p) => p.lastNack && p.lastNack.version === p.sentVersion);
+        const list = (proxies.body as { proxies: ProxyStatusView[] }).proxies;
+        const nacked = list.find((p) => p.state === 'NACKED');
         if (nacked)
           throw new DemoError(`${nacked.id} rejected its config: ${JSON.stringify(nacked.lastNack, null, 2)}`);
         const healthy = (instances.body as { instances: { health: string }[] }).instances.filter(
