@@ -5,8 +5,7 @@
  * No logic here: loading, validation and compilation live in src/config.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-
-const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
+import { DURATION_PATTERN } from '../core/duration.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>

@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 // The generated schema, not the TypeBox definitions: TypeBox is for authoring and types, and leaving it
 // out of the running proxy saves ~10 MB of resident memory. `npm test` checks the two agree.
 import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json' };
+import { DURATION_PATTERN } from '../core/duration.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -81,7 +82,7 @@ function toIssue(e: ErrorObject, source: Locator, base: Path): ConfigIssue | und
         message: `expected ${(e.params as { type: string }).type}, got ${describe(e.data)}`,
       };
     case 'pattern': {
-      const isDuration = schema?.pattern?.includes('ms|s|m|h');
+      const isDuration = schema?.pattern === DURATION_PATTERN;
       return {
         ...source.position(path),
         path: formatPath(path),

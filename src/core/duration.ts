@@ -1,4 +1,7 @@
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** The JSON Schema pattern of a duration (every config schema uses this one, and the checker knows it). */
+export const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
 const PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/y;
 
 /**

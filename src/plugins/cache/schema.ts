@@ -1,3 +1,5 @@
+import { DURATION_PATTERN } from '../../core/duration.ts';
+
 /** Settings of the cache plugin. */
 export interface CacheConfig {
   ttl?: string;
@@ -6,15 +8,13 @@ export interface CacheConfig {
   cacheAuthorized?: boolean;
 }
 
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
-
 export const cacheSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
     ttl: {
       type: 'string',
-      pattern: DURATION,
+      pattern: DURATION_PATTERN,
       description:
         'How long a response is served from the cache. Default 60s. An upstream max-age that is shorter wins.',
     },

@@ -1,3 +1,5 @@
+import { DURATION_PATTERN } from '../../core/duration.ts';
+
 /** Settings of the jwt plugin (per route, service or global). Keys and issuers live on consumers. */
 export type TokenSource = { header: string } | { cookie: string } | { query: string };
 
@@ -10,8 +12,6 @@ export interface JwtConfig {
   maxTokenBytes?: number;
   claimsToHeaders?: Record<string, string>;
 }
-
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
 
 export const jwtSchema = {
   type: 'object',
@@ -45,7 +45,7 @@ export const jwtSchema = {
     },
     clockSkew: {
       type: 'string',
-      pattern: DURATION,
+      pattern: DURATION_PATTERN,
       description: 'Tolerance for `exp` and `nbf` against this proxy’s clock. Default 30s; 0 is exact.',
     },
     requireExpiration: {

@@ -1,3 +1,5 @@
+import { DURATION_PATTERN } from '../../core/duration.ts';
+
 /** Settings of the rate-limit plugin. */
 export interface RateLimitConfig {
   limits?: { requests: number; window: string }[];
@@ -12,7 +14,6 @@ export interface RateLimitConfig {
   headers?: boolean;
 }
 
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
 const count = (description: string) => ({ type: 'integer', minimum: 1, description }) as const;
 
 export const rateLimitSchema = {
@@ -28,7 +29,7 @@ export const rateLimitSchema = {
         required: ['requests', 'window'],
         properties: {
           requests: count('Requests allowed per window.'),
-          window: { type: 'string', pattern: DURATION, description: 'Window length, e.g. `1m`, `1h`.' },
+          window: { type: 'string', pattern: DURATION_PATTERN, description: 'Window length, e.g. `1m`, `1h`.' },
         },
       },
       description: 'Limits that all apply, e.g. 100 per minute and 1,000 per hour.',
