@@ -22,6 +22,8 @@ const VERIFIED_CACHE_SIZE = 10_000;
 interface Verified {
   key: IssuerKey;
   payload: JWTPayload;
+  /** Its scopes, read once when it is verified (a remembered token is admitted on every request). */
+  scopes: ReadonlySet<string>;
 }
 
 function bearer(description?: string, scope?: string): [string, string] {
@@ -124,8 +126,8 @@ export default definePlugin<JwtConfig>({
       if (typeof exp === 'number' && exp * 1000 + skewMs <= now) return invalid('the token has expired');
       if (typeof nbf === 'number' && nbf * 1000 - skewMs > now) return invalid('the token is not valid yet');
       if (required.length > 0) {
-        const held = scopesOf(v.payload);
-        const ok = any ? required.some((s) => held.includes(s)) : required.every((s) => held.includes(s));
+        const held = v.scopes;
+        const ok = any ? required.some((s) => held.has(s)) : required.every((s) => held.has(s));
         if (!ok) return insufficient;
       }
       authenticate(ctx, v.key.consumer, { type: 'jwt', id: v.key.issuer });
@@ -146,7 +148,7 @@ export default definePlugin<JwtConfig>({
           requiredClaims: requireExp ? ['exp'] : [],
           currentDate: new Date(deps.now()),
         });
-        const v = { key, payload };
+        const v = { key, payload, scopes: new Set(scopesOf(payload)) };
         if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
         verified.set(token, v);
         return admit(ctx, v);
