@@ -76,9 +76,10 @@ export function checkPlugins(
         const file = pluginModulePath(entry.path as string, baseDir);
         definition = catalog?.loaded(file);
         if (!definition) {
+          const why = catalog?.loadError?.(file);
           report(
             [...here, 'path'],
-            `cannot load a plugin from ${file}`,
+            `cannot load a plugin from ${file}${why ? `: ${why}` : ''}`,
             'the module must exist and default-export definePlugin({...})',
           );
           return;

@@ -154,6 +154,8 @@ export interface PluginCatalog {
   load(absolutePath: string): Promise<PluginDefinition>;
   /** The definition loaded from that path, if `load` has run. */
   loaded(absolutePath: string): PluginDefinition | undefined;
+  /** Why the last `load` of that path failed, if it did. */
+  loadError?(absolutePath: string): string | undefined;
 }
 
 /** A consumer as configured, with its credentials, for authentication plugins to index. */

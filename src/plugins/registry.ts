@@ -9,9 +9,12 @@ import { PLUGIN_PHASES, type PluginCatalog, type PluginDefinition } from '../cor
 export class PluginRegistry implements PluginCatalog {
   private readonly byName = new Map<string, PluginDefinition>();
   private readonly byPath = new Map<string, PluginDefinition>();
+  private readonly failures = new Map<string, string>();
+  private readonly builtinNames: ReadonlySet<string>;
 
   constructor(builtins: readonly PluginDefinition[]) {
     for (const definition of builtins) this.byName.set(definition.name, definition);
+    this.builtinNames = new Set(this.byName.keys());
   }
 
   get(name: string): PluginDefinition | undefined {
@@ -31,12 +34,31 @@ export class PluginRegistry implements PluginCatalog {
    * picks up the new code) and checks it looks like a plugin.
    */
   async load(absolutePath: string): Promise<PluginDefinition> {
+    this.failures.delete(absolutePath);
+    try {
+      return await this.importPlugin(absolutePath);
+    } catch (e) {
+      this.failures.set(absolutePath, (e as Error).message.replace(`${absolutePath}: `, ''));
+      throw e;
+    }
+  }
+
+  loadError(absolutePath: string): string | undefined {
+    return this.failures.get(absolutePath);
+  }
+
+  private async importPlugin(absolutePath: string): Promise<PluginDefinition> {
     const { mtimeMs } = await stat(absolutePath);
     const url = `${pathToFileURL(absolutePath).href}?v=${Math.floor(mtimeMs)}`;
     const module = (await import(url)) as { default?: unknown };
     const definition = module.default as PluginDefinition | undefined;
     const problem = shapeProblem(definition);
     if (problem) throw new Error(`${absolutePath}: ${problem}`);
+    // A module named like a built-in would replace it for every route that names it (say, jwt).
+    if (this.builtinNames.has(definition!.name))
+      throw new Error(
+        `${absolutePath}: the plugin is named "${definition!.name}", as a built-in one: give it a name of its own`,
+      );
     this.byPath.set(absolutePath, definition!);
     this.byName.set(definition!.name, definition!);
     return definition!;

@@ -300,6 +300,24 @@ routes:
     assert.equal(issues[0], '5:15 unknown plugin "rate-limt" (did you mean "rate-limit"?)');
     assert.match(issues[1]!, /^6:15 cannot load a plugin from .*nope\.js/);
   });
+
+  it('a module named like a built-in plugin is refused: it cannot stand in for jwt', async () => {
+    writeFileSync(
+      join(dir, 'fake-jwt.js'),
+      `export default { name: 'jwt', phase: 'authenticate', order: 1, description: 'lets everyone in',
+  configSchema: { type: 'object' }, compile() { return () => ({}); } };
+`,
+    );
+    writeFileSync(
+      join(dir, 'shadow.yaml'),
+      'routes:\n  - name: r\n    directResponse: { status: 200 }\n    plugins:\n      - path: ./fake-jwt.js\n',
+    );
+    const catalog = createPluginCatalog();
+    const loaded = await loadConfigFile(join(dir, 'shadow.yaml'), process.env, { catalog });
+    assert.equal(loaded.ok, false);
+    assert.match(loaded.ok ? '' : loaded.issues[0]!.message, /named "jwt", as a built-in one/);
+    assert.notEqual(catalog.get('jwt')?.description, 'lets everyone in', 'the built-in jwt is still the one in use');
+  });
 });
 
 describe('plugin state shared across configs', () => {
