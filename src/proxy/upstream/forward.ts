@@ -207,12 +207,7 @@ function startMirror(ctx: StreamContext, mirror: CompiledMirror): void {
 function refuse(ctx: StreamContext, reason: string, code: LocalReplyCode, detail: string): void {
   ctx.body?.drain();
   ctx.refusal = reason;
-  ctx.destination?.service.stats.refusals.add({
-    at: Date.now(),
-    requestId: ctx.requestId,
-    route: ctx.routeName,
-    reason,
-  });
+  recordRefusal(ctx, reason);
   ctx.fail(code, detail);
 }
 
@@ -415,14 +410,15 @@ function retryStop(
   return null;
 }
 
+/** Kept in the service's recent refusals (admin `/services`). */
+function recordRefusal(ctx: StreamContext, reason: string): void {
+  const service = ctx.destination?.service;
+  service?.stats.refusals.add({ at: service.clock.now(), requestId: ctx.requestId, route: ctx.routeName, reason });
+}
+
 function stopRetrying(ctx: StreamContext, reason: string): false {
   ctx.retryStop = reason;
-  ctx.destination!.service.stats.refusals.add({
-    at: Date.now(),
-    requestId: ctx.requestId,
-    route: ctx.routeName,
-    reason,
-  });
+  recordRefusal(ctx, reason);
   return false;
 }
 
@@ -536,7 +532,7 @@ export class UpstreamCall implements PooledHandler {
         this.endpoint,
         FAILURE_NONE,
         `status ${statusCode}`,
-        parseRetryAfter(headers['retry-after'], Date.now()),
+        parseRetryAfter(headers['retry-after'], ctx.destination!.service.clock.now()),
       )
     ) {
       this.discard(controller, headers['content-length']);

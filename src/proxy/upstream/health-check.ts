@@ -191,7 +191,7 @@ export class HealthChecker {
   private apply(endpoint: Endpoint, record: HealthRecord, ok: boolean, detail: string): void {
     const s = this.settings;
     record.checks++;
-    record.lastCheckAt = Date.now();
+    record.lastCheckAt = this.clock.now();
     record.lastResult = detail;
     const before = endpoint.health;
     if (ok) {

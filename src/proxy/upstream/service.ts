@@ -197,14 +197,14 @@ export class UpstreamService {
   }
 
   private onHealthChange(event: HealthEvent): void {
-    this.stats.events.add({ at: Date.now(), kind: event.status, endpoint: event.endpoint.url, detail: event.result });
+    this.stats.events.add({ at: this.clock.now(), kind: event.status, endpoint: event.endpoint.url, detail: event.result });
     this.refreshSets();
   }
 
   private onOutlierEvent(event: OutlierEvent): void {
     if (event.kind === 'ejected') this.stats.ejections++;
     const detail = event.kind === 'ejected' ? `${event.reason}; ejected for ${event.durationMs} ms` : event.reason;
-    this.stats.events.add({ at: Date.now(), kind: event.kind, endpoint: event.endpoint.url, detail });
+    this.stats.events.add({ at: this.clock.now(), kind: event.kind, endpoint: event.endpoint.url, detail });
     if (event.kind !== 'not-ejected') this.refreshSets();
   }
 }
