@@ -44,6 +44,8 @@ export const DEFAULT_MAX_BODY_BYTES = 0;
 export const DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000;
 /** Concurrent HTTP/2 streams a client may open on one connection (RFC 9113 suggests at least 100). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+/** Streams an HTTP/2 upstream connection carries at once; more wait in undici's queue (pending requests). */
+export const DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS = 100;
 /** From a connection's first byte (or the end of the previous request) until the request head is complete. */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** From a request's first byte until its body has been received whole (Node's default). */

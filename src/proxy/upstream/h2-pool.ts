@@ -6,16 +6,12 @@
  */
 import { createRequire } from 'node:module';
 import type { Client as ClientType, Dispatcher } from 'undici';
+import { DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS } from '../../core/defaults.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
-import type { PooledHandler, PoolOptions, UpstreamPool } from './pool.ts';
+import { type PooledHandler, type PoolOptions, UpstreamClient, type UpstreamPool } from './pool.ts';
 
-const require = createRequire(import.meta.url);
 // As in pool.ts: the dispatcher modules alone, not undici's index.
-const Client: typeof ClientType = require('undici/lib/dispatcher/client.js');
-const H2CClient: typeof ClientType = require('undici/lib/dispatcher/h2c-client.js');
-
-/** Streams undici opens at once on the connection; more wait in its queue. */
-const MAX_CONCURRENT_STREAMS = 100;
+const H2CClient: typeof ClientType = createRequire(import.meta.url)('undici/lib/dispatcher/h2c-client.js');
 
 export class H2Pool implements UpstreamPool {
   readonly origin: string;
@@ -44,12 +40,16 @@ export class H2Pool implements UpstreamPool {
   }
 
   get queued(): number {
-    return Math.max(0, this.inflight - MAX_CONCURRENT_STREAMS);
+    return Math.max(0, this.inflight - DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS);
   }
 
   dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): boolean {
     const breaker = this.breaker;
-    if (breaker !== undefined && this.inflight >= MAX_CONCURRENT_STREAMS && this.queued >= breaker.maxPendingRequests) {
+    if (
+      breaker !== undefined &&
+      this.inflight >= DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS &&
+      this.queued >= breaker.maxPendingRequests
+    ) {
       breaker.overflows.maxPendingRequests++;
       return false;
     }
@@ -80,13 +80,13 @@ export class H2Pool implements UpstreamPool {
       bodyTimeout: 0,
     };
     return this.origin.startsWith('https:')
-      ? new Client(this.origin, {
+      ? new UpstreamClient(this.origin, {
           ...common,
           allowH2: true,
-          maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-          pipelining: MAX_CONCURRENT_STREAMS,
+          maxConcurrentStreams: DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS,
+          pipelining: DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS,
         })
-      : new H2CClient(this.origin, { ...common, maxConcurrentStreams: MAX_CONCURRENT_STREAMS });
+      : new H2CClient(this.origin, { ...common, maxConcurrentStreams: DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS });
   }
 
   async close(): Promise<void> {

@@ -197,7 +197,12 @@ export class UpstreamService {
   }
 
   private onHealthChange(event: HealthEvent): void {
-    this.stats.events.add({ at: this.clock.now(), kind: event.status, endpoint: event.endpoint.url, detail: event.result });
+    this.stats.events.add({
+      at: this.clock.now(),
+      kind: event.status,
+      endpoint: event.endpoint.url,
+      detail: event.result,
+    });
     this.refreshSets();
   }
 
