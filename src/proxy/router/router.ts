@@ -218,34 +218,27 @@ export class Router<T> {
       const hit = firstHolding(table.exact.get(path), input);
       if (hit !== null) return hit;
     }
+    // Precedence: exact, then parameter paths (the walk), then regexes, then prefixes (collected by
+    // the walk, longest first), then routes without a path.
+    const scratch = this.scratch;
+    scratch.length = 0;
     if (table.hasTrie) {
-      const scratch = this.scratch;
-      scratch.length = 0;
       const hit = this.walk(table.root, path, 1, input, scratch);
-      if (hit !== null) {
-        scratch.length = 0;
-        return hit;
-      }
-      for (let i = 0; i < table.regexes.length; i++) {
-        const r = table.regexes[i]!;
-        if (r.regex.test(path) && conditionsHold(r.candidate, input)) {
-          scratch.length = 0;
-          return r.candidate;
-        }
-      }
-      if (scratch.length > 0) {
-        if (scratch.length > 1) scratch.sort(byPrefixRank);
-        const found = firstHolding(scratch, input);
-        scratch.length = 0;
-        if (found !== null) return found;
-      }
-    } else {
-      for (let i = 0; i < table.regexes.length; i++) {
-        const r = table.regexes[i]!;
-        if (r.regex.test(path) && conditionsHold(r.candidate, input)) return r.candidate;
-      }
+      if (hit !== null) return this.done(hit);
     }
-    return firstHolding(table.anyPath, input);
+    for (let i = 0; i < table.regexes.length; i++) {
+      const r = table.regexes[i]!;
+      if (r.regex.test(path) && conditionsHold(r.candidate, input)) return this.done(r.candidate);
+    }
+    if (scratch.length > 1) scratch.sort(byPrefixRank);
+    const prefixed = scratch.length > 0 ? firstHolding(scratch, input) : null;
+    return this.done(prefixed ?? firstHolding(table.anyPath, input));
+  }
+
+  /** Lets go of the prefixes the walk collected (the scratch array is reused by every match). */
+  private done(hit: Candidate<T> | null): Candidate<T> | null {
+    this.scratch.length = 0;
+    return hit;
   }
 
   /**
