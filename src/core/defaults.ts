@@ -230,3 +230,12 @@ export const DEFAULT_INSPECT_TIMEOUT_MS = 5_000;
 // ── observability ──
 /** Longest an access log line waits in the write buffer before it reaches its file or stdout. */
 export const ACCESS_LOG_FLUSH_INTERVAL_MS = 1_000;
+/** `observability.tracing.samplingRatio` when not set: the share of new traces recorded. */
+export const DEFAULT_TRACE_SAMPLING_RATIO = 0.1;
+/** Finished spans wait this long in the batch before they are exported. */
+export const TRACE_EXPORT_DELAY_MS = 500;
+/**
+ * TLS handshake limit when `headersTimeout` is 0 (disabled): Node's own default. A handshake never
+ * goes unbounded, since a client that never finishes it holds a socket and memory.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;

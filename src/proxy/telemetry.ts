@@ -4,6 +4,7 @@
  * and tracing follow the config in force and are rebuilt only when their settings change.
  */
 import type { ObservabilityConfig } from '../api/config.ts';
+import { DEFAULT_TRACE_SAMPLING_RATIO, TRACE_EXPORT_DELAY_MS } from '../core/defaults.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
 import { Tracing } from '../observability/tracing.ts';
@@ -11,10 +12,6 @@ import type { StreamContext } from './context.ts';
 import type { Snapshot } from './snapshot.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 import { upstreamDecisions } from './upstream/decisions.ts';
-
-/** Spans wait this long in the batch before export. */
-const TRACE_EXPORT_DELAY_MS = 500;
-const DEFAULT_SAMPLING_RATIO = 0.1;
 
 export class Telemetry {
   readonly metrics: ProxyMetrics;
@@ -55,7 +52,7 @@ export class Telemetry {
           ? null
           : await Tracing.create({
               endpoint: tr.endpoint,
-              samplingRatio: tr.samplingRatio ?? DEFAULT_SAMPLING_RATIO,
+              samplingRatio: tr.samplingRatio ?? DEFAULT_TRACE_SAMPLING_RATIO,
               serviceName: tr.serviceName ?? this.defaultServiceName,
               exportDelayMs: TRACE_EXPORT_DELAY_MS,
             });

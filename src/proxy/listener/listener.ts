@@ -20,6 +20,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS } from '../../core/defaults.ts';
 import { closeWhenIdle, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../context.ts';
 import { handleRequest } from '../stream.ts';
 import { handleUpgrade } from '../websocket.ts';
@@ -202,7 +203,8 @@ export class Listener {
           ...tls.defaultOptions,
           ...http1Options,
           // A handshake is part of receiving the request head: the same deadline bounds it.
-          handshakeTimeout: limits.headersTimeoutMs > 0 ? limits.headersTimeoutMs : 120_000,
+          handshakeTimeout:
+            limits.headersTimeoutMs > 0 ? limits.headersTimeoutMs : TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS,
           SNICallback: (name: string, cb: (e: Error | null, ctx: unknown) => void) => {
             const material = this.current.tls;
             cb(null, material === null ? undefined : contextFor(material, name));
