@@ -65,6 +65,13 @@ describe('Prometheus metrics of the gateway', () => {
         { name: 'ok', match: { path: '/ok' }, service: 'api' },
         { name: 'boom', match: { path: '/boom' }, service: 'api' },
         { name: 'private', match: { path: '/private' }, service: 'api', plugins: [{ name: 'key-auth' }] },
+        {
+          name: 'limited',
+          match: { path: '/limited' },
+          service: 'api',
+          plugins: [{ name: 'rate-limit', config: { minute: 1 } }],
+        },
+        { name: 'retried', match: { path: '/boom-retried' }, service: 'api', retries: { attempts: 2, on: ['5xx'] } },
       ],
     });
   });
@@ -108,6 +115,19 @@ describe('Prometheus metrics of the gateway', () => {
       assert.equal(m.value('gateway_circuit_breaker_open', { service: 'api', threshold }), 0);
     // Never an unbounded label: no path, id or address reaches a label value.
     assert.doesNotMatch(text, /nowhere|partner-key-0123456789|127\.0\.0\.1/);
+  });
+
+  it('counts retries and rate-limited requests', async () => {
+    const base = gw.url();
+    assert.equal((await send(`${base}/limited`)).status, 200);
+    assert.equal((await send(`${base}/limited`)).status, 429);
+    assert.equal((await send(`${base}/limited`)).status, 429);
+    assert.equal((await send(`${base}/boom-retried`)).status, 500, 'every try failed');
+    const m = (await scrape(gw.adminUrl)).metrics;
+    assert.equal(m.value('gateway_rate_limited_total', { route: 'limited' }), 2);
+    assert.equal(m.value('gateway_errors_total', { route: 'limited', service: 'api', code: 'MG_RATE_LIMITED' }), 2);
+    assert.equal(m.value('gateway_upstream_retries_total', { route: 'retried', service: 'api' }), 2);
+    assert.equal(m.value('gateway_errors_total', { route: 'retried', service: 'api', code: 'upstream_5xx' }), 1);
   });
 });
 
