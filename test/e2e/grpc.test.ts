@@ -205,6 +205,11 @@ describe('gRPC through the gateway', () => {
   it('many concurrent calls share the upstream connection', async () => {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => unary(via, 'Unary', `n${i}`)));
     for (const [i, r] of results.entries()) assert.equal(r.value, `echo:n${i}`);
+    // More calls than the connection's streams: some waited as pending requests, and all is settled now.
+    const breaker = gw.proxy.snapshot.services.get('echo')!.breaker;
+    assert.equal(breaker.connections, 1, 'one HTTP/2 connection carried them all');
+    assert.equal(breaker.pending, 0);
+    assert.equal(breaker.requests, 0);
   });
 
   it('gateway errors are gRPC statuses: no route → UNIMPLEMENTED', async () => {

@@ -28,6 +28,17 @@ export class H2Pool implements UpstreamPool {
   }
 
   useBreaker(breaker: CircuitBreaker | undefined): void {
+    const old = this.breaker;
+    if (old === breaker) return;
+    // What this pool holds moves with it, so both breakers' counts stay exact (as ConnectionPool).
+    if (old !== undefined) {
+      old.connections -= this.size;
+      old.pending -= this.queued;
+    }
+    if (breaker !== undefined) {
+      breaker.connections += this.size;
+      breaker.pending += this.queued;
+    }
     this.breaker = breaker;
   }
 
@@ -43,15 +54,15 @@ export class H2Pool implements UpstreamPool {
     return Math.max(0, this.inflight - DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS);
   }
 
+  /** A stream beyond the connection's concurrency waits in undici's queue: a pending request. */
   dispatch(options: Dispatcher.DispatchOptions, handler: PooledHandler): boolean {
     const breaker = this.breaker;
-    if (
-      breaker !== undefined &&
-      this.inflight >= DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS &&
-      this.queued >= breaker.maxPendingRequests
-    ) {
-      breaker.overflows.maxPendingRequests++;
-      return false;
+    if (breaker !== undefined && this.inflight >= DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS) {
+      if (breaker.pending >= breaker.maxPendingRequests) {
+        breaker.overflows.maxPendingRequests++;
+        return false;
+      }
+      breaker.pending++;
     }
     this.inflight++;
     const client = (this.client ??= this.create());
@@ -64,6 +75,8 @@ export class H2Pool implements UpstreamPool {
   release(handler: PooledHandler): void {
     if (handler.client === null) return;
     handler.client = null;
+    // The oldest waiting stream takes the freed slot: one pending request fewer.
+    if (this.inflight > DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS && this.breaker !== undefined) this.breaker.pending--;
     this.inflight--;
   }
 
@@ -73,6 +86,7 @@ export class H2Pool implements UpstreamPool {
   }
 
   private create(): ClientType {
+    if (this.breaker !== undefined) this.breaker.connections++;
     const common = {
       keepAliveTimeout: this.options.keepAliveMs,
       connectTimeout: this.options.connectTimeoutMs,
@@ -91,9 +105,16 @@ export class H2Pool implements UpstreamPool {
 
   async close(): Promise<void> {
     await this.client?.close();
+    this.forgetClient();
   }
 
   async destroy(): Promise<void> {
     await this.client?.destroy();
+    this.forgetClient();
+  }
+
+  private forgetClient(): void {
+    if (this.client !== null && this.breaker !== undefined) this.breaker.connections--;
+    this.client = null;
   }
 }
