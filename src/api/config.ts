@@ -6,6 +6,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../core/duration.ts';
+import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -293,21 +294,6 @@ export const PluginEntrySchema = Type.Object(
       'a consumer entry all three (for phases after authentication).',
   },
 );
-
-const JWT_ALGORITHMS = [
-  'HS256',
-  'HS384',
-  'HS512',
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'EdDSA',
-] as const;
 
 export const JwtCredentialSchema = Type.Object(
   {

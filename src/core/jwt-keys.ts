@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 
-export const JWT_HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+export const JWT_HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const JWT_ASYMMETRIC_ALGORITHMS = [
   'RS256',
   'RS384',
@@ -16,7 +16,9 @@ export const JWT_ASYMMETRIC_ALGORITHMS = [
   'ES256',
   'ES384',
   'EdDSA',
-];
+] as const;
+/** Every algorithm a jwt credential may name (the config schema's list). */
+export const JWT_ALGORITHMS = [...JWT_HMAC_ALGORITHMS, ...JWT_ASYMMETRIC_ALGORITHMS] as const;
 
 /** The algorithms a public key verifies; throws for a key type JWTs do not use. */
 export function jwtAlgorithmsFor(key: KeyObject): string[] {

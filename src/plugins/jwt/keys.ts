@@ -59,7 +59,7 @@ export function issuerKeys(
           consumer,
           issuer,
           audiences,
-          algorithms: only ? [only] : JWT_HMAC_ALGORITHMS,
+          algorithms: only ? [only] : [...JWT_HMAC_ALGORITHMS],
           key: new TextEncoder().encode(c.secret),
         };
       } else if (typeof c.publicKey === 'string') {
@@ -76,7 +76,7 @@ export function issuerKeys(
           consumer,
           issuer,
           audiences,
-          algorithms: only ? [only] : JWT_ASYMMETRIC_ALGORITHMS,
+          algorithms: only ? [only] : [...JWT_ASYMMETRIC_ALGORITHMS],
           key: remoteKeys(c.jwksUrl as string, deps),
         };
       }
