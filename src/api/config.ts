@@ -830,6 +830,58 @@ export const DirectResponseSchema = Type.Object(
   { additionalProperties: false, description: 'Answer at the proxy without any upstream.' },
 );
 
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+export const RedirectSchema = Type.Object(
+  {
+    status: Type.Optional(
+      Type.Union(
+        REDIRECT_STATUSES.map((s) => Type.Literal(s)),
+        {
+          description:
+            'Status of the redirect. Default 301. 307 and 308 tell the client to repeat the method and body; ' +
+            '301, 302 and 303 let it switch to GET.',
+        },
+      ),
+    ),
+    scheme: Type.Optional(
+      Type.Union([Type.Literal('http'), Type.Literal('https')], {
+        description: 'Scheme of the Location. Default: the scheme the request came in on.',
+      }),
+    ),
+    host: Type.Optional(
+      Type.String({ minLength: 1, description: 'Host of the Location (no port). Default: the request’s host.' }),
+    ),
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description:
+          'Port of the Location. Default: the request’s port when neither scheme nor host changes, else the ' +
+          'scheme’s default port (left out of the URL).',
+      }),
+    ),
+    path: Type.Optional(
+      Type.String({ pattern: '^/', description: 'Replaces the whole path. Default: the request’s path.' }),
+    ),
+    prefix: Type.Optional(
+      Type.String({
+        pattern: '^/',
+        description:
+          'Replaces the part of the path matched before `*` (or the whole exact path), as `rewrite.prefix` does. ' +
+          'Use either `path` or `prefix`.',
+      }),
+    ),
+    stripQuery: Type.Optional(
+      Type.Boolean({ description: 'Leave the query string out of the Location. Default false (it is kept).' }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Answer with a redirect (Location built from the request and these fields) instead of forwarding.',
+  },
+);
+
 export const MirrorSchema = Type.Object(
   {
     service: Type.String({ minLength: 1, description: 'Name of the shadow service.' }),
@@ -904,6 +956,7 @@ export const RouteSchema = Type.Object(
       Type.Array(DestinationSchema, { minItems: 1, description: 'Weighted destinations; weights sum to 100.' }),
     ),
     directResponse: Type.Optional(DirectResponseSchema),
+    redirect: Type.Optional(RedirectSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     retries: Type.Optional(RouteRetriesSchema),
@@ -941,7 +994,8 @@ export const RouteSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'Match plus action: forward to `service` or `destinations`, or answer with `directResponse`.',
+    description:
+      'Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.',
   },
 );
 
@@ -1084,4 +1138,6 @@ export type RouteRetriesConfig = Static<typeof RouteRetriesSchema>;
 export type RetryBudgetConfig = Static<typeof RetryBudgetSchema>;
 export type MirrorConfig = Static<typeof MirrorSchema>;
 export type FaultConfig = Static<typeof FaultSchema>;
+export type RedirectConfig = Static<typeof RedirectSchema>;
+export type DirectResponseConfig = Static<typeof DirectResponseSchema>;
 export type { TSchema };

@@ -136,14 +136,21 @@ function routesOn(config: Config, listener: string): RouteConfig[] {
   return (config.routes ?? []).filter((r) => r.listeners === undefined || r.listeners.includes(listener));
 }
 
-function action(r: RouteConfig): string {
-  if (r.directResponse) return `direct ${r.directResponse.status}`;
-  if (r.service) return r.service;
-  return (r.destinations ?? [])
+/** The route's action kind (forward, direct, redirect) and, in a few words, what it does. */
+function action(r: RouteConfig): { kind: string; to: string } {
+  if (r.directResponse) return { kind: 'direct', to: String(r.directResponse.status) };
+  if (r.redirect) {
+    const { status, ...parts } = r.redirect;
+    const changes = Object.entries(parts).map(([k, v]) => `${k}=${v}`);
+    return { kind: 'redirect', to: [String(status ?? 301), ...changes].join(' ') };
+  }
+  if (r.service) return { kind: 'forward', to: r.service };
+  const to = (r.destinations ?? [])
     .map(
       (d) => `${d.service}${d.subset ? `/${d.subset}` : ''}${r.destinations!.length > 1 ? ` ${d.weight ?? 0}%` : ''}`,
     )
     .join(', ');
+  return { kind: 'forward', to };
 }
 
 function render(
@@ -182,12 +189,12 @@ function render(
         path: r.match?.path ?? r.match?.pathRegex ?? null,
         methods: r.match?.methods ?? null,
         headers: r.match?.headers ?? null,
-        action: action(r),
+        ...action(r),
       }));
       return {
         data,
         text: table(
-          ['ROUTE', 'LISTENERS', 'HOSTS', 'PATH', 'METHODS', 'HEADERS', 'TO'],
+          ['ROUTE', 'LISTENERS', 'HOSTS', 'PATH', 'METHODS', 'HEADERS', 'ACTION', 'TO'],
           data.map((r) => [
             r.name,
             r.listeners?.join(',') ?? '*',
@@ -195,7 +202,8 @@ function render(
             r.path ?? '*',
             r.methods?.join(',') ?? '*',
             r.headers ? Object.keys(r.headers).join(',') : '-',
-            r.action,
+            r.kind,
+            r.to,
           ]),
         ),
       };

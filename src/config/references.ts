@@ -177,12 +177,18 @@ function unique(items: readonly { name: string }[], what: string, at: Path, repo
 }
 
 function checkAction(route: RouteConfig, here: Path, report: Report) {
-  const actions = ['service', 'destinations', 'directResponse'].filter(
+  const actions = ['service', 'destinations', 'directResponse', 'redirect'].filter(
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
-  if (actions.length === 0) report(here, 'a route needs an action', 'add service, destinations or directResponse');
+  if (actions.length === 0)
+    report(here, 'a route needs an action', 'add service, destinations, directResponse or redirect');
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
+  const redirect = route.redirect;
+  if (redirect?.path !== undefined && redirect.prefix !== undefined)
+    report([...here, 'redirect', 'prefix'], 'use either redirect.path or redirect.prefix, not both');
+  if (redirect?.prefix !== undefined && !route.match?.path && !route.match?.grpc)
+    report([...here, 'redirect', 'prefix'], 'a prefix redirect needs match.path', 'or give the whole redirect.path');
 }
 
 function checkMatch(route: RouteConfig, here: Path, report: Report) {
@@ -297,10 +303,12 @@ function checkRouteTraffic(
   services: ReadonlyMap<string, ServiceConfig>,
   report: Report,
 ) {
-  if (route.directResponse !== undefined) {
+  const local =
+    route.directResponse !== undefined ? 'directResponse' : route.redirect !== undefined ? 'redirect' : null;
+  if (local !== null) {
     for (const field of ['retries', 'sticky', 'mirror', 'fault'] as const)
       if (route[field] !== undefined)
-        report([...here, field], `${field} applies to forwarding routes; this one answers with directResponse`);
+        report([...here, field], `${field} applies to forwarding routes; this one answers with ${local}`);
     return;
   }
   if (isObject(route.retries)) checkRetries(route.retries, [...here, 'retries'], report);

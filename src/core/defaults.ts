@@ -160,6 +160,14 @@ export const DEFAULT_RETRY_BUDGET_WINDOW_MS = 10_000;
 /** A retriable response with a body up to this size is read to the end (keeping the connection) before the retry. */
 export const RETRY_DRAIN_MAX_BYTES = 64 * 1024;
 
+// --- Body filters -----------------------------------------------------------------------------
+
+/**
+ * Bytes a plugin that reads a whole body (a transformer, a validator) buffers unless its config says
+ * otherwise: 1 MiB. A body over its filter's limit is refused (413 for requests, 502 for responses).
+ */
+export const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
+
 // --- Mirroring ----------------------------------------------------------------------------------
 
 /** A request body is copied to the shadow only up to this size; larger requests are not mirrored. */

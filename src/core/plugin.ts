@@ -105,16 +105,54 @@ export interface LocalReply {
 /** `undefined` continues; a LocalReply stops the chain and answers; a Promise does either later. */
 export type FilterResult = undefined | LocalReply | Promise<undefined | LocalReply>;
 
+/**
+ * What a body hook returns in place of the bytes it was given: `undefined` passes them on as they are;
+ * `null` sends nothing for now (a streaming filter holding bytes back until `end`); otherwise the bytes
+ * to send instead (a string is sent as UTF-8). A LocalReply (buffered request bodies only) answers the
+ * request instead of forwarding it.
+ */
+export type BodyOutput = undefined | null | string | Buffer | readonly (string | Buffer)[];
+
 export interface Filter {
   /** Request headers are in; the body has not been read. */
   onRequestHeaders?(ctx: RequestContext): FilterResult;
+  /**
+   * Reads and may rewrite the request body (only requests that have one). Streaming, when
+   * `requestBodyLimit` is not set: called with each chunk as it arrives (`end` false), then once with an
+   * empty chunk and `end` true; what it returns goes upstream in place of the chunk, with backpressure
+   * kept. Buffered, when `requestBodyLimit` is set: called once with the whole body and `end` true, and
+   * may return a promise or a LocalReply. The proxy fixes the framing (Content-Length or chunked); a
+   * filter never sets it. Declaring this hook is what takes the route off the zero-copy path.
+   */
+  onRequestBody?(
+    ctx: RequestContext,
+    chunk: Buffer,
+    end: boolean,
+  ): BodyOutput | LocalReply | Promise<BodyOutput | LocalReply>;
+  /**
+   * Bytes: this filter needs the whole request body at once, and at most this many of them (a larger
+   * body is refused with 413 before anything goes upstream). Not set: `onRequestBody` streams.
+   */
+  readonly requestBodyLimit?: number;
   /** Response head from upstream (or a local reply), before it is written: add or remove headers. */
   onResponseHeaders?(ctx: RequestContext, response: ResponseHead): void;
   /**
    * A chunk of the upstream's response body as it streams past (read-only: it goes on to the client
-   * unchanged). Declaring this hook is what makes the proxy hand chunks over; routes without it pay nothing.
+   * unchanged; `rewriteResponseBody` is the hook that changes it). Declaring this hook is what makes the
+   * proxy hand chunks over; routes without it pay nothing.
    */
   onResponseBody?(ctx: RequestContext, chunk: Buffer): void;
+  /**
+   * Rewrites the upstream's response body (not local replies; not HEAD, 204 or 304 responses). Same
+   * contract as `onRequestBody`, with `responseBodyLimit`: streaming (the response goes out chunked, its
+   * Content-Length dropped) or buffered (the head is held until the whole body is in and rewritten, then
+   * sent with the new Content-Length; a body over the limit is a 502 `MG_RESPONSE_TOO_LARGE`). Runs in the
+   * order the filters ran on the request. The bytes are as the upstream sent them: a filter that only
+   * understands identity-encoded bodies should leave others (Content-Encoding) alone.
+   */
+  rewriteResponseBody?(ctx: RequestContext, chunk: Buffer, end: boolean): BodyOutput | Promise<BodyOutput>;
+  /** Bytes: `rewriteResponseBody` gets the whole response body at once, at most this many. Not set: it streams. */
+  readonly responseBodyLimit?: number;
   /** The upstream's response ended whole (after the last `onResponseBody`). Not called for local replies. */
   onResponseComplete?(ctx: RequestContext): void;
   /** The request is over (log phase): its status and outcome are final. */

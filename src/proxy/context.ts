@@ -11,19 +11,19 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import type { RequestTrace } from '../observability/tracing.ts';
 import { runLogFilters } from './chain/filters.ts';
+import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput, Router } from './router/router.ts';
-import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
-import type { RetryState } from './upstream/forward.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
 
 /** One try that did not end the request (it was retried), for the access log and the admin API. */
@@ -32,6 +32,16 @@ export interface TryRecord {
   endpoint: string;
   /** `status 503`, or the code of a failure before any response (`MG_UPSTREAM_RESET`…). */
   outcome: string;
+}
+
+/** A request's retry state as the rest of the request path sees it (upstream/retry-state.ts keeps it). */
+export interface RequestRetry {
+  /** Endpoints tried so far, avoided by the next try where possible. */
+  readonly tried: readonly Endpoint[];
+  /** The failure to answer with when no further try can be made. */
+  lastCode: LocalReplyCode;
+  lastDetail: string;
+  abort(): void;
 }
 
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
@@ -104,6 +114,16 @@ export class StreamContext implements MatchInput, RequestContext {
   activeFilters: Filter[] | null = null;
   /** Filters that read the response body as it streams (null: none). */
   bodyTaps: Filter[] | null = null;
+  /** Filters that rewrite the request body (null: none, the zero-copy path). */
+  requestBodyFilters: Filter[] | null = null;
+  /** Filters that rewrite the response body (null: none). */
+  responseBodyFilters: Filter[] | null = null;
+  /** The request body after filters that buffered it, sent as it is on every try (null: it streams). */
+  bufferedBody: Buffer | null = null;
+  /** The streaming request body filters, piped between the client's body and undici (null: none). */
+  requestBodyTransform: Transform | null = null;
+  /** Each try sends the chosen endpoint's host:port as Host (the route's `rewrite.autoHost`). */
+  autoHost = false;
   /** Upstream tries made (1 + retries). */
   tries = 0;
   /**
@@ -135,7 +155,7 @@ export class StreamContext implements MatchInput, RequestContext {
   /** The request body kept for retries or a mirror, or null when it streams straight through. */
   body: ReplayableBody | null = null;
   /** Retry state, created at the first retry. */
-  retry: RetryState | null = null;
+  retry: RequestRetry | null = null;
   /** Code of the local reply or failure that ended the stream, if any. */
   code: string | null = null;
   status = 0;
@@ -182,7 +202,7 @@ export class StreamContext implements MatchInput, RequestContext {
   }
 
   get serviceName(): string | undefined {
-    return this.destination?.service.name ?? this.route?.destinations[0]?.service.name;
+    return this.destination?.service.name ?? this.route?.services[0]?.name;
   }
 
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */

@@ -4,8 +4,9 @@
  */
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
+import { describeAction } from './actions/index.ts';
+import type { CompiledRoute } from './compiled.ts';
 import type { ProxyServer } from './proxy.ts';
-import type { CompiledRoute } from './snapshot.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
 export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'listeners' | 'metrics';
@@ -16,28 +17,7 @@ export function describeRoute(route: CompiledRoute) {
     name: route.name,
     ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
-    action: route.direct ? 'direct-response' : 'forward',
-    destinations: route.destinations.map((d, i) => ({
-      service: d.service.name,
-      subset: d.subset,
-      weight: d.upTo - (i === 0 ? 0 : route.destinations[i - 1]!.upTo),
-      timeouts: { requestMs: d.requestTimeoutMs, idleMs: d.idleTimeoutMs },
-      retries:
-        d.retry === null
-          ? null
-          : {
-              attempts: d.retry.attempts,
-              on: d.retry.conditions,
-              statusCodes: d.retry.statusCodes,
-              perTryTimeoutMs: d.retry.perTryTimeoutMs,
-              backoff: { baseMs: d.retry.backoffBaseMs, maxMs: d.retry.backoffMaxMs },
-              nonIdempotent: d.retry.nonIdempotent,
-              replayBufferBytes: d.retry.replayBufferBytes,
-              maxRetryAfterMs: d.retry.maxRetryAfterMs,
-            },
-    })),
-    directResponse: c.directResponse,
-    rewrite: c.rewrite,
+    action: describeAction(route.action, c),
     // The chain exactly as it runs: house rule 3 (order decided once, shown as it is).
     plugins: route.filters.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
     consumerPlugins:
@@ -49,9 +29,6 @@ export function describeRoute(route: CompiledRoute) {
               chain.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
             ]),
           ),
-    sticky: c.sticky ?? null,
-    mirror: route.mirror === null ? null : { ...c.mirror, percent: route.mirror.percent },
-    fault: route.fault === null ? null : { ...c.fault, injected: { ...route.fault.injected } },
   };
 }
 

@@ -3,7 +3,7 @@
  * Normalising here means every route and plugin sees the same path the upstream will get, so
  * `/api/../admin` cannot slip past a route guarding `/admin`.
  */
-import type { CompiledRewrite } from './snapshot.ts';
+import type { CompiledRewrite } from './compiled.ts';
 
 /** How `%2F` / `%5C` in a path are treated (listener setting `encodedSlashes`). */
 export type EncodedSlashPolicy = 'keep' | 'decode' | 'reject';

@@ -7,11 +7,12 @@ import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { MetricsRole } from '../observability/metrics.ts';
+import type { CompiledListener, Snapshot } from './compiled.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
 import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
-import { type CompiledListener, routerFor, type Snapshot } from './snapshot.ts';
+import { routerFor } from './snapshot.ts';
 import { Telemetry } from './telemetry.ts';
 
 export interface ProxyOptions {

@@ -5,8 +5,9 @@
  * ends; services no snapshot holds close their connections.
  */
 import type { LoadedConfig } from '../config/load.ts';
+import type { Snapshot } from './compiled.ts';
 import type { StreamContext, StreamHost } from './context.ts';
-import { type CompileDeps, compileSnapshot, releaseSnapshot, type Snapshot, startServices } from './snapshot.ts';
+import { type CompileDeps, compileSnapshot, releaseSnapshot, startServices } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** A replaced snapshot still counting requests after this long is released anyway (a leaked count). */

@@ -4,7 +4,7 @@
  */
 
 import { dirname, resolve } from 'node:path';
-import type { Config, DestinationConfig, ListenerConfig, RouteConfig } from '../api/config.ts';
+import type { Config, ListenerConfig, RouteConfig } from '../api/config.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import {
   DEFAULT_CLIENT_KEEPALIVE_MS,
@@ -23,126 +23,12 @@ import {
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
+import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter } from './chain/filters.ts';
-import { Router } from './router/router.ts';
-import { type CompiledFault, compileFault } from './upstream/fault.ts';
-import { compileHashOn, type HashKeyReader } from './upstream/hash.ts';
-import type { CompiledMirror } from './upstream/mirror.ts';
-import { compileRetryPolicy, type RetryPolicy } from './upstream/retry.ts';
-import { type EndpointSet, UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
-
-export interface CompiledDestination {
-  service: UpstreamService;
-  subset: string | undefined;
-  endpoints: EndpointSet;
-  /** Cumulative weight bound (exclusive) in 0..100, for picking. */
-  upTo: number;
-  /** Overall: from the first try until the response headers, across retries. 0: none. */
-  requestTimeoutMs: number;
-  idleTimeoutMs: number;
-  /** The route's retries over the service's, or null when this destination never retries. */
-  retry: RetryPolicy | null;
-}
-
-export interface CompiledRewrite {
-  /** Path segments of the route pattern that `prefix` replaces (all of them for an exact pattern). */
-  prefixSegments: number;
-  prefix: string | undefined;
-  regex: RegExp | undefined;
-  substitution: string;
-  host: string | undefined;
-  autoHost: boolean;
-}
-
-export interface DirectResponse {
-  status: number;
-  body: Buffer;
-  contentType: string;
-  /** `body.length` as the header value. */
-  contentLength: string;
-}
-
-export interface CompiledRoute {
-  readonly name: string;
-  readonly config: RouteConfig;
-  /** The path pattern the route matches (`match.grpc` as its path), for `http.route` in spans. */
-  readonly pathPattern: string | undefined;
-  /** Forwarding targets; empty for a direct response. */
-  readonly destinations: readonly CompiledDestination[];
-  readonly direct: DirectResponse | null;
-  readonly rewrite: CompiledRewrite | null;
-  /** The plugin chain, in the order it runs (global, service and route entries merged). */
-  readonly filters: readonly CompiledFilter[];
-  /** Chains for consumers with plugins of their own, taking over after authentication (null: none). */
-  readonly consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
-  /** Request body limit in bytes; 0: none; -1: the listener's. */
-  readonly maxBodyBytes: number;
-  readonly redirectToHttps: boolean;
-  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
-  readonly sticky: HashKeyReader | null;
-  readonly mirror: CompiledMirror | null;
-  readonly fault: CompiledFault | null;
-}
-
-export interface CompiledCertificate {
-  /** Absolute paths. */
-  readonly cert: string;
-  readonly key: string;
-  /** Empty: the names in the certificate's subjectAltName. */
-  readonly serverNames: readonly string[];
-}
-
-export interface CompiledTls {
-  readonly certificates: readonly CompiledCertificate[];
-  readonly clientCa: string | null;
-  readonly requireClientCert: boolean;
-  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
-}
-
-/** A listener's settings with defaults applied, durations in ms and paths absolute. */
-export interface CompiledListener {
-  readonly name: string;
-  readonly port: number;
-  readonly address: string;
-  readonly trustedHops: number;
-  readonly tls: CompiledTls | null;
-  readonly http2: boolean;
-  readonly redirectToHttps: boolean;
-  readonly httpsPort: number;
-  readonly encodedSlashes: 'keep' | 'decode' | 'reject';
-  readonly limits: {
-    readonly maxHeaderBytes: number;
-    readonly maxUrlBytes: number;
-    readonly maxBodyBytes: number;
-    readonly maxConnections: number;
-    readonly maxConcurrentStreams: number;
-    readonly headersTimeoutMs: number;
-    readonly requestTimeoutMs: number;
-    readonly keepAliveTimeoutMs: number;
-    readonly websocketIdleTimeoutMs: number;
-  };
-}
-
-export interface Snapshot {
-  readonly version: number;
-  readonly hash: string;
-  readonly source: string;
-  readonly loadedAt: Date;
-  readonly config: Config;
-  readonly listeners: readonly CompiledListener[];
-  readonly routes: readonly CompiledRoute[];
-  /** Routes served on every listener (those without `listeners`). */
-  readonly router: Router<CompiledRoute>;
-  /**
-   * Per listener name, its router when some route is limited to certain listeners; a listener not in
-   * the map uses `router`. Empty (no cost) unless a route sets `listeners`.
-   */
-  readonly listenerRouters: ReadonlyMap<string, Router<CompiledRoute>>;
-  readonly services: ReadonlyMap<string, UpstreamService>;
-  /** Requests started on this snapshot and not yet ended: the one mutable part, for retiring it. */
-  readonly inflight: { count: number };
-}
+import type { CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import { effectiveMatch, Router } from './router/router.ts';
+import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
 /** What compiling needs besides the config: where plugins come from and how they reach shared state. */
 export interface CompileDeps {
@@ -173,10 +59,9 @@ export async function compileSnapshot(
   try {
     const chains = createChainCompiler(config, deps.catalog, deps.plugins);
     routes = await Promise.all(
-      (config.routes ?? []).map(async (rc) => {
-        const names = (rc.destinations ?? (rc.service ? [{ service: rc.service }] : [])).map((d) => d.service);
-        return compileRoute(rc, services, await chains.compileRoute(rc, names));
-      }),
+      (config.routes ?? []).map(async (rc) =>
+        compileRoute(rc, services, await chains.compileRoute(rc, actionServiceNames(rc))),
+      ),
     );
   } catch (e) {
     for (const service of services.values()) if (--service.refs === 0) void service.close();
@@ -275,99 +160,26 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
   });
 }
 
-/** `match.grpc` is sugar for a path: `/service/method`, or `/service/*` for every method. */
-export function effectiveMatch(rc: RouteConfig): RouteConfig['match'] {
-  const match = rc.match;
-  if (match?.grpc === undefined) return match;
-  const { grpc, ...rest } = match;
-  return { ...rest, path: grpc.method === undefined ? `/${grpc.service}/*` : `/${grpc.service}/${grpc.method}` };
-}
-
 function compileRoute(
   rc: RouteConfig,
   services: ReadonlyMap<string, UpstreamService>,
-  chain: Pick<CompiledRoute, 'filters' | 'consumerChains'>,
+  chain: { filters: readonly CompiledFilter[]; consumerChains: CompiledRoute['consumerChains'] },
 ): CompiledRoute {
-  const list: DestinationConfig[] = rc.destinations ?? (rc.service ? [{ service: rc.service, weight: 100 }] : []);
-  let upTo = 0;
-  const destinations = list
-    .map((d): CompiledDestination => {
-      const service = services.get(d.service)!;
-      upTo += list.length === 1 ? 100 : (d.weight ?? 0);
-      return {
-        service,
-        subset: d.subset,
-        endpoints: service.endpointSet(d.subset),
-        upTo,
-        requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
-        idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
-        retry:
-          service.config.retries || rc.retries
-            ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
-            : null,
-      };
-    })
-    .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
-  const body = Buffer.from(rc.directResponse?.body ?? '');
-  const direct = rc.directResponse
-    ? {
-        status: rc.directResponse.status,
-        body,
-        contentType: rc.directResponse.contentType ?? 'text/plain; charset=utf-8',
-        contentLength: String(body.length),
-      }
-    : null;
-  const mirrorService = rc.mirror ? services.get(rc.mirror.service)! : undefined;
-  const mirror: CompiledMirror | null =
-    rc.mirror && mirrorService
-      ? Object.freeze({
-          service: mirrorService,
-          subset: rc.mirror.subset,
-          endpoints: mirrorService.endpointSet(rc.mirror.subset),
-          percent: rc.mirror.percent ?? 100,
-        })
-      : null;
+  const action = compileAction(rc, services);
   return Object.freeze({
     name: rc.name,
     config: rc,
     pathPattern: effectiveMatch(rc)?.path,
-    destinations: Object.freeze(destinations),
-    direct,
-    rewrite: compileRewrite(rc),
+    action,
+    services: Object.freeze(actionServices(action)),
     filters: Object.freeze(chain.filters),
     consumerChains: chain.consumerChains,
     maxBodyBytes: rc.limits?.maxBodyBytes ?? -1,
     redirectToHttps: rc.redirectToHttps === true,
-    sticky: rc.sticky ? compileHashOn(rc.sticky) : null,
-    mirror: mirror !== null && mirror.percent > 0 ? mirror : null,
-    fault: rc.fault && (rc.fault.delay || rc.fault.abort) ? compileFault(rc.fault) : null,
   });
-}
-
-function compileRewrite(rc: RouteConfig): CompiledRewrite | null {
-  const rw = rc.rewrite;
-  if (!rw) return null;
-  const path = effectiveMatch(rc)?.path ?? '';
-  const literal = path.endsWith('/*') ? path.slice(0, -2) : path;
-  return {
-    prefixSegments: literal.split('/').length - 1,
-    prefix: rw.prefix,
-    regex: rw.regex ? new RegExp(rw.regex.pattern) : undefined,
-    substitution: rw.regex?.substitution ?? '',
-    host: rw.host,
-    autoHost: rw.autoHost === true,
-  };
 }
 
 /** The router a listener uses in this snapshot. */
 export function routerFor(snapshot: Snapshot, listener: string): Router<CompiledRoute> {
   return snapshot.listenerRouters.get(listener) ?? snapshot.router;
-}
-
-/** Picks a destination by weight; `roll` is uniform in [0, 100). */
-export function pickDestination(route: CompiledRoute, roll: number): CompiledDestination | null {
-  const list = route.destinations;
-  if (list.length === 1) return list[0]!;
-  for (let i = 0; i < list.length; i++) if (roll < list[i]!.upTo) return list[i]!;
-  return list.length > 0 ? list[list.length - 1]! : null;
 }

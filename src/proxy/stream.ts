@@ -5,8 +5,12 @@
  * Hot path: the context has a fixed shape; headers are read once from `rawHeaders` into the flat list
  * sent upstream; no closures are created per request; a route without filters takes no detour.
  */
-import { REQUEST_ID_HEADER } from '../core/defaults.ts';
-import { runRequestFilters, runResponseFilters } from './chain/filters.ts';
+
+import { runAction } from './actions/index.ts';
+import { httpsRedirect, runRedirect } from './actions/redirect/action.ts';
+import { prepareRequestBody } from './chain/body.ts';
+import { runRequestFilters } from './chain/filters.ts';
+import type { CompiledRoute } from './compiled.ts';
 import {
   type ClientRequest,
   type ClientResponse,
@@ -17,8 +21,6 @@ import {
   watchStream,
 } from './context.ts';
 import { readRequestHead } from './request-head.ts';
-import type { CompiledRoute } from './snapshot.ts';
-import { forward } from './upstream/forward.ts';
 
 /** The listener's request callback body. */
 export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: ClientRequest, res: ClientResponse) {
@@ -57,11 +59,10 @@ export function routeRequest(ctx: StreamContext): CompiledRoute | null {
   return route;
 }
 
-/** After the request filters: answer directly or forward upstream. */
+/** After the request filters: the body filters (if any read the body), then the route's action. */
 function proceed(ctx: StreamContext): void {
-  const route = ctx.route!;
-  if (route.direct !== null) sendDirect(ctx, route);
-  else forward(ctx);
+  if (ctx.requestBodyFilters !== null && ctx.hasBody) prepareRequestBody(ctx, runAction);
+  else runAction(ctx);
 }
 
 /**
@@ -85,21 +86,5 @@ function admitBody(ctx: StreamContext, route: CompiledRoute): boolean {
 
 /** 308 keeps the method and body, so a POST is repeated as a POST over https. */
 export function redirectToHttps(ctx: StreamContext) {
-  const port = ctx.listener.config.httpsPort;
-  const authority = port === 443 ? ctx.host : `${ctx.host}:${port}`;
-  const location = `https://${authority}${ctx.path}${ctx.query === '' ? '' : `?${ctx.query}`}`;
-  const headers = ['location', location, 'content-length', '0', REQUEST_ID_HEADER, ctx.requestId];
-  if (ctx.activeFilters !== null) runResponseFilters(ctx, 308, headers);
-  ctx.res.writeHead(308, headers);
-  ctx.res.end();
-  ctx.finish();
-}
-
-export function sendDirect(ctx: StreamContext, route: CompiledRoute) {
-  const d = route.direct!;
-  const headers = ['content-type', d.contentType, 'content-length', d.contentLength, REQUEST_ID_HEADER, ctx.requestId];
-  if (ctx.activeFilters !== null) runResponseFilters(ctx, d.status, headers);
-  ctx.res.writeHead(d.status, headers);
-  ctx.res.end(ctx.method === 'HEAD' ? undefined : d.body);
-  ctx.finish();
+  runRedirect(ctx, httpsRedirect(ctx.listener.config.httpsPort));
 }

@@ -8,8 +8,8 @@ import { DEFAULT_TRACE_SAMPLING_RATIO, TRACE_EXPORT_DELAY_MS } from '../core/def
 import { AccessLog } from '../observability/access-log.ts';
 import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
 import { Tracing } from '../observability/tracing.ts';
+import type { Snapshot } from './compiled.ts';
 import type { StreamContext } from './context.ts';
-import type { Snapshot } from './snapshot.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 import { upstreamDecisions } from './upstream/decisions.ts';
 

@@ -12,10 +12,12 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client as ClientType, Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
+import { prepareUpgrade } from './actions/forward/forward.ts';
+import { runAction } from './actions/index.ts';
 import { runRequestFilters } from './chain/filters.ts';
 import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
-import { routeRequest, sendDirect } from './stream.ts';
-import { prepareUpgrade, UpstreamCall } from './upstream/forward.ts';
+import { routeRequest } from './stream.ts';
+import { UpstreamCall } from './upstream/try.ts';
 
 const Client: typeof ClientType = createRequire(import.meta.url)('undici/lib/dispatcher/client.js');
 
@@ -44,12 +46,13 @@ export function handleUpgrade(
 }
 
 function connectUpstream(ctx: StreamContext): void {
-  const route = ctx.route!;
-  if (route.direct !== null) {
-    sendDirect(ctx, route);
+  const action = ctx.route!.action;
+  if (action.kind !== 'forward') {
+    // A route that answers at the proxy answers an upgrade the same way; the connection is never upgraded.
+    runAction(ctx);
     return;
   }
-  const path = prepareUpgrade(ctx);
+  const path = prepareUpgrade(ctx, action);
   if (path === null) return;
   const endpoint = ctx.endpoint!;
   const destination = ctx.destination!;

@@ -287,7 +287,10 @@ describe('mesh: control plane, sidecars, gateway', { timeout: 120_000 }, () => {
       [{ version: 'v1' }, { version: 'v2' }],
     );
     const routes = await meshgate(['proxy-config', 'routes', 'front-2', '--control-plane', cpUrl]);
-    assert.match(routes.stdout, /^outbound\.photo-service\s+outbound\s+photo-service\s+\*\s+\*\s+-\s+photo-service$/m);
+    assert.match(
+      routes.stdout,
+      /^outbound\.photo-service\s+outbound\s+photo-service\s+\*\s+\*\s+-\s+forward\s+photo-service$/m,
+    );
   });
 
   it('a gracefully stopped instance leaves the endpoints at once, and no request fails', async () => {

@@ -67,6 +67,8 @@ export function runRequestFilters(
       )
         (ctx.activeFilters ??= []).push(filter);
       if (filter.onResponseBody !== undefined) (ctx.bodyTaps ??= []).push(filter);
+      if (filter.onRequestBody !== undefined) (ctx.requestBodyFilters ??= []).push(filter);
+      if (filter.rewriteResponseBody !== undefined) (ctx.responseBodyFilters ??= []).push(filter);
       result = filter.onRequestHeaders?.(ctx);
     } catch (e) {
       failFilter(ctx, filters[i]!, e);

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { DEFAULT_TLS_CIPHERS } from '../../core/defaults.ts';
-import type { CompiledTls } from '../snapshot.ts';
+import type { CompiledTls } from '../compiled.ts';
 
 export interface TlsMaterial {
   /** Options of the first certificate: what a client that sends no SNI name gets. */

@@ -10,7 +10,7 @@
  *   4. then declaration order.
  * The first candidate whose conditions all hold wins.
  */
-import type { RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
+import type { RouteConfig, RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
 import { cookieValue, queryValue } from '../../core/request-values.ts';
 
 /** What the router may ask of a request, beyond method, host and path. */
@@ -312,4 +312,12 @@ export function pathParams(pattern: string, path: string): Record<string, string
     }
   }
   return params;
+}
+
+/** `match.grpc` is sugar for a path: `/service/method`, or `/service/*` for every method. */
+export function effectiveMatch(rc: RouteConfig): RouteConfig['match'] {
+  const match = rc.match;
+  if (match?.grpc === undefined) return match;
+  const { grpc, ...rest } = match;
+  return { ...rest, path: grpc.method === undefined ? `/${grpc.service}/*` : `/${grpc.service}/${grpc.method}` };
 }

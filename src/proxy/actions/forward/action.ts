@@ -1,0 +1,122 @@
+/**
+ * The forward action: send the request to one of the route's weighted destinations (a service, or a
+ * subset of one), with the route's rewrite, sticky split, mirror and faults. Compiled once per
+ * snapshot from `service` or `destinations`; run by forward.ts.
+ */
+import type { DestinationConfig, RouteConfig } from '../../../api/config.ts';
+import { parseDuration } from '../../../core/duration.ts';
+import type { CompiledDestination, CompiledRewrite } from '../../compiled.ts';
+import { effectiveMatch } from '../../router/router.ts';
+import { type CompiledFault, compileFault } from '../../upstream/fault.ts';
+import { compileHashOn, type HashKeyReader } from '../../upstream/hash.ts';
+import type { CompiledMirror } from '../../upstream/mirror.ts';
+import { compileRetryPolicy } from '../../upstream/retry.ts';
+import type { UpstreamService } from '../../upstream/service.ts';
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  /** Weighted targets, in the order of the config (weight 0 left out). */
+  readonly destinations: readonly CompiledDestination[];
+  readonly rewrite: CompiledRewrite | null;
+  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
+  readonly sticky: HashKeyReader | null;
+  readonly mirror: CompiledMirror | null;
+  readonly fault: CompiledFault | null;
+}
+
+/** True when the route config asks for this action. */
+export function isForward(rc: RouteConfig): boolean {
+  return rc.service !== undefined || rc.destinations !== undefined;
+}
+
+/** The route's destinations as configured (`service` is one destination with weight 100). */
+export function destinationsOf(rc: RouteConfig): DestinationConfig[] {
+  return rc.destinations ?? (rc.service ? [{ service: rc.service, weight: 100 }] : []);
+}
+
+export function compileForward(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): ForwardAction {
+  const list = destinationsOf(rc);
+  let upTo = 0;
+  const destinations = list
+    .map((d): CompiledDestination => {
+      const service = services.get(d.service)!;
+      upTo += list.length === 1 ? 100 : (d.weight ?? 0);
+      return {
+        service,
+        subset: d.subset,
+        endpoints: service.endpointSet(d.subset),
+        upTo,
+        requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
+        idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
+        retry:
+          service.config.retries || rc.retries
+            ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
+            : null,
+      };
+    })
+    .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
+  const mirrorService = rc.mirror ? services.get(rc.mirror.service) : undefined;
+  const mirror: CompiledMirror | null =
+    rc.mirror && mirrorService && (rc.mirror.percent ?? 100) > 0
+      ? Object.freeze({
+          service: mirrorService,
+          subset: rc.mirror.subset,
+          endpoints: mirrorService.endpointSet(rc.mirror.subset),
+          percent: rc.mirror.percent ?? 100,
+        })
+      : null;
+  return Object.freeze({
+    kind: 'forward',
+    destinations: Object.freeze(destinations),
+    rewrite: compileRewrite(rc),
+    sticky: rc.sticky ? compileHashOn(rc.sticky) : null,
+    mirror,
+    fault: rc.fault && (rc.fault.delay || rc.fault.abort) ? compileFault(rc.fault) : null,
+  });
+}
+
+function compileRewrite(rc: RouteConfig): CompiledRewrite | null {
+  const rw = rc.rewrite;
+  if (!rw) return null;
+  const path = effectiveMatch(rc)?.path ?? '';
+  const literal = path.endsWith('/*') ? path.slice(0, -2) : path;
+  return Object.freeze({
+    prefixSegments: literal.split('/').length - 1,
+    prefix: rw.prefix,
+    regex: rw.regex ? new RegExp(rw.regex.pattern) : undefined,
+    substitution: rw.regex?.substitution ?? '',
+    host: rw.host,
+    autoHost: rw.autoHost === true,
+  });
+}
+
+/** For the admin API and `proxy-config routes`: the action with its effective settings. */
+export function describeForward(action: ForwardAction, rc: RouteConfig): Record<string, unknown> {
+  const list = action.destinations;
+  return {
+    kind: 'forward',
+    destinations: list.map((d, i) => ({
+      service: d.service.name,
+      subset: d.subset,
+      weight: d.upTo - (i === 0 ? 0 : list[i - 1]!.upTo),
+      timeouts: { requestMs: d.requestTimeoutMs, idleMs: d.idleTimeoutMs },
+      retries:
+        d.retry === null
+          ? null
+          : {
+              attempts: d.retry.attempts,
+              on: d.retry.conditions,
+              statusCodes: d.retry.statusCodes,
+              perTryTimeoutMs: d.retry.perTryTimeoutMs,
+              backoff: { baseMs: d.retry.backoffBaseMs, maxMs: d.retry.backoffMaxMs },
+              nonIdempotent: d.retry.nonIdempotent,
+              replayBufferBytes: d.retry.replayBufferBytes,
+              maxRetryAfterMs: d.retry.maxRetryAfterMs,
+            },
+    })),
+    rewrite: rc.rewrite ?? null,
+    sticky: rc.sticky ?? null,
+    mirror: action.mirror === null ? null : { ...rc.mirror, percent: action.mirror.percent },
+    fault: action.fault === null ? null : { ...rc.fault, injected: { ...action.fault.injected } },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The redirect action: answer with a 3xx whose Location is the request's URL with the parts the route
+ * names replaced (scheme, host, port, path or path prefix, query dropped), as Envoy's route redirect
+ * and Kong's redirect plugin do. Everything that does not depend on the request is decided once.
+ */
+import type { RouteConfig } from '../../../api/config.ts';
+import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
+import { runResponseFilters } from '../../chain/filters.ts';
+import type { CompiledRewrite } from '../../compiled.ts';
+import type { StreamContext } from '../../context.ts';
+import { rewritePath } from '../../path.ts';
+import { effectiveMatch } from '../../router/router.ts';
+
+/** 301, as Envoy and Kong answer when no status is given. */
+const DEFAULT_REDIRECT_STATUS = 301;
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly status: number;
+  /** null: the scheme of the request. */
+  readonly scheme: string | null;
+  /** null: the request's host. */
+  readonly host: string | null;
+  /** 0: see `keepAuthority`. */
+  readonly port: number;
+  /** Neither scheme, host nor port changes: the Location keeps the request's authority (with its port). */
+  readonly keepAuthority: boolean;
+  /** null: the request's path (after `prefix`). */
+  readonly path: string | null;
+  /** The prefix replacement, in the form rewrite.prefix uses; null: none. */
+  readonly prefix: CompiledRewrite | null;
+  readonly stripQuery: boolean;
+}
+
+export function isRedirect(rc: RouteConfig): boolean {
+  return rc.redirect !== undefined;
+}
+
+export function compileRedirect(rc: RouteConfig): RedirectAction {
+  const r = rc.redirect!;
+  let prefix: CompiledRewrite | null = null;
+  if (r.prefix !== undefined) {
+    const pattern = effectiveMatch(rc)?.path ?? '';
+    const literal = pattern.endsWith('/*') ? pattern.slice(0, -2) : pattern;
+    prefix = Object.freeze({
+      prefixSegments: literal.split('/').length - 1,
+      prefix: r.prefix,
+      regex: undefined,
+      substitution: '',
+      host: undefined,
+      autoHost: false,
+    });
+  }
+  return Object.freeze({
+    kind: 'redirect',
+    status: r.status ?? DEFAULT_REDIRECT_STATUS,
+    scheme: r.scheme ?? null,
+    host: r.host?.toLowerCase() ?? null,
+    port: r.port ?? 0,
+    keepAuthority: r.scheme === undefined && r.host === undefined && r.port === undefined,
+    path: r.path ?? null,
+    prefix,
+    stripQuery: r.stripQuery === true,
+  });
+}
+
+/** The Location for this request. */
+export function locationOf(ctx: StreamContext, r: RedirectAction): string {
+  const scheme = r.scheme ?? ctx.listener.scheme;
+  let authority: string;
+  if (r.keepAuthority) authority = ctx.header('host') ?? ctx.host;
+  else {
+    const host = r.host ?? ctx.host;
+    const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    const defaultPort = scheme === 'https' ? 443 : 80;
+    authority = r.port === 0 || r.port === defaultPort ? bracketed : `${bracketed}:${r.port}`;
+  }
+  const query = r.stripQuery || ctx.query === '' ? '' : `?${ctx.query}`;
+  const path = r.path ?? (r.prefix === null ? ctx.path : rewritePath(r.prefix, ctx.path, ''));
+  return `${scheme}://${authority}${path}${query}`;
+}
+
+export function runRedirect(ctx: StreamContext, r: RedirectAction): void {
+  const headers = ['location', locationOf(ctx, r), 'content-length', '0', REQUEST_ID_HEADER, ctx.requestId];
+  if (ctx.activeFilters !== null) runResponseFilters(ctx, r.status, headers);
+  ctx.res.writeHead(r.status, headers);
+  ctx.res.end();
+  ctx.finish();
+}
+
+const httpsRedirects = new Map<number, RedirectAction>();
+
+/** The 308 to the same URL over https that `redirectToHttps` (listener or route) answers with. */
+export function httpsRedirect(port: number): RedirectAction {
+  let action = httpsRedirects.get(port);
+  if (action === undefined) {
+    action = Object.freeze({
+      kind: 'redirect',
+      status: 308,
+      scheme: 'https',
+      host: null,
+      port,
+      keepAuthority: false,
+      path: null,
+      prefix: null,
+      stripQuery: false,
+    });
+    httpsRedirects.set(port, action);
+  }
+  return action;
+}
+
+export function describeRedirect(r: RedirectAction, rc: RouteConfig): Record<string, unknown> {
+  return { kind: 'redirect', status: r.status, ...rc.redirect };
+}

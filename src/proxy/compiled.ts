@@ -1,0 +1,124 @@
+/**
+ * The compiled, frozen shapes the request path reads: a Snapshot with its listeners, routes and their
+ * actions. Types only: every module of the data plane may import this one without pulling in code,
+ * so the request path (context, stream, actions, upstream) has no import cycles through it.
+ * snapshot.ts builds these; actions/<kind>/ compile the action of a route.
+ */
+import type { Config, RouteConfig } from '../api/config.ts';
+import type { DirectAction } from './actions/direct/action.ts';
+import type { ForwardAction } from './actions/forward/action.ts';
+import type { RedirectAction } from './actions/redirect/action.ts';
+import type { CompiledFilter } from './chain/filters.ts';
+import type { Router } from './router/router.ts';
+import type { EndpointSet } from './upstream/endpoint-set.ts';
+import type { RetryPolicy } from './upstream/retry.ts';
+import type { UpstreamService } from './upstream/service.ts';
+
+/**
+ * What a route does once its filters have let the request through: one tagged union, compiled once per
+ * snapshot. A new kind is a folder under actions/ and one member here (actions/index.ts runs it).
+ */
+export type RouteAction = ForwardAction | RedirectAction | DirectAction;
+export type RouteActionKind = RouteAction['kind'];
+
+export interface CompiledDestination {
+  readonly service: UpstreamService;
+  readonly subset: string | undefined;
+  readonly endpoints: EndpointSet;
+  /** Cumulative weight bound (exclusive) in 0..100, for picking. */
+  readonly upTo: number;
+  /** Overall: from the first try until the response headers, across retries. 0: none. */
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** The route's retries over the service's, or null when this destination never retries. */
+  readonly retry: RetryPolicy | null;
+}
+
+export interface CompiledRewrite {
+  /** Path segments of the route pattern that `prefix` replaces (all of them for an exact pattern). */
+  readonly prefixSegments: number;
+  readonly prefix: string | undefined;
+  readonly regex: RegExp | undefined;
+  readonly substitution: string;
+  readonly host: string | undefined;
+  readonly autoHost: boolean;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly config: RouteConfig;
+  /** The path pattern the route matches (`match.grpc` as its path), for `http.route` in spans. */
+  readonly pathPattern: string | undefined;
+  readonly action: RouteAction;
+  /**
+   * The services this route may send to (its forward destinations; empty for local answers), for the
+   * service label of metrics and logs before a destination is chosen.
+   */
+  readonly services: readonly UpstreamService[];
+  /** The plugin chain, in the order it runs (global, service and route entries merged). */
+  readonly filters: readonly CompiledFilter[];
+  /** Chains for consumers with plugins of their own, taking over after authentication (null: none). */
+  readonly consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
+  /** Request body limit in bytes; 0: none; -1: the listener's. */
+  readonly maxBodyBytes: number;
+  readonly redirectToHttps: boolean;
+}
+
+export interface CompiledCertificate {
+  /** Absolute paths. */
+  readonly cert: string;
+  readonly key: string;
+  /** Empty: the names in the certificate's subjectAltName. */
+  readonly serverNames: readonly string[];
+}
+
+export interface CompiledTls {
+  readonly certificates: readonly CompiledCertificate[];
+  readonly clientCa: string | null;
+  readonly requireClientCert: boolean;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** A listener's settings with defaults applied, durations in ms and paths absolute. */
+export interface CompiledListener {
+  readonly name: string;
+  readonly port: number;
+  readonly address: string;
+  readonly trustedHops: number;
+  readonly tls: CompiledTls | null;
+  readonly http2: boolean;
+  readonly redirectToHttps: boolean;
+  readonly httpsPort: number;
+  readonly encodedSlashes: 'keep' | 'decode' | 'reject';
+  readonly limits: {
+    readonly maxHeaderBytes: number;
+    readonly maxUrlBytes: number;
+    readonly maxBodyBytes: number;
+    readonly maxConnections: number;
+    readonly maxConcurrentStreams: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly websocketIdleTimeoutMs: number;
+  };
+}
+
+export interface Snapshot {
+  readonly version: number;
+  readonly hash: string;
+  readonly source: string;
+  readonly loadedAt: Date;
+  readonly config: Config;
+  readonly listeners: readonly CompiledListener[];
+  readonly routes: readonly CompiledRoute[];
+  /** Routes served on every listener (those without `listeners`). */
+  readonly router: Router<CompiledRoute>;
+  /**
+   * Per listener name, its router when some route is limited to certain listeners; a listener not in
+   * the map uses `router`. Empty (no cost) unless a route sets `listeners`.
+   */
+  readonly listenerRouters: ReadonlyMap<string, Router<CompiledRoute>>;
+  readonly services: ReadonlyMap<string, UpstreamService>;
+  /** Requests started on this snapshot and not yet ended: the one mutable part, for retiring it. */
+  readonly inflight: { count: number };
+}

@@ -1,0 +1,56 @@
+/**
+ * Turning an undici failure of one try into a stable reply code, a detail a human can act on, and the
+ * kind of failure the retry policy reasons about (connect, reset, or the request's own fault).
+ */
+import type { LocalReplyCode } from '../../core/errors.ts';
+import type { StreamContext } from '../context.ts';
+import { FAILURE_CONNECT, FAILURE_REQUEST, FAILURE_RESET, type FailureKind } from './retry.ts';
+
+/** What the classification needs to know of the try. */
+export interface TryFacts {
+  readonly authority: string;
+  /** This try's headers timeout, ms. */
+  readonly timeoutMs: number;
+  /** The timeout was the per-try limit rather than what was left of the request's. */
+  readonly perTryLimited: boolean;
+}
+
+export function classifyUpstreamError(
+  error: Error,
+  ctx: StreamContext,
+  call: TryFacts,
+): [LocalReplyCode, string, FailureKind] {
+  const code = (error as NodeJS.ErrnoException).code;
+  const to = `${ctx.destination?.service.name} (${call.authority})`;
+  switch (code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return [
+        'MG_UPSTREAM_TIMEOUT',
+        call.perTryLimited
+          ? `${to} did not answer within the per-try timeout of ${call.timeoutMs} ms (try ${ctx.tries})`
+          : `${to} did not answer within ${ctx.timeoutMs} ms`,
+        FAILURE_RESET,
+      ];
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return ['MG_UPSTREAM_TIMEOUT', `connecting to ${to} timed out`, FAILURE_CONNECT];
+    case 'UND_ERR_BODY_TIMEOUT':
+      return ['MG_UPSTREAM_TIMEOUT', `${to} stopped sending the response body`, FAILURE_RESET];
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+      return ['MG_UPSTREAM_CONNECT_FAILURE', `cannot connect to ${to}: ${code}`, FAILURE_CONNECT];
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return ['MG_UPSTREAM_RESET', `${to} closed the connection before responding`, FAILURE_RESET];
+    default:
+      if (error.name === 'HTTPParserError' || code?.startsWith('HPE_'))
+        return ['MG_UPSTREAM_PROTOCOL_ERROR', `${to} sent a malformed response`, FAILURE_RESET];
+      if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_ABORTED')
+        return ['MG_BAD_REQUEST', 'the request body ended early', FAILURE_REQUEST];
+      return ['MG_UPSTREAM_RESET', `${to} failed: ${error.message}`, FAILURE_RESET];
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * A request's retries as they happen: whether a failed try is tried again (attempts, idempotency, a
+ * replayable body, Retry-After, the deadline, the breaker's retry limit, the budget), the backoff
+ * timer, and the record of why it stopped. The policy itself is compiled in retry.ts.
+ */
+import type { LocalReplyCode } from '../../core/errors.ts';
+import type { RequestRetry, StreamContext } from '../context.ts';
+import type { Endpoint } from './endpoint.ts';
+import { backoffMs, FAILURE_CONNECT, FAILURE_NONE, type FailureKind, isIdempotent, type RetryPolicy } from './retry.ts';
+
+/** Starts the next try of a request (try.ts), given to the state so this module does not import it. */
+export type TryStarter = (ctx: StreamContext, isRetry: boolean) => void;
+
+/**
+ * A request's retry state, created at its first retry: the endpoints it has tried, the failure to
+ * answer with if it cannot go on, and the backoff timer (aborted when the client goes away).
+ */
+export class RetryState implements RequestRetry {
+  readonly tried: Endpoint[] = [];
+  lastCode: LocalReplyCode = 'MG_UPSTREAM_RESET';
+  lastDetail = '';
+  private timer: NodeJS.Timeout | null = null;
+  private readonly ctx: StreamContext;
+  private readonly startTry: TryStarter;
+
+  constructor(ctx: StreamContext, startTry: TryStarter) {
+    this.ctx = ctx;
+    this.startTry = startTry;
+  }
+
+  wait(ms: number): void {
+    this.ctx.upstream = this;
+    this.timer = setTimeout(retryNow, ms, this);
+  }
+
+  /** The backoff is over: the next try, unless the client has gone. */
+  fire(): void {
+    this.timer = null;
+    const ctx = this.ctx;
+    if (ctx.done) {
+      ctx.destination!.service.breaker.retries--;
+      return;
+    }
+    this.startTry(ctx, true);
+  }
+
+  /** The client went away during the backoff. */
+  abort(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.ctx.destination!.service.breaker.retries--;
+  }
+}
+
+function retryNow(state: RetryState): void {
+  state.fire();
+}
+
+/**
+ * Decides whether a failed try is tried again and, if so, schedules it. `kind` is how it failed
+ * (FAILURE_NONE for a retriable response), `outcome` the words for the try log.
+ */
+export function retryTry(
+  ctx: StreamContext,
+  endpoint: Endpoint,
+  kind: FailureKind,
+  outcome: string,
+  retryAfterMs: number | null,
+  startTry: TryStarter,
+): boolean {
+  const destination = ctx.destination!;
+  const policy = destination.retry!;
+  if (ctx.done) return false;
+  let state = ctx.retry as RetryState | null;
+  if (state === null) ctx.retry = state = new RetryState(ctx, startTry);
+  state.tried.push(endpoint);
+  (ctx.tryLog ??= []).push({ endpoint: endpoint.authority, outcome });
+  const service = destination.service;
+  const now = service.clock.now();
+  const delay = Math.max(backoffMs(policy, ctx.tries), retryAfterMs ?? 0);
+  const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay);
+  if (stop !== null) return stopRetrying(ctx, stop);
+  const breaker = service.breaker;
+  if (breaker.retries >= breaker.maxRetries) {
+    breaker.overflows.maxRetries++;
+    return stopRetrying(ctx, 'circuit-open:maxRetries');
+  }
+  // Last, so a retry the breaker refuses is not charged to the budget.
+  if (!policy.budget.tryWithdraw(now)) return stopRetrying(ctx, 'retry-budget-exhausted');
+  breaker.retries++;
+  service.stats.retries++;
+  state.wait(delay);
+  return true;
+}
+
+function retryStop(
+  ctx: StreamContext,
+  policy: RetryPolicy,
+  kind: FailureKind,
+  retryAfterMs: number | null,
+  retryAt: number,
+): string | null {
+  if (ctx.tries > policy.attempts) return 'attempts-exhausted';
+  // A connect failure means nothing was sent: safe to retry whatever the method.
+  if (kind !== FAILURE_CONNECT && !policy.nonIdempotent && !isIdempotent(ctx.method)) return 'non-idempotent';
+  if (ctx.hasBody && ctx.bufferedBody === null) {
+    const body = ctx.body;
+    if (body === null || !body.replayable) return 'body-not-replayable';
+    // The upstream answered before the body was in: a retry would have to wait for it. Not worth it.
+    if (kind === FAILURE_NONE && !body.ended) return 'body-not-replayable';
+  }
+  if (retryAfterMs !== null && retryAfterMs > policy.maxRetryAfterMs) return 'retry-after-too-long';
+  if (retryAt >= ctx.deadlineAt) return 'deadline';
+  return null;
+}
+
+/** Kept in the service's recent refusals (admin `/services`). */
+export function recordRefusal(ctx: StreamContext, reason: string): void {
+  const service = ctx.destination?.service;
+  service?.stats.refusals.add({ at: service.clock.now(), requestId: ctx.requestId, route: ctx.routeName, reason });
+}
+
+function stopRetrying(ctx: StreamContext, reason: string): false {
+  ctx.retryStop = reason;
+  recordRefusal(ctx, reason);
+  return false;
+}
