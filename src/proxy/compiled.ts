@@ -5,12 +5,12 @@
  * snapshot.ts builds these; actions/<kind>/ compile the action of a route.
  */
 import type { Config, RouteConfig } from '../api/config.ts';
-import type { DirectAction } from './actions/direct/action.ts';
-import type { ForwardAction } from './actions/forward/action.ts';
-import type { RedirectAction } from './actions/redirect/action.ts';
-import type { CompiledFilter } from './chain/filters.ts';
+import type { FilterFactory, PluginPhase } from '../core/plugin.ts';
 import type { Router } from './router/router.ts';
 import type { EndpointSet } from './upstream/endpoint-set.ts';
+import type { CompiledFault } from './upstream/fault.ts';
+import type { HashKeyReader } from './upstream/hash.ts';
+import type { CompiledMirror } from './upstream/mirror.ts';
 import type { RetryPolicy } from './upstream/retry.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
@@ -20,6 +20,60 @@ import type { UpstreamService } from './upstream/service.ts';
  */
 export type RouteAction = ForwardAction | RedirectAction | DirectAction;
 export type RouteActionKind = RouteAction['kind'];
+
+/** Send the request to one of the route's weighted destinations (actions/forward/). */
+export interface ForwardAction {
+  readonly kind: 'forward';
+  /** Weighted targets, in the order of the config (weight 0 left out). */
+  readonly destinations: readonly CompiledDestination[];
+  readonly rewrite: CompiledRewrite | null;
+  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
+  readonly sticky: HashKeyReader | null;
+  readonly mirror: CompiledMirror | null;
+  readonly fault: CompiledFault | null;
+}
+
+/** Answer at the proxy with a fixed status and body (actions/direct/). */
+export interface DirectAction {
+  readonly kind: 'direct';
+  readonly status: number;
+  readonly body: Buffer;
+  readonly contentType: string;
+  /** `body.length` as the header value. */
+  readonly contentLength: string;
+}
+
+/** Answer with a redirect built from the request (actions/redirect/). */
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly status: number;
+  /** null: the scheme of the request. */
+  readonly scheme: string | null;
+  /** null: the request's host. */
+  readonly host: string | null;
+  /** 0: see `keepAuthority`. */
+  readonly port: number;
+  /** Neither scheme, host nor port changes: the Location keeps the request's authority (with its port). */
+  readonly keepAuthority: boolean;
+  /** null: the request's path (after `prefix`). */
+  readonly path: string | null;
+  /** The prefix replacement, in the form rewrite.prefix uses; null: none. */
+  readonly prefix: CompiledRewrite | null;
+  readonly stripQuery: boolean;
+}
+
+/** One plugin in a route's chain, compiled for the snapshot. */
+export interface CompiledFilter {
+  readonly name: string;
+  readonly phase: PluginPhase;
+  /** Index of the phase in PLUGIN_PHASES. */
+  readonly phaseRank: number;
+  /** Effective sort key (phase base + order); the chain is sorted by it. */
+  readonly order: number;
+  /** Where the config entry came from: `global`, `service`, `route` or `consumer`. */
+  readonly scope: 'global' | 'service' | 'route' | 'consumer';
+  readonly factory: FilterFactory;
+}
 
 export interface CompiledDestination {
   readonly service: UpstreamService;

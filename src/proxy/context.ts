@@ -14,15 +14,12 @@ import type { Socket } from 'node:net';
 import type { Transform } from 'node:stream';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
-import type { RequestTrace } from '../observability/tracing.ts';
-import { runLogFilters } from './chain/filters.ts';
+import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { TlsMaterial } from './listener/tls.ts';
-import { writeLocalReply } from './local-reply.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput, Router } from './router/router.ts';
-import type { Telemetry } from './telemetry.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
 
@@ -32,6 +29,15 @@ export interface TryRecord {
   endpoint: string;
   /** `status 503`, or the code of a failure before any response (`MG_UPSTREAM_RESET`…). */
   outcome: string;
+}
+
+/** What the request path reads of the proxy's telemetry while a request runs (telemetry.ts). */
+export interface StreamTelemetry {
+  /** Spans per hop, or null when tracing is off. */
+  readonly tracing: Tracing | null;
+  /** Add this proxy's Server-Timing entry to responses. */
+  readonly serverTiming: boolean;
+  serverTimingOf(ctx: StreamContext): string;
 }
 
 /** A request's retry state as the rest of the request path sees it (upstream/retry-state.ts keeps it). */
@@ -49,12 +55,17 @@ export interface StreamHost {
   readonly snapshot: Snapshot;
   /** Called once per request as it starts, before anything can fail. */
   onStreamStart(ctx: StreamContext): void;
-  /** Called once per request when it is over (log phase): access log, metrics. */
+  /** Called once per request when it is over (log phase): filters' onLog, access log, metrics. */
   onStreamEnd(ctx: StreamContext): void;
+  /**
+   * Writes a local reply if nothing was sent yet (local-reply.ts); false when the response had already
+   * started. Through the host so that the context, which every module uses, depends on none of them.
+   */
+  writeReply(ctx: StreamContext, reply: LocalReply): boolean;
   /** A plugin threw or rejected: the request got a 500; this is where the reason goes. */
   onFilterError?(ctx: StreamContext, plugin: string, error: unknown): void;
   /** Metrics, access log and tracing of this proxy (null: none, as in some tests). */
-  readonly telemetry: Telemetry | null;
+  readonly telemetry: StreamTelemetry | null;
 }
 
 /** Per-listener settings the request path reads; resolved once per listener and snapshot. */
@@ -249,7 +260,7 @@ export class StreamContext implements MatchInput, RequestContext {
     this.code = reply.code;
     if (reply.closeConnection === true && !this.h2) this.res.shouldKeepAlive = false;
     if (this.requestId === '') this.requestId = randomUUID();
-    if (!writeLocalReply(this, reply)) this.abortResponse();
+    if (!this.owner.writeReply(this, reply)) this.abortResponse();
     this.finish();
   }
 
@@ -274,7 +285,6 @@ export class StreamContext implements MatchInput, RequestContext {
     this.done = true;
     this.status = this.res.statusCode;
     if (!this.h2) untrack(this);
-    if (this.activeFilters !== null) runLogFilters(this, performance.now() - this.startMs);
     this.owner.onStreamEnd(this);
   }
 }

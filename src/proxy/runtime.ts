@@ -5,8 +5,11 @@
  * ends; services no snapshot holds close their connections.
  */
 import type { LoadedConfig } from '../config/load.ts';
+import type { LocalReply } from '../core/plugin.ts';
+import { runLogFilters } from './chain/filters.ts';
 import type { Snapshot } from './compiled.ts';
 import type { StreamContext, StreamHost } from './context.ts';
+import { writeLocalReply } from './local-reply.ts';
 import { type CompileDeps, compileSnapshot, releaseSnapshot, startServices } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 
@@ -81,7 +84,12 @@ export class Runtime implements StreamHost {
     ctx.snapshot.inflight.count++;
   }
 
+  writeReply(ctx: StreamContext, reply: LocalReply): boolean {
+    return writeLocalReply(ctx, reply);
+  }
+
   onStreamEnd(ctx: StreamContext): void {
+    if (ctx.activeFilters !== null) runLogFilters(ctx, performance.now() - ctx.startMs);
     const snapshot = ctx.snapshot;
     if (--snapshot.inflight.count === 0 && snapshot !== this.current) this.release(snapshot);
     this.streamEnd(ctx);

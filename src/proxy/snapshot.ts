@@ -25,8 +25,7 @@ import { parseDuration } from '../core/duration.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
-import type { CompiledFilter } from './chain/filters.ts';
-import type { CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { effectiveMatch, Router } from './router/router.ts';
 import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 

@@ -13,7 +13,7 @@ import {
   type PluginDefinition,
   type PluginDeps,
 } from '../../core/plugin.ts';
-import type { CompiledFilter } from './filters.ts';
+import type { CompiledFilter } from '../compiled.ts';
 
 type Scope = CompiledFilter['scope'];
 

@@ -4,28 +4,10 @@
  * Filters with response or log hooks are remembered on the context, so those hooks run for the
  * upstream's response and for local replies alike (a CORS header must be on a 401 too).
  */
-import {
-  type Filter,
-  type FilterFactory,
-  PLUGIN_PHASES,
-  type PluginPhase,
-  type ResponseHead,
-} from '../../core/plugin.ts';
+import { type Filter, PLUGIN_PHASES, type ResponseHead } from '../../core/plugin.ts';
+import type { CompiledFilter } from '../compiled.ts';
 import type { StreamContext } from '../context.ts';
 import { removeHeader, setHeader } from '../headers.ts';
-
-/** One plugin in a route's chain, compiled for the snapshot. */
-export interface CompiledFilter {
-  readonly name: string;
-  readonly phase: PluginPhase;
-  /** Index of the phase in PLUGIN_PHASES. */
-  readonly phaseRank: number;
-  /** Effective sort key (phase base + order); the chain is sorted by it. */
-  readonly order: number;
-  /** Where the config entry came from: `global`, `service`, `route` or `consumer`. */
-  readonly scope: 'global' | 'service' | 'route' | 'consumer';
-  readonly factory: FilterFactory;
-}
 
 const AUTHENTICATE = PLUGIN_PHASES.indexOf('authenticate');
 

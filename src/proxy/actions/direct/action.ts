@@ -5,16 +5,8 @@
 import type { RouteConfig } from '../../../api/config.ts';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { runResponseFilters } from '../../chain/filters.ts';
+import type { DirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
-
-export interface DirectAction {
-  readonly kind: 'direct';
-  readonly status: number;
-  readonly body: Buffer;
-  readonly contentType: string;
-  /** `body.length` as the header value. */
-  readonly contentLength: string;
-}
 
 export function isDirect(rc: RouteConfig): boolean {
   return rc.directResponse !== undefined;

@@ -5,24 +5,13 @@
  */
 import type { DestinationConfig, RouteConfig } from '../../../api/config.ts';
 import { parseDuration } from '../../../core/duration.ts';
-import type { CompiledDestination, CompiledRewrite } from '../../compiled.ts';
+import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
 import { effectiveMatch } from '../../router/router.ts';
-import { type CompiledFault, compileFault } from '../../upstream/fault.ts';
-import { compileHashOn, type HashKeyReader } from '../../upstream/hash.ts';
+import { compileFault } from '../../upstream/fault.ts';
+import { compileHashOn } from '../../upstream/hash.ts';
 import type { CompiledMirror } from '../../upstream/mirror.ts';
 import { compileRetryPolicy } from '../../upstream/retry.ts';
 import type { UpstreamService } from '../../upstream/service.ts';
-
-export interface ForwardAction {
-  readonly kind: 'forward';
-  /** Weighted targets, in the order of the config (weight 0 left out). */
-  readonly destinations: readonly CompiledDestination[];
-  readonly rewrite: CompiledRewrite | null;
-  /** Reads the key that keeps a client on one side of the split (`sticky`), or null: destinations drawn at random. */
-  readonly sticky: HashKeyReader | null;
-  readonly mirror: CompiledMirror | null;
-  readonly fault: CompiledFault | null;
-}
 
 /** True when the route config asks for this action. */
 export function isForward(rc: RouteConfig): boolean {

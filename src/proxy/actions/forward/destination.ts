@@ -2,11 +2,10 @@
  * Where a forwarded request goes: one destination of the route's weighted split (at random, or by a
  * sticky key), the hash key its balancer places it by, and the path and Host sent upstream.
  */
-import type { CompiledDestination, CompiledRewrite } from '../../compiled.ts';
+import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
 import { rewritePath } from '../../path.ts';
 import { type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
-import type { ForwardAction } from './action.ts';
 
 /** Seed for sticky splits, so the side of a split does not correlate with the endpoint a key hashes to. */
 const STICKY_SEED = 0x5717c4;

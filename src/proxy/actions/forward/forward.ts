@@ -6,13 +6,13 @@
 import type { Readable } from 'node:stream';
 import { DEFAULT_MIRROR_BODY_BYTES } from '../../../core/defaults.ts';
 import { parseDuration } from '../../../core/duration.ts';
+import type { ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
 import { type CompiledFault, roll } from '../../upstream/fault.ts';
 import { type CompiledMirror, sendMirror } from '../../upstream/mirror.ts';
 import { ReplayableBody } from '../../upstream/replay-body.ts';
 import { bodySource } from '../../upstream/request-body.ts';
 import { noEndpointDetail, refuse, startTry } from '../../upstream/try.ts';
-import type { ForwardAction } from './action.ts';
 import { chooseDestination, requestHash, upstreamPathOf } from './destination.ts';
 
 export function runForward(ctx: StreamContext, action: ForwardAction): void {

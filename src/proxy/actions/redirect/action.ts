@@ -6,31 +6,13 @@
 import type { RouteConfig } from '../../../api/config.ts';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { runResponseFilters } from '../../chain/filters.ts';
-import type { CompiledRewrite } from '../../compiled.ts';
+import type { CompiledRewrite, RedirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
 import { rewritePath } from '../../path.ts';
 import { effectiveMatch } from '../../router/router.ts';
 
 /** 301, as Envoy and Kong answer when no status is given. */
 const DEFAULT_REDIRECT_STATUS = 301;
-
-export interface RedirectAction {
-  readonly kind: 'redirect';
-  readonly status: number;
-  /** null: the scheme of the request. */
-  readonly scheme: string | null;
-  /** null: the request's host. */
-  readonly host: string | null;
-  /** 0: see `keepAuthority`. */
-  readonly port: number;
-  /** Neither scheme, host nor port changes: the Location keeps the request's authority (with its port). */
-  readonly keepAuthority: boolean;
-  /** null: the request's path (after `prefix`). */
-  readonly path: string | null;
-  /** The prefix replacement, in the form rewrite.prefix uses; null: none. */
-  readonly prefix: CompiledRewrite | null;
-  readonly stripQuery: boolean;
-}
 
 export function isRedirect(rc: RouteConfig): boolean {
   return rc.redirect !== undefined;
