@@ -138,8 +138,9 @@ export interface Filter {
   onResponseHeaders?(ctx: RequestContext, response: ResponseHead): void;
   /**
    * A chunk of the upstream's response body as it streams past (read-only: it goes on to the client
-   * unchanged; `rewriteResponseBody` is the hook that changes it). Declaring this hook is what makes the
-   * proxy hand chunks over; routes without it pay nothing.
+   * unchanged; `rewriteResponseBody` is the hook that changes it, and this one sees the bytes the client
+   * gets, after any rewriting). Declaring this hook is what makes the proxy hand chunks over; routes
+   * without it pay nothing.
    */
   onResponseBody?(ctx: RequestContext, chunk: Buffer): void;
   /**

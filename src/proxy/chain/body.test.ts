@@ -214,6 +214,13 @@ describe('body filters', () => {
             plugins: [{ name: 'stamp-request', config: { limit: 64 } }],
           },
           { name: 'big-out', match: { path: '/big' }, service: 'big', plugins: [{ name: 'upper-response' }] },
+          {
+            name: 'cached-wrap',
+            match: { path: '/cached' },
+            service: 'json',
+            rewrite: { prefix: '/' },
+            plugins: [{ name: 'cache', config: { ttl: '60s' } }, { name: 'wrap-response', config: { limit: 1024 } }],
+          },
         ],
       },
       { catalog },
@@ -251,6 +258,16 @@ describe('body filters', () => {
   it('streaming and buffering filters on one route run in order on the whole body', async () => {
     const res = await request(`${gw.url()}/both`);
     assert.deepEqual(await res.body.json(), { wrapped: '{"NAME":"ADA","LANGS":["EN","FR"]}' });
+  });
+
+  it('a response cache stores the rewritten body, the bytes the client got', async () => {
+    const first = await request(`${gw.url()}/cached`);
+    const firstBody = await first.body.text();
+    const second = await request(`${gw.url()}/cached`);
+    const secondBody = await second.body.text();
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(secondBody, firstBody);
+    assert.deepEqual(JSON.parse(secondBody), { wrapped: '{"name":"ada","langs":["en","fr"]}' });
   });
 
   it('a response over a buffering filter’s limit is a 502 MG_RESPONSE_TOO_LARGE', async () => {

@@ -13,6 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { BodyOutput, Filter, LocalReply } from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
 import { removeHeader, setHeader } from '../headers.ts';
+import { runBodyTaps } from './filters.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -307,9 +308,14 @@ export class ResponseBodyRewriter {
     return this.write(streamThrough(this.ctx, this.filters, 'rewriteResponseBody', [chunk], false));
   }
 
+  /** Writes rewritten chunks; read-only taps (a cache) see these, the bytes the client gets. */
   private write(chunks: Buffer[]): BodyWrite {
+    const ctx = this.ctx;
     let ok = true;
-    for (const c of chunks) ok = this.ctx.res.write(c) && ok;
+    for (const c of chunks) {
+      if (ctx.bodyTaps !== null) runBodyTaps(ctx, c);
+      ok = ctx.res.write(c) && ok;
+    }
     return ok ? BODY_WRITTEN : BODY_BACKPRESSURE;
   }
 
@@ -334,6 +340,7 @@ export class ResponseBodyRewriter {
         const out = result as Buffer;
         const head = this.head!;
         head.push('content-length', String(out.length));
+        if (ctx.bodyTaps !== null && out.length > 0) runBodyTaps(ctx, out);
         ctx.res.writeHead(this.status, head as string[]);
         ctx.res.end(out);
         done();

@@ -330,11 +330,11 @@ export class UpstreamCall implements PooledHandler {
     const ctx = this.ctx;
     ctx.bytesOut += chunk.length;
     noteStreamedBytes(chunk.length);
-    if (ctx.bodyTaps !== null) runBodyTaps(ctx, chunk);
     if (this.rewriter !== null) {
       this.rewriteChunk(controller, chunk);
       return;
     }
+    if (ctx.bodyTaps !== null) runBodyTaps(ctx, chunk);
     if (!ctx.res.write(chunk)) {
       controller.pause();
       ctx.res.once('drain', () => controller.resume());
