@@ -22,6 +22,7 @@ import { silentLogger } from '../src/observability/logger.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../src/proxy/data-plane.ts';
 import { requestJson } from '../src/proxy/mesh/http.ts';
 import { ControlPlaneSubscription } from '../src/proxy/mesh/subscription.ts';
+import { dataPlanePipeline, MESH_MESSAGES } from '../src/proxy/plane-pipeline.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const node = process.execPath;
@@ -45,9 +46,7 @@ if (process.argv[2] === '--worker') {
         app: 'http://127.0.0.1:9',
       },
       log: silentLogger(),
-      apply: async (loaded) => {
-        await plane.apply(loaded);
-      },
+      pipeline: dataPlanePipeline(plane, silentLogger(), { messages: MESH_MESSAGES }),
     });
     sub.start();
     subs.push(sub);

@@ -3,8 +3,8 @@ import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Instance } from '../api/mesh.ts';
 import type { ConfigText } from '../config/load.ts';
+import { readTexts } from '../config/sources/directory/directory.ts';
 import { analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
-import { readTexts } from '../control-plane/sources/files.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { controlPlaneUrl, EXIT, getJson, reporting, Unavailable } from './mesh-client.ts';
 

@@ -4,11 +4,13 @@
  */
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issues.ts';
-import { emptyModel, type MeshModel, type ModelResult } from '../control-plane/model/model.ts';
+import { checkConfig } from '../config/pipeline.ts';
+import { DirectorySource } from '../config/sources/directory/directory.ts';
+import { checkMeshRules, emptyModel, type MeshModel } from '../control-plane/model/model.ts';
 import { MemoryRegistry } from '../control-plane/registry/memory.ts';
 import { ControlPlane } from '../control-plane/server/control-plane.ts';
 import { controlPlaneApi } from '../control-plane/server/http.ts';
-import { ModelFileSource } from '../control-plane/sources/files.ts';
+import { modelOf, modelPipeline } from '../control-plane/server/model-pipeline.ts';
 import {
   DEFAULT_CONTROL_PLANE_ADDRESS,
   DEFAULT_CONTROL_PLANE_PORT,
@@ -82,22 +84,24 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
 
   // Validated with the plugins the proxies have, so a model naming an unknown one is rejected here.
   const catalog = createPluginCatalog();
-  const source = values.config ? new ModelFileSource(values.config, process.env, { catalog }) : null;
+  const source = values.config ? new DirectorySource(values.config, process.env) : null;
   let model: MeshModel = emptyModel();
   if (source) {
-    const first = await source.load();
+    const first = await checkConfig(await source.read(), 'start', { load: { catalog, extraChecks: checkMeshRules } });
     if (!first.ok) {
       for (const issue of first.issues) console.error(formatIssue(issue));
       console.error(`meshgate control-plane: ${values.config} is not valid; nothing started`);
       return 1;
     }
-    model = first.model;
+    model = modelOf(first.value);
   }
 
   const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
   const cp = new ControlPlane({ registry, model, log, warmupMs });
   await cp.start();
-  const api = controlPlaneApi(cp, log, { catalog });
+  // One loop for the files and PUT /config: their changes apply one at a time, in order.
+  const pipeline = modelPipeline(cp, log, catalog);
+  const api = controlPlaneApi(cp, log, { catalog, pipeline });
   try {
     await api.listen(port, address);
   } catch (e) {
@@ -112,21 +116,9 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     'control plane started',
   );
 
-  let reloading = Promise.resolve();
-  const reload = (trigger: string, loading: Promise<ModelResult>) => {
-    reloading = reloading.then(async () => {
-      const result = await loading;
-      if (!result.ok) {
-        log.error({ trigger, issues: result.issues.map(formatIssue) }, 'config rejected; the model in force is kept');
-        return;
-      }
-      const change = cp.setModel(result.model, `config reloaded from ${result.model.source} (${trigger})`);
-      if (change !== null) log.info({ trigger, change, model: result.model.version }, 'model updated');
-    });
-  };
   if (source) {
-    if (!values['no-watch']) await source.watch((r) => reload('file', Promise.resolve(r)));
-    process.on('SIGHUP', () => reload('SIGHUP', source.load()));
+    if (!values['no-watch']) await pipeline.follow(source, 'file');
+    process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP'));
   }
 
   await new Promise<void>((resolve) => {

@@ -6,9 +6,9 @@ import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
-import { ConfigFileSource } from '../config/file-source.ts';
 import { formatIssue } from '../config/issues.ts';
-import type { LoadResult } from '../config/load.ts';
+import { checkConfig } from '../config/pipeline.ts';
+import { FileSource } from '../config/sources/file/file.ts';
 import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -16,7 +16,8 @@ import { createPluginCatalog } from '../plugins/index.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
-import { startMeshProxy } from './mesh-proxy.ts';
+import { dataPlanePipeline, GATEWAY_MESSAGES } from '../proxy/plane-pipeline.ts';
+import { runMeshProxy } from './mesh-proxy.ts';
 import { listenError, parsePort, parseWorkers } from './options.ts';
 
 export const usage = `Usage: meshgate gateway --config FILE [options]
@@ -97,26 +98,30 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       catalog,
     });
   }
-  const source = new ConfigFileSource(values.config!, process.env, { catalog });
-  const first = await source.load();
+  const source = new FileSource(values.config!, process.env);
+  const first = await checkConfig(await source.read(), 'start', { load: { catalog } });
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));
     console.error(`meshgate gateway: ${values.config} is not valid; nothing started`);
     return 1;
   }
+  const loaded = first.value.loaded;
   let plane: DataPlane;
   try {
     plane =
       workers === 0
-        ? await InProcessDataPlane.start(first.value, { catalog, log })
-        : await WorkerDataPlane.start(first.value, workers, log);
+        ? await InProcessDataPlane.start(loaded, { catalog, log })
+        : await WorkerDataPlane.start(loaded, workers, log);
   } catch (e) {
     console.error(`meshgate gateway: ${listenError(e)}`);
     return 1;
   }
+  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: GATEWAY_MESSAGES });
+  pipeline.started(first.value);
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);
-  const adminConfig = first.value.config.admin;
+  admin.route('GET /config/pipeline', () => ({ status: 200, body: pipeline.status() }));
+  const adminConfig = loaded.config.admin;
   try {
     await admin.listen(adminConfig?.port ?? DEFAULT_ADMIN_PORT, adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS);
   } catch (e) {
@@ -124,38 +129,19 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     await plane.close(0);
     return 1;
   }
-  let hash = first.value.hash;
   log.info(
     {
       listeners: plane.ports(),
       admin: admin.port,
-      hash,
+      hash: loaded.hash,
       workers: plane instanceof WorkerDataPlane ? plane.pids() : [process.pid],
     },
     'gateway started',
   );
 
-  let reloading = Promise.resolve();
-  /** `force`: apply an unchanged config too, so that files it names (certificates) are read again. */
-  const reload = (result: LoadResult, trigger: string, force = false) => {
-    reloading = reloading.then(async () => {
-      if (!result.ok) {
-        log.error({ trigger, issues: result.issues.map(formatIssue) }, 'config rejected; the running config is kept');
-        return;
-      }
-      if (result.value.hash === hash && !force) return;
-      try {
-        const report = await plane.apply(result.value);
-        hash = report.hash;
-        log.info({ trigger, ...report, listeners: plane.ports() }, 'config applied');
-      } catch (e) {
-        log.error({ trigger, err: (e as Error).message }, 'config could not be applied; the running config is kept');
-      }
-    });
-  };
-  if (!values['no-watch']) source.watch((r) => reload(r, 'file'));
+  if (!values['no-watch']) await pipeline.follow(source, 'file');
   // SIGHUP is also how rotated certificate files are picked up: they are re-read even if the config is unchanged.
-  process.on('SIGHUP', () => void source.load().then((r) => reload(r, 'SIGHUP', true)));
+  process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP', true));
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -182,7 +168,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
 }
 
 /** The gateway as a member of the mesh: its config comes from the control plane. */
-async function meshGateway(options: {
+function meshGateway(options: {
   controlPlane: string;
   id: string;
   workers: number;
@@ -191,46 +177,26 @@ async function meshGateway(options: {
   log: Logger;
   catalog: PluginRegistry;
 }): Promise<number> {
-  const { log } = options;
-  const started = await startMeshProxy({
-    controlPlane: options.controlPlane,
-    identity: { id: options.id, kind: 'gateway' },
+  const { id, controlPlane } = options;
+  return runMeshProxy({
+    command: 'gateway',
+    controlPlane,
+    identity: { id, kind: 'gateway' },
     workers: options.workers,
     adminPort: options.adminPort,
     adminAddress: DEFAULT_ADMIN_ADDRESS,
-    log,
+    drainMs: options.drainMs,
+    log: options.log,
     catalog: options.catalog,
     role: 'gateway',
-  });
-  if (typeof started === 'string') {
-    console.error(`meshgate gateway: ${started}`);
-    return 1;
-  }
-  const { plane, admin, subscription } = started;
-  log.info({ id: options.id, controlPlane: options.controlPlane, admin: admin.port }, 'gateway waiting for its config');
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  const first = await Promise.race([subscription.firstConfig.then(() => null), stopped]);
-  if (first === null)
-    log.info(
-      {
-        id: options.id,
+    async onServing({ plane, admin, subscription }) {
+      return {
+        id,
         listeners: plane.ports(),
         admin: admin.port,
         version: subscription.status().version,
         workers: (await plane.query('status')).map((s) => s.pid),
-      },
-      'gateway started',
-    );
-  const signal = first ?? (await stopped);
-  process.on('SIGINT', () => process.exit(130));
-  process.on('SIGTERM', () => log.info('already draining'));
-  log.info({ signal, drainMs: options.drainMs }, 'draining');
-  subscription.close();
-  await plane.close(options.drainMs);
-  await admin.close();
-  log.info('stopped');
-  return 0;
+      };
+    },
+  });
 }

@@ -1,7 +1,9 @@
 /**
- * Wiring shared by `meshgate sidecar` and `meshgate gateway --control-plane`: a data plane that starts
- * with the first config the control plane pushes, the admin API (answering `waiting for config`
- * until then), and the subscription that keeps configs coming.
+ * `meshgate sidecar` and `meshgate gateway --control-plane` are one sequence, written here once: a data
+ * plane that starts with the first config the control plane pushes, the admin API (answering
+ * `waiting for config` until then), the subscription feeding the proxy's config pipeline; then wait for
+ * the first config or a signal, run, and on SIGTERM/SIGINT drain and stop. The roles differ only in
+ * the hooks (a sidecar registers its instance once it serves, and deregisters before draining).
  */
 
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
@@ -13,20 +15,26 @@ import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
+import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
 import { listenError } from './options.ts';
 
 export interface MeshProxy {
   plane: DeferredDataPlane;
   admin: AdminServer;
   subscription: ControlPlaneSubscription;
+  pipeline: PlanePipeline;
 }
 
-export async function startMeshProxy(options: {
+export interface MeshProxyOptions {
+  /** `gateway` or `sidecar`: the command, in messages. */
+  command: string;
   controlPlane: string;
   identity: ProxyIdentity;
   workers: number;
   adminPort: number;
   adminAddress: string;
+  /** How long in-flight requests may finish on shutdown (ms). */
+  drainMs: number;
   log: Logger;
   catalog: PluginRegistry;
   /** `gateway` or `mesh` (sidecars): the prefix of the proxy's metrics. */
@@ -36,26 +44,26 @@ export async function startMeshProxy(options: {
   onConnected?: () => void;
   /** Extra admin status, shown at GET /control-plane. */
   status?: () => Record<string, unknown>;
-}): Promise<MeshProxy | string> {
-  const { log } = options;
-  const { catalog, role, serviceName } = options;
+  /** The first config is in force: start what serving needs; returns the fields of `<command> started`. */
+  onServing: (proxy: MeshProxy) => Promise<Record<string, unknown>>;
+  /** Before draining (after a signal): a sidecar deregisters and lets callers learn of it. */
+  beforeDrain?: () => Promise<void>;
+}
+
+/** Builds the proxy and starts its admin API and subscription; a string says why it could not. */
+async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | string> {
+  const { log, catalog, role, serviceName } = options;
   const plane = new DeferredDataPlane((loaded) =>
     options.workers === 0
       ? InProcessDataPlane.start(loaded, { catalog, log, role, serviceName })
       : WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName }),
   );
+  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: MESH_MESSAGES, describeError: listenError });
   const subscription = new ControlPlaneSubscription({
     url: options.controlPlane,
     identity: options.identity,
     log,
-    catalog,
-    apply: async (loaded) => {
-      try {
-        await plane.apply(loaded);
-      } catch (e) {
-        throw new Error(listenError(e));
-      }
-    },
+    pipeline,
     onConnected: options.onConnected,
   });
   const admin = new AdminServer();
@@ -64,11 +72,44 @@ export async function startMeshProxy(options: {
     status: 200,
     body: { identity: options.identity, subscription: subscription.status(), ...options.status?.() },
   }));
+  admin.route('GET /config/pipeline', () => ({ status: 200, body: pipeline.status() }));
   try {
     await admin.listen(options.adminPort, options.adminAddress);
   } catch (e) {
     return `admin API: ${listenError(e)}`;
   }
   subscription.start();
-  return { plane, admin, subscription };
+  return { plane, admin, subscription, pipeline };
+}
+
+/** The whole life of a mesh proxy; resolves with the exit code. */
+export async function runMeshProxy(options: MeshProxyOptions): Promise<number> {
+  const { log, command, drainMs } = options;
+  const started = await startMeshProxy(options);
+  if (typeof started === 'string') {
+    console.error(`meshgate ${command}: ${started}`);
+    return 1;
+  }
+  const { plane, admin, subscription } = started;
+  log.info(
+    { id: options.identity.id, controlPlane: options.controlPlane, admin: admin.port },
+    `${command} waiting for its config`,
+  );
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const first = await Promise.race([subscription.firstConfig.then(() => null), stopped]);
+  if (first === null) log.info(await options.onServing(started), `${command} started`);
+  const signal = first ?? (await stopped);
+  // A second Ctrl-C means "now"; a repeated SIGTERM (orchestrators resend it) changes nothing.
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => log.info('already draining'));
+  log.info({ signal, drainMs }, 'draining');
+  await options.beforeDrain?.();
+  subscription.close();
+  await plane.close(drainMs);
+  await admin.close();
+  log.info('stopped');
+  return 0;
 }

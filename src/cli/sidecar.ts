@@ -24,7 +24,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
 import { controlPlaneUrl } from './mesh-client.ts';
-import { startMeshProxy } from './mesh-proxy.ts';
+import { runMeshProxy } from './mesh-proxy.ts';
 import { parseLabels, parsePort, parseWorkers } from './options.ts';
 
 export const usage = `Usage: meshgate sidecar --service NAME --app URL [options]
@@ -133,57 +133,39 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     ...(Object.keys(labels).length ? { labels } : {}),
   };
   let agent: InstanceAgent | null = null;
-  const started = await startMeshProxy({
+  return runMeshProxy({
+    command: 'sidecar',
     controlPlane,
     identity,
     workers,
     adminPort,
     adminAddress: '127.0.0.1',
+    drainMs,
     log,
     catalog: createPluginCatalog(),
     role: 'mesh',
     serviceName: values.service,
     onConnected: () => agent?.reregister(),
     status: () => ({ instance: agent?.status() ?? null }),
+    async onServing({ plane, admin }) {
+      // The registered port is the one bound (it differs from the flag when that is 0).
+      const port = plane.ports().inbound ?? inboundPort;
+      agent = new InstanceAgent({
+        url: controlPlane,
+        registration: { id, service: values.service!, address, port, labels, ttlMs },
+        app,
+        readyPath,
+        log,
+      });
+      agent.start();
+      return { id, service: values.service, listeners: plane.ports(), admin: admin.port, app };
+    },
+    async beforeDrain() {
+      const registered = agent?.status().registered ?? false;
+      await agent?.deregister();
+      // Callers' proxies drop this instance within milliseconds of the deregistration; serve until then.
+      if (registered) await sleep(Math.min(DEFAULT_DEREGISTER_GRACE_MS, drainMs));
+      agent?.close();
+    },
   });
-  if (typeof started === 'string') {
-    console.error(`meshgate sidecar: ${started}`);
-    return 1;
-  }
-  const { plane, admin, subscription } = started;
-  log.info({ id, controlPlane, admin: admin.port }, 'sidecar waiting for its config');
-
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  const first = await Promise.race([subscription.firstConfig.then(() => null), stopped]);
-  if (first === null) {
-    // The registered port is the one bound (it differs from the flag when that is 0).
-    const port = plane.ports().inbound ?? inboundPort;
-    agent = new InstanceAgent({
-      url: controlPlane,
-      registration: { id, service: values.service, address, port, labels, ttlMs },
-      app,
-      readyPath,
-      log,
-    });
-    agent.start();
-    log.info({ id, service: values.service, listeners: plane.ports(), admin: admin.port, app }, 'sidecar started');
-  }
-  const signal = first ?? (await stopped);
-  // A second Ctrl-C means "now"; a repeated SIGTERM changes nothing.
-  process.on('SIGINT', () => process.exit(130));
-  process.on('SIGTERM', () => log.info('already draining'));
-  log.info({ signal, drainMs }, 'draining');
-  const registered = agent?.status().registered ?? false;
-  await agent?.deregister();
-  // Callers' proxies drop this instance within milliseconds of the deregistration; serve until then.
-  if (registered) await sleep(Math.min(DEFAULT_DEREGISTER_GRACE_MS, drainMs));
-  agent?.close();
-  subscription.close();
-  await plane.close(drainMs);
-  await admin.close();
-  log.info('stopped');
-  return 0;
 }

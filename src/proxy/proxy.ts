@@ -13,7 +13,7 @@ import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
 import { routerFor } from './snapshot.ts';
-import { Telemetry } from './telemetry.ts';
+import { type PreparedTelemetry, Telemetry } from './telemetry.ts';
 
 export interface ProxyOptions {
   onStreamEnd?: (ctx: StreamContext) => void;
@@ -41,6 +41,15 @@ function listenerRuntime(config: CompiledListener, tls: TlsMaterial | null, snap
     tls,
     router: routerFor(snapshot, config.name),
   });
+}
+
+/** A change made ready by `ProxyServer.prepare`, waiting for `commit` or `discard`. */
+export interface PreparedChange {
+  readonly snapshot: Snapshot;
+  /** Listeners bound for it (new, or moved to another address or port). */
+  readonly started: ReadonlyMap<string, Listener>;
+  readonly tls: ReadonlyMap<string, TlsMaterial | null>;
+  readonly telemetry: PreparedTelemetry;
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
@@ -113,55 +122,80 @@ export class ProxyServer {
     return Object.fromEntries([...this.listeners].map(([name, l]) => [name, l.port]));
   }
 
-  /**
-   * Swaps in a new validated config. New or moved listeners are bound first: if one cannot bind, the
-   * change is rejected and nothing changes. Removed listeners drain in the background.
-   */
   get telemetry(): Telemetry {
     return this.runtime.telemetry!;
   }
 
+  /** `prepare` then `commit`: the whole change in this process. */
   async apply(loaded: LoadedConfig, drainMs = DEFAULT_LISTENER_DRAIN_MS): Promise<Snapshot> {
+    const prepared = await this.prepare(loaded);
+    this.commit(prepared, drainMs);
+    return prepared.snapshot;
+  }
+
+  /**
+   * Does everything a new config needs that can fail, changing nothing in force: compiles the
+   * snapshot, reads certificates, binds new or moved listeners (a request there is served by the
+   * snapshot in force until the commit), builds the access log and tracing it asks for. Throws (having
+   * undone its work) if any of it fails. At most one change is prepared at a time; it must be followed
+   * by `commit` or `discard`.
+   */
+  async prepare(loaded: LoadedConfig): Promise<PreparedChange> {
     this.shared.beginBuild();
-    const prepared = await this.runtime.prepare(loaded);
-    await this.telemetry.configure(loaded.config.observability);
-    const next = prepared.listeners;
+    const snapshot = await this.runtime.prepare(loaded);
+    const next = snapshot.listeners;
     const current = new Map(this.runtime.snapshot.listeners.map((l) => [l.name, l]));
     const started = new Map<string, Listener>();
-    const tlsOf = new Map<string, TlsMaterial | null>();
+    const tls = new Map<string, TlsMaterial | null>();
+    let telemetry: PreparedTelemetry | undefined;
     try {
       // Certificates are read before anything changes: a missing or broken file rejects the whole config.
-      for (const l of next) tlsOf.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
+      for (const l of next) tls.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
-        // Until the swap below, a request here is served by the snapshot in force, with its router.
-        const listener = new Listener(this.runtime, listenerRuntime(l, tlsOf.get(l.name)!, this.runtime.snapshot));
+        // Until the commit, a request here is served by the snapshot in force, with its router.
+        const listener = new Listener(this.runtime, listenerRuntime(l, tls.get(l.name)!, this.runtime.snapshot));
         await listener.listen();
         started.set(l.name, listener);
       }
+      telemetry = await this.telemetry.prepare(loaded.config.observability);
     } catch (e) {
       await Promise.all([...started.values()].map((l) => l.close(0)));
-      this.runtime.discard(prepared);
+      this.runtime.discard(snapshot);
       throw e;
     }
-    // From here on nothing awaits: the snapshot and every listener's settings change in one tick.
-    const snapshot = prepared;
+    return { snapshot, started, tls, telemetry };
+  }
+
+  /**
+   * Puts a prepared change in force. Nothing awaits: the snapshot, every listener's settings and the
+   * telemetry settings change in one tick. Removed or moved listeners drain in the background.
+   */
+  commit(prepared: PreparedChange, drainMs = DEFAULT_LISTENER_DRAIN_MS): void {
+    const { snapshot, started, tls } = prepared;
     this.runtime.commit(snapshot);
+    this.telemetry.commit(prepared.telemetry);
     this.shared.closeUnused();
     const retired: Listener[] = [];
     for (const [name, listener] of this.listeners) {
-      if (started.has(name) || !next.some((l) => l.name === name)) retired.push(listener);
+      if (started.has(name) || !snapshot.listeners.some((l) => l.name === name)) retired.push(listener);
     }
     for (const [name, listener] of started) this.listeners.set(name, listener);
     for (const listener of retired)
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = listenerRuntime(l, tlsOf.get(l.name)!, snapshot);
+      if (listener) listener.runtime = listenerRuntime(l, tls.get(l.name)!, snapshot);
     }
     for (const listener of retired) void listener.close(drainMs);
-    return snapshot;
+  }
+
+  /** Undoes a prepared change that will not be committed (another worker refused it). */
+  async discard(prepared: PreparedChange): Promise<void> {
+    this.telemetry.discard(prepared.telemetry);
+    this.runtime.discard(prepared.snapshot);
+    await Promise.all([...prepared.started.values()].map((l) => l.close(0)));
   }
 
   /** Stops accepting, drains in-flight requests up to `drainMs`, then closes upstream connections. */

@@ -13,6 +13,15 @@ import type { StreamContext } from './context.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 import { upstreamDecisions } from './upstream/decisions.ts';
 
+/** Settings built for a config not yet in force; `undefined`: unchanged, `null`: turned off. */
+export interface PreparedTelemetry {
+  readonly accessLog: AccessLog | null | undefined;
+  readonly accessLogKey: string;
+  readonly tracing: Tracing | null | undefined;
+  readonly tracingKey: string;
+  readonly serverTiming: boolean;
+}
+
 export class Telemetry {
   readonly metrics: ProxyMetrics;
   accessLog: AccessLog | null = null;
@@ -30,36 +39,74 @@ export class Telemetry {
     this.timingName = role === 'gateway' ? 'gateway' : `sidecar ${serviceName}`;
   }
 
-  /** Follows a new config; what it replaces is closed once requests have moved on. */
+  /** Follows a new config at once: `prepare` then `commit` (the first config, at start). */
   async configure(observability: ObservabilityConfig | undefined): Promise<void> {
+    this.commit(await this.prepare(observability));
+  }
+
+  /**
+   * Builds what a new config's settings need (an access log file opened, a trace exporter) without
+   * touching the settings in force: a config rejected later (by this process or another worker) must
+   * leave the access log and tracing as they were. Unchanged settings keep their objects.
+   */
+  async prepare(observability: ObservabilityConfig | undefined): Promise<PreparedTelemetry> {
     const al = observability?.accessLog;
     const alKey = al === undefined ? '' : JSON.stringify(al);
-    if (alKey !== this.accessLogKey) {
-      const previous = this.accessLog;
-      this.accessLog =
-        al === undefined
+    const accessLog =
+      alKey === this.accessLogKey
+        ? undefined
+        : al === undefined
           ? null
           : new AccessLog({ output: al.output, sampleRatio: al.sampleRatio ?? 1, fields: al.fields });
-      this.accessLogKey = alKey;
-      void previous?.close();
-    }
     const tr = observability?.tracing;
     const trKey = tr === undefined ? '' : JSON.stringify(tr);
-    if (trKey !== this.tracingKey) {
+    let tracing: Tracing | null | undefined;
+    try {
+      tracing =
+        trKey === this.tracingKey
+          ? undefined
+          : tr === undefined
+            ? null
+            : await Tracing.create({
+                endpoint: tr.endpoint,
+                samplingRatio: tr.samplingRatio ?? DEFAULT_TRACE_SAMPLING_RATIO,
+                serviceName: tr.serviceName ?? this.defaultServiceName,
+                exportDelayMs: TRACE_EXPORT_DELAY_MS,
+              });
+    } catch (e) {
+      void accessLog?.close();
+      throw e;
+    }
+    return {
+      accessLog,
+      accessLogKey: alKey,
+      tracing,
+      tracingKey: trKey,
+      serverTiming: observability?.serverTiming === true,
+    };
+  }
+
+  /** Puts prepared settings in force (synchronous: one tick with the snapshot swap); what they replace closes. */
+  commit(next: PreparedTelemetry): void {
+    if (next.accessLog !== undefined) {
+      const previous = this.accessLog;
+      this.accessLog = next.accessLog;
+      this.accessLogKey = next.accessLogKey;
+      void previous?.close();
+    }
+    if (next.tracing !== undefined) {
       const previous = this.tracing;
-      this.tracing =
-        tr === undefined
-          ? null
-          : await Tracing.create({
-              endpoint: tr.endpoint,
-              samplingRatio: tr.samplingRatio ?? DEFAULT_TRACE_SAMPLING_RATIO,
-              serviceName: tr.serviceName ?? this.defaultServiceName,
-              exportDelayMs: TRACE_EXPORT_DELAY_MS,
-            });
-      this.tracingKey = trKey;
+      this.tracing = next.tracing;
+      this.tracingKey = next.tracingKey;
       void previous?.shutdown();
     }
-    this.serverTiming = observability?.serverTiming === true;
+    this.serverTiming = next.serverTiming;
+  }
+
+  /** Closes what `prepare` built for a config that will not be committed. */
+  discard(next: PreparedTelemetry): void {
+    void next.accessLog?.close();
+    void next.tracing?.shutdown();
   }
 
   /** Gauges read from the snapshot in force at scrape time. */

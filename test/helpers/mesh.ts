@@ -4,6 +4,7 @@
  */
 import type { ProxyIdentity } from '../../src/api/mesh.ts';
 import { formatIssue } from '../../src/config/issues.ts';
+import { ConfigPipeline } from '../../src/config/pipeline.ts';
 import { emptyModel, type MeshModel, parseModel } from '../../src/control-plane/model/model.ts';
 import { MemoryRegistry } from '../../src/control-plane/registry/memory.ts';
 import { ControlPlane } from '../../src/control-plane/server/control-plane.ts';
@@ -11,6 +12,7 @@ import { controlPlaneApi } from '../../src/control-plane/server/http.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../../src/proxy/data-plane.ts';
 import { ControlPlaneSubscription, type SubscriptionOptions } from '../../src/proxy/mesh/subscription.ts';
+import { dataPlaneTarget, MESH_MESSAGES } from '../../src/proxy/plane-pipeline.ts';
 
 export function model(yaml: string, file = 'mesh.yaml'): MeshModel {
   const result = parseModel([{ file, text: yaml }], file, null);
@@ -68,14 +70,24 @@ export function startMeshProxy(
 ): TestMeshProxy {
   const plane = new DeferredDataPlane((loaded) => InProcessDataPlane.start(loaded));
   const applied: string[] = [];
+  const target = dataPlaneTarget(plane);
+  const pipeline = new ConfigPipeline({
+    target: {
+      ...target,
+      async commit(prepared, config) {
+        const report = await target.commit(prepared, config);
+        applied.push(config.loaded.hash);
+        return report;
+      },
+    },
+    log: silentLogger(),
+    messages: MESH_MESSAGES,
+  });
   const subscription = new ControlPlaneSubscription({
     url,
     identity,
     log: silentLogger(),
-    apply: async (loaded) => {
-      await plane.apply(loaded);
-      applied.push(loaded.hash);
-    },
+    pipeline,
     reconnectBaseMs: 20,
     reconnectMaxMs: 200,
     ...extra,

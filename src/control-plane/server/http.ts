@@ -18,11 +18,12 @@ import {
 } from '../../api/mesh.ts';
 import type { LoadOptions } from '../../config/load.ts';
 import { redact, redactText } from '../../config/redact.ts';
+import { adminApiChange } from '../../config/sources/admin-api/admin-api.ts';
 import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { parseModel } from '../model/model.ts';
 import { RegistrationError } from '../registry/registry.ts';
 import type { ControlPlane } from './control-plane.ts';
+import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
 const validators = {
@@ -64,19 +65,24 @@ export function instanceView(i: Instance) {
   };
 }
 
-/** `options.catalog`: the plugins a model applied with `PUT /config` may name. */
+/**
+ * `options.catalog`: the plugins a model applied with `PUT /config` may name. `options.pipeline`: the
+ * config pipeline `PUT /config` submits to, shared with the control plane's other sources so their
+ * changes run one at a time (default: one of its own).
+ */
 export function controlPlaneApi(
   cp: ControlPlane,
   log: Logger,
-  options: Pick<LoadOptions, 'catalog'> = {},
+  options: Pick<LoadOptions, 'catalog'> & { pipeline?: ModelPipeline } = {},
 ): AdminServer {
   const admin = new AdminServer();
+  const pipeline = options.pipeline ?? modelPipeline(cp, log, options.catalog);
   const bad = (error: string) => ({ status: 400, body: { error } });
 
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
     .route('GET /ready', () => ({ status: 200, body: { status: cp.isWarm ? 'ready' : 'warming up' } }))
-    .route('GET /status', () => ({ status: 200, body: statusView(cp) }))
+    .route('GET /status', () => ({ status: 200, body: { ...statusView(cp), pipeline: pipeline.status() } }))
     .route('GET /metrics', async () => {
       const registry = cp.metrics.registry;
       return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
@@ -98,10 +104,17 @@ export function controlPlaneApi(
     })
     .route('PUT /config', async (req) => {
       const text = await readBody(req, MAX_MODEL_BODY_BYTES);
-      const result = parseModel([{ file: 'admin-api', text }], 'admin-api', null, options);
-      if (!result.ok) return { status: 400, body: { error: 'the config is not valid', issues: result.issues } };
-      const change = cp.setModel(result.model, 'config applied through the admin API');
-      return { status: 200, body: { version: result.model.version, change, unchanged: change === null } };
+      const outcome = await pipeline.submit(adminApiChange(text));
+      switch (outcome.status) {
+        case 'rejected':
+          return { status: 400, body: { error: 'the config is not valid', issues: outcome.issues } };
+        case 'applied':
+          return { status: 200, body: { version: outcome.hash, change: outcome.report.change, unchanged: false } };
+        case 'unchanged':
+          return { status: 200, body: { version: outcome.hash, change: null, unchanged: true } };
+        default:
+          return { status: 500, body: { error: outcome.status === 'failed' ? outcome.error.message : 'superseded' } };
+      }
     });
 
   // ── registry ──

@@ -219,7 +219,10 @@ describe('body filters', () => {
             match: { path: '/cached' },
             service: 'json',
             rewrite: { prefix: '/' },
-            plugins: [{ name: 'cache', config: { ttl: '60s' } }, { name: 'wrap-response', config: { limit: 1024 } }],
+            plugins: [
+              { name: 'cache', config: { ttl: '60s' } },
+              { name: 'wrap-response', config: { limit: 1024 } },
+            ],
           },
         ],
       },

@@ -1,7 +1,7 @@
 /**
  * The gateway on several cores: the primary process holds the config (loads, validates, watches) and
  * the admin API; N worker processes run the data plane and share the listening ports (node:cluster,
- * round-robin accept). A config reaches every worker or none; a crashed worker is replaced and given
+ * round-robin accept). A config reaches every worker or none (prepare on all, then commit on all); a crashed worker is replaced and given
  * the config in force; draining drains every worker.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -10,7 +10,7 @@ import type { LoadedConfig } from '../../config/load.ts';
 import { pluginLists } from '../../config/plugins.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { MetricsRole } from '../../observability/metrics.ts';
-import type { ApplyReport, DataPlane } from '../data-plane.ts';
+import type { ApplyReport, DataPlane, PreparedConfig } from '../data-plane.ts';
 import type { ProxyView } from '../describe.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
@@ -74,6 +74,12 @@ class WorkerHandle {
   }
 }
 
+interface WorkerPrepared extends PreparedConfig {
+  change: number;
+  /** The workers that prepared it. */
+  handles: WorkerHandle[];
+}
+
 export class WorkerDataPlane implements DataPlane {
   private readonly handles = new Map<number, WorkerHandle>();
   private current: LoadedConfig;
@@ -81,6 +87,8 @@ export class WorkerDataPlane implements DataPlane {
   private draining = false;
   private readonly log: Logger;
   private recentCrashes: number[] = [];
+  /** Reloads prepared so far: names each one in the workers. */
+  private changes = 0;
 
   private constructor(loaded: LoadedConfig, log: Logger) {
     this.current = loaded;
@@ -138,21 +146,55 @@ export class WorkerDataPlane implements DataPlane {
     this.listenerPorts = value.ports as Record<string, number>;
   }
 
-  async apply(loaded: LoadedConfig): Promise<ApplyReport> {
+  /**
+   * Phase one: every worker prepares `loaded` (compiles it, reads its certificates, binds new
+   * listeners). If any refuses or does not answer in time, every worker discards it and this rejects
+   * with the first refusal: no worker ever serves a config another refused.
+   */
+  async prepare(loaded: LoadedConfig): Promise<PreparedConfig> {
     const handles = [...this.handles.values()];
     warnPerProcessLimits(loaded, handles.length, this.log);
-    const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'apply', loaded })));
+    const change = ++this.changes;
+    const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'prepare', change, loaded })));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
-      // All or nothing: put the workers that took it back on the config in force.
-      const took = handles.filter((_, i) => results[i]!.status === 'fulfilled');
-      await Promise.allSettled(took.map((h) => h.request({ type: 'apply', loaded: this.current })));
-      throw (failed as PromiseRejectedResult).reason;
+      // Also to the workers that refused or timed out: one that answers late drops what it prepared.
+      await Promise.allSettled(handles.map((h) => h.request({ type: 'discard', change })));
+      const reason = (failed as PromiseRejectedResult).reason as Error;
+      const refusedBy = handles.filter((_, i) => results[i]!.status === 'rejected').map((h) => h.pid);
+      throw Object.assign(reason, { refusedBy });
     }
+    return { loaded, change, handles } as WorkerPrepared;
+  }
+
+  /**
+   * Phase two: every worker that prepared puts it in force. A worker that died meanwhile is replaced
+   * on this config; a worker started during the prepare is caught up.
+   */
+  async commit(prepared: PreparedConfig): Promise<ApplyReport> {
+    const { loaded, change, handles } = prepared as WorkerPrepared;
     this.current = loaded;
-    const first = (results[0] as PromiseFulfilledResult<Record<string, unknown>>).value;
+    const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'commit', change })));
+    const committed = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected')
+        this.log.error({ pid: handles[i]!.pid, err: (r.reason as Error).message }, 'worker did not commit the config');
+    });
+    const late = [...this.handles.values()].filter((h) => !handles.includes(h));
+    await Promise.allSettled(late.map((h) => h.request({ type: 'apply', loaded })));
+    const first = committed[0];
+    if (first === undefined) throw new Error('no worker committed the config');
     this.listenerPorts = first.ports as Record<string, number>;
-    return { version: first.version as number, hash: loaded.hash, applied: handles.length };
+    return { version: first.version as number, hash: loaded.hash, applied: committed.length };
+  }
+
+  async discard(prepared: PreparedConfig): Promise<void> {
+    const { change, handles } = prepared as WorkerPrepared;
+    await Promise.allSettled(handles.map((h) => h.request({ type: 'discard', change })));
+  }
+
+  async apply(loaded: LoadedConfig): Promise<ApplyReport> {
+    return this.commit(await this.prepare(loaded));
   }
 
   async query(view: ProxyView): Promise<Record<string, unknown>[]> {

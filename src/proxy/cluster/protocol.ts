@@ -2,8 +2,16 @@
 import type { LoadedConfig } from '../../config/load.ts';
 import type { ProxyView } from '../describe.ts';
 
+/**
+ * `apply` starts a worker on the config in force (or catches a replaced one up). A reload is two-phase:
+ * `prepare` on every worker, then `commit` on every worker only if all prepared, else `discard`;
+ * `change` names the reload, so a worker commits or discards only what it prepared for it.
+ */
 export type ToWorker =
   | { type: 'apply'; id: number; loaded: LoadedConfig }
+  | { type: 'prepare'; id: number; change: number; loaded: LoadedConfig }
+  | { type: 'commit'; id: number; change: number }
+  | { type: 'discard'; id: number; change: number }
   | { type: 'query'; id: number; view: ProxyView }
   | { type: 'drain'; drainMs: number };
 

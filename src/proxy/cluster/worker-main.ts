@@ -6,7 +6,7 @@
 import { createLogger } from '../../observability/logger.ts';
 import { createPluginCatalog } from '../../plugins/index.ts';
 import { describeProxy } from '../describe.ts';
-import { ProxyServer } from '../proxy.ts';
+import { type PreparedChange, ProxyServer } from '../proxy.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 let proxy: ProxyServer | null = null;
@@ -30,22 +30,56 @@ async function drain(drainMs: number) {
   process.exit(0);
 }
 
+/** A reload this worker prepared, waiting for the primary's commit or discard. */
+let pending: { change: number; prepared: PreparedChange } | null = null;
+/** Config messages run one at a time, in the order the primary sent them. */
+let configWork: Promise<unknown> = Promise.resolve();
+
+function inForce(p: ProxyServer) {
+  const s = p.snapshot;
+  return { version: s.version, hash: s.hash, ports: p.ports() };
+}
+
+async function onConfigMessage(message: Extract<ToWorker, { type: 'apply' | 'prepare' | 'commit' | 'discard' }>) {
+  switch (message.type) {
+    case 'apply':
+      if (proxy === null) proxy = await ProxyServer.start(message.loaded, options);
+      else await proxy.apply(message.loaded);
+      return inForce(proxy);
+    case 'prepare': {
+      if (proxy === null) throw new Error('not started');
+      if (pending !== null) await proxy.discard(pending.prepared);
+      pending = null;
+      const prepared = await proxy.prepare(message.loaded);
+      pending = { change: message.change, prepared };
+      return { version: prepared.snapshot.version, hash: prepared.snapshot.hash };
+    }
+    case 'commit': {
+      if (proxy === null || pending?.change !== message.change)
+        throw new Error(`change ${message.change} is not prepared here`);
+      const { prepared } = pending;
+      pending = null;
+      proxy.commit(prepared);
+      return inForce(proxy);
+    }
+    case 'discard':
+      // Also sent to a worker that refused (it holds nothing then) or whose answer came too late.
+      if (proxy !== null && pending?.change === message.change) await proxy.discard(pending.prepared);
+      if (pending?.change === message.change) pending = null;
+      return {};
+  }
+}
+
 process.on('message', (message: ToWorker) => {
   switch (message.type) {
-    case 'apply': {
-      const work =
-        proxy === null ? ProxyServer.start(message.loaded, options) : proxy.apply(message.loaded).then(() => proxy!);
+    case 'apply':
+    case 'prepare':
+    case 'commit':
+    case 'discard': {
+      const work = configWork.then(() => onConfigMessage(message));
+      configWork = work.catch(() => {});
       work.then(
-        (p) => {
-          proxy = p;
-          const s = p.snapshot;
-          reply({
-            type: 'reply',
-            id: message.id,
-            ok: true,
-            value: { version: s.version, hash: s.hash, ports: p.ports() },
-          });
-        },
+        (value) => reply({ type: 'reply', id: message.id, ok: true, value }),
         (e: NodeJS.ErrnoException & { address?: string; port?: number }) =>
           reply({
             type: 'reply',

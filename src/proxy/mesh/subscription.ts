@@ -1,7 +1,9 @@
 /**
  * A proxy's subscription to its control plane: one long-lived stream (`POST /stream`, server-sent
- * events) carrying whole configs; each is validated with the same validator as a config file and
- * applied, then ACKed, or NACKed with the reason, in which case the proxy keeps what it had.
+ * events) carrying whole configs. It is a push source of the proxy's config pipeline: each config is
+ * submitted (validated with the same validator as a config file, prepared in every worker, committed),
+ * then ACKed, or NACKed with the reason, in which case the proxy keeps what it had. Pushes are state
+ * of the world: while one applies, only the newest waiting one runs (the pipeline supersedes the rest).
  *
  * Static stability: the proxy never depends on the control plane to keep serving. When the stream
  * breaks, goes silent, or carries garbage, the config in force stays; the proxy reconnects with
@@ -16,15 +18,13 @@ import {
   type StreamHello,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
-import { formatIssue } from '../../config/issues.ts';
-import { type LoadedConfig, loadConfigObject } from '../../config/load.ts';
+import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
 import {
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
   DEFAULT_RECONNECT_BASE_MS,
   DEFAULT_RECONNECT_MAX_MS,
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
 } from '../../core/defaults.ts';
-import type { PluginCatalog } from '../../core/plugin.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { controlAgent, errorOf, requestJson } from './http.ts';
 
@@ -32,11 +32,9 @@ export interface SubscriptionOptions {
   /** Base URL of the control plane, e.g. `http://127.0.0.1:15010`. */
   url: string;
   identity: ProxyIdentity;
-  /** Applies a validated config; throws (e.g. a port cannot be bound) to reject it. */
-  apply(loaded: LoadedConfig): Promise<void>;
+  /** The proxy's config pipeline, which validates and applies what is pushed. */
+  pipeline: { submit(change: ChangeRequest): Promise<Outcome<unknown>> };
   log: Logger;
-  /** Plugins the pushed configs may use (validated here, like a file's). */
-  catalog?: PluginCatalog;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   /** Silence after which the stream is considered dead (default: 3 keep-alives, as the control plane says). */
@@ -79,8 +77,6 @@ export class ControlPlaneSubscription {
   private idleTimer: NodeJS.Timeout | undefined;
   private idleTimeoutMs: number;
   private version: string | null = null;
-  private applying = false;
-  private next: { push: PushEvent; stream: string } | null = null;
   private resolveFirst!: () => void;
   /** Resolves once a first config is in force. */
   readonly firstConfig: Promise<void>;
@@ -267,49 +263,33 @@ export class ControlPlaneSubscription {
     if (typeof push?.nonce !== 'string' || typeof push.version !== 'string' || this.stream === null)
       return this.garbage('push without nonce or version');
     this.state.lastPush = { version: push.version, nonce: push.nonce, at: new Date().toISOString() };
-    // Pushes are state of the world: while one applies, only the newest waiting one matters.
-    this.next = { push, stream: this.stream };
-    if (!this.applying) void this.drain();
-  }
-
-  private async drain() {
-    this.applying = true;
-    while (this.next !== null) {
-      const { push, stream } = this.next;
-      this.next = null;
-      await this.handle(push, stream);
-    }
-    this.applying = false;
+    void this.handle(push, this.stream);
   }
 
   private async handle(push: PushEvent, stream: string) {
     const started = performance.now();
-    const result = await loadConfigObject(push.config, `control-plane ${this.options.url}`, {
-      catalog: this.options.catalog,
+    const outcome = await this.options.pipeline.submit({
+      trigger: 'push',
+      key: 'control-plane',
+      fields: { version: push.version, changes: push.changes },
+      read: async () => ({ kind: 'object', data: push.config, source: `control-plane ${this.options.url}` }),
     });
-    if (!result.ok) {
-      const issues = result.issues;
-      this.log.error(
-        { version: push.version, issues: issues.map(formatIssue) },
-        'config from the control plane rejected; the config in force stays',
-      );
-      return this.answer(push, stream, {
-        status: 'nack',
-        error: { message: `invalid config: ${issues.length} problem${issues.length === 1 ? '' : 's'}`, issues },
-      });
-    }
-    if (push.version !== this.version) {
-      try {
-        await this.options.apply(result.value);
-      } catch (e) {
-        const message = (e as Error).message;
-        this.log.error({ version: push.version, err: message }, 'config from the control plane could not be applied');
-        return this.answer(push, stream, { status: 'nack', error: { message } });
+    switch (outcome.status) {
+      case 'superseded':
+        // A newer push replaced it before its turn; that one is answered.
+        return;
+      case 'rejected': {
+        const n = outcome.issues.length;
+        return this.answer(push, stream, {
+          status: 'nack',
+          error: { message: `invalid config: ${n} problem${n === 1 ? '' : 's'}`, issues: outcome.issues },
+        });
       }
-      this.version = push.version;
-      this.log.info({ version: push.version, changes: push.changes }, 'config from the control plane applied');
-      this.resolveFirst();
+      case 'failed':
+        return this.answer(push, stream, { status: 'nack', error: { message: outcome.error.message } });
     }
+    this.version = push.version;
+    this.resolveFirst();
     return this.answer(push, stream, { status: 'ack', applyMs: performance.now() - started });
   }
 
