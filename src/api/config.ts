@@ -186,7 +186,8 @@ export const ListenerSchema = Type.Object(
         enum: ['keep', 'decode', 'reject'],
         description:
           'What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are ' +
-          'forwarded as sent. `decode`: they become `/` before normalising and matching. `reject`: 400.',
+          'forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still ' +
+          'gets the path as sent). `reject`: 400.',
       }),
     ),
     limits: Type.Optional(ListenerLimitsSchema),

@@ -80,7 +80,10 @@ export class StreamContext implements MatchInput, RequestContext {
   requestId = '';
   method: string;
   host = '';
+  /** Normalised path: what routes match and plugins see (path.ts). */
   path = '';
+  /** The path as the client sent it: what the upstream gets unless a rewrite applies (path.ts `upstreamPath`). */
+  rawPath = '';
   /** Raw query string without `?`, '' when absent. */
   query = '';
   /** Headers to send upstream, `[name, value, …]`, names lower-case. */

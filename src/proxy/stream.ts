@@ -87,7 +87,7 @@ function admitBody(ctx: StreamContext, route: CompiledRoute): boolean {
 export function redirectToHttps(ctx: StreamContext) {
   const port = ctx.listener.config.httpsPort;
   const authority = port === 443 ? ctx.host : `${ctx.host}:${port}`;
-  const location = `https://${authority}${ctx.path}${ctx.query === '' ? '' : `?${ctx.query}`}`;
+  const location = `https://${authority}${ctx.rawPath}${ctx.query === '' ? '' : `?${ctx.query}`}`;
   const headers = ['location', location, 'content-length', '0', REQUEST_ID_HEADER, ctx.requestId];
   if (ctx.activeFilters !== null) runResponseFilters(ctx, 308, headers);
   ctx.res.writeHead(308, headers);

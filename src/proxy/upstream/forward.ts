@@ -22,7 +22,7 @@ import type { LocalReplyCode } from '../../core/errors.ts';
 import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
-import { rewritePath } from '../path.ts';
+import { upstreamPath } from '../path.ts';
 import { type CompiledDestination, type CompiledRoute, pickDestination } from '../snapshot.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -163,12 +163,11 @@ function chooseDestination(ctx: StreamContext, route: CompiledRoute): CompiledDe
   return destination;
 }
 
-/** The path and query sent upstream, after the route's rewrite (which may also set Host). */
+/** The path and query sent upstream: as sent, or after the route's rewrite (which may also set Host). */
 function upstreamPathOf(ctx: StreamContext, route: CompiledRoute): string {
   const rw = route.rewrite;
-  if (rw === null) return ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
-  if (rw.host !== undefined) ctx.setHeader('host', rw.host);
-  return rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
+  if (rw?.host !== undefined) ctx.setHeader('host', rw.host);
+  return upstreamPath(rw, ctx);
 }
 
 /** X-Request-Timeout can only shorten the timeout in force; an unreadable or 0 value is ignored. */
