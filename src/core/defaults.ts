@@ -166,6 +166,17 @@ export const RETRY_DRAIN_MAX_BYTES = 64 * 1024;
 export const DEFAULT_MIRROR_BODY_BYTES = 64 * 1024;
 /** Appended to the Host a shadow receives, so it can tell mirrored traffic apart (as Envoy does). */
 export const MIRROR_HOST_SUFFIX = '-shadow';
+/*
+ * Retry-After (delay-seconds, RFC 9110 §10.2.3) on the proxy's own overload replies, so clients back
+ * off instead of retrying at once. A reply that sets its own (rate-limit's 429) keeps it.
+ */
+/** `503 MG_CIRCUIT_OPEN`: a concurrency limit, which frees as requests in flight finish. */
+export const RETRY_AFTER_CIRCUIT_OPEN_SECONDS = 1;
+/** `503 MG_NO_HEALTHY_UPSTREAM`: about one health-check interval, when an endpoint may be back. */
+export const RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS = 5;
+/** `503 MG_SHUTTING_DOWN`: another instance can take the request at once. */
+export const RETRY_AFTER_SHUTTING_DOWN_SECONDS = 1;
+
 /** Header naming the code of a reply the proxy produced itself. */
 export const LOCAL_REPLY_CODE_HEADER = 'x-meshgate-code';
 

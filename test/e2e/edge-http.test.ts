@@ -9,6 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import { rawRequest } from '../helpers/raw.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/servers.ts';
 
+/** Polls `condition` until it holds, or fails after `timeoutMs`. */
+async function until(condition: () => boolean, what: string, timeoutMs = 5000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** The last request an upstream received, with its headers as it read them (names lower-cased). */
 function last(upstream: Upstream) {
   const seen = upstream.seen.at(-1)!;
@@ -236,5 +245,49 @@ describe('HTTP at the edge', () => {
       }
       assert.equal(seenCount(), before);
     });
+  });
+});
+
+describe('overload replies carry Retry-After', () => {
+  it('503 MG_CIRCUIT_OPEN (Retry-After: 1) and 503 MG_NO_HEALTHY_UPSTREAM (Retry-After: 5); nothing more reaches the upstream', async () => {
+    const held: (() => void)[] = [];
+    const upstream = await startUpstream((_req, res) => held.push(() => res.end('late')));
+    const gw = await startGateway({
+      services: [
+        { name: 'svc', endpoints: [{ url: upstream.url }], circuitBreaker: { maxRequests: 1 } },
+        { name: 'empty', endpoints: [] },
+      ],
+      routes: [
+        { name: 'empty', match: { path: '/empty/*' }, service: 'empty' },
+        { name: 'svc', service: 'svc' },
+      ],
+    });
+    const port = Number(new URL(gw.url()).port);
+    try {
+      const first = rawRequest(port, 'GET /held HTTP/1.1\r\nHost: t\r\n\r\n', 5000);
+      await until(() => upstream.seen.length === 1, 'the first request is held by the upstream');
+
+      const open = await rawRequest(port, 'GET /more HTTP/1.1\r\nHost: t\r\n\r\n');
+      assert.equal(open.status, 503);
+      assert.equal(open.headers['x-meshgate-code'], 'MG_CIRCUIT_OPEN');
+      assert.equal(open.headers['retry-after'], '1');
+
+      const none = await rawRequest(port, 'GET /empty/x HTTP/1.1\r\nHost: t\r\n\r\n');
+      assert.equal(none.status, 503);
+      assert.equal(none.headers['x-meshgate-code'], 'MG_NO_HEALTHY_UPSTREAM');
+      assert.equal(none.headers['retry-after'], '5');
+
+      const notFound = await rawRequest(port, 'GET /x HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n');
+      assert.equal(notFound.status, 400);
+      assert.equal(notFound.headers['retry-after'], undefined, 'only overload replies carry it');
+
+      assert.equal(upstream.seen.length, 1, 'the refused requests never reached the upstream');
+      for (const release of held) release();
+      assert.equal((await first).status, 200);
+    } finally {
+      for (const release of held) release();
+      await gw.close();
+      await upstream.close();
+    }
   });
 });
