@@ -50,6 +50,16 @@ export const DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS = 100;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** From a request's first byte until its body has been received whole (Node's default). */
 export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 300_000;
+/**
+ * Longest wait for the next byte of a request body while the proxy is ready to read it (a stalled
+ * upload). nginx's client_body_timeout is 60 s between reads; shorter here, since a healthy client on
+ * any network sends something within seconds.
+ */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
+/** Slowest request body accepted once the grace period is over, in bytes per second (Apache mod_reqtimeout's MinRate). */
+export const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 500;
+/** The body rate is not enforced for this long after the body starts; also the most credit a fast start earns. */
+export const DEFAULT_BODY_MIN_RATE_GRACE_MS = 10_000;
 /** Longest silence, either way, on an upgraded (WebSocket) connection. */
 export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 

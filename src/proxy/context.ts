@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import type { RequestTrace } from '../observability/tracing.ts';
+import type { BodyGuard } from './body-guard.ts';
 import { runLogFilters } from './chain/filters.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { TlsMaterial } from './listener/tls.ts';
@@ -137,6 +138,8 @@ export class StreamContext implements MatchInput, RequestContext {
   deadlineAt = Number.POSITIVE_INFINITY;
   /** The request body kept for retries or a mirror, or null when it streams straight through. */
   body: ReplayableBody | null = null;
+  /** Watches a body still arriving for stalls and trickles (body-guard.ts); null when none is. */
+  bodyGuard: BodyGuard | null = null;
   /** Retry state, created at the first retry. */
   retry: RetryState | null = null;
   /** Code of the local reply or failure that ended the stream, if any. */
@@ -255,6 +258,7 @@ export class StreamContext implements MatchInput, RequestContext {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    if (this.bodyGuard !== null) this.bodyGuard.stop();
     this.status = this.res.statusCode;
     if (!this.h2) untrack(this);
     if (this.activeFilters !== null) runLogFilters(this, performance.now() - this.startMs);

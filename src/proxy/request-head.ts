@@ -8,6 +8,7 @@ import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { parseB3, parseTraceparent } from '../observability/trace-context.ts';
 import { traceparentOf } from '../observability/tracing.ts';
 import { isValidAuthority, splitAbsoluteForm } from './authority.ts';
+import { guardBody } from './body-guard.ts';
 import type { StreamContext } from './context.ts';
 import {
   clientAddress,
@@ -217,6 +218,8 @@ export function readRequestHead(ctx: StreamContext): boolean {
   out.push('host', authority, REQUEST_ID_HEADER, ctx.requestId);
   if (traceparent !== undefined || b3 || ctx.owner.telemetry?.tracing)
     readTraceContext(ctx, traceparent, tracestate, b3);
+  // A WebSocket upgrade's bytes after the head are the tunnel's, not a body.
+  if (ctx.hasBody && (req as { upgrade?: boolean }).upgrade !== true) guardBody(ctx);
   return true;
 }
 

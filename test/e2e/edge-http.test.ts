@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { rawRequest } from '../helpers/raw.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/servers.ts';
@@ -288,6 +289,272 @@ describe('overload replies carry Retry-After', () => {
       for (const release of held) release();
       await gw.close();
       await upstream.close();
+    }
+  });
+});
+
+describe('slow request bodies: stalls and trickles get 408 and the connection closed', () => {
+  /** What the upstream saw of each request body. */
+  interface BodySeen {
+    url: string;
+    bytes: number;
+    ended: boolean;
+    aborted: boolean;
+  }
+  const bodies: BodySeen[] = [];
+  let pauseMs = 0;
+  let upstream: Upstream;
+  let gw: TestGateway;
+  const portOf = (name: string) => Number(new URL(gw.url(name)).port);
+
+  before(async () => {
+    upstream = await startUpstream((req, res) => {
+      const seen: BodySeen = { url: req.url!, bytes: 0, ended: false, aborted: false };
+      bodies.push(seen);
+      let paused = false;
+      req.on('data', (c: Buffer) => {
+        seen.bytes += c.length;
+        // The upstream stops reading for a while: backpressure reaches the client, which is not its fault.
+        if (pauseMs > 0 && !paused) {
+          paused = true;
+          req.pause();
+          setTimeout(() => req.resume(), pauseMs);
+        }
+      });
+      req.on('end', () => {
+        seen.ended = true;
+        res.end(String(seen.bytes));
+      });
+      req.on('close', () => {
+        if (!seen.ended) seen.aborted = true;
+      });
+    });
+    const limits = (l: Record<string, unknown>) => ({ headersTimeout: '2s', ...l });
+    gw = await startGateway({
+      listeners: [
+        { name: 'idle', limits: limits({ bodyIdleTimeout: '300ms', bodyMinBytesPerSecond: 0 }) },
+        {
+          name: 'rate',
+          limits: limits({ bodyIdleTimeout: 0, bodyMinBytesPerSecond: 1000, bodyMinRateGrace: '300ms' }),
+        },
+        {
+          name: 'tight',
+          limits: limits({ bodyIdleTimeout: '300ms', bodyMinBytesPerSecond: 1000, bodyMinRateGrace: '300ms' }),
+        },
+        { name: 'off', limits: limits({ bodyIdleTimeout: 0, bodyMinBytesPerSecond: 0 }) },
+        { name: 'h2', http2: true, limits: limits({ bodyIdleTimeout: '300ms' }) },
+      ],
+      services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+      routes: [{ name: 'all', service: 'svc' }],
+    });
+  });
+
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  /**
+   * Sends a head and the first body bytes, then `drip` (if any) every `everyMs`; resolves with what
+   * the proxy answered once it closes the connection.
+   */
+  function slowClient(port: number, head: string, first: string, drip = '', everyMs = 50) {
+    return new Promise<{ text: string; tookMs: number }>((resolve, reject) => {
+      const started = performance.now();
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      let timer: NodeJS.Timeout | undefined;
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => (text += c));
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearInterval(timer);
+        clearTimeout(guard);
+        resolve({ text, tookMs: performance.now() - started });
+      });
+      socket.write(head + first);
+      if (drip !== '') timer = setInterval(() => socket.writable && socket.write(drip), everyMs);
+      const guard = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`still open after 5 s: ${text}`));
+      }, 5000);
+    });
+  }
+
+  /** Writes `total` bytes of body as fast as the connection takes them; resolves with the response. */
+  function upload(port: number, path: string, total: number) {
+    return new Promise<{ text: string; tookMs: number }>((resolve, reject) => {
+      const started = performance.now();
+      const socket = connect(port, '127.0.0.1');
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      let sent = 0;
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => {
+        text += c;
+        if (/\r\n\r\n\d+$/.test(text)) {
+          socket.destroy();
+          resolve({ text, tookMs: performance.now() - started });
+        }
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ text, tookMs: performance.now() - started }));
+      const pump = () => {
+        while (sent < total) {
+          const n = Math.min(chunk.length, total - sent);
+          sent += n;
+          if (!socket.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: t\r\nContent-Length: ${total}\r\n\r\n`);
+      pump();
+    });
+  }
+
+  function assert408(text: string) {
+    assert.match(text, /^HTTP\/1\.1 408 /, text.slice(0, 200));
+    assert.match(text, /\r\nconnection: close\r\n/i);
+    assert.match(text, /MG_REQUEST_TIMEOUT/);
+  }
+
+  it('a body that stalls → 408 after bodyIdleTimeout; the upstream sees an aborted request', async () => {
+    const res = await slowClient(
+      portOf('idle'),
+      'POST /stall HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n',
+      'ab',
+    );
+    assert408(res.text);
+    assert.match(res.text, /bodyIdleTimeout/);
+    assert.ok(res.tookMs >= 250 && res.tookMs < 2000, `cut after ${res.tookMs.toFixed(0)} ms`);
+    await until(() => bodies.some((b) => b.url === '/stall' && b.aborted), 'the upstream request is aborted');
+    assert.equal(bodies.find((b) => b.url === '/stall')!.ended, false, 'the upstream never got a whole body');
+  });
+
+  it('a chunked body that stalls → 408', async () => {
+    const res = await slowClient(
+      portOf('idle'),
+      'POST /stall-chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n',
+      '3\r\nabc\r\n',
+    );
+    assert408(res.text);
+    await until(() => bodies.some((b) => b.url === '/stall-chunked' && b.aborted), 'aborted upstream');
+  });
+
+  it('a body that trickles below bodyMinBytesPerSecond → 408 after the grace period, though bytes keep coming', async () => {
+    const res = await slowClient(
+      portOf('rate'),
+      'POST /trickle HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n',
+      'a',
+      'a',
+      50,
+    );
+    assert408(res.text);
+    assert.match(res.text, /bodyMinBytesPerSecond/);
+    assert.ok(res.tookMs >= 250 && res.tookMs < 2000, `cut after ${res.tookMs.toFixed(0)} ms`);
+    await until(() => bodies.some((b) => b.url === '/trickle' && b.aborted), 'aborted upstream');
+  });
+
+  it('a 50 MB upload at loopback speed passes the tightest limits', async () => {
+    const total = 50 * 1024 * 1024;
+    const res = await upload(portOf('tight'), '/large', total);
+    assert.match(res.text, /^HTTP\/1\.1 200 /, res.text.slice(0, 300));
+    assert.ok(res.text.endsWith(`\r\n\r\n${total}`), 'the upstream received every byte');
+    console.log(`# 50 MB upload through idle 300ms / 1000 B/s limits: ${res.tookMs.toFixed(0)} ms`);
+  });
+
+  it('an upstream that stops reading for 4× bodyIdleTimeout does not get its client cut (backpressure is not a stall)', async () => {
+    pauseMs = 1200;
+    try {
+      const total = 48 * 1024 * 1024;
+      const res = await upload(portOf('tight'), '/backpressure', total);
+      assert.match(res.text, /^HTTP\/1\.1 200 /, res.text.slice(0, 300));
+      assert.ok(res.text.endsWith(`\r\n\r\n${total}`));
+      assert.ok(res.tookMs > pauseMs, `the upstream's pause held the upload (${res.tookMs.toFixed(0)} ms)`);
+    } finally {
+      pauseMs = 0;
+    }
+  });
+
+  it('0 disables both: a body that pauses longer than the limits elsewhere still completes', async () => {
+    const port = portOf('off');
+    const result = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => {
+        text += c;
+        if (/\r\n\r\n\d+$/.test(text)) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+      socket.write('POST /off HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab');
+      // The stimulus: a stall three times the other listeners' bodyIdleTimeout, then the rest.
+      until(() => bodies.some((b) => b.url === '/off' && b.bytes === 2), 'the first bytes reached the upstream')
+        .then(() => new Promise((r) => setTimeout(r, 900)))
+        .then(() => socket.write('cd'), reject);
+    });
+    assert.match(result, /^HTTP\/1\.1 200 /);
+    assert.ok(result.endsWith('\r\n\r\n4'));
+  });
+
+  it('HTTP/2 gRPC: a request stream that pauses is not cut (gRPC bounds it with its own deadline)', async () => {
+    const session = h2connect(`http://127.0.0.1:${portOf('h2')}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/grpc-pause', 'content-type': 'application/grpc' });
+        req.write('ab');
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        // The stimulus: a pause three times bodyIdleTimeout, then the end of the stream.
+        until(() => bodies.some((b) => b.url === '/grpc-pause' && b.bytes === 2), 'the first bytes arrived')
+          .then(() => new Promise((r) => setTimeout(r, 900)))
+          .then(() => req.end('cd'), reject);
+      });
+      assert.equal(status, 200);
+      await until(() => bodies.some((b) => b.url === '/grpc-pause' && b.ended), 'the upstream got the whole stream');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('HTTP/2: a stalled body gets 408 and its stream is reset; the connection serves on', async () => {
+    const session = h2connect(`http://127.0.0.1:${portOf('h2')}`);
+    try {
+      const stalled = await new Promise<{ status: number; body: string; rstCode: number | undefined }>(
+        (resolve, reject) => {
+          const req = session.request({ ':method': 'POST', ':path': '/h2-stall' });
+          req.write('ab');
+          let status = 0;
+          let body = '';
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.setEncoding('utf8');
+          req.on('data', (c: string) => (body += c));
+          req.on('error', () => {});
+          req.on('close', () => resolve({ status, body, rstCode: req.rstCode }));
+          setTimeout(() => reject(new Error('the stalled stream is still open after 5 s')), 5000).unref();
+        },
+      );
+      assert.equal(stalled.status, 408);
+      assert.equal(JSON.parse(stalled.body).code, 'MG_REQUEST_TIMEOUT');
+      assert.equal(stalled.rstCode, 0, 'RST_STREAM NO_ERROR: stop sending');
+      await until(() => bodies.some((b) => b.url === '/h2-stall' && b.aborted), 'aborted upstream');
+
+      const next = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/h2-ok' });
+        req.end('hello');
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+      });
+      assert.equal(next, 200, 'the same connection serves the next request');
+    } finally {
+      session.close();
     }
   });
 });
