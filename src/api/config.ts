@@ -140,6 +140,27 @@ export const ListenerLimitsSchema = Type.Object(
         'Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.',
       ),
     ),
+    bodyIdleTimeout: Type.Optional(
+      Duration(
+        'Longest wait for the next byte of a request body while the proxy is ready to read it (time the proxy ' +
+          'spends waiting for a slow upstream does not count); then 408, the upstream call is aborted and the ' +
+          'connection closes (HTTP/2: the stream is reset). Default 10s; 0 disables it.',
+      ),
+    ),
+    bodyMinBytesPerSecond: Type.Optional(
+      Count(
+        'Slowest request body accepted, in bytes per second, once `bodyMinRateGrace` has passed (time the proxy ' +
+          'spends waiting for a slow upstream does not count); a body that trickles slower gets 408, as with ' +
+          '`bodyIdleTimeout`. Default 500; 0 disables it.',
+      ),
+    ),
+    bodyMinRateGrace: Type.Optional(
+      Duration(
+        'How long after a body starts `bodyMinBytesPerSecond` is first enforced; also the most credit a fast start ' +
+          'earns against a later slowdown, so a body that falls below the rate is cut at most this long after. ' +
+          'Default 10s; 0 counts as 1s.',
+      ),
+    ),
   },
   { additionalProperties: false, description: 'What one client may make this listener hold or wait for.' },
 );
@@ -186,7 +207,8 @@ export const ListenerSchema = Type.Object(
         enum: ['keep', 'decode', 'reject'],
         description:
           'What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are ' +
-          'forwarded as sent. `decode`: they become `/` before normalising and matching. `reject`: 400.',
+          'forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still ' +
+          'gets the path as sent). `reject`: 400.',
       }),
     ),
     limits: Type.Optional(ListenerLimitsSchema),

@@ -50,6 +50,16 @@ export const DEFAULT_UPSTREAM_MAX_CONCURRENT_STREAMS = 100;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** From a request's first byte until its body has been received whole (Node's default). */
 export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 300_000;
+/**
+ * Longest wait for the next byte of a request body while the proxy is ready to read it (a stalled
+ * upload). nginx's client_body_timeout is 60 s between reads; shorter here, since a healthy client on
+ * any network sends something within seconds.
+ */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
+/** Slowest request body accepted once the grace period is over, in bytes per second (Apache mod_reqtimeout's MinRate). */
+export const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 500;
+/** The body rate is not enforced for this long after the body starts; also the most credit a fast start earns. */
+export const DEFAULT_BODY_MIN_RATE_GRACE_MS = 10_000;
 /** Longest silence, either way, on an upgraded (WebSocket) connection. */
 export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 
@@ -174,6 +184,17 @@ export const DEFAULT_BODY_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_MIRROR_BODY_BYTES = 64 * 1024;
 /** Appended to the Host a shadow receives, so it can tell mirrored traffic apart (as Envoy does). */
 export const MIRROR_HOST_SUFFIX = '-shadow';
+/*
+ * Retry-After (delay-seconds, RFC 9110 §10.2.3) on the proxy's own overload replies, so clients back
+ * off instead of retrying at once. A reply that sets its own (rate-limit's 429) keeps it.
+ */
+/** `503 MG_CIRCUIT_OPEN`: a concurrency limit, which frees as requests in flight finish. */
+export const RETRY_AFTER_CIRCUIT_OPEN_SECONDS = 1;
+/** `503 MG_NO_HEALTHY_UPSTREAM`: about one health-check interval, when an endpoint may be back. */
+export const RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS = 5;
+/** `503 MG_SHUTTING_DOWN`: another instance can take the request at once. */
+export const RETRY_AFTER_SHUTTING_DOWN_SECONDS = 1;
+
 /** Header naming the code of a reply the proxy produced itself. */
 export const LOCAL_REPLY_CODE_HEADER = 'x-meshgate-code';
 

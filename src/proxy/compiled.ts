@@ -154,6 +154,9 @@ export interface CompiledListener {
     readonly requestTimeoutMs: number;
     readonly keepAliveTimeoutMs: number;
     readonly websocketIdleTimeoutMs: number;
+    readonly bodyIdleTimeoutMs: number;
+    readonly bodyMinBytesPerSecond: number;
+    readonly bodyMinRateGraceMs: number;
   };
 }
 

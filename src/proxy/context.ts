@@ -15,6 +15,7 @@ import type { Transform } from 'node:stream';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
+import type { BodyGuard } from './body-guard.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { TlsMaterial } from './listener/tls.ts';
@@ -101,7 +102,10 @@ export class StreamContext implements MatchInput, RequestContext {
   requestId = '';
   method: string;
   host = '';
+  /** Normalised path: what routes match and plugins see (path.ts). */
   path = '';
+  /** The path as the client sent it: what the upstream gets unless a rewrite applies (path.ts `upstreamPath`). */
+  rawPath = '';
   /** Raw query string without `?`, '' when absent. */
   query = '';
   /** Headers to send upstream, `[name, value, …]`, names lower-case. */
@@ -165,6 +169,8 @@ export class StreamContext implements MatchInput, RequestContext {
   deadlineAt = Number.POSITIVE_INFINITY;
   /** The request body kept for retries or a mirror, or null when it streams straight through. */
   body: ReplayableBody | null = null;
+  /** Watches a body still arriving for stalls and trickles (body-guard.ts); null when none is. */
+  bodyGuard: BodyGuard | null = null;
   /** Retry state, created at the first retry. */
   retry: RequestRetry | null = null;
   /** Code of the local reply or failure that ended the stream, if any. */
@@ -283,6 +289,7 @@ export class StreamContext implements MatchInput, RequestContext {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    if (this.bodyGuard !== null) this.bodyGuard.stop();
     this.status = this.res.statusCode;
     if (!this.h2) untrack(this);
     this.owner.onStreamEnd(this);

@@ -4,7 +4,13 @@
  * do not read bodies (house rule 8). Active filters see the head before it is written.
  */
 import type { Http2ServerResponse } from 'node:http2';
-import { LOCAL_REPLY_CODE_HEADER, REQUEST_ID_HEADER } from '../core/defaults.ts';
+import {
+  LOCAL_REPLY_CODE_HEADER,
+  REQUEST_ID_HEADER,
+  RETRY_AFTER_CIRCUIT_OPEN_SECONDS,
+  RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS,
+  RETRY_AFTER_SHUTTING_DOWN_SECONDS,
+} from '../core/defaults.ts';
 import type { LocalReply } from '../core/plugin.ts';
 import { runResponseFilters } from './chain/filters.ts';
 import type { StreamContext } from './context.ts';
@@ -48,6 +54,13 @@ export function problemOf(reply: LocalReply, requestId: string, traceId?: string
   };
 }
 
+/** Overload replies and the Retry-After they carry (docs/errors.md); others carry none of their own. */
+const RETRY_AFTER_BY_CODE: Record<string, string> = {
+  MG_CIRCUIT_OPEN: String(RETRY_AFTER_CIRCUIT_OPEN_SECONDS),
+  MG_NO_HEALTHY_UPSTREAM: String(RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS),
+  MG_SHUTTING_DOWN: String(RETRY_AFTER_SHUTTING_DOWN_SECONDS),
+};
+
 /**
  * Writes a local reply. Only when nothing was sent yet; returns false otherwise (the caller then
  * aborts the response instead, so a client never takes a half reply for a whole one).
@@ -69,7 +82,14 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
     ctx.requestId,
   ];
   if (reply.plain !== true) headers.push(LOCAL_REPLY_CODE_HEADER, reply.code, 'cache-control', 'no-store');
-  if (reply.headers) for (const [k, v] of reply.headers) headers.push(k.toLowerCase(), v);
+  let retryAfter: string | undefined = RETRY_AFTER_BY_CODE[reply.code];
+  if (reply.headers)
+    for (const [k, v] of reply.headers) {
+      const name = k.toLowerCase();
+      if (name === 'retry-after') retryAfter = undefined;
+      headers.push(name, v);
+    }
+  if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
   runResponseFilters(ctx, reply.status, headers);
   res.writeHead(reply.status, headers as string[]);
   res.end(ctx.method === 'HEAD' ? undefined : body);

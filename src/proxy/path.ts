@@ -1,7 +1,8 @@
 /**
  * Request-target handling: split, normalise before matching, rewrite before forwarding.
- * Normalising here means every route and plugin sees the same path the upstream will get, so
- * `/api/../admin` cannot slip past a route guarding `/admin`.
+ * The normalised path is for matching and policy only, so `/api/../admin` cannot slip past a route
+ * guarding `/admin`; the upstream gets the path byte for byte as the client sent it (merging `//` or
+ * decoding an escape could change which resource it serves), except where a rewrite cannot keep it.
  */
 import type { CompiledRewrite } from './compiled.ts';
 
@@ -65,16 +66,59 @@ export function normalisePath(path: string, encodedSlashes: EncodedSlashPolicy):
   return '/' + out.join('/');
 }
 
+/** What the upstream path is built from: the request's target as matched and as sent. */
+export interface RequestTarget {
+  /** Normalised path (what routes matched). */
+  readonly path: string;
+  /** The path as the client sent it (equal to `path` when it needed no normalising). */
+  readonly rawPath: string;
+  /** Query without `?`, '' when absent. */
+  readonly query: string;
+  readonly listener: { readonly encodedSlashes: EncodedSlashPolicy };
+}
+
+/**
+ * The path and query sent upstream. Without a rewrite: the path as sent. With `rewrite.prefix`: the
+ * route's matched segments are replaced and the rest of the path goes as sent, provided the raw path
+ * starts with exactly those segments and its rest normalises to the normalised path's rest (so the
+ * rest neither climbs into the replaced prefix nor changes meaning); otherwise, and for
+ * `rewrite.regex` (its pattern is written against normalised paths), the rewrite applies to the
+ * normalised path.
+ */
+export function upstreamPath(rw: CompiledRewrite | null, target: RequestTarget): string {
+  const query = target.query;
+  const raw = target.rawPath;
+  if (rw === null) return query === '' ? raw : `${raw}?${query}`;
+  const path = target.path;
+  const q = query === '' ? '' : `?${query}`;
+  if (raw === path || rw.regex !== undefined || rw.prefix === undefined) return rewritePath(rw, path, q);
+  const end = prefixEnd(path, rw.prefixSegments);
+  if (end === -1) return rewritePath(rw, path, q);
+  const rawRest = raw.length > end && raw.startsWith(path.slice(0, end)) ? raw.slice(end) : null;
+  if (rawRest === null || rawRest.charCodeAt(0) !== 0x2f /* / */) return rewritePath(rw, path, q);
+  const normalisedRest = needsNormalising(rawRest) ? normalisePath(rawRest, target.listener.encodedSlashes) : rawRest;
+  if (normalisedRest !== path.slice(end)) return rewritePath(rw, path, q);
+  return joinPrefix(rw.prefix, rawRest) + q;
+}
+
+/** Index of the `/` after the first `segments` segments of a normalised path, or -1 when there is none. */
+function prefixEnd(path: string, segments: number): number {
+  let end = 0;
+  for (let n = 0; n < segments && end !== -1; n++) end = path.indexOf('/', end + 1);
+  return end;
+}
+
+/** `rest` starts with `/` or is empty; join without doubling the slash. */
+function joinPrefix(prefix: string, rest: string): string {
+  return (prefix.endsWith('/') && rest !== '' ? prefix.slice(0, -1) : prefix) + rest;
+}
+
 /** The upstream path for a route's rewrite; `path` is normalised, `query` includes its `?` or is ''. */
 export function rewritePath(rw: CompiledRewrite, path: string, query: string): string {
   let p = path;
   if (rw.prefix !== undefined) {
-    let end = 0;
-    for (let n = 0; n < rw.prefixSegments && end !== -1; n++) end = p.indexOf('/', end + 1);
-    // `rest` starts with `/` or is empty; join without doubling the slash.
-    const rest = end === -1 ? '' : p.slice(end);
-    const prefix = rw.prefix.endsWith('/') && rest !== '' ? rw.prefix.slice(0, -1) : rw.prefix;
-    p = prefix + rest;
+    const end = prefixEnd(p, rw.prefixSegments);
+    p = joinPrefix(rw.prefix, end === -1 ? '' : p.slice(end));
   }
   if (rw.regex !== undefined) p = p.replace(rw.regex, rw.substitution);
   return p + query;

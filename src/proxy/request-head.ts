@@ -7,6 +7,8 @@ import type { Http2ServerRequest } from 'node:http2';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { parseB3, parseTraceparent } from '../observability/trace-context.ts';
 import { traceparentOf } from '../observability/tracing.ts';
+import { isValidAuthority, splitAbsoluteForm } from './authority.ts';
+import { guardBody } from './body-guard.ts';
 import type { StreamContext } from './context.ts';
 import {
   clientAddress,
@@ -49,15 +51,20 @@ export function readRequestHead(ctx: StreamContext): boolean {
     );
     return false;
   }
+  // Absolute form (`GET http://svc/path`), as sent to an HTTP proxy: its authority replaces Host
+  // (RFC 9112 §3.2.2), and its path is kept as sent.
+  let targetAuthority: string | undefined;
   if (target.charCodeAt(0) !== 0x2f /* / */) {
-    // Absolute form (`GET http://svc/path`), as sent to an HTTP proxy: the authority replaces Host.
-    if (!URL.canParse(target)) {
-      ctx.fail('MG_BAD_REQUEST', 'the request target is neither a path nor an absolute URL');
+    const absolute = splitAbsoluteForm(target);
+    if (absolute === null) {
+      ctx.failAndClose(
+        'MG_BAD_REQUEST',
+        'the request target is neither a path nor an http(s) URL with a valid authority (RFC 9112 §3.2)',
+      );
       return false;
     }
-    const url = new URL(target);
-    ctx.host = url.hostname.toLowerCase();
-    target = url.pathname + url.search;
+    targetAuthority = absolute.authority;
+    target = absolute.target;
   }
   const q = target.indexOf('?');
   let path = q === -1 ? target : target.slice(0, q);
@@ -67,6 +74,7 @@ export function readRequestHead(ctx: StreamContext): boolean {
   const out = ctx.headers;
   const trusted = ctx.listener.config.trustedHops > 0;
   let hostHeader: string | undefined;
+  let h2Authority: string | undefined;
   let connection: string | undefined;
   let xff: string | undefined;
   let xfProto: string | undefined;
@@ -92,10 +100,19 @@ export function readRequestHead(ctx: StreamContext): boolean {
           ctx.failAndClose('MG_BAD_REQUEST', 'more than one Host header');
           return false;
         }
+        if (!isValidAuthority(value)) return badAuthority(ctx, 'Host');
+        // HTTP/2: `:authority` names the target; a Host naming another is malformed (RFC 9113 §8.3.1).
+        if (h2Authority !== undefined) {
+          if (value.toLowerCase() !== h2Authority.toLowerCase()) return badAuthority(ctx, 'Host');
+          break;
+        }
         hostHeader = value;
         break;
       case H_AUTHORITY:
-        hostHeader = value;
+        if (!isValidAuthority(value) || value === '') return badAuthority(ctx, ':authority');
+        if (hostHeader !== undefined && hostHeader.toLowerCase() !== value.toLowerCase())
+          return badAuthority(ctx, 'Host');
+        h2Authority = hostHeader = value;
         break;
       case H_TE:
         if (value.toLowerCase().includes('trailers')) ctx.teTrailers = true;
@@ -157,14 +174,20 @@ export function readRequestHead(ctx: StreamContext): boolean {
     if (listed !== null) removeHeaders(out, listed);
   }
 
-  if (hostHeader === undefined && ctx.host === '' && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+  if (
+    hostHeader === undefined &&
+    targetAuthority === undefined &&
+    req.httpVersionMajor === 1 &&
+    req.httpVersionMinor === 1
+  ) {
     ctx.failAndClose('MG_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
     return false;
   }
-  const authority = hostHeader ?? ctx.host;
-  if (ctx.host === '') ctx.host = hostOnly(authority);
+  const authority = targetAuthority ?? hostHeader ?? '';
+  ctx.host = hostOnly(authority);
   if (ctx.requestId === '') ctx.requestId = randomUUID();
 
+  ctx.rawPath = path;
   if (needsNormalising(path)) {
     const normalised = normalisePath(path, ctx.listener.encodedSlashes);
     if (typeof normalised !== 'string') {
@@ -195,6 +218,8 @@ export function readRequestHead(ctx: StreamContext): boolean {
   out.push('host', authority, REQUEST_ID_HEADER, ctx.requestId);
   if (traceparent !== undefined || b3 || ctx.owner.telemetry?.tracing)
     readTraceContext(ctx, traceparent, tracestate, b3);
+  // A WebSocket upgrade's bytes after the head are the tunnel's, not a body.
+  if (ctx.hasBody && (req as { upgrade?: boolean }).upgrade !== true) guardBody(ctx);
   return true;
 }
 
@@ -222,6 +247,12 @@ function readTraceContext(
   if (traceparent !== undefined) ctx.headers.push('traceparent', traceparent);
   if (tracestate !== undefined) ctx.headers.push('tracestate', tracestate);
   if (incoming !== null) ctx.traceId = incoming.traceId;
+}
+
+/** A malformed authority is refused before anything is forwarded; the connection closes with it. */
+function badAuthority(ctx: StreamContext, field: string): false {
+  ctx.failAndClose('MG_BAD_REQUEST', `malformed ${field}: not host[:port] as RFC 3986 defines it (RFC 9112 §3.2)`);
+  return false;
 }
 
 /** `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`; lower-case. */

@@ -7,6 +7,9 @@ import { dirname, resolve } from 'node:path';
 import type { Config, ListenerConfig, RouteConfig } from '../api/config.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import {
+  DEFAULT_BODY_IDLE_TIMEOUT_MS,
+  DEFAULT_BODY_MIN_BYTES_PER_SECOND,
+  DEFAULT_BODY_MIN_RATE_GRACE_MS,
   DEFAULT_CLIENT_KEEPALIVE_MS,
   DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
   DEFAULT_HEADERS_TIMEOUT_MS,
@@ -155,6 +158,9 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
       requestTimeoutMs: ms(limits.requestTimeout, DEFAULT_CLIENT_REQUEST_TIMEOUT_MS),
       keepAliveTimeoutMs: ms(limits.keepAliveTimeout, DEFAULT_CLIENT_KEEPALIVE_MS),
       websocketIdleTimeoutMs: ms(limits.websocketIdleTimeout, DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
+      bodyIdleTimeoutMs: ms(limits.bodyIdleTimeout, DEFAULT_BODY_IDLE_TIMEOUT_MS),
+      bodyMinBytesPerSecond: limits.bodyMinBytesPerSecond ?? DEFAULT_BODY_MIN_BYTES_PER_SECOND,
+      bodyMinRateGraceMs: ms(limits.bodyMinRateGrace, DEFAULT_BODY_MIN_RATE_GRACE_MS),
     }),
   });
 }

@@ -4,7 +4,7 @@
  */
 import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
-import { rewritePath } from '../../path.ts';
+import { upstreamPath } from '../../path.ts';
 import { type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
 
 /** Seed for sticky splits, so the side of a split does not correlate with the endpoint a key hashes to. */
@@ -45,9 +45,8 @@ export function requestHash(ctx: StreamContext, reader: HashKeyReader | null): n
   return key === undefined ? randomHash() : hash32(key);
 }
 
-/** The path and query sent upstream, after the route's rewrite (which may also set Host). */
+/** The path and query sent upstream: as sent, or after the route's rewrite (which may also set Host). */
 export function upstreamPathOf(ctx: StreamContext, rw: CompiledRewrite | null): string {
-  if (rw === null) return ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
-  if (rw.host !== undefined) ctx.setHeader('host', rw.host);
-  return rewritePath(rw, ctx.path, ctx.query === '' ? '' : `?${ctx.query}`);
+  if (rw?.host !== undefined) ctx.setHeader('host', rw.host);
+  return upstreamPath(rw, ctx);
 }

@@ -8,7 +8,7 @@ import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { runResponseFilters } from '../../chain/filters.ts';
 import type { CompiledRewrite, RedirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
-import { rewritePath } from '../../path.ts';
+import { upstreamPath } from '../../path.ts';
 import { effectiveMatch } from '../../router/router.ts';
 
 /** 301, as Envoy and Kong answer when no status is given. */
@@ -58,8 +58,10 @@ export function locationOf(ctx: StreamContext, r: RedirectAction): string {
     authority = r.port === 0 || r.port === defaultPort ? bracketed : `${bracketed}:${r.port}`;
   }
   const query = r.stripQuery || ctx.query === '' ? '' : `?${ctx.query}`;
-  const path = r.path ?? (r.prefix === null ? ctx.path : rewritePath(r.prefix, ctx.path, ''));
-  return `${scheme}://${authority}${path}${query}`;
+  if (r.path !== null) return `${scheme}://${authority}${r.path}${query}`;
+  // The path as the client sent it, as it would go upstream (path.ts): a redirect does not normalise it.
+  const target = r.stripQuery ? { path: ctx.path, rawPath: ctx.rawPath, query: '', listener: ctx.listener } : ctx;
+  return `${scheme}://${authority}${upstreamPath(r.prefix, target)}`;
 }
 
 export function runRedirect(ctx: StreamContext, r: RedirectAction): void {
