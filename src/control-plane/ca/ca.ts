@@ -17,7 +17,7 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { type CancelTimer, type Clock, schedule, systemClock } from '../../core/clock.ts';
+import { type CancelTimer, type Clock, systemClock } from '../../core/clock.ts';
 import {
   DEFAULT_CA_ROOT_LIFETIME_MS,
   DEFAULT_CA_ROTATION_OVERLAP_MS,
@@ -26,6 +26,7 @@ import {
   MIN_SVID_LIFETIME_MS,
   SVID_BACKDATE_MS,
 } from '../../core/defaults.ts';
+import { scheduleAt } from '../../core/long-timer.ts';
 import { spiffeIdOf, trustDomainProblem } from '../../core/spiffe.ts';
 import { CaError } from './errors.ts';
 import { CaStateDir, pemBlocks, type RetiringRoot } from './state.ts';
@@ -150,6 +151,8 @@ export class CertificateAuthority extends EventEmitter<{ bundle: [TrustBundle] }
   private retiring: Root[] = [];
   private cachedBundle: TrustBundle | undefined;
   private cancelRetire: CancelTimer | undefined;
+  /** Digest of the last bundle announced with `'bundle'` (or loaded at start). */
+  private announced = '';
   /** Rotations run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -198,6 +201,7 @@ export class CertificateAuthority extends EventEmitter<{ bundle: [TrustBundle] }
       if (r.retiresAt > now && cert.fingerprint256 !== ca.active.cert.fingerprint256)
         ca.retiring.push({ pem: r.certPem, cert, retiresAt: r.retiresAt });
     }
+    ca.announced = ca.bundle().digest;
     ca.scheduleRetirement();
     return ca;
   }
@@ -346,6 +350,7 @@ export class CertificateAuthority extends EventEmitter<{ bundle: [TrustBundle] }
     this.cachedBundle = undefined;
     this.scheduleRetirement();
     const bundle = this.bundle();
+    this.announced = bundle.digest;
     this.emit('bundle', bundle);
     return bundle;
   }
@@ -356,22 +361,21 @@ export class CertificateAuthority extends EventEmitter<{ bundle: [TrustBundle] }
     this.cancelRetire = undefined;
     if (this.retiring.length === 0) return;
     const next = Math.min(...this.retiring.map((r) => r.retiresAt as number));
-    this.cancelRetire = schedule(
-      this.clock,
-      () => {
-        this.cancelRetire = undefined;
-        this.cachedBundle = undefined;
-        const bundle = this.bundle();
-        this.scheduleRetirement();
-        this.state
-          ?.writeRetiring(this.retiring.map((r) => ({ certPem: r.pem, retiresAt: r.retiresAt as number })))
-          .catch(() => {
-            // Harmless: open() drops roots whose overlap has ended, whatever the file says.
-          });
-        this.emit('bundle', bundle);
-      },
-      Math.max(0, next - this.clock.now()),
-    );
+    this.cancelRetire = scheduleAt(this.clock, next, () => {
+      this.cancelRetire = undefined;
+      this.cachedBundle = undefined;
+      const bundle = this.bundle();
+      this.scheduleRetirement();
+      this.state
+        ?.writeRetiring(this.retiring.map((r) => ({ certPem: r.pem, retiresAt: r.retiresAt as number })))
+        .catch(() => {
+          // Harmless: open() drops roots whose overlap has ended, whatever the file says.
+        });
+      // bundle() may have dropped the root already (an issue() after the end): announce it once.
+      if (bundle.digest === this.announced) return;
+      this.announced = bundle.digest;
+      this.emit('bundle', bundle);
+    });
   }
 
   private async generateRoot(): Promise<PemKeyPair> {

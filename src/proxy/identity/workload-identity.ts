@@ -17,6 +17,7 @@ import {
   DEFAULT_SVID_RENEW_RETRY_BASE_MS,
   DEFAULT_SVID_RENEW_RETRY_MAX_MS,
 } from '../../core/defaults.ts';
+import { scheduleAt } from '../../core/long-timer.ts';
 import { spiffeIdOfCertificate } from '../../core/spiffe.ts';
 import { buildCsr, generateWorkloadKeyPair, type WorkloadKeyPair } from './csr.ts';
 
@@ -216,9 +217,10 @@ export class WorkloadIdentity extends EventEmitter<WorkloadIdentityEvents> {
     const delay = Math.max(0, remaining * (0.5 + (this.random() * 2 - 1) * jitter));
     this.renewAt = now + delay;
     this.cancelRenew?.();
-    this.cancelRenew = schedule(this.clock, () => this.renewInBackground(), delay);
+    // By date, not delay: a lifetime of months is longer than Node's longest timer.
+    this.cancelRenew = scheduleAt(this.clock, this.renewAt, () => this.renewInBackground());
     this.cancelExpiry?.();
-    this.cancelExpiry = schedule(this.clock, () => this.emit('expired', material), Math.max(0, remaining));
+    this.cancelExpiry = scheduleAt(this.clock, material.notAfter.getTime(), () => this.emit('expired', material));
   }
 
   private renewInBackground(): void {
