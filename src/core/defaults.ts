@@ -268,3 +268,28 @@ export const TRACE_EXPORT_DELAY_MS = 500;
  * goes unbounded, since a client that never finishes it holds a socket and memory.
  */
 export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
+
+// ── Workload identities and the certificate authority (docs/security.md) ──
+/** Lifetime of a workload certificate (X509-SVID) the control plane's CA issues. */
+export const DEFAULT_SVID_LIFETIME_MS = 24 * 60 * 60_000;
+/** Shortest lifetime the CA accepts (tests use a few seconds). */
+export const MIN_SVID_LIFETIME_MS = 1_000;
+/** A certificate's not-before is set this far in the past, so a peer whose clock lags still accepts it. */
+export const SVID_BACKDATE_MS = 60_000;
+/**
+ * A proxy renews its certificate at half its lifetime, moved by up to this share of the lifetime either
+ * way (at 10: between 40 % and 60 %), so proxies started together do not renew in step. 0: exactly half.
+ */
+export const DEFAULT_SVID_RENEW_JITTER_PERCENT = 10;
+/** A failed renewal is retried after this long, doubling on each failure up to the maximum. */
+export const DEFAULT_SVID_RENEW_RETRY_BASE_MS = 1_000;
+export const DEFAULT_SVID_RENEW_RETRY_MAX_MS = 30_000;
+/** Lifetime of a root the CA generates itself (10 years, as Istio's self-signed root). */
+export const DEFAULT_CA_ROOT_LIFETIME_MS = 10 * 365 * 24 * 60 * 60_000;
+/**
+ * After a root rotation the old root stays in the trust bundle this long: two certificate lifetimes,
+ * so every proxy renews from the new root and every certificate of the old one expires first.
+ */
+export const DEFAULT_CA_ROTATION_OVERLAP_MS = 2 * DEFAULT_SVID_LIFETIME_MS;
+/** Largest certificate signing request (PEM) the CA reads. */
+export const MAX_CSR_BYTES = 16 * 1024;
