@@ -61,15 +61,17 @@ export class ProxyServer {
     // State plugins keep across reloads (rate-limit counters, key caches) lives while configs use it.
     const shared = new SharedPluginState();
     const log = options.log;
+    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
     const deps = {
       catalog: options.catalog,
       plugins: {
         now: options.now ?? Date.now,
         warn: (message: string, fields?: Record<string, unknown>) => log?.warn(fields ?? {}, message),
         shared: <T>(key: string, create: () => T): T => shared.get(key, create),
+        counter: (name: string, help: string, labelNames: readonly string[]) =>
+          telemetry.metrics.pluginCounter(name, help, labelNames),
       },
     };
-    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
     await telemetry.configure(loaded.config.observability);
     const onStreamEnd = options.onStreamEnd;
     const record = (ctx: StreamContext) => {
