@@ -85,6 +85,18 @@ describe('cache plugin with store: redis', () => {
     assert.equal(hit.text, miss.text);
   });
 
+  it('purges a route for every gateway through the admin API of one', async () => {
+    await get(a, '/open/purged');
+    const deadline = Date.now() + 5_000;
+    while ((await get(b, '/open/purged')).headers['x-cache'] !== 'HIT' && Date.now() < deadline) await sleep(20);
+    const res = await request(`${a.adminUrl}/cache/open`, { method: 'DELETE' });
+    const body = (await res.body.json()) as { removed: number; errors: string[] };
+    assert.equal(res.statusCode, 200);
+    assert.ok(body.removed >= 1);
+    assert.deepEqual(body.errors, []);
+    assert.equal((await get(b, '/open/purged')).headers['x-cache'], 'MISS');
+  });
+
   it('follows failOpen while Redis is down, and caches again once it is back', async () => {
     await get(a, '/open/down');
     await redis.kill();
@@ -104,6 +116,9 @@ describe('cache plugin with store: redis', () => {
     const metrics = await (await request(`${a.adminUrl}/metrics`)).body.text();
     assert.match(metrics, /gateway_store_unavailable_total\{plugin="cache",route="closed",outcome="refused"\} [1-9]/);
     assert.match(metrics, /gateway_store_unavailable_total\{plugin="cache",route="open",outcome="passed"\} [1-9]/);
+    const purge = await request(`${a.adminUrl}/cache`, { method: 'DELETE' });
+    assert.equal(purge.statusCode, 503, 'a purge that cannot reach Redis says so');
+    await purge.body.dump();
 
     await redis.start();
     let again = await get(a, '/closed/up');

@@ -52,6 +52,11 @@ export class MemoryCacheStore implements CacheStore {
     this.entries.set(id, entry);
   }
 
+  /** What the admin API's `DELETE /cache` calls on plugin state (ProxyServer.purgeCaches). */
+  purgeCache(route?: string): number {
+    return this.purge(route);
+  }
+
   purge(route?: string): number {
     if (route === undefined) {
       const n = this.entries.size;

@@ -22,8 +22,14 @@ export async function selectCacheStore(
   if (deps.redis === undefined) throw new Error('cache: store: redis needs the top-level redis block');
   const { redisConnection } = await import('../../stores/redis/connection.ts');
   const { RedisCacheStore } = await import('../../stores/redis/cache.ts');
+  const connection = redisConnection(deps, deps.redis);
+  const { url, keyPrefix, timeout } = deps.redis;
   return {
-    store: new RedisCacheStore(redisConnection(deps, deps.redis)),
+    // Kept as plugin state (with the same settings as its connection) so the admin API can purge it.
+    store: deps.shared(
+      `cache:redis\u0000${url}\u0000${keyPrefix ?? ''}\u0000${timeout ?? ''}`,
+      () => new RedisCacheStore(connection),
+    ),
     failure: new FailurePolicy('cache', config.failOpen !== false, deps),
   };
 }

@@ -67,6 +67,11 @@ export class RedisCacheStore implements CacheStore {
     await this.redis.client.set(`cache:${route}:${key}`, encode(entry), 'PX', ttl);
   }
 
+  /** What the admin API's `DELETE /cache` calls on plugin state (ProxyServer.purgeCaches). */
+  purgeCache(route?: string): Promise<number> {
+    return this.purge(route);
+  }
+
   /** SCAN (never KEYS: it would block Redis on a large keyspace) and DEL in batches. */
   async purge(route?: string): Promise<number> {
     this.redis.check();
