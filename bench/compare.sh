@@ -8,6 +8,7 @@
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
+#   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -57,12 +58,25 @@ build_at() {
 }
 for v in $VARIANTS; do [[ $v != at-* ]] || build_at "${v#at-}"; done
 
+# `redis`: one redis-server for the whole run (no persistence, its own directory), stopped on exit.
+export REDIS_PORT=${REDIS_PORT:-18196}
+if [[ " $VARIANTS " == *" redis "* ]]; then
+  command -v redis-server >/dev/null || die "the redis variant needs redis-server (apt-get install redis-server)"
+  ! port_busy "$REDIS_PORT" || die "port $REDIS_PORT is taken (set REDIS_PORT)"
+  mkdir -p "$RUN/redis"
+  start_bg "$RUN/redis.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN/redis"
+  for _ in $(seq 100); do port_busy "$REDIS_PORT" && break; sleep 0.05; done
+  port_busy "$REDIS_PORT" || die "redis-server did not start (see $RUN/redis.log)"
+fi
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
     at-*) echo "node /tmp/meshgate-$1/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     plugins | fresh-tokens) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
+    rl-memory) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

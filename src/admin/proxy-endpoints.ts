@@ -71,6 +71,14 @@ function firstView(views: Json[]) {
   return views.length ? { status: 200, body: views[0] } : NO_CONFIG;
 }
 
+/** Purges in every process that proxies; 503 when a cache could not be purged (its Redis is down). */
+async function purge(plane: DataPlane, view: 'purge-cache' | `purge-cache:${string}`, route?: string) {
+  const views = await plane.query(view);
+  const removed = views.reduce((n, v) => n + ((v.removed as number) ?? 0), 0);
+  const errors = [...new Set(views.flatMap((v) => (v.errors as string[]) ?? []))];
+  return { status: errors.length > 0 ? 503 : 200, body: { ...(route ? { route } : {}), removed, errors } };
+}
+
 export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
@@ -91,6 +99,10 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
       const views = await plane.query('services');
       return views.length ? { status: 200, body: mergeServices(views) } : NO_CONFIG;
     })
+    // Cached responses (the cache plugin): of every route, or of one. A shared (Redis) cache is
+    // purged for every gateway on it; memory caches in every worker of this gateway.
+    .route('DELETE /cache', () => purge(plane, 'purge-cache'))
+    .route('DELETE /cache/:route', (_req, _url, params) => purge(plane, `purge-cache:${params.route}`, params.route))
     .route('GET /workers', async () => ({ status: 200, body: { workers: await plane.query('status') } }))
     .route('GET /metrics', async () => {
       // One worker's metrics as they are; several summed (counters, histograms) by prom-client.

@@ -1119,6 +1119,34 @@ export const ObservabilitySchema = Type.Object(
   { additionalProperties: false, description: 'Access log, tracing and timing headers. Metrics are always on.' },
 );
 
+export const RedisSchema = Type.Object(
+  {
+    url: Type.String({
+      pattern: '^rediss?://',
+      description:
+        'Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Use `${REDIS_URL}` to keep a password out of the file.',
+      examples: ['redis://127.0.0.1:6379', 'rediss://:${REDIS_PASSWORD}@redis.internal:6380/0'],
+    }),
+    keyPrefix: Type.Optional(
+      Type.String({
+        maxLength: 128,
+        description:
+          'Prepended to every key meshgate writes, so one Redis can serve several gateway fleets or other users. Default `meshgate:`; an empty string writes bare keys. Gateways that must share limits and cache entries use the same prefix.',
+      }),
+    ),
+    timeout: Type.Optional(
+      Duration(
+        "Longest wait for one reply (a rate-limit decision, a cache read) before the store counts as unavailable for that request and the plugin's `failOpen` policy answers it. Default 200ms. `0`: no limit (a request waits while a connection is up; a lost connection still fails at once).",
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'The Redis that plugins with `store: redis` share (rate-limit counters, cached responses): one client per proxy process, reconnecting by itself. See docs/operations.md.',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
@@ -1129,12 +1157,14 @@ export const ConfigSchema = Type.Object(
     consumers: Type.Optional(Type.Array(ConsumerSchema, { description: 'API clients and their credentials.' })),
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
     observability: Type.Optional(ObservabilitySchema),
+    redis: Type.Optional(RedisSchema),
   },
   { additionalProperties: false, title: 'meshgate configuration' },
 );
 
 export type Config = Static<typeof ConfigSchema>;
 export type ObservabilityConfig = Static<typeof ObservabilitySchema>;
+export type RedisConfig = Static<typeof RedisSchema>;
 export type ListenerConfig = Static<typeof ListenerSchema>;
 export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
 export type ListenerLimitsConfig = Static<typeof ListenerLimitsSchema>;

@@ -97,6 +97,13 @@ export function checkPlugins(
         for (const problem of definition.check((entry.config ?? {}) as Record<string, unknown>))
           report([...here, 'config', ...problem.path], problem.message, problem.hint);
       }
+      // A plugin offering shared stores finds Redis in the top-level block (docs/operations.md).
+      if ((entry.config as { store?: unknown } | undefined)?.store === 'redis' && config.redis === undefined)
+        report(
+          [...here, 'config', 'store'],
+          'store: redis needs the top-level redis block',
+          'add redis: { url: redis://127.0.0.1:6379 }',
+        );
     });
   }
   checkConsumers(config, report);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { redactText } from './redact.ts';
+import { redact, redactText } from './redact.ts';
 
 describe('redactText', () => {
   const text = [
@@ -35,5 +35,16 @@ describe('redactText', () => {
     assert.equal(doc.consumers[0]!.credentials[0]!.secret, 'xxxxxxxxxxxxx');
     assert.equal(doc.consumers[0]!.credentials[0]!.issuer, 'mls');
     assert.equal(doc.consumers[1]!.credentials[0]!.secret, 'xxxxxxxxxxxxxxxxx\n');
+  });
+});
+
+describe('redact', () => {
+  it('hides the password of a URL, and keeps the rest of it', () => {
+    const out = redact({ redis: { url: 'redis://default:s3cret@redis.internal:6379/0' }, other: 'http://a:b' }) as {
+      redis: { url: string };
+      other: string;
+    };
+    assert.equal(out.redis.url, 'redis://default:<redacted>@redis.internal:6379/0');
+    assert.equal(out.other, 'http://a:b');
   });
 });

@@ -2,6 +2,8 @@
 import { isScalar, parseDocument, visit } from 'yaml';
 
 const SECRET_KEYS = /^(secret|key|password|token|privateKey|clientSecret)$/i;
+/** The password of a URL's userinfo (`redis://user:password@host`). */
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:)[^/@\s]+@/i;
 
 /** A copy of a config with secret values replaced, safe to show and log. */
 export function redact(value: unknown): unknown {
@@ -14,6 +16,7 @@ export function redact(value: unknown): unknown {
       ]),
     );
   }
+  if (typeof value === 'string' && URL_PASSWORD.test(value)) return value.replace(URL_PASSWORD, '$1<redacted>@');
   return value;
 }
 

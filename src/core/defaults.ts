@@ -293,3 +293,16 @@ export const DEFAULT_CA_ROOT_LIFETIME_MS = 10 * 365 * 24 * 60 * 60_000;
 export const DEFAULT_CA_ROTATION_OVERLAP_MS = 2 * DEFAULT_SVID_LIFETIME_MS;
 /** Largest certificate signing request (PEM) the CA reads. */
 export const MAX_CSR_BYTES = 16 * 1024;
+
+// ── Shared stores (Redis) ─────────────────────────────────────────────────────────────────────────
+/** Keys meshgate writes in Redis start with this, so one Redis can serve other users too. */
+export const DEFAULT_REDIS_KEY_PREFIX = 'meshgate:';
+/**
+ * Longest wait for one Redis reply (a rate-limit decision, a cache read) before the store counts as
+ * unavailable for that request and the plugin's `failOpen` policy answers it.
+ */
+export const DEFAULT_REDIS_TIMEOUT_MS = 200;
+/** Longest wait for a TCP (or TLS) connection to Redis to open. */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 2_000;
+/** Reconnect attempts back off 50 ms per attempt up to this: a Redis that returns is used again within it. */
+export const DEFAULT_REDIS_RECONNECT_MAX_MS = 1_000;

@@ -21,6 +21,8 @@ export const LocalReplyCodes = {
   MG_UPSTREAM_PROTOCOL_ERROR: { status: 502, title: 'Upstream sent an invalid response' },
   MG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out' },
   MG_RESPONSE_TOO_LARGE: { status: 502, title: 'Upstream response too large for a filter that buffers it' },
+  /** A plugin with `failOpen: false` could not reach its shared store (Redis). */
+  MG_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the route needs is unavailable' },
   MG_CIRCUIT_OPEN: { status: 503, title: 'Circuit breaker open: the service is at a configured limit' },
   /** The status is the route's `fault.abort.status`; 503 is only the default. */
   MG_FAULT_INJECTED: { status: 503, title: 'Fault injected by the route' },

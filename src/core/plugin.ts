@@ -182,6 +182,22 @@ export interface PluginDeps {
    * credentials), rebuilt with the next snapshot.
    */
   perSnapshot<T>(key: string, create: () => T): T;
+  /**
+   * The config's top-level `redis` block, for plugins offering `store: redis` (src/stores/redis/), or
+   * undefined when the config has none.
+   */
+  readonly redis: { readonly url: string; readonly keyPrefix?: string; readonly timeout?: string } | undefined;
+  /**
+   * A counter in this proxy's metrics, named `<role>_<name>` (gateway_… or mesh_…); asking again for
+   * a name returns the same counter. For events a plugin must make visible; its README and
+   * docs/metrics.md list the name (house rule 11). Labels must be bounded (names from the config).
+   */
+  counter(name: string, help: string, labelNames: readonly string[]): PluginCounter;
+}
+
+/** A counter a plugin increments; see PluginDeps.counter. */
+export interface PluginCounter {
+  inc(labels: Readonly<Record<string, string>>, by?: number): void;
 }
 
 /** Where plugin definitions come from: the built-in list plus modules named by `path` in the config. */

@@ -101,6 +101,7 @@ export class ProxyMetrics {
   private readonly children = new Map<string, Map<string, (Children | undefined)[]>>();
   private readonly perRouteService = new Map<string, RouteServiceSeries>();
   private readonly perRoute = new Map<string, RouteSeries>();
+  private readonly pluginCounters = new Map<string, Counter<string>>();
 
   constructor(role: MetricsRole, registry = new Registry()) {
     this.role = role;
@@ -200,6 +201,29 @@ export class ProxyMetrics {
         collect((labels, total) => this.inc(labels, total));
       },
     });
+  }
+
+  /**
+   * A plugin's counter (PluginDeps.counter), `<role>_<name>`, made on first ask and the same one after.
+   * Plugins count rare events (a store that is down), so labels are resolved per increment.
+   */
+  pluginCounter(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+  ): { inc(labels: Record<string, string>, by?: number): void } {
+    let counter = this.pluginCounters.get(name);
+    if (counter === undefined) {
+      counter = new Counter({
+        name: `${this.role}_${name}`,
+        help,
+        labelNames: [...labelNames],
+        registers: [this.registry],
+      });
+      this.pluginCounters.set(name, counter);
+    }
+    const c = counter;
+    return { inc: (labels, by = 1) => c.inc(labels, by) };
   }
 
   private childrenOf(route: string, service: string, method: string, status: number): Children {

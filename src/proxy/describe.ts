@@ -9,7 +9,16 @@ import type { CompiledRoute } from './compiled.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
-export type ProxyView = 'status' | 'config' | 'routes' | 'services' | 'listeners' | 'metrics';
+export type ProxyView =
+  | 'status'
+  | 'config'
+  | 'routes'
+  | 'services'
+  | 'listeners'
+  | 'metrics'
+  /** Not a view: removes cached responses (every route's, or after the colon one route's). */
+  | 'purge-cache'
+  | `purge-cache:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -150,5 +159,8 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
         })),
       };
     }
+    default:
+      // purge-cache, purge-cache:<route>
+      return proxy.purgeCaches(view === 'purge-cache' ? undefined : view.slice('purge-cache:'.length));
   }
 }

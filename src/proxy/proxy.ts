@@ -70,15 +70,17 @@ export class ProxyServer {
     // State plugins keep across reloads (rate-limit counters, key caches) lives while configs use it.
     const shared = new SharedPluginState();
     const log = options.log;
+    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
     const deps = {
       catalog: options.catalog,
       plugins: {
         now: options.now ?? Date.now,
         warn: (message: string, fields?: Record<string, unknown>) => log?.warn(fields ?? {}, message),
         shared: <T>(key: string, create: () => T): T => shared.get(key, create),
+        counter: (name: string, help: string, labelNames: readonly string[]) =>
+          telemetry.metrics.pluginCounter(name, help, labelNames),
       },
     };
-    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
     await telemetry.configure(loaded.config.observability);
     const onStreamEnd = options.onStreamEnd;
     const record = (ctx: StreamContext) => {
@@ -198,6 +200,26 @@ export class ProxyServer {
     await Promise.all([...prepared.started.values()].map((l) => l.close(0)));
   }
 
+  /**
+   * Removes cached responses of one route, or of all, from every response cache the config in force
+   * uses (plugin state with a `purgeCache` method): how many went, and why a cache could not be
+   * purged (a shared store that is unreachable). Never rejects.
+   */
+  async purgeCaches(route?: string): Promise<{ removed: number; errors: string[] }> {
+    let removed = 0;
+    const errors: string[] = [];
+    for (const value of this.shared.all()) {
+      const cache = value as { purgeCache?: (route?: string) => number | Promise<number> };
+      if (typeof cache.purgeCache !== 'function') continue;
+      try {
+        removed += await cache.purgeCache(route);
+      } catch (e) {
+        errors.push((e as Error)?.message ?? String(e));
+      }
+    }
+    return { removed, errors };
+  }
+
   /** Stops accepting, drains in-flight requests up to `drainMs`, then closes upstream connections. */
   async close(drainMs: number): Promise<void> {
     this.draining = true;
@@ -225,6 +247,10 @@ class SharedPluginState {
     this.askedBy.set(key, this.build);
     if (!this.values.has(key)) this.values.set(key, create());
     return this.values.get(key) as T;
+  }
+
+  all(): Iterable<unknown> {
+    return this.values.values();
   }
 
   /** A new config is about to be compiled: what it asks for is marked with its build. */

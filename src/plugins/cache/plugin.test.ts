@@ -95,4 +95,25 @@ describe('cache plugin', () => {
     await get('/fresh');
     assert.equal((await get('/fresh', { 'cache-control': 'no-cache' })).headers['x-cache'], undefined);
   });
+
+  it('purges one route or every route through the admin API', async () => {
+    await get('/api/v1/search/purge');
+    await get('/api/v1/search/purge', { canary: 'true' });
+    assert.equal((await get('/api/v1/search/purge')).headers['x-cache'], 'HIT');
+    const purge = async (path: string) => {
+      const res = await request(`${gw.adminUrl}${path}`, { method: 'DELETE' });
+      return { status: res.statusCode, body: (await res.body.json()) as { removed: number } };
+    };
+    const one = await purge('/cache/search');
+    assert.equal(one.status, 200);
+    assert.ok(one.body.removed >= 1);
+    assert.equal((await get('/api/v1/search/purge')).headers['x-cache'], 'MISS');
+    assert.equal(
+      (await get('/api/v1/search/purge', { canary: 'true' })).headers['x-cache'],
+      'HIT',
+      'other routes kept',
+    );
+    assert.ok((await purge('/cache')).body.removed >= 1);
+    assert.equal((await get('/api/v1/search/purge', { canary: 'true' })).headers['x-cache'], 'MISS');
+  });
 });

@@ -5,70 +5,43 @@
  * `X-Cache: HIT` and `Age`; misses `X-Cache: MISS`. The body is copied as it streams to the client,
  * never held back.
  *
- * Entries live per proxy process and survive reloads while the route's settings stay the same.
+ * Entries live per proxy process (or, with `store: redis`, in Redis, shared by every gateway on it)
+ * and survive reloads while the route's settings stay the same.
  */
 import { parseDuration } from '../../core/duration.ts';
 import {
   definePlugin,
   type Filter,
   type FilterResult,
+  type LocalReply,
   type RequestContext,
   type ResponseHead,
 } from '../../core/plugin.ts';
+import type { FailurePolicy } from '../../stores/failure.ts';
 import { type CacheConfig, cacheSchema } from './schema.ts';
+import type { CacheEntry, CacheStore } from './store.ts';
+import { selectCacheStore } from './stores.ts';
 
 const DEFAULT_TTL_MS = 60_000;
 const DEFAULT_MAX_ENTRIES = 1000;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-interface Entry {
-  status: number;
-  headers: [string, string][];
-  contentType: string;
-  body: Buffer;
-  storedAt: number;
-  expiresAt: number;
-}
-
-/** Least-recently-used map: a Map keeps insertion order, so re-inserting on use moves a key to the end. */
-class Store {
-  private readonly entries = new Map<string, Entry>();
-  private readonly max: number;
-
-  constructor(max: number) {
-    this.max = max;
-  }
-
-  get(key: string, now: number): Entry | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
-    this.entries.delete(key);
-    if (entry.expiresAt <= now) return undefined;
-    this.entries.set(key, entry);
-    return entry;
-  }
-
-  set(key: string, entry: Entry): void {
-    this.entries.delete(key);
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, entry);
-  }
-}
-
 /** Response headers that describe this hop or this one response, not the cached content. */
 const NOT_STORED = new Set(['x-request-id', 'date', 'age', 'x-cache', 'server-timing', 'content-length']);
 
 interface Compiled {
-  store: Store;
+  store: CacheStore;
+  /** What to do when a shared store cannot answer (`failOpen`); null for the memory store. */
+  failure: FailurePolicy | null;
   ttlMs: number;
   maxBodyBytes: number;
   cacheAuthorized: boolean;
   now: () => number;
 }
 
-/** Routes with the same cache settings share a store: the route keeps a canary's answers to itself. */
+/** Within the route's entries (the route keeps a canary's answers to itself). */
 function keyOf(ctx: RequestContext): string {
-  return `${ctx.routeName}\u0000${ctx.host}\u0000${ctx.path}\u0000${ctx.query}`;
+  return `${ctx.host}\u0000${ctx.path}\u0000${ctx.query}`;
 }
 
 function maxAgeMs(cacheControl: string | undefined): number | null {
@@ -81,7 +54,8 @@ function maxAgeMs(cacheControl: string | undefined): number | null {
 class Lookup implements Filter {
   private readonly c: Compiled;
   private key = '';
-  private storing: Omit<Entry, 'body'> | null = null;
+  private unavailable = false;
+  private storing: Omit<CacheEntry, 'body'> | null = null;
   private chunks: Buffer[] = [];
   private size = 0;
 
@@ -96,7 +70,23 @@ class Lookup implements Filter {
     if (/no-cache|no-store/i.test(ctx.header('cache-control') ?? '')) return undefined;
     this.key = keyOf(ctx);
     const now = this.c.now();
-    const hit = this.c.store.get(this.key, now);
+    const hit = this.c.store.get(ctx.routeName, this.key, now);
+    if (!(hit instanceof Promise)) return this.serve(hit, now);
+    const failure = this.c.failure!;
+    return hit.then(
+      (entry) => {
+        failure.ok(ctx.routeName);
+        return this.serve(entry, now);
+      },
+      (error: unknown) => {
+        // A miss, and not stored either: the store is what failed.
+        this.unavailable = true;
+        return failure.failed(ctx.routeName, error);
+      },
+    );
+  }
+
+  private serve(hit: CacheEntry | undefined, now: number): LocalReply | undefined {
     if (hit === undefined) return undefined;
     const headers: [string, string][] = [
       ...hit.headers,
@@ -116,7 +106,7 @@ class Lookup implements Filter {
   onResponseHeaders(_ctx: RequestContext, response: ResponseHead): void {
     if (this.key === '' || response.header('x-cache') !== undefined) return;
     response.setHeader('x-cache', 'MISS');
-    if (response.status !== 200) return;
+    if (response.status !== 200 || this.unavailable) return;
     const cacheControl = response.header('cache-control');
     if (/no-store|private/i.test(cacheControl ?? '')) return;
     if (response.header('set-cookie') !== undefined) return;
@@ -150,7 +140,12 @@ class Lookup implements Filter {
 
   onResponseComplete(ctx: RequestContext): void {
     if (this.storing === null || ctx.method === 'HEAD') return;
-    this.c.store.set(this.key, { ...this.storing, body: Buffer.concat(this.chunks, this.size) });
+    const stored = this.c.store.set(ctx.routeName, this.key, {
+      ...this.storing,
+      body: Buffer.concat(this.chunks, this.size),
+    });
+    // The response has gone out; a store that cannot keep it only costs a later miss.
+    if (stored instanceof Promise) stored.catch(() => {});
     this.storing = null;
     this.chunks = [];
   }
@@ -162,12 +157,12 @@ export default definePlugin<CacheConfig>({
   order: 100,
   description: 'Serve repeated GET/HEAD responses from memory for a TTL (X-Cache: HIT/MISS).',
   configSchema: cacheSchema,
-  compile(config, deps) {
+  async compile(config, deps) {
     const ttlMs = parseDuration(config.ttl ?? '') ?? DEFAULT_TTL_MS;
-    const maxEntries = config.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    const { store, failure } = await selectCacheStore(config, deps, config.maxEntries ?? DEFAULT_MAX_ENTRIES);
     const compiled: Compiled = {
-      // Shared across reloads while the settings stay: a reload does not empty the cache.
-      store: deps.shared(`cache:${JSON.stringify(config)}`, () => new Store(maxEntries)),
+      store,
+      failure,
       ttlMs,
       maxBodyBytes: config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
       cacheAuthorized: config.cacheAuthorized === true,

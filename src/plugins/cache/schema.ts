@@ -6,6 +6,8 @@ export interface CacheConfig {
   maxEntries?: number;
   maxBodyBytes?: number;
   cacheAuthorized?: boolean;
+  store?: 'memory' | 'redis';
+  failOpen?: boolean;
 }
 
 export const cacheSchema = {
@@ -33,6 +35,20 @@ export const cacheSchema = {
       type: 'boolean',
       description:
         'Also cache requests carrying Authorization or Cookie (then every client shares the entry). Default false.',
+    },
+    store: {
+      type: 'string',
+      enum: ['memory', 'redis'],
+      description:
+        'Where responses are kept. `memory` (default): in this proxy process, at most `maxEntries`. `redis`: in the ' +
+        'Redis of the top-level `redis` block, shared by every gateway using it; Redis expires entries with their ' +
+        'TTL and its maxmemory policy bounds them (`maxEntries` does not apply).',
+    },
+    failOpen: {
+      type: 'boolean',
+      description:
+        'With `store: redis`, when Redis cannot answer within `redis.timeout`: true (default) sends the request ' +
+        'upstream as a miss (and stores nothing); false refuses it with 503 MG_STORE_UNAVAILABLE.',
     },
   },
 } as const;

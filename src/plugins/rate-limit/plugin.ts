@@ -3,8 +3,8 @@
  * client address, header value, route or service; sliding windows by default. Answers 429 with
  * Retry-After; reports the IETF RateLimit-* headers on every response.
  *
- * Counting is local to this proxy process (the store survives reloads); with several workers or
- * machines each counts on its own — use a shared store for one limit across them.
+ * Counting is local to this proxy process by default (the store survives reloads); with several
+ * workers or machines each counts on its own. `store: redis` counts in one Redis for all of them.
  */
 import { parseDuration } from '../../core/duration.ts';
 import {
@@ -15,8 +15,10 @@ import {
   type RequestContext,
   type ResponseHead,
 } from '../../core/plugin.ts';
+import type { FailurePolicy } from '../../stores/failure.ts';
 import { type RateLimitConfig, rateLimitSchema } from './schema.ts';
-import { type Decision, MemoryStore, type RateLimitStore, type Window } from './store.ts';
+import type { Decision, RateLimitStore, Window } from './store.ts';
+import { selectStore } from './stores.ts';
 
 function windowsOf(config: RateLimitConfig): Window[] {
   const algorithm = config.algorithm ?? 'sliding';
@@ -77,6 +79,8 @@ function headersOf(decision: Decision): [string, string][] {
 /** Compiled once per route: what to count and how to answer. */
 interface Limiter {
   store: RateLimitStore;
+  /** What to do when a shared store cannot answer (`failOpen`); null for the memory store. */
+  failure: FailurePolicy | null;
   windows: Window[];
   keyOf: (ctx: RequestContext) => string;
   scope: string;
@@ -98,7 +102,14 @@ class Counted implements Filter {
   onRequestHeaders(ctx: RequestContext): FilterResult {
     const l = this.limiter;
     const result = l.store.consume(`${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}`, l.windows, l.now());
-    return result instanceof Promise ? result.then((d) => this.decide(ctx, d)) : this.decide(ctx, result);
+    if (!(result instanceof Promise)) return this.decide(ctx, result);
+    return result.then(
+      (d) => {
+        l.failure?.ok(ctx.routeName);
+        return this.decide(ctx, d);
+      },
+      (error: unknown) => l.failure!.failed(ctx.routeName, error),
+    );
   }
 
   onResponseHeaders(_ctx: RequestContext, response: ResponseHead): void {
@@ -144,10 +155,12 @@ export default definePlugin<RateLimitConfig>({
       problems.push({ path: ['header'], message: 'by: header needs the header name', hint: 'header: x-client-id' });
     return problems;
   },
-  compile(config, deps) {
+  async compile(config, deps) {
     const windows = windowsOf(config);
+    const { store, failure } = await selectStore(config, deps);
     const limiter: Limiter = {
-      store: deps.shared('rate-limit:memory', () => new MemoryStore()),
+      store,
+      failure,
       windows,
       keyOf: keyFunction(config),
       // Counters are per route and settings, so routes with limits of their own never share a counter.

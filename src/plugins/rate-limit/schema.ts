@@ -12,6 +12,8 @@ export interface RateLimitConfig {
   algorithm?: 'sliding' | 'fixed';
   dryRun?: boolean;
   headers?: boolean;
+  store?: 'memory' | 'redis';
+  failOpen?: boolean;
 }
 
 const count = (description: string) => ({ type: 'integer', minimum: 1, description }) as const;
@@ -58,6 +60,20 @@ export const rateLimitSchema = {
     headers: {
       type: 'boolean',
       description: 'Add RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset to responses. Default true.',
+    },
+    store: {
+      type: 'string',
+      enum: ['memory', 'redis'],
+      description:
+        'Where requests are counted. `memory` (default): in this proxy process. `redis`: in the Redis of the ' +
+        'top-level `redis` block, one limit shared by every gateway using it (exact while Redis answers).',
+    },
+    failOpen: {
+      type: 'boolean',
+      description:
+        'With `store: redis`, when Redis cannot answer within `redis.timeout`: true (default) lets the request ' +
+        'through uncounted; false refuses it with 503 MG_STORE_UNAVAILABLE. Counting resumes by itself when ' +
+        'Redis is back.',
     },
   },
 } as const;

@@ -35,7 +35,8 @@ export interface RateLimitStore {
   consume(key: string, windows: readonly Window[], now: number): Decision | Promise<Decision>;
 }
 
-interface Counter {
+/** One key's count in one window (what a store reads to decide; shared stores return the same). */
+export interface Counter {
   windowMs: number;
   /** Start of the current fixed window (ms). */
   start: number;
@@ -106,7 +107,7 @@ export class MemoryStore implements RateLimitStore {
   }
 }
 
-function estimate(c: Counter, w: Window, now: number): number {
+export function estimate(c: Counter, w: Window, now: number): number {
   if (w.algorithm === 'fixed') return c.current;
   const overlap = 1 - (now - c.start) / w.windowMs;
   return c.previous * overlap + c.current;
@@ -118,7 +119,7 @@ function estimate(c: Counter, w: Window, now: number): number {
  * window that is when the weighted estimate drops below `limit - 1`:
  *   previous · (1 − (t − start)/W) + current + 1 ≤ limit  ⇔  t ≥ start + W · (1 − (limit − current − 1)/previous)
  */
-function resetIn(c: Counter, w: Window, now: number, allowed: boolean): number {
+export function resetIn(c: Counter, w: Window, now: number, allowed: boolean): number {
   const toEnd = c.start + w.windowMs - now;
   if (allowed || w.algorithm === 'fixed') return toEnd;
   const free = w.limit - c.current - 1;

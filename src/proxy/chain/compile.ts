@@ -10,6 +10,7 @@ import {
   PHASE_BASE,
   PLUGIN_PHASES,
   type PluginCatalog,
+  type PluginCounter,
   type PluginDefinition,
   type PluginDeps,
 } from '../../core/plugin.ts';
@@ -38,7 +39,11 @@ export interface ChainDepsBase {
   now(): number;
   warn(message: string, fields?: Record<string, unknown>): void;
   shared<T>(key: string, create: () => T): T;
+  /** PluginDeps.counter; a proxy passes its metrics' (without one, counts go nowhere). */
+  counter?(name: string, help: string, labelNames: readonly string[]): PluginCounter;
 }
+
+const uncounted: PluginCounter = { inc() {} };
 
 /** Rank of the authenticate phase: consumer chains take over for phases after it. */
 const AUTHENTICATE_RANK = PLUGIN_PHASES.indexOf('authenticate');
@@ -57,6 +62,8 @@ export function createChainCompiler(
     warn: base.warn,
     shared: base.shared,
     consumers,
+    redis: config.redis,
+    counter: base.counter ?? (() => uncounted),
     perSnapshot<T>(key: string, create: () => T): T {
       if (!perSnapshot.has(key)) perSnapshot.set(key, create());
       return perSnapshot.get(key) as T;

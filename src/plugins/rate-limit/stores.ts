@@ -1,0 +1,28 @@
+/**
+ * Which store a rate-limit config counts in (`store: memory | redis`). The Redis code is loaded only
+ * when a config first asks for it.
+ */
+import type { PluginDeps } from '../../core/plugin.ts';
+import { FailurePolicy } from '../../stores/failure.ts';
+import type { RateLimitConfig } from './schema.ts';
+import { MemoryStore, type RateLimitStore } from './store.ts';
+
+export interface SelectedStore {
+  store: RateLimitStore;
+  /** Null for the memory store, which cannot fail. */
+  failure: FailurePolicy | null;
+}
+
+export async function selectStore(config: RateLimitConfig, deps: PluginDeps): Promise<SelectedStore> {
+  if (config.store !== 'redis')
+    return { store: deps.shared('rate-limit:memory', () => new MemoryStore()), failure: null };
+  // The config check makes `store: redis` without a `redis` block an error before it gets here.
+  if (deps.redis === undefined) throw new Error('rate-limit: store: redis needs the top-level redis block');
+  const { redisConnection } = await import('../../stores/redis/connection.ts');
+  const { RedisRateLimitStore } = await import('../../stores/redis/rate-limit.ts');
+  // Stateless over the shared connection (which is what outlives snapshots), so made per compile.
+  return {
+    store: new RedisRateLimitStore(redisConnection(deps, deps.redis)),
+    failure: new FailurePolicy('rate-limit', config.failOpen !== false, deps),
+  };
+}
