@@ -14,18 +14,16 @@ const objects = (v: unknown): [Obj, number][] =>
 const strings = (v: unknown): [string, number][] =>
   Array.isArray(v) ? v.flatMap((x, i) => (typeof x === 'string' ? [[x, i] as [string, number]] : [])) : [];
 
-export type AuthzReport = (
-  code: 'MGA015' | 'MGA016' | 'MGA017',
-  path: Path,
-  message: string,
-  fix: string,
-) => void;
+export type AuthzReport = (code: 'MGA015' | 'MGA016' | 'MGA017', path: Path, message: string, fix: string) => void;
 
 /**
  * Whether a principal pattern can match the workload ID of some known service (its `sa` segment), or
  * undefined when the pattern names no service at all (any caller, or a trust domain).
  */
-function principalNamesKnown(pattern: string, known: ReadonlySet<string>): { service: string; ok: boolean } | undefined {
+function principalNamesKnown(
+  pattern: string,
+  known: ReadonlySet<string>,
+): { service: string; ok: boolean } | undefined {
   if (pattern === '*' || patternProblem(pattern) !== undefined) return undefined;
   const full = normalizePrincipal(pattern);
   const at = full.lastIndexOf('/sa/');

@@ -278,19 +278,16 @@ const notField = (m: StringMatch | null, value: string | undefined) => m === nul
 function sourceMatches(s: CompiledSource, a: Attributes): boolean {
   if (s.principals !== null || s.notPrincipals !== null) {
     const p = a.principal;
-    if (!field(s.principals, p)) return false;
-    // Istio: notPrincipals needs an identity to compare (an unidentified caller does not match).
-    if (s.notPrincipals !== null && (p === undefined || matchString(s.notPrincipals, p))) return false;
+    // As in Istio (Envoy's not_id): a caller without an identity is none of the notPrincipals.
+    if (!field(s.principals, p) || !notField(s.notPrincipals, p)) return false;
   }
   if (s.services !== null || s.notServices !== null) {
     const w = a.workload;
-    if (!field(s.services, w?.service)) return false;
-    if (s.notServices !== null && (w === undefined || matchString(s.notServices, w.service))) return false;
+    if (!field(s.services, w?.service) || !notField(s.notServices, w?.service)) return false;
   }
   if (s.namespaces !== null || s.notNamespaces !== null) {
     const w = a.workload;
-    if (!field(s.namespaces, w?.namespace)) return false;
-    if (s.notNamespaces !== null && (w === undefined || matchString(s.notNamespaces, w.namespace))) return false;
+    if (!field(s.namespaces, w?.namespace) || !notField(s.notNamespaces, w?.namespace)) return false;
   }
   return true;
 }
