@@ -7,6 +7,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../core/duration.ts';
 import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
+import { AuthorizationPolicySchema } from './authorization.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -1049,6 +1050,8 @@ export const ACCESS_LOG_FIELD_NAMES = [
   'faultDelayMs',
   'mirrored',
   'userAgent',
+  'principal',
+  'authz',
 ] as const;
 
 export const ObservabilitySchema = Type.Object(
@@ -1158,6 +1161,13 @@ export const ConfigSchema = Type.Object(
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
     observability: Type.Optional(ObservabilitySchema),
     redis: Type.Optional(RedisSchema),
+    authorizationPolicies: Type.Optional(
+      Type.Array(AuthorizationPolicySchema, {
+        description:
+          'Who may call which service (Istio semantics; docs/authorization.md). Enforced on every route to the ' +
+          'service a policy names, or on every route for a policy without `service`.',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'meshgate configuration' },
 );
@@ -1192,4 +1202,5 @@ export type MirrorConfig = Static<typeof MirrorSchema>;
 export type FaultConfig = Static<typeof FaultSchema>;
 export type RedirectConfig = Static<typeof RedirectSchema>;
 export type DirectResponseConfig = Static<typeof DirectResponseSchema>;
+export type { AuthorizationPolicyConfig } from './authorization.ts';
 export type { TSchema };

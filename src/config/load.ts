@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
+import { checkAuthorizationPolicies } from './authorization.ts';
 import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
 import { type ConfigIssue, formatPath } from './issues.ts';
@@ -62,10 +63,11 @@ export interface ConfigDocuments {
 }
 
 /** Top-level lists that several files add to; any other top-level field may be set by one file only. */
-const MERGED_LISTS = ['listeners', 'services', 'routes'] as const;
+const MERGED_LISTS = ['listeners', 'services', 'routes', 'authorizationPolicies'] as const;
 
 /**
- * Parses files (in the order given) and merges them: their `listeners`, `services` and `routes` are
+ * Parses files (in the order given) and merges them: their `listeners`, `services`, `routes` and
+ * `authorizationPolicies` are
  * concatenated; other top-level fields come from the one file that sets them.
  */
 export function readConfigTexts(texts: ConfigText[], env: Record<string, string | undefined> | null): ConfigDocuments {
@@ -201,6 +203,7 @@ export function validateParsed(
   const found = [
     ...shape,
     ...checkReferences(data as Config, locator),
+    ...checkAuthorizationPolicies(data as Config, locator),
     ...checkPlugins(data as Config, locator, options.catalog, baseDir),
     ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
     ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),

@@ -14,6 +14,8 @@ export const LocalReplyCodes = {
   MG_FORBIDDEN: { status: 403, title: 'Not allowed' },
   MG_INSUFFICIENT_SCOPE: { status: 403, title: 'Insufficient scope' },
   MG_IP_FORBIDDEN: { status: 403, title: 'Client address not allowed' },
+  /** An authorization policy refused the request; the access log and metrics name the policy. */
+  MG_RBAC_DENIED: { status: 403, title: 'Denied by an authorization policy' },
   MG_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   MG_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy endpoint' },
   MG_UPSTREAM_CONNECT_FAILURE: { status: 502, title: 'Upstream connection failed' },

@@ -61,6 +61,16 @@ export interface RequestContext {
   removeHeader(name: string): void;
   consumer: Consumer | null;
   credential: CredentialRef | null;
+  /**
+   * The verified workload identity of the caller: the SPIFFE ID of the client certificate, when the
+   * request came over TLS with a certificate the listener verified (mutual TLS); undefined otherwise.
+   */
+  readonly peerPrincipal?: string | undefined;
+  /**
+   * Claims of the token an authentication plugin verified (jwt), frozen; null or absent when none was.
+   * Set by that plugin; others only read it (authorization policies' `request.auth.claims[…]`).
+   */
+  claims?: Readonly<Record<string, unknown>> | null;
   /** Bytes of request body announced by Content-Length, or -1 when unknown (chunked) or absent. */
   readonly contentLength: number;
   /** True when the request has a body (Content-Length above 0, or chunked). */

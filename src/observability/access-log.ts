@@ -38,6 +38,10 @@ export interface AccessLogEntry {
   /** True when the request was chosen for the route's mirror. */
   mirrored: true | undefined;
   userAgent: string | undefined;
+  /** The caller's verified SPIFFE ID (mutual TLS), when it has one. */
+  principal: string | undefined;
+  /** What authorization policies decided (docs/authorization.md), when any had a say. */
+  authz: readonly { policy: string; action: string; result: string }[] | undefined;
 }
 
 export const ACCESS_LOG_FIELDS: readonly (keyof AccessLogEntry)[] = ACCESS_LOG_FIELD_NAMES;

@@ -43,6 +43,13 @@ function classSlot(status: number): number {
   return c >= 0 && c < STATUS_CLASSES.length ? c : STATUS_CLASSES.length;
 }
 
+/** The labels of one authorization decision (a frozen object the policy engine makes once). */
+export interface AuthzDecisionLabels {
+  readonly policy: string;
+  readonly action: string;
+  readonly result: string;
+}
+
 /** What the metrics read of a finished request. */
 export interface RequestOutcome {
   route: string;
@@ -97,6 +104,14 @@ export class ProxyMetrics {
   private readonly retries: SeriesCounter;
   private readonly rateLimited: SeriesCounter;
   private readonly authRejected: SeriesCounter;
+  private readonly authzDecisions: SeriesCounter;
+  /**
+   * Series per authorization decision. A decision is a frozen object made once per policy, result and
+   * snapshot, so it keys its series directly; a replaced snapshot's decisions are let go with it.
+   */
+  private readonly authzSeries = new WeakMap<AuthzDecisionLabels, CounterSeries>();
+  /** Series by label values, so a policy kept across a reload keeps counting into the same series. */
+  private readonly authzByLabels = new Map<string, CounterSeries>();
   /** route → service → children by method × status class. */
   private readonly children = new Map<string, Map<string, (Children | undefined)[]>>();
   private readonly perRouteService = new Map<string, RouteServiceSeries>();
@@ -147,6 +162,11 @@ export class ProxyMetrics {
     this.authRejected = new SeriesCounter(
       `${p}_auth_rejected_total`,
       'Requests refused by authentication or authorization (401/403), by code.',
+      registry,
+    );
+    this.authzDecisions = new SeriesCounter(
+      `${p}_authz_decisions_total`,
+      'What authorization policies decided, by policy, action (ALLOW, DENY, AUDIT) and result (allow, deny, dry-run-allow, dry-run-deny, audit).',
       registry,
     );
     this.bytesIn = new SeriesCounter(`${p}_request_bytes_total`, 'Request body bytes sent upstream.', registry);
@@ -291,6 +311,23 @@ export class ProxyMetrics {
       }
     } else if (o.status >= 500) {
       this.countError(rs, o.route, o.service, UPSTREAM_5XX);
+    }
+  }
+
+  /** One request's authorization decisions (docs/authorization.md). */
+  countAuthz(decisions: readonly AuthzDecisionLabels[]): void {
+    for (const d of decisions) {
+      let s = this.authzSeries.get(d);
+      if (s === undefined) {
+        const key = `${d.policy}\u0000${d.action}\u0000${d.result}`;
+        s = this.authzByLabels.get(key);
+        if (s === undefined) {
+          s = this.authzDecisions.series({ policy: d.policy, action: d.action, result: d.result });
+          this.authzByLabels.set(key, s);
+        }
+        this.authzSeries.set(d, s);
+      }
+      s.value++;
     }
   }
 

@@ -70,8 +70,11 @@ export interface CompiledFilter {
   readonly phaseRank: number;
   /** Effective sort key (phase base + order); the chain is sorted by it. */
   readonly order: number;
-  /** Where the config entry came from: `global`, `service`, `route` or `consumer`. */
-  readonly scope: 'global' | 'service' | 'route' | 'consumer';
+  /**
+   * Where the config entry came from: `global`, `service`, `route` or `consumer`; `policy` for the
+   * authorization policies' filter, which the snapshot adds to routes of services that have policies.
+   */
+  readonly scope: 'global' | 'service' | 'route' | 'consumer' | 'policy';
   readonly factory: FilterFactory;
 }
 

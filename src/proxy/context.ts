@@ -12,9 +12,12 @@ import {
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Transform } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
+import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
+import type { AuthzDecision } from './authz/engine.ts';
 import type { BodyGuard } from './body-guard.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
@@ -125,6 +128,10 @@ export class StreamContext implements MatchInput, RequestContext {
   endpoint: Endpoint | null = null;
   consumer: Consumer | null = null;
   credential: CredentialRef | null = null;
+  /** Claims of the token the jwt plugin verified (frozen), or null. */
+  claims: Readonly<Record<string, unknown>> | null = null;
+  /** What authorization policies decided, for the access log and metrics (null: no policy had a say). */
+  authz: readonly AuthzDecision[] | null = null;
   /** Filters of this request with response or log hooks (null: none, the common case). */
   activeFilters: Filter[] | null = null;
   /** Filters that read the response body as it streams (null: none). */
@@ -216,6 +223,28 @@ export class StreamContext implements MatchInput, RequestContext {
 
   get routeName(): string {
     return this.route?.name ?? '';
+  }
+
+  /**
+   * The SPIFFE ID of the client certificate when the listener verified it (TLS with `clientCa`), else
+   * undefined. Read from the connection once and kept on it: every request of a connection has the
+   * same peer.
+   */
+  get peerPrincipal(): string | undefined {
+    const socket = (this.h2 ? (this.req as unknown as Http2ServerRequest).stream.session?.socket : this.req.socket) as
+      | PeerSocket
+      | null
+      | undefined;
+    if (socket == null) return undefined;
+    let peer = socket[kPeerPrincipal];
+    if (peer === undefined) {
+      peer =
+        typeof socket.getPeerCertificate === 'function' && socket.authorized === true
+          ? (spiffeIdOfCertificate(socket.getPeerCertificate()) ?? null)
+          : null;
+      socket[kPeerPrincipal] = peer;
+    }
+    return peer ?? undefined;
   }
 
   get serviceName(): string | undefined {
@@ -320,6 +349,12 @@ export function closeWhenIdle(socket: Socket): boolean {
   }
   return false;
 }
+
+const kPeerPrincipal = Symbol('meshgate.peerPrincipal');
+/** A client connection, with its verified peer identity once read (null: none). */
+type PeerSocket = Partial<Pick<TLSSocket, 'getPeerCertificate' | 'authorized'>> & {
+  [kPeerPrincipal]?: string | null;
+};
 
 const kStreamContext = Symbol('meshgate.streamContext');
 type WatchedStream = ServerHttp2Stream & { [kStreamContext]?: StreamContext };

@@ -27,6 +27,7 @@ import {
 import { parseDuration } from '../core/duration.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
+import { compilePolicies, withAuthorization } from './authz/filter.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { effectiveMatch, Router } from './router/router.ts';
@@ -60,10 +61,12 @@ export async function compileSnapshot(
   let routes: CompiledRoute[];
   try {
     const chains = createChainCompiler(config, deps.catalog, deps.plugins);
+    const policies = compilePolicies(config);
     routes = await Promise.all(
-      (config.routes ?? []).map(async (rc) =>
-        compileRoute(rc, services, await chains.compileRoute(rc, actionServiceNames(rc))),
-      ),
+      (config.routes ?? []).map(async (rc) => {
+        const names = actionServiceNames(rc);
+        return compileRoute(rc, services, withAuthorization(await chains.compileRoute(rc, names), policies, names));
+      }),
     );
   } catch (e) {
     for (const service of services.values()) if (--service.refs === 0) void service.close();

@@ -213,6 +213,7 @@ export class Telemetry {
       bytesIn: ctx.bytesIn,
       bytesOut: ctx.bytesOut,
     });
+    if (ctx.authz !== null) this.metrics.countAuthz(ctx.authz);
     const log = this.accessLog;
     const logged = log?.sampled === true;
     // A request outside the sample has a trace context to propagate but no span to close.
@@ -247,6 +248,8 @@ export class Telemetry {
         faultDelayMs: ctx.faultDelayMs > 0 ? ctx.faultDelayMs : undefined,
         mirrored: ctx.mirrored ? true : undefined,
         userAgent,
+        principal: ctx.peerPrincipal,
+        authz: ctx.authz ?? undefined,
       });
     }
     if (traced) {

@@ -38,14 +38,22 @@ export class TestPki {
     ]);
   }
 
-  /** A leaf signed by this CA with these DNS names (the first is also its CN); `IP:…` entries are IP addresses. */
-  leaf(file: string, dnsNames: string[]): CertFiles {
+  /** A workload certificate (an X509-SVID): its one URI SAN is `spiffeId`, its CN the file name. */
+  workload(file: string, spiffeId: string): CertFiles {
+    return this.leaf(file, [`URI:${spiffeId}`], file);
+  }
+
+  /**
+   * A leaf signed by this CA with these DNS names (the first is also its CN, unless `cn` is given);
+   * `IP:…` entries are IP addresses, `URI:…` entries URIs.
+   */
+  leaf(file: string, dnsNames: string[], cn = dnsNames[0]): CertFiles {
     const out = { cert: join(this.dir, `${file}.pem`), key: join(this.dir, `${file}.key`) };
     const csr = join(this.dir, `${file}.csr`);
     const ext = join(this.dir, `${file}.ext`);
     writeFileSync(
       ext,
-      `subjectAltName=${dnsNames.map((n) => (n.startsWith('IP:') ? n : `DNS:${n}`)).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`,
+      `subjectAltName=${dnsNames.map((n) => (n.startsWith('IP:') || n.startsWith('URI:') ? n : `DNS:${n}`)).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`,
     );
     openssl([
       'req',
@@ -59,7 +67,7 @@ export class TestPki {
       '-out',
       csr,
       '-subj',
-      `/CN=${dnsNames[0]}`,
+      `/CN=${cn}`,
     ]);
     openssl([
       'x509',

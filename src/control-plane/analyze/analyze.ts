@@ -16,6 +16,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import { checkMeshRules } from '../model/model.ts';
+import { authorizationSmells } from './authorization.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 export const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
@@ -37,6 +38,9 @@ export const ANALYZER_CODES = {
   MGA012: { severity: 'warning', title: 'a service lists the same endpoint twice' },
   MGA013: { severity: 'warning', title: 'an instance receives no traffic: it matches none of the subsets routes use' },
   MGA014: { severity: 'error', title: 'a route names a listener that does not exist' },
+  MGA015: { severity: 'warning', title: 'an authorization policy names a caller that matches no service' },
+  MGA016: { severity: 'warning', title: 'an ALLOW authorization policy allows every request' },
+  MGA017: { severity: 'warning', title: 'a DENY authorization policy matches nothing' },
 } as const satisfies Record<string, { severity: Severity; title: string }>;
 export type AnalyzerCode = keyof typeof ANALYZER_CODES;
 
@@ -321,6 +325,9 @@ function smells(data: Obj, at: Locator, instances: readonly Instance[] | undefin
         );
     });
   }
+
+  // MGA015–MGA017: authorization policies that name no one, open everything, or deny nothing.
+  authorizationSmells(data.authorizationPolicies, known, report);
 
   shadowing(routes, report, (i) => {
     const p = at.position(['routes', i]);

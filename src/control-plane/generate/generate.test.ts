@@ -177,6 +177,34 @@ describe('generateProxyConfig', () => {
     }
   });
 
+  it('a sidecar enforces its own service’s and the mesh-wide policies, on its inbound service only', () => {
+    const extra = [
+      'authorizationPolicies:',
+      '  - { name: mesh-deny-debug, action: DENY, rules: [{ to: [{ paths: ["/debug/*"] }] }] }',
+      '  - name: property-from-photos',
+      '    service: property-service',
+      '    rules: [{ from: [{ services: [photo-service] }] }]',
+      '  - { name: photo-nobody, service: photo-service, rules: [] }',
+    ].join('\n');
+    const parsed = parseModel([{ file: 'mesh.yaml', text: `${MODEL_YAML}${extra}\n` }], 'mesh.yaml', null);
+    if (!parsed.ok) assert.fail(parsed.issues.map(formatIssue).join('\n'));
+    const m = parsed.model.config;
+    const sidecar = generateProxyConfig(m, INSTANCES, SIDECAR).config;
+    assert.deepEqual(
+      sidecar.authorizationPolicies?.map((p) => [p.name, p.service]),
+      [
+        ['mesh-deny-debug', 'inbound.property-service'],
+        ['property-from-photos', 'inbound.property-service'],
+      ],
+    );
+    assert.deepEqual(sidecar.authorizationPolicies?.[1]?.rules, m.authorizationPolicies?.[1]?.rules);
+    const loaded = validateConfigObject(sidecar, 'sidecar');
+    if (!loaded.ok) assert.fail(loaded.issues.map(formatIssue).join('\n'));
+    assert.equal(generateProxyConfig(m, INSTANCES, cases.gateway!).config.authorizationPolicies, undefined);
+    // A model without policies generates exactly what it did before (the golden files).
+    assert.equal(generateProxyConfig(model(), INSTANCES, SIDECAR).config.authorizationPolicies, undefined);
+  });
+
   it('an IPv6 instance address is bracketed in its URL', () => {
     const v6 = [{ ...instance('photo-9', 'photo-service', 21009), address: '::1' }];
     const svc = generateProxyConfig(model(), v6, SIDECAR).config.services!.find((s) => s.name === 'photo-service')!;

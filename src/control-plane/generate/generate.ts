@@ -105,7 +105,22 @@ function sidecarConfig(model: Config, instances: readonly Instance[], proxy: Pro
         service: name,
       })),
     ],
+    ...authorizationOf(model, self, inbound.name),
     ...observabilityOf(model),
+  };
+}
+
+/**
+ * The policies a sidecar enforces: its own service's and the mesh-wide ones, all bound to its inbound
+ * service, so they apply to calls arriving for the app and never to the app's own outbound calls.
+ * The gateway gets none: a service's policies are enforced by its own sidecars, where the caller's
+ * workload identity is known.
+ */
+function authorizationOf(model: Config, self: string, inbound: string): Pick<Config, 'authorizationPolicies'> {
+  const own = (model.authorizationPolicies ?? []).filter((p) => p.service === undefined || p.service === self);
+  if (own.length === 0) return {};
+  return {
+    authorizationPolicies: own.map((p) => ({ ...(structuredClone(p) as typeof p), service: inbound })),
   };
 }
 

@@ -71,6 +71,14 @@ function tokenOf(ctx: RequestContext, sources: readonly TokenSource[]): string |
   return undefined;
 }
 
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 function scopesOf(payload: JWTPayload): string[] {
   const scope = payload.scope ?? payload.scp;
   if (typeof scope === 'string') return scope.split(' ').filter(Boolean);
@@ -131,6 +139,8 @@ export default definePlugin<JwtConfig>({
         if (!ok) return insufficient;
       }
       authenticate(ctx, v.key.consumer, { type: 'jwt', id: v.key.issuer });
+      // Read-only for later filters (authorization policies' request.auth.claims[…]).
+      ctx.claims = v.payload;
       for (const [claim, header] of claimHeaders) {
         const value = v.payload[claim!];
         if (value !== undefined) ctx.setHeader(header!, typeof value === 'string' ? value : JSON.stringify(value));
@@ -148,7 +158,8 @@ export default definePlugin<JwtConfig>({
           requiredClaims: requireExp ? ['exp'] : [],
           currentDate: new Date(deps.now()),
         });
-        const v = { key, payload, scopes: new Set(scopesOf(payload)) };
+        // Frozen: the same payload is handed to every request that presents this token.
+        const v = { key, payload: deepFreeze(payload), scopes: new Set(scopesOf(payload)) };
         if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
         verified.set(token, v);
         return admit(ctx, v);
