@@ -79,6 +79,8 @@ interface Limiter {
   store: RateLimitStore;
   windows: Window[];
   keyOf: (ctx: RequestContext) => string;
+  /** Counted per route (every `by` but `service`, which counts across the routes of its service). */
+  perRoute: boolean;
   scope: string;
   dryRun: boolean;
   showHeaders: boolean;
@@ -97,7 +99,8 @@ class Counted implements Filter {
 
   onRequestHeaders(ctx: RequestContext): FilterResult {
     const l = this.limiter;
-    const result = l.store.consume(`${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}`, l.windows, l.now());
+    const key = l.perRoute ? `${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}` : `${l.scope}|${l.keyOf(ctx)}`;
+    const result = l.store.consume(key, l.windows, l.now());
     return result instanceof Promise ? result.then((d) => this.decide(ctx, d)) : this.decide(ctx, result);
   }
 
@@ -150,7 +153,9 @@ export default definePlugin<RateLimitConfig>({
       store: deps.shared('rate-limit:memory', () => new MemoryStore()),
       windows,
       keyOf: keyFunction(config),
-      // Counters are per route and settings, so routes with limits of their own never share a counter.
+      perRoute: config.by !== 'service',
+      // Counters are per route and settings, so routes with limits of their own never share a counter;
+      // `by: service` counters are per service and settings, shared by the service's routes.
       scope: `${windows.map((w) => `${w.limit}/${w.windowMs}${w.algorithm[0]}`).join(',')}|${config.by ?? 'consumer'}`,
       dryRun: config.dryRun === true,
       showHeaders: config.headers !== false,
