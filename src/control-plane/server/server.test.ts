@@ -120,6 +120,38 @@ describe('control plane push protocol', () => {
     assert.equal(m.value('control_plane_nacks_total'), 0);
   });
 
+  it('a model service without endpoints takes its instances from the registry', async () => {
+    const cp = await startControlPlane();
+    closers.push(cp.close);
+    const upstream: Upstream = await startUpstream();
+    closers.push(upstream.close);
+    // Declared for its settings only (timeouts, balancing): no `endpoints` at all.
+    const put = await json<{ version: string }>(`${cp.url}/config`, {
+      method: 'PUT',
+      body:
+        'services:\n' +
+        '  - name: photo-service\n' +
+        '    timeouts: { request: 2s }\n' +
+        '    loadBalancer: { policy: least-request }\n',
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const a = proxyFor(cp.url, sidecar('a', 'front'));
+    await a.subscription.firstConfig;
+    await register(cp.url, 'photo-1', 'photo-service', upstream.port);
+    const outbound = a.plane.ports().outbound!;
+    const res = await eventually(
+      async () => {
+        const r = await request(`http://127.0.0.1:${outbound}/photos`, { headers: { host: 'photo-service' } });
+        await r.body.dump();
+        return r.statusCode === 200 ? r : undefined;
+      },
+      5_000,
+      'the registered instance to serve',
+    );
+    assert.equal(res.statusCode, 200);
+    assert.equal(upstream.seen.at(-1)!.headers.host, 'photo-service');
+  });
+
   it('sends nothing to proxies whose config did not change', async () => {
     const cp = await startControlPlane();
     closers.push(cp.close);
