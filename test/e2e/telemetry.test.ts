@@ -553,8 +553,16 @@ describe('tracing over OTLP/HTTP', () => {
       for (let i = 0; i < 10; i++) await send(`${gw.url()}/n`);
       const traceparent = upstream.seen.at(-1)!.headers.traceparent as string;
       assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
-      await sleep(800);
-      assert.equal(receiver.spans.length, 0);
+      // A marker: a request whose client sampled its trace is recorded (the parent decides). Spans are
+      // exported in the order they end, so once the marker's arrives, any of the 10 before it would have.
+      const marker = '4bf92f3577b34da6a3ce929d0e0e4736';
+      await send(`${gw.url()}/n`, { traceparent: `00-${marker}-00f067aa0ba902b7-01` });
+      await receiver.waitFor((spans) => spans.some((x) => x.traceId === marker));
+      assert.deepEqual(
+        receiver.spans.map((x) => x.traceId),
+        [marker],
+        'only the sampled trace was recorded',
+      );
     } finally {
       await gw.close();
       await receiver.close();
