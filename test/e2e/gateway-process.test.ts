@@ -145,19 +145,32 @@ describe('gateway process: signals', () => {
     const file = join(dir, 'gateway.yaml');
     const upstream = await startUpstream();
     writeFileSync(file, configYaml(upstream.url, 'before'));
+    // The control: a gateway that watches its own copy of the file. What it does on a change, in
+    // the same time, is what the --no-watch one would do if it watched.
+    const controlFile = join(dir, 'control.yaml');
+    writeFileSync(controlFile, configYaml(upstream.url, 'before'));
     const gw = new MeshgateProcess(['gateway', '--config', file, '--no-watch']);
+    const control = new MeshgateProcess(['gateway', '--config', controlFile]);
     try {
       const started = await gw.waitFor('gateway started');
+      await control.waitFor('gateway started');
       const base = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
-      writeFileSync(file, configYaml(upstream.url, 'after'));
-      await sleep(500);
+      // Two changes each, at the same moment: the control reloads twice; the other not at all.
+      for (const text of ['after', 'after, again']) {
+        const reloaded = control.waitForNext('config applied');
+        writeFileSync(file, configYaml(upstream.url, text));
+        writeFileSync(controlFile, configYaml(upstream.url, text));
+        await reloaded;
+      }
       assert.equal((await get(`${base}/hello`)).text, 'before', 'no reload without the signal');
+      assert.equal(gw.logs.filter((l) => l.msg === 'config applied').length, 0);
       const applied = gw.waitForNext('config applied');
       gw.child.kill('SIGHUP');
       assert.equal((await applied).trigger, 'SIGHUP');
-      assert.equal((await get(`${base}/hello`)).text, 'after');
+      assert.equal((await get(`${base}/hello`)).text, 'after, again');
     } finally {
       await gw.stop();
+      await control.stop();
       await upstream.close();
       rmSync(dir, { recursive: true, force: true });
     }
