@@ -3,7 +3,7 @@
  * (inline or from a file), or a JWKS URL. Each issuer accepts only the algorithms its key can verify,
  * so a token cannot pick HS256 and have an RSA public key used as an HMAC secret (algorithm confusion).
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isInlinePem, JWT_ASYMMETRIC_ALGORITHMS, JWT_HMAC_ALGORITHMS, jwtAlgorithmsFor } from '../../core/jwt-keys.ts';
 import type { Consumer, ConsumerDefinition, PluginDeps } from '../../core/plugin.ts';
@@ -31,7 +31,7 @@ function remoteKeys(url: string, deps: PluginDeps): RemoteKeySet {
 }
 
 /** Verifiers made once for a fixed key: one per algorithm it may verify. */
-function fixed(algorithms: readonly string[], key: Buffer | Parameters<typeof verifierFor>[1]) {
+function fixed(algorithms: readonly string[], key: Buffer | KeyObject) {
   const verifiers = new Map<string, Verifier>();
   for (const alg of algorithms) {
     const v = verifierFor(alg, key);
