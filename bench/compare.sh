@@ -9,6 +9,7 @@
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
+#   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -31,7 +32,7 @@ trap 'cleanup_all; rm -rf "$RUN"' EXIT
 # two threads half the list apart), more than the jwt plugin remembers, so every request pays a
 # signature check.
 FRESH_TOKENS=${FRESH_TOKENS:-50000}
-if [[ " $VARIANTS " == *" fresh-tokens "* ]]; then
+if [[ " $VARIANTS " == *" fresh-tokens"* ]]; then
   log "signing $FRESH_TOKENS tokens"
   {
     echo 'local t = {'
@@ -47,6 +48,7 @@ fi
 
 # `at-REV`: the commit REV checked out and built once under /tmp (with this tree's node_modules),
 # serving the same bare config: a regression hunt measures against history in one run.
+# `fresh-tokens-at-REV`: that build with the plugins config and fresh tokens.
 build_at() {
   local rev=$1 dir=/tmp/meshgate-at-$1
   if [[ ! -f $dir/dist/cli/main.js ]]; then
@@ -56,7 +58,12 @@ build_at() {
     (cd "$dir" && node_modules/.bin/tsc -p tsconfig.build.json) || die "cannot build $rev"
   fi
 }
-for v in $VARIANTS; do [[ $v != at-* ]] || build_at "${v#at-}"; done
+for v in $VARIANTS; do
+  case $v in
+    at-*) build_at "${v#at-}" ;;
+    fresh-tokens-at-*) build_at "${v#fresh-tokens-at-}" ;;
+  esac
+done
 
 # `redis`: one redis-server for the whole run (no persistence, its own directory), stopped on exit.
 export REDIS_PORT=${REDIS_PORT:-18196}
@@ -73,6 +80,9 @@ variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
     at-*) echo "node /tmp/meshgate-$1/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
+    fresh-tokens-at-*)
+      echo "node /tmp/meshgate-at-${1#fresh-tokens-at-}/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-plugins.yaml --workers 1"
+      ;;
     bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     plugins | fresh-tokens) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
     rl-memory) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
@@ -84,8 +94,8 @@ variant_cmd() {
     *) die "unknown variant $1" ;;
   esac
 }
-path_of() { [[ $1 == plugins || $1 == fresh-tokens ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
-script_of() { [[ $1 == fresh-tokens ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
+path_of() { [[ $1 == plugins || $1 == fresh-tokens* ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
 
 start_upstream "$RUN"
 export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"

@@ -17,26 +17,24 @@ import { SignJWT } from 'jose';
 import type { ProxyStatusView } from '../../src/api/mesh.ts';
 import { type AppInstance, closeApps, startApp } from './apps.ts';
 import { startLoad } from './load.ts';
+import { demoPorts, HOST, listOfPorts, MAX_PORT_OFFSET } from './ports.ts';
 import { Supervisor } from './processes.ts';
 import { startTraceReceiver, TraceStore } from './traces.ts';
 
-const USAGE = `Usage: npm start [-- --load]
+const USAGE = `Usage: npm start [-- --load] [-- --port-offset N]
 
 Runs the PropTech demo: a control plane, the gateway, six service instances with their sidecars and
 a trace viewer, on 127.0.0.1. Ctrl-C stops everything (twice: at once).
 
-  --load   also send steady traffic (5 requests a second) until stopped`;
+  --load            also send steady traffic (5 requests a second) until stopped
+  --port-offset N   add N to every port (gateway 8080 + N, …), to run beside what holds the usual ones`;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const MODEL = join(ROOT, 'examples', 'proptech', 'mesh');
-const HOST = '127.0.0.1';
 
-const GATEWAY_PORT = 8080;
-const GATEWAY_ADMIN_PORT = 9901;
-const CONTROL_PLANE_PORT = 15010;
-/** The standard OTLP/HTTP port, so any exporter's default finds the receiver. */
-const TRACES_PORT = 4318;
+/** The ports in use: the documented ones unless `--port-offset` shifts them (see ports.ts). */
+let PORTS = demoPorts();
 
 interface Instance extends AppInstance {
   /** The sidecar's ports: admin = base, outbound = base + 1, inbound = base + 6 (as in docs/mesh.md). */
@@ -45,36 +43,45 @@ interface Instance extends AppInstance {
   upstreams: string[];
 }
 
+/** Their ports (0 here) are set from PORTS when the demo starts. */
 const INSTANCES: Instance[] = [
   {
     name: 'property-v1',
     service: 'property-service',
     version: 'v1',
-    port: 8101,
-    sidecarBase: 15100,
+    port: 0,
+    sidecarBase: 0,
     upstreams: ['photo-service', 'valuation-service'],
   },
   {
     name: 'property-v2',
     service: 'property-service',
     version: 'v2',
-    port: 8102,
-    sidecarBase: 15200,
+    port: 0,
+    sidecarBase: 0,
     upstreams: ['photo-service', 'valuation-service'],
   },
-  { name: 'photo', service: 'photo-service', version: 'v1', port: 8103, sidecarBase: 15300, upstreams: [] },
-  { name: 'valuation', service: 'valuation-service', version: 'v1', port: 8104, sidecarBase: 15400, upstreams: [] },
+  { name: 'photo', service: 'photo-service', version: 'v1', port: 0, sidecarBase: 0, upstreams: [] },
+  { name: 'valuation', service: 'valuation-service', version: 'v1', port: 0, sidecarBase: 0, upstreams: [] },
   {
     name: 'search',
     service: 'search-service',
     version: 'v1',
-    port: 8105,
-    sidecarBase: 15500,
+    port: 0,
+    sidecarBase: 0,
     upstreams: ['enrichment-service'],
   },
-  { name: 'enrichment', service: 'enrichment-service', version: 'v1', port: 8106, sidecarBase: 15600, upstreams: [] },
+  { name: 'enrichment', service: 'enrichment-service', version: 'v1', port: 0, sidecarBase: 0, upstreams: [] },
 ];
-for (const i of INSTANCES) if (i.upstreams.length > 0) i.outbound = `http://${HOST}:${i.sidecarBase + 1}`;
+/** Gives every instance its ports from PORTS. */
+function placeInstances() {
+  for (const i of INSTANCES) {
+    const ports = PORTS.instances[i.name]!;
+    i.port = ports.app;
+    i.sidecarBase = ports.sidecarBase;
+    if (i.upstreams.length > 0) i.outbound = `http://${HOST}:${i.sidecarBase + 1}`;
+  }
+}
 
 const READY_TIMEOUT_MS = 30_000;
 /** A property request makes six spans: the gateway; property's sidecar in, out to photos and to valuations; their sidecars in. */
@@ -86,9 +93,17 @@ const CONTROL_PLANE_STOP_GRACE_MS = 5_000;
 /** Two SIGINTs closer than this are one Ctrl-C delivered twice (terminal and parent), not a second one. */
 const SIGNAL_REPEAT_MS = 500;
 
-const CP_URL = `http://${HOST}:${CONTROL_PLANE_PORT}`;
-const GATEWAY_URL = `http://${HOST}:${GATEWAY_PORT}`;
-const TRACES_URL = `http://${HOST}:${TRACES_PORT}`;
+let CP_URL = '';
+let GATEWAY_URL = '';
+let TRACES_URL = '';
+
+function usePorts(offset: number) {
+  PORTS = demoPorts(offset);
+  placeInstances();
+  CP_URL = `http://${HOST}:${PORTS.controlPlane}`;
+  GATEWAY_URL = `http://${HOST}:${PORTS.gateway}`;
+  TRACES_URL = `http://${HOST}:${PORTS.traces}`;
+}
 
 class DemoError extends Error {}
 /** Ctrl-C while starting: stop quietly. */
@@ -104,20 +119,9 @@ function checkBuild() {
   if (newer) console.log(`note: src/${newer} is newer than dist/: run \`npm run build\` to run your changes\n`);
 }
 
-/** Every fixed port the demo needs, free on 127.0.0.1; otherwise one clear message naming them. */
+/** Every port the demo needs, free on 127.0.0.1; otherwise one clear message naming them. */
 async function checkPorts() {
-  const ports: [number, string][] = [
-    [GATEWAY_PORT, 'gateway'],
-    [GATEWAY_ADMIN_PORT, 'gateway admin'],
-    [CONTROL_PLANE_PORT, 'control plane'],
-    [TRACES_PORT, 'trace receiver'],
-    ...INSTANCES.flatMap((i): [number, string][] => [
-      [i.port, `${i.name} app`],
-      [i.sidecarBase, `${i.name} sidecar admin`],
-      [i.sidecarBase + 1, `${i.name} sidecar outbound`],
-      [i.sidecarBase + 6, `${i.name} sidecar inbound`],
-    ]),
-  ];
+  const ports = listOfPorts(PORTS);
   const taken = await Promise.all(
     ports.map(
       ([port, what]) =>
@@ -131,7 +135,7 @@ async function checkPorts() {
   const busy = taken.filter((t) => t !== null);
   if (busy.length > 0)
     throw new DemoError(
-      `ports in use on ${HOST}:\n  ${busy.join('\n  ')}\nIs the demo already running? Stop it (or what holds them) and try again.`,
+      `ports in use on ${HOST}:\n  ${busy.join('\n  ')}\nIs the demo already running? Stop it (or what holds them) and try again, or pass --port-offset N.`,
     );
 }
 
@@ -183,7 +187,7 @@ function banner(options: {
   const auth = `-H 'Authorization: Bearer ${token}'`;
   const search = `'${GATEWAY_URL}/api/v1/search/homes?city=austin'`;
   const metrics = [
-    [`http://${HOST}:${GATEWAY_ADMIN_PORT}/metrics`, 'gateway'],
+    [`http://${HOST}:${PORTS.gatewayAdmin}/metrics`, 'gateway'],
     ...INSTANCES.map((i) => [`http://${HOST}:${i.sidecarBase}/metrics`, `${i.service} ${i.version} sidecar`]),
     ...(options.controlPlaneMetrics ? [[`${CP_URL}/metrics`, 'control plane']] : []),
   ];
@@ -218,7 +222,7 @@ Try these; each runs alone in a fresh shell:
   curl -si ${GATEWAY_URL}/api/v1/agents/7
 
   # The gateway's Prometheus metrics
-  curl -s http://${HOST}:${GATEWAY_ADMIN_PORT}/metrics
+  curl -s http://${HOST}:${PORTS.gatewayAdmin}/metrics
 
   # The latest traces: one span per proxy hop, gateway → sidecars → services
   curl -s ${TRACES_URL}/traces
@@ -231,9 +235,15 @@ ${options.load ? '\nSending steady traffic (--load); a summary every 10 s.\n' : 
 
 async function main(): Promise<number> {
   const started = performance.now();
-  let args: { load?: boolean; help?: boolean };
+  let args: { load?: boolean; help?: boolean; 'port-offset'?: string };
   try {
-    args = parseArgs({ options: { load: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    args = parseArgs({
+      options: {
+        load: { type: 'boolean' },
+        'port-offset': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
   } catch (e) {
     console.error(`${(e as Error).message}\n\n${USAGE}`);
     return 2;
@@ -242,6 +252,12 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const offset = Number(args['port-offset'] ?? 0);
+  if (!Number.isInteger(offset) || offset < 0 || offset > MAX_PORT_OFFSET) {
+    console.error(`--port-offset must be a whole number from 0 to ${MAX_PORT_OFFSET}\n\n${USAGE}`);
+    return 2;
+  }
+  usePorts(offset);
   checkBuild();
   await checkPorts();
 
@@ -304,10 +320,18 @@ async function main(): Promise<number> {
 
   try {
     const deadline = performance.now() + READY_TIMEOUT_MS;
-    servers.push(await startTraceReceiver(TRACES_PORT, traces), ...(await Promise.all(INSTANCES.map(startApp))));
-    supervisor.start('control-plane', ['control-plane', '--config', MODEL, '--warmup', '0'], {
-      PROPTECH_JWT_SECRET: secret,
-    });
+    servers.push(await startTraceReceiver(PORTS.traces, traces), ...(await Promise.all(INSTANCES.map(startApp))));
+    // The model takes the ports the proxies are told of (the gateway's listener, the trace receiver)
+    // from the environment, as it takes the token secret.
+    supervisor.start(
+      'control-plane',
+      ['control-plane', '--config', MODEL, '--warmup', '0', '--port', String(PORTS.controlPlane)],
+      {
+        PROPTECH_JWT_SECRET: secret,
+        PROPTECH_GATEWAY_PORT: String(PORTS.gateway),
+        PROPTECH_TRACES_PORT: String(PORTS.traces),
+      },
+    );
     // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.
     const interrupted = stopRequest.then(() => {
       throw new Interrupted();
@@ -329,7 +353,7 @@ async function main(): Promise<number> {
       '--workers',
       '0',
       '--admin-port',
-      String(GATEWAY_ADMIN_PORT),
+      String(PORTS.gatewayAdmin),
       ...drain,
     ]);
     for (const i of INSTANCES)

@@ -681,9 +681,13 @@ export const RouteRetriesSchema = Type.Object(retryFields, {
 export const ServiceSchema = Type.Object(
   {
     name: Name('Unique name of the service; routes refer to it.'),
-    endpoints: Type.Array(EndpointSchema, {
-      description: 'Static instances of the service.',
-    }),
+    endpoints: Type.Optional(
+      Type.Array(EndpointSchema, {
+        description:
+          'Static instances of the service. Default none: in the mesh a service’s instances come from the ' +
+          'registry (listed after these); a gateway service without any answers 503 MG_NO_HEALTHY_UPSTREAM.',
+      }),
+    ),
     subsets: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Labels, {
         description: 'Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.',

@@ -211,7 +211,7 @@ function render(
     case 'services': {
       const data = (config.services ?? []).map((s) => ({
         name: s.name,
-        endpoints: s.endpoints.length,
+        endpoints: (s.endpoints ?? []).length,
         subsets: Object.keys(s.subsets ?? {}),
         timeouts: s.timeouts ?? {},
       }));
@@ -232,7 +232,7 @@ function render(
     }
     case 'endpoints': {
       const data = (config.services ?? []).flatMap((s) =>
-        s.endpoints.map((e) => {
+        (s.endpoints ?? []).map((e) => {
           const counters = live?.find((l) => l.name === s.name)?.endpoints.find((x) => x.url === new URL(e.url).origin);
           return {
             service: s.name,

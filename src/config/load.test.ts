@@ -148,8 +148,8 @@ describe('a valid config', () => {
       config.listeners!,
       config.listeners![0]!,
       config.admin!,
-      config.services![0]!.endpoints,
-      config.services![0]!.endpoints[0]!.labels!,
+      config.services![0]!.endpoints!,
+      config.services![0]!.endpoints![0]!.labels!,
       config.services![0]!.subsets!.v1!,
       config.routes![0]!.match!.headers!,
       config.routes![1]!.destinations![1]!,
@@ -162,7 +162,7 @@ describe('a valid config', () => {
     }, TypeError);
     assert.throws(() => (config.routes as unknown[]).push({}), TypeError);
     assert.throws(() => {
-      (config.services![0]!.endpoints[0]!.labels as Record<string, string>).version = 'v9';
+      (config.services![0]!.endpoints![0]!.labels as Record<string, string>).version = 'v9';
     }, TypeError);
   });
 
@@ -447,7 +447,7 @@ describe('validateConfigObject', () => {
     assert.deepEqual(value.config, GATEWAY_CONFIG);
     assert.equal(value.hash, fromFile.hash);
     assert.equal(value.source, 'admin-api');
-    assert.ok(Object.isFrozen(value.config.services![0]!.endpoints[0]));
+    assert.ok(Object.isFrozen(value.config.services![0]!.endpoints![0]));
   });
 
   test('leaves the caller’s object alone', () => {

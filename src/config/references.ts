@@ -51,7 +51,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
 
   const services = new Map((config.services ?? []).map((s) => [s.name, s]));
   (config.services ?? []).forEach((service, i) => {
-    service.endpoints.forEach((endpoint, j) => {
+    (service.endpoints ?? []).forEach((endpoint, j) => {
       if (!URL.canParse(endpoint.url))
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });

@@ -306,3 +306,14 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 200;
 export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 2_000;
 /** Reconnect attempts back off 50 ms per attempt up to this: a Redis that returns is used again within it. */
 export const DEFAULT_REDIS_RECONNECT_MAX_MS = 1_000;
+
+// ── jwt plugin: remote key sets (JWKS) ──
+/** How long fetched JWKS keys are trusted; they are refreshed in the background every half of it. */
+export const DEFAULT_JWKS_CACHE_MS = 10 * 60_000;
+/**
+ * Least time between two on-demand JWKS fetches (a token with a key id the set does not hold, or a
+ * failed fetch): a flood of forged `kid`s costs the identity provider one request per period.
+ */
+export const DEFAULT_JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
+/** A JWKS fetch that has not answered in this long fails; the cached keys stay in use. */
+export const DEFAULT_JWKS_FETCH_TIMEOUT_MS = 5_000;

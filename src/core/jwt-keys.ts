@@ -27,8 +27,12 @@ export function jwtAlgorithmsFor(key: KeyObject): string[] {
       return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
     case 'rsa-pss':
       return ['PS256', 'PS384', 'PS512'];
-    case 'ec':
-      return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1') return ['ES256'];
+      if (curve === 'secp384r1') return ['ES384'];
+      throw new Error(`unsupported EC curve ${curve} (JWTs here use P-256 or P-384)`);
+    }
     case 'ed25519':
       return ['EdDSA'];
     default:

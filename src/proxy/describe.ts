@@ -129,6 +129,7 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
         draining: proxy.isDraining,
         listeners: proxy.ports(),
         requestsInFlight: s.inflight.count,
+        requestsServed: proxy.runtime.requestsServed,
       };
     case 'config':
       return {

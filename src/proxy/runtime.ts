@@ -21,6 +21,7 @@ export class Runtime implements StreamHost {
   private readonly replaced = new Map<Snapshot, NodeJS.Timeout>();
   private readonly streamEnd: (ctx: StreamContext) => void;
   private readonly deps: CompileDeps;
+  private served = 0;
 
   readonly onFilterError: ((ctx: StreamContext, plugin: string, error: unknown) => void) | undefined;
   /** Set by the proxy that owns this runtime. */
@@ -84,11 +85,17 @@ export class Runtime implements StreamHost {
     ctx.snapshot.inflight.count++;
   }
 
+  /** Requests this process has finished (answered, refused or aborted) since it started. */
+  get requestsServed(): number {
+    return this.served;
+  }
+
   writeReply(ctx: StreamContext, reply: LocalReply): boolean {
     return writeLocalReply(ctx, reply);
   }
 
   onStreamEnd(ctx: StreamContext): void {
+    this.served++;
     if (ctx.activeFilters !== null) runLogFilters(ctx, performance.now() - ctx.startMs);
     const snapshot = ctx.snapshot;
     if (--snapshot.inflight.count === 0 && snapshot !== this.current) this.release(snapshot);

@@ -148,7 +148,9 @@ describe('circuit breaker', () => {
     try {
       const inFlight = Array.from({ length: 5 }, (_, i) => get(`${gw.url()}/w/${i}`));
       await until(() => slow.held.length === 2, 'two requests at the upstream');
-      await sleep(50);
+      // The other three are in the service's queue, waiting for a connection.
+      const breaker = gw.proxy.snapshot.services.get('svc')!.breaker;
+      await until(() => breaker.pending === 3, 'three requests waiting');
       assert.equal(slow.held.length, 2, 'the other three wait for a connection');
       assert.equal(slow.connections.size, 2);
       while ((await Promise.race([Promise.all(inFlight).then(() => true), sleep(20).then(() => false)])) === false)

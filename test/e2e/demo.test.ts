@@ -3,20 +3,46 @@
  * pinned Node. It must be up within 15 s; every curl it prints is run alone through `/bin/sh -c` with
  * the real curl binary and must exit 0 with the answer its comment promises; a request through the
  * gateway, property and photo services is one trace with a span from every proxy hop, received by the
- * demo's OTLP/HTTP receiver; Ctrl-C (SIGINT) stops every process it started.
+ * demo's OTLP/HTTP receiver; Ctrl-C (SIGINT) stops every process it started. Each run shifts the
+ * demo's ports (`--port-offset`) to a set found free, so it never collides with what holds the usual ones.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { type DemoPorts, demoPorts, listOfPorts } from '../../examples/proptech/ports.ts';
 import { parsePrometheusText } from '../../src/testing/prometheus.ts';
 import { nodeBin, repoRoot } from '../helpers/process.ts';
 
 const START_BUDGET_MS = 15_000;
 const STOP_BUDGET_MS = 20_000;
-const GATEWAY = 'http://127.0.0.1:8080';
-const TRACES = 'http://127.0.0.1:4318';
+/** Offsets are drawn below this, so every port stays under Linux's ephemeral range (32768 and up). */
+const MAX_OFFSET = 32_768 - 15_607;
+
+/** The ports of the demo running now (its offset chosen by `freePorts`). */
+let ports: DemoPorts = demoPorts();
+const gatewayUrl = () => `http://127.0.0.1:${ports.gateway}`;
+const tracesUrl = () => `http://127.0.0.1:${ports.traces}`;
+
+function free(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+/** A port offset at which every port of the demo is free now. */
+async function freePorts(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
+    const all = await Promise.all(listOfPorts(demoPorts(offset)).map(([port]) => free(port)));
+    if (all.every(Boolean)) return offset;
+  }
+  throw new Error('no port offset with every demo port free');
+}
 
 /**
  * `exec node examples/proptech/main.ts` → the arguments after `node`, so the test runs what `npm start`
@@ -70,11 +96,12 @@ class Demo {
   exit: Promise<number | null>;
   readonly startedAt = performance.now();
 
-  constructor(extra: string[] = []) {
+  constructor(offset: number, extra: string[] = []) {
+    ports = demoPorts(offset);
     // As for a newcomer: the demo makes its own token secret.
     const env = { ...process.env };
     delete env.PROPTECH_JWT_SECRET;
-    this.child = spawn(nodeBin, [...startCommand(), ...extra], {
+    this.child = spawn(nodeBin, [...startCommand(), '--port-offset', String(offset), ...extra], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
@@ -251,7 +278,7 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
   },
   {
     name: 'gateway metrics',
-    is: (c) => c.includes('127.0.0.1:9901/metrics'),
+    is: (c) => c.includes(`127.0.0.1:${ports.gatewayAdmin}/metrics`),
     check(out) {
       // Strict: throws on anything a Prometheus server would reject.
       const scrape = parsePrometheusText(out.toString());
@@ -263,7 +290,7 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
   },
   {
     name: 'traces',
-    is: (c) => c.includes('127.0.0.1:4318/traces'),
+    is: (c) => c.includes(`127.0.0.1:${ports.traces}/traces`),
     check(out) {
       const text = out.toString();
       assert.match(text, /^trace [\da-f]{32} {2}GET \/api\/v1\//);
@@ -272,7 +299,7 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
   },
   {
     name: 'control plane status',
-    is: (c) => c.includes('127.0.0.1:15010/status'),
+    is: (c) => c.includes(`127.0.0.1:${ports.controlPlane}/status`),
     check(out) {
       // `curl -s` exits 0 on any status: the body must be the mesh, whole and in sync.
       const status = JSON.parse(out.toString()) as {
@@ -313,7 +340,7 @@ interface Span {
 async function traceSpans(traceId: string, count: number): Promise<Span[]> {
   const deadline = performance.now() + 10_000;
   for (;;) {
-    const res = await fetch(`${TRACES}/traces/${traceId}?format=json`);
+    const res = await fetch(`${tracesUrl()}/traces/${traceId}?format=json`);
     if (res.status === 200) {
       const spans = ((await res.json()) as { spans: Span[] }).spans;
       if (spans.length >= count) return spans;
@@ -330,7 +357,7 @@ describe('npm start: the PropTech demo', () => {
   /** The trace of a request through the mesh, looked for in the access log at the end. */
   let tracedId = '';
   before(async () => {
-    demo = new Demo();
+    demo = new Demo(await freePorts());
     startMs = await demo.ready();
     pids = descendants(demo.child.pid!);
   });
@@ -338,6 +365,22 @@ describe('npm start: the PropTech demo', () => {
     if (demo.child.exitCode === null) await demo.stop().catch(() => demo.forceStop(pids));
     demo.forceStop(pids.filter(alive));
     if (demo.output.includes('Logs ')) rmSync(demo.logDir, { recursive: true, force: true });
+  });
+
+  it('prints the URLs of its ports: the documented ones, shifted by --port-offset', () => {
+    assert.match(demo.output, new RegExp(`^ {2}Gateway +http://127\\.0\\.0\\.1:${ports.gateway}$`, 'm'));
+    assert.match(demo.output, new RegExp(`^ {2}Traces +http://127\\.0\\.0\\.1:${ports.traces}/traces$`, 'm'));
+    // What `npm start` alone uses (docs/demo.md): the offset is the only difference.
+    const documented = demoPorts();
+    assert.deepEqual(
+      [documented.gateway, documented.gatewayAdmin, documented.controlPlane, documented.traces],
+      [8080, 9901, 15010, 4318],
+    );
+    assert.deepEqual(documented.instances['property-v1'], { app: 8101, sidecarBase: 15100 });
+    assert.deepEqual(documented.instances.enrichment, { app: 8106, sidecarBase: 15600 });
+    const offset = ports.gateway - 8080;
+    assert.ok(offset > 0);
+    assert.deepEqual(ports, demoPorts(offset));
   });
 
   it(`is up within ${START_BUDGET_MS / 1000} s`, (t) => {
@@ -370,7 +413,9 @@ describe('npm start: the PropTech demo', () => {
   });
 
   it('gateway → property → photos is one trace, with a span from every proxy hop', async () => {
-    const res = await fetch(`${GATEWAY}/api/v1/properties/7`, { headers: { authorization: `Bearer ${demo.token}` } });
+    const res = await fetch(`${gatewayUrl()}/api/v1/properties/7`, {
+      headers: { authorization: `Bearer ${demo.token}` },
+    });
     assert.equal(res.status, 200);
     const traceId = ((await res.json()) as { traceId: string }).traceId;
     tracedId = traceId;
@@ -400,7 +445,7 @@ describe('npm start: the PropTech demo', () => {
   it("a client's traceparent is kept: its trace id, under its span", async () => {
     const traceId = randomBytes(16).toString('hex');
     const parent = randomBytes(8).toString('hex');
-    const res = await fetch(`${GATEWAY}/api/v1/properties/8`, {
+    const res = await fetch(`${gatewayUrl()}/api/v1/properties/8`, {
       headers: { authorization: `Bearer ${demo.token}`, traceparent: `00-${traceId}-${parent}-01` },
     });
     assert.equal(((await res.json()) as { traceId: string }).traceId, traceId);
@@ -432,7 +477,7 @@ describe('npm start -- --load', () => {
   let demo: Demo;
   let pids: number[] = [];
   before(async () => {
-    demo = new Demo(['--load']);
+    demo = new Demo(await freePorts(), ['--load']);
     await demo.ready();
     pids = descendants(demo.child.pid!);
   });
@@ -444,7 +489,7 @@ describe('npm start -- --load', () => {
 
   it('drives steady traffic over every route, then stops cleanly', async () => {
     const total = async () => {
-      const text = await (await fetch('http://127.0.0.1:9901/metrics')).text();
+      const text = await (await fetch(`http://127.0.0.1:${ports.gatewayAdmin}/metrics`)).text();
       const byRoute = new Map<string, number>();
       for (const s of parsePrometheusText(text).families.get('gateway_requests_total')?.samples ?? [])
         byRoute.set(s.labels.route!, (byRoute.get(s.labels.route!) ?? 0) + s.value);
@@ -458,7 +503,7 @@ describe('npm start -- --load', () => {
       await new Promise((r) => setTimeout(r, 250));
       seen = await total();
     }
-    const traces = (await (await fetch(`${TRACES}/traces?format=json&limit=20`)).json()) as { traces: unknown[] };
+    const traces = (await (await fetch(`${tracesUrl()}/traces?format=json&limit=20`)).json()) as { traces: unknown[] };
     assert.ok(traces.traces.length >= 5);
     assert.equal(await demo.stop(), 0, demo.output);
     assert.deepEqual(pids.filter(alive), [], 'no process left behind');

@@ -3,7 +3,7 @@
  * requests in flight finishing on the snapshot they started with, drain on SIGTERM, the admin API.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -126,8 +126,10 @@ describe('gateway process', () => {
   it('finishes a request in flight on the snapshot it started with', async () => {
     writeFileSync(file, configYaml(slowUpstream.url, 'six'));
     for (let i = 0; i < 50 && (await get(`${base}/hello`)).text !== 'six'; i++) await sleep(50);
+    const seen = slowUpstream.seen.length;
     const inFlight = get(`${base}/api/slow`);
-    await sleep(200);
+    // In flight: the upstream has it.
+    while (slowUpstream.seen.length === seen) await sleep(5);
     const applied = gw.waitForNext('config applied');
     writeFileSync(file, configYaml(upstream.url, 'seven'));
     await applied;
@@ -145,19 +147,37 @@ describe('gateway process: signals', () => {
     const file = join(dir, 'gateway.yaml');
     const upstream = await startUpstream();
     writeFileSync(file, configYaml(upstream.url, 'before'));
+    // The control: a gateway that watches its own copy of the file. What it does on a change, in
+    // the same time, is what the --no-watch one would do if it watched.
+    const controlFile = join(dir, 'control.yaml');
+    writeFileSync(controlFile, configYaml(upstream.url, 'before'));
     const gw = new MeshgateProcess(['gateway', '--config', file, '--no-watch']);
+    const control = new MeshgateProcess(['gateway', '--config', controlFile]);
     try {
       const started = await gw.waitFor('gateway started');
+      await control.waitFor('gateway started');
       const base = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
-      writeFileSync(file, configYaml(upstream.url, 'after'));
-      await sleep(500);
+      // Two changes each, at the same moment: the control reloads twice; the other not at all.
+      // Each file is replaced whole (a rename), as editors save, so no reload can read half a file.
+      const replace = (path: string, text: string) => {
+        writeFileSync(`${path}.tmp`, configYaml(upstream.url, text));
+        renameSync(`${path}.tmp`, path);
+      };
+      for (const text of ['after', 'after, again']) {
+        const reloaded = control.waitForNext('config applied', 30_000);
+        replace(file, text);
+        replace(controlFile, text);
+        assert.equal((await reloaded).trigger, 'file');
+      }
       assert.equal((await get(`${base}/hello`)).text, 'before', 'no reload without the signal');
+      assert.equal(gw.logs.filter((l) => l.msg === 'config applied').length, 0);
       const applied = gw.waitForNext('config applied');
       gw.child.kill('SIGHUP');
       assert.equal((await applied).trigger, 'SIGHUP');
-      assert.equal((await get(`${base}/hello`)).text, 'after');
+      assert.equal((await get(`${base}/hello`)).text, 'after, again');
     } finally {
       await gw.stop();
+      await control.stop();
       await upstream.close();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -176,7 +196,8 @@ describe('gateway process: signals', () => {
       const base = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
       const admin = `http://127.0.0.1:${started.admin}`;
       const inFlight = get(`${base}/api/slow`);
-      await sleep(150);
+      // In flight: the upstream has it.
+      while (slow.seen.length === 0) await sleep(5);
       gw.child.kill('SIGTERM');
       await gw.waitFor('draining');
       assert.equal((await get(`${admin}/ready`)).status, 503);

@@ -467,6 +467,7 @@ describe('retries', () => {
         let cancelled = false;
         for (let i = 0; i < 10 && !cancelled; i++) {
           const seen = a.seen.length;
+          const ended = gw.ended.length;
           const controller = new AbortController();
           const pending = request(`${gw.url()}/`, { dispatcher: agent, signal: controller.signal }).catch(() => null);
           while (a.seen.length === seen) await sleep(5);
@@ -474,7 +475,11 @@ describe('retries', () => {
           if (breaker.retries === 1) {
             controller.abort();
             await pending;
-            await sleep(2100);
+            // The request is over (its log phase ran) and holds no retry: a retry sent meanwhile would
+            // have reached the upstream before either.
+            const deadline = performance.now() + 5_000;
+            const settled = () => gw.ended.length > ended && breaker.retries === 0;
+            while (!settled() && performance.now() < deadline) await sleep(5);
             cancelled = a.seen.length === seen + 1;
             assert.ok(cancelled, 'no retry after the client left');
             assert.equal(breaker.retries, 0);

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { startOtlpReceiver } from '../../src/testing/otlp.ts';
 import { parsePrometheusText, type Scrape } from '../../src/testing/prometheus.ts';
+import { eventually } from '../helpers/mesh.ts';
 import { MeshgateProcess } from '../helpers/process.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/servers.ts';
 
@@ -263,10 +264,18 @@ routes: [{ name: api, service: api }]
     const admin = `http://127.0.0.1:${started.admin}`;
     // Fresh connections, so the kernel spreads them over both workers.
     for (let i = 0; i < 40; i++) assert.equal((await request(`${base}/w`, { reset: true })).statusCode, 200);
-    const workers = JSON.parse(await (await request(`${admin}/workers`)).body.text()) as {
-      workers: { pid: number; requests?: number }[];
-    };
-    assert.equal(workers.workers.length, 2);
+    // Each worker's own count (a request counts once its stream has ended, so wait for all 40): the
+    // total below is a sum over the workers only if both served some of it.
+    const workers = await eventually(async () => {
+      const list = (
+        JSON.parse(await (await request(`${admin}/workers`)).body.text()) as {
+          workers: { pid: number; requestsServed: number }[];
+        }
+      ).workers;
+      return list.reduce((sum, w) => sum + w.requestsServed, 0) === 40 ? list : undefined;
+    });
+    assert.equal(workers.length, 2);
+    for (const w of workers) assert.ok(w.requestsServed > 0, `worker ${w.pid} served ${w.requestsServed}`);
     const { text, metrics: m } = await scrape(admin);
     if (promtool) checkWithPromtool(text);
     assert.equal(
@@ -544,8 +553,16 @@ describe('tracing over OTLP/HTTP', () => {
       for (let i = 0; i < 10; i++) await send(`${gw.url()}/n`);
       const traceparent = upstream.seen.at(-1)!.headers.traceparent as string;
       assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
-      await sleep(800);
-      assert.equal(receiver.spans.length, 0);
+      // A marker: a request whose client sampled its trace is recorded (the parent decides). Spans are
+      // exported in the order they end, so once the marker's arrives, any of the 10 before it would have.
+      const marker = '4bf92f3577b34da6a3ce929d0e0e4736';
+      await send(`${gw.url()}/n`, { traceparent: `00-${marker}-00f067aa0ba902b7-01` });
+      await receiver.waitFor((spans) => spans.some((x) => x.traceId === marker));
+      assert.deepEqual(
+        receiver.spans.map((x) => x.traceId),
+        [marker],
+        'only the sampled trace was recorded',
+      );
     } finally {
       await gw.close();
       await receiver.close();

@@ -1,15 +1,22 @@
 /**
  * TLS termination and HTTP/2 towards clients, checked with the real tools: `openssl s_client` for the
  * certificate chosen per SNI name and for client certificates, h2load for HTTP/2 over TLS and h2c,
- * node:http2 and undici as clients.
+ * node:http2 and undici as clients; and `protocol: auto` towards TLS upstreams (ALPN h2 or http/1.1).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, readFileSync } from 'node:fs';
-import { connect as http2Connect } from 'node:http2';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer, connect as http2Connect } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { Agent, request } from 'undici';
 import { type CertFiles, TestPki } from '../helpers/certs.ts';
+import { MeshgateProcess } from '../helpers/process.ts';
 import { rawRequest } from '../helpers/raw.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/servers.ts';
 
@@ -418,5 +425,84 @@ describe('HTTP/2 clients: failures', () => {
       await g.close();
       await upstream.close();
     }
+  });
+});
+
+describe('upstream protocol auto', () => {
+  // The gateway runs as its own process so that it trusts the test CA the way an operator makes it
+  // trust a private one (NODE_EXTRA_CA_CERTS); nothing in the config points at the CA.
+  let pki: TestPki;
+  let dir: string;
+  let gw: MeshgateProcess;
+  let base: string;
+  const servers: (Server | Http2SecureServer)[] = [];
+
+  /** Tells which HTTP version and ALPN protocol the request arrived with. */
+  const whoami = (req: IncomingMessage, res: ServerResponse) => {
+    const alpn = (req.socket as TLSSocket).alpnProtocol ?? null;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ httpVersion: req.httpVersion, alpn }));
+  };
+  const listen = async (server: Server | Http2SecureServer) => {
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as AddressInfo).port;
+  };
+
+  before(async () => {
+    pki = new TestPki();
+    const leaf = pki.leaf('upstream', ['localhost', 'IP:127.0.0.1']);
+    const tls = { cert: readFileSync(leaf.cert), key: readFileSync(leaf.key) };
+    // Offers h2 and http/1.1 by ALPN, as most TLS servers now do.
+    const both = await listen(createSecureServer({ ...tls, allowHTTP1: true }, whoami as never));
+    // A TLS server that speaks HTTP/1.1 only (node:https announces no ALPN protocol).
+    const h1 = await listen(createHttpsServer(tls, whoami));
+    const plain = await listen(createHttpServer(whoami));
+    dir = mkdtempSync(join(tmpdir(), 'meshgate-auto-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      `listeners: [{ name: main, port: 0, address: 127.0.0.1 }]
+admin: { port: 0 }
+services:
+  - { name: both-auto, protocol: auto, endpoints: [{ url: "https://127.0.0.1:${both}" }] }
+  - { name: both-http1, endpoints: [{ url: "https://127.0.0.1:${both}" }] }
+  - { name: h1-auto, protocol: auto, endpoints: [{ url: "https://127.0.0.1:${h1}" }] }
+  - { name: plain-auto, protocol: auto, endpoints: [{ url: "http://127.0.0.1:${plain}" }] }
+routes:
+  - { name: both-auto, match: { path: /both-auto }, service: both-auto }
+  - { name: both-http1, match: { path: /both-http1 }, service: both-http1 }
+  - { name: h1-auto, match: { path: /h1-auto }, service: h1-auto }
+  - { name: plain-auto, match: { path: /plain-auto }, service: plain-auto }
+`,
+    );
+    gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '0'], { NODE_EXTRA_CA_CERTS: pki.ca.cert });
+    const started = await gw.waitFor('gateway started');
+    base = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
+  });
+
+  after(async () => {
+    await gw.stop();
+    for (const s of servers) s.close();
+    pki.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const arrival = async (path: string) => {
+    const res = await request(`${base}${path}`);
+    const text = await res.body.text();
+    assert.equal(res.statusCode, 200, text);
+    return JSON.parse(text) as { httpVersion: string; alpn: string | null };
+  };
+
+  it('speaks HTTP/2 to a TLS upstream that offers h2 by ALPN, and HTTP/1.1 where it does not', async () => {
+    assert.deepEqual(await arrival('/both-auto'), { httpVersion: '2.0', alpn: 'h2' });
+    assert.deepEqual(
+      await arrival('/both-http1'),
+      { httpVersion: '1.1', alpn: 'http/1.1' },
+      'the default (http1) offers only HTTP/1.1',
+    );
+    assert.equal((await arrival('/h1-auto')).httpVersion, '1.1', 'an upstream without h2 gets HTTP/1.1');
+    assert.deepEqual(await arrival('/plain-auto'), { httpVersion: '1.1', alpn: null }, 'no h2c guess for http://');
   });
 });

@@ -108,26 +108,38 @@ describe('active health checks through the gateway', () => {
 
   it('health checks stop when the service goes away', async () => {
     const a = await controllable('a');
+    // A service that stays, checked at the same interval: its checks are the clock of this test.
+    const b = await controllable('b');
+    const check = { path: '/healthz', interval: '30ms', jitter: '0' };
+    const keep = { name: 'keep', endpoints: [{ url: b.upstream.url }], healthCheck: check };
     const gw = await startGateway({
-      services: [
-        {
-          name: 'svc',
-          endpoints: [{ url: a.upstream.url }],
-          healthCheck: { path: '/healthz', interval: '30ms', jitter: '0' },
-        },
+      services: [{ name: 'svc', endpoints: [{ url: a.upstream.url }], healthCheck: check }, keep],
+      routes: [
+        { name: 'r', service: 'svc' },
+        { name: 'k', match: { path: '/k' }, service: 'keep' },
       ],
-      routes: [{ name: 'r', service: 'svc' }],
     });
     try {
       await until(() => a.upstream.seen.length >= 2, 'checks');
-      await gw.apply({ routes: [{ name: 'r', directResponse: { status: 200 } }] });
-      await sleep(100);
+      await gw.apply({
+        services: [keep],
+        routes: [
+          { name: 'r', directResponse: { status: 200 } },
+          { name: 'k', match: { path: '/k' }, service: 'keep' },
+        ],
+      });
+      // Three rounds of the kept service's checks: a check of the removed one in flight has landed.
+      const seenB = () => b.upstream.seen.length;
+      let mark = seenB();
+      await until(() => seenB() >= mark + 3, 'three more checks of the kept service');
       const after = a.upstream.seen.length;
-      await sleep(200);
-      assert.equal(a.upstream.seen.length, after, 'no checks after the service was removed');
+      mark = seenB();
+      await until(() => seenB() >= mark + 5, 'five more checks of the kept service');
+      assert.equal(a.upstream.seen.length, after, 'no checks of the removed service meanwhile');
     } finally {
       await gw.close();
       await a.upstream.close();
+      await b.upstream.close();
     }
   });
 });

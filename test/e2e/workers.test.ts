@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { eventually } from '../helpers/mesh.ts';
 import { MeshgateProcess } from '../helpers/process.ts';
 
 function configYaml(body: string): string {
@@ -24,6 +25,7 @@ interface WorkerStatus {
   pid: number;
   version: number;
   hash: string;
+  requestsServed: number;
 }
 
 describe('gateway with 2 workers', () => {
@@ -67,7 +69,18 @@ describe('gateway with 2 workers', () => {
     assert.equal(list.length, 2);
     assert.notEqual(list[0]!.pid, list[1]!.pid);
     for (const w of list) assert.notEqual(w.pid, gw.child.pid, 'workers are separate processes');
+    const served = (ws: WorkerStatus[]) => ws.reduce((sum, w) => sum + w.requestsServed, 0);
+    const before = served(list);
     assert.deepEqual(new Set(await bodies(10)), new Set(['one']));
+    // Each worker's own count: the 10 (over fresh connections, accepted in turn) were served by both.
+    const after = await eventually(async () => {
+      const ws = await workers();
+      return served(ws) - before === 10 ? ws : undefined;
+    });
+    for (const w of after) {
+      const was = list.find((x) => x.pid === w.pid)!.requestsServed;
+      assert.ok(w.requestsServed - was > 0, `worker ${w.pid} served ${w.requestsServed - was} of the 10`);
+    }
   });
 
   it('a reload reaches every worker', async () => {

@@ -138,7 +138,7 @@ describe('generateProxyConfig', () => {
     const urls = (list: Instance[]) =>
       generateProxyConfig(model(), list, SIDECAR)
         .config.services!.find((s) => s.name === 'photo-service')!
-        .endpoints.map((e) => e.url);
+        .endpoints!.map((e) => e.url);
     assert.deepEqual(urls(INSTANCES), ['http://127.0.0.1:21001', 'http://127.0.0.1:21002']);
     const healed = INSTANCES.map((i) => (i.id === 'photo-3' ? { ...i, health: 'healthy' as const } : i));
     assert.deepEqual(urls(healed), ['http://127.0.0.1:21001', 'http://127.0.0.1:21002', 'http://127.0.0.1:21003']);
@@ -209,7 +209,7 @@ describe('generateProxyConfig', () => {
     const v6 = [{ ...instance('photo-9', 'photo-service', 21009), address: '::1' }];
     const svc = generateProxyConfig(model(), v6, SIDECAR).config.services!.find((s) => s.name === 'photo-service')!;
     assert.deepEqual(
-      svc.endpoints.map((e) => e.url),
+      svc.endpoints!.map((e) => e.url),
       ['http://[::1]:21009'],
     );
   });

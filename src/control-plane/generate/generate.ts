@@ -147,7 +147,7 @@ function meshService(model: Config, instances: readonly Instance[], name: string
       ...(Object.keys(i.labels).length > 0 ? { labels: { ...i.labels } } : {}),
     });
   }
-  service.endpoints = [...service.endpoints, ...discovered];
+  service.endpoints = [...(service.endpoints ?? []), ...discovered];
   return service;
 }
 

@@ -120,6 +120,38 @@ describe('control plane push protocol', () => {
     assert.equal(m.value('control_plane_nacks_total'), 0);
   });
 
+  it('a model service without endpoints takes its instances from the registry', async () => {
+    const cp = await startControlPlane();
+    closers.push(cp.close);
+    const upstream: Upstream = await startUpstream();
+    closers.push(upstream.close);
+    // Declared for its settings only (timeouts, balancing): no `endpoints` at all.
+    const put = await json<{ version: string }>(`${cp.url}/config`, {
+      method: 'PUT',
+      body:
+        'services:\n' +
+        '  - name: photo-service\n' +
+        '    timeouts: { request: 2s }\n' +
+        '    loadBalancer: { policy: least-request }\n',
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const a = proxyFor(cp.url, sidecar('a', 'front'));
+    await a.subscription.firstConfig;
+    await register(cp.url, 'photo-1', 'photo-service', upstream.port);
+    const outbound = a.plane.ports().outbound!;
+    const res = await eventually(
+      async () => {
+        const r = await request(`http://127.0.0.1:${outbound}/photos`, { headers: { host: 'photo-service' } });
+        await r.body.dump();
+        return r.statusCode === 200 ? r : undefined;
+      },
+      5_000,
+      'the registered instance to serve',
+    );
+    assert.equal(res.statusCode, 200);
+    assert.equal(upstream.seen.at(-1)!.headers.host, 'photo-service');
+  });
+
   it('sends nothing to proxies whose config did not change', async () => {
     const cp = await startControlPlane();
     closers.push(cp.close);
@@ -136,17 +168,28 @@ describe('control plane push protocol', () => {
       ['calls-photo'],
     );
     assert.equal(record.unaffected, 1);
-    await sleep(50);
-    assert.deepEqual(callsSearch.subscription.status().lastPush, before, 'calls-search was sent nothing');
-    assert.equal(callsSearch.applied.length, 1);
     assert.equal(callsPhoto.applied.length, 2);
+    // A marker: a change calls-search does hear of. Pushes on its stream arrive in order, so had the
+    // photo change been sent to it, that push would have come first.
+    await register(cp.url, 'search-1', 'search-service', 10002);
+    const searchId = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes[0]!.id;
+    assert.deepEqual(
+      (await settled(cp.url, searchId)).results.map((r) => r.proxy),
+      ['calls-search'],
+    );
+    assert.notDeepEqual(callsSearch.subscription.status().lastPush, before);
+    assert.equal(callsSearch.applied.length, 2, 'calls-search got the search change only');
+    assert.equal(callsPhoto.applied.length, 2, 'and calls-photo not the search one');
 
-    // A heartbeat changes nothing anyone sees: no change record, no push.
+    // A heartbeat changes nothing anyone sees: no change record, no push. The next record after it is
+    // the next registration's.
     const last = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes[0]!.id;
     const beat = await json(`${cp.url}/instances/photo-1/heartbeat`, { method: 'PUT', body: {} });
     assert.equal(beat.status, 200);
-    await sleep(50);
-    assert.equal((await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes[0]!.id, last);
+    await register(cp.url, 'photo-2', 'photo-service', 10003);
+    const next = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes;
+    assert.equal(next[1]!.id, last);
+    assert.match(next[0]!.cause, /photo-2 .* registered/);
   });
 
   it('coalesces a burst of changes: the first is pushed at once, the rest together', async () => {
@@ -254,12 +297,13 @@ routes: [{ name: hello, directResponse: { status: 200, body: two } }]
     const early = proxyFor(cp.url, sidecar('early', 'front'));
     await eventually(async () => (await statusOf(cp.url, 'early'))?.connected, 2_000, 'early connected');
     await register(cp.url, 'photo-1', 'photo-service', 10001);
-    await sleep(150);
     assert.equal(early.applied.length, 0, 'nothing pushed during warm-up');
     assert.equal((await statusOf(cp.url, 'early'))!.state, 'NOT_SENT');
     await early.subscription.firstConfig;
-    assert.equal(early.applied.length, 1, 'one push at the end of warm-up, with the re-registered instance');
+    // In sync means it acknowledged the latest config: a push during the warm-up (without the
+    // instance) would have been a second one before it.
     await eventually(async () => (await statusOf(cp.url, 'early'))?.state === 'SYNCED', 2_000, 'early in sync');
+    assert.equal(early.applied.length, 1, 'one push at the end of warm-up, with the registered instance');
     const startup = (await json<{ changes: ChangeRecord[] }>(`${cp.url}/changes`)).body.changes.find(
       (c) => c.kind === 'startup',
     )!;
@@ -278,9 +322,12 @@ routes: [{ name: hello, directResponse: { status: 200, body: two } }]
     await register(restarted.url, 'photo-1', 'photo-service', 10001);
     await eventually(async () => restarted.cp.isWarm, 2_000, 'warm-up over');
     await eventually(async () => (await statusOf(restarted.url, 'early'))?.state === 'SYNCED', 2_000, 'resynced');
-    await sleep(50);
     assert.deepEqual(early.subscription.status().lastPush, lastPush, 'sent nothing: it already had the right version');
-    assert.equal(early.applied.length, 1);
+    // A marker: a real change is pushed; had the resync pushed too, it would have come before it.
+    await register(restarted.url, 'photo-2', 'photo-service', 10002);
+    await eventually(() => early.applied.length >= 2, 2_000, 'the next change applied');
+    assert.notDeepEqual(early.subscription.status().lastPush, lastPush);
+    assert.equal(early.applied.length, 2, 'the change is the only push since the restart');
   });
 
   it('refuses bad messages at the boundary', async () => {

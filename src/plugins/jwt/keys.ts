@@ -3,43 +3,41 @@
  * (inline or from a file), or a JWKS URL. Each issuer accepts only the algorithms its key can verify,
  * so a token cannot pick HS256 and have an RSA public key used as an HMAC secret (algorithm confusion).
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createRemoteJWKSet, type KeyObject as JoseKeyObject, type JWTVerifyGetKey } from 'jose';
 import { isInlinePem, JWT_ASYMMETRIC_ALGORITHMS, JWT_HMAC_ALGORITHMS, jwtAlgorithmsFor } from '../../core/jwt-keys.ts';
 import type { Consumer, ConsumerDefinition, PluginDeps } from '../../core/plugin.ts';
-
-/** JWKS: cache keys this long, refresh in the background at half of it. */
-const JWKS_CACHE_MS = 10 * 60_000;
-/** JWKS: at most one fetch per this period for unknown key ids (a flood of forged kids cannot hammer the IdP). */
-const JWKS_COOLDOWN_MS = 30_000;
-const JWKS_FETCH_TIMEOUT_MS = 5_000;
+import { RemoteKeySet } from './jwks.ts';
+import { type Verifier, verifierFor } from './verify.ts';
 
 export interface IssuerKey {
   consumer: Consumer;
   issuer: string;
-  algorithms: string[];
+  /** What a token of this issuer may name as its `alg`. */
+  algorithms: readonly string[];
   audiences: string[] | undefined;
-  /** A secret, a public key, or (JWKS) a resolver that picks the key for the token's `kid`. */
-  key: JWTVerifyGetKey | Uint8Array | JoseKeyObject;
+  /** Its keys come from a JWKS (a missing key means an unknown `kid`). */
+  jwks: boolean;
+  /**
+   * The verifier for a token's `alg` (one of `algorithms`) and `kid`; for a JWKS issuer possibly a
+   * promise, after a fetch. Undefined: no key of the issuer matches.
+   */
+  verifier(alg: string, kid: unknown): Verifier | undefined | Promise<Verifier | undefined>;
 }
 
 /** A long-lived JWKS set per URL: keys and their refresh timer survive reloads. */
-function remoteKeys(url: string, deps: PluginDeps): JWTVerifyGetKey {
-  return deps.shared(`jwt:jwks:${url}`, () => {
-    const set = createRemoteJWKSet(new URL(url), {
-      cacheMaxAge: JWKS_CACHE_MS,
-      cooldownDuration: JWKS_COOLDOWN_MS,
-      timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
-    });
-    const timer = setInterval(() => {
-      set
-        .reload()
-        .catch((e: Error) => deps.warn('JWKS refresh failed; keeping the cached keys', { url, err: e.message }));
-    }, JWKS_CACHE_MS / 2);
-    timer.unref();
-    return Object.assign(set, { close: () => clearInterval(timer) });
-  });
+function remoteKeys(url: string, deps: PluginDeps): RemoteKeySet {
+  return deps.shared(`jwt:jwks:${url}`, () => new RemoteKeySet(url, { now: deps.now, warn: deps.warn }));
+}
+
+/** Verifiers made once for a fixed key: one per algorithm it may verify. */
+function fixed(algorithms: readonly string[], key: Buffer | KeyObject) {
+  const verifiers = new Map<string, Verifier>();
+  for (const alg of algorithms) {
+    const v = verifierFor(alg, key);
+    if (v !== undefined) verifiers.set(alg, v);
+  }
+  return (alg: string) => verifiers.get(alg);
 }
 
 export function issuerKeys(
@@ -55,29 +53,34 @@ export function issuerKeys(
       const only = c.algorithm as string | undefined;
       let entry: IssuerKey;
       if (typeof c.secret === 'string') {
+        const algorithms = only ? [only] : [...JWT_HMAC_ALGORITHMS];
         entry = {
           consumer,
           issuer,
           audiences,
-          algorithms: only ? [only] : [...JWT_HMAC_ALGORITHMS],
-          key: new TextEncoder().encode(c.secret),
+          algorithms,
+          jwks: false,
+          verifier: fixed(algorithms, Buffer.from(c.secret)),
         };
       } else if (typeof c.publicKey === 'string') {
         const pem = isInlinePem(c.publicKey) ? c.publicKey : readFileSync(c.publicKey, 'utf8');
         const key = createPublicKey(pem);
-        const algorithms = jwtAlgorithmsFor(key);
-        if (only && !algorithms.includes(only))
+        const usable = jwtAlgorithmsFor(key);
+        if (only && !usable.includes(only))
           throw new Error(
-            `the public key for issuer ${issuer} cannot verify ${only} (it verifies ${algorithms.join(', ')})`,
+            `the public key for issuer ${issuer} cannot verify ${only} (it verifies ${usable.join(', ')})`,
           );
-        entry = { consumer, issuer, audiences, algorithms: only ? [only] : algorithms, key };
+        const algorithms = only ? [only] : usable;
+        entry = { consumer, issuer, audiences, algorithms, jwks: false, verifier: fixed(algorithms, key) };
       } else {
+        const set = remoteKeys(c.jwksUrl as string, deps);
         entry = {
           consumer,
           issuer,
           audiences,
           algorithms: only ? [only] : [...JWT_ASYMMETRIC_ALGORITHMS],
-          key: remoteKeys(c.jwksUrl as string, deps),
+          jwks: true,
+          verifier: (alg, kid) => set.verifier(alg, kid),
         };
       }
       byIssuer.set(issuer, entry);

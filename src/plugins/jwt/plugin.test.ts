@@ -1,6 +1,7 @@
 /**
- * jwt over real sockets: tokens signed here with jose (RS256 via a real JWKS server, HS*, ES256 inline,
- * EdDSA from a file, PS256), checked by the gateway, with every attack the plugin must refuse.
+ * jwt over real sockets: tokens signed here with jose (RS256 via a real JWKS server, HS*, ES256 and
+ * ES384 inline, RS384/RS512, EdDSA from a file, PS256), checked by the gateway, with key rotation at
+ * the JWKS and every attack the plugin must refuse.
  */
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { request } from 'undici';
+import { DEFAULT_JWKS_UNKNOWN_KID_COOLDOWN_MS } from '../../core/defaults.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
 
 const HS_SECRET = 'partner-mls-shared-secret-0123456789abcdef';
@@ -19,6 +21,11 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ed = generateKeyPairSync('ed25519');
 const ps = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rs = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+/** The rotating issuer's keys: `rot-1` first, then `rot-2` in its place. */
+const rot1 = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rot2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
 
 const b64url = (v: string | Buffer) => Buffer.from(v).toString('base64url');
@@ -57,12 +64,22 @@ describe('jwt plugin', () => {
   let gw: TestGateway;
   let jwks: Server;
   let jwksHits = 0;
+  let rotHits = 0;
+  /** What the rotating issuer's JWKS serves now. */
+  let rotKeys: Record<string, unknown>[] = [];
   let dir: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshgate-jwt-'));
     writeFileSync(join(dir, 'ed.pem'), pem(ed.publicKey));
-    jwks = createServer((_req, res) => {
+    rotKeys = [{ ...rot1.publicKey.export({ format: 'jwk' }), kid: 'rot-1', alg: 'RS256', use: 'sig' }];
+    jwks = createServer((req, res) => {
+      if (req.url === '/rot/jwks.json') {
+        rotHits++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ keys: rotKeys }));
+        return;
+      }
       jwksHits++;
       const jwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' };
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -87,6 +104,12 @@ describe('jwt plugin', () => {
           {
             name: 'ps-client',
             credentials: [{ type: 'jwt', issuer: 'ps', publicKey: pem(ps.publicKey), algorithm: 'PS256' }],
+          },
+          { name: 'rs-client', credentials: [{ type: 'jwt', issuer: 'rs', publicKey: pem(rs.publicKey) }] },
+          { name: 'ec384-client', credentials: [{ type: 'jwt', issuer: 'ec384', publicKey: pem(ec384.publicKey) }] },
+          {
+            name: 'rotating',
+            credentials: [{ type: 'jwt', issuer: 'rot', jwksUrl: jwksUrl.replace('/.well-known/', '/rot/') }],
           },
         ],
         routes: [
@@ -183,6 +206,63 @@ describe('jwt plugin', () => {
       const r = await call('/props/1', await token({ alg, key, iss, aud: 'x' }));
       assert.equal(r.status, 200, `${alg}: ${r.text}`);
       assert.equal(r.json.headers['x-consumer-username'], consumer);
+    }
+  });
+
+  it('accepts RS384 and RS512 (PEM), and ES384 from a P-384 key but not ES256 from it', async () => {
+    const cases: [string, KeyObject, string, string][] = [
+      ['RS384', rs.privateKey, 'rs', 'rs-client'],
+      ['RS512', rs.privateKey, 'rs', 'rs-client'],
+      ['PS512', rs.privateKey, 'rs', 'rs-client'],
+      ['ES384', ec384.privateKey, 'ec384', 'ec384-client'],
+    ];
+    for (const [alg, key, iss, consumer] of cases) {
+      const r = await call('/props/1', await token({ alg, key, iss, aud: 'x' }));
+      assert.equal(r.status, 200, `${alg}: ${r.text}`);
+      assert.equal(r.json.headers['x-consumer-username'], consumer);
+    }
+    // The P-384 issuer's key verifies only ES384: an ES256 token (even one really signed, by a P-256
+    // key) names an algorithm its issuer does not accept.
+    await refused(
+      '/props/1',
+      await token({ alg: 'ES256', key: ec.privateKey, iss: 'ec384', aud: 'x' }),
+      401,
+      /algorithm/,
+    );
+    // An RS512 token whose signature was made by another key does not pass for the RSA issuer.
+    await refused('/props/1', await token({ alg: 'RS512', key: ps.privateKey, iss: 'rs', aud: 'x' }), 401, /signature/);
+  });
+
+  it('key rotation: a token signed with a key the JWKS starts serving is accepted after one refresh per cooldown', async () => {
+    const rotToken = (alg: string, key: KeyObject, kid: string) => token({ alg, key, kid, iss: 'rot', aud: 'x' });
+    const started = now;
+    try {
+      assert.equal((await call('/props/1', await rotToken('RS256', rot1.privateKey, 'rot-1'))).status, 200);
+      assert.equal(rotHits, 1, 'the set is fetched on first use');
+      // The issuer rotates: rot-2 (an EC key) replaces rot-1.
+      rotKeys = [{ ...rot2.publicKey.export({ format: 'jwk' }), kid: 'rot-2', use: 'sig' }];
+      const fresh = await rotToken('ES256', rot2.privateKey, 'rot-2');
+      // Within the cooldown of the first fetch the new kid is unknown, and nothing is fetched.
+      now = started + DEFAULT_JWKS_UNKNOWN_KID_COOLDOWN_MS - 1;
+      await refused('/props/1', fresh, 401, /kid/);
+      assert.equal(rotHits, 1, 'no fetch within the cooldown');
+      // Once it has passed, a burst of tokens with unknown kids (the new one among them) shares one fetch.
+      now = started + DEFAULT_JWKS_UNKNOWN_KID_COOLDOWN_MS;
+      const forged = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => rotToken('RS256', rot1.privateKey, `forged-${i}`)),
+      );
+      const results = await Promise.all([fresh, ...forged].map((t) => call('/props/1', t)));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        [200, 401, 401, 401, 401, 401],
+      );
+      assert.equal(results[0]!.json.headers['x-consumer-username'], 'rotating');
+      assert.equal(rotHits, 2, 'one fetch for the whole burst');
+      // The retired key's tokens no longer verify; asking for its kid again waits for the next cooldown.
+      await refused('/props/1', await rotToken('RS256', rot1.privateKey, 'rot-1'), 401, /kid/);
+      assert.equal(rotHits, 2);
+    } finally {
+      now = started;
     }
   });
 

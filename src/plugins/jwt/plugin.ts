@@ -1,18 +1,19 @@
 /**
  * jwt: authenticates a request by a JSON Web Token, identifies its consumer by the `iss` claim (as in
- * Kong), and enforces scopes. Verification is jose's; this plugin decides which key and algorithms an
- * issuer may use, where the token is, and what a failure answers (RFC 6750 WWW-Authenticate).
+ * Kong), and enforces scopes. Signatures are checked with node:crypto against keys made once per
+ * credential or JWKS key (verify.ts, jwks.ts); this plugin decides which key and algorithms an issuer
+ * may use, where the token is, and what a failure answers (RFC 6750 WWW-Authenticate).
  *
  * A verified token is remembered (per snapshot, bounded) so repeated requests with the same token skip
  * the signature check; `exp` and `nbf` are still checked on every request.
  */
-import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import { parseDuration } from '../../core/duration.ts';
 import { definePlugin, type Filter, type LocalReply, type RequestContext } from '../../core/plugin.ts';
 import { cookieValue, queryValue } from '../../core/request-values.ts';
 import { authenticate } from '../shared/identity.ts';
 import { type IssuerKey, issuerKeys } from './keys.ts';
 import { type JwtConfig, jwtSchema, type TokenSource } from './schema.ts';
+import { type DecodedToken, decodeToken, type Verifier } from './verify.ts';
 
 const DEFAULT_CLOCK_SKEW_MS = 30_000;
 const DEFAULT_MAX_TOKEN_BYTES = 8192;
@@ -21,7 +22,7 @@ const VERIFIED_CACHE_SIZE = 10_000;
 
 interface Verified {
   key: IssuerKey;
-  payload: JWTPayload;
+  payload: Record<string, unknown>;
   /** Its scopes, read once when it is verified (a remembered token is admitted on every request). */
   scopes: ReadonlySet<string>;
 }
@@ -35,22 +36,6 @@ function bearer(description?: string, scope?: string): [string, string] {
 
 function invalid(description: string): LocalReply {
   return { status: 401, code: 'MG_UNAUTHORIZED', detail: description, headers: [bearer(description)] };
-}
-
-/** What went wrong, in words that name no secret. */
-function reason(e: unknown): string {
-  if (e instanceof errors.JWTExpired) return 'the token has expired';
-  if (e instanceof errors.JWTClaimValidationFailed) {
-    if (e.claim === 'nbf') return 'the token is not valid yet';
-    if (e.claim === 'aud') return 'the token is not meant for this API (aud)';
-    if (e.claim === 'exp') return 'the token has no expiry (exp)';
-    return `the token's ${e.claim} claim is not acceptable`;
-  }
-  if (e instanceof errors.JWSSignatureVerificationFailed) return 'the token signature does not verify';
-  if (e instanceof errors.JOSEAlgNotAllowed) return 'the token algorithm is not accepted for its issuer';
-  if (e instanceof errors.JWKSNoMatchingKey) return 'no key of the issuer matches the token (kid)';
-  if (e instanceof errors.JWKSTimeout || e instanceof errors.JOSEError) return 'the token cannot be verified';
-  return 'the token is malformed';
 }
 
 function tokenOf(ctx: RequestContext, sources: readonly TokenSource[]): string | undefined {
@@ -79,7 +64,15 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function scopesOf(payload: JWTPayload): string[] {
+const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+
+/** `aud` (a string or a list, RFC 7519 §4.1.3) names at least one of the accepted audiences. */
+function audienceMatches(aud: unknown, accepted: readonly string[]): boolean {
+  if (typeof aud === 'string') return accepted.includes(aud);
+  return Array.isArray(aud) && aud.some((a) => typeof a === 'string' && accepted.includes(a));
+}
+
+function scopesOf(payload: Record<string, unknown>): string[] {
   const scope = payload.scope ?? payload.scp;
   if (typeof scope === 'string') return scope.split(' ').filter(Boolean);
   if (Array.isArray(scope)) return scope.filter((s): s is string => typeof s === 'string');
@@ -148,24 +141,46 @@ export default definePlugin<JwtConfig>({
       return undefined;
     };
 
-    const verify = async (ctx: RequestContext, token: string, key: IssuerKey): Promise<LocalReply | undefined> => {
+    /** The signature, then the claims no later request re-checks; then the token is remembered. */
+    const verify = (
+      ctx: RequestContext,
+      token: string,
+      decoded: DecodedToken,
+      key: IssuerKey,
+      verifier: Verifier | undefined,
+    ): LocalReply | undefined => {
+      if (verifier === undefined)
+        return invalid(
+          key.jwks
+            ? 'no key of the issuer matches the token (kid)'
+            : "the issuer's key cannot verify the token (an RSA key needs 2048 bits)",
+        );
+      let ok: boolean;
       try {
-        const { payload } = await jwtVerify(token, key.key as Parameters<typeof jwtVerify>[1], {
-          algorithms: key.algorithms,
-          issuer: key.issuer,
-          audience: key.audiences,
-          clockTolerance: skewMs / 1000,
-          requiredClaims: requireExp ? ['exp'] : [],
-          currentDate: new Date(deps.now()),
-        });
-        // Frozen: the same payload is handed to every request that presents this token.
-        const v = { key, payload: deepFreeze(payload), scopes: new Set(scopesOf(payload)) };
-        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
-        verified.set(token, v);
-        return admit(ctx, v);
-      } catch (e) {
-        return invalid(reason(e));
+        function deepFreeze<T>(value: T): T {
+          if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+            Object.freeze(value);
+            for (const v of Object.values(value)) deepFreeze(v);
+          }
+          return value;
+        }
+
+        ok = verifier(decoded.signingInput, decoded.signature);
+      } catch {
+        ok = false;
       }
+      if (!ok) return invalid('the token signature does not verify');
+      const { payload } = decoded;
+      for (const claim of TIME_CLAIMS)
+        if (payload[claim] !== undefined && typeof payload[claim] !== 'number')
+          return invalid(`the token's ${claim} claim is not acceptable`);
+      if (key.audiences !== undefined && key.audiences.length > 0 && !audienceMatches(payload.aud, key.audiences))
+        return invalid('the token is not meant for this API (aud)');
+      // Frozen: the same payload is handed to every request that presents this token (ctx.claims).
+      const v = { key, payload: deepFreeze(payload), scopes: new Set(scopesOf(payload)) };
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, v);
+      return admit(ctx, v);
     };
 
     const filter: Filter = {
@@ -176,17 +191,27 @@ export default definePlugin<JwtConfig>({
         if (token.length > maxBytes) return invalid(`the token is longer than ${maxBytes} bytes`);
         const known = verified.get(token);
         if (known !== undefined) return admit(ctx, known);
-        let issuer: unknown;
-        try {
-          if (decodeProtectedHeader(token).alg === 'none')
-            return invalid('unsigned tokens (alg none) are not accepted');
-          issuer = decodeJwt(token).iss;
-        } catch {
-          return invalid('the token is malformed');
-        }
+        const decoded = decodeToken(token);
+        if (decoded === undefined) return invalid('the token is malformed');
+        const { alg, crit, kid } = decoded.header;
+        if (alg === 'none') return invalid('unsigned tokens (alg none) are not accepted');
+        // RFC 7515 §4.1.11: a token whose critical extensions are not understood must be refused.
+        if (crit !== undefined) return invalid('the token has critical header parameters (crit) not supported here');
+        const issuer = decoded.payload.iss;
         const key = typeof issuer === 'string' ? keys.get(issuer) : undefined;
         if (key === undefined) return invalid('the token issuer is not known here');
-        return verify(ctx, token, key);
+        if (!key.algorithms.includes(alg)) return invalid('the token algorithm is not accepted for its issuer');
+        let verifier: ReturnType<IssuerKey['verifier']>;
+        try {
+          verifier = key.verifier(alg, kid);
+        } catch {
+          return invalid('the token cannot be verified');
+        }
+        if (!(verifier instanceof Promise)) return verify(ctx, token, decoded, key, verifier);
+        return verifier.then(
+          (v) => verify(ctx, token, decoded, key, v),
+          () => invalid('the token cannot be verified (the issuer keys are unavailable)'),
+        );
       },
     };
     return () => filter;

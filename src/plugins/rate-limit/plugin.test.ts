@@ -14,8 +14,23 @@ describe('rate-limit plugin', () => {
     upstream = await startUpstream();
     gw = await startGateway(
       {
-        services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+        services: [
+          { name: 'svc', endpoints: [{ url: upstream.url }] },
+          {
+            name: 'limited',
+            endpoints: [{ url: upstream.url }],
+            plugins: [{ name: 'rate-limit', config: { minute: 3, by: 'service' } }],
+          },
+        ],
         routes: [
+          { name: 'limited-a', match: { path: '/la' }, service: 'limited' },
+          { name: 'limited-b', match: { path: '/lb' }, service: 'limited' },
+          {
+            name: 'limited-elsewhere',
+            match: { path: '/lo' },
+            service: 'svc',
+            plugins: [{ name: 'rate-limit', config: { minute: 3, by: 'service' } }],
+          },
           {
             name: 'exact',
             match: { path: '/exact' },
@@ -143,6 +158,15 @@ describe('rate-limit plugin', () => {
       remaining.push(res.headers['ratelimit-remaining']);
     }
     assert.deepEqual(remaining, ['1', '0', '0', '0'], 'each request counted, none refused');
+  });
+
+  it('by: service counts every route of the service together, and other services apart', async () => {
+    const statuses: number[] = [];
+    for (const path of ['/la', '/lb', '/la', '/lb', '/la']) statuses.push((await call(path)).statusCode);
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429], '3 a minute across both routes of the service');
+    const elsewhere = await call('/lo');
+    assert.equal(elsewhere.statusCode, 200, 'a route to another service has its own count');
+    assert.equal(elsewhere.headers['ratelimit-remaining'], '2');
   });
 
   it('counters survive a config reload', async () => {

@@ -83,6 +83,8 @@ interface Limiter {
   failure: FailurePolicy | null;
   windows: Window[];
   keyOf: (ctx: RequestContext) => string;
+  /** Counted per route (every `by` but `service`, which counts across the routes of its service). */
+  perRoute: boolean;
   scope: string;
   dryRun: boolean;
   showHeaders: boolean;
@@ -101,7 +103,8 @@ class Counted implements Filter {
 
   onRequestHeaders(ctx: RequestContext): FilterResult {
     const l = this.limiter;
-    const result = l.store.consume(`${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}`, l.windows, l.now());
+    const key = l.perRoute ? `${ctx.routeName}|${l.scope}|${l.keyOf(ctx)}` : `${l.scope}|${l.keyOf(ctx)}`;
+    const result = l.store.consume(key, l.windows, l.now());
     if (!(result instanceof Promise)) return this.decide(ctx, result);
     return result.then(
       (d) => {
@@ -163,7 +166,9 @@ export default definePlugin<RateLimitConfig>({
       failure,
       windows,
       keyOf: keyFunction(config),
-      // Counters are per route and settings, so routes with limits of their own never share a counter.
+      perRoute: config.by !== 'service',
+      // Counters are per route and settings, so routes with limits of their own never share a counter;
+      // `by: service` counters are per service and settings, shared by the service's routes.
       scope: `${windows.map((w) => `${w.limit}/${w.windowMs}${w.algorithm[0]}`).join(',')}|${config.by ?? 'consumer'}`,
       dryRun: config.dryRun === true,
       showHeaders: config.headers !== false,

@@ -45,7 +45,9 @@ export const rateLimitSchema = {
       enum: ['consumer', 'credential', 'ip', 'header', 'route', 'service'],
       description:
         'What is counted: per consumer (default; requests without one count per client address), per ' +
-        'credential, per client address (through trusted hops), per value of `header`, per route or per service.',
+        'credential, per client address (through trusted hops), per value of `header`, per route, or per ' +
+        "service: one count across every route to the route's service (its first destination's) that has " +
+        'the same limits.',
     },
     header: { type: 'string', pattern: '^[A-Za-z0-9-]+$', description: 'The header, with `by: header`.' },
     algorithm: {

@@ -13,7 +13,9 @@ describe('instance agent', () => {
   it('registers the instance only once the app answers its readiness check', async () => {
     cp = await startControlPlane();
     let ready = false;
+    let refusedChecks = 0;
     const app = createServer((req, res) => {
+      if (req.url === '/healthz' && !ready) refusedChecks++;
       res.statusCode = req.url === '/healthz' && ready ? 200 : 503;
       res.end();
     });
@@ -29,7 +31,10 @@ describe('instance agent', () => {
     });
     try {
       agent.start();
-      await sleep(400);
+      // The agent has asked several times and been told 503 each time.
+      const deadline0 = performance.now() + 3000;
+      while (refusedChecks < 4 && performance.now() < deadline0) await sleep(10);
+      assert.ok(refusedChecks >= 4, `${refusedChecks} readiness checks`);
       assert.deepEqual(await cp.registry.list(), [], 'not registered while the app answers 503');
       assert.equal(agent.status().registered, false);
       ready = true;

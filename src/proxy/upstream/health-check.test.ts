@@ -90,10 +90,13 @@ describe('active health checks', () => {
     checker.start();
     clock.advance(0);
     await until(() => record().checks === 1, 'check 1');
+    await until(() => clock.pending === 1, 'the next check to be scheduled');
     clock.advance(1199); // random() is 0.5: the next check is due at 1000 + 200 ms
-    await sleep(50);
+    // Its timer has not fired (the manual clock fires due timers inside advance()).
+    assert.equal(clock.pending, 1, 'the next check is still waiting');
     assert.equal(record().checks, 1);
     clock.advance(1);
+    assert.equal(clock.pending, 0, 'the check started');
     await until(() => record().checks === 2, 'check 2');
     checker.stop();
   });
@@ -145,7 +148,8 @@ describe('active health checks', () => {
     checker.stop();
     assert.equal(clock.pending, 0);
     clock.advance(10_000);
-    await sleep(30);
+    // Nothing was left to fire: no check can start, now or later.
+    assert.equal(clock.pending, 0);
     assert.equal(record().checks, 1);
   });
 });

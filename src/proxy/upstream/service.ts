@@ -91,7 +91,7 @@ export class UpstreamService {
     const sameOutlier = JSON.stringify(previous?.config.outlierDetection) === JSON.stringify(config.outlierDetection);
     const sameHealth = JSON.stringify(previous?.config.healthCheck) === JSON.stringify(config.healthCheck);
     const inherited = new Set<Endpoint>();
-    const endpoints = config.endpoints.map((e) => {
+    const endpoints = (config.endpoints ?? []).map((e) => {
       const labels = { ...e.labels };
       const weight = e.weight ?? 1;
       const origin = new URL(e.url).origin;
