@@ -12,6 +12,8 @@ export interface AdminReply {
   /** Serialised as JSON unless `contentType` is set, in which case it must be a string. */
   body: unknown;
   contentType?: string;
+  /** Extra response headers (e.g. `www-authenticate` on a 401). */
+  headers?: Record<string, string>;
 }
 
 /** `params` holds the values of `:name` segments of the route's path. */
@@ -157,6 +159,7 @@ export class AdminServer {
       'content-type': reply.contentType ?? 'application/json',
       'content-length': Buffer.byteLength(text),
       'cache-control': 'no-store',
+      ...reply.headers,
     });
     res.end(text);
   }

@@ -96,7 +96,12 @@ export const ProxyIdentitySchema = Type.Object(
   {
     id: MeshName('Unique id of the proxy; a second stream with the same id replaces the first.'),
     kind: Type.Unsafe<ProxyKind>({ type: 'string', enum: [...PROXY_KINDS] }),
-    service: Type.Optional(MeshName('Sidecar: the service of the instance beside it.')),
+    service: Type.Optional(
+      MeshName(
+        'Sidecar: the service of the instance beside it. Gateway: its name (default `gateway`). Either way the ' +
+          'service account of its workload identity.',
+      ),
+    ),
     instance: Type.Optional(Type.String({ minLength: 1, description: 'Sidecar: its instance id in the registry.' })),
     address: Type.Optional(
       Type.String({ minLength: 1, description: 'Sidecar: the address its inbound listener binds.' }),
@@ -126,6 +131,11 @@ export const StreamHelloSchema = Type.Object(
     version: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
       description: 'The version the proxy serves (last ACKed), or null when it has none.',
     }),
+    trustBundleDigest: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+        description: 'Digest of the trust bundle the proxy holds (last ACKed with a push), or null when it has none.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -138,6 +148,19 @@ export interface WelcomeEvent {
   controlPlane: { id: string; startedAt: string };
   /** The control plane writes at least this often; silence for 3× means the stream is dead. */
   keepaliveMs: number;
+  /**
+   * Present when the control plane issues workload identities: the SPIFFE ID this proxy gets from
+   * `POST /certificates` (decided by its credential and its hello), and the trust domain.
+   */
+  identity?: { spiffeId: string; trustDomain: string };
+}
+
+/** The roots every proxy trusts (docs/security.md), carried with each push when the control plane has a CA. */
+export interface TrustBundleRef {
+  /** Concatenated PEM certificates, the active root first. */
+  pem: string;
+  /** SHA-256 (hex) of `pem`: changes exactly when the bundle does. */
+  digest: string;
 }
 
 /** A config for the proxy, state of the world: it replaces whatever the proxy had. */
@@ -149,6 +172,11 @@ export interface PushEvent {
   /** Ids of the changes this push carries (see `GET /changes/{id}`). */
   changes: number[];
   config: Config;
+  /**
+   * The trust bundle, when the control plane issues identities. A push is also sent when only the
+   * bundle changed (a root rotation), with the same `version`.
+   */
+  trustBundle?: TrustBundleRef;
 }
 
 export const STREAM_EVENTS = { welcome: 'welcome', push: 'push' } as const;
@@ -203,6 +231,68 @@ export interface ProxyStatusView {
   connectedAt: string | null;
   disconnectedAt: string | null;
   stream: string | null;
+  /** Digest of the trust bundle the proxy ACKed last (or said it holds), null when unknown. */
+  ackedTrustBundle?: string | null;
+  /** The last certificate issued to this proxy by this control plane (since its start), null when none. */
+  certificate?: IssuedCertificateView | null;
+}
+
+/** What tools show of an issued certificate: never the key (the control plane never has it). */
+export interface IssuedCertificateView {
+  spiffeId: string;
+  /** Upper-case hex. */
+  serial: string;
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  /** How the proxy proved itself: `join token`, `certificate` (a renewal), or `open`. */
+  authenticatedBy: string;
+}
+
+// ── Certificates ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * `POST /certificates`: a CSR for the proxy `proxy` (whose stream is open). Authenticated by a join
+ * token, or, for a renewal, by `proof`: a signature with the key of the proxy's current certificate.
+ */
+export const CertificateRequestSchema = Type.Object(
+  {
+    proxy: Type.String({ minLength: 1, maxLength: 128 }),
+    csr: Type.String({ minLength: 1, description: 'PEM PKCS#10 request (ECDSA P-256).' }),
+    proof: Type.Optional(
+      Type.Object(
+        {
+          certChainPem: Type.String({ minLength: 1, description: 'The current certificate, then any intermediate.' }),
+          signedAt: Type.String({
+            minLength: 1,
+            description: 'ISO 8601; within 5 minutes of the control plane clock.',
+          }),
+          signature: Type.String({
+            minLength: 1,
+            description:
+              'Base64 ECDSA/SHA-256 signature, by the current key, of renewalProofPayload(proxy, signedAt, csr).',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CertificateRequest = Static<typeof CertificateRequestSchema>;
+
+/** What a renewal proof signs: binds the proxy id, the time and the new request together. */
+export function renewalProofPayload(proxy: string, signedAt: string, csr: string): Buffer {
+  return Buffer.from(`meshgate-renewal-v1\n${proxy}\n${signedAt}\n${csr}`, 'utf8');
+}
+
+/** The answer to `POST /certificates`. */
+export interface CertificateResponse {
+  spiffeId: string;
+  certChainPem: string;
+  bundlePem: string;
+  serial: string;
+  notAfter: string;
 }
 
 /** What became of one change at one proxy. */

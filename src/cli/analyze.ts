@@ -6,7 +6,7 @@ import type { ConfigText } from '../config/load.ts';
 import { readTexts } from '../config/sources/directory/directory.ts';
 import { analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
-import { controlPlaneUrl, EXIT, getJson, reporting, Unavailable } from './mesh-client.ts';
+import { controlPlaneUrl, EXIT, getJson, operatorToken, reporting, Unavailable } from './mesh-client.ts';
 
 export const usage = `Usage: meshgate analyze FILE|DIR [--output text|json] [--fail-on error|warning|info]
        meshgate analyze --control-plane URL [...]
@@ -54,8 +54,10 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     let mesh = fromControlPlane;
     if (fromControlPlane) {
       const base = controlPlaneUrl(values['control-plane']);
-      const model = await getJson<{ source: string; texts: ConfigText[] }>(base, '/config/source');
-      instances = (await getJson<{ instances: Instance[] }>(base, '/instances')).instances;
+      const model = await getJson<{ source: string; texts: ConfigText[] }>(base, '/config/source', {
+        token: operatorToken(),
+      });
+      instances = (await getJson<{ instances: Instance[] }>(base, '/instances', { token: operatorToken() })).instances;
       texts = model.texts;
       source = `${base} (model from ${model.source})`;
     } else {

@@ -2,10 +2,13 @@
  * `meshgate control-plane`: holds the mesh model (files, or the admin API), the instance registry,
  * and a push stream to every proxy.
  */
+import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { DirectorySource } from '../config/sources/directory/directory.ts';
+import { Authenticator, parseJoinTokens, parseOperatorTokens, readTokenFile } from '../control-plane/auth/tokens.ts';
+import { CertificateAuthority } from '../control-plane/ca/ca.ts';
 import { checkMeshRules, emptyModel, type MeshModel } from '../control-plane/model/model.ts';
 import { MemoryRegistry } from '../control-plane/registry/memory.ts';
 import { ControlPlane } from '../control-plane/server/control-plane.ts';
@@ -14,8 +17,11 @@ import { modelOf, modelPipeline } from '../control-plane/server/model-pipeline.t
 import {
   DEFAULT_CONTROL_PLANE_ADDRESS,
   DEFAULT_CONTROL_PLANE_PORT,
+  DEFAULT_CONTROL_PLANE_STATE_DIR,
   DEFAULT_CONTROL_PLANE_WARMUP_MS,
   DEFAULT_INSTANCE_TTL_MS,
+  DEFAULT_SVID_LIFETIME_MS,
+  DEFAULT_TRUST_DOMAIN,
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -33,11 +39,23 @@ Options:
   -c, --config PATH     a config file, or a directory whose *.yaml, *.yml and *.json files are merged
                         (default: an empty model, to be applied with PUT /config)
   -p, --port N          API and push stream port (default ${DEFAULT_CONTROL_PLANE_PORT}; 0 picks a free one)
-      --address ADDR    address to bind (default ${DEFAULT_CONTROL_PLANE_ADDRESS}; the API has no authentication yet)
+      --address ADDR    address to bind (default ${DEFAULT_CONTROL_PLANE_ADDRESS}); without tokens, only a loopback address
       --ttl DURATION    TTL of registrations that do not set one (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s)
       --warmup DURATION how long after start to push nothing, so running instances re-register first
                         (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s; 0 pushes at once)
-      --no-watch        reload the files only on SIGHUP`;
+      --no-watch        reload the files only on SIGHUP
+
+Authentication (docs/security.md):
+      --join-token-file FILE      tokens proxies present (Authorization: Bearer), one a line:
+                                  "mesh TOKEN", "service NAME TOKEN" or "gateway NAME TOKEN",
+                                  each optionally followed by namespace=NS
+      --operator-token-file FILE  tokens for tools and people (PUT /config, views), one a line
+                                  With neither, the control plane runs open, on loopback only.
+Identities (workload certificates, issued at POST /certificates):
+      --state-dir DIR       where the CA keeps its root (default ./${DEFAULT_CONTROL_PLANE_STATE_DIR})
+      --trust-domain NAME   SPIFFE trust domain (default ${DEFAULT_TRUST_DOMAIN})
+      --svid-lifetime DURATION  certificate lifetime (default ${DEFAULT_SVID_LIFETIME_MS / 3_600_000}h; at least 1s)
+      --no-identities       issue no certificates (and push no trust bundle)`;
 
 function duration(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -58,6 +76,12 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       ttl: { type: 'string' },
       warmup: { type: 'string' },
       'no-watch': { type: 'boolean' },
+      'join-token-file': { type: 'string' },
+      'operator-token-file': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'svid-lifetime': { type: 'string' },
+      'no-identities': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -67,9 +91,21 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   }
   let ttlMs: number;
   let warmupMs: number;
+  let svidLifetimeMs: number;
+  let auth: Authenticator;
   try {
     ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
     warmupMs = duration('warmup', values.warmup, DEFAULT_CONTROL_PLANE_WARMUP_MS);
+    svidLifetimeMs = duration('svid-lifetime', values['svid-lifetime'], DEFAULT_SVID_LIFETIME_MS);
+    const joinFile = values['join-token-file'];
+    const operatorFile = values['operator-token-file'];
+    const join = joinFile === undefined ? undefined : parseJoinTokens(readTokenFile(joinFile), joinFile);
+    const operator =
+      operatorFile === undefined ? undefined : parseOperatorTokens(readTokenFile(operatorFile), operatorFile);
+    auth = new Authenticator({
+      ...(join ? { join: { scopes: join, tokens: join.tokens } } : {}),
+      ...(operator ? { operator } : {}),
+    });
   } catch (e) {
     console.error(`meshgate control-plane: ${(e as Error).message}`);
     return 2;
@@ -80,6 +116,14 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     return 2;
   }
   const address = values.address ?? DEFAULT_CONTROL_PLANE_ADDRESS;
+  // Open mode (no tokens) is for a laptop: anything that can reach the port could take over the mesh.
+  if (auth.open && !isLoopback(address)) {
+    console.error(
+      `meshgate control-plane: --address ${address} is reachable from other hosts, and no token is configured: ` +
+        'give --join-token-file and --operator-token-file, or bind a loopback address',
+    );
+    return 2;
+  }
   const log = createLogger();
 
   // Validated with the plugins the proxies have, so a model naming an unknown one is rejected here.
@@ -96,23 +140,52 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     model = modelOf(first.value);
   }
 
+  let ca: CertificateAuthority | undefined;
+  if (!values['no-identities']) {
+    const dir = values['state-dir'] ?? DEFAULT_CONTROL_PLANE_STATE_DIR;
+    const stateDir = isAbsolute(dir) ? dir : resolve(process.cwd(), dir);
+    try {
+      ca = await CertificateAuthority.open({
+        trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN,
+        stateDir: `${stateDir}/ca`,
+        svidLifetimeMs,
+      });
+    } catch (e) {
+      console.error(`meshgate control-plane: certificate authority: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+
   const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
   const cp = new ControlPlane({ registry, model, log, warmupMs });
+  if (ca) {
+    cp.setTrustBundle(ca.bundle());
+    ca.on('bundle', (bundle) => cp.setTrustBundle(bundle, 'trust bundle changed (root rotation)'));
+  }
   await cp.start();
   // One loop for the files and PUT /config: their changes apply one at a time, in order.
   const pipeline = modelPipeline(cp, log, catalog);
-  const api = controlPlaneApi(cp, log, { catalog, pipeline });
+  const api = controlPlaneApi(cp, log, { catalog, pipeline, auth, ...(ca ? { ca } : {}) });
   try {
     await api.listen(port, address);
   } catch (e) {
     console.error(`meshgate control-plane: ${listenError(e)}`);
     cp.close();
+    ca?.close();
     return 1;
   }
-  if (!['127.0.0.1', '::1', 'localhost'].includes(address))
-    log.warn({ address }, 'the control plane API is reachable from other hosts and has no authentication yet');
+  if (auth.open) log.warn({ address }, 'running open: no tokens configured; loopback only');
   log.info(
-    { port: api.port, address, model: model.version, source: model.source, warmupMs, ttlMs },
+    {
+      port: api.port,
+      address,
+      model: model.version,
+      source: model.source,
+      warmupMs,
+      ttlMs,
+      ...auth.summary(),
+      identities: ca ? { trustDomain: ca.trustDomain, svidLifetimeMs, bundle: ca.bundle().digest } : null,
+    },
     'control plane started',
   );
 
@@ -126,6 +199,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       log.info({ signal }, 'stopping');
       source?.close();
       cp.close();
+      ca?.close();
       void registry
         .close()
         .then(() => api.close())
@@ -136,4 +210,9 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   });
   log.info('stopped');
   return 0;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the addresses only this host can reach. */
+function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
 }

@@ -9,7 +9,12 @@ import { AdminServer } from '../admin/server.ts';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { FileSource } from '../config/sources/file/file.ts';
-import { DEFAULT_ADMIN_ADDRESS, DEFAULT_ADMIN_PORT, DEFAULT_DRAIN_TIMEOUT_MS } from '../core/defaults.ts';
+import {
+  DEFAULT_ADMIN_ADDRESS,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_GATEWAY_NAME,
+} from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
@@ -17,6 +22,7 @@ import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { dataPlanePipeline, GATEWAY_MESSAGES } from '../proxy/plane-pipeline.ts';
+import { readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
 import { listenError, parsePort, parseWorkers } from './options.ts';
 
@@ -34,6 +40,9 @@ Options:
   -c, --config FILE     config file (YAML or JSON)
       --control-plane URL  take the config from a mesh control plane instead of a file
       --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)
+      --name NAME       with --control-plane: the gateway's name, the service account of its identity
+                        (default ${DEFAULT_GATEWAY_NAME})
+      --token-file FILE with --control-plane: join token (default $MESHGATE_TOKEN); its first line
       --admin-port N    admin API port with --control-plane (default ${DEFAULT_ADMIN_PORT}; with --config the file says)
   -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
                         0 runs the proxy inside this one process
@@ -47,6 +56,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       'control-plane': { type: 'string' },
       id: { type: 'string' },
+      name: { type: 'string' },
+      'token-file': { type: 'string' },
       'admin-port': { type: 'string' },
       workers: { type: 'string', short: 'w' },
       drain: { type: 'string' },
@@ -88,8 +99,22 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       console.error(`meshgate gateway: --control-plane "${values['control-plane']}" is not a URL`);
       return 2;
     }
+    const name = values.name;
+    if (name !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(name)) {
+      console.error(`meshgate gateway: --name "${name}" is not a name (letters, digits, ".", "_", "-")`);
+      return 2;
+    }
+    let token: string | undefined;
+    try {
+      token = readToken(values['token-file'], 'MESHGATE_TOKEN');
+    } catch (e) {
+      console.error(`meshgate gateway: --token-file: ${(e as Error).message}`);
+      return 2;
+    }
     return meshGateway({
       controlPlane: values['control-plane'],
+      name,
+      ...(token === undefined ? {} : { token }),
       id: values.id ?? `gateway-${hostname()}-${process.pid}`,
       workers,
       drainMs,
@@ -170,6 +195,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
 /** The gateway as a member of the mesh: its config comes from the control plane. */
 function meshGateway(options: {
   controlPlane: string;
+  /** Absent: the default name (DEFAULT_GATEWAY_NAME), and the gateway's view shows no service. */
+  name: string | undefined;
+  token?: string;
   id: string;
   workers: number;
   drainMs: number;
@@ -181,7 +209,8 @@ function meshGateway(options: {
   return runMeshProxy({
     command: 'gateway',
     controlPlane,
-    identity: { id, kind: 'gateway' },
+    identity: { id, kind: 'gateway', ...(options.name === undefined ? {} : { service: options.name }) },
+    ...(options.token === undefined ? {} : { token: options.token }),
     workers: options.workers,
     adminPort: options.adminPort,
     adminAddress: DEFAULT_ADMIN_ADDRESS,

@@ -14,6 +14,7 @@ import type { MetricsRole } from '../observability/metrics.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
+import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
 import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
 import { listenError } from './options.ts';
@@ -23,6 +24,8 @@ export interface MeshProxy {
   admin: AdminServer;
   subscription: ControlPlaneSubscription;
   pipeline: PlanePipeline;
+  /** The proxy's workload identity (`identity.current`, null until the control plane issued one). */
+  identity: MeshIdentity;
 }
 
 export interface MeshProxyOptions {
@@ -30,6 +33,8 @@ export interface MeshProxyOptions {
   command: string;
   controlPlane: string;
   identity: ProxyIdentity;
+  /** Join token for the control plane (`--token-file`, `MESHGATE_TOKEN`); never logged. */
+  token?: string;
   workers: number;
   adminPort: number;
   adminAddress: string;
@@ -59,12 +64,21 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
       : WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName }),
   );
   const pipeline = dataPlanePipeline(plane, log, { catalog, messages: MESH_MESSAGES, describeError: listenError });
+  const identity = new MeshIdentity({
+    url: options.controlPlane,
+    proxyId: options.identity.id,
+    log,
+    ...(options.token === undefined ? {} : { token: options.token }),
+  });
   const subscription = new ControlPlaneSubscription({
     url: options.controlPlane,
     identity: options.identity,
     log,
     pipeline,
     onConnected: options.onConnected,
+    onWelcome: (welcome) => identity.onWelcome(welcome),
+    onTrustBundle: (bundle) => identity.onTrustBundle(bundle),
+    ...(options.token === undefined ? {} : { token: options.token }),
   });
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);
@@ -73,13 +87,16 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     body: { identity: options.identity, subscription: subscription.status(), ...options.status?.() },
   }));
   admin.route('GET /config/pipeline', () => ({ status: 200, body: pipeline.status() }));
+  // Certificate metadata and trust bundle fingerprints; the private key is never served.
+  admin.route('GET /identity', () => ({ status: 200, body: { proxy: options.identity.id, ...identity.status() } }));
   try {
     await admin.listen(options.adminPort, options.adminAddress);
   } catch (e) {
+    identity.close();
     return `admin API: ${listenError(e)}`;
   }
   subscription.start();
-  return { plane, admin, subscription, pipeline };
+  return { plane, admin, subscription, pipeline, identity };
 }
 
 /** The whole life of a mesh proxy; resolves with the exit code. */
@@ -90,7 +107,7 @@ export async function runMeshProxy(options: MeshProxyOptions): Promise<number> {
     console.error(`meshgate ${command}: ${started}`);
     return 1;
   }
-  const { plane, admin, subscription } = started;
+  const { plane, admin, subscription, identity } = started;
   log.info(
     { id: options.identity.id, controlPlane: options.controlPlane, admin: admin.port },
     `${command} waiting for its config`,
@@ -108,6 +125,7 @@ export async function runMeshProxy(options: MeshProxyOptions): Promise<number> {
   log.info({ signal, drainMs }, 'draining');
   await options.beforeDrain?.();
   subscription.close();
+  identity.close();
   await plane.close(drainMs);
   await admin.close();
   log.info('stopped');

@@ -8,15 +8,29 @@ import type { Config, RouteConfig } from '../api/config.ts';
 import type { ProxyStatusView } from '../api/mesh.ts';
 import { closest } from '../config/issues.ts';
 import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
-import { controlPlaneUrl, EXIT, getJson, reporting, short, table, Unavailable } from './mesh-client.ts';
+import {
+  controlPlaneUrl,
+  EXIT,
+  getJson,
+  operatorToken,
+  reporting,
+  short,
+  table,
+  Unavailable,
+  until,
+} from './mesh-client.ts';
 
-export const usage = `Usage: meshgate proxy-config listeners|routes|services|endpoints PROXY [options]
-       meshgate proxy-config listeners|routes|services|endpoints --admin URL [options]
+export const usage = `Usage: meshgate proxy-config listeners|routes|services|endpoints|secrets PROXY [options]
+       meshgate proxy-config listeners|routes|services|endpoints|secrets --admin URL [options]
 
 Shows what one proxy has: by default the config it last ACKed, as the control plane records it,
 with its version and whether it is in sync; with --admin, what the proxy itself serves, read from
 its admin API (e.g. http://127.0.0.1:15000), with live request and connection counts.
 PROXY is a proxy id as \`meshgate proxy-status\` lists them, or a unique prefix of one.
+\`secrets\` shows the proxy's workload identity: SPIFFE ID, issuer, serial, validity, and the trust
+bundle's root fingerprints (never a key: the control plane never has it, the proxy never serves it).
+From the control plane it needs an operator token ($MESHGATE_OPERATOR_TOKEN or
+$MESHGATE_OPERATOR_TOKEN_FILE) when tokens are configured.
 
 Options:
       --control-plane URL   default $MESHGATE_CONTROL_PLANE or ${DEFAULT_CONTROL_PLANE_URL}
@@ -26,11 +40,31 @@ Options:
 Exit status: 0 shown (and, from the control plane, in sync), 1 shown but the proxy is not in sync,
 2 bad usage, 3 the control plane or proxy cannot be reached, or has no such proxy.`;
 
-const VIEWS = ['listeners', 'routes', 'services', 'endpoints'] as const;
+const VIEWS = ['listeners', 'routes', 'services', 'endpoints', 'secrets'] as const;
 type View = (typeof VIEWS)[number];
+
+interface BundleRoot {
+  subject: string;
+  fingerprint256: string;
+  notAfter: string;
+  active?: boolean;
+}
 
 interface ProxyDetail extends ProxyStatusView {
   config: Config | null;
+  trustBundle: { trustDomain: string; digest: string; roots: BundleRoot[] } | null;
+}
+
+/** The proxy's `GET /identity`. */
+interface AdminIdentity {
+  state: string;
+  spiffeId: string | null;
+  issuer: string | null;
+  serial: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  renewAt: string | null;
+  trustBundle: { digest: string | null; roots: BundleRoot[] };
 }
 
 interface AdminService {
@@ -64,6 +98,7 @@ export async function proxyConfigCommand(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   const json = values.output === 'json';
+  if (view === 'secrets') return reporting('proxy-config', () => secrets(values, proxy, json));
   return reporting('proxy-config', async () => {
     let config: Config;
     let header: string;
@@ -88,7 +123,7 @@ export async function proxyConfigCommand(args: string[]): Promise<number> {
     } else {
       const base = controlPlaneUrl(values['control-plane']);
       const id = await resolveProxy(base, proxy!);
-      const detail = await getJson<ProxyDetail>(base, `/proxies/${encodeURIComponent(id)}`);
+      const detail = await getJson<ProxyDetail>(base, `/proxies/${encodeURIComponent(id)}`, { token: operatorToken() });
       inSync = detail.state === 'SYNCED';
       const what = detail.kind === 'sidecar' ? `sidecar of ${detail.service}` : detail.kind;
       header =
@@ -110,7 +145,7 @@ export async function proxyConfigCommand(args: string[]): Promise<number> {
       }
       config = detail.config;
     }
-    const rows = render(view!, config, bound, live);
+    const rows = render(view as Exclude<View, 'secrets'>, config, bound, live);
     if (json) console.log(JSON.stringify({ ...meta, [view!]: rows.data }, null, 2));
     else console.log(`${header}\n\n${rows.text}`);
     return inSync ? EXIT.ok : EXIT.findings;
@@ -118,8 +153,8 @@ export async function proxyConfigCommand(args: string[]): Promise<number> {
 }
 
 /** An exact id, else a unique prefix (as with container and pod names). */
-async function resolveProxy(base: string, wanted: string): Promise<string> {
-  const { proxies } = await getJson<{ proxies: ProxyStatusView[] }>(base, '/proxies');
+async function resolveProxy(base: string, wanted: string, token = operatorToken()): Promise<string> {
+  const { proxies } = await getJson<{ proxies: ProxyStatusView[] }>(base, '/proxies', { token });
   const ids = proxies.map((p) => p.id);
   if (ids.includes(wanted)) return wanted;
   const prefixed = ids.filter((id) => id.startsWith(wanted));
@@ -154,7 +189,7 @@ function action(r: RouteConfig): { kind: string; to: string } {
 }
 
 function render(
-  view: View,
+  view: Exclude<View, 'secrets'>,
   config: Config,
   bound: Record<string, number>,
   live: AdminService[] | null,
@@ -263,4 +298,61 @@ function render(
       };
     }
   }
+}
+
+/** `proxy-config secrets`: the identity a proxy holds (from its admin API) or was issued (from the control plane). */
+async function secrets(
+  values: { admin?: string | undefined; 'control-plane'?: string | undefined },
+  proxy: string | undefined,
+  json: boolean,
+): Promise<number> {
+  let data: {
+    proxy: string;
+    spiffeId: string | null;
+    issuer: string | null;
+    serial: string | null;
+    notBefore: string | null;
+    notAfter: string | null;
+    trustBundle: { digest: string | null; roots: BundleRoot[] } | null;
+  };
+  if (values.admin !== undefined) {
+    const base = values.admin.replace(/\/$/, '');
+    const id = await getJson<AdminIdentity & { proxy: string }>(base, '/identity');
+    data = { ...id, proxy: id.proxy };
+  } else {
+    const base = controlPlaneUrl(values['control-plane']);
+    const token = operatorToken();
+    const id = await resolveProxy(base, proxy!, token);
+    const detail = await getJson<ProxyDetail>(base, `/proxies/${encodeURIComponent(id)}`, { token });
+    const c = detail.certificate ?? null;
+    data = {
+      proxy: detail.id,
+      spiffeId: c?.spiffeId ?? null,
+      issuer: c?.issuer ?? null,
+      serial: c?.serial ?? null,
+      notBefore: c?.notBefore ?? null,
+      notAfter: c?.notAfter ?? null,
+      trustBundle: detail.trustBundle,
+    };
+  }
+  if (json) console.log(JSON.stringify(data, null, 2));
+  else {
+    const rows = [
+      ['IDENTITY', data.spiffeId ?? '- (none issued)'],
+      ['ISSUER', data.issuer ?? '-'],
+      ['SERIAL', data.serial ?? '-'],
+      ['NOT BEFORE', data.notBefore ?? '-'],
+      ['NOT AFTER', data.notAfter ? `${data.notAfter} (${until(data.notAfter)})` : '-'],
+    ];
+    const roots = data.trustBundle?.roots ?? [];
+    console.log(
+      `proxy ${data.proxy}\n\n${table(['', ''], rows).split('\n').slice(1).join('\n')}\n\n` +
+        `trust bundle ${data.trustBundle?.digest?.slice(0, 16) ?? '-'}\n` +
+        table(
+          ['ROOT', 'SHA-256 FINGERPRINT', 'NOT AFTER'],
+          roots.map((r) => [r.subject, r.fingerprint256, r.notAfter]),
+        ),
+    );
+  }
+  return data.spiffeId === null ? EXIT.findings : EXIT.ok;
 }

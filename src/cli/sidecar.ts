@@ -23,7 +23,7 @@ import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createPluginCatalog } from '../plugins/index.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
-import { controlPlaneUrl } from './mesh-client.ts';
+import { controlPlaneUrl, readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
 import { parseLabels, parsePort, parseWorkers } from './options.ts';
 
@@ -40,6 +40,7 @@ Options:
   -s, --service NAME        the service this instance belongs to (required)
   -a, --app URL             the app, e.g. http://127.0.0.1:8080 (required)
       --control-plane URL   control plane (default $MESHGATE_CONTROL_PLANE or ${DEFAULT_CONTROL_PLANE_URL})
+      --token-file FILE     join token for the control plane (default $MESHGATE_TOKEN); its first line
   -l, --labels K=V,...      instance labels, e.g. version=v2,zone=eu-1 (subsets select by them)
       --address ADDR        address to register and bind the inbound listener to (default ${DEFAULT_SIDECAR_ADDRESS})
       --inbound-port N      default ${DEFAULT_SIDECAR_INBOUND_PORT}
@@ -60,6 +61,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       service: { type: 'string', short: 's' },
       app: { type: 'string', short: 'a' },
       'control-plane': { type: 'string' },
+      'token-file': { type: 'string' },
       labels: { type: 'string', short: 'l' },
       address: { type: 'string' },
       'inbound-port': { type: 'string' },
@@ -119,6 +121,13 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     .map((s) => s.trim())
     .filter(Boolean);
 
+  let token: string | undefined;
+  try {
+    token = readToken(values['token-file'], 'MESHGATE_TOKEN');
+  } catch (e) {
+    return usageError(`--token-file: ${(e as Error).message}`);
+  }
+
   const log = createLogger();
   const identity: ProxyIdentity = {
     id,
@@ -137,6 +146,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     command: 'sidecar',
     controlPlane,
     identity,
+    ...(token === undefined ? {} : { token }),
     workers,
     adminPort,
     adminAddress: '127.0.0.1',
@@ -156,6 +166,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
         app,
         readyPath,
         log,
+        ...(token === undefined ? {} : { token }),
       });
       agent.start();
       return { id, service: values.service, listeners: plane.ports(), admin: admin.port, app };

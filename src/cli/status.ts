@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { ChangeRecord } from '../api/mesh.ts';
 import { parseDuration } from '../core/duration.ts';
-import { ago, controlPlaneUrl, EXIT, getJson, reporting, short, table } from './mesh-client.ts';
+import { ago, controlPlaneUrl, EXIT, getJson, operatorToken, reporting, short, table } from './mesh-client.ts';
 
 export const usage = `Usage: meshgate status [CHANGE] [--control-plane URL] [--output text|json] [--wait DURATION]
 
@@ -56,16 +56,16 @@ export async function statusCommand(args: string[]): Promise<number> {
   const json = values.output === 'json';
   return reporting('status', async () => {
     if (positionals[0] === undefined) {
-      const status = await getJson<StatusView>(base, '/status');
+      const status = await getJson<StatusView>(base, '/status', { token: operatorToken() });
       if (json) console.log(JSON.stringify(status, null, 2));
       else printSummary(base, status);
       return EXIT.ok;
     }
     const deadline = Date.now() + waitMs;
-    let record = await getJson<ChangeRecord>(base, `/changes/${positionals[0]}`);
+    let record = await getJson<ChangeRecord>(base, `/changes/${positionals[0]}`, { token: operatorToken() });
     while (record.status === 'propagating' && Date.now() < deadline) {
       await sleep(50);
-      record = await getJson<ChangeRecord>(base, `/changes/${positionals[0]}`);
+      record = await getJson<ChangeRecord>(base, `/changes/${positionals[0]}`, { token: operatorToken() });
     }
     if (json) console.log(JSON.stringify(record, null, 2));
     else printChange(record);

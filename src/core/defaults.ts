@@ -317,3 +317,22 @@ export const DEFAULT_JWKS_CACHE_MS = 10 * 60_000;
 export const DEFAULT_JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
 /** A JWKS fetch that has not answered in this long fails; the cached keys stay in use. */
 export const DEFAULT_JWKS_FETCH_TIMEOUT_MS = 5_000;
+
+// ── Authentication to the control plane (docs/security.md#authentication-to-the-control-plane) ──
+/** Trust domain of the mesh's identities when neither the model (`mesh.trustDomain`) nor a flag sets one. */
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+/** SPIFFE namespace of an identity whose join token names none. */
+export const DEFAULT_SPIFFE_NAMESPACE = 'default';
+/** Service account of a gateway that names none (`meshgate gateway --name`). */
+export const DEFAULT_GATEWAY_NAME = 'gateway';
+/** The control plane's state (its CA's root), relative to its working directory, unless `--state-dir` says. */
+export const DEFAULT_CONTROL_PLANE_STATE_DIR = '.meshgate/control-plane';
+/** Largest token file read (join or operator tokens). */
+export const MAX_TOKEN_FILE_BYTES = 1024 * 1024;
+/** Shortest token accepted: 16 bytes, so a token cannot be guessed by trying. */
+export const MIN_TOKEN_LENGTH = 16;
+/**
+ * A certificate renewal proven by the proxy's current certificate carries a signing time; one older
+ * (or further in the future) than this is refused, so a recorded request cannot be replayed later.
+ */
+export const RENEWAL_PROOF_MAX_AGE_MS = 5 * 60_000;

@@ -275,7 +275,10 @@ describe('mesh: control plane, sidecars, gateway', { timeout: 120_000 }, () => {
     );
     const status = await meshgate(['proxy-status', '--control-plane', cpUrl]);
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /^PROXY\s+KIND\s+SERVICE\s+STATE\s+VERSION\s+EXPECTED\s+LAST ACK\s+LAST NACK$/m);
+    assert.match(
+      status.stdout,
+      /^PROXY\s+KIND\s+SERVICE\s+STATE\s+VERSION\s+EXPECTED\s+LAST ACK\s+CERT EXPIRES\s+LAST NACK$/m,
+    );
     assert.match(status.stdout, /^front-1\s+sidecar\s+front\s+SYNCED\s+[0-9a-f]{8}\s+[0-9a-f]{8}/m);
     assert.match(status.stdout, /^gateway\s+gateway\s+-\s+SYNCED/m);
     const endpoints = await meshgate(['proxy-config', 'endpoints', 'front-1', '--control-plane', cpUrl, '-o', 'json']);

@@ -20,6 +20,8 @@ export interface LogLine {
 export class MeshgateProcess {
   readonly child: ChildProcess;
   readonly logs: LogLine[] = [];
+  /** Everything written to stdout, as written (log lines included). */
+  stdout = '';
   stderr = '';
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
@@ -31,6 +33,7 @@ export class MeshgateProcess {
     });
     let buffered = '';
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout += chunk;
       buffered += chunk;
       let nl = buffered.indexOf('\n');
       while (nl !== -1) {
@@ -103,8 +106,11 @@ export class MeshgateProcess {
 }
 
 /** Runs the compiled CLI to completion and collects its output. */
-export async function runMeshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+export async function runMeshgate(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
   // Set by `node --test` for its own children; the CLI is not a test file.
   delete env.NODE_TEST_CONTEXT;
   const child = spawn(nodeBin, [`${repoRoot}dist/cli/main.js`, ...args], {

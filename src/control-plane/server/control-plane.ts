@@ -15,12 +15,14 @@ import {
   type ChangeRecord,
   type ConfigIssue,
   type Instance,
+  type IssuedCertificateView,
   type ProxyIdentity,
   type ProxyStatusView,
   type PushEvent,
   STREAM_EVENTS,
   type StreamHello,
   type SyncState,
+  type TrustBundleRef,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
 import { type CancelTimer, type Clock, schedule, systemClock } from '../../core/clock.ts';
@@ -52,6 +54,8 @@ interface InFlight {
   version: string;
   config: Config;
   changes: number[];
+  /** Digest of the trust bundle the push carried, or null. */
+  bundle: string | null;
 }
 
 interface ProxyState {
@@ -70,6 +74,10 @@ interface ProxyState {
   forget: CancelTimer | null;
   /** The last config generated for it, and the inputs it was generated from. */
   generated: { model: string; registry: number; config: GeneratedConfig } | null;
+  /** Trust bundle digest last pushed on the open stream, and the one the proxy holds. */
+  sentBundle: string | null;
+  ackedBundle: string | null;
+  certificate: IssuedCertificateView | null;
 }
 
 export interface ControlPlaneOptions {
@@ -112,6 +120,8 @@ export class ControlPlane {
   private cancelWarmup: CancelTimer | null = null;
   private unwatch: () => void = () => {};
   private nextStream = 1;
+  /** Pushed with every config when the control plane issues identities. */
+  private trustBundle: TrustBundleRef | null = null;
 
   constructor(options: ControlPlaneOptions) {
     this.registry = options.registry;
@@ -165,6 +175,34 @@ export class ControlPlane {
     if (model.version === this.model.version) return null;
     this.model = model;
     return this.change('config', `${cause} (model ${model.version})`);
+  }
+
+  /**
+   * Sets the trust bundle pushed with every config (the CA's, at start and after each rotation). A new
+   * bundle is a change: every connected proxy is sent it, with its config, at the next flush.
+   */
+  setTrustBundle(bundle: TrustBundleRef | null, cause = 'trust bundle changed'): number | null {
+    if ((bundle?.digest ?? null) === (this.trustBundle?.digest ?? null)) return null;
+    const first = this.trustBundle === null;
+    this.trustBundle = bundle === null ? null : { pem: bundle.pem, digest: bundle.digest };
+    return first ? null : this.change('config', `${cause} (bundle ${bundle?.digest.slice(0, 16) ?? 'none'})`);
+  }
+
+  /** The identity a connected proxy said it has, or undefined when it has no open stream. */
+  connectedIdentity(id: string): ProxyIdentity | undefined {
+    const state = this.proxies.get(id);
+    return state?.sink ? state.identity : undefined;
+  }
+
+  /** The identity of a proxy that is or was recently connected. */
+  knownIdentity(id: string): ProxyIdentity | undefined {
+    return this.proxies.get(id)?.identity;
+  }
+
+  /** Records the certificate just issued to a proxy, for `proxy-status` and `proxy-config secrets`. */
+  recordCertificate(id: string, certificate: IssuedCertificateView): void {
+    const state = this.proxies.get(id);
+    if (state) state.certificate = certificate;
   }
 
   /** The proxy's config for the current model and registry (generated once per change of either). */
@@ -236,7 +274,9 @@ export class ControlPlane {
   private pushIfChanged(state: ProxyState, changes: number[]): boolean {
     const generated = this.generate(state);
     const current = state.sentVersion ?? state.ackedVersion;
-    if (generated.version === current) {
+    const bundle = this.trustBundle?.digest ?? null;
+    const bundleCurrent = bundle === null || bundle === (state.sentBundle ?? state.ackedBundle);
+    if (generated.version === current && bundleCurrent) {
       // It said at connect that it serves this version (e.g. after a restart of this control plane).
       if (state.ackedVersion === generated.version) state.ackedConfig ??= generated.config;
       return false;
@@ -244,16 +284,30 @@ export class ControlPlane {
     const nonce = randomBytes(8).toString('hex');
     const at = this.clock.now();
     state.sentVersion = generated.version;
-    state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes });
+    state.sentBundle = bundle;
+    state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes, bundle });
     this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
-    const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config };
+    const event: PushEvent = {
+      version: generated.version,
+      nonce,
+      changes,
+      config: generated.config,
+      ...(this.trustBundle ? { trustBundle: this.trustBundle } : {}),
+    };
     state.sink!.send(STREAM_EVENTS.push, event);
     return true;
   }
 
-  /** A proxy opened a stream. A second stream with the same proxy id replaces the first. */
-  connect(hello: StreamHello, sink: StreamSink): { stream: string; close: () => void } {
+  /**
+   * A proxy opened a stream. A second stream with the same proxy id replaces the first. `welcomeExtra`
+   * joins the welcome event (the identity the proxy may get).
+   */
+  connect(
+    hello: StreamHello,
+    sink: StreamSink,
+    welcomeExtra: Pick<WelcomeEvent, 'identity'> = {},
+  ): { stream: string; close: () => void } {
     const id = hello.proxy.id;
     let state = this.proxies.get(id);
     if (state?.sink) {
@@ -278,6 +332,9 @@ export class ControlPlane {
       inflight: [],
       forget: null,
       generated: null,
+      sentBundle: null,
+      ackedBundle: null,
+      certificate: null,
     };
     state.forget?.();
     state.forget = null;
@@ -289,6 +346,8 @@ export class ControlPlane {
       connectedAt: now,
       disconnectedAt: null,
       sentVersion: null,
+      sentBundle: null,
+      ackedBundle: hello.trustBundleDigest ?? null,
       inflight: [],
     });
     if (state.ackedVersion !== hello.version) {
@@ -300,13 +359,15 @@ export class ControlPlane {
       stream,
       controlPlane: { id: this.id, startedAt: new Date(this.startedAt).toISOString() },
       keepaliveMs: this.keepaliveMs,
+      ...welcomeExtra,
     };
     sink.send(STREAM_EVENTS.welcome, welcome);
     this.log.info({ proxy: id, kind: hello.proxy.kind, stream, version: hello.version }, 'proxy connected');
     if (this.warm) {
       // Resynchronise: a proxy that already serves what it should is sent nothing.
       const generated = this.generate(state);
-      if (generated.version === hello.version) state.ackedConfig = generated.config;
+      const bundleCurrent = this.trustBundle === null || this.trustBundle.digest === state.ackedBundle;
+      if (generated.version === hello.version && bundleCurrent) state.ackedConfig = generated.config;
       else this.pushIfChanged(state, []);
     }
     const current = state;
@@ -321,6 +382,7 @@ export class ControlPlane {
     state.inflight = [];
     state.sink = null;
     state.sentVersion = null;
+    state.sentBundle = null;
     state.disconnectedAt = now;
     this.log.info({ proxy: state.identity.id, stream }, 'proxy disconnected');
     state.forget = schedule(
@@ -347,6 +409,7 @@ export class ControlPlane {
     if (ack.status === 'ack') {
       state.ackedVersion = push.version;
       state.ackedConfig = push.config;
+      state.ackedBundle = push.bundle ?? state.ackedBundle;
       state.lastAckAt = now;
       for (const ms of this.changes.answered(changes, ack.proxy, { status: 'applied', at: now }))
         this.metrics.propagation.observe(ms / 1000);
@@ -406,6 +469,8 @@ export class ControlPlane {
       connectedAt: iso(state.connectedAt),
       disconnectedAt: iso(state.disconnectedAt),
       stream: state.stream,
+      ackedTrustBundle: state.ackedBundle,
+      certificate: state.certificate,
     };
   }
 

@@ -5,22 +5,39 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { AdminServer, readBody } from '../../admin/server.ts';
+import { type AdminHandler, type AdminReply, AdminServer, readBody } from '../../admin/server.ts';
 import {
   type Ack,
   AckSchema,
+  type CertificateRequest,
+  CertificateRequestSchema,
+  type CertificateResponse,
   type Heartbeat,
   HeartbeatSchema,
   type Instance,
   type InstanceRegistration,
   type StreamHello,
   StreamHelloSchema,
+  type WelcomeEvent,
 } from '../../api/mesh.ts';
 import type { LoadOptions } from '../../config/load.ts';
 import { redact, redactText } from '../../config/redact.ts';
 import { adminApiChange } from '../../config/sources/admin-api/admin-api.ts';
 import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
+import { spiffeIdOf } from '../../core/spiffe.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { verifyRenewalProof } from '../auth/renewal.ts';
+import {
+  Authenticator,
+  describePrincipal,
+  mayActAs,
+  mayRegister,
+  namespaceOf,
+  type Principal,
+  serviceAccountOf,
+} from '../auth/tokens.ts';
+import type { CertificateAuthority } from '../ca/ca.ts';
+import { CaError } from '../ca/errors.ts';
 import { RegistrationError } from '../registry/registry.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
@@ -30,7 +47,24 @@ const validators = {
   hello: ajv.compile(StreamHelloSchema),
   ack: ajv.compile(AckSchema),
   heartbeat: ajv.compile(HeartbeatSchema),
+  certificate: ajv.compile(CertificateRequestSchema),
 };
+
+const REALM = 'Bearer realm="meshgate-control-plane"';
+
+/** A problem+json reply (RFC 9457) with a stable code; never names the token that was presented. */
+function problem(status: number, code: string, title: string, detail: string): AdminReply {
+  return {
+    status,
+    body: JSON.stringify({ type: 'about:blank', title, status, code, detail, error: detail }),
+    contentType: 'application/problem+json',
+    ...(status === 401 ? { headers: { 'www-authenticate': REALM } } : {}),
+  };
+}
+
+const unauthorized = (detail: string) => problem(401, 'MG_UNAUTHORIZED', 'Authentication required', detail);
+const forbidden = (detail: string) => problem(403, 'MG_FORBIDDEN', 'Not allowed', detail);
+const NO_TOKEN = 'send Authorization: Bearer <token> (a join token for proxies, an operator token for tools)';
 
 type Json = Record<string, unknown>;
 
@@ -73,125 +107,362 @@ export function instanceView(i: Instance) {
 export function controlPlaneApi(
   cp: ControlPlane,
   log: Logger,
-  options: Pick<LoadOptions, 'catalog'> & { pipeline?: ModelPipeline } = {},
+  options: Pick<LoadOptions, 'catalog'> & {
+    pipeline?: ModelPipeline;
+    /** Who may call what (docs/security.md). Default: no tokens, every caller allowed (open mode). */
+    auth?: Authenticator;
+    /** Issues workload certificates at `POST /certificates`; without it the endpoint answers 404. */
+    ca?: CertificateAuthority;
+  } = {},
 ): AdminServer {
   const admin = new AdminServer();
   const pipeline = options.pipeline ?? modelPipeline(cp, log, options.catalog);
+  const auth = options.auth ?? new Authenticator({});
+  const ca = options.ca;
   const bad = (error: string) => ({ status: 400, body: { error } });
+  /** Operator endpoints: views and changes of the whole mesh. */
+  const operator =
+    (handler: AdminHandler): AdminHandler =>
+    (req, url, params) => {
+      const p = auth.authenticate(req);
+      if (p === undefined) return unauthorized(NO_TOKEN);
+      if (p.kind !== 'operator' && p.kind !== 'open')
+        return forbidden(`this endpoint needs an operator token; the request has a ${describePrincipal(p)}`);
+      return handler(req, url, params);
+    };
+  /** Proxy endpoints: the handler decides, from the principal, what the caller may touch. */
+  const proxy =
+    (handler: (p: Principal, ...args: Parameters<AdminHandler>) => ReturnType<AdminHandler>): AdminHandler =>
+    (req, url, params) => {
+      const p = auth.authenticate(req);
+      if (p === undefined) return unauthorized(NO_TOKEN);
+      return handler(p, req, url, params);
+    };
+  /** Instances a principal may not touch: registered under another service. */
+  const instanceRefusal = (p: Principal, service: string, id: string) =>
+    mayRegister(p, service)
+      ? undefined
+      : forbidden(`a ${describePrincipal(p)} may not register or change instance ${id} of service ${service}`);
 
   admin
     .route('GET /live', () => ({ status: 200, body: { status: 'live' } }))
     .route('GET /ready', () => ({ status: 200, body: { status: cp.isWarm ? 'ready' : 'warming up' } }))
-    .route('GET /status', () => ({ status: 200, body: { ...statusView(cp), pipeline: pipeline.status() } }))
-    .route('GET /metrics', async () => {
-      const registry = cp.metrics.registry;
-      return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
-    });
+    .route(
+      'GET /status',
+      operator(() => ({ status: 200, body: { ...statusView(cp), pipeline: pipeline.status() } })),
+    )
+    .route(
+      'GET /metrics',
+      operator(async () => {
+        const registry = cp.metrics.registry;
+        return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+      }),
+    );
 
   // ── model ──
   admin
-    .route('GET /config', () => {
-      const m = cp.currentModel;
-      return {
-        status: 200,
-        body: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString(), config: redact(m.config) },
-      };
-    })
-    .route('GET /config/source', () => {
-      const m = cp.currentModel;
-      const texts = m.texts.map((t) => ({ ...t, text: redactText(t.text) }));
-      return { status: 200, body: { version: m.version, source: m.source, texts } };
-    })
-    .route('PUT /config', async (req) => {
-      const text = await readBody(req, MAX_MODEL_BODY_BYTES);
-      const outcome = await pipeline.submit(adminApiChange(text));
-      switch (outcome.status) {
-        case 'rejected':
-          return { status: 400, body: { error: 'the config is not valid', issues: outcome.issues } };
-        case 'applied':
-          return { status: 200, body: { version: outcome.hash, change: outcome.report.change, unchanged: false } };
-        case 'unchanged':
-          return { status: 200, body: { version: outcome.hash, change: null, unchanged: true } };
-        default:
-          return { status: 500, body: { error: outcome.status === 'failed' ? outcome.error.message : 'superseded' } };
-      }
-    });
+    .route(
+      'GET /config',
+      operator(() => {
+        const m = cp.currentModel;
+        return {
+          status: 200,
+          body: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString(), config: redact(m.config) },
+        };
+      }),
+    )
+    .route(
+      'GET /config/source',
+      operator(() => {
+        const m = cp.currentModel;
+        const texts = m.texts.map((t) => ({ ...t, text: redactText(t.text) }));
+        return { status: 200, body: { version: m.version, source: m.source, texts } };
+      }),
+    )
+    .route(
+      'PUT /config',
+      operator(async (req) => {
+        const text = await readBody(req, MAX_MODEL_BODY_BYTES);
+        const outcome = await pipeline.submit(adminApiChange(text));
+        switch (outcome.status) {
+          case 'rejected':
+            return { status: 400, body: { error: 'the config is not valid', issues: outcome.issues } };
+          case 'applied':
+            return { status: 200, body: { version: outcome.hash, change: outcome.report.change, unchanged: false } };
+          case 'unchanged':
+            return { status: 200, body: { version: outcome.hash, change: null, unchanged: true } };
+          default:
+            return { status: 500, body: { error: outcome.status === 'failed' ? outcome.error.message : 'superseded' } };
+        }
+      }),
+    );
 
   // ── registry ──
   admin
-    .route('GET /instances', () => ({ status: 200, body: { instances: cp.instanceList().map(instanceView) } }))
-    .route('PUT /instances/:id', async (req, _url, { id }) => {
-      const body = await readJson<Omit<InstanceRegistration, 'id'>>(req, null);
-      if (!body.ok) return bad(body.error);
-      try {
-        const instance = await cp.registry.register({ ...body.value, id: id! });
-        return { status: 200, body: instanceView(instance) };
-      } catch (e) {
-        if (e instanceof RegistrationError) return bad(e.message);
-        throw e;
-      }
-    })
-    .route('PUT /instances/:id/heartbeat', async (req, _url, { id }) => {
-      const body = await readJson<Heartbeat>(req, validators.heartbeat);
-      if (!body.ok) return bad(body.error);
-      const instance = await cp.registry.heartbeat(id!, body.value);
-      return instance
-        ? { status: 200, body: instanceView(instance) }
-        : { status: 404, body: { error: `no instance ${id}; register it again` } };
-    })
-    .route('DELETE /instances/:id', async (_req, _url, { id }) =>
-      (await cp.registry.deregister(id!))
-        ? { status: 200, body: { deregistered: id } }
-        : { status: 404, body: { error: `no instance ${id}` } },
+    .route(
+      'GET /instances',
+      operator(() => ({ status: 200, body: { instances: cp.instanceList().map(instanceView) } })),
+    )
+    .route(
+      'PUT /instances/:id',
+      proxy(async (p, req, _url, { id }) => {
+        const body = await readJson<Omit<InstanceRegistration, 'id'>>(req, null);
+        if (!body.ok) return bad(body.error);
+        // Both the service it claims and, when the id exists, the service it would replace.
+        const existing = cp.instanceList().find((i) => i.id === id);
+        const refused =
+          (existing && instanceRefusal(p, existing.service, id!)) ??
+          instanceRefusal(p, String(body.value.service), id!);
+        if (refused) return refused;
+        try {
+          const instance = await cp.registry.register({ ...body.value, id: id! });
+          return { status: 200, body: instanceView(instance) };
+        } catch (e) {
+          if (e instanceof RegistrationError) return bad(e.message);
+          throw e;
+        }
+      }),
+    )
+    .route(
+      'PUT /instances/:id/heartbeat',
+      proxy(async (p, req, _url, { id }) => {
+        const existing = cp.instanceList().find((i) => i.id === id);
+        const refused = existing && instanceRefusal(p, existing.service, id!);
+        if (refused) return refused;
+        const body = await readJson<Heartbeat>(req, validators.heartbeat);
+        if (!body.ok) return bad(body.error);
+        const instance = await cp.registry.heartbeat(id!, body.value);
+        return instance
+          ? { status: 200, body: instanceView(instance) }
+          : { status: 404, body: { error: `no instance ${id}; register it again` } };
+      }),
+    )
+    .route(
+      'DELETE /instances/:id',
+      proxy(async (p, _req, _url, { id }) => {
+        const existing = cp.instanceList().find((i) => i.id === id);
+        const refused = existing && instanceRefusal(p, existing.service, id!);
+        if (refused) return refused;
+        return (await cp.registry.deregister(id!))
+          ? { status: 200, body: { deregistered: id } }
+          : { status: 404, body: { error: `no instance ${id}` } };
+      }),
     );
 
   // ── proxies and changes ──
   admin
-    .route('GET /proxies', () => ({ status: 200, body: { proxies: cp.proxyStatuses() } }))
-    .route('GET /proxies/:id', (_req, _url, { id }) => {
-      const view = cp.proxyStatus(id!);
-      if (!view) return { status: 404, body: { error: `no proxy ${id}`, proxies: cp.proxyIds() } };
-      return {
-        status: 200,
-        body: { ...view, config: redact(view.config), expectedConfig: redact(view.expectedConfig) },
+    .route(
+      'GET /proxies',
+      operator(() => ({ status: 200, body: { proxies: cp.proxyStatuses() } })),
+    )
+    .route(
+      'GET /proxies/:id',
+      proxy((p, _req, _url, { id }) => {
+        const known = cp.knownIdentity(id!);
+        const isOperator = p.kind === 'operator' || p.kind === 'open';
+        // A proxy may read its own config; only an operator learns which proxies exist.
+        if (!isOperator && (known === undefined || !mayActAs(p, known)))
+          return forbidden(`a ${describePrincipal(p)} may read only its own proxies' config`);
+        const view = cp.proxyStatus(id!);
+        if (!view) return { status: 404, body: { error: `no proxy ${id}`, proxies: cp.proxyIds() } };
+        return {
+          status: 200,
+          body: {
+            ...view,
+            config: redact(view.config),
+            expectedConfig: redact(view.expectedConfig),
+            trustBundle: ca ? bundleView(ca) : null,
+          },
+        };
+      }),
+    )
+    .route(
+      'GET /changes',
+      operator((_req, url) => {
+        const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 20) || 20));
+        return { status: 200, body: { changes: cp.changes.recent(limit) } };
+      }),
+    )
+    .route(
+      'GET /changes/:id',
+      operator((_req, _url, { id }) => {
+        const record = /^\d+$/.test(id!) ? cp.changes.get(Number(id)) : undefined;
+        return record
+          ? { status: 200, body: record }
+          : { status: 404, body: { error: `no change ${id} (the last is ${cp.changes.lastId})` } };
+      }),
+    )
+    .route('GET /trust-bundle', () =>
+      // Public by nature (roots only): anyone may learn what the mesh trusts.
+      ca
+        ? { status: 200, body: bundleView(ca) }
+        : { status: 404, body: { error: 'this control plane issues no identities' } },
+    );
+
+  // ── certificates ──
+  admin.route('POST /certificates', async (req) => {
+    if (!ca) return { status: 404, body: { error: 'this control plane issues no identities (it has no CA)' } };
+    // The principal first (a bearer token), so an unauthenticated caller learns nothing from the body.
+    const bearer = auth.authenticate(req);
+    const body = await readJson<CertificateRequest>(req, validators.certificate);
+    if (!body.ok) return bearer === undefined ? unauthorized(NO_TOKEN) : bad(body.error);
+    const request = body.value;
+    let p: Principal | undefined;
+    if (request.proof !== undefined) {
+      const proven = verifyRenewalProof(
+        { ...request, proof: request.proof },
+        ca.bundle().pem,
+        ca.trustDomain,
+        Date.now(),
+      );
+      if ('problem' in proven) return unauthorized(proven.problem);
+      p = proven;
+    } else p = bearer;
+    if (p === undefined) return unauthorized(NO_TOKEN);
+    if (p.kind === 'operator') return forbidden('certificates are issued to proxies (a join token), not operators');
+    const identity = cp.connectedIdentity(request.proxy);
+    if (identity === undefined)
+      return problem(
+        409,
+        'MG_PROXY_NOT_CONNECTED',
+        'Proxy not connected',
+        `proxy ${request.proxy} has no open stream: open POST /stream first`,
+      );
+    if (!mayActAs(p, identity))
+      return forbidden(`a ${describePrincipal(p)} may not get a certificate for proxy ${request.proxy}`);
+    try {
+      const issued = await ca.issue(request.csr, {
+        namespace: namespaceOf(p),
+        serviceAccount: serviceAccountOf(identity),
+      });
+      const authenticatedBy = p.kind === 'svid' ? 'certificate' : p.kind === 'open' ? 'open' : 'join token';
+      cp.recordCertificate(request.proxy, {
+        spiffeId: issued.spiffeId,
+        serial: issued.serial,
+        issuer: issued.issuer,
+        notBefore: issued.notBefore.toISOString(),
+        notAfter: issued.notAfter.toISOString(),
+        authenticatedBy,
+      });
+      log.info(
+        {
+          proxy: request.proxy,
+          spiffeId: issued.spiffeId,
+          serial: issued.serial,
+          notAfter: issued.notAfter,
+          authenticatedBy,
+        },
+        'certificate issued',
+      );
+      const response: CertificateResponse = {
+        spiffeId: issued.spiffeId,
+        certChainPem: issued.certChainPem,
+        bundlePem: issued.bundlePem,
+        serial: issued.serial,
+        notAfter: issued.notAfter.toISOString(),
       };
-    })
-    .route('GET /changes', (_req, url) => {
-      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 20) || 20));
-      return { status: 200, body: { changes: cp.changes.recent(limit) } };
-    })
-    .route('GET /changes/:id', (_req, _url, { id }) => {
-      const record = /^\d+$/.test(id!) ? cp.changes.get(Number(id)) : undefined;
-      return record
-        ? { status: 200, body: record }
-        : { status: 404, body: { error: `no change ${id} (the last is ${cp.changes.lastId})` } };
-    });
+      return { status: 200, body: response };
+    } catch (e) {
+      if (e instanceof CaError) return problem(e.status, e.code, 'Certificate refused', e.message);
+      throw e;
+    }
+  });
 
   // ── push stream ──
   admin
     .raw('POST /stream', (req, res) => {
-      openStream(cp, req, res, log).catch((e: Error) => {
+      const p = auth.authenticate(req);
+      if (p === undefined) {
+        req.resume();
+        sendProblem(res, unauthorized(NO_TOKEN));
+        return;
+      }
+      openStream(cp, p, ca, req, res, log).catch((e: Error) => {
         log.error({ err: e.message }, 'push stream failed');
         if (!res.headersSent) sendJson(res, 500, { error: e.message });
         else res.destroy();
       });
     })
-    .route('POST /ack', async (req) => {
-      const body = await readJson<Ack>(req, validators.ack);
-      if (!body.ok) return bad(body.error);
-      const result = cp.acknowledge(body.value);
-      return result.ok
-        ? { status: 200, body: { status: 'recorded' } }
-        : { status: result.status, body: { error: result.error } };
-    });
+    .route(
+      'POST /ack',
+      proxy(async (p, req) => {
+        const body = await readJson<Ack>(req, validators.ack);
+        if (!body.ok) return bad(body.error);
+        // An answer is tied to the proxy its stream was opened as: only a caller that may act as it.
+        const identity = cp.knownIdentity(body.value.proxy);
+        if (identity !== undefined && !mayActAs(p, identity))
+          return forbidden(`a ${describePrincipal(p)} may not answer for proxy ${body.value.proxy}`);
+        const result = cp.acknowledge(body.value);
+        return result.ok
+          ? { status: 200, body: { status: 'recorded' } }
+          : { status: result.status, body: { error: result.error } };
+      }),
+    );
   return admin;
 }
 
-async function openStream(cp: ControlPlane, req: IncomingMessage, res: ServerResponse, log: Logger) {
+function bundleView(ca: CertificateAuthority) {
+  const b = ca.bundle();
+  return {
+    trustDomain: ca.trustDomain,
+    digest: b.digest,
+    roots: b.roots.map((r) => ({
+      subject: r.subject,
+      fingerprint256: r.fingerprint256,
+      notAfter: r.notAfter.toISOString(),
+      active: r.active,
+      ...(r.retiresAt ? { retiresAt: r.retiresAt.toISOString() } : {}),
+    })),
+  };
+}
+
+function sendProblem(res: ServerResponse, reply: AdminReply) {
+  const text = String(reply.body);
+  res.writeHead(reply.status, {
+    'content-type': reply.contentType ?? 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...reply.headers,
+  });
+  res.end(text);
+}
+
+async function openStream(
+  cp: ControlPlane,
+  p: Principal,
+  ca: CertificateAuthority | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: Logger,
+) {
   const body = await readJson<StreamHello>(req, validators.hello);
   if (!body.ok) {
     sendJson(res, 400, { error: body.error });
     return;
+  }
+  const hello = body.value;
+  if (!mayActAs(p, hello.proxy)) {
+    const who =
+      hello.proxy.kind === 'sidecar'
+        ? `a sidecar of ${hello.proxy.service ?? '(no service)'}`
+        : `gateway ${serviceAccountOf(hello.proxy)}`;
+    sendProblem(res, forbidden(`a ${describePrincipal(p)} may not subscribe as ${who}`));
+    return;
+  }
+  if (hello.proxy.kind === 'sidecar' && hello.proxy.service === undefined) {
+    sendJson(res, 400, { error: 'a sidecar names its service' });
+    return;
+  }
+  let identity: WelcomeEvent['identity'];
+  if (ca) {
+    try {
+      identity = {
+        spiffeId: spiffeIdOf(ca.trustDomain, namespaceOf(p), serviceAccountOf(hello.proxy)),
+        trustDomain: ca.trustDomain,
+      };
+    } catch (e) {
+      sendJson(res, 400, { error: (e as Error).message });
+      return;
+    }
   }
   // The proxy may have given up while the hello was read: no stream to open then.
   if (res.destroyed || req.socket.destroyed) return;
@@ -206,7 +477,7 @@ async function openStream(cp: ControlPlane, req: IncomingMessage, res: ServerRes
       res.end();
     },
   };
-  const { close } = cp.connect(body.value, sink);
+  const { close } = cp.connect(hello, sink, identity ? { identity } : {});
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), cp.keepaliveMs);
   keepalive.unref();
   res.on('close', () => {

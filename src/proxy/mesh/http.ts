@@ -20,6 +20,7 @@ export function requestJson(
   method: string,
   body: unknown,
   timeoutMs: number,
+  headers: Record<string, string> = {},
 ): Promise<JsonResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
@@ -28,7 +29,7 @@ export function requestJson(
       {
         method,
         agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         timeout: timeoutMs,
       },
       (res) => {
@@ -49,6 +50,11 @@ export function requestJson(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** `Authorization: Bearer TOKEN`, or nothing without a token. The token itself is never logged. */
+export function bearer(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }
 
 /** `error` field of a JSON error body, or the status. */

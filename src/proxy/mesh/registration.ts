@@ -14,7 +14,7 @@ import {
   HEARTBEATS_PER_TTL,
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { controlAgent, errorOf, requestJson } from './http.ts';
+import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
 export interface InstanceAgentOptions {
   /** Base URL of the control plane. */
@@ -28,6 +28,8 @@ export interface InstanceAgentOptions {
   checkIntervalMs?: number;
   checkTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Join token sent as `Authorization: Bearer` (docs/security.md). */
+  token?: string;
 }
 
 export interface InstanceAgentStatus {
@@ -102,7 +104,14 @@ export class InstanceAgent {
     await this.sending;
     if (this.health === null) return false;
     try {
-      const res = await requestJson(this.agent, this.instanceUrl, 'DELETE', undefined, this.timeout());
+      const res = await requestJson(
+        this.agent,
+        this.instanceUrl,
+        'DELETE',
+        undefined,
+        this.timeout(),
+        bearer(this.options.token),
+      );
       this.log.info({ instance: this.options.registration.id, status: res.status }, 'instance deregistered');
       return res.status === 200;
     } catch (e) {
@@ -171,7 +180,14 @@ export class InstanceAgent {
     const health = this.health!;
     try {
       if (this.registered) {
-        const res = await requestJson(this.agent, `${this.instanceUrl}/heartbeat`, 'PUT', { health }, this.timeout());
+        const res = await requestJson(
+          this.agent,
+          `${this.instanceUrl}/heartbeat`,
+          'PUT',
+          { health },
+          this.timeout(),
+          bearer(this.options.token),
+        );
         if (res.status === 200) return this.ok();
         if (res.status !== 404) throw new Error(errorOf(res));
         this.log.info(
@@ -181,7 +197,14 @@ export class InstanceAgent {
         this.registered = false;
       }
       const { id: _id, ...registration } = this.options.registration;
-      const res = await requestJson(this.agent, this.instanceUrl, 'PUT', { ...registration, health }, this.timeout());
+      const res = await requestJson(
+        this.agent,
+        this.instanceUrl,
+        'PUT',
+        { ...registration, health },
+        this.timeout(),
+        bearer(this.options.token),
+      );
       if (res.status !== 200) throw new Error(errorOf(res));
       this.registered = true;
       this.state.registrations++;

@@ -16,6 +16,7 @@ import {
   type PushEvent,
   STREAM_EVENTS,
   type StreamHello,
+  type TrustBundleRef,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
 import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
@@ -26,7 +27,7 @@ import {
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { controlAgent, errorOf, requestJson } from './http.ts';
+import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
 export interface SubscriptionOptions {
   /** Base URL of the control plane, e.g. `http://127.0.0.1:15010`. */
@@ -44,6 +45,12 @@ export interface SubscriptionOptions {
   random?: () => number;
   /** Called after every reconnect's welcome (e.g. the sidecar re-registers at once). */
   onConnected?: () => void;
+  /** Join token sent as `Authorization: Bearer` on the stream and the answers. */
+  token?: string;
+  /** Every welcome (it says whether the control plane issues identities, and which one this proxy gets). */
+  onWelcome?: (welcome: WelcomeEvent) => void;
+  /** A pushed trust bundle, once its push is applied. */
+  onTrustBundle?: (bundle: TrustBundleRef) => void;
 }
 
 export interface SubscriptionStatus {
@@ -77,6 +84,8 @@ export class ControlPlaneSubscription {
   private idleTimer: NodeJS.Timeout | undefined;
   private idleTimeoutMs: number;
   private version: string | null = null;
+  /** Digest of the trust bundle last applied with a push. */
+  private bundleDigest: string | null = null;
   private resolveFirst!: () => void;
   /** Resolves once a first config is in force. */
   readonly firstConfig: Promise<void>;
@@ -124,12 +133,17 @@ export class ControlPlaneSubscription {
 
   private connect() {
     if (this.closed) return;
-    const hello: StreamHello = { proxy: this.options.identity, version: this.version };
+    const hello: StreamHello = {
+      proxy: this.options.identity,
+      version: this.version,
+      ...(this.bundleDigest === null ? {} : { trustBundleDigest: this.bundleDigest }),
+    };
     const payload = JSON.stringify(hello);
     const req = request(new URL('/stream', this.options.url), {
       method: 'POST',
       agent: this.agent,
       headers: {
+        ...bearer(this.options.token),
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(payload),
         accept: 'text/event-stream',
@@ -256,6 +270,7 @@ export class ControlPlaneSubscription {
       { controlPlane: this.options.url, stream: welcome.stream, version: this.version },
       'control plane connected',
     );
+    this.options.onWelcome?.(welcome);
     this.options.onConnected?.();
   }
 
@@ -289,6 +304,10 @@ export class ControlPlaneSubscription {
         return this.answer(push, stream, { status: 'nack', error: { message: outcome.error.message } });
     }
     this.version = push.version;
+    if (push.trustBundle !== undefined && typeof push.trustBundle.digest === 'string') {
+      this.bundleDigest = push.trustBundle.digest;
+      this.options.onTrustBundle?.(push.trustBundle);
+    }
     this.resolveFirst();
     return this.answer(push, stream, { status: 'ack', applyMs: performance.now() - started });
   }
@@ -316,6 +335,7 @@ export class ControlPlaneSubscription {
         'POST',
         ack,
         this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+        bearer(this.options.token),
       );
       // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
       if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
