@@ -2,12 +2,17 @@
  * `meshgate control-plane`: holds the mesh model (files, or the admin API), the instance registry,
  * and a push stream to every proxy.
  */
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { DirectorySource } from '../config/sources/directory/directory.ts';
+import type { EtcdConnection } from '../control-plane/etcd/etcd.ts';
 import { checkMeshRules, emptyModel, type MeshModel } from '../control-plane/model/model.ts';
+import { MemoryModelStore, type ModelStore } from '../control-plane/model/store.ts';
 import { MemoryRegistry } from '../control-plane/registry/memory.ts';
+import type { Registry } from '../control-plane/registry/registry.ts';
+import { ChangeLog } from '../control-plane/server/changes.ts';
 import { ControlPlane } from '../control-plane/server/control-plane.ts';
 import { controlPlaneApi } from '../control-plane/server/http.ts';
 import { modelOf, modelPipeline } from '../control-plane/server/model-pipeline.ts';
@@ -15,6 +20,7 @@ import {
   DEFAULT_CONTROL_PLANE_ADDRESS,
   DEFAULT_CONTROL_PLANE_PORT,
   DEFAULT_CONTROL_PLANE_WARMUP_MS,
+  DEFAULT_ETCD_PREFIX,
   DEFAULT_INSTANCE_TTL_MS,
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
@@ -36,8 +42,13 @@ Options:
       --address ADDR    address to bind (default ${DEFAULT_CONTROL_PLANE_ADDRESS}; the API has no authentication yet)
       --ttl DURATION    TTL of registrations that do not set one (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s)
       --warmup DURATION how long after start to push nothing, so running instances re-register first
-                        (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s; 0 pushes at once)
-      --no-watch        reload the files only on SIGHUP`;
+                        (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s, 0 with --etcd; 0 pushes at once)
+      --no-watch        reload the files only on SIGHUP
+      --etcd URLS       keep the model, the registry and the change records in etcd (comma-separated
+                        client URLs), shared by every control plane on the same etcd and prefix and
+                        kept across restarts; with --config, the files are written there at start and
+                        on each change (default: this process's memory)
+      --etcd-prefix P   the key prefix in etcd (default ${DEFAULT_ETCD_PREFIX})`;
 
 function duration(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -58,6 +69,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       ttl: { type: 'string' },
       warmup: { type: 'string' },
       'no-watch': { type: 'boolean' },
+      etcd: { type: 'string' },
+      'etcd-prefix': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -69,7 +82,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   let warmupMs: number;
   try {
     ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
-    warmupMs = duration('warmup', values.warmup, DEFAULT_CONTROL_PLANE_WARMUP_MS);
+    // With etcd the registry outlives a restart: nothing to wait for.
+    warmupMs = duration('warmup', values.warmup, values.etcd ? 0 : DEFAULT_CONTROL_PLANE_WARMUP_MS);
   } catch (e) {
     console.error(`meshgate control-plane: ${(e as Error).message}`);
     return 2;
@@ -96,23 +110,71 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     model = modelOf(first.value);
   }
 
-  const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
-  const cp = new ControlPlane({ registry, model, log, warmupMs });
+  const id = randomBytes(6).toString('hex');
+  let etcd: EtcdConnection | null = null;
+  let registry: Registry;
+  let store: ModelStore;
+  let changes: ChangeLog;
+  if (values.etcd !== undefined) {
+    // Loaded only here: a control plane without etcd loads neither these modules nor the etcd client.
+    const [{ connectEtcd, normalizePrefix, parseEtcdUrls }, { EtcdRegistry }, { EtcdModelStore }, { EtcdChangeLog }] =
+      await Promise.all([
+        import('../control-plane/etcd/etcd.ts'),
+        import('../control-plane/registry/etcd.ts'),
+        import('../control-plane/model/etcd-store.ts'),
+        import('../control-plane/server/etcd-changes.ts'),
+      ]);
+    let urls: string[];
+    try {
+      urls = parseEtcdUrls(values.etcd);
+    } catch (e) {
+      console.error(`meshgate control-plane: ${(e as Error).message}`);
+      return 2;
+    }
+    const prefix = normalizePrefix(values['etcd-prefix'] ?? DEFAULT_ETCD_PREFIX);
+    try {
+      etcd = await connectEtcd(urls, prefix);
+      registry = await EtcdRegistry.open(etcd, { defaultTtlMs: ttlMs });
+      store = await EtcdModelStore.open(etcd, { load: { catalog, extraChecks: checkMeshRules }, log });
+      changes = await EtcdChangeLog.open(etcd, id, { log });
+    } catch (e) {
+      console.error(`meshgate control-plane: ${(e as Error).message}`);
+      etcd?.close();
+      return 1;
+    }
+    // The model in etcd is the one in force; the files (if any) are written over it just below.
+    if (store.initial) model = store.initial;
+    log.info({ etcd: urls, prefix, model: store.initial?.version ?? null }, 'state in etcd');
+  } else {
+    registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
+    store = new MemoryModelStore();
+    changes = new ChangeLog();
+  }
+  const cp = new ControlPlane({ id, registry, model, log, warmupMs, changes });
   await cp.start();
   // One loop for the files and PUT /config: their changes apply one at a time, in order.
-  const pipeline = modelPipeline(cp, log, catalog);
+  const pipeline = modelPipeline(cp, log, catalog, store);
+  // With etcd, the files are a source like the admin API: written to the store (a no-op when it holds them).
+  if (etcd && source) await pipeline.reload(source, 'start', true);
+  const shutdown = async () => {
+    cp.close();
+    await changes.close();
+    await store.close();
+    await registry.close();
+    etcd?.close();
+  };
   const api = controlPlaneApi(cp, log, { catalog, pipeline });
   try {
     await api.listen(port, address);
   } catch (e) {
     console.error(`meshgate control-plane: ${listenError(e)}`);
-    cp.close();
+    await shutdown();
     return 1;
   }
   if (!['127.0.0.1', '::1', 'localhost'].includes(address))
     log.warn({ address }, 'the control plane API is reachable from other hosts and has no authentication yet');
   log.info(
-    { port: api.port, address, model: model.version, source: model.source, warmupMs, ttlMs },
+    { id, port: api.port, address, model: cp.currentModel.version, source: cp.currentModel.source, warmupMs, ttlMs },
     'control plane started',
   );
 
@@ -125,9 +187,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
       source?.close();
-      cp.close();
-      void registry
-        .close()
+      void shutdown()
         .then(() => api.close())
         .then(resolve);
     };

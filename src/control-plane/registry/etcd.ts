@@ -51,7 +51,7 @@ export class EtcdRegistry implements Registry {
     this.etcd = etcd;
     this.clock = options.clock ?? systemClock;
     this.defaultTtlMs = options.defaultTtlMs ?? DEFAULT_INSTANCE_TTL_MS;
-    this.follower = new PrefixFollower(etcd.ns, PREFIX, (e) => this.onKeyEvent(e));
+    this.follower = new PrefixFollower(etcd.ns, PREFIX, (e, revision) => this.onKeyEvent(e, revision));
   }
 
   /** Reads the instances in etcd and follows their changes. */
@@ -178,22 +178,22 @@ export class EtcdRegistry implements Registry {
     }
   }
 
-  private onKeyEvent(event: KeyEvent) {
+  private onKeyEvent(event: KeyEvent, revision: number) {
     const id = event.key;
     const previous = this.cache.get(id);
     if (event.type === 'delete') {
       if (previous === undefined) return;
       this.cache.delete(id);
-      this.emit({ type: previous.leaving ? 'deregistered' : 'expired', instance: previous.instance });
+      this.emit({ type: previous.leaving ? 'deregistered' : 'expired', instance: previous.instance, revision });
       return;
     }
     const stored = parse(event.kv.value);
     if (stored === null) return;
     this.cache.set(id, stored);
     if (stored.leaving) return;
-    if (previous === undefined) this.emit({ type: 'registered', instance: stored.instance });
+    if (previous === undefined) this.emit({ type: 'registered', instance: stored.instance, revision });
     else if (instanceChanged(previous.instance, stored.instance))
-      this.emit({ type: 'updated', instance: stored.instance });
+      this.emit({ type: 'updated', instance: stored.instance, revision });
   }
 
   private emit(event: RegistryEvent) {
