@@ -73,6 +73,7 @@ export class PrefixFollower {
   private readonly onEvent: (event: KeyEvent, revision: number) => void;
   private watcher: Watcher | null = null;
   private handled = 0;
+  private closed = false;
   private waiters: { revision: number; resolve: () => void }[] = [];
 
   constructor(ns: Namespace, prefix: string, onEvent: (event: KeyEvent, revision: number) => void) {
@@ -119,13 +120,14 @@ export class PrefixFollower {
   }
 
   caughtUp(revision: number): Promise<void> {
-    if (revision <= this.handled) return Promise.resolve();
+    if (revision <= this.handled || this.closed) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ revision, resolve }));
   }
 
   async close(): Promise<void> {
     const w = this.watcher;
     this.watcher = null;
+    this.closed = true;
     for (const waiter of this.waiters) waiter.resolve();
     this.waiters = [];
     await w?.cancel().catch(() => {});
