@@ -2,6 +2,7 @@
  * `meshgate control-plane`: holds the mesh model (files, or the admin API), the instance registry,
  * and a push stream to every proxy.
  */
+import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue } from '../config/issues.ts';
@@ -9,8 +10,12 @@ import { checkConfig } from '../config/pipeline.ts';
 import { DirectorySource } from '../config/sources/directory/directory.ts';
 import { Authenticator, parseJoinTokens, parseOperatorTokens, readTokenFile } from '../control-plane/auth/tokens.ts';
 import { CertificateAuthority } from '../control-plane/ca/ca.ts';
+import type { EtcdConnection } from '../control-plane/etcd/etcd.ts';
 import { checkMeshRules, emptyModel, type MeshModel } from '../control-plane/model/model.ts';
+import { MemoryModelStore, type ModelStore } from '../control-plane/model/store.ts';
 import { MemoryRegistry } from '../control-plane/registry/memory.ts';
+import type { Registry } from '../control-plane/registry/registry.ts';
+import { ChangeLog } from '../control-plane/server/changes.ts';
 import { ControlPlane } from '../control-plane/server/control-plane.ts';
 import { controlPlaneApi } from '../control-plane/server/http.ts';
 import { modelOf, modelPipeline } from '../control-plane/server/model-pipeline.ts';
@@ -19,6 +24,7 @@ import {
   DEFAULT_CONTROL_PLANE_PORT,
   DEFAULT_CONTROL_PLANE_STATE_DIR,
   DEFAULT_CONTROL_PLANE_WARMUP_MS,
+  DEFAULT_ETCD_PREFIX,
   DEFAULT_INSTANCE_TTL_MS,
   DEFAULT_SVID_LIFETIME_MS,
   DEFAULT_TRUST_DOMAIN,
@@ -42,8 +48,13 @@ Options:
       --address ADDR    address to bind (default ${DEFAULT_CONTROL_PLANE_ADDRESS}); without tokens, only a loopback address
       --ttl DURATION    TTL of registrations that do not set one (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s)
       --warmup DURATION how long after start to push nothing, so running instances re-register first
-                        (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s; 0 pushes at once)
+                        (default ${DEFAULT_CONTROL_PLANE_WARMUP_MS / 1000}s, 0 with --etcd; 0 pushes at once)
       --no-watch        reload the files only on SIGHUP
+      --etcd URLS       keep the model, the registry and the change records in etcd (comma-separated
+                        client URLs), shared by every control plane on the same etcd and prefix and
+                        kept across restarts; with --config, the files are written there at start and
+                        on each change (default: this process's memory)
+      --etcd-prefix P   the key prefix in etcd (default ${DEFAULT_ETCD_PREFIX})
 
 Authentication (docs/security.md):
       --join-token-file FILE      tokens proxies present (Authorization: Bearer), one a line:
@@ -82,6 +93,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       'trust-domain': { type: 'string' },
       'svid-lifetime': { type: 'string' },
       'no-identities': { type: 'boolean' },
+      etcd: { type: 'string' },
+      'etcd-prefix': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,7 +108,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   let auth: Authenticator;
   try {
     ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
-    warmupMs = duration('warmup', values.warmup, DEFAULT_CONTROL_PLANE_WARMUP_MS);
+    // With etcd the registry outlives a restart: nothing to wait for.
+    warmupMs = duration('warmup', values.warmup, values.etcd ? 0 : DEFAULT_CONTROL_PLANE_WARMUP_MS);
     svidLifetimeMs = duration('svid-lifetime', values['svid-lifetime'], DEFAULT_SVID_LIFETIME_MS);
     const joinFile = values['join-token-file'];
     const operatorFile = values['operator-token-file'];
@@ -156,22 +170,70 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     }
   }
 
-  const registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
-  const cp = new ControlPlane({ registry, model, log, warmupMs });
+  const id = randomBytes(6).toString('hex');
+  let etcd: EtcdConnection | null = null;
+  let registry: Registry;
+  let store: ModelStore;
+  let changes: ChangeLog;
+  if (values.etcd !== undefined) {
+    // Loaded only here: a control plane without etcd loads neither these modules nor the etcd client.
+    const [{ connectEtcd, normalizePrefix, parseEtcdUrls }, { EtcdRegistry }, { EtcdModelStore }, { EtcdChangeLog }] =
+      await Promise.all([
+        import('../control-plane/etcd/etcd.ts'),
+        import('../control-plane/registry/etcd.ts'),
+        import('../control-plane/model/etcd-store.ts'),
+        import('../control-plane/server/etcd-changes.ts'),
+      ]);
+    let urls: string[];
+    try {
+      urls = parseEtcdUrls(values.etcd);
+    } catch (e) {
+      console.error(`meshgate control-plane: ${(e as Error).message}`);
+      return 2;
+    }
+    const prefix = normalizePrefix(values['etcd-prefix'] ?? DEFAULT_ETCD_PREFIX);
+    try {
+      etcd = await connectEtcd(urls, prefix);
+      registry = await EtcdRegistry.open(etcd, { defaultTtlMs: ttlMs });
+      store = await EtcdModelStore.open(etcd, { load: { catalog, extraChecks: checkMeshRules }, log });
+      changes = await EtcdChangeLog.open(etcd, id, { log });
+    } catch (e) {
+      console.error(`meshgate control-plane: ${(e as Error).message}`);
+      etcd?.close();
+      return 1;
+    }
+    // The model in etcd is the one in force; the files (if any) are written over it just below.
+    if (store.initial) model = store.initial;
+    log.info({ etcd: urls, prefix, model: store.initial?.version ?? null }, 'state in etcd');
+  } else {
+    registry = new MemoryRegistry({ defaultTtlMs: ttlMs });
+    store = new MemoryModelStore();
+    changes = new ChangeLog();
+  }
+  const cp = new ControlPlane({ id, registry, model, log, warmupMs, changes });
   if (ca) {
     cp.setTrustBundle(ca.bundle());
     ca.on('bundle', (bundle) => cp.setTrustBundle(bundle, 'trust bundle changed (root rotation)'));
   }
   await cp.start();
   // One loop for the files and PUT /config: their changes apply one at a time, in order.
-  const pipeline = modelPipeline(cp, log, catalog);
+  const pipeline = modelPipeline(cp, log, catalog, store);
+  // With etcd, the files are a source like the admin API: written to the store (a no-op when it holds them).
+  if (etcd && source) await pipeline.reload(source, 'start', true);
+  const shutdown = async () => {
+    cp.close();
+    ca?.close();
+    await changes.close();
+    await store.close();
+    await registry.close();
+    etcd?.close();
+  };
   const api = controlPlaneApi(cp, log, { catalog, pipeline, auth, ...(ca ? { ca } : {}) });
   try {
     await api.listen(port, address);
   } catch (e) {
     console.error(`meshgate control-plane: ${listenError(e)}`);
-    cp.close();
-    ca?.close();
+    await shutdown();
     return 1;
   }
   if (auth.open) log.warn({ address }, 'running open: no tokens configured; loopback only');
@@ -179,8 +241,9 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     {
       port: api.port,
       address,
-      model: model.version,
-      source: model.source,
+      id,
+      model: cp.currentModel.version,
+      source: cp.currentModel.source,
       warmupMs,
       ttlMs,
       ...auth.summary(),
@@ -198,10 +261,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
       source?.close();
-      cp.close();
-      ca?.close();
-      void registry
-        .close()
+      void shutdown()
         .then(() => api.close())
         .then(resolve);
     };

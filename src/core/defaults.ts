@@ -247,6 +247,20 @@ export const DEFAULT_RECONNECT_MAX_MS = 5_000;
 export const DEFAULT_CONTROL_REQUEST_TIMEOUT_MS = 2_000;
 /** Change records kept by the control plane (oldest dropped first). */
 export const DEFAULT_CHANGE_HISTORY = 1_000;
+/**
+ * With etcd (`--etcd`): a change record's updates (pushes, ACKs) are written at most this long after
+ * they happen, so a push to many proxies is one write, not one per proxy. 0 writes each at once.
+ */
+export const DEFAULT_CHANGE_PERSIST_DELAY_MS = 50;
+/** With etcd: the key prefix of one control plane cluster's state (several clusters may share an etcd). */
+export const DEFAULT_ETCD_PREFIX = '/meshgate/';
+/** With etcd: how long the control plane waits for etcd to answer at start before giving up. */
+export const DEFAULT_ETCD_DIAL_TIMEOUT_MS = 5_000;
+/**
+ * With etcd: each control plane keeps a key alive under a lease of this TTL (whole seconds), so the
+ * others know which are running; a change result pushed by one that is gone reads as disconnected.
+ */
+export const DEFAULT_CONTROL_PLANE_LEASE_TTL_MS = 10_000;
 /** A disconnected proxy is still listed (as DISCONNECTED) for this long. */
 export const DEFAULT_PROXY_FORGET_MS = 10 * 60_000;
 /** Largest model accepted by `PUT /config` on the control plane. */

@@ -20,6 +20,11 @@ export interface RegistryEvent {
   type: RegistryEventType;
   /** The instance after the event (for `deregistered` and `expired`: as it was last). */
   instance: Instance;
+  /**
+   * A shared store's revision of the change (etcd): the same on every control plane that hears it,
+   * so it is the change record's id everywhere. Absent for an in-memory registry.
+   */
+  revision?: number;
 }
 
 export interface Registry {

@@ -6,7 +6,7 @@
 import type { ChangeRecord, ChangeResult, ConfigIssue } from '../../api/mesh.ts';
 import { DEFAULT_CHANGE_HISTORY } from '../../core/defaults.ts';
 
-interface Result {
+export interface Result {
   proxy: string;
   status: ChangeResult['status'];
   version: string;
@@ -16,7 +16,8 @@ interface Result {
   error?: { message: string; issues?: ConfigIssue[] };
 }
 
-interface Change {
+/** One control plane's part of a change record (with etcd, each writes its own; readers merge them). */
+export interface Change {
   id: number;
   kind: ChangeRecord['kind'];
   cause: string;
@@ -34,27 +35,37 @@ export type Outcome =
   | { status: 'disconnected'; at: number };
 
 export class ChangeLog {
-  private readonly changes = new Map<number, Change>();
+  protected readonly changes = new Map<number, Change>();
   private nextId = 1;
-  private readonly limit: number;
+  protected readonly limit: number;
 
   constructor(limit = DEFAULT_CHANGE_HISTORY) {
     this.limit = limit;
   }
 
-  create(kind: Change['kind'], cause: string, modelVersion: string, at: number): number {
-    const id = this.nextId++;
+  /**
+   * Records a change. `id`: given when the change has an id outside this process (with etcd: the
+   * revision that made it, the same on every control plane); otherwise the next of a counter.
+   */
+  create(kind: Change['kind'], cause: string, modelVersion: string, at: number, id?: number): number {
+    id ??= this.nextId;
+    this.nextId = Math.max(this.nextId, id + 1);
     this.changes.set(id, { id, kind, cause, at, modelVersion, flushed: false, unaffected: 0, results: new Map() });
     // Maps iterate in insertion order: the first key is the oldest.
     while (this.changes.size > this.limit) this.changes.delete(this.changes.keys().next().value!);
+    this.touched(id);
     return id;
   }
+
+  /** Called after every update of a record (a store that persists them writes it). */
+  protected touched(_id: number): void {}
 
   /** The change was pushed to `proxy` as (`version`, `nonce`). */
   pushed(id: number, proxy: string, version: string, nonce: string, at: number): void {
     const change = this.changes.get(id);
     if (!change) return;
     change.results.set(proxy, { proxy, status: 'pending', version, nonce, pushedAt: at, answeredAt: null });
+    this.touched(id);
   }
 
   /** The flush that carried the change is done; `unaffected` proxies were sent nothing. */
@@ -63,6 +74,7 @@ export class ChangeLog {
     if (!change) return;
     change.flushed = true;
     change.unaffected = unaffected;
+    this.touched(id);
   }
 
   /**
@@ -79,6 +91,7 @@ export class ChangeLog {
       result.answeredAt = outcome.at;
       if (outcome.status === 'rejected') result.error = outcome.error;
       else if (outcome.status === 'applied') propagation.push(outcome.at - change!.at);
+      this.touched(id);
     }
     return propagation;
   }
@@ -96,9 +109,22 @@ export class ChangeLog {
   get lastId(): number {
     return this.nextId - 1;
   }
+
+  /** `get`, from wherever records are kept (with etcd: merged from every control plane). */
+  async read(id: number): Promise<ChangeRecord | undefined> {
+    return this.get(id);
+  }
+
+  /** `recent`, from wherever records are kept. */
+  async readRecent(limit: number): Promise<ChangeRecord[]> {
+    return this.recent(limit);
+  }
+
+  /** Writes what is pending and stops (a store that persists records). */
+  async close(): Promise<void> {}
 }
 
-function view(change: Change): ChangeRecord {
+export function view(change: Change): ChangeRecord {
   const results = [...change.results.values()].sort((a, b) => (a.proxy < b.proxy ? -1 : 1));
   const times = results
     .filter((r) => r.status === 'applied')

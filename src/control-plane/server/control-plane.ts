@@ -81,6 +81,8 @@ interface ProxyState {
 }
 
 export interface ControlPlaneOptions {
+  /** Its id in logs, stream ids and (with etcd) its key; default: random. */
+  id?: string;
   registry: Registry;
   model: MeshModel;
   log: Logger;
@@ -90,13 +92,15 @@ export interface ControlPlaneOptions {
   debounceMaxMs?: number;
   keepaliveMs?: number;
   changeHistory?: number;
+  /** Where change records are kept (default: this process's memory, `changeHistory` of them). */
+  changes?: ChangeLog;
   forgetMs?: number;
 }
 
 export type AckResult = { ok: true } | { ok: false; status: number; error: string };
 
 export class ControlPlane {
-  readonly id = randomBytes(6).toString('hex');
+  readonly id: string;
   readonly startedAt: number;
   readonly registry: Registry;
   readonly changes: ChangeLog;
@@ -124,6 +128,7 @@ export class ControlPlane {
   private trustBundle: TrustBundleRef | null = null;
 
   constructor(options: ControlPlaneOptions) {
+    this.id = options.id ?? randomBytes(6).toString('hex');
     this.registry = options.registry;
     this.model = options.model;
     this.log = options.log;
@@ -132,7 +137,7 @@ export class ControlPlane {
     this.debounceMaxMs = options.debounceMaxMs ?? DEFAULT_PUSH_DEBOUNCE_MAX_MS;
     this.keepaliveMs = options.keepaliveMs ?? DEFAULT_STREAM_KEEPALIVE_MS;
     this.forgetMs = options.forgetMs ?? DEFAULT_PROXY_FORGET_MS;
-    this.changes = new ChangeLog(options.changeHistory ?? DEFAULT_CHANGE_HISTORY);
+    this.changes = options.changes ?? new ChangeLog(options.changeHistory ?? DEFAULT_CHANGE_HISTORY);
     this.startedAt = this.clock.now();
     this.metrics = new ControlPlaneMetrics({
       connectedProxies: () => {
@@ -170,11 +175,14 @@ export class ControlPlane {
     return this.instances;
   }
 
-  /** Replaces the model. Returns the change id, or null when the model is the same version. */
-  setModel(model: MeshModel, cause: string): number | null {
+  /**
+   * Replaces the model. Returns the change id, or null when the model is the same version. `id`: the
+   * change's id when a shared store gives it (the etcd revision that made the change).
+   */
+  setModel(model: MeshModel, cause: string, id?: number): number | null {
     if (model.version === this.model.version) return null;
     this.model = model;
-    return this.change('config', `${cause} (model ${model.version})`);
+    return this.change('config', `${cause} (model ${model.version})`, id);
   }
 
   /**
@@ -221,12 +229,16 @@ export class ControlPlane {
     if (event.type === 'registered' || event.type === 'updated') rest.push(i);
     this.instances = rest.sort(byServiceThenId);
     const health = event.type === 'updated' ? `, ${i.health}` : '';
-    this.change('registry', `${i.service} instance ${i.id} (${i.address}:${i.port}${health}) ${event.type}`);
+    this.change(
+      'registry',
+      `${i.service} instance ${i.id} (${i.address}:${i.port}${health}) ${event.type}`,
+      event.revision,
+    );
   }
 
-  private change(kind: ChangeRecord['kind'], cause: string): number {
+  private change(kind: ChangeRecord['kind'], cause: string, givenId?: number): number {
     const now = this.clock.now();
-    const id = this.changes.create(kind, cause, this.model.version, now);
+    const id = this.changes.create(kind, cause, this.model.version, now, givenId);
     this.metrics.changes.inc({ kind });
     this.log.info({ change: id, cause }, 'change');
     if (this.pending.length === 0) this.firstPendingAt = now;

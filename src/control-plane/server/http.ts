@@ -149,7 +149,7 @@ export function controlPlaneApi(
     .route('GET /ready', () => ({ status: 200, body: { status: cp.isWarm ? 'ready' : 'warming up' } }))
     .route(
       'GET /status',
-      operator(() => ({ status: 200, body: { ...statusView(cp), pipeline: pipeline.status() } })),
+      operator(async () => ({ status: 200, body: { ...(await statusView(cp)), pipeline: pipeline.status() } })),
     )
     .route(
       'GET /metrics',
@@ -278,15 +278,15 @@ export function controlPlaneApi(
     )
     .route(
       'GET /changes',
-      operator((_req, url) => {
+      operator(async (_req, url) => {
         const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 20) || 20));
-        return { status: 200, body: { changes: cp.changes.recent(limit) } };
+        return { status: 200, body: { changes: await cp.changes.readRecent(limit) } };
       }),
     )
     .route(
       'GET /changes/:id',
-      operator((_req, _url, { id }) => {
-        const record = /^\d+$/.test(id!) ? cp.changes.get(Number(id)) : undefined;
+      operator(async (_req, _url, { id }) => {
+        const record = /^\d+$/.test(id!) ? await cp.changes.read(Number(id)) : undefined;
         return record
           ? { status: 200, body: record }
           : { status: 404, body: { error: `no change ${id} (the last is ${cp.changes.lastId})` } };
@@ -493,7 +493,7 @@ function sendJson(res: ServerResponse, status: number, body: Json) {
   res.end(text);
 }
 
-function statusView(cp: ControlPlane) {
+async function statusView(cp: ControlPlane) {
   const proxies = cp.proxyStatuses();
   const byState: Record<string, number> = {};
   for (const p of proxies) byState[p.state] = (byState[p.state] ?? 0) + 1;
@@ -511,6 +511,6 @@ function statusView(cp: ControlPlane) {
     model: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString() },
     instances: { total: instances.length, services: Object.fromEntries(services) },
     proxies: { total: proxies.length, byState },
-    changes: cp.changes.recent(10),
+    changes: await cp.changes.readRecent(10),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The control plane's config pipeline: its target is the model store. `prepare` freezes the validated
- * config into a model (it cannot fail: the mesh's rules ran as validation); `commit` makes it the model
- * in force, which records a change and pushes it to every proxy it affects.
+ * config into a model (it cannot fail: the mesh's rules ran as validation); `commit` writes it to the
+ * store, which applies it as the model in force (on every control plane sharing the store), and that
+ * records a change and pushes it to every proxy it affects.
  */
 
 import { ConfigPipeline, type ConfigTarget, type ValidatedConfig } from '../../config/pipeline.ts';
@@ -9,6 +10,7 @@ import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { checkMeshRules, type MeshModel } from '../model/model.ts';
+import { MemoryModelStore, type ModelStore } from '../model/store.ts';
 import type { ControlPlane } from './control-plane.ts';
 
 export interface ModelReport {
@@ -31,7 +33,7 @@ export function modelOf({ loaded, texts }: ValidatedConfig): MeshModel {
   });
 }
 
-function modelTarget(cp: ControlPlane): ConfigTarget<MeshModel, ModelReport> {
+function modelTarget(store: ModelStore): ConfigTarget<MeshModel, ModelReport> {
   return {
     async prepare(config) {
       return modelOf(config);
@@ -41,16 +43,24 @@ function modelTarget(cp: ControlPlane): ConfigTarget<MeshModel, ModelReport> {
         trigger === ADMIN_API_SOURCE
           ? 'config applied through the admin API'
           : `config reloaded from ${model.source} (${trigger})`;
-      return { change: cp.setModel(model, cause), model: model.version };
+      return { change: await store.commit(model, cause), model: model.version };
     },
     async discard() {},
   };
 }
 
-/** `catalog`: the plugins a model may name (the proxies' built-in ones). */
-export function modelPipeline(cp: ControlPlane, log: Logger, catalog?: PluginCatalog): ModelPipeline {
+/**
+ * `catalog`: the plugins a model may name (the proxies' built-in ones). `store`: where models are
+ * committed (default: memory, this control plane alone).
+ */
+export function modelPipeline(
+  cp: ControlPlane,
+  log: Logger,
+  catalog?: PluginCatalog,
+  store: ModelStore = new MemoryModelStore(),
+): ModelPipeline {
   const pipeline = new ConfigPipeline({
-    target: modelTarget(cp),
+    target: modelTarget(store),
     log,
     load: { catalog, extraChecks: checkMeshRules },
     messages: {
@@ -58,6 +68,14 @@ export function modelPipeline(cp: ControlPlane, log: Logger, catalog?: PluginCat
       rejected: 'config rejected; the model in force is kept',
       failed: 'config could not be applied; the model in force is kept',
     },
+  });
+  const started = (m: MeshModel, trigger: string) =>
+    pipeline.started({ loaded: { config: m.config, source: m.source, hash: m.version }, texts: m.texts, trigger });
+  // Models committed through another control plane are in force here too.
+  store.follow((model, cause, id) => {
+    const change = cp.setModel(model, cause, id);
+    started(model, 'store');
+    return change;
   });
   const m = cp.currentModel;
   pipeline.started({
