@@ -157,14 +157,6 @@ export default definePlugin<JwtConfig>({
         );
       let ok: boolean;
       try {
-        function deepFreeze<T>(value: T): T {
-          if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-            Object.freeze(value);
-            for (const v of Object.values(value)) deepFreeze(v);
-          }
-          return value;
-        }
-
         ok = verifier(decoded.signingInput, decoded.signature);
       } catch {
         ok = false;
