@@ -87,7 +87,8 @@ describe('load balancing policies', () => {
 
   it('least request sends most requests to the endpoint that answers fastest', async () => {
     const fast = await startUpstream(echo, 'fast');
-    const slow = await startUpstream((req, res) => setTimeout(() => echo(req, res), 40), 'slow');
+    // 100 ms, far above what a loaded machine adds to the fast one, so the balancer's signal is clear.
+    const slow = await startUpstream((req, res) => setTimeout(() => echo(req, res), 100), 'slow');
     const gw = await startGateway({
       services: [
         { name: 'svc', endpoints: [{ url: fast.url }, { url: slow.url }], loadBalancer: { policy: 'least-request' } },
