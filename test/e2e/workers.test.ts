@@ -97,21 +97,6 @@ describe('gateway with 2 workers', () => {
     assert.deepEqual(new Set(await bodies(20)), new Set(['two']));
   });
 
-  it('a config with an in-memory rate limit (here on a consumer) warns that each worker counts alone', async () => {
-    const warned = gw.waitForNext(
-      'rate limits are counted per worker process: each of the workers allows the full limit (use --workers 1 for one exact count)',
-    );
-    const applied = gw.waitForNext('config applied');
-    writeFileSync(
-      file,
-      `${configYaml('two')}consumers:
-  - { name: app, plugins: [{ name: rate-limit, config: { limits: [{ requests: 5, window: 1m }] } }] }
-`,
-    );
-    assert.equal((await warned).workers, 2);
-    assert.equal((await applied).applied, 2);
-  });
-
   it('a killed worker is replaced by a new process that serves the config in force', async () => {
     const [victim, survivor] = await workers();
     const replaced = gw.waitForNext('worker replaced');

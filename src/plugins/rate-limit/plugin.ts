@@ -3,8 +3,9 @@
  * client address, header value, route or service; sliding windows by default. Answers 429 with
  * Retry-After; reports the IETF RateLimit-* headers on every response.
  *
- * Counting is local to this proxy process by default (the store survives reloads); with several
- * workers or machines each counts on its own. `store: redis` counts in one Redis for all of them.
+ * Counting is local to this machine by default (the store survives reloads): a gateway's workers all
+ * count in its primary process (src/stores/primary.ts), so a limit is exact whatever `--workers` is;
+ * several machines each count on their own. `store: redis` counts in one Redis for all of them.
  */
 import { parseDuration } from '../../core/duration.ts';
 import {

@@ -67,13 +67,15 @@ export const rateLimitSchema = {
       type: 'string',
       enum: ['memory', 'redis'],
       description:
-        'Where requests are counted. `memory` (default): in this proxy process. `redis`: in the Redis of the ' +
+        'Where requests are counted. `memory` (default): on this machine, exact whatever `--workers` is (a ' +
+        "gateway's workers all count in its primary process). `redis`: in the Redis of the " +
         'top-level `redis` block, one limit shared by every gateway using it (exact while Redis answers).',
     },
     failOpen: {
       type: 'boolean',
       description:
-        'With `store: redis`, when Redis cannot answer within `redis.timeout`: true (default) lets the request ' +
+        'When the shared count cannot answer (`store: redis`: Redis not within `redis.timeout`; `memory` in a ' +
+        'worker: the primary process gone): true (default) lets the request ' +
         'through uncounted; false refuses it with 503 MG_STORE_UNAVAILABLE. Counting resumes by itself when ' +
         'Redis is back.',
     },

@@ -67,6 +67,7 @@ export class MemoryStore implements RateLimitStore {
     if (this.counters.size > this.sweepAbove) this.sweep(now);
     const counters: Counter[] = [];
     const used: number[] = [];
+    const times: number[] = [];
     let allowed = true;
     for (const w of windows) {
       const id = `${key}\u0000${w.windowMs}\u0000${w.algorithm}`;
@@ -75,13 +76,18 @@ export class MemoryStore implements RateLimitStore {
       if (c === undefined) {
         c = { windowMs: w.windowMs, start, current: 0, previous: 0 };
         this.counters.set(id, c);
-      } else if (c.start !== start) {
+      } else if (start > c.start) {
         c.previous = start - c.start === w.windowMs ? c.current : 0;
         c.current = 0;
         c.start = start;
       }
-      const count = estimate(c, w, now);
+      // Stamped before this counter's window began: decisions from several workers reach the primary
+      // a little out of order, so one read the clock before another's rolled the window. It counts in
+      // the window in force, as if made at its start; rolling back would forget that window's count.
+      const at = Math.max(now, c.start);
+      const count = estimate(c, w, at);
       counters.push(c);
+      times.push(at);
       used.push(count);
       if (count + 1 > w.limit) allowed = false;
     }
@@ -94,7 +100,7 @@ export class MemoryStore implements RateLimitStore {
       states.push({
         limit: w.limit,
         remaining: Math.max(0, Math.floor(w.limit - count)),
-        resetMs: resetIn(c, w, now, allowed),
+        resetMs: resetIn(c, w, times[i]!, allowed),
       });
     }
     return { allowed, windows: states };

@@ -1,9 +1,12 @@
 /**
- * Which store a rate-limit config counts in (`store: memory | redis`). The Redis code is loaded only
- * when a config first asks for it.
+ * Which store a rate-limit config counts in (`store: memory | redis`). `memory` counts in this process
+ * when it serves alone (`--workers 0`), and in the primary when it is one of a gateway's workers, so
+ * that a limit is one limit per machine (src/stores/primary.ts). The Redis code is loaded only when a
+ * config first asks for it.
  */
 import type { PluginDeps } from '../../core/plugin.ts';
 import { FailurePolicy } from '../../stores/failure.ts';
+import { primaryRateLimitStore } from '../../stores/primary.ts';
 import type { RateLimitConfig } from './schema.ts';
 import { MemoryStore, type RateLimitStore } from './store.ts';
 
@@ -14,8 +17,13 @@ export interface SelectedStore {
 }
 
 export async function selectStore(config: RateLimitConfig, deps: PluginDeps): Promise<SelectedStore> {
-  if (config.store !== 'redis')
+  if (config.store !== 'redis') {
+    const primary = primaryRateLimitStore();
+    // The primary can only fail to answer when it is gone (the worker is then draining): failOpen decides.
+    if (primary !== null)
+      return { store: primary, failure: new FailurePolicy('rate-limit', config.failOpen !== false, deps) };
     return { store: deps.shared('rate-limit:memory', () => new MemoryStore()), failure: null };
+  }
   // The config check makes `store: redis` without a `redis` block an error before it gets here.
   if (deps.redis === undefined) throw new Error('rate-limit: store: redis needs the top-level redis block');
   const { redisConnection } = await import('../../stores/redis/connection.ts');

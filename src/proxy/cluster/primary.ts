@@ -7,9 +7,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { LoadedConfig } from '../../config/load.ts';
-import { pluginLists } from '../../config/plugins.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { MetricsRole } from '../../observability/metrics.ts';
+import { RateLimitHost } from '../../stores/primary.ts';
 import type { ApplyReport, DataPlane, PreparedConfig } from '../data-plane.ts';
 import type { ProxyView } from '../describe.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -37,9 +37,14 @@ class WorkerHandle {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(worker: Worker) {
+  constructor(worker: Worker, limits: RateLimitHost) {
     this.worker = worker;
     worker.on('message', (m: FromWorker) => {
+      if (m.type === 'limit') {
+        // Decided at once, in arrival order: the one count every worker shares.
+        if (worker.isConnected()) worker.send(limits.answer(m) satisfies ToWorker);
+        return;
+      }
       if (m.type !== 'reply') return;
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -89,6 +94,8 @@ export class WorkerDataPlane implements DataPlane {
   private recentCrashes: number[] = [];
   /** Reloads prepared so far: names each one in the workers. */
   private changes = 0;
+  /** Every worker's in-memory rate limits, counted here (src/stores/primary.ts); outlives workers and reloads. */
+  private readonly limits = new RateLimitHost();
 
   private constructor(loaded: LoadedConfig, log: Logger) {
     this.current = loaded;
@@ -107,7 +114,6 @@ export class WorkerDataPlane implements DataPlane {
     identity: { role?: MetricsRole; serviceName?: string | undefined } = {},
   ): Promise<WorkerDataPlane> {
     const plane = new WorkerDataPlane(loaded, log);
-    warnPerProcessLimits(loaded, count, log);
     const here = import.meta.url;
     const env: Record<string, string | undefined> = { ...process.env, MESHGATE_ROLE: identity.role ?? 'gateway' };
     if (identity.serviceName !== undefined) env.MESHGATE_SERVICE = identity.serviceName;
@@ -140,7 +146,7 @@ export class WorkerDataPlane implements DataPlane {
   }
 
   private async spawn(): Promise<void> {
-    const handle = new WorkerHandle(cluster.fork());
+    const handle = new WorkerHandle(cluster.fork(), this.limits);
     this.handles.set(handle.worker.id, handle);
     const value = await handle.request({ type: 'apply', loaded: this.current });
     this.listenerPorts = value.ports as Record<string, number>;
@@ -153,7 +159,6 @@ export class WorkerDataPlane implements DataPlane {
    */
   async prepare(loaded: LoadedConfig): Promise<PreparedConfig> {
     const handles = [...this.handles.values()];
-    warnPerProcessLimits(loaded, handles.length, this.log);
     const change = ++this.changes;
     const results = await Promise.allSettled(handles.map((h) => h.request({ type: 'prepare', change, loaded })));
     const failed = results.find((r) => r.status === 'rejected');
@@ -240,14 +245,4 @@ export class WorkerDataPlane implements DataPlane {
     );
     this.handles.clear();
   }
-}
-
-/** In-memory rate limits count per process: with several workers, say so instead of surprising anyone. */
-function warnPerProcessLimits(loaded: LoadedConfig, workers: number, log: Logger): void {
-  if (workers <= 1) return;
-  if (pluginLists(loaded.config).some((l) => l.entries.some((p) => p.name === 'rate-limit' && p.enabled !== false)))
-    log.warn(
-      { workers },
-      'rate limits are counted per worker process: each of the workers allows the full limit (use --workers 1 for one exact count)',
-    );
 }

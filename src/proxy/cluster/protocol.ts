@@ -1,5 +1,6 @@
 /** Messages between the gateway's primary process and its workers (Node IPC, JSON). */
 import type { LoadedConfig } from '../../config/load.ts';
+import type { LimitBatch, LimitDecided } from '../../stores/primary.ts';
 import type { ProxyView } from '../describe.ts';
 
 /**
@@ -13,9 +14,13 @@ export type ToWorker =
   | { type: 'commit'; id: number; change: number }
   | { type: 'discard'; id: number; change: number }
   | { type: 'query'; id: number; view: ProxyView }
-  | { type: 'drain'; drainMs: number };
+  | { type: 'drain'; drainMs: number }
+  /** The primary's decisions on a worker's batch of rate-limit requests (src/stores/primary.ts). */
+  | LimitDecided;
 
 export type FromWorker =
+  /** A worker's rate-limit requests of one event-loop turn, for the primary to decide. */
+  | LimitBatch
   | { type: 'reply'; id: number; ok: true; value: Record<string, unknown> }
   | {
       type: 'reply';

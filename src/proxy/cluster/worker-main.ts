@@ -5,6 +5,7 @@
  */
 import { createLogger } from '../../observability/logger.ts';
 import { createPluginCatalog } from '../../plugins/index.ts';
+import { countInPrimary } from '../../stores/primary.ts';
 import { describeProxy } from '../describe.ts';
 import { type PreparedChange, ProxyServer } from '../proxy.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -17,6 +18,10 @@ const options = {
   serviceName: process.env.MESHGATE_SERVICE,
 };
 let draining = false;
+// In-memory rate limits count in the primary, so that a limit holds for the machine, not per worker.
+const limits = countInPrimary((message) => {
+  process.send?.(message);
+});
 
 function reply(message: FromWorker) {
   process.send?.(message);
@@ -104,6 +109,9 @@ process.on('message', (message: ToWorker) => {
     case 'drain':
       void drain(message.drainMs);
       break;
+    case 'limit-decided':
+      limits.decided(message);
+      break;
   }
 });
 
@@ -111,4 +119,7 @@ process.on('message', (message: ToWorker) => {
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => void drain(5_000));
 // If the primary dies, do not linger as an orphan holding ports.
-process.on('disconnect', () => void drain(5_000));
+process.on('disconnect', () => {
+  limits.close(new Error('the primary process is gone'));
+  void drain(5_000);
+});
