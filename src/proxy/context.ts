@@ -18,6 +18,8 @@ import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { BodyGuard } from './body-guard.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
+import type { MeshTls } from './identity/mesh-tls.ts';
+import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput, Router } from './router/router.ts';
@@ -77,6 +79,8 @@ export interface ListenerRuntime {
   readonly encodedSlashes: EncodedSlashPolicy;
   /** Certificates and client verification of a TLS listener; null for plain ones. */
   readonly tls: TlsMaterial | null;
+  /** Mutual TLS with the workload identity (`mtls.mode` STRICT or PERMISSIVE); null otherwise. */
+  readonly mesh: MeshTls | null;
   /** The route table of this listener in the snapshot it was resolved with. */
   readonly router: Router<CompiledRoute>;
 }
@@ -125,6 +129,11 @@ export class StreamContext implements MatchInput, RequestContext {
   endpoint: Endpoint | null = null;
   consumer: Consumer | null = null;
   credential: CredentialRef | null = null;
+  /**
+   * The caller's SPIFFE ID, verified by mutual TLS on this connection (the client certificate chains to
+   * the mesh's bundle); null on plaintext or non-mesh connections. For authorization by workload.
+   */
+  readonly peerPrincipal: string | null;
   /** Filters of this request with response or log hooks (null: none, the common case). */
   activeFilters: Filter[] | null = null;
   /** Filters that read the response body as it streams (null: none). */
@@ -206,6 +215,7 @@ export class StreamContext implements MatchInput, RequestContext {
     this.snapshot = host.snapshot;
     this.listener = listener;
     this.method = req.method ?? 'GET';
+    this.peerPrincipal = listener.mesh === null ? null : (peerOf(req.socket)?.principal ?? null);
     this.startMs = performance.now();
   }
 
