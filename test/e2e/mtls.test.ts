@@ -309,3 +309,109 @@ describe('certificate rotation under load', () => {
     assert.ok(!hashes.has(undefined), 'every request arrived with a verified caller');
   });
 });
+
+describe('mutual TLS in the config', () => {
+  it('a proxy without a workload identity refuses a config asking for mutual TLS, naming what asks', async () => {
+    const upstream = await app('plain');
+    await assert.rejects(
+      startGateway({
+        services: [{ name: 'service-b', endpoints: [{ url: upstream.url }], mtls: { mode: 'STRICT' } }],
+        routes: [{ name: 'r', service: 'service-b' }],
+      }),
+      /service service-b: mtls mode STRICT needs a workload identity/,
+    );
+    await assert.rejects(
+      startGateway({
+        listeners: [{ name: 'inbound', mtls: { mode: 'PERMISSIVE' } }],
+        services: [{ name: 'app', endpoints: [{ url: upstream.url }] }],
+        routes: [{ name: 'r', service: 'app' }],
+      }),
+      /listener inbound: mtls mode PERMISSIVE needs a workload identity/,
+    );
+    // A mesh section alone means PERMISSIVE for every service (Istio's default), so mTLS towards them.
+    await assert.rejects(
+      startGateway({
+        mesh: { trustDomain: 'cluster.local' },
+        services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+        routes: [{ name: 'r', service: 'svc' }],
+      }),
+      /service svc: mtls mode PERMISSIVE/,
+    );
+  });
+
+  it('tls and mtls on one listener, and an identity that is no SPIFFE ID, are config errors', async () => {
+    await assert.rejects(
+      startGateway({
+        listeners: [{ name: 'in', tls: { certificates: [{ cert: 'c.pem', key: 'k.pem' }] }, mtls: { mode: 'STRICT' } }],
+        services: [{ name: 's', endpoints: [], mtls: { identities: ['spiffe://Upper.Case/x'] } }],
+        routes: [{ name: 'r', service: 's' }],
+      }),
+      (err: Error) => {
+        assert.match(err.message, /listeners\[0\]\.mtls: a listener serves either its own certificates/);
+        assert.match(
+          err.message,
+          /services\[0\]\.mtls\.identities\[0\]: "spiffe:\/\/Upper\.Case\/x" is not a SPIFFE ID/,
+        );
+        return true;
+      },
+    );
+  });
+
+  it('a reload moves an inbound listener from PERMISSIVE to STRICT: plaintext is refused from then on', async () => {
+    const ca = await openCa();
+    const b = await identity(ca, 'service-b');
+    const appB = await app('app-b');
+    const sidecarB = await inboundSidecar(b, appB, 'PERMISSIVE');
+    const port = Number(new URL(sidecarB.url()).port);
+    const res = await request(`${sidecarB.url()}/before`);
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    await sidecarB.apply({
+      listeners: [{ name: 'inbound', mtls: { mode: 'STRICT' } }],
+      services: [{ name: 'app', endpoints: [{ url: appB.url }] }],
+      routes: [{ name: 'inbound', service: 'app' }],
+    });
+    const { received, closed } = await plaintextExchange(port);
+    assert.equal(closed, true);
+    assert.doesNotMatch(received, /HTTP\//);
+  });
+
+  it('HTTP/2 over mutual TLS (ALPN h2) for a service with protocol http2', async () => {
+    const ca = await openCa();
+    const [a, b] = await Promise.all([identity(ca, 'service-a'), identity(ca, 'service-b')]);
+    const appB = await app('app-b');
+    const sidecarB = await startGateway(
+      {
+        listeners: [{ name: 'inbound', mtls: { mode: 'STRICT' }, http2: true }],
+        services: [{ name: 'app', endpoints: [{ url: appB.url }] }],
+        routes: [{ name: 'inbound', service: 'app' }],
+      },
+      { identity: b },
+    );
+    cleanups.push(() => sidecarB.close());
+    const sidecarA = await startGateway(
+      {
+        listeners: [{ name: 'outbound' }],
+        services: [
+          { name: 'service-b', endpoints: [{ url: sidecarB.url() }], protocol: 'http2', mtls: { mode: 'STRICT' } },
+        ],
+        routes: [{ name: 'r', service: 'service-b' }],
+      },
+      { identity: a },
+    );
+    cleanups.push(() => sidecarA.close());
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${sidecarA.url()}/h2/${i}`, { headers: { host: 'service-b' } });
+      assert.equal(res.statusCode, 200, await res.body.text());
+    }
+    const ended = sidecarB.ended.slice(-3);
+    assert.deepEqual(
+      ended.map((ctx) => [ctx.req.httpVersion, ctx.peerPrincipal]),
+      Array(3).fill(['2.0', idOf('service-a')]),
+    );
+    assert.match(
+      String(appB.seen.at(-1)?.headers['x-forwarded-client-cert']),
+      /;URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/service-a$/,
+    );
+  });
+});
