@@ -113,9 +113,11 @@ if (role === '--load') {
   const start = performance.now();
   const pending: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
-    const due = start + i * intervalMs;
-    const wait = due - performance.now();
+    const planned = start + i * intervalMs;
+    const wait = planned - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // From the planned time (a stall counts against every request it delays), never from before the send.
+    const due = Math.min(planned, performance.now());
     pending.push(
       pool
         .request({ method: 'GET', path: '/api/v1/items/42', headers: { host: 'service-b' } })

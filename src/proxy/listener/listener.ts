@@ -277,7 +277,7 @@ export class Listener {
         const options = {
           ...meshContextOptions(mesh),
           ...http1Options,
-          // Verified after the handshake (onMeshConnection), so a refusal is counted and logged with its reason.
+          // Verified after the handshake (admitMesh), so a refusal is counted and logged with its reason.
           requestCert: true,
           rejectUnauthorized: false,
           handshakeTimeout:
