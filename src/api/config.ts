@@ -166,6 +166,89 @@ export const ListenerLimitsSchema = Type.Object(
   { additionalProperties: false, description: 'What one client may make this listener hold or wait for.' },
 );
 
+/** Mutual TLS between proxies, with Istio's names (see docs/security.md). */
+const MtlsMode = (description: string) =>
+  Type.Unsafe<'STRICT' | 'PERMISSIVE' | 'DISABLE'>({
+    type: 'string',
+    enum: ['STRICT', 'PERMISSIVE', 'DISABLE'],
+    description,
+  });
+
+export const ListenerMtlsSchema = Type.Object(
+  {
+    mode: MtlsMode(
+      'What the listener accepts. `STRICT`: only mutual TLS: it presents the proxy’s workload certificate ' +
+        '(X509-SVID) and requires a client certificate that chains to the mesh’s trust bundle; anything else ' +
+        'is closed without an HTTP answer. `PERMISSIVE`: mutual TLS and plaintext on the same port, told apart by ' +
+        'the first byte (a TLS handshake starts with 0x16), so callers can join the mesh one by one. `DISABLE`: ' +
+        'plaintext only. Every mode removes an `X-Forwarded-Client-Cert` the caller sent; a caller verified by ' +
+        'mutual TLS is passed on in a new one.',
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Mesh traffic with the proxy’s workload identity (a sidecar’s inbound listener; the control plane ' +
+      'sets it). Needs a workload identity; excludes `tls`.',
+  },
+);
+
+export const ServiceMtlsSchema = Type.Object(
+  {
+    mode: Type.Optional(
+      MtlsMode(
+        'How proxies call this service, and how its sidecars accept calls. `STRICT` and `PERMISSIVE`: callers ' +
+          'connect with mutual TLS, presenting their workload certificate and checking the endpoint’s SPIFFE ID; ' +
+          '`DISABLE`: plaintext (a service without sidecars). Default: the mesh-wide `mesh.mtls.mode`.',
+      ),
+    ),
+    identities: Type.Optional(
+      Type.Array(Type.String({ pattern: '^spiffe://', maxLength: 2048 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'SPIFFE IDs this service’s endpoints may present; a certificate from the mesh’s CA for any other ' +
+          'identity is refused (MG_UPSTREAM_IDENTITY_MISMATCH). Default: `spiffe://<mesh.trustDomain>/ns/' +
+          '<mesh.namespace>/sa/<service name>` (the proxy’s own trust domain when the config has no `mesh`).',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Mutual TLS towards this service (default: the mesh-wide setting).' },
+);
+
+export const MeshSchema = Type.Object(
+  {
+    trustDomain: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[a-z0-9._-]+$',
+      description: 'The SPIFFE trust domain of the mesh’s workload identities, e.g. `cluster.local`.',
+    }),
+    namespace: Type.Optional(
+      Type.String({
+        minLength: 1,
+        pattern: '^[A-Za-z0-9._-]+$',
+        description:
+          'The namespace in the workloads’ SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`). Default `default`.',
+      }),
+    ),
+    mtls: Type.Optional(
+      Type.Object(
+        {
+          mode: MtlsMode('Mesh-wide mode; a service’s `mtls.mode` overrides it. Default `PERMISSIVE` (as Istio).'),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'The service mesh: its trust domain and mutual TLS between proxies. Absent: no mutual TLS (plaintext, as ' +
+      'a gateway alone).',
+  },
+);
+
 export const ListenerSchema = Type.Object(
   {
     name: Name('Unique name of the listener; appears in logs and metrics.'),
@@ -184,6 +267,7 @@ export const ListenerSchema = Type.Object(
       }),
     ),
     tls: Type.Optional(ListenerTlsSchema),
+    mtls: Type.Optional(ListenerMtlsSchema),
     http2: Type.Optional(
       Type.Boolean({
         description:
@@ -710,6 +794,7 @@ export const ServiceSchema = Type.Object(
           'gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1.',
       }),
     ),
+    mtls: Type.Optional(ServiceMtlsSchema),
   },
   { additionalProperties: false, description: 'A named upstream.' },
 );
@@ -1172,6 +1257,7 @@ export const ConfigSchema = Type.Object(
           'service a policy names, or on every route for a policy without `service`.',
       }),
     ),
+    mesh: Type.Optional(MeshSchema),
   },
   { additionalProperties: false, title: 'meshgate configuration' },
 );
@@ -1179,6 +1265,9 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 export type ObservabilityConfig = Static<typeof ObservabilitySchema>;
 export type RedisConfig = Static<typeof RedisSchema>;
+export type MeshConfig = Static<typeof MeshSchema>;
+export type ServiceMtlsConfig = Static<typeof ServiceMtlsSchema>;
+export type ListenerMtlsConfig = Static<typeof ListenerMtlsSchema>;
 export type ListenerConfig = Static<typeof ListenerSchema>;
 export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
 export type ListenerLimitsConfig = Static<typeof ListenerLimitsSchema>;

@@ -12,6 +12,7 @@ import {
   type ValueMatchConfig,
 } from '../api/config.ts';
 import { parseDuration } from '../core/duration.ts';
+import { spiffeIdProblem } from '../core/spiffe.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -56,6 +57,15 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });
     checkResilience(service, ['services', i], report);
+    service.mtls?.identities?.forEach((id, j) => {
+      const problem = typeof id === 'string' ? spiffeIdProblem(id) : undefined;
+      if (problem !== undefined)
+        report(
+          ['services', i, 'mtls', 'identities', j],
+          `"${id}" is not a SPIFFE ID: ${problem}`,
+          'e.g. spiffe://cluster.local/ns/default/sa/photo-service',
+        );
+    });
   });
 
   const listenerNames = (config.listeners ?? []).map((l) => l.name);
@@ -147,6 +157,12 @@ function checkListener(l: ListenerConfig, here: Path, report: Report) {
         'make headersTimeout the shorter one',
       );
   }
+  if (l.mtls !== undefined && l.mtls.mode !== 'DISABLE' && l.tls !== undefined)
+    report(
+      [...here, 'mtls'],
+      'a listener serves either its own certificates (tls) or the workload identity (mtls), not both',
+      'remove tls, or set mtls.mode to DISABLE',
+    );
   if (l.tls?.requireClientCert !== undefined && l.tls.clientCa === undefined)
     report(
       [...here, 'tls', 'requireClientCert'],

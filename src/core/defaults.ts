@@ -308,6 +308,12 @@ export const DEFAULT_CA_ROTATION_OVERLAP_MS = 2 * DEFAULT_SVID_LIFETIME_MS;
 /** Largest certificate signing request (PEM) the CA reads. */
 export const MAX_CSR_BYTES = 16 * 1024;
 
+// ── Mutual TLS between proxies (docs/security.md) ──
+/** The mesh-wide mode when a config has a `mesh` section without `mtls.mode` (Istio's default). */
+export const DEFAULT_MESH_MTLS_MODE = 'PERMISSIVE';
+/** The namespace of the mesh's SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`) unless `mesh.namespace` says. */
+export const DEFAULT_MESH_NAMESPACE = 'default';
+
 // ── Shared stores (Redis) ─────────────────────────────────────────────────────────────────────────
 /** Keys meshgate writes in Redis start with this, so one Redis can serve other users too. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'meshgate:';

@@ -22,6 +22,8 @@ export const LocalReplyCodes = {
   MG_UPSTREAM_RESET: { status: 502, title: 'Upstream closed the connection' },
   MG_UPSTREAM_PROTOCOL_ERROR: { status: 502, title: 'Upstream sent an invalid response' },
   MG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out' },
+  MG_UPSTREAM_TLS_FAILURE: { status: 502, title: 'Mutual TLS with the upstream failed' },
+  MG_UPSTREAM_IDENTITY_MISMATCH: { status: 502, title: 'The upstream presented another workload identity' },
   MG_RESPONSE_TOO_LARGE: { status: 502, title: 'Upstream response too large for a filter that buffers it' },
   /** A plugin with `failOpen: false` could not reach its shared store (Redis). */
   MG_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the route needs is unavailable' },

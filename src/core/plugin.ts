@@ -63,9 +63,9 @@ export interface RequestContext {
   credential: CredentialRef | null;
   /**
    * The verified workload identity of the caller: the SPIFFE ID of the client certificate, when the
-   * request came over TLS with a certificate the listener verified (mutual TLS); undefined otherwise.
+   * request came over TLS with a certificate the listener verified (mutual TLS); null otherwise.
    */
-  readonly peerPrincipal?: string | undefined;
+  readonly peerPrincipal?: string | null;
   /**
    * Claims of the token an authentication plugin verified (jwt), frozen; null or absent when none was.
    * Set by that plugin; others only read it (authorization policies' `request.auth.claims[…]`).

@@ -143,6 +143,11 @@ export interface CompiledListener {
   readonly address: string;
   readonly trustedHops: number;
   readonly tls: CompiledTls | null;
+  /**
+   * Mutual TLS with the proxy's workload identity (`mtls.mode`); null: not a mesh listener. Any mode,
+   * DISABLE included, removes a client-sent X-Forwarded-Client-Cert.
+   */
+  readonly mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE' | null;
   readonly http2: boolean;
   readonly redirectToHttps: boolean;
   readonly httpsPort: number;

@@ -21,6 +21,8 @@ import type { AuthzDecision } from './authz/engine.ts';
 import type { BodyGuard } from './body-guard.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
+import type { MeshTls } from './identity/mesh-tls.ts';
+import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
 import type { MatchInput, Router } from './router/router.ts';
@@ -80,6 +82,8 @@ export interface ListenerRuntime {
   readonly encodedSlashes: EncodedSlashPolicy;
   /** Certificates and client verification of a TLS listener; null for plain ones. */
   readonly tls: TlsMaterial | null;
+  /** Mutual TLS with the workload identity (`mtls.mode` STRICT or PERMISSIVE); null otherwise. */
+  readonly mesh: MeshTls | null;
   /** The route table of this listener in the snapshot it was resolved with. */
   readonly router: Router<CompiledRoute>;
 }
@@ -226,25 +230,27 @@ export class StreamContext implements MatchInput, RequestContext {
   }
 
   /**
-   * The SPIFFE ID of the client certificate when the listener verified it (TLS with `clientCa`), else
-   * undefined. Read from the connection once and kept on it: every request of a connection has the
-   * same peer.
+   * The caller's SPIFFE ID, verified on this connection: by the mesh's mutual TLS (noted on the socket
+   * at the handshake, listener/peer.ts) or by a TLS listener with `clientCa`; null on plaintext or
+   * when the certificate names no workload. Read from the connection once and kept on it: every
+   * request of a connection has the same peer.
    */
-  get peerPrincipal(): string | undefined {
+  get peerPrincipal(): string | null {
     const socket = (this.h2 ? (this.req as unknown as Http2ServerRequest).stream.session?.socket : this.req.socket) as
       | PeerSocket
       | null
       | undefined;
-    if (socket == null) return undefined;
+    if (socket == null) return null;
     let peer = socket[kPeerPrincipal];
     if (peer === undefined) {
       peer =
-        typeof socket.getPeerCertificate === 'function' && socket.authorized === true
+        peerOf(socket as unknown as Socket)?.principal ??
+        (typeof socket.getPeerCertificate === 'function' && socket.authorized === true
           ? (spiffeIdOfCertificate(socket.getPeerCertificate()) ?? null)
-          : null;
+          : null);
       socket[kPeerPrincipal] = peer;
     }
-    return peer ?? undefined;
+    return peer;
   }
 
   get serviceName(): string | undefined {

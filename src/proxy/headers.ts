@@ -21,6 +21,7 @@ export const H_TRACEPARENT = 13;
 export const H_TRACESTATE = 14;
 export const H_B3 = 15;
 export const H_REQUEST_TIMEOUT = 16;
+export const H_XFCC = 17; // X-Forwarded-Client-Cert: set by mesh listeners only, from the verified peer
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
@@ -59,6 +60,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   [':protocol', H_DROP],
   // The client's deadline for this proxy (docs/resilience.md); consumed here, not forwarded.
   [REQUEST_TIMEOUT_HEADER, H_REQUEST_TIMEOUT],
+  ['x-forwarded-client-cert', H_XFCC],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { MetricsRole } from '../observability/metrics.ts';
 import type { CompiledListener, Snapshot } from './compiled.ts';
 import type { ListenerRuntime, StreamContext } from './context.ts';
+import { type IdentityProvider, MeshTls } from './identity/mesh-tls.ts';
 import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Runtime } from './runtime.ts';
@@ -27,18 +28,31 @@ export interface ProxyOptions {
   role?: MetricsRole;
   /** Default `service.name` of spans. */
   serviceName?: string;
+  /**
+   * The proxy's workload identity (a mesh proxy's `WorkloadIdentity`): what `mtls` listeners present and
+   * verify callers against, and what connections to services with mutual TLS carry. Absent: a config
+   * asking for mutual TLS is refused.
+   */
+  identity?: IdentityProvider;
 }
 
 /**
  * A listener's settings, certificates and router, resolved against one snapshot. The listener and the
  * runtime swap them together in one tick, so a request always sees a router of the snapshot it holds.
  */
-function listenerRuntime(config: CompiledListener, tls: TlsMaterial | null, snapshot: Snapshot): ListenerRuntime {
+function listenerRuntime(
+  config: CompiledListener,
+  tls: TlsMaterial | null,
+  snapshot: Snapshot,
+  mesh: MeshTls | null,
+): ListenerRuntime {
   return Object.freeze({
     config,
     scheme: tls === null ? 'http' : 'https',
     encodedSlashes: config.encodedSlashes,
     tls,
+    // compileSnapshot refused mTLS listeners without an identity.
+    mesh: config.mtls === 'STRICT' || config.mtls === 'PERMISSIVE' ? mesh : null,
     router: routerFor(snapshot, config.name),
   });
 }
@@ -56,14 +70,17 @@ const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.po
 
 export class ProxyServer {
   readonly runtime: Runtime;
+  /** Mutual TLS with the workload identity, when the proxy has one. */
+  readonly mesh: MeshTls | null;
   private readonly listeners = new Map<string, Listener>();
   private draining = false;
 
   /** Plugin state that outlives snapshots (see PluginDeps.shared). */
   private shared = new SharedPluginState();
 
-  private constructor(runtime: Runtime) {
+  private constructor(runtime: Runtime, mesh: MeshTls | null) {
     this.runtime = runtime;
+    this.mesh = mesh;
   }
 
   static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<ProxyServer> {
@@ -71,8 +88,10 @@ export class ProxyServer {
     const shared = new SharedPluginState();
     const log = options.log;
     const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
+    const mesh = options.identity === undefined ? null : new MeshTls(options.identity, log);
     const deps = {
       catalog: options.catalog,
+      ...(mesh !== null && { mesh }),
       plugins: {
         now: options.now ?? Date.now,
         warn: (message: string, fields?: Record<string, unknown>) => log?.warn(fields ?? {}, message),
@@ -87,20 +106,27 @@ export class ProxyServer {
       telemetry.record(ctx);
       onStreamEnd?.(ctx);
     };
-    const runtime = await Runtime.create(loaded, deps, record, (ctx, plugin, error) =>
-      log?.error(
-        { requestId: ctx.requestId, plugin, err: (error as Error)?.message ?? String(error) },
-        'plugin failed',
-      ),
-    );
+    let runtime: Runtime;
+    try {
+      runtime = await Runtime.create(loaded, deps, record, (ctx, plugin, error) =>
+        log?.error(
+          { requestId: ctx.requestId, plugin, err: (error as Error)?.message ?? String(error) },
+          'plugin failed',
+        ),
+      );
+    } catch (e) {
+      mesh?.close();
+      throw e;
+    }
     runtime.telemetry = telemetry;
     telemetry.watch(() => runtime.snapshot);
-    const proxy = new ProxyServer(runtime);
+    if (mesh !== null) telemetry.watchMtls(mesh);
+    const proxy = new ProxyServer(runtime, mesh);
     proxy.shared = shared;
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
         const tls = l.tls === null ? null : await loadTls(l.tls, l.name);
-        const listener = new Listener(proxy.runtime, listenerRuntime(l, tls, proxy.runtime.snapshot));
+        const listener = new Listener(proxy.runtime, listenerRuntime(l, tls, proxy.runtime.snapshot, mesh));
         await listener.listen();
         proxy.listeners.set(l.name, listener);
       }
@@ -157,7 +183,10 @@ export class ProxyServer {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
         // Until the commit, a request here is served by the snapshot in force, with its router.
-        const listener = new Listener(this.runtime, listenerRuntime(l, tls.get(l.name)!, this.runtime.snapshot));
+        const listener = new Listener(
+          this.runtime,
+          listenerRuntime(l, tls.get(l.name)!, this.runtime.snapshot, this.mesh),
+        );
         await listener.listen();
         started.set(l.name, listener);
       }
@@ -188,7 +217,7 @@ export class ProxyServer {
       if (this.listeners.get(listener.name) === listener) this.listeners.delete(listener.name);
     for (const l of snapshot.listeners) {
       const listener = this.listeners.get(l.name);
-      if (listener) listener.runtime = listenerRuntime(l, tls.get(l.name)!, snapshot);
+      if (listener) listener.runtime = listenerRuntime(l, tls.get(l.name)!, snapshot, this.mesh);
     }
     for (const listener of retired) void listener.close(drainMs);
   }
@@ -226,6 +255,7 @@ export class ProxyServer {
     await Promise.all([...this.listeners.values()].map((l) => l.close(drainMs)));
     this.listeners.clear();
     await this.runtime.close();
+    this.mesh?.close();
     this.shared.closeAll();
     await this.runtime.telemetry?.close();
   }

@@ -29,10 +29,12 @@ import {
   H_TRANSFER_ENCODING,
   H_XF_HOST,
   H_XF_PROTO,
+  H_XFCC,
   H_XFF,
   REQUEST_HEADER_ACTIONS,
   removeHeaders,
 } from './headers.ts';
+import { peerOf } from './listener/peer.ts';
 import { needsNormalising, normalisePath, PATH_OUTSIDE_ROOT } from './path.ts';
 
 const MAX_REQUEST_ID_LENGTH = 200;
@@ -164,6 +166,10 @@ export function readRequestHead(ctx: StreamContext): boolean {
       case H_REQUEST_TIMEOUT:
         ctx.requestTimeoutHeader = value;
         break;
+      // A mesh listener vouches for the caller itself: a copy from the caller is never passed on.
+      case H_XFCC:
+        if (ctx.listener.config.mtls === null) out.push(name, value);
+        break;
     }
   }
   // HTTP/2 frames bodies itself: a body follows unless the HEADERS frame ended the stream.
@@ -216,6 +222,10 @@ export function readRequestHead(ctx: StreamContext): boolean {
     forwarded === undefined ? element : `${forwarded}, ${element}`,
   );
   out.push('host', authority, REQUEST_ID_HEADER, ctx.requestId);
+  if (ctx.listener.mesh !== null) {
+    const peer = peerOf(req.socket);
+    if (peer !== undefined) out.push('x-forwarded-client-cert', peer.xfcc);
+  }
   if (traceparent !== undefined || b3 || ctx.owner.telemetry?.tracing)
     readTraceContext(ctx, traceparent, tracestate, b3);
   // A WebSocket upgrade's bytes after the head are the tunnel's, not a body.

@@ -4,7 +4,7 @@
  */
 
 import { dirname, resolve } from 'node:path';
-import type { Config, ListenerConfig, RouteConfig } from '../api/config.ts';
+import type { Config, ListenerConfig, RouteConfig, ServiceConfig } from '../api/config.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import {
   DEFAULT_BODY_IDLE_TIMEOUT_MS,
@@ -25,11 +25,13 @@ import {
   DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
+import { serviceIdentities, serviceMtlsMode } from '../core/mtls.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
 import { compilePolicies, withAuthorization } from './authz/filter.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import { type MeshTls, UpstreamTls } from './identity/mesh-tls.ts';
 import { effectiveMatch, Router } from './router/router.ts';
 import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
@@ -37,6 +39,8 @@ import { UpstreamService as Service, serviceHash, type UpstreamService } from '.
 export interface CompileDeps {
   catalog?: PluginCatalog;
   plugins: ChainDepsBase;
+  /** The proxy's workload identity, for mutual TLS; a config asking for mTLS without one is refused. */
+  mesh?: MeshTls;
 }
 
 /**
@@ -51,10 +55,20 @@ export async function compileSnapshot(
   previous?: Snapshot,
 ): Promise<Snapshot> {
   const config = loaded.config;
+  checkMeshListeners(config, deps.mesh);
   const services = new Map<string, UpstreamService>();
   for (const sc of config.services ?? []) {
     const old = previous?.services.get(sc.name);
-    const service = old && old.hash === serviceHash(sc) ? old : new Service(sc, { previous: old });
+    let tls: UpstreamTls | undefined;
+    try {
+      tls = upstreamTlsOf(config, sc, deps.mesh);
+    } catch (e) {
+      for (const service of services.values()) if (--service.refs === 0) void service.close();
+      throw e;
+    }
+    // The mesh-wide mode lives outside the service's own config, so it takes part in reuse too.
+    const reusable = old && old.hash === serviceHash(sc) && old.tls?.key === tls?.key && old.tls?.mesh === tls?.mesh;
+    const service = reusable ? old : new Service(sc, { previous: old, ...(tls !== undefined && { tls }) });
     service.refs++;
     services.set(sc.name, service);
   }
@@ -95,6 +109,28 @@ export async function compileSnapshot(
     services,
     inflight: { count: 0 },
   });
+}
+
+/** Mutual TLS towards a service, or undefined for plaintext; throws when the config asks for what cannot be. */
+function upstreamTlsOf(config: Config, sc: ServiceConfig, mesh: MeshTls | undefined): UpstreamTls | undefined {
+  const mode = serviceMtlsMode(config, sc);
+  if (mode === 'DISABLE') return undefined;
+  if (mesh === undefined)
+    throw new Error(
+      `service ${sc.name}: mtls mode ${mode} needs a workload identity, and this proxy has none ` +
+        "(set the service's mtls.mode to DISABLE, or run the proxy in the mesh)",
+    );
+  const identities = serviceIdentities(config, sc, mesh.trustDomain);
+  return new UpstreamTls(mesh, identities);
+}
+
+function checkMeshListeners(config: Config, mesh: MeshTls | undefined): void {
+  if (mesh !== undefined) return;
+  for (const l of config.listeners ?? [])
+    if (l.mtls !== undefined && l.mtls.mode !== 'DISABLE')
+      throw new Error(
+        `listener ${l.name}: mtls mode ${l.mtls.mode} needs a workload identity, and this proxy has none`,
+      );
 }
 
 /** Starts what runs in the background for the services of the snapshot now in force (health checks). */
@@ -147,6 +183,7 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
     address: l.address ?? DEFAULT_LISTENER_ADDRESS,
     trustedHops: l.trustedHops ?? DEFAULT_TRUSTED_HOPS,
     tls,
+    mtls: l.mtls?.mode ?? null,
     http2: l.http2 ?? tls !== null,
     redirectToHttps: l.redirectToHttps ?? false,
     httpsPort: l.httpsPort ?? DEFAULT_HTTPS_PORT,

@@ -10,6 +10,7 @@ import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { Snapshot } from './compiled.ts';
 import type { StreamContext } from './context.ts';
+import type { MeshTls } from './identity/mesh-tls.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 import { upstreamDecisions } from './upstream/decisions.ts';
 
@@ -193,6 +194,21 @@ export class Telemetry {
     );
   }
 
+  /** Refused mutual-TLS handshakes, by direction and reason (only a proxy with a workload identity has them). */
+  watchMtls(mesh: MeshTls): void {
+    this.metrics.counterOf(
+      'mtls_handshake_failures_total',
+      'Mutual-TLS handshakes refused, by direction (inbound: a caller refused by this proxy; outbound: an endpoint this proxy refused or that refused it) and reason (no-client-certificate, identity-mismatch, or the TLS error code).',
+      ['direction', 'reason'],
+      (set) => {
+        for (const [key, count] of mesh.failures) {
+          const cut = key.indexOf('\u0000');
+          set({ direction: key.slice(0, cut), reason: key.slice(cut + 1) }, count);
+        }
+      },
+    );
+  }
+
   /** The log phase of one request. */
   record(ctx: StreamContext): void {
     const endMs = performance.now();
@@ -248,7 +264,7 @@ export class Telemetry {
         faultDelayMs: ctx.faultDelayMs > 0 ? ctx.faultDelayMs : undefined,
         mirrored: ctx.mirrored ? true : undefined,
         userAgent,
-        principal: ctx.peerPrincipal,
+        principal: ctx.peerPrincipal ?? undefined,
         authz: ctx.authz ?? undefined,
       });
     }

@@ -57,10 +57,12 @@ function connectUpstream(ctx: StreamContext): void {
   const endpoint = ctx.endpoint!;
   const destination = ctx.destination!;
   // One connection per WebSocket: it leaves HTTP for good, so it never returns to the pool.
-  const client = new Client(endpoint.url, {
+  const tls = destination.service.tls;
+  const client = new Client(endpoint.origin, {
     connectTimeout: destination.service.timeouts.connectMs,
     headersTimeout: 0,
     bodyTimeout: 0,
+    ...(tls !== null && { connect: tls.connector(destination.service.timeouts.connectMs, false) }),
   });
   const breaker = destination.service.breaker;
   if (breaker.requests >= breaker.maxRequests) {

@@ -19,6 +19,7 @@ import { createPluginCatalog } from '../plugins/index.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import type { StreamContext } from '../proxy/context.ts';
 import { InProcessDataPlane } from '../proxy/data-plane.ts';
+import type { IdentityProvider } from '../proxy/identity/mesh-tls.ts';
 import { ProxyServer } from '../proxy/proxy.ts';
 
 export interface SeenRequest {
@@ -88,6 +89,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Metric prefix: `gateway` (default) or `mesh`. */
   role?: 'gateway' | 'mesh';
+  /** A workload identity, for `mtls` listeners and services (see ProxyOptions.identity). */
+  identity?: IdentityProvider;
 }
 
 export async function startGateway(
@@ -102,6 +105,7 @@ export async function startGateway(
     catalog,
     now: options.now,
     role: options.role,
+    ...(options.identity !== undefined && { identity: options.identity }),
   });
   const admin = new AdminServer();
   addProxyEndpoints(admin, new InProcessDataPlane(proxy));

@@ -205,6 +205,61 @@ describe('generateProxyConfig', () => {
     assert.equal(generateProxyConfig(model(), INSTANCES, SIDECAR).config.authorizationPolicies, undefined);
   });
 
+  describe('with a mesh section: mutual TLS spelled out per service and on the inbound listener', () => {
+    // legacy-billing has no sidecar (DISABLE); photo-service accepts mutual TLS only.
+    const meshModel = () => {
+      const text = MODEL_YAML.replace(
+        '    timeouts: { connect: 1s, request: 5s }',
+        '    timeouts: { connect: 1s, request: 5s }\n    mtls: { mode: STRICT }',
+      ).replace('      - url: http://10.1.0.9:9000', '      - url: http://10.1.0.9:9000\n    mtls: { mode: DISABLE }');
+      const parsed = parseModel(
+        [{ file: 'mesh.yaml', text: `${text}mesh: { trustDomain: example.org, mtls: { mode: PERMISSIVE } }\n` }],
+        'mesh.yaml',
+        null,
+      );
+      if (!parsed.ok) assert.fail(parsed.issues.map(formatIssue).join('\n'));
+      return parsed.model.config;
+    };
+    for (const [name, identity] of [
+      ['sidecar-mtls', SIDECAR],
+      ['gateway-mtls', cases.gateway!],
+    ] as const) {
+      it(`${name} matches test/golden/${name}.golden.json and is a valid config`, () => {
+        const { config, version } = generateProxyConfig(meshModel(), INSTANCES, identity);
+        const text = JSON.stringify(config, null, 2) + '\n';
+        if (process.env.UPDATE_GOLDEN) writeFileSync(golden(name), text);
+        assert.equal(text, readFileSync(golden(name), 'utf8'));
+        const loaded = validateConfigObject(config, name);
+        if (!loaded.ok) assert.fail(loaded.issues.map(formatIssue).join('\n'));
+        assert.equal(loaded.value.hash, version);
+      });
+    }
+
+    it('each service gets its effective mode and the identity its sidecars hold', () => {
+      const config = generateProxyConfig(meshModel(), INSTANCES, SIDECAR).config;
+      const mtls = Object.fromEntries(config.services!.map((s) => [s.name, s.mtls]));
+      assert.deepEqual(mtls['photo-service'], {
+        mode: 'STRICT',
+        identities: ['spiffe://example.org/ns/default/sa/photo-service'],
+      });
+      assert.deepEqual(mtls['search-service'], {
+        mode: 'PERMISSIVE',
+        identities: ['spiffe://example.org/ns/default/sa/search-service'],
+      });
+      assert.deepEqual(mtls['legacy-billing'], { mode: 'DISABLE' });
+      assert.equal(mtls['inbound.property-service'], undefined, 'the app beside the sidecar is plaintext');
+      assert.deepEqual(config.listeners![0]!.mtls, { mode: 'PERMISSIVE' });
+      assert.equal(config.listeners![1]!.mtls, undefined, 'the outbound listener is the app’s, on loopback');
+      assert.equal(config.mesh, undefined, 'the proxy needs no mesh section: everything is spelled out');
+    });
+
+    it('a model without a mesh section generates what it always did', () => {
+      const config = generateProxyConfig(model(), INSTANCES, SIDECAR).config;
+      assert.ok(config.services!.every((s) => s.mtls === undefined));
+      assert.ok(config.listeners!.every((l) => l.mtls === undefined));
+    });
+  });
+
   it('an IPv6 instance address is bracketed in its URL', () => {
     const v6 = [{ ...instance('photo-9', 'photo-service', 21009), address: '::1' }];
     const svc = generateProxyConfig(model(), v6, SIDECAR).config.services!.find((s) => s.name === 'photo-service')!;

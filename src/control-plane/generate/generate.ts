@@ -14,6 +14,7 @@ import {
   DEFAULT_SIDECAR_INBOUND_PORT,
   DEFAULT_SIDECAR_OUTBOUND_PORT,
 } from '../../core/defaults.ts';
+import { serviceIdentities, serviceMtlsMode } from '../../core/mtls.ts';
 import { INBOUND, inboundServiceName, OUTBOUND, outboundRouteName } from '../model/model.ts';
 
 export interface GeneratedConfig {
@@ -87,6 +88,8 @@ function sidecarConfig(model: Config, instances: readonly Instance[], proxy: Pro
         name: INBOUND,
         port: proxy.inboundPort ?? DEFAULT_SIDECAR_INBOUND_PORT,
         address: proxy.address ?? DEFAULT_SIDECAR_ADDRESS,
+        // What callers must offer: the service's own mode (it is the server of this hop).
+        ...(model.mesh ? { mtls: { mode: serviceMtlsMode(model, own ?? {}) } } : {}),
       },
       // The app is on this host: the outbound listener is never reachable from elsewhere.
       { name: OUTBOUND, port: proxy.outboundPort ?? DEFAULT_SIDECAR_OUTBOUND_PORT, address: '127.0.0.1' },
@@ -148,6 +151,12 @@ function meshService(model: Config, instances: readonly Instance[], name: string
     });
   }
   service.endpoints = [...(service.endpoints ?? []), ...discovered];
+  // The proxy gets the mode and the identities spelled out: its config has no `mesh` to derive them from.
+  if (model.mesh) {
+    const mode = serviceMtlsMode(model, service);
+    service.mtls =
+      mode === 'DISABLE' ? { mode } : { mode, identities: serviceIdentities(model, { name, mtls: service.mtls }) };
+  }
   return service;
 }
 

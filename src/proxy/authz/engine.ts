@@ -208,7 +208,7 @@ class Attributes {
 
   get principal(): string | undefined {
     if (!this.principalRead) {
-      this.principalValue = this.ctx.peerPrincipal;
+      this.principalValue = this.ctx.peerPrincipal ?? undefined;
       this.principalRead = true;
     }
     return this.principalValue;

@@ -3,7 +3,10 @@
  * for. The bound server only accepts; each connection goes to
  *   - plain HTTP/1.1 (node:http) — the default, and the path tuned for speed: nothing runs per request here;
  *   - TLS (node:http2 secure server with HTTP/1.1 fallback, or node:https without HTTP/2), SNI-chosen certificates;
- *   - prior-knowledge h2c (node:http2), told apart from HTTP/1.1 by the connection preface when `http2` is on.
+ *   - prior-knowledge h2c (node:http2), told apart from HTTP/1.1 by the connection preface when `http2` is on;
+ *   - mutual TLS with the proxy's workload identity (`mtls`: STRICT), or that and plaintext on one port
+ *     (PERMISSIVE), told apart by the first byte: a TLS record of type handshake is 0x16, which no HTTP/1.1
+ *     method or h2c preface starts with.
  * Keeping the bound socket apart from the protocol servers lets a reload change TLS or HTTP/2 settings
  * without rebinding: new connections get the new servers, open ones finish on the old.
  */
@@ -20,20 +23,34 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS } from '../../core/defaults.ts';
+import { DEFAULT_TLS_CIPHERS, TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS } from '../../core/defaults.ts';
 import { closeWhenIdle, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../context.ts';
+import type { MeshTls } from '../identity/mesh-tls.ts';
 import { handleRequest } from '../stream.ts';
 import { handleUpgrade } from '../websocket.ts';
 import { onClientError } from './client-error.ts';
+import { notePeer } from './peer.ts';
 import { contextFor } from './tls.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** The first byte of a TLS record carrying a handshake (a ClientHello opens every TLS connection). */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 function destroySelf(this: Socket) {
   this.destroy();
 }
 
 type H1Server = HttpServer | HttpsServer | Http2SecureServer;
+
+/** The workload identity's certificate, key and bundle, with the listener TLS defaults. */
+function meshContextOptions(mesh: MeshTls) {
+  return {
+    ...mesh.identity.secureContextOptions(),
+    minVersion: 'TLSv1.2' as const,
+    ciphers: DEFAULT_TLS_CIPHERS,
+    honorCipherOrder: true,
+  };
+}
 
 /** Only WebSocket upgrades leave the request path; `Upgrade: h2c` and others are served as plain requests. */
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
@@ -65,6 +82,8 @@ export class Listener {
   private readonly silent = new Map<Socket, number>();
   private sweeper: NodeJS.Timeout | null = null;
   private draining = false;
+  /** Stops following the workload identity's rotations (set once a mutual-TLS server exists). */
+  private unfollowRotation: (() => void) | null = null;
 
   constructor(host: StreamHost, runtime: ListenerRuntime) {
     this.host = host;
@@ -117,6 +136,10 @@ export class Listener {
     const runtime = this.current;
     if (runtime.tls !== null) {
       this.server(runtime.config.http2 ? 'tls-h2' : 'tls-h1').emit('connection', socket);
+    } else if (runtime.mesh !== null) {
+      if (runtime.config.mtls === 'STRICT')
+        this.server(runtime.config.http2 ? 'mtls-h2' : 'mtls-h1').emit('connection', socket);
+      else this.sniffTls(socket);
     } else if (runtime.config.http2) {
       this.sniff(socket, Buffer.alloc(0));
     } else {
@@ -132,22 +155,53 @@ export class Listener {
    */
   private sniff(socket: Socket, seen: Buffer) {
     if (seen.length === 0) socket.on('error', destroySelf);
+    socket.once('data', (chunk: Buffer) =>
+      this.sniffed(socket, seen.length === 0 ? chunk : Buffer.concat([seen, chunk])),
+    );
+  }
+
+  private sniffed(socket: Socket, head: Buffer) {
+    const n = Math.min(head.length, H2_PREFACE.length);
+    const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (isH2 && head.length < H2_PREFACE.length) {
+      this.sniff(socket, head);
+      return;
+    }
+    socket.pause();
+    socket.unshift(head);
+    socket.off('error', destroySelf);
+    if (isH2) {
+      // The h2 session reads the socket's buffer, then its handle; resuming here would steal the preface.
+      this.server('h2c').emit('connection', socket);
+      return;
+    }
+    this.trackH1(socket);
+    this.server('h1').emit('connection', socket);
+    socket.resume();
+  }
+
+  /**
+   * PERMISSIVE: one byte tells a TLS handshake from plaintext. The TLS server reads what was unshifted
+   * before its handle (as the h2 session does); plaintext goes where a plain listener sends it.
+   */
+  private sniffTls(socket: Socket) {
+    socket.on('error', destroySelf);
     socket.once('data', (chunk: Buffer) => {
-      const head = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const n = Math.min(head.length, H2_PREFACE.length);
-      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-      if (isH2 && head.length < H2_PREFACE.length) {
-        this.sniff(socket, head);
+      const http2 = this.current.config.http2;
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) {
+        socket.pause();
+        socket.unshift(chunk);
+        socket.off('error', destroySelf);
+        this.server(http2 ? 'mtls-h2' : 'mtls-h1').emit('connection', socket);
+        return;
+      }
+      if (http2) {
+        this.sniffed(socket, chunk);
         return;
       }
       socket.pause();
-      socket.unshift(head);
+      socket.unshift(chunk);
       socket.off('error', destroySelf);
-      if (isH2) {
-        // The h2 session reads the socket's buffer, then its handle; resuming here would steal the preface.
-        this.server('h2c').emit('connection', socket);
-        return;
-      }
       this.trackH1(socket);
       this.server('h1').emit('connection', socket);
       socket.resume();
@@ -217,6 +271,41 @@ export class Listener {
         server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
         break;
       }
+      case 'mtls-h1':
+      case 'mtls-h2': {
+        const mesh = this.current.mesh!;
+        const options = {
+          ...meshContextOptions(mesh),
+          ...http1Options,
+          // Verified after the handshake (admitMesh), so a refusal is counted and logged with its reason.
+          requestCert: true,
+          rejectUnauthorized: false,
+          handshakeTimeout:
+            limits.headersTimeoutMs > 0 ? limits.headersTimeoutMs : TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS,
+        };
+        server =
+          kind === 'mtls-h2'
+            ? createSecureServer({ ...options, allowHTTP1: true, settings: h2Settings } as never, onRequest as never)
+            : createHttpsServer({ ...options, ALPNProtocols: ['http/1.1'] } as never, onRequest as never);
+        // The HTTP layer's own handler would parse bytes already decrypted (TLS 1.3 clients send the request
+        // with their Finished) straight from the handle, even from a socket destroyed here: it only ever
+        // sees connections whose caller passed.
+        const httpLayer = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+        server.removeAllListeners('secureConnection');
+        server.on('secureConnection', (socket: TLSSocket) => {
+          if (!this.admitMesh(socket, mesh)) return;
+          for (const listener of httpLayer) listener.call(server, socket);
+        });
+        server.on('tlsClientError', (err: NodeJS.ErrnoException) =>
+          mesh.recordFailure('inbound', err.code ?? 'handshake-failed', err.message),
+        );
+        this.unfollowRotation ??= mesh.onRotation(() => {
+          const next = meshContextOptions(mesh);
+          for (const k of ['mtls-h1', 'mtls-h2'])
+            (this.servers.get(k) as HttpsServer | undefined)?.setSecureContext(next);
+        });
+        break;
+      }
       default:
         throw new Error(`unknown listener kind ${kind}`);
     }
@@ -224,7 +313,7 @@ export class Listener {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       handleUpgrade(this.host, this.current, req, socket as Socket, head),
     );
-    if (kind === 'h2c' || kind === 'tls-h2') {
+    if (kind === 'h2c' || kind === 'tls-h2' || kind === 'mtls-h2') {
       server.on('session', (session: ServerHttp2Session) => {
         this.sessions.add(session);
         session.once('close', () => this.sessions.delete(session));
@@ -263,6 +352,28 @@ export class Listener {
     if (socket.alpnProtocol !== 'h2') this.trackH1(socket);
   }
 
+  /**
+   * A completed mutual-TLS handshake: the client certificate must have verified against the bundle and
+   * carry a SPIFFE ID; otherwise the connection closes before any HTTP, and the reason is counted.
+   */
+  private admitMesh(socket: TLSSocket, mesh: MeshTls): boolean {
+    if (!socket.authorized) {
+      const cert = socket.getPeerCertificate();
+      const none = cert === null || Object.keys(cert).length === 0;
+      const reason = none ? 'no-client-certificate' : String(socket.authorizationError ?? 'unauthorized');
+      mesh.recordFailure('inbound', reason);
+      socket.destroy();
+      return false;
+    }
+    if (notePeer(socket, mesh.spiffeId) === undefined) {
+      mesh.recordFailure('inbound', 'no-spiffe-id', 'the client certificate has no single SPIFFE ID URI SAN');
+      socket.destroy();
+      return false;
+    }
+    if (socket.alpnProtocol !== 'h2') this.trackH1(socket);
+    return true;
+  }
+
   /** Pushes the runtime's limits and certificates to the bound server and every protocol server. */
   private applyLimits() {
     const runtime = this.current;
@@ -274,7 +385,7 @@ export class Listener {
       s.requestTimeout = limits.requestTimeoutMs;
       s.keepAliveTimeout = limits.keepAliveTimeoutMs;
       s.maxHeaderSize = limits.maxHeaderBytes;
-      if (kind === 'h2c' || kind === 'tls-h2') {
+      if (kind === 'h2c' || kind === 'tls-h2' || kind === 'mtls-h2') {
         const h2 = server as Http2Server;
         h2.updateSettings({
           maxConcurrentStreams: limits.maxConcurrentStreams,
@@ -294,6 +405,8 @@ export class Listener {
    */
   close(deadlineMs: number): Promise<void> {
     this.draining = true;
+    this.unfollowRotation?.();
+    this.unfollowRotation = null;
     if (this.sweeper !== null) clearInterval(this.sweeper);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

@@ -4,6 +4,7 @@
  */
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { StreamContext } from '../context.ts';
+import { isTlsFailureCode } from '../identity/mesh-tls.ts';
 import { FAILURE_CONNECT, FAILURE_REQUEST, FAILURE_RESET, type FailureKind } from './retry.ts';
 
 /** What the classification needs to know of the try. */
@@ -22,6 +23,14 @@ export function classifyUpstreamError(
 ): [LocalReplyCode, string, FailureKind] {
   const code = (error as NodeJS.ErrnoException).code;
   const to = `${ctx.destination?.service.name} (${call.authority})`;
+  const tls = ctx.destination?.service.tls;
+  if (tls != null && isTlsFailureCode(code)) {
+    // The identity check counted its own refusal (UpstreamTls); any other handshake failure is counted here.
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+      return ['MG_UPSTREAM_IDENTITY_MISMATCH', `${to}: ${error.message}`, FAILURE_CONNECT];
+    tls.mesh.recordFailure('outbound', code!, error.message);
+    return ['MG_UPSTREAM_TLS_FAILURE', `mutual TLS with ${to} failed: ${code}: ${error.message}`, FAILURE_CONNECT];
+  }
   switch (code) {
     case 'UND_ERR_HEADERS_TIMEOUT':
       return [

@@ -16,6 +16,8 @@ export class Endpoint {
   readonly url: string;
   /** `host:port`, for logs and `autoHost`. */
   readonly authority: string;
+  /** What connections go to: `url`, or its `https://` form under mutual TLS. */
+  readonly origin: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly weight: number;
   readonly pool: UpstreamPool;
@@ -51,16 +53,19 @@ export class Endpoint {
     const parsed = new URL(url);
     this.url = parsed.origin;
     this.authority = parsed.host;
+    // Mutual TLS between proxies: the endpoint is a sidecar registered as `http://`; its connections are TLS.
+    const origin = options.tls !== undefined ? `https://${parsed.host}` : this.url;
+    this.origin = origin;
     this.labels = labels;
     this.weight = weight;
     this.protocol = protocol;
     this.options = options;
     this.pool =
       protocol === 'http2'
-        ? new H2Pool(this.url, options, breaker)
+        ? new H2Pool(origin, options, breaker)
         : new ConnectionPool(
-            this.url,
-            { ...options, allowH2: protocol === 'auto' && parsed.protocol === 'https:' },
+            origin,
+            { ...options, allowH2: protocol === 'auto' && origin.startsWith('https:') },
             breaker,
           );
   }
@@ -97,6 +102,7 @@ export class Endpoint {
     const o = this.options;
     if (o.connectTimeoutMs !== options.connectTimeoutMs || o.maxConnections !== options.maxConnections) return false;
     if (o.keepAliveMs !== options.keepAliveMs) return false;
+    if (o.tls?.key !== options.tls?.key) return false;
     const keys = Object.keys(labels);
     if (keys.length !== Object.keys(this.labels).length) return false;
     for (const k of keys) if (this.labels[k] !== labels[k]) return false;

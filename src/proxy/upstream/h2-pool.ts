@@ -92,6 +92,9 @@ export class H2Pool implements UpstreamPool {
       connectTimeout: this.options.connectTimeoutMs,
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(this.options.tls !== undefined && {
+        connect: this.options.tls.connector(this.options.connectTimeoutMs, true),
+      }),
     };
     return this.origin.startsWith('https:')
       ? new UpstreamClient(this.origin, {

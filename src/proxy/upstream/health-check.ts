@@ -166,12 +166,15 @@ export class HealthChecker {
 
   private probe(endpoint: Endpoint, probe: Probe): Promise<{ ok: boolean; detail: string }> {
     const s = this.settings;
-    probe.client ??= new UpstreamClient(endpoint.url, {
+    // Probes go the way requests do: with mutual TLS when the service has it.
+    const tls = endpoint.options.tls;
+    probe.client ??= new UpstreamClient(endpoint.origin, {
       pipelining: 1,
       connectTimeout: s.timeoutMs,
       headersTimeout: 0,
       bodyTimeout: 0,
       keepAliveTimeout: s.intervalMs + s.jitterMs + 1000,
+      ...(tls !== undefined && { connect: tls.connector(s.timeoutMs, false) }),
     });
     return new Promise((resolve) => {
       const handler = new ProbeHandler(s.expected, resolve);

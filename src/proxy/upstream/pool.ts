@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Client as ClientType, Dispatcher } from 'undici';
+import type { UpstreamTls } from '../identity/mesh-tls.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 
 // undici's index also loads fetch, WebSocket, caches and mocks: ~13 MB resident the proxy never uses.
@@ -23,6 +24,11 @@ export interface PoolOptions {
   keepAliveMs: number;
   /** `https://` origins: offer HTTP/2 by ALPN as well (`protocol: auto`). */
   allowH2?: boolean;
+  /**
+   * Mutual TLS with the proxy's workload identity (the origin is then `https://`). Each new connection
+   * takes the certificate in force when it opens; open ones keep theirs, as a server's do.
+   */
+  tls?: UpstreamTls;
 }
 
 /** Connections to one endpoint, as the request path uses them (HTTP/1.1 here, HTTP/2 in h2-pool.ts). */
@@ -184,6 +190,9 @@ export class ConnectionPool implements UpstreamPool {
       // Per-request timeouts come from the route and service; disable the client-wide ones.
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(this.options.tls !== undefined && {
+        connect: this.options.tls.connector(this.options.connectTimeoutMs, this.options.allowH2 === true),
+      }),
     });
     this.all.add(client);
     if (this.breaker !== undefined) this.breaker.connections++;

@@ -17,6 +17,7 @@ import {
   DEFAULT_UPSTREAM_KEEPALIVE_MS,
 } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
+import type { UpstreamTls } from '../identity/mesh-tls.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { Endpoint } from './endpoint.ts';
 import { EndpointSet } from './endpoint-set.ts';
@@ -39,6 +40,8 @@ export interface ServiceOptions {
   clock?: Clock;
   /** The service of the same name being replaced, whose unchanged endpoints are taken over. */
   previous?: UpstreamService;
+  /** Mutual TLS towards its endpoints (its effective `mtls.mode` is STRICT or PERMISSIVE). */
+  tls?: UpstreamTls;
 }
 
 export class UpstreamService {
@@ -56,6 +59,8 @@ export class UpstreamService {
   readonly all: EndpointSet;
   readonly stats: ServiceStats;
   readonly clock: Clock;
+  /** Mutual TLS towards the endpoints, with the SPIFFE IDs they may present; null: plaintext. */
+  readonly tls: UpstreamTls | null;
   private readonly subsets: ReadonlyMap<string, EndpointSet>;
   private budget: RetryBudget | null = null;
   /** Snapshots holding this service; at 0 it closes (snapshot.ts `releaseSnapshot`). */
@@ -71,6 +76,7 @@ export class UpstreamService {
     this.config = config;
     this.hash = serviceHash(config);
     this.clock = options.clock ?? systemClock;
+    this.tls = options.tls ?? null;
     this.timeouts = {
       connectMs: parseDuration(config.timeouts?.connect ?? '') ?? DEFAULT_CONNECT_TIMEOUT_MS,
       requestMs: parseDuration(config.timeouts?.request ?? '') ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -82,6 +88,7 @@ export class UpstreamService {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
       keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
+      ...(options.tls !== undefined && { tls: options.tls }),
     };
     const protocol = config.protocol ?? 'http1';
     const previous = options.previous;
