@@ -64,7 +64,7 @@ Authentication (docs/security.md):
                                   With neither, the control plane runs open, on loopback only.
 Identities (workload certificates, issued at POST /certificates):
       --state-dir DIR       where the CA keeps its root (default ./${DEFAULT_CONTROL_PLANE_STATE_DIR})
-      --trust-domain NAME   SPIFFE trust domain (default ${DEFAULT_TRUST_DOMAIN})
+      --trust-domain NAME   SPIFFE trust domain (default: the model's mesh.trustDomain, else ${DEFAULT_TRUST_DOMAIN})
       --svid-lifetime DURATION  certificate lifetime (default ${DEFAULT_SVID_LIFETIME_MS / 3_600_000}h; at least 1s)
       --no-identities       issue no certificates (and push no trust bundle)`;
 
@@ -155,12 +155,25 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   }
 
   let ca: CertificateAuthority | undefined;
+  // The model's `mesh.trustDomain` names the identities its mTLS expects: the CA issues in that one.
+  const modelTrustDomain = model.config.mesh?.trustDomain;
+  if (
+    values['trust-domain'] !== undefined &&
+    modelTrustDomain !== undefined &&
+    values['trust-domain'] !== modelTrustDomain
+  ) {
+    console.error(
+      `meshgate control-plane: --trust-domain ${values['trust-domain']} differs from the model's mesh.trustDomain ` +
+        `${modelTrustDomain}; give one of them`,
+    );
+    return 2;
+  }
   if (!values['no-identities']) {
     const dir = values['state-dir'] ?? DEFAULT_CONTROL_PLANE_STATE_DIR;
     const stateDir = isAbsolute(dir) ? dir : resolve(process.cwd(), dir);
     try {
       ca = await CertificateAuthority.open({
-        trustDomain: values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN,
+        trustDomain: values['trust-domain'] ?? modelTrustDomain ?? DEFAULT_TRUST_DOMAIN,
         stateDir: `${stateDir}/ca`,
         svidLifetimeMs,
       });

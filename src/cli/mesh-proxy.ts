@@ -9,6 +9,7 @@
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { ProxyIdentity } from '../api/mesh.ts';
+import { MESH_IDENTITY_WAIT_MS } from '../core/defaults.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { MetricsRole } from '../observability/metrics.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
@@ -58,18 +59,25 @@ export interface MeshProxyOptions {
 /** Builds the proxy and starts its admin API and subscription; a string says why it could not. */
 async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | string> {
   const { log, catalog, role, serviceName } = options;
-  const plane = new DeferredDataPlane((loaded) =>
-    options.workers === 0
-      ? InProcessDataPlane.start(loaded, { catalog, log, role, serviceName })
-      : WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName }),
-  );
-  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: MESH_MESSAGES, describeError: listenError });
   const identity = new MeshIdentity({
     url: options.controlPlane,
     proxyId: options.identity.id,
     log,
     ...(options.token === undefined ? {} : { token: options.token }),
   });
+  const plane = new DeferredDataPlane(async (loaded) => {
+    if (options.workers !== 0) return WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName });
+    // Mutual TLS presents the workload identity: the first config waits for the certificate offered.
+    const workload = await identity.ready(MESH_IDENTITY_WAIT_MS);
+    return InProcessDataPlane.start(loaded, {
+      catalog,
+      log,
+      role,
+      serviceName,
+      ...(workload === null ? {} : { identity: workload }),
+    });
+  });
+  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: MESH_MESSAGES, describeError: listenError });
   const subscription = new ControlPlaneSubscription({
     url: options.controlPlane,
     identity: options.identity,

@@ -356,3 +356,9 @@ export const MIN_TOKEN_LENGTH = 16;
  * (or further in the future) than this is refused, so a recorded request cannot be replayed later.
  */
 export const RENEWAL_PROOF_MAX_AGE_MS = 5 * 60_000;
+/**
+ * A mesh proxy's first config waits this long for the workload certificate the control plane offered,
+ * so mutual TLS can present it from the first request; past it the proxy starts without, and only a
+ * config that needs mTLS is refused (NACKed) until the certificate arrives.
+ */
+export const MESH_IDENTITY_WAIT_MS = 10_000;

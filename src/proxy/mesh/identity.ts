@@ -68,6 +68,21 @@ export class MeshIdentity {
     return this.identity;
   }
 
+  /**
+   * Resolves once the identity the control plane offered is in force, or at once when none was offered
+   * (the welcome comes before the first push, so by then an offer is known); gives up after `timeoutMs`
+   * so a proxy whose certificate cannot be had still starts, refusing only configs that need mTLS.
+   */
+  async ready(timeoutMs: number): Promise<WorkloadIdentity | null> {
+    const starting = this.starting;
+    if (starting !== null) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([starting, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    return this.identity;
+  }
+
   /** From the subscription's welcome: starts the identity the first time it is offered. */
   onWelcome(welcome: WelcomeEvent): void {
     const offered = welcome.identity;
