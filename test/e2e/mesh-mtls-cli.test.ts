@@ -82,7 +82,10 @@ describe('mutual TLS between sidecars, from the control plane’s model', () => 
 
   after(async () => {
     await Promise.all(processes.reverse().map((p) => p.stop()));
-    for (const s of servers) s.closeAllConnections(), s.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
