@@ -209,6 +209,9 @@ export class StreamContext implements MatchInput, RequestContext {
   /** Another stream pipelined on the same client connection (rare), for closing them all. */
   nextOnSocket: StreamContext | null = null;
 
+  /** The verified caller (see `peerPrincipal`); undefined until read. */
+  private principal: string | null | undefined = undefined;
+
   constructor(req: ClientRequest, res: ClientResponse, host: StreamHost, listener: ListenerRuntime) {
     this.req = req as IncomingMessage;
     this.res = res as unknown as ServerResponse;
@@ -217,6 +220,8 @@ export class StreamContext implements MatchInput, RequestContext {
     this.snapshot = host.snapshot;
     this.listener = listener;
     this.method = req.method ?? 'GET';
+    // Read while the connection is there to ask (an HTTP/2 stream loses its session once it ends).
+    if (listener.mesh !== null || listener.config.tls?.clientCa != null) this.principal = readPeerPrincipal(this);
     this.startMs = performance.now();
   }
 
@@ -236,21 +241,8 @@ export class StreamContext implements MatchInput, RequestContext {
    * request of a connection has the same peer.
    */
   get peerPrincipal(): string | null {
-    const socket = (this.h2 ? (this.req as unknown as Http2ServerRequest).stream.session?.socket : this.req.socket) as
-      | PeerSocket
-      | null
-      | undefined;
-    if (socket == null) return null;
-    let peer = socket[kPeerPrincipal];
-    if (peer === undefined) {
-      peer =
-        peerOf(socket as unknown as Socket)?.principal ??
-        (typeof socket.getPeerCertificate === 'function' && socket.authorized === true
-          ? (spiffeIdOfCertificate(socket.getPeerCertificate()) ?? null)
-          : null);
-      socket[kPeerPrincipal] = peer;
-    }
-    return peer;
+    if (this.principal === undefined) this.principal = readPeerPrincipal(this);
+    return this.principal;
   }
 
   get serviceName(): string | undefined {
@@ -357,6 +349,30 @@ export function closeWhenIdle(socket: Socket): boolean {
 }
 
 const kPeerPrincipal = Symbol('meshgate.peerPrincipal');
+
+/**
+ * The caller's verified SPIFFE ID: noted at the mesh's mutual-TLS handshake (listener/peer.ts), or the
+ * client certificate of a TLS listener with `clientCa`, read once per connection and kept on it.
+ */
+function readPeerPrincipal(ctx: StreamContext): string | null {
+  const noted = peerOf(ctx.req.socket)?.principal;
+  if (noted !== undefined) return noted;
+  const socket = (ctx.h2 ? (ctx.req as unknown as Http2ServerRequest).stream.session?.socket : ctx.req.socket) as
+    | PeerSocket
+    | null
+    | undefined;
+  if (socket == null) return null;
+  let peer = socket[kPeerPrincipal];
+  if (peer === undefined) {
+    peer =
+      typeof socket.getPeerCertificate === 'function' && socket.authorized === true
+        ? (spiffeIdOfCertificate(socket.getPeerCertificate()) ?? null)
+        : null;
+    socket[kPeerPrincipal] = peer;
+  }
+  return peer;
+}
+
 /** A client connection, with its verified peer identity once read (null: none). */
 type PeerSocket = Partial<Pick<TLSSocket, 'getPeerCertificate' | 'authorized'>> & {
   [kPeerPrincipal]?: string | null;
