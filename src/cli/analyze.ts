@@ -1,7 +1,7 @@
 /** `meshgate analyze [FILE|DIR | --control-plane URL]`: mistakes and smells, each with a code, a place and a fix. */
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { Instance } from '../api/mesh.ts';
+import type { Instance, ProxyStatusView } from '../api/mesh.ts';
 import type { ConfigText } from '../config/load.ts';
 import { readTexts } from '../config/sources/directory/directory.ts';
 import { analyze, type Finding, SEVERITIES, type Severity } from '../control-plane/analyze/analyze.ts';
@@ -50,6 +50,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   return reporting('analyze', async () => {
     let texts: ConfigText[];
     let instances: Instance[] | undefined;
+    let proxies: ProxyStatusView[] | undefined;
     let source: string;
     let mesh = fromControlPlane;
     if (fromControlPlane) {
@@ -58,6 +59,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
         token: operatorToken(),
       });
       instances = (await getJson<{ instances: Instance[] }>(base, '/instances', { token: operatorToken() })).instances;
+      proxies = (await getJson<{ proxies: ProxyStatusView[] }>(base, '/proxies', { token: operatorToken() })).proxies;
       texts = model.texts;
       source = `${base} (model from ${model.source})`;
     } else {
@@ -69,6 +71,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     const findings = analyze({
       texts,
       instances,
+      ...(proxies === undefined ? {} : { proxies }),
       env: fromControlPlane ? null : process.env,
       catalog: createPluginCatalog(),
       mesh,

@@ -169,11 +169,13 @@ describe('meshgate control-plane, status and analyze --control-plane', () => {
   });
 
   it('analyze --control-plane judges the model against the registered instances, located in the model’s files', async () => {
+    // A minute of TTL: the next test reads it too, and nothing here sends heartbeats.
     const reg = await put(`${url}/instances/photo-1`, {
       service: 'photo-service',
       address: '127.0.0.1',
       port: 21001,
       labels: { version: 'v1' },
+      ttlMs: 60_000,
     });
     assert.equal(reg.status, 200);
     const run = await meshgate(['analyze', '--control-plane', url, '--output', 'json']);

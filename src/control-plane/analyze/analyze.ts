@@ -8,7 +8,7 @@
  * against the instances that exist, and policies that defeat themselves. Smell checks read the raw
  * data defensively, so a config with errors still gets every finding in one pass.
  */
-import type { Instance } from '../../api/mesh.ts';
+import type { Instance, ProxyStatusView } from '../../api/mesh.ts';
 import type { Locator, Path } from '../../config/document.ts';
 import { type ConfigIssue, closest, formatPath } from '../../config/issues.ts';
 import { type ConfigText, parseConfigTexts, readConfigTexts } from '../../config/load.ts';
@@ -41,6 +41,8 @@ export const ANALYZER_CODES = {
   MGA015: { severity: 'warning', title: 'an authorization policy names a caller that matches no service' },
   MGA016: { severity: 'warning', title: 'an ALLOW authorization policy allows every request' },
   MGA017: { severity: 'warning', title: 'a DENY authorization policy matches nothing' },
+  MGA018: { severity: 'warning', title: 'the mesh-wide mutual TLS mode is PERMISSIVE' },
+  MGA019: { severity: 'warning', title: 'a proxy’s workload certificate is close to expiry' },
 } as const satisfies Record<string, { severity: Severity; title: string }>;
 export type AnalyzerCode = keyof typeof ANALYZER_CODES;
 
@@ -64,6 +66,12 @@ export interface AnalyzeInput {
    * instances judge only services with static endpoints.
    */
   instances?: readonly Instance[];
+  /**
+   * The proxies a running control plane knows, with the certificate it last issued to each, when
+   * analyzing a running mesh; `now` (ms since the epoch) judges their expiry.
+   */
+  proxies?: readonly ProxyStatusView[];
+  now?: number;
   env?: Record<string, string | undefined> | null;
   /** The plugins the model may name (without it, any plugin entry is reported as unknown). */
   catalog?: PluginCatalog;
@@ -112,6 +120,7 @@ export function analyze(input: AnalyzeInput): Finding[] {
   });
   if (!validated.ok) findings.push(...validated.issues.map(fromIssue));
   findings.push(...smells(read.data, read.locator, input.instances));
+  findings.push(...meshSecurity(read.data, read.locator, input.proxies ?? [], input.now ?? Date.now()));
   return sortFindings(findings);
 }
 
@@ -496,4 +505,51 @@ function shadowing(
       }
     }
   }
+}
+
+/**
+ * A certificate with less than this share of its lifetime left is close to expiry: proxies renew at
+ * half their lifetime, so one still in use this late has failed to renew for a while.
+ */
+const CERTIFICATE_EXPIRY_WARNING_SHARE = 0.25;
+
+/** MGA018–MGA019: a mesh left PERMISSIVE, and proxies whose certificates are about to lapse. */
+function meshSecurity(data: Obj, at: Locator, proxies: readonly ProxyStatusView[], now: number): Finding[] {
+  const findings: Finding[] = [];
+  const mesh = isObj(data.mesh) ? data.mesh : undefined;
+  const mtls = mesh !== undefined && isObj(mesh.mtls) ? mesh.mtls : undefined;
+  if (mesh !== undefined && (mtls?.mode ?? 'PERMISSIVE') === 'PERMISSIVE') {
+    const path: Path = mtls?.mode === undefined ? ['mesh'] : ['mesh', 'mtls', 'mode'];
+    findings.push({
+      code: 'MGA018',
+      severity: ANALYZER_CODES.MGA018.severity,
+      message:
+        'mesh.mtls.mode is PERMISSIVE (the default): every sidecar still accepts plaintext, so any process that reaches a port can call the service',
+      fix: 'set mesh.mtls.mode: STRICT once every service runs a sidecar (services[].mtls.mode: PERMISSIVE keeps one that cannot yet)',
+      ...at.position(path),
+      path: at.localPath ? at.localPath(formatPath(path)) : formatPath(path),
+    });
+  }
+  for (const proxy of proxies) {
+    const cert = proxy.certificate;
+    if (!cert) continue;
+    const notBefore = Date.parse(cert.notBefore);
+    const notAfter = Date.parse(cert.notAfter);
+    const left = notAfter - now;
+    if (left > (notAfter - notBefore) * CERTIFICATE_EXPIRY_WARNING_SHARE) continue;
+    findings.push({
+      code: 'MGA019',
+      severity: ANALYZER_CODES.MGA019.severity,
+      message:
+        left <= 0
+          ? `proxy ${proxy.id}: its certificate (${cert.spiffeId}, serial ${cert.serial}) expired at ${cert.notAfter}`
+          : `proxy ${proxy.id}: its certificate (${cert.spiffeId}, serial ${cert.serial}) expires at ${cert.notAfter}, and it renews at half its lifetime`,
+      fix: `see why it does not renew: \`meshgate proxy-config secrets ${proxy.id}\` and the proxy's log (certificate renewal failed)`,
+      file: `proxy ${proxy.id}`,
+      line: 0,
+      column: 0,
+      path: '',
+    });
+  }
+  return findings;
 }
