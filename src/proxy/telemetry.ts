@@ -194,8 +194,17 @@ export class Telemetry {
     );
   }
 
-  /** Refused mutual-TLS handshakes, by direction and reason (only a proxy with a workload identity has them). */
+  /** Mutual-TLS handshakes, completed and refused (only a proxy with a workload identity has them). */
   watchMtls(mesh: MeshTls): void {
+    this.metrics.counterOf(
+      'mtls_handshakes_total',
+      'Mutual-TLS handshakes completed with the peer verified, by direction (inbound: callers of this proxy; outbound: endpoints it connected to).',
+      ['direction'],
+      (set) => {
+        set({ direction: 'inbound' }, mesh.handshakes.inbound);
+        set({ direction: 'outbound' }, mesh.handshakes.outbound);
+      },
+    );
     this.metrics.counterOf(
       'mtls_handshake_failures_total',
       'Mutual-TLS handshakes refused, by direction (inbound: a caller refused by this proxy; outbound: an endpoint this proxy refused or that refused it) and reason (no-client-certificate, identity-mismatch, or the TLS error code).',

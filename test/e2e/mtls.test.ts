@@ -154,6 +154,14 @@ describe('mutual TLS between sidecars', () => {
     assert.equal(seen.rawHeaders.filter((h) => h.toLowerCase() === 'x-forwarded-client-cert').length, 1);
     // The request context of B carries the verified caller for authorization.
     assert.equal(sidecarB.ended.at(-1)?.peerPrincipal, idOf('service-a'));
+    // Each side counted its completed handshake.
+    const handshakes = async (gw: TestGateway, direction: string) => {
+      const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+      const m = new RegExp(`^\\w*mtls_handshakes_total\\{direction="${direction}"\\} (\\d+)`, 'm').exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    assert.ok((await handshakes(sidecarA, 'outbound')) >= 1);
+    assert.ok((await handshakes(sidecarB, 'inbound')) >= 1);
   });
 
   it('a plaintext client on the STRICT inbound port gets no HTTP response, and the refusal is counted', async () => {

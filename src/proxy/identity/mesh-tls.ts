@@ -40,6 +40,8 @@ export class MeshTls {
   generation = 0;
   /** Refused handshakes, `direction\0reason` → count. */
   readonly failures = new Map<string, number>();
+  /** Completed handshakes (the peer verified), by direction. */
+  readonly handshakes = { inbound: 0, outbound: 0 };
   private readonly log: Pick<Logger, 'warn'> | undefined;
   private readonly rotationListeners = new Set<() => void>();
   private readonly lastLogged = new Map<string, number>();
@@ -143,7 +145,10 @@ export class UpstreamTls {
           allowH2,
         } as never) as Connector;
       }
-      return inner(options, callback);
+      return inner(options, (error, socket) => {
+        if (error === null) this.mesh.handshakes.outbound++;
+        callback(error as never, socket as never);
+      });
     };
   }
 }

@@ -370,6 +370,7 @@ export class Listener {
       socket.destroy();
       return false;
     }
+    mesh.handshakes.inbound++;
     if (socket.alpnProtocol !== 'h2') this.trackH1(socket);
     return true;
   }
