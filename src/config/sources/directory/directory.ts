@@ -6,54 +6,21 @@
  * saves is one change.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
-import { DEFAULT_RELOAD_DEBOUNCE_MS } from '../../../core/defaults.ts';
+import { extname, join } from 'node:path';
 import type { ConfigText } from '../../load.ts';
-import type { ConfigSource, RawConfig } from '../../pipeline.ts';
-import { CONFIG_EXTENSIONS, type ConfigWatch, watchConfigPath } from '../../watch.ts';
+import { CONFIG_EXTENSIONS } from '../../watch.ts';
+import { DiskSource } from '../disk.ts';
 
-export class DirectorySource implements ConfigSource {
+export class DirectorySource extends DiskSource {
   readonly kind = 'directory';
-  /** The directory's (or file's) absolute path. */
-  readonly location: string;
-  private readonly env: Record<string, string | undefined>;
-  private readonly debounceMs: number;
-  private watcher: ConfigWatch | undefined;
+  protected readonly notFound = 'file or directory not found';
 
-  /** `debounceMs`: quiet time after the last change before it counts (default DEFAULT_RELOAD_DEBOUNCE_MS). */
-  constructor(
-    path: string,
-    env: Record<string, string | undefined> = process.env,
-    debounceMs = DEFAULT_RELOAD_DEBOUNCE_MS,
-  ) {
-    this.location = resolve(path);
-    this.env = env;
-    this.debounceMs = debounceMs;
+  protected readTexts(): Promise<ConfigText[]> {
+    return readTexts(this.location);
   }
 
-  async read(): Promise<RawConfig> {
-    const path = this.location;
-    try {
-      return { kind: 'texts', texts: await readTexts(path), source: path, env: this.env };
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const reason = err.code === 'ENOENT' ? 'file or directory not found' : err.message;
-      return {
-        kind: 'unreadable',
-        source: path,
-        issues: [{ file: path, line: 0, column: 0, path: '', message: reason }],
-      };
-    }
-  }
-
-  async watch(onChange: () => void): Promise<void> {
-    const isDirectory = (await stat(this.location)).isDirectory();
-    this.watcher?.close();
-    this.watcher = watchConfigPath(this.location, isDirectory, onChange, this.debounceMs);
-  }
-
-  close(): void {
-    this.watcher?.close();
+  protected async isDirectory(): Promise<boolean> {
+    return (await stat(this.location)).isDirectory();
   }
 }
 
