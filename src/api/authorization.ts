@@ -12,6 +12,15 @@ import { type Static, Type } from '@sinclair/typebox';
 export const AUTHZ_ACTIONS = ['ALLOW', 'DENY', 'AUDIT'] as const;
 export type AuthzAction = (typeof AUTHZ_ACTIONS)[number];
 
+/** What a policy decided for one request, as the access log's `authz` field and the metric's labels show it. */
+export type AuthzResult = 'allow' | 'deny' | 'dry-run-allow' | 'dry-run-deny' | 'audit';
+
+export interface AuthzDecision {
+  readonly policy: string;
+  readonly action: AuthzAction;
+  readonly result: AuthzResult;
+}
+
 /** `when` keys (Istio's names); `[…]` keys take a header name or claim name between the brackets. */
 export const AUTHZ_WHEN_KEYS = [
   'request.headers[<name>]',

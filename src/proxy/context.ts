@@ -13,12 +13,11 @@ import {
 import type { Socket } from 'node:net';
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import type { AuthzDecision } from '../api/authorization.ts';
 import { CLIENT_CLOSED, type LocalReplyCode, LocalReplyCodes } from '../core/errors.ts';
 import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from '../core/plugin.ts';
 import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
-import type { AuthzDecision } from './authz/engine.ts';
-import type { BodyGuard } from './body-guard.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
@@ -181,7 +180,7 @@ export class StreamContext implements MatchInput, RequestContext {
   /** The request body kept for retries or a mirror, or null when it streams straight through. */
   body: ReplayableBody | null = null;
   /** Watches a body still arriving for stalls and trickles (body-guard.ts); null when none is. */
-  bodyGuard: BodyGuard | null = null;
+  bodyGuard: { stop(): void } | null = null;
   /** Retry state, created at the first retry. */
   retry: RequestRetry | null = null;
   /** Code of the local reply or failure that ended the stream, if any. */

@@ -14,7 +14,9 @@ import type {
   AuthorizationPolicyConfig,
   AuthzAction,
   AuthzConditionConfig,
+  AuthzDecision,
   AuthzOperationConfig,
+  AuthzResult,
   AuthzSourceConfig,
 } from '../../api/authorization.ts';
 import {
@@ -31,15 +33,10 @@ import {
 import type { StreamContext } from '../context.ts';
 
 /** What one policy did for one request; the label values of `*_authz_decisions_total`. */
-export type AuthzResult = 'allow' | 'deny' | 'dry-run-allow' | 'dry-run-deny' | 'audit';
+export type { AuthzDecision, AuthzResult };
 export const AUTHZ_RESULTS: readonly AuthzResult[] = ['allow', 'deny', 'dry-run-allow', 'dry-run-deny', 'audit'];
 
 /** Frozen and made once per policy and result: a request records references, never new objects. */
-export interface AuthzDecision {
-  readonly policy: string;
-  readonly action: AuthzAction;
-  readonly result: AuthzResult;
-}
 
 interface CompiledSource {
   readonly principals: StringMatch | null;
