@@ -151,6 +151,8 @@ export interface CompiledListener {
   readonly http2: boolean;
   readonly redirectToHttps: boolean;
   readonly httpsPort: number;
+  /** The 308 to https that `redirectToHttps` (this listener's or a route's) answers with, on `httpsPort`. */
+  readonly httpsRedirect: RedirectAction;
   readonly encodedSlashes: 'keep' | 'decode' | 'reject';
   readonly limits: {
     readonly maxHeaderBytes: number;

@@ -4,7 +4,9 @@
  * guarding `/admin`; the upstream gets the path byte for byte as the client sent it (merging `//` or
  * decoding an escape could change which resource it serves), except where a rewrite cannot keep it.
  */
+import type { RewriteConfig, RouteConfig } from '../api/config.ts';
 import type { CompiledRewrite } from './compiled.ts';
+import { effectiveMatch } from './router/router.ts';
 
 /** How `%2F` / `%5C` in a path are treated (listener setting `encodedSlashes`). */
 export type EncodedSlashPolicy = 'keep' | 'decode' | 'reject';
@@ -122,4 +124,21 @@ export function rewritePath(rw: CompiledRewrite, path: string, query: string): s
   }
   if (rw.regex !== undefined) p = p.replace(rw.regex, rw.substitution);
   return p + query;
+}
+
+/**
+ * Compiles a route's rewrite (or a redirect's prefix, written as a rewrite): how many segments of the
+ * route's path pattern a `prefix` replaces is decided here, once per config.
+ */
+export function compileRewrite(rc: RouteConfig, rw: RewriteConfig): CompiledRewrite {
+  const pattern = effectiveMatch(rc)?.path ?? '';
+  const literal = pattern.endsWith('/*') ? pattern.slice(0, -2) : pattern;
+  return Object.freeze({
+    prefixSegments: literal.split('/').length - 1,
+    prefix: rw.prefix,
+    regex: rw.regex ? new RegExp(rw.regex.pattern) : undefined,
+    substitution: rw.regex?.substitution ?? '',
+    host: rw.host,
+    autoHost: rw.autoHost === true,
+  });
 }

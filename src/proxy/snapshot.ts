@@ -28,6 +28,7 @@ import { parseDuration } from '../core/duration.ts';
 import { serviceIdentities, serviceMtlsMode } from '../core/mtls.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
+import { httpsRedirect } from './actions/redirect/action.ts';
 import { compilePolicies, withAuthorization } from './authz/filter.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
@@ -187,6 +188,7 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
     http2: l.http2 ?? tls !== null,
     redirectToHttps: l.redirectToHttps ?? false,
     httpsPort: l.httpsPort ?? DEFAULT_HTTPS_PORT,
+    httpsRedirect: httpsRedirect(l.httpsPort ?? DEFAULT_HTTPS_PORT),
     encodedSlashes: l.encodedSlashes ?? 'keep',
     limits: Object.freeze({
       maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,

@@ -7,7 +7,7 @@
  */
 
 import { runAction } from './actions/index.ts';
-import { httpsRedirect, runRedirect } from './actions/redirect/action.ts';
+import { runRedirect } from './actions/redirect/action.ts';
 import { prepareRequestBody } from './chain/body.ts';
 import { runRequestFilters } from './chain/filters.ts';
 import type { CompiledRoute } from './compiled.ts';
@@ -86,5 +86,5 @@ function admitBody(ctx: StreamContext, route: CompiledRoute): boolean {
 
 /** 308 keeps the method and body, so a POST is repeated as a POST over https. */
 export function redirectToHttps(ctx: StreamContext) {
-  runRedirect(ctx, httpsRedirect(ctx.listener.config.httpsPort));
+  runRedirect(ctx, ctx.listener.config.httpsRedirect);
 }

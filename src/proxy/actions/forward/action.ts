@@ -5,8 +5,8 @@
  */
 import type { DestinationConfig, RouteConfig } from '../../../api/config.ts';
 import { parseDuration } from '../../../core/duration.ts';
-import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
-import { effectiveMatch } from '../../router/router.ts';
+import type { CompiledDestination, ForwardAction } from '../../compiled.ts';
+import { compileRewrite } from '../../path.ts';
 import { compileFault } from '../../upstream/fault.ts';
 import { compileHashOn } from '../../upstream/hash.ts';
 import type { CompiledMirror } from '../../upstream/mirror.ts';
@@ -57,25 +57,10 @@ export function compileForward(rc: RouteConfig, services: ReadonlyMap<string, Up
   return Object.freeze({
     kind: 'forward',
     destinations: Object.freeze(destinations),
-    rewrite: compileRewrite(rc),
+    rewrite: rc.rewrite ? compileRewrite(rc, rc.rewrite) : null,
     sticky: rc.sticky ? compileHashOn(rc.sticky) : null,
     mirror,
     fault: rc.fault && (rc.fault.delay || rc.fault.abort) ? compileFault(rc.fault) : null,
-  });
-}
-
-function compileRewrite(rc: RouteConfig): CompiledRewrite | null {
-  const rw = rc.rewrite;
-  if (!rw) return null;
-  const path = effectiveMatch(rc)?.path ?? '';
-  const literal = path.endsWith('/*') ? path.slice(0, -2) : path;
-  return Object.freeze({
-    prefixSegments: literal.split('/').length - 1,
-    prefix: rw.prefix,
-    regex: rw.regex ? new RegExp(rw.regex.pattern) : undefined,
-    substitution: rw.regex?.substitution ?? '',
-    host: rw.host,
-    autoHost: rw.autoHost === true,
   });
 }
 

@@ -6,10 +6,9 @@
 import type { RouteConfig } from '../../../api/config.ts';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { runResponseFilters } from '../../chain/filters.ts';
-import type { CompiledRewrite, RedirectAction } from '../../compiled.ts';
+import type { RedirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
-import { upstreamPath } from '../../path.ts';
-import { effectiveMatch } from '../../router/router.ts';
+import { compileRewrite, upstreamPath } from '../../path.ts';
 
 /** 301, as Envoy and Kong answer when no status is given. */
 const DEFAULT_REDIRECT_STATUS = 301;
@@ -20,19 +19,7 @@ export function isRedirect(rc: RouteConfig): boolean {
 
 export function compileRedirect(rc: RouteConfig): RedirectAction {
   const r = rc.redirect!;
-  let prefix: CompiledRewrite | null = null;
-  if (r.prefix !== undefined) {
-    const pattern = effectiveMatch(rc)?.path ?? '';
-    const literal = pattern.endsWith('/*') ? pattern.slice(0, -2) : pattern;
-    prefix = Object.freeze({
-      prefixSegments: literal.split('/').length - 1,
-      prefix: r.prefix,
-      regex: undefined,
-      substitution: '',
-      host: undefined,
-      autoHost: false,
-    });
-  }
+  const prefix = r.prefix === undefined ? null : compileRewrite(rc, { prefix: r.prefix });
   return Object.freeze({
     kind: 'redirect',
     status: r.status ?? DEFAULT_REDIRECT_STATUS,
@@ -72,26 +59,22 @@ export function runRedirect(ctx: StreamContext, r: RedirectAction): void {
   ctx.finish();
 }
 
-const httpsRedirects = new Map<number, RedirectAction>();
-
-/** The 308 to the same URL over https that `redirectToHttps` (listener or route) answers with. */
+/**
+ * The 308 to the same URL over https that `redirectToHttps` (listener or route) answers with; compiled
+ * once per listener (CompiledListener.httpsRedirect).
+ */
 export function httpsRedirect(port: number): RedirectAction {
-  let action = httpsRedirects.get(port);
-  if (action === undefined) {
-    action = Object.freeze({
-      kind: 'redirect',
-      status: 308,
-      scheme: 'https',
-      host: null,
-      port,
-      keepAuthority: false,
-      path: null,
-      prefix: null,
-      stripQuery: false,
-    });
-    httpsRedirects.set(port, action);
-  }
-  return action;
+  return Object.freeze({
+    kind: 'redirect',
+    status: 308,
+    scheme: 'https',
+    host: null,
+    port,
+    keepAuthority: false,
+    path: null,
+    prefix: null,
+    stripQuery: false,
+  });
 }
 
 export function describeRedirect(r: RedirectAction, rc: RouteConfig): Record<string, unknown> {
