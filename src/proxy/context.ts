@@ -83,6 +83,8 @@ export interface ListenerRuntime {
   readonly tls: TlsMaterial | null;
   /** Mutual TLS with the workload identity (`mtls.mode` STRICT or PERMISSIVE); null otherwise. */
   readonly mesh: MeshTls | null;
+  /** Callers present certificates this listener verifies (mesh mTLS, or TLS with `clientCa`). */
+  readonly verifiesPeers: boolean;
   /** The route table of this listener in the snapshot it was resolved with. */
   readonly router: Router<CompiledRoute>;
 }
@@ -220,7 +222,7 @@ export class StreamContext implements MatchInput, RequestContext {
     this.listener = listener;
     this.method = req.method ?? 'GET';
     // Read while the connection is there to ask (an HTTP/2 stream loses its session once it ends).
-    if (listener.mesh !== null || listener.config.tls?.clientCa != null) this.principal = readPeerPrincipal(this);
+    if (listener.verifiesPeers) this.principal = readPeerPrincipal(this);
     this.startMs = performance.now();
   }
 

@@ -46,13 +46,15 @@ function listenerRuntime(
   snapshot: Snapshot,
   mesh: MeshTls | null,
 ): ListenerRuntime {
+  // compileSnapshot refused mTLS listeners without an identity.
+  const meshTls = config.mtls === 'STRICT' || config.mtls === 'PERMISSIVE' ? mesh : null;
   return Object.freeze({
     config,
     scheme: tls === null ? 'http' : 'https',
     encodedSlashes: config.encodedSlashes,
     tls,
-    // compileSnapshot refused mTLS listeners without an identity.
-    mesh: config.mtls === 'STRICT' || config.mtls === 'PERMISSIVE' ? mesh : null,
+    mesh: meshTls,
+    verifiesPeers: meshTls !== null || config.tls?.clientCa != null,
     router: routerFor(snapshot, config.name),
   });
 }
