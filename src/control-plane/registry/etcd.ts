@@ -25,6 +25,7 @@ import {
   instanceChanged,
   type Registry,
   type RegistryEvent,
+  RegistryWatchers,
 } from './registry.ts';
 
 const PREFIX = 'instances/';
@@ -45,7 +46,7 @@ export class EtcdRegistry implements Registry {
   private readonly follower: PrefixFollower;
   /** The instances as of the last revision heard. */
   private readonly cache = new Map<string, Stored>();
-  private watchers: ((event: RegistryEvent) => void)[] = [];
+  private readonly watchers = new RegistryWatchers();
 
   private constructor(etcd: EtcdConnection, options: { clock?: Clock; defaultTtlMs?: number }) {
     this.etcd = etcd;
@@ -146,15 +147,12 @@ export class EtcdRegistry implements Registry {
   }
 
   watch(onEvent: (event: RegistryEvent) => void): () => void {
-    this.watchers.push(onEvent);
-    return () => {
-      this.watchers = this.watchers.filter((w) => w !== onEvent);
-    };
+    return this.watchers.add(onEvent);
   }
 
   /** Stops following etcd. The instances and their leases stay: they outlive this control plane. */
   async close(): Promise<void> {
-    this.watchers = [];
+    this.watchers.clear();
     await this.follower.close();
   }
 
@@ -197,7 +195,7 @@ export class EtcdRegistry implements Registry {
   }
 
   private emit(event: RegistryEvent) {
-    for (const watcher of this.watchers) watcher(event);
+    this.watchers.emit(event);
   }
 }
 

@@ -12,6 +12,7 @@ import {
   instanceChanged,
   type Registry,
   type RegistryEvent,
+  RegistryWatchers,
 } from './registry.ts';
 
 interface Entry {
@@ -23,7 +24,7 @@ export class MemoryRegistry implements Registry {
   private readonly clock: Clock;
   private readonly defaultTtlMs: number;
   private readonly entries = new Map<string, Entry>();
-  private watchers: ((event: RegistryEvent) => void)[] = [];
+  private readonly watchers = new RegistryWatchers();
 
   constructor(options: { clock?: Clock; defaultTtlMs?: number } = {}) {
     this.clock = options.clock ?? systemClock;
@@ -78,15 +79,12 @@ export class MemoryRegistry implements Registry {
   }
 
   watch(onEvent: (event: RegistryEvent) => void): () => void {
-    this.watchers.push(onEvent);
-    return () => {
-      this.watchers = this.watchers.filter((w) => w !== onEvent);
-    };
+    return this.watchers.add(onEvent);
   }
 
   async close(): Promise<void> {
     for (const entry of this.entries.values()) entry.cancelExpiry();
-    this.watchers = [];
+    this.watchers.clear();
   }
 
   private store(instance: Instance, old: Entry | undefined) {
@@ -105,6 +103,6 @@ export class MemoryRegistry implements Registry {
   }
 
   private emit(event: RegistryEvent) {
-    for (const watcher of this.watchers) watcher(event);
+    this.watchers.emit(event);
   }
 }

@@ -51,6 +51,27 @@ export interface Registry {
   close(): Promise<void>;
 }
 
+/** The watchers of a registry, called in order after each change (shared by every implementation). */
+export class RegistryWatchers {
+  private list: ((event: RegistryEvent) => void)[] = [];
+
+  /** Registry.watch: adds `onEvent`; returns the function that removes it. */
+  add(onEvent: (event: RegistryEvent) => void): () => void {
+    this.list.push(onEvent);
+    return () => {
+      this.list = this.list.filter((w) => w !== onEvent);
+    };
+  }
+
+  emit(event: RegistryEvent): void {
+    for (const watcher of this.list) watcher(event);
+  }
+
+  clear(): void {
+    this.list = [];
+  }
+}
+
 export class RegistrationError extends Error {
   override readonly name = 'RegistrationError';
 }
