@@ -50,6 +50,11 @@ export interface RequestContext {
   readonly path: string;
   /** Raw query string without `?` ('' when none); what goes upstream (a filter may remove a parameter). */
   query: string;
+  /**
+   * The value of the route's `:name` path segment (URL-decoded), or undefined when the route's pattern has
+   * no such segment. Worked out on first use, so requests that never ask pay nothing.
+   */
+  pathParam(name: string): string | undefined;
   /** Client address, as seen through the listener's trusted hops. */
   readonly clientAddress: string;
   readonly routeName: string;

@@ -24,7 +24,7 @@ import type { MeshTls } from './identity/mesh-tls.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
-import type { MatchInput, Router } from './router/router.ts';
+import { type MatchInput, pathParams, type Router } from './router/router.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
 
@@ -212,6 +212,8 @@ export class StreamContext implements MatchInput, RequestContext {
 
   /** The verified caller (see `peerPrincipal`); undefined until read. */
   private principal: string | null | undefined = undefined;
+  /** The route's `:name` segments of this path; null until `pathParam` is first called. */
+  private params: Record<string, string> | null = null;
 
   constructor(req: ClientRequest, res: ClientResponse, host: StreamHost, listener: ListenerRuntime) {
     this.req = req as IncomingMessage;
@@ -248,6 +250,14 @@ export class StreamContext implements MatchInput, RequestContext {
 
   get serviceName(): string | undefined {
     return this.destination?.service.name ?? this.route?.services[0]?.name;
+  }
+
+  pathParam(name: string): string | undefined {
+    if (this.params === null) {
+      const pattern = this.route?.pathPattern;
+      this.params = pattern === undefined ? {} : pathParams(pattern, this.path);
+    }
+    return Object.hasOwn(this.params, name) ? this.params[name] : undefined;
   }
 
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */
