@@ -1048,6 +1048,97 @@ export const FaultSchema = Type.Object(
   },
 );
 
+export const AGGREGATE_CALL_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+export const AggregateCallSchema = Type.Object(
+  {
+    name: Name(
+      "Name of the call: its answer's key in the composed document (`merge: keyed`), what `dependsOn` and " +
+        '`$(results.<name>.…)` refer to, and what errors name. Unique within the route; `errors` is reserved.',
+    ),
+    service: Type.String({ minLength: 1, description: 'Name of the service the call goes to.' }),
+    subset: Type.Optional(Type.String({ minLength: 1, description: 'Name of a subset of that service.' })),
+    method: Type.Optional(
+      Type.Union(
+        AGGREGATE_CALL_METHODS.map((m) => Type.Literal(m)),
+        { description: 'Method of the call. Default GET. The calls send no body.' },
+      ),
+    ),
+    path: Type.String({
+      pattern: '^/',
+      description:
+        'Path and query of the call, a template: `$(params.id)`, `$(query.x)`, `$(headers.x)`, ' +
+        '`$(consumer.name)`, `$(claims.sub)` from the request, `$(results.<call>.<field>…)` from the JSON answer ' +
+        'of a call it depends on. Values are percent-encoded. A missing value skips the call.',
+      examples: ['/properties/$(params.id)', '/valuations/$(results.property.postcode)'],
+    }),
+    headers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" }), {
+        uniqueItems: true,
+        description:
+          'Client request headers passed on to this call (an allow-list, case-insensitive), e.g. ' +
+          '`[authorization, accept-language]`. Default none: only the request id, trace context and ' +
+          'forwarding headers (X-Forwarded-*, Forwarded) go with every call.',
+      }),
+    ),
+    required: Type.Optional(
+      Type.Boolean({
+        description:
+          'A failure of this call (no connection, timeout, circuit open, a status outside 2xx, an answer that ' +
+          'is not JSON, or skipped) fails the whole answer: 502 MG_AGGREGATE_CALL_FAILED naming it. Default ' +
+          'false: the call is left out of the answer and listed under `errors`.',
+      }),
+    ),
+    timeout: Type.Optional(
+      Duration(
+        "Time for the whole call: every try (the service's retry policy), the response headers and body. " +
+          "Default: the service's `timeouts.request`. 0: none.",
+      ),
+    ),
+    dependsOn: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        uniqueItems: true,
+        description:
+          'Names of calls of this route that must have succeeded before this one is sent (it may then use ' +
+          'their answers in its path). Default none: the call starts at once, in parallel with the others. ' +
+          'If one of them fails, this call is skipped.',
+      }),
+    ),
+    maxBodyBytes: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'Largest answer read from this call, in bytes; a larger one fails the call (MG_RESPONSE_TOO_LARGE). ' +
+          'Default 1048576 (1 MiB). 0: no limit.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const AggregateSchema = Type.Object(
+  {
+    calls: Type.Array(AggregateCallSchema, {
+      minItems: 1,
+      description: 'The upstream calls whose JSON answers make up the response; in parallel unless `dependsOn`.',
+    }),
+    merge: Type.Optional(
+      Type.Union([Type.Literal('keyed'), Type.Literal('top')], {
+        description:
+          "`keyed` (default): each call's answer under its name. `top`: the members of each answer that is a " +
+          "JSON object merged at the top level, in the order of `calls` (a later call's member replaces an " +
+          "earlier one's); an answer that is not an object stays under its name.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Answer with one JSON document composed from several upstream calls (docs/aggregation.md): 200 with the ' +
+      'answers, and `errors` listing the optional calls that failed.',
+  },
+);
+
 export const RouteSchema = Type.Object(
   {
     name: Name('Unique name of the route; appears in logs, metrics and the admin API.'),
@@ -1069,6 +1160,7 @@ export const RouteSchema = Type.Object(
     ),
     directResponse: Type.Optional(DirectResponseSchema),
     redirect: Type.Optional(RedirectSchema),
+    aggregate: Type.Optional(AggregateSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     retries: Type.Optional(RouteRetriesSchema),
@@ -1295,5 +1387,7 @@ export type MirrorConfig = Static<typeof MirrorSchema>;
 export type FaultConfig = Static<typeof FaultSchema>;
 export type RedirectConfig = Static<typeof RedirectSchema>;
 export type DirectResponseConfig = Static<typeof DirectResponseSchema>;
+export type AggregateConfig = Static<typeof AggregateSchema>;
+export type AggregateCallConfig = Static<typeof AggregateCallSchema>;
 export type { AuthorizationPolicyConfig } from './authorization.ts';
 export type { TSchema };

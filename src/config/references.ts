@@ -13,6 +13,7 @@ import {
 } from '../api/config.ts';
 import { parseDuration } from '../core/duration.ts';
 import { spiffeIdProblem } from '../core/spiffe.ts';
+import { checkAggregate } from './aggregate.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -83,6 +84,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
           );
       });
     checkAction(route, here, report);
+    checkAggregate(route, here, services, report);
     checkMatch(route, here, report);
     if (route.destinations !== undefined && !Array.isArray(route.destinations)) return;
     const destinations = route.destinations ?? (route.service ? [{ service: route.service, weight: 100 }] : []);
@@ -193,11 +195,11 @@ function unique(items: readonly { name: string }[], what: string, at: Path, repo
 }
 
 function checkAction(route: RouteConfig, here: Path, report: Report) {
-  const actions = ['service', 'destinations', 'directResponse', 'redirect'].filter(
+  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'aggregate'].filter(
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
   if (actions.length === 0)
-    report(here, 'a route needs an action', 'add service, destinations, directResponse or redirect');
+    report(here, 'a route needs an action', 'add service, destinations, directResponse, redirect or aggregate');
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
   const redirect = route.redirect;

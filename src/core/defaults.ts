@@ -362,3 +362,13 @@ export const RENEWAL_PROOF_MAX_AGE_MS = 5 * 60_000;
  * config that needs mTLS is refused (NACKed) until the certificate arrives.
  */
 export const MESH_IDENTITY_WAIT_MS = 10_000;
+
+// ── The aggregate action (docs/aggregation.md) ──
+/**
+ * Largest response body read from one call of an aggregate route, in bytes (`calls[].maxBodyBytes`):
+ * each answer is held whole to be parsed and composed, so this bounds what one client request can make
+ * the proxy hold (times the number of calls). A larger answer fails the call (MG_RESPONSE_TOO_LARGE).
+ */
+export const DEFAULT_AGGREGATE_CALL_MAX_BODY_BYTES = 1024 * 1024;
+/** The method of an aggregate call that names none. */
+export const DEFAULT_AGGREGATE_CALL_METHOD = 'GET';

@@ -32,9 +32,27 @@ export const LocalReplyCodes = {
   MG_FAULT_INJECTED: { status: 503, title: 'Fault injected by the route' },
   MG_SHUTTING_DOWN: { status: 503, title: 'The proxy is shutting down' },
   MG_INTERNAL: { status: 500, title: 'Internal proxy error' },
+  /** A required call of an aggregate route failed; the problem names the call and its own code. */
+  MG_AGGREGATE_CALL_FAILED: { status: 502, title: 'A required call of the composed answer failed' },
 } as const;
 
 export type LocalReplyCode = keyof typeof LocalReplyCodes;
 
 /** Not a reply: recorded in the access log when the client went away before the response ended. */
 export const CLIENT_CLOSED = 'MG_CLIENT_CLOSED';
+
+/**
+ * Codes of an aggregate answer's `errors` entries (and of `callCode` when a required call failed),
+ * beside the upstream failure codes above (MG_UPSTREAM_TIMEOUT, MG_CIRCUIT_OPEN…). docs/errors.md.
+ */
+export const AggregateCallCodes = {
+  /** The service answered with a status outside 2xx (after any retries); the entry has `status`. */
+  MG_UPSTREAM_STATUS: 'the service answered with a status outside 2xx',
+  /** The answer's body is not JSON. */
+  MG_UPSTREAM_NOT_JSON: 'the answer is not JSON',
+  /** Not sent: a call it depends on failed, or a value its path needs is missing. */
+  MG_AGGREGATE_SKIPPED: 'the call was not sent',
+} as const;
+
+/** What an aggregate call can fail with: an upstream failure (LocalReplyCode) or one of AggregateCallCodes. */
+export type AggregateCallCode = LocalReplyCode | keyof typeof AggregateCallCodes;

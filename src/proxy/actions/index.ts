@@ -7,6 +7,14 @@ import type { RouteConfig } from '../../api/config.ts';
 import type { RouteAction } from '../compiled.ts';
 import type { StreamContext } from '../context.ts';
 import type { UpstreamService } from '../upstream/service.ts';
+import {
+  aggregateServiceNames,
+  aggregateServices,
+  compileAggregate,
+  describeAggregate,
+  isAggregate,
+} from './aggregate/action.ts';
+import { runAggregate } from './aggregate/aggregate.ts';
 import { compileDirect, describeDirect, isDirect, runDirect } from './direct/action.ts';
 import { compileForward, describeForward, destinationsOf, isForward } from './forward/action.ts';
 import { runForward } from './forward/forward.ts';
@@ -17,16 +25,19 @@ export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, Ups
   if (isDirect(rc)) return compileDirect(rc);
   if (isRedirect(rc)) return compileRedirect(rc);
   if (isForward(rc)) return compileForward(rc, services);
+  if (isAggregate(rc)) return compileAggregate(rc, services);
   throw new Error(`route ${rc.name} has no action`);
 }
 
 /** Names of the services the route's action may send to, in config order (for plugin scoping). */
 export function actionServiceNames(rc: RouteConfig): string[] {
+  if (isAggregate(rc)) return aggregateServiceNames(rc);
   return isForward(rc) ? destinationsOf(rc).map((d) => d.service) : [];
 }
 
 /** The services a compiled action may send to (for metrics and logs before a destination is chosen). */
 export function actionServices(action: RouteAction): UpstreamService[] {
+  if (action.kind === 'aggregate') return aggregateServices(action);
   return action.kind === 'forward' ? action.destinations.map((d) => d.service) : [];
 }
 
@@ -43,6 +54,9 @@ export function runAction(ctx: StreamContext): void {
     case 'redirect':
       runRedirect(ctx, action);
       return;
+    case 'aggregate':
+      runAggregate(ctx, action);
+      return;
   }
 }
 
@@ -55,5 +69,7 @@ export function describeAction(action: RouteAction, rc: RouteConfig): Record<str
       return describeDirect(action);
     case 'redirect':
       return describeRedirect(action, rc);
+    case 'aggregate':
+      return describeAggregate(action);
   }
 }

@@ -3,9 +3,21 @@
  * kind of failure the retry policy reasons about (connect, reset, or the request's own fault).
  */
 import type { LocalReplyCode } from '../../core/errors.ts';
-import type { StreamContext } from '../context.ts';
 import { isTlsFailureCode } from '../identity/mesh-tls.ts';
 import { FAILURE_CONNECT, FAILURE_REQUEST, FAILURE_RESET, type FailureKind } from './retry.ts';
+import type { UpstreamService } from './service.ts';
+
+/**
+ * What the classification needs to know of the request: a forwarded request's StreamContext, or a
+ * sub-request (sub-request.ts).
+ */
+export interface RequestFacts {
+  readonly destination: { readonly service: UpstreamService } | null;
+  /** Tries made so far, this one included. */
+  readonly tries: number;
+  /** The overall timeout in force, ms. */
+  readonly timeoutMs: number;
+}
 
 /** What the classification needs to know of the try. */
 export interface TryFacts {
@@ -18,7 +30,7 @@ export interface TryFacts {
 
 export function classifyUpstreamError(
   error: Error,
-  ctx: StreamContext,
+  ctx: RequestFacts,
   call: TryFacts,
 ): [LocalReplyCode, string, FailureKind] {
   const code = (error as NodeJS.ErrnoException).code;

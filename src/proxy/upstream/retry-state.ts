@@ -7,6 +7,7 @@ import type { LocalReplyCode } from '../../core/errors.ts';
 import type { RequestRetry, StreamContext } from '../context.ts';
 import type { Endpoint } from './endpoint.ts';
 import { backoffMs, FAILURE_CONNECT, FAILURE_NONE, type FailureKind, isIdempotent, type RetryPolicy } from './retry.ts';
+import type { UpstreamService } from './service.ts';
 
 /** Starts the next try of a request (try.ts), given to the state so this module does not import it. */
 export type TryStarter = (ctx: StreamContext, isRetry: boolean) => void;
@@ -79,23 +80,44 @@ export function retryTry(
   const service = destination.service;
   const now = service.clock.now();
   const delay = Math.max(backoffMs(policy, ctx.tries), retryAfterMs ?? 0);
-  const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay);
+  const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay) ?? admitRetry(service, policy, now);
   if (stop !== null) return stopRetrying(ctx, stop);
-  const breaker = service.breaker;
-  if (breaker.retries >= breaker.maxRetries) {
-    breaker.overflows.maxRetries++;
-    return stopRetrying(ctx, 'circuit-open:maxRetries');
-  }
-  // Last, so a retry the breaker refuses is not charged to the budget.
-  if (!policy.budget.tryWithdraw(now)) return stopRetrying(ctx, 'retry-budget-exhausted');
-  breaker.retries++;
-  service.stats.retries++;
   state.wait(delay);
   return true;
 }
 
-function retryStop(
-  ctx: StreamContext,
+/**
+ * The service's share of a retry decision: the breaker's retry limit, then the budget. Null when the
+ * retry may go (it is then counted in flight: the try that ends it gives it back); else why not.
+ */
+export function admitRetry(service: UpstreamService, policy: RetryPolicy, now: number): string | null {
+  const breaker = service.breaker;
+  if (breaker.retries >= breaker.maxRetries) {
+    breaker.overflows.maxRetries++;
+    return 'circuit-open:maxRetries';
+  }
+  // Last, so a retry the breaker refuses is not charged to the budget.
+  if (!policy.budget.tryWithdraw(now)) return 'retry-budget-exhausted';
+  breaker.retries++;
+  service.stats.retries++;
+  return null;
+}
+
+/** What the request's own share of a retry decision reads: a StreamContext, or a sub-request. */
+export interface RetryFacts {
+  readonly tries: number;
+  readonly method: string;
+  readonly hasBody: boolean;
+  /** The whole body, sent as it is on every try; null when it streams. */
+  readonly bufferedBody: Buffer | null;
+  readonly body: { readonly replayable: boolean; readonly ended: boolean } | null;
+  /** Clock time by which the answer must have come. */
+  readonly deadlineAt: number;
+}
+
+/** Why the request itself rules out another try (attempts, method, body, Retry-After, deadline), or null. */
+export function retryStop(
+  ctx: RetryFacts,
   policy: RetryPolicy,
   kind: FailureKind,
   retryAfterMs: number | null,
