@@ -192,6 +192,20 @@ export class Telemetry {
         }
       },
     );
+    this.metrics.counterOf(
+      'aggregate_calls_total',
+      'Calls of aggregate routes to a service, by result: ok (a 2xx JSON answer), failed (no answer, a status outside 2xx, not JSON, too large), skipped (not sent: a call it depends on failed, or a value its path needs was missing).',
+      ['service', 'result'],
+      (set) => {
+        for (const service of current().services.values()) {
+          const s = service.stats;
+          if (s.aggregateOk + s.aggregateFailed + s.aggregateSkipped === 0) continue;
+          set({ service: service.name, result: 'ok' }, s.aggregateOk);
+          set({ service: service.name, result: 'failed' }, s.aggregateFailed);
+          set({ service: service.name, result: 'skipped' }, s.aggregateSkipped);
+        }
+      },
+    );
   }
 
   /** Mutual-TLS handshakes, completed and refused (only a proxy with a workload identity has them). */

@@ -126,6 +126,22 @@ describe('generateProxyConfig', () => {
     assert.equal(generateProxyConfig(m, INSTANCES, gw).version, generateProxyConfig(m, more, gw).version);
   });
 
+  it("the gateway gets the services of an aggregate route's calls", () => {
+    const m: Config = {
+      ...model(),
+      routes: [
+        { name: 'composed', aggregate: { calls: [{ name: 'search', service: 'search-service', path: '/search' }] } },
+      ],
+    };
+    const { config } = generateProxyConfig(m, INSTANCES, cases.gateway!);
+    assert.deepEqual(
+      config.services!.map((s) => s.name),
+      ['search-service'],
+    );
+    const loaded = validateConfigObject(config, 'gateway');
+    if (!loaded.ok) assert.fail(loaded.issues.map(formatIssue).join('\n'));
+  });
+
   it('a heartbeat (only lastHeartbeatAt moves) changes no version', () => {
     const later = INSTANCES.map((i) => ({ ...i, lastHeartbeatAt: i.lastHeartbeatAt + 1000 }));
     assert.equal(

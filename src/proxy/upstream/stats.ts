@@ -55,6 +55,10 @@ export class ServiceStats {
   mirrorSent = 0;
   mirrorDropped = 0;
   mirrorFailed = 0;
+  /** Calls of aggregate routes to this service, by how they ended (the aggregate action writes them). */
+  aggregateOk = 0;
+  aggregateFailed = 0;
+  aggregateSkipped = 0;
   /** Endpoints ejected by outlier detection. */
   ejections = 0;
   /** Refusals by each circuit breaker limit (the service's CircuitBreaker writes here). */

@@ -3,7 +3,6 @@
  * gateway built from a config object, undici as the client.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
@@ -167,6 +166,10 @@ describe('aggregate action', () => {
       assert.match(errors[0]!.detail, /200 ms/);
       assert.match(errors[1]!.detail, /photos/);
       assert.equal(fast.seen.filter((s) => s.url === '/thumbs').length, 0, 'the skipped call was not sent');
+      const metrics = parsePrometheusText(await (await request(`${gw.adminUrl}/metrics`)).body.text());
+      assert.equal(metrics.value('gateway_aggregate_calls_total', { service: 'fast', result: 'ok' }), 1);
+      assert.equal(metrics.value('gateway_aggregate_calls_total', { service: 'fast', result: 'skipped' }), 1);
+      assert.equal(metrics.value('gateway_aggregate_calls_total', { service: 'slow', result: 'failed' }), 1);
     });
   });
 
@@ -417,7 +420,3 @@ describe('aggregate action', () => {
     });
   });
 });
-
-// Kept for the metrics test below: parsePrometheusText reads the admin endpoint's text.
-void parsePrometheusText;
-void once;

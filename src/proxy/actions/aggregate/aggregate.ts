@@ -178,6 +178,10 @@ class AggregateRun {
   /** A call is over: a required failure ends everything; otherwise the calls waiting for it may go. */
   private settle(i: number, value: unknown, error: CallError | undefined): void {
     const call = this.action.calls[i]!;
+    const stats = call.target.service.stats;
+    if (error === undefined) stats.aggregateOk++;
+    else if (error.code === 'MG_AGGREGATE_SKIPPED') stats.aggregateSkipped++;
+    else stats.aggregateFailed++;
     if (error !== undefined) {
       this.state[i] = FAILED;
       this.errors[i] = error;
