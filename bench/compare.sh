@@ -86,6 +86,8 @@ variant_cmd() {
       ;;
     bare) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     plugins | fresh-tokens) echo "$gw --config $ROOT/bench/bench-plugins.yaml --workers 1" ;;
+    # One request, two parallel calls to the upstream, one composed JSON answer.
+    aggregate) echo "$gw --config $ROOT/bench/bench-aggregate.yaml --workers 1" ;;
     rl-memory) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
     # `store: memory` counted in this one process (no primary, no IPC): what the exact default costs against.
     rl-inproc) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 0" ;;
@@ -100,6 +102,8 @@ variant_cmd() {
   esac
 }
 path_of() { [[ $1 == plugins || $1 == fresh-tokens* ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+# What a started variant answers the bench request with: the kit's body, or (aggregate) it twice, composed.
+ready_body_of() { [[ $1 == aggregate ]] && echo "{\"item\":$EXPECTED_BODY,\"related\":$EXPECTED_BODY}" || echo "$EXPECTED_BODY"; }
 script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
 
 start_upstream "$RUN"
@@ -110,7 +114,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
     PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
-    wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    EXPECTED_BODY=$(ready_body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
     # shellcheck disable=SC2046 # script_of is empty or two words
     wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
     cpu0=$(tree_cpu "$pid")
