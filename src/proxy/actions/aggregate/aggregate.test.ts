@@ -127,6 +127,18 @@ describe('aggregate action', () => {
       });
       assert.equal(p.seen[0]!.url, '/properties/p-17');
       assert.equal(v.seen.length, 1);
+      const routes = (await (await request(`${gw.adminUrl}/routes`)).body.json()) as {
+        routes: { action: { kind: string; calls: { name: string; dependsOn: string[]; timeoutMs: number }[] } }[];
+      };
+      const action = routes.routes[0]!.action;
+      assert.equal(action.kind, 'aggregate');
+      assert.deepEqual(
+        action.calls.map((c) => [c.name, c.dependsOn, c.timeoutMs]),
+        [
+          ['property', [], 30_000],
+          ['valuation', ['property'], 30_000],
+        ],
+      );
     });
   });
 
