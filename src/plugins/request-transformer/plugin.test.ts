@@ -107,6 +107,10 @@ describe('request-transformer plugin', () => {
           remove: { querystring: ['legacy'] },
         }),
         route('uri-missing', '/u2/*', { replace: { uri: '/to/$(query.target)' } }),
+        {
+          ...route('uri-over-rewrite', '/rw/*', { replace: { uri: '/from-uri' } }),
+          rewrite: { prefix: '/from-rewrite', host: 'rewritten.example' },
+        },
         route('limit', '/l/*', { add: { json: ['a:1'] }, maxBodyBytes: 64 }),
         route('head-only', '/ho/*', { add: { headers: ['x-a:1'] } }),
       ],
@@ -258,6 +262,10 @@ describe('request-transformer plugin', () => {
     // An absent value leaves the path alone.
     assert.equal((await call('/u2/x?y=1')).got.url, '/u2/x?y=1');
     assert.equal((await call('/u2/x?target=a%20b')).got.url, '/to/a%20b?target=a%20b');
+    // It replaces the route's rewrite of the path; the rewrite's Host still applies.
+    const rewritten = await call('/rw/a/b?q=1');
+    assert.equal(rewritten.got.url, '/from-uri?q=1');
+    assert.equal(rewritten.got.headers.host, 'rewritten.example');
   });
 
   it('a body that is not JSON streams through untouched, byte for byte, whatever its size', async () => {
