@@ -7,6 +7,7 @@
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
+#   VARIANTS="bare transform" bench/compare.sh # request- and response-transformer (headers, one JSON field)
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
@@ -94,6 +95,7 @@ variant_cmd() {
     # Two workers deciding in the primary's store, the default on a 2-core machine.
     rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    transform) echo "$gw --config $ROOT/bench/bench-transform.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

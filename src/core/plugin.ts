@@ -55,6 +55,14 @@ export interface RequestContext {
    * no such segment. Worked out on first use, so requests that never ask pay nothing.
    */
   pathParam(name: string): string | undefined;
+  /**
+   * Replaces the path sent upstream (not the query: `query`, as filters leave it, still goes with it),
+   * in place of the request's own path and of the route's `rewrite.prefix`/`rewrite.regex`
+   * (`rewrite.host` still applies). `path` starts with `/` and is already percent-encoded as it should
+   * go on the wire. Routing is done: it changes only what the forward action sends (the
+   * request-transformer's `replace.uri`).
+   */
+  setUpstreamPath(path: string): void;
   /** Client address, as seen through the listener's trusted hops. */
   readonly clientAddress: string;
   readonly routeName: string;
@@ -95,6 +103,8 @@ export interface ResponseHead {
   entries(): Iterable<[string, string | string[]]>;
   /** Replaces every value the header had with `value`. */
   setHeader(name: string, value: string): void;
+  /** Adds one more line of the header after those it has (a second `Set-Cookie`), lower-case name. */
+  appendHeader(name: string, value: string): void;
   removeHeader(name: string): void;
 }
 
@@ -169,6 +179,13 @@ export interface Filter {
   rewriteResponseBody?(ctx: RequestContext, chunk: Buffer, end: boolean): BodyOutput | Promise<BodyOutput>;
   /** Bytes: `rewriteResponseBody` gets the whole response body at once, at most this many. Not set: it streams. */
   readonly responseBodyLimit?: number;
+  /**
+   * Asked once the response head is final (after every `onResponseHeaders`), before any body byte:
+   * false leaves this response's body alone for this filter (its `rewriteResponseBody` is not called and
+   * its `responseBodyLimit` does not apply, so a large download of another type is neither buffered nor
+   * refused). When no body filter wants the response it keeps the zero-copy path. Absent: true.
+   */
+  wantsResponseBody?(ctx: RequestContext, response: ResponseHead): boolean;
   /** The upstream's response ended whole (after the last `onResponseBody`). Not called for local replies. */
   onResponseComplete?(ctx: RequestContext): void;
   /** The request is over (log phase): its status and outcome are final. */

@@ -71,3 +71,6 @@ function decode(text: string): string {
     return spaced; // a malformed escape stays as sent
   }
 }
+
+/** A query string's name or value as URL-decoded (`+` as space); a malformed escape stays as sent. */
+export { decode as decodeQueryComponent };

@@ -13,6 +13,8 @@ import rateLimit from './rate-limit/plugin.ts';
 import { PluginRegistry } from './registry.ts';
 import requestId from './request-id/plugin.ts';
 import requestSizeLimit from './request-size-limit/plugin.ts';
+import requestTransformer from './request-transformer/plugin.ts';
+import responseTransformer from './response-transformer/plugin.ts';
 
 export const builtinPlugins: readonly PluginDefinition[] = [
   requestId,
@@ -23,6 +25,8 @@ export const builtinPlugins: readonly PluginDefinition[] = [
   keyAuth,
   acl,
   rateLimit,
+  requestTransformer,
+  responseTransformer,
   cache,
 ] as PluginDefinition[];
 

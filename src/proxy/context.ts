@@ -175,6 +175,8 @@ export class StreamContext implements MatchInput, RequestContext {
   requestTimeoutHeader: string | null = null;
   /** Path (and query) sent upstream, after rewrites. */
   upstreamPath = '';
+  /** The path a filter chose for upstream (`setUpstreamPath`), replacing the request's and the rewrite; null: none. */
+  pathOverride: string | null = null;
   /** The 32-bit key the balancer placed this request by (consistent hashing), reused by retries. */
   hashKey = 0;
   /** Clock time by which the response headers must have arrived, across tries (retries only). */
@@ -258,6 +260,10 @@ export class StreamContext implements MatchInput, RequestContext {
       this.params = pattern === undefined ? {} : pathParams(pattern, this.path);
     }
     return Object.hasOwn(this.params, name) ? this.params[name] : undefined;
+  }
+
+  setUpstreamPath(path: string): void {
+    this.pathOverride = path;
   }
 
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */

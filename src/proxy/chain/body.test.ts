@@ -48,6 +48,23 @@ const wrapResponse = definePlugin<{ limit: number }>({
   },
 });
 
+/** Would wrap a response whole in a tiny limit, but declines every response (`wantsResponseBody`). */
+const decliningWrap = definePlugin({
+  name: 'declining-wrap',
+  phase: 'transform',
+  order: 300,
+  description: 'test: a buffering response filter that wants no response',
+  configSchema: { type: 'object' },
+  compile() {
+    const filter: Filter = {
+      responseBodyLimit: 1,
+      wantsResponseBody: (_ctx, response) => response.header('content-type') === 'image/png',
+      rewriteResponseBody: () => 'wrapped',
+    };
+    return () => filter;
+  },
+});
+
 /** Streams the request body in upper case, holding nothing back. */
 const upperRequest = definePlugin({
   name: 'upper-request',
@@ -168,6 +185,7 @@ describe('body filters', () => {
       wrapResponse,
       upperRequest,
       stampRequest,
+      decliningWrap,
     ] as never);
     gw = await startGateway(
       {
@@ -198,6 +216,20 @@ describe('body filters', () => {
             service: 'json',
             rewrite: { prefix: '/' },
             plugins: [{ name: 'upper-response' }, { name: 'wrap-response', config: { limit: 1024 } }],
+          },
+          {
+            name: 'declined',
+            match: { path: '/declined/*' },
+            service: 'json',
+            rewrite: { prefix: '/' },
+            plugins: [{ name: 'declining-wrap' }],
+          },
+          {
+            name: 'declined-mixed',
+            match: { path: '/declined-mixed/*' },
+            service: 'json',
+            rewrite: { prefix: '/' },
+            plugins: [{ name: 'upper-response' }, { name: 'declining-wrap' }],
           },
           { name: 'upper-in', match: { path: '/upper-in' }, service: 'echo', plugins: [{ name: 'upper-request' }] },
           {
@@ -271,6 +303,17 @@ describe('body filters', () => {
     assert.equal(second.headers['x-cache'], 'HIT');
     assert.equal(secondBody, firstBody);
     assert.deepEqual(JSON.parse(secondBody), { wrapped: '{"name":"ada","langs":["en","fr"]}' });
+  });
+
+  it('a filter that declines a response (wantsResponseBody) neither buffers nor limits it', async () => {
+    const alone = await request(`${gw.url()}/declined/`);
+    // No body filter wants it: the zero-copy path, the upstream's length and bytes.
+    assert.equal(alone.headers['content-length'], '34');
+    assert.equal(await alone.body.text(), '{"name":"ada","langs":["en","fr"]}');
+    const mixed = await request(`${gw.url()}/declined-mixed/`);
+    assert.equal(mixed.statusCode, 200);
+    assert.equal(mixed.headers['transfer-encoding'], 'chunked');
+    assert.equal(await mixed.body.text(), '{"NAME":"ADA","LANGS":["EN","FR"]}');
   });
 
   it('a response over a buffering filter’s limit is a 502 MG_RESPONSE_TOO_LARGE', async () => {

@@ -13,7 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { BodyOutput, Filter, LocalReply } from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
 import { removeHeader, setHeader } from '../headers.ts';
-import { runBodyTaps } from './filters.ts';
+import { FlatResponseHead, runBodyTaps } from './filters.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -260,6 +260,25 @@ export type BodyWrite = typeof BODY_WRITTEN | typeof BODY_BACKPRESSURE | typeof 
 /** True when a response to `method` with `status` carries a body the filters may rewrite. */
 export function responseHasBody(method: string, status: number): boolean {
   return method !== 'HEAD' && status !== 204 && status !== 304 && status >= 200;
+}
+
+/**
+ * The response body filters that want this response (`Filter.wantsResponseBody`, asked with the final
+ * head), or null when none does: the response then keeps the zero-copy path. No allocation when no
+ * filter asks.
+ */
+export function responseBodyFiltersFor(
+  ctx: StreamContext,
+  status: number,
+  headers: (string | string[])[],
+): readonly Filter[] | null {
+  const filters = ctx.responseBodyFilters!;
+  let asks = false;
+  for (const f of filters) if (f.wantsResponseBody !== undefined) asks = true;
+  if (!asks) return filters;
+  const head = new FlatResponseHead(status, headers);
+  const wanted = filters.filter((f) => f.wantsResponseBody === undefined || f.wantsResponseBody(ctx, head));
+  return wanted.length === 0 ? null : wanted;
 }
 
 /**

@@ -108,6 +108,10 @@ export class FlatResponseHead implements ResponseHead {
     setHeader(this.headers, name, value);
   }
 
+  appendHeader(name: string, value: string): void {
+    this.headers.push(name, value);
+  }
+
   *entries(): Iterable<[string, string | string[]]> {
     const h = this.headers;
     for (let i = 0; i < h.length; i += 2) yield [h[i] as string, h[i + 1]!];

@@ -10,7 +10,13 @@ import type { Http2ServerResponse } from 'node:http2';
 import type { Client, Dispatcher } from 'undici';
 import { PRECISE_TIMEOUT_BELOW_MS, REQUEST_ID_HEADER, RETRY_DRAIN_MAX_BYTES } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
-import { BODY_BACKPRESSURE, BODY_TOO_LARGE, ResponseBodyRewriter, responseHasBody } from '../chain/body.ts';
+import {
+  BODY_BACKPRESSURE,
+  BODY_TOO_LARGE,
+  ResponseBodyRewriter,
+  responseBodyFiltersFor,
+  responseHasBody,
+} from '../chain/body.ts';
 import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
@@ -298,8 +304,11 @@ export class UpstreamCall implements PooledHandler {
       return;
     }
     if (ctx.responseBodyFilters !== null && responseHasBody(ctx.method, statusCode)) {
-      this.rewriter = new ResponseBodyRewriter(ctx, ctx.responseBodyFilters);
-      if (this.rewriter.holdHead(statusCode, out)) return;
+      const filters = responseBodyFiltersFor(ctx, statusCode, out);
+      if (filters !== null) {
+        this.rewriter = new ResponseBodyRewriter(ctx, filters);
+        if (this.rewriter.holdHead(statusCode, out)) return;
+      }
     }
     res.writeHead(statusCode, out as string[]);
   }

@@ -45,8 +45,13 @@ export function requestHash(ctx: StreamContext, reader: HashKeyReader | null): n
   return key === undefined ? randomHash() : hash32(key);
 }
 
-/** The path and query sent upstream: as sent, or after the route's rewrite (which may also set Host). */
+/**
+ * The path and query sent upstream: as sent, or after the route's rewrite (which may also set Host), or
+ * the path a filter set (`setUpstreamPath`) with the query as filters left it.
+ */
 export function upstreamPathOf(ctx: StreamContext, rw: CompiledRewrite | null): string {
   if (rw?.host !== undefined) ctx.setHeader('host', rw.host);
+  const override = ctx.pathOverride;
+  if (override !== null) return ctx.query === '' ? override : `${override}?${ctx.query}`;
   return upstreamPath(rw, ctx);
 }
