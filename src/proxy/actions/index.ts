@@ -10,6 +10,8 @@ import type { UpstreamService } from '../upstream/service.ts';
 import { compileDirect, describeDirect, isDirect, runDirect } from './direct/action.ts';
 import { compileForward, describeForward, destinationsOf, isForward } from './forward/action.ts';
 import { runForward } from './forward/forward.ts';
+import { compileGraphql, describeGraphql, graphqlServiceNames, isGraphql } from './graphql/action.ts';
+import { runGraphql } from './graphql/graphql.ts';
 import { compileRedirect, describeRedirect, isRedirect, runRedirect } from './redirect/action.ts';
 
 /** Compiles the route's action; the config was validated, so exactly one action is set. */
@@ -17,16 +19,19 @@ export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, Ups
   if (isDirect(rc)) return compileDirect(rc);
   if (isRedirect(rc)) return compileRedirect(rc);
   if (isForward(rc)) return compileForward(rc, services);
+  if (isGraphql(rc)) return compileGraphql(rc, services);
   throw new Error(`route ${rc.name} has no action`);
 }
 
 /** Names of the services the route's action may send to, in config order (for plugin scoping). */
 export function actionServiceNames(rc: RouteConfig): string[] {
+  if (isGraphql(rc)) return graphqlServiceNames(rc);
   return isForward(rc) ? destinationsOf(rc).map((d) => d.service) : [];
 }
 
 /** The services a compiled action may send to (for metrics and logs before a destination is chosen). */
 export function actionServices(action: RouteAction): UpstreamService[] {
+  if (action.kind === 'graphql') return [action.destination.service];
   return action.kind === 'forward' ? action.destinations.map((d) => d.service) : [];
 }
 
@@ -43,6 +48,9 @@ export function runAction(ctx: StreamContext): void {
     case 'redirect':
       runRedirect(ctx, action);
       return;
+    case 'graphql':
+      runGraphql(ctx, action);
+      return;
   }
 }
 
@@ -55,5 +63,7 @@ export function describeAction(action: RouteAction, rc: RouteConfig): Record<str
       return describeDirect(action);
     case 'redirect':
       return describeRedirect(action, rc);
+    case 'graphql':
+      return describeGraphql(action);
   }
 }
