@@ -162,5 +162,6 @@ function meshService(model: Config, instances: readonly Instance[], name: string
 
 function destinationsOf(route: RouteConfig): string[] {
   if (route.service !== undefined) return [route.service];
+  if (route.graphql !== undefined) return [route.graphql.service];
   return (route.destinations ?? []).map((d) => d.service);
 }
