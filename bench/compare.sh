@@ -12,6 +12,7 @@
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
+#   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -78,6 +79,17 @@ if [[ " $VARIANTS " == *" redis "* ]]; then
   port_busy "$REDIS_PORT" || die "redis-server did not start (see $RUN/redis.log)"
 fi
 
+# `graphql`, `graphql-protect`: the tiny GraphQL service (bench/graphql-upstream.ts), once for the run.
+export GRAPHQL_UPSTREAM_PORT=${GRAPHQL_UPSTREAM_PORT:-18197}
+GRAPHQL_QUERY='%7B%20item(id%3A%20%2242%22)%20%7B%20id%20status%20items%20%7D%20%7D'
+GRAPHQL_BODY='{"data":{"item":{"id":"42","status":"ok","items":[1,2,3]}}}'
+if [[ " $VARIANTS " == *" graphql"* ]]; then
+  ! port_busy "$GRAPHQL_UPSTREAM_PORT" || die "port $GRAPHQL_UPSTREAM_PORT is taken (set GRAPHQL_UPSTREAM_PORT)"
+  start_bg "$RUN/graphql-upstream.log" node "$ROOT/bench/graphql-upstream.ts" "$GRAPHQL_UPSTREAM_PORT"
+  for _ in $(seq 100); do port_busy "$GRAPHQL_UPSTREAM_PORT" && break; sleep 0.05; done
+  port_busy "$GRAPHQL_UPSTREAM_PORT" || die "the GraphQL upstream did not start (see $RUN/graphql-upstream.log)"
+fi
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
@@ -99,13 +111,27 @@ variant_cmd() {
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
+    graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
     *) die "unknown variant $1" ;;
   esac
 }
-path_of() { [[ $1 == plugins || $1 == fresh-tokens* ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
-# What a started variant answers the bench request with: the kit's body, or (aggregate) it twice, composed.
-ready_body_of() { [[ $1 == aggregate ]] && echo "{\"item\":$EXPECTED_BODY,\"related\":$EXPECTED_BODY}" || echo "$EXPECTED_BODY"; }
+path_of() {
+  case $1 in
+    graphql-protect) echo "/graphql?query=$GRAPHQL_QUERY" ;;
+    plugins | fresh-tokens*) echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" ;;
+    *) echo "/api/v1/items/42?verbose=1" ;;
+  esac
+}
+# What a variant answers (the kit's upstream body, unless the variant's upstream is another).
+body_of() {
+  case $1 in
+    graphql*) echo "$GRAPHQL_BODY" ;;
+    # aggregate: the kit's body twice, composed
+    aggregate) echo "{\"item\":$EXPECTED_BODY,\"related\":$EXPECTED_BODY}" ;;
+    *) echo "$EXPECTED_BODY" ;;
+  esac
+}
 script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
 
 start_upstream "$RUN"
@@ -116,7 +142,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
     PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
-    EXPECTED_BODY=$(ready_body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    EXPECTED_BODY=$(body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
     # shellcheck disable=SC2046 # script_of is empty or two words
     wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
     cpu0=$(tree_cpu "$pid")

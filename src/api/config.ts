@@ -8,6 +8,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../core/duration.ts';
 import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
 import { AuthorizationPolicySchema } from './authorization.ts';
+import { GraphqlActionSchema } from './graphql.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -1161,6 +1162,7 @@ export const RouteSchema = Type.Object(
     directResponse: Type.Optional(DirectResponseSchema),
     redirect: Type.Optional(RedirectSchema),
     aggregate: Type.Optional(AggregateSchema),
+    graphql: Type.Optional(GraphqlActionSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     retries: Type.Optional(RouteRetriesSchema),

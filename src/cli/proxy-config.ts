@@ -179,6 +179,11 @@ function action(r: RouteConfig): { kind: string; to: string } {
     const changes = Object.entries(parts).map(([k, v]) => `${k}=${v}`);
     return { kind: 'redirect', to: [String(status ?? 301), ...changes].join(' ') };
   }
+  if (r.graphql)
+    return {
+      kind: 'graphql',
+      to: `${r.graphql.service}${r.graphql.subset ? `/${r.graphql.subset}` : ''}${r.graphql.path ?? ''}`,
+    };
   if (r.service) return { kind: 'forward', to: r.service };
   const to = (r.destinations ?? [])
     .map(

@@ -195,11 +195,11 @@ function unique(items: readonly { name: string }[], what: string, at: Path, repo
 }
 
 function checkAction(route: RouteConfig, here: Path, report: Report) {
-  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'aggregate'].filter(
+  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'aggregate', 'graphql'].filter(
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
   if (actions.length === 0)
-    report(here, 'a route needs an action', 'add service, destinations, directResponse, redirect or aggregate');
+    report(here, 'a route needs an action', 'add service, destinations, directResponse, redirect, aggregate or graphql');
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
   const redirect = route.redirect;
@@ -323,6 +323,7 @@ function checkRouteTraffic(
 ) {
   const local =
     route.directResponse !== undefined ? 'directResponse' : route.redirect !== undefined ? 'redirect' : null;
+  if (isObject(route.graphql)) return checkGraphqlRoute(route, here, services, report);
   if (local !== null) {
     for (const field of ['retries', 'sticky', 'mirror', 'fault'] as const)
       if (route[field] !== undefined)
@@ -374,4 +375,33 @@ function compiles(pattern: string, path: Path, report: Report) {
     // V8's message already starts with "Invalid regular expression: ".
     report(path, `invalid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
   }
+}
+
+/** A `graphql` action: its service and subset exist; forwarding-only fields do not apply. */
+function checkGraphqlRoute(
+  route: RouteConfig,
+  here: Path,
+  services: ReadonlyMap<string, ServiceConfig>,
+  report: Report,
+) {
+  const action = route.graphql!;
+  for (const field of ['retries', 'sticky', 'mirror', 'fault', 'rewrite'] as const)
+    if (route[field] !== undefined)
+      report([...here, field], `${field} applies to forwarding routes; this one answers with graphql`);
+  if (typeof action.service !== 'string') return;
+  const service = services.get(action.service);
+  if (!service)
+    report(
+      [...here, 'graphql', 'service'],
+      `unknown service "${action.service}"`,
+      didYouMean(action.service, services.keys()),
+      'unknown-service',
+    );
+  else if (action.subset !== undefined && !Object.hasOwn(service.subsets ?? {}, action.subset))
+    report(
+      [...here, 'graphql', 'subset'],
+      `service "${action.service}" has no subset "${action.subset}"`,
+      didYouMean(action.subset, Object.keys(service.subsets ?? {})),
+      'unknown-subset',
+    );
 }

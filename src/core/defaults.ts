@@ -372,3 +372,18 @@ export const MESH_IDENTITY_WAIT_MS = 10_000;
 export const DEFAULT_AGGREGATE_CALL_MAX_BODY_BYTES = 1024 * 1024;
 /** The method of an aggregate call that names none. */
 export const DEFAULT_AGGREGATE_CALL_METHOD = 'GET';
+// ── GraphQL: the `graphql` route action and the graphql-protection plugin (docs/graphql.md) ──
+/** Where a `graphql` action POSTs its document at the service, unless `graphql.path` says. */
+export const DEFAULT_GRAPHQL_PATH = '/graphql';
+/** Largest request body a `graphql` action reads for `$(body…)` variables (only then is it read). */
+export const DEFAULT_GRAPHQL_MAX_BODY_BYTES = 1024 * 1024;
+/** Largest GraphQL response a `graphql` action reads from its service (it maps errors to a status). */
+export const DEFAULT_GRAPHQL_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+/** graphql-protection: deepest field nesting accepted (root fields are depth 1). */
+export const DEFAULT_GRAPHQL_MAX_DEPTH = 10;
+/** graphql-protection: most aliased fields in one operation (fragments counted where spread). */
+export const DEFAULT_GRAPHQL_MAX_ALIASES = 15;
+/** graphql-protection: highest cost of one operation (see the plugin's README for the rule). */
+export const DEFAULT_GRAPHQL_MAX_COST = 5000;
+/** graphql-protection: largest GraphQL request body read and checked. */
+export const DEFAULT_GRAPHQL_PROTECTION_BODY_BYTES = 256 * 1024;

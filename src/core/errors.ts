@@ -34,6 +34,16 @@ export const LocalReplyCodes = {
   MG_INTERNAL: { status: 500, title: 'Internal proxy error' },
   /** A required call of an aggregate route failed; the problem names the call and its own code. */
   MG_AGGREGATE_CALL_FAILED: { status: 502, title: 'A required call of the composed answer failed' },
+  /** A `graphql` route's variable could not be read from the request or coerced to its declared type. */
+  MG_GRAPHQL_VARIABLE: { status: 400, title: 'A GraphQL variable has no valid value' },
+  /** graphql-protection: the request is not a GraphQL request the plugin can read (or does not parse). */
+  MG_GRAPHQL_INVALID: { status: 400, title: 'Not a valid GraphQL request' },
+  MG_GRAPHQL_TOO_DEEP: { status: 400, title: 'GraphQL query nested too deep' },
+  MG_GRAPHQL_TOO_MANY_ALIASES: { status: 400, title: 'GraphQL query has too many aliases' },
+  MG_GRAPHQL_TOO_COSTLY: { status: 400, title: 'GraphQL query over its cost limit' },
+  MG_GRAPHQL_INTROSPECTION: { status: 400, title: 'GraphQL introspection is disabled' },
+  /** The hash is not on the allow-list (or the full query is not, with `persistedQueries.only`). */
+  MG_GRAPHQL_NOT_PERSISTED: { status: 400, title: 'GraphQL query not on the persisted-query list' },
 } as const;
 
 export type LocalReplyCode = keyof typeof LocalReplyCodes;

@@ -6,6 +6,7 @@ import type { PluginDefinition } from '../core/plugin.ts';
 import acl from './acl/plugin.ts';
 import cache from './cache/plugin.ts';
 import cors from './cors/plugin.ts';
+import graphqlProtection from './graphql-protection/plugin.ts';
 import ipRestriction from './ip-restriction/plugin.ts';
 import jwt from './jwt/plugin.ts';
 import keyAuth from './key-auth/plugin.ts';
@@ -27,6 +28,7 @@ export const builtinPlugins: readonly PluginDefinition[] = [
   rateLimit,
   requestTransformer,
   responseTransformer,
+  graphqlProtection,
   cache,
 ] as PluginDefinition[];
 

@@ -163,5 +163,6 @@ function meshService(model: Config, instances: readonly Instance[], name: string
 function destinationsOf(route: RouteConfig): string[] {
   if (route.service !== undefined) return [route.service];
   if (route.aggregate !== undefined) return route.aggregate.calls.map((c) => c.service);
+  if (route.graphql !== undefined) return [route.graphql.service];
   return (route.destinations ?? []).map((d) => d.service);
 }

@@ -18,6 +18,8 @@ import { runAggregate } from './aggregate/aggregate.ts';
 import { compileDirect, describeDirect, isDirect, runDirect } from './direct/action.ts';
 import { compileForward, describeForward, destinationsOf, isForward } from './forward/action.ts';
 import { runForward } from './forward/forward.ts';
+import { compileGraphql, describeGraphql, graphqlServiceNames, isGraphql } from './graphql/action.ts';
+import { runGraphql } from './graphql/graphql.ts';
 import { compileRedirect, describeRedirect, isRedirect, runRedirect } from './redirect/action.ts';
 
 /** Compiles the route's action; the config was validated, so exactly one action is set. */
@@ -26,18 +28,21 @@ export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, Ups
   if (isRedirect(rc)) return compileRedirect(rc);
   if (isForward(rc)) return compileForward(rc, services);
   if (isAggregate(rc)) return compileAggregate(rc, services);
+  if (isGraphql(rc)) return compileGraphql(rc, services);
   throw new Error(`route ${rc.name} has no action`);
 }
 
 /** Names of the services the route's action may send to, in config order (for plugin scoping). */
 export function actionServiceNames(rc: RouteConfig): string[] {
   if (isAggregate(rc)) return aggregateServiceNames(rc);
+  if (isGraphql(rc)) return graphqlServiceNames(rc);
   return isForward(rc) ? destinationsOf(rc).map((d) => d.service) : [];
 }
 
 /** The services a compiled action may send to (for metrics and logs before a destination is chosen). */
 export function actionServices(action: RouteAction): UpstreamService[] {
   if (action.kind === 'aggregate') return aggregateServices(action);
+  if (action.kind === 'graphql') return [action.destination.service];
   return action.kind === 'forward' ? action.destinations.map((d) => d.service) : [];
 }
 
@@ -57,6 +62,9 @@ export function runAction(ctx: StreamContext): void {
     case 'aggregate':
       runAggregate(ctx, action);
       return;
+    case 'graphql':
+      runGraphql(ctx, action);
+      return;
   }
 }
 
@@ -71,5 +79,7 @@ export function describeAction(action: RouteAction, rc: RouteConfig): Record<str
       return describeRedirect(action, rc);
     case 'aggregate':
       return describeAggregate(action);
+    case 'graphql':
+      return describeGraphql(action);
   }
 }
