@@ -15,6 +15,7 @@ import { parseDuration } from '../core/duration.ts';
 import { spiffeIdProblem } from '../core/spiffe.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
+import { checkPlans } from './plans.ts';
 
 export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -135,6 +136,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
     if (route.rewrite?.prefix !== undefined && !route.match?.path && !route.match?.grpc)
       report([...here, 'rewrite', 'prefix'], 'a prefix rewrite needs match.path', 'or use rewrite.regex');
   });
+  issues.push(...checkPlans(config, at));
   return issues;
 }
 

@@ -102,18 +102,20 @@ export function runStoreConformance(name: string, create: () => RateLimitStore |
     it('calendar-month windows end on the first of the next month (UTC), however long the month', async () => {
       const store = await create();
       const month: Window = { limit: 2, windowMs: MONTH_MS, algorithm: 'calendar-month' };
-      const feb = Date.UTC(2028, 1, 10, 12); // February of a leap year: 29 days
-      assert.ok((await store.consume('k-month', [month], feb)).allowed);
-      const second = await store.consume('k-month', [month], Date.UTC(2028, 1, 29, 23));
-      assert.ok(second.allowed, 'the 29th is still February');
-      assert.equal(second.windows[0]!.resetMs, 3_600_000, 'one hour to March 1st');
-      const denied = await store.consume('k-month', [month], Date.UTC(2028, 1, 29, 23, 30));
+      // January has 31 days, as long as MONTH_MS: nothing of it may carry into February.
+      assert.ok((await store.consume('k-month', [month], Date.UTC(2028, 0, 10, 12))).allowed);
+      const second = await store.consume('k-month', [month], Date.UTC(2028, 0, 31, 23));
+      assert.ok(second.allowed, 'the 31st is still January');
+      assert.equal(second.windows[0]!.resetMs, 3_600_000, 'one hour to February 1st');
+      const denied = await store.consume('k-month', [month], Date.UTC(2028, 0, 31, 23, 30));
       assert.equal(denied.allowed, false);
       assert.equal(denied.windows[0]!.resetMs, 1_800_000);
-      const march = await store.consume('k-month', [month], Date.UTC(2028, 2, 1));
-      assert.ok(march.allowed);
-      assert.equal(march.windows[0]!.remaining, 1);
-      assert.equal(march.windows[0]!.resetMs, 31 * 86_400_000, 'March has 31 days');
+      const feb = await store.consume('k-month', [month], Date.UTC(2028, 1, 1));
+      assert.ok(feb.allowed, 'a new month at 00:00 UTC on the 1st');
+      assert.equal(feb.windows[0]!.remaining, 1);
+      assert.equal(feb.windows[0]!.resetMs, 29 * 86_400_000, 'February 2028 has 29 days');
+      const march = await store.peek('k-month', [month], Date.UTC(2028, 2, 1));
+      assert.equal(march.windows[0]!.remaining, 2, 'and March starts empty');
     });
 
     it('peek reports remaining and reset without counting, and sees a new window as empty', async () => {

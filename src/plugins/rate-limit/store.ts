@@ -171,7 +171,7 @@ export class MemoryStore implements RateLimitStore {
 }
 
 export function estimate(c: Counter, w: Window, now: number): number {
-  if (w.algorithm === 'fixed') return c.current;
+  if (w.algorithm !== 'sliding') return c.current;
   const overlap = 1 - (now - c.start) / w.windowMs;
   return c.previous * overlap + c.current;
 }
