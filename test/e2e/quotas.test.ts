@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, request } from 'undici';
 import { eventually } from '../helpers/mesh.ts';
-import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
+import { type LogLine, MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 import { RedisServer } from '../helpers/redis.ts';
 
 const QUOTA = 300;
@@ -82,7 +82,7 @@ async function oneRequest(base: string, key: string) {
   return { status: res.statusCode, headers: res.headers, text };
 }
 
-function listenerUrl(started: { listeners?: unknown }): string {
+function listenerUrl(started: LogLine): string {
   return `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
 }
 

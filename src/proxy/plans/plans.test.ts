@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { ManualClock } from '../../../test/helpers/clock.ts';
+import { RedisServer } from '../../../test/helpers/redis.ts';
 import { startGateway, type TestGateway } from '../../testing/servers.ts';
 
 const KEYS = {
@@ -248,6 +249,46 @@ describe('plans: what routes pay', () => {
     } finally {
       await plain.close();
       await planned.close();
+    }
+  });
+});
+
+describe('plans: store: redis', () => {
+  it('counts in Redis, shows the count in the admin API, and refuses with 503 while Redis is down (failOpen: false)', async () => {
+    const redis = await RedisServer.start();
+    const gw = await startGateway({
+      redis: { url: redis.url, keyPrefix: 'plans-test:', timeout: '500ms' },
+      plans: [{ name: 'shared', quotas: { day: 3, month: 10 }, store: 'redis', failOpen: false }],
+      consumers: [{ name: 'app', plan: 'shared', credentials: [{ type: 'api-key', key: KEYS.daily }] }],
+      routes: [
+        { name: 'api', match: { path: '/api/*' }, directResponse: { status: 200 }, plugins: [{ name: 'key-auth' }] },
+      ],
+    });
+    try {
+      const call = async () => {
+        const res = await request(`${gw.url()}/api/x`, { headers: { apikey: KEYS.daily } });
+        await res.body.dump();
+        return { status: res.statusCode, code: res.headers['x-meshgate-code'] };
+      };
+      for (let i = 0; i < 3; i++) assert.equal((await call()).status, 200);
+      assert.deepEqual(await call(), { status: 429, code: 'MG_QUOTA_EXCEEDED' });
+      const view = await request(`${gw.adminUrl}/consumers/app/quota`);
+      const body = (await view.body.json()) as {
+        store: string;
+        quotas: { day: { used: number }; month: { used: number } };
+      };
+      assert.equal(body.store, 'redis');
+      assert.equal(body.quotas.day.used, 3);
+      assert.equal(body.quotas.month.used, 3);
+      await redis.kill();
+      const deadline = Date.now() + 10_000;
+      let outcome = await call();
+      while (outcome.status !== 503 && Date.now() < deadline) outcome = await call();
+      assert.deepEqual(outcome, { status: 503, code: 'MG_STORE_UNAVAILABLE' });
+      assert.equal((await request(`${gw.adminUrl}/consumers/app/quota`)).statusCode, 503);
+    } finally {
+      await gw.close();
+      await redis.close();
     }
   });
 });
