@@ -9,6 +9,7 @@
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
 #   VARIANTS="bare transform" bench/compare.sh # request- and response-transformer (headers, one JSON field)
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
+#   VARIANTS="plugins quota" bench/compare.sh   # jwt + rate-limit vs jwt + a plan's daily quota
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
@@ -108,6 +109,8 @@ variant_cmd() {
     rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
     transform) echo "$gw --config $ROOT/bench/bench-transform.yaml --workers 1" ;;
+    # jwt as in `plugins`, and the consumer's plan counting a daily quota instead of the rate-limit plugin.
+    quota) echo "$gw --config $ROOT/bench/bench-quota.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
@@ -119,7 +122,7 @@ variant_cmd() {
 path_of() {
   case $1 in
     graphql-protect) echo "/graphql?query=$GRAPHQL_QUERY" ;;
-    plugins | fresh-tokens*) echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" ;;
+    plugins | quota | fresh-tokens*) echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" ;;
     *) echo "/api/v1/items/42?verbose=1" ;;
   esac
 }

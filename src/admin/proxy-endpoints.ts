@@ -1,6 +1,6 @@
 /**
  * Admin endpoints describing the data plane: /live, /ready, /config, /routes, /listeners, /services,
- * /workers.
+ * /workers, /consumers/:name/quota.
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
@@ -103,6 +103,11 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
     // purged for every gateway on it; memory caches in every worker of this gateway.
     .route('DELETE /cache', () => purge(plane, 'purge-cache'))
     .route('DELETE /cache/:route', (_req, _url, params) => purge(plane, `purge-cache:${params.route}`, params.route))
+    // A consumer's plan and where its quotas stand (counted in the primary or Redis: every worker reads the same).
+    .route('GET /consumers/:name/quota', async (_req, _url, params) => {
+      const [view] = await plane.query(`quota:${params.name}`);
+      return view ? { status: view.status as number, body: view.body } : NO_CONFIG;
+    })
     .route('GET /workers', async () => ({ status: 200, body: { workers: await plane.query('status') } }))
     .route('GET /metrics', async () => {
       // One worker's metrics as they are; several summed (counters, histograms) by prom-client.

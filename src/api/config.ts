@@ -461,6 +461,12 @@ export const ConsumerSchema = Type.Object(
     ),
     credentials: Type.Optional(Type.Array(Type.Union([JwtCredentialSchema, ApiKeyCredentialSchema]))),
     plugins: Type.Optional(Type.Array(PluginEntrySchema)),
+    plan: Type.Optional(
+      Name(
+        "The name of one of the top-level `plans`: its quotas and rate limits apply to this consumer's requests " +
+          'on every route (after authentication). Default: none (no plan limits).',
+      ),
+    ),
   },
   { additionalProperties: false, description: 'An API client: an identity with credentials and groups.' },
 );
@@ -1197,6 +1203,14 @@ export const RouteSchema = Type.Object(
           '`httpsPort`). Default false.',
       }),
     ),
+    applyPlans: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether consumers' `plans` (quotas and plan rate limits) apply on this route. Default true. `false`: " +
+          'requests here are neither counted nor refused by plans (e.g. a usage or billing page a consumer over ' +
+          'quota must still reach).',
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -1333,6 +1347,84 @@ export const RedisSchema = Type.Object(
   },
 );
 
+export const PlanSchema = Type.Object(
+  {
+    name: Name('Unique name; consumers name it in `plan`.'),
+    quotas: Type.Optional(
+      Type.Object(
+        {
+          day: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              description:
+                'Requests per UTC calendar day (00:00 to 24:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED ' +
+                'until the next midnight UTC. Default: no daily quota.',
+            }),
+          ),
+          month: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              description:
+                'Requests per UTC calendar month (from the 1st, 00:00 UTC). Refused past it with 429 ' +
+                'MG_QUOTA_EXCEEDED until the 1st of the next month. Default: no monthly quota.',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          minProperties: 1,
+          description:
+            'Requests a consumer of the plan may make per calendar period (UTC), across every route and, ' +
+            'with `store: redis`, every gateway. A request counts when it is admitted.',
+        },
+      ),
+    ),
+    rateLimits: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            requests: Type.Integer({ minimum: 1, description: 'Requests allowed per window.' }),
+            window: Duration('Window length, e.g. `1s`, `1m`; sliding, as in the rate-limit plugin. Not 0.'),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          minItems: 1,
+          description:
+            'Rate limits per consumer of the plan, across every route, in the shape of the rate-limit ' +
+            "plugin's `limits` (sliding windows). Refused past one with 429 MG_RATE_LIMITED.",
+        },
+      ),
+    ),
+    store: Type.Optional(
+      Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+        description:
+          'Where the counts are kept. `memory` (default): on this machine, exact whatever `--workers` is. ' +
+          '`redis`: in the top-level `redis`, one count for every gateway on it.',
+      }),
+    ),
+    failOpen: Type.Optional(
+      Type.Boolean({
+        description:
+          'When the count cannot be reached (Redis not answering within `redis.timeout`; a worker whose ' +
+          'primary is gone): true (default) lets the request through uncounted, false refuses it with 503 ' +
+          'MG_STORE_UNAVAILABLE.',
+      }),
+    ),
+    headers: Type.Optional(
+      Type.Boolean({
+        description:
+          'Add `RateLimit-*` and `X-RateLimit-Limit-Day`/`-Month`, `X-RateLimit-Remaining-Day`/`-Month` to ' +
+          "responses to the plan's consumers. Default true.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'A plan consumers subscribe to (`consumers[].plan`): quotas per calendar period and rate limits.',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
@@ -1341,6 +1433,11 @@ export const ConfigSchema = Type.Object(
     services: Type.Optional(Type.Array(ServiceSchema)),
     routes: Type.Optional(Type.Array(RouteSchema, { description: 'Routes; see docs/routing.md for precedence.' })),
     consumers: Type.Optional(Type.Array(ConsumerSchema, { description: 'API clients and their credentials.' })),
+    plans: Type.Optional(
+      Type.Array(PlanSchema, {
+        description: 'Quotas and rate limits that consumers subscribe to (`consumers[].plan`); docs/plans.md.',
+      }),
+    ),
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
     observability: Type.Optional(ObservabilitySchema),
     redis: Type.Optional(RedisSchema),
@@ -1375,6 +1472,7 @@ export type DestinationConfig = Static<typeof DestinationSchema>;
 export type RewriteConfig = Static<typeof RewriteSchema>;
 export type PluginEntryConfig = Static<typeof PluginEntrySchema>;
 export type ConsumerConfig = Static<typeof ConsumerSchema>;
+export type PlanConfig = Static<typeof PlanSchema>;
 export type JwtCredentialConfig = Static<typeof JwtCredentialSchema>;
 export type ApiKeyCredentialConfig = Static<typeof ApiKeyCredentialSchema>;
 export type HashOnConfig = Static<typeof HashOnSchema>;

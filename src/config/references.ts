@@ -16,6 +16,7 @@ import { spiffeIdProblem } from '../core/spiffe.ts';
 import { checkAggregate } from './aggregate.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
+import { checkPlans } from './plans.ts';
 
 export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -137,6 +138,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
     if (route.rewrite?.prefix !== undefined && !route.match?.path && !route.match?.grpc)
       report([...here, 'rewrite', 'prefix'], 'a prefix rewrite needs match.path', 'or use rewrite.regex');
   });
+  issues.push(...checkPlans(config, at));
   return issues;
 }
 

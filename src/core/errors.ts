@@ -17,6 +17,8 @@ export const LocalReplyCodes = {
   /** An authorization policy refused the request; the access log and metrics name the policy. */
   MG_RBAC_DENIED: { status: 403, title: 'Denied by an authorization policy' },
   MG_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  /** The consumer's plan's daily or monthly quota is used up; Retry-After is the period's end. */
+  MG_QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded' },
   MG_NO_HEALTHY_UPSTREAM: { status: 503, title: 'No healthy endpoint' },
   MG_UPSTREAM_CONNECT_FAILURE: { status: 502, title: 'Upstream connection failed' },
   MG_UPSTREAM_RESET: { status: 502, title: 'Upstream closed the connection' },

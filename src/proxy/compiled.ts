@@ -8,6 +8,7 @@ import type { Config, RouteConfig } from '../api/config.ts';
 import type { FilterFactory, PluginPhase } from '../core/plugin.ts';
 import type { AggregateAction } from './actions/aggregate/action.ts';
 import type { GraphqlAction } from './actions/graphql/action.ts';
+import type { PlanTable } from './plans/filter.ts';
 import type { Router } from './router/router.ts';
 import type { EndpointSet } from './upstream/endpoint-set.ts';
 import type { CompiledFault } from './upstream/fault.ts';
@@ -74,9 +75,10 @@ export interface CompiledFilter {
   readonly order: number;
   /**
    * Where the config entry came from: `global`, `service`, `route` or `consumer`; `policy` for the
-   * authorization policies' filter, which the snapshot adds to routes of services that have policies.
+   * authorization policies' filter, which the snapshot adds to routes of services that have policies;
+   * `plan` for the consumers' plans filter (plans/), added to every route when a consumer has a plan.
    */
-  readonly scope: 'global' | 'service' | 'route' | 'consumer' | 'policy';
+  readonly scope: 'global' | 'service' | 'route' | 'consumer' | 'policy' | 'plan';
   readonly factory: FilterFactory;
 }
 
@@ -190,4 +192,6 @@ export interface Snapshot {
   readonly services: ReadonlyMap<string, UpstreamService>;
   /** Requests started on this snapshot and not yet ended: the one mutable part, for retiring it. */
   readonly inflight: { count: number };
+  /** The consumers' plans (quotas), or null when no consumer has one (optional: snapshots built by hand). */
+  readonly plans?: PlanTable | null;
 }

@@ -5,7 +5,7 @@
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import { describeAction } from './actions/index.ts';
-import type { CompiledRoute } from './compiled.ts';
+import type { CompiledRoute, Snapshot } from './compiled.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
@@ -18,7 +18,9 @@ export type ProxyView =
   | 'metrics'
   /** Not a view: removes cached responses (every route's, or after the colon one route's). */
   | 'purge-cache'
-  | `purge-cache:${string}`;
+  | `purge-cache:${string}`
+  /** A consumer's plan and quota state (after the colon, the consumer's name): `{ status, body }`. */
+  | `quota:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -117,6 +119,7 @@ export function describeService(service: UpstreamService) {
 
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
+  if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
   switch (view) {
     case 'metrics':
       // JSON, so a primary can sum several workers' metrics (prom-client's aggregate).
@@ -163,5 +166,23 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
     default:
       // purge-cache, purge-cache:<route>
       return proxy.purgeCaches(view === 'purge-cache' ? undefined : view.slice('purge-cache:'.length));
+  }
+}
+
+/**
+ * A consumer's plan and its counts now, as `{ status, body }` (404: no such consumer; 503: the count
+ * could not be read). Never rejects: a worker answers every query.
+ */
+async function describeQuota(s: Snapshot, consumer: string): Promise<Record<string, unknown>> {
+  const configured = (s.config.consumers ?? []).find((c) => c.name === consumer);
+  if (configured === undefined) return { status: 404, body: { error: `no consumer "${consumer}"` } };
+  try {
+    const state = await s.plans?.describe(consumer);
+    return {
+      status: 200,
+      body: state ?? { consumer, plan: configured.plan ?? null, quotas: {}, rateLimits: [] },
+    };
+  } catch (e) {
+    return { status: 503, body: { consumer, error: `the count could not be read: ${(e as Error)?.message ?? e}` } };
   }
 }

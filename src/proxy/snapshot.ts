@@ -33,6 +33,7 @@ import { compilePolicies, withAuthorization } from './authz/filter.ts';
 import { type ChainDepsBase, createChainCompiler } from './chain/compile.ts';
 import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import { type MeshTls, UpstreamTls } from './identity/mesh-tls.ts';
+import type { PlanTable } from './plans/filter.ts';
 import { effectiveMatch, Router } from './router/router.ts';
 import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
 
@@ -74,13 +75,17 @@ export async function compileSnapshot(
     services.set(sc.name, service);
   }
   let routes: CompiledRoute[];
+  let plans: PlanTable | null = null;
   try {
     const chains = createChainCompiler(config, deps.catalog, deps.plugins);
     const policies = compilePolicies(config);
+    // Plans' code is loaded only by a config that puts a consumer on a plan.
+    if (usesPlans(config)) plans = await (await import('./plans/filter.ts')).compilePlans(config, deps.plugins);
     routes = await Promise.all(
       (config.routes ?? []).map(async (rc) => {
         const names = actionServiceNames(rc);
-        return compileRoute(rc, services, withAuthorization(await chains.compileRoute(rc, names), policies, names));
+        const chain = withAuthorization(await chains.compileRoute(rc, names), policies, names);
+        return compileRoute(rc, services, plans === null ? chain : plans.apply(chain, rc));
       }),
     );
   } catch (e) {
@@ -109,7 +114,13 @@ export async function compileSnapshot(
     listenerRouters,
     services,
     inflight: { count: 0 },
+    plans,
   });
+}
+
+/** Whether a consumer is on a plan: only then is the plans' filter compiled and added. */
+function usesPlans(config: Config): boolean {
+  return (config.consumers ?? []).some((c) => c.plan !== undefined);
 }
 
 /** Mutual TLS towards a service, or undefined for plaintext; throws when the config asks for what cannot be. */

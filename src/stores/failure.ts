@@ -23,7 +23,7 @@ export class FailurePolicy {
   private readonly warn: PluginDeps['warn'];
   private failing = false;
 
-  constructor(plugin: string, failOpen: boolean, deps: PluginDeps) {
+  constructor(plugin: string, failOpen: boolean, deps: Pick<PluginDeps, 'counter' | 'warn'>) {
     this.plugin = plugin;
     this.failOpen = failOpen;
     this.counter = deps.counter(STORE_UNAVAILABLE_METRIC, HELP, ['plugin', 'route', 'outcome']);

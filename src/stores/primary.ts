@@ -17,11 +17,11 @@
 import type { Decision, RateLimitStore, Window } from '../plugins/rate-limit/store.ts';
 import { MemoryStore } from '../plugins/rate-limit/store.ts';
 
-/** Worker → primary: decisions made in one turn, each `[key, windows, now]`. */
+/** Worker → primary: decisions made in one turn, each `[key, windows, now]`, with `1` after a peek. */
 export interface LimitBatch {
   type: 'limit';
   batch: number;
-  calls: [string, readonly Window[], number][];
+  calls: ([string, readonly Window[], number] | [string, readonly Window[], number, 1])[];
 }
 
 /** Primary → worker: one decision per call, in the order asked. */
@@ -35,6 +35,7 @@ interface Waiting {
   key: string;
   windows: readonly Window[];
   now: number;
+  peek: boolean;
   resolve: (d: Decision) => void;
   reject: (e: Error) => void;
 }
@@ -53,9 +54,17 @@ export class PrimaryRateLimitStore implements RateLimitStore {
   }
 
   consume(key: string, windows: readonly Window[], now: number): Promise<Decision> {
+    return this.ask(key, windows, now, false);
+  }
+
+  peek(key: string, windows: readonly Window[], now: number): Promise<Decision> {
+    return this.ask(key, windows, now, true);
+  }
+
+  private ask(key: string, windows: readonly Window[], now: number, peek: boolean): Promise<Decision> {
     if (this.closed !== null) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
-      this.queue.push({ key, windows, now, resolve, reject });
+      this.queue.push({ key, windows, now, peek, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -70,7 +79,9 @@ export class PrimaryRateLimitStore implements RateLimitStore {
     if (waiting.length === 0) return;
     const batch = this.nextBatch++;
     this.inFlight.set(batch, waiting);
-    const calls = waiting.map((w): [string, readonly Window[], number] => [w.key, w.windows, w.now]);
+    const calls = waiting.map((w): LimitBatch['calls'][number] =>
+      w.peek ? [w.key, w.windows, w.now, 1] : [w.key, w.windows, w.now],
+    );
     try {
       this.send({ type: 'limit', batch, calls });
     } catch (e) {
@@ -102,7 +113,9 @@ export class RateLimitHost {
   readonly store = new MemoryStore();
 
   answer(message: LimitBatch): LimitDecided {
-    const decisions = message.calls.map(([key, windows, now]) => this.store.consume(key, windows, now));
+    const decisions = message.calls.map(([key, windows, now, peek]) =>
+      peek === 1 ? this.store.peek(key, windows, now) : this.store.consume(key, windows, now),
+    );
     return { type: 'limit-decided', batch: message.batch, decisions };
   }
 }

@@ -17,6 +17,7 @@ import {
   type ResponseHead,
 } from '../../core/plugin.ts';
 import type { FailurePolicy } from '../../stores/failure.ts';
+import { fullWindows, rateLimitHeaders, retryAfterSeconds, tightest } from './headers.ts';
 import { type RateLimitConfig, rateLimitSchema } from './schema.ts';
 import type { Decision, RateLimitStore, Window } from './store.ts';
 import { selectStore } from './stores.ts';
@@ -61,20 +62,8 @@ function keyFunction(config: RateLimitConfig): (ctx: RequestContext) => string {
   }
 }
 
-/** The window closest to refusing: its state is what the headers report. */
-function tightest(decision: Decision) {
-  let best = decision.windows[0]!;
-  for (const w of decision.windows) if (w.remaining < best.remaining) best = w;
-  return best;
-}
-
 function headersOf(decision: Decision): [string, string][] {
-  const w = tightest(decision);
-  return [
-    ['ratelimit-limit', String(w.limit)],
-    ['ratelimit-remaining', String(w.remaining)],
-    ['ratelimit-reset', String(Math.ceil(w.resetMs / 1000))],
-  ];
+  return rateLimitHeaders(tightest(decision));
 }
 
 /** Compiled once per route: what to count and how to answer. */
@@ -129,8 +118,7 @@ class Counted implements Filter {
       l.warn('rate limit exceeded (dry run: not refused)', { route: ctx.routeName, requestId: ctx.requestId });
       return undefined;
     }
-    const full = decision.windows.filter((w) => w.remaining === 0).map((w) => w.resetMs);
-    const retryAfter = Math.max(1, Math.ceil(Math.max(...full) / 1000));
+    const retryAfter = retryAfterSeconds(fullWindows(decision));
     const headers: [string, string][] = l.showHeaders ? headersOf(decision) : [];
     headers.push(['retry-after', String(retryAfter)]);
     return { status: 429, code: 'MG_RATE_LIMITED', detail: `rate limit reached; retry in ${retryAfter} s`, headers };

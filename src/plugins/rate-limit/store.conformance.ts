@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RateLimitStore, Window } from './store.ts';
+import { MONTH_MS, type RateLimitStore, type Window } from './store.ts';
 
 const minute = (limit: number, algorithm: Window['algorithm'] = 'sliding'): Window => ({
   limit,
@@ -84,6 +84,73 @@ export function runStoreConformance(name: string, create: () => RateLimitStore |
       const wait = denied.windows[0]!.resetMs;
       assert.ok(wait > 0 && wait <= 60_000, `resetMs ${wait}`);
       assert.ok((await store.consume('k-retry', [minute(4)], t0 + 70_000 + wait)).allowed);
+    });
+
+    it('a fixed day window is the UTC calendar day: full until midnight, resetMs to it, fresh after', async () => {
+      const store = await create();
+      const day: Window = { limit: 3, windowMs: 86_400_000, algorithm: 'fixed' };
+      const evening = Date.UTC(2027, 2, 14, 23, 59, 30); // 30 s before midnight UTC
+      for (let i = 0; i < 3; i++) assert.ok((await store.consume('k-day', [day], evening)).allowed);
+      const denied = await store.consume('k-day', [day], evening);
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.windows[0]!.resetMs, 30_000);
+      const next = await store.consume('k-day', [day], Date.UTC(2027, 2, 15));
+      assert.ok(next.allowed, 'a new day at 00:00 UTC');
+      assert.equal(next.windows[0]!.remaining, 2);
+    });
+
+    it('calendar-month windows end on the first of the next month (UTC), however long the month', async () => {
+      const store = await create();
+      const month: Window = { limit: 2, windowMs: MONTH_MS, algorithm: 'calendar-month' };
+      // January has 31 days, as long as MONTH_MS: nothing of it may carry into February.
+      assert.ok((await store.consume('k-month', [month], Date.UTC(2028, 0, 10, 12))).allowed);
+      const second = await store.consume('k-month', [month], Date.UTC(2028, 0, 31, 23));
+      assert.ok(second.allowed, 'the 31st is still January');
+      assert.equal(second.windows[0]!.resetMs, 3_600_000, 'one hour to February 1st');
+      const denied = await store.consume('k-month', [month], Date.UTC(2028, 0, 31, 23, 30));
+      assert.equal(denied.allowed, false);
+      assert.equal(denied.windows[0]!.resetMs, 1_800_000);
+      const feb = await store.consume('k-month', [month], Date.UTC(2028, 1, 1));
+      assert.ok(feb.allowed, 'a new month at 00:00 UTC on the 1st');
+      assert.equal(feb.windows[0]!.remaining, 1);
+      assert.equal(feb.windows[0]!.resetMs, 29 * 86_400_000, 'February 2028 has 29 days');
+      const march = await store.peek('k-month', [month], Date.UTC(2028, 2, 1));
+      assert.equal(march.windows[0]!.remaining, 2, 'and March starts empty');
+    });
+
+    it('peek reports remaining and reset without counting, and sees a new window as empty', async () => {
+      const store = await create();
+      const windows: Window[] = [
+        { limit: 5, windowMs: 86_400_000, algorithm: 'fixed' },
+        { limit: 10, windowMs: MONTH_MS, algorithm: 'calendar-month' },
+      ];
+      const at = Date.UTC(2027, 5, 30, 18);
+      const fresh = await store.peek('k-peek', windows, at);
+      assert.ok(fresh.allowed);
+      assert.deepEqual(
+        fresh.windows.map((w) => w.remaining),
+        [5, 10],
+      );
+      for (let i = 0; i < 5; i++) await store.consume('k-peek', windows, at);
+      for (let i = 0; i < 2; i++) {
+        const seen = await store.peek('k-peek', windows, at);
+        assert.equal(seen.allowed, false, 'the day is full');
+        assert.deepEqual(
+          seen.windows.map((w) => [w.remaining, w.resetMs]),
+          [
+            [0, 6 * 3_600_000],
+            [5, 6 * 3_600_000],
+          ],
+          'a peek counts nothing, so two read the same',
+        );
+      }
+      const july = await store.peek('k-peek', windows, Date.UTC(2027, 6, 1, 1));
+      assert.ok(july.allowed);
+      assert.deepEqual(
+        july.windows.map((w) => w.remaining),
+        [5, 10],
+        'a new day and a new month',
+      );
     });
   });
 }

@@ -1,16 +1,39 @@
 /**
  * Rate-limit storage. A store counts requests per key and window; the plugin decides what a key is.
- * Implementations: in memory (this process) now; shared ones (Redis) behind the same interface, each
- * passing store.conformance.ts.
+ * Implementations: in memory (this process or a gateway's primary), in Redis, each passing
+ * store.conformance.ts. Consumers' plans (src/proxy/plans/) count their quotas in the same stores.
  */
 
-export type Algorithm = 'sliding' | 'fixed';
+/**
+ * `sliding`: the sliding-window counter. `fixed`: windows of `windowMs` aligned to the epoch, so a
+ * fixed window of 86,400,000 ms is exactly one UTC calendar day (epoch milliseconds have no leap
+ * seconds). `calendar-month`: fixed windows that are UTC calendar months (28 to 31 days).
+ */
+export type Algorithm = 'sliding' | 'fixed' | 'calendar-month';
 
 export interface Window {
   /** Requests allowed per window. */
   limit: number;
+  /** The window's length; for `calendar-month`, MONTH_MS (the longest month: it sizes expiry only). */
   windowMs: number;
   algorithm: Algorithm;
+}
+
+/** `windowMs` of a `calendar-month` window: 31 days, the longest month. */
+export const MONTH_MS = 31 * 86_400_000;
+
+/** Start (ms) of the window `now` falls in. */
+export function windowStart(w: Window, now: number): number {
+  if (w.algorithm !== 'calendar-month') return now - (now % w.windowMs);
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+/** End (ms, exclusive) of the window that starts at `start`. */
+export function windowEnd(w: Window, start: number): number {
+  if (w.algorithm !== 'calendar-month') return start + w.windowMs;
+  const d = new Date(start);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
 }
 
 export interface WindowState {
@@ -33,6 +56,12 @@ export interface RateLimitStore {
    * counts it and `allowed` is false. May answer synchronously (in memory) or not (over the network).
    */
   consume(key: string, windows: readonly Window[], now: number): Decision | Promise<Decision>;
+  /**
+   * What `consume` would report for `key` now, without counting anything: `allowed` says whether one
+   * more request would pass, `remaining` how many still would, `resetMs` the time to each window's end
+   * (for the admin API's view of a consumer's quota).
+   */
+  peek(key: string, windows: readonly Window[], now: number): Decision | Promise<Decision>;
 }
 
 /** One key's count in one window (what a store reads to decide; shared stores return the same). */
@@ -72,7 +101,7 @@ export class MemoryStore implements RateLimitStore {
     for (const w of windows) {
       const id = `${key}\u0000${w.windowMs}\u0000${w.algorithm}`;
       let c = this.counters.get(id);
-      const start = now - (now % w.windowMs);
+      const start = windowStart(w, now);
       if (c === undefined) {
         c = { windowMs: w.windowMs, start, current: 0, previous: 0 };
         this.counters.set(id, c);
@@ -106,6 +135,34 @@ export class MemoryStore implements RateLimitStore {
     return { allowed, windows: states };
   }
 
+  peek(key: string, windows: readonly Window[], now: number): Decision {
+    let allowed = true;
+    const states: WindowState[] = [];
+    for (const w of windows) {
+      const start = windowStart(w, now);
+      const c = this.counters.get(`${key}\u0000${w.windowMs}\u0000${w.algorithm}`);
+      // A counter of an earlier window reads as that window's successor would (consume rolls it first).
+      const rolled: Counter =
+        c === undefined || start > c.start
+          ? {
+              windowMs: w.windowMs,
+              start,
+              current: 0,
+              previous: c !== undefined && start - c.start === w.windowMs ? c.current : 0,
+            }
+          : c;
+      const at = Math.max(now, rolled.start);
+      const count = estimate(rolled, w, at);
+      if (count + 1 > w.limit) allowed = false;
+      states.push({
+        limit: w.limit,
+        remaining: Math.max(0, Math.floor(w.limit - count)),
+        resetMs: windowEnd(w, rolled.start) - at,
+      });
+    }
+    return { allowed, windows: states };
+  }
+
   /** Drops counters idle for two windows (they would read as zero anyway). */
   private sweep(now: number) {
     for (const [id, c] of this.counters) if (now - c.start >= 2 * c.windowMs) this.counters.delete(id);
@@ -114,7 +171,7 @@ export class MemoryStore implements RateLimitStore {
 }
 
 export function estimate(c: Counter, w: Window, now: number): number {
-  if (w.algorithm === 'fixed') return c.current;
+  if (w.algorithm !== 'sliding') return c.current;
   const overlap = 1 - (now - c.start) / w.windowMs;
   return c.previous * overlap + c.current;
 }
@@ -126,8 +183,8 @@ export function estimate(c: Counter, w: Window, now: number): number {
  *   previous · (1 − (t − start)/W) + current + 1 ≤ limit  ⇔  t ≥ start + W · (1 − (limit − current − 1)/previous)
  */
 export function resetIn(c: Counter, w: Window, now: number, allowed: boolean): number {
-  const toEnd = c.start + w.windowMs - now;
-  if (allowed || w.algorithm === 'fixed') return toEnd;
+  const toEnd = windowEnd(w, c.start) - now;
+  if (allowed || w.algorithm !== 'sliding') return toEnd;
   const free = w.limit - c.current - 1;
   if (free >= 0 && c.previous > 0) return Math.max(1, Math.ceil(c.start + w.windowMs * (1 - free / c.previous) - now));
   // The current window alone is full: it becomes the previous one and must age out far enough.

@@ -7,7 +7,6 @@
 import type { PluginDeps } from '../../core/plugin.ts';
 import { FailurePolicy } from '../../stores/failure.ts';
 import { primaryRateLimitStore } from '../../stores/primary.ts';
-import type { RateLimitConfig } from './schema.ts';
 import { MemoryStore, type RateLimitStore } from './store.ts';
 
 export interface SelectedStore {
@@ -16,21 +15,33 @@ export interface SelectedStore {
   failure: FailurePolicy | null;
 }
 
-export async function selectStore(config: RateLimitConfig, deps: PluginDeps): Promise<SelectedStore> {
+/** What choosing a store reads of a config: the rate-limit plugin's fields, which a plan repeats. */
+export interface StoreChoice {
+  readonly store?: 'memory' | 'redis';
+  readonly failOpen?: boolean;
+}
+
+/** What choosing a store uses of the plugin deps. */
+export type StoreDeps = Pick<PluginDeps, 'shared' | 'redis' | 'counter' | 'warn'>;
+
+/**
+ * `owner` names who counts, in the `store_unavailable_total{plugin}` label and log lines. Every owner
+ * counts in the same store (keys tell them apart), so a gateway has one primary-held count.
+ */
+export async function selectStore(config: StoreChoice, deps: StoreDeps, owner = 'rate-limit'): Promise<SelectedStore> {
   if (config.store !== 'redis') {
     const primary = primaryRateLimitStore();
     // The primary can only fail to answer when it is gone (the worker is then draining): failOpen decides.
-    if (primary !== null)
-      return { store: primary, failure: new FailurePolicy('rate-limit', config.failOpen !== false, deps) };
+    if (primary !== null) return { store: primary, failure: new FailurePolicy(owner, config.failOpen !== false, deps) };
     return { store: deps.shared('rate-limit:memory', () => new MemoryStore()), failure: null };
   }
   // The config check makes `store: redis` without a `redis` block an error before it gets here.
-  if (deps.redis === undefined) throw new Error('rate-limit: store: redis needs the top-level redis block');
+  if (deps.redis === undefined) throw new Error(`${owner}: store: redis needs the top-level redis block`);
   const { redisConnection } = await import('../../stores/redis/connection.ts');
   const { RedisRateLimitStore } = await import('../../stores/redis/rate-limit.ts');
   // Stateless over the shared connection (which is what outlives snapshots), so made per compile.
   return {
     store: new RedisRateLimitStore(redisConnection(deps, deps.redis)),
-    failure: new FailurePolicy('rate-limit', config.failOpen !== false, deps),
+    failure: new FailurePolicy(owner, config.failOpen !== false, deps),
   };
 }

@@ -122,7 +122,7 @@ export class RedisConnection {
 }
 
 /** The connection for the config's `redis` block (one per process and settings). */
-export function redisConnection(deps: PluginDeps, settings: RedisSettings): RedisConnection {
+export function redisConnection(deps: Pick<PluginDeps, 'shared' | 'warn'>, settings: RedisSettings): RedisConnection {
   const key = `store:redis\u0000${settings.url}\u0000${settings.keyPrefix ?? ''}\u0000${settings.timeout ?? ''}`;
   return deps.shared(key, () => new RedisConnection(settings, deps.warn));
 }

@@ -8,7 +8,7 @@
  * by a later one, so concurrent gateways cannot both see the last free slot: the shared limit is exact
  * while Redis answers (the README states the bounds when it does not).
  *
- * Keys: `<prefix>rl:{<key>}:<window ms><s|f>:<window start ms>`, one counter per key, window and
+ * Keys: `<prefix>rl:{<key>}:<window ms><s|f|c>:<window start ms>` (`c`: a calendar month), one counter per key, window and
  * window start, expiring two windows after its first request (once it can no longer be the previous
  * window). The braces make every key of one decision hash to one Redis Cluster slot.
  */
@@ -22,6 +22,8 @@ import {
   resetIn,
   type Window,
   type WindowState,
+  windowEnd,
+  windowStart,
 } from '../../plugins/rate-limit/store.ts';
 import type { RedisConnection } from './connection.ts';
 
@@ -80,9 +82,8 @@ export class RedisRateLimitStore implements RateLimitStore {
     const args: (string | number)[] = [];
     const tail: (string | number)[] = [now];
     for (const w of windows) {
-      const start = now - (now % w.windowMs);
-      const base = `rl:{${key}}:${w.windowMs}${w.algorithm[0]}:`;
-      args.push(base + start, base + (start - w.windowMs));
+      const start = windowStart(w, now);
+      args.push(...keysOf(key, w, start));
       tail.push(w.limit, w.windowMs, w.algorithm[0]!, start);
     }
     const reply = await this.redis.client.meshgateRateLimit(args.length, ...args, ...tail);
@@ -92,7 +93,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       const w = windows[i]!;
       const c: Counter = {
         windowMs: w.windowMs,
-        start: now - (now % w.windowMs),
+        start: windowStart(w, now),
         current: reply[i * 2 + 1]!,
         previous: reply[i * 2 + 2]!,
       };
@@ -105,4 +106,35 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
     return { allowed, windows: states };
   }
+  /** Reads the counters (MGET, one round trip), counting nothing. */
+  async peek(key: string, windows: readonly Window[], now: number): Promise<Decision> {
+    this.redis.check();
+    const keys = windows.flatMap((w) => keysOf(key, w, windowStart(w, now)));
+    const values = await this.redis.client.mget(...keys);
+    let allowed = true;
+    const states: WindowState[] = [];
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!;
+      const c: Counter = {
+        windowMs: w.windowMs,
+        start: windowStart(w, now),
+        current: Number(values[i * 2] ?? 0),
+        previous: Number(values[i * 2 + 1] ?? 0),
+      };
+      const count = estimate(c, w, now);
+      if (count + 1 > w.limit) allowed = false;
+      states.push({
+        limit: w.limit,
+        remaining: Math.max(0, Math.floor(w.limit - count)),
+        resetMs: windowEnd(w, c.start) - now,
+      });
+    }
+    return { allowed, windows: states };
+  }
+}
+
+/** The current and the previous counter of `key` in window `w` starting at `start`. */
+function keysOf(key: string, w: Window, start: number): [string, string] {
+  const base = `rl:{${key}}:${w.windowMs}${w.algorithm[0]}:`;
+  return [base + start, base + (start - w.windowMs)];
 }
