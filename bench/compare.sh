@@ -9,6 +9,7 @@
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
+#   VARIANTS="bare cache" bench/compare.sh   # the bare route vs the same route answered by the cache (all HITs)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
@@ -92,6 +93,8 @@ variant_cmd() {
     # Two workers deciding in the primary's store, the default on a 2-core machine.
     rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    # Every request after the first a cache HIT from memory.
+    cache) echo "$gw --config $ROOT/bench/bench-cache.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

@@ -29,6 +29,8 @@ export class Flight<E> {
   private readonly timer: NodeJS.Timeout | null;
   /** False once the wait ran out or the leader settled: later misses do not wait on it. */
   accepting = true;
+  /** What the leader stored, while its write to a shared store is still on its way. */
+  landed: Landing<E> | null = null;
 
   constructor(timeoutMs: number) {
     this.timer = setTimeout(() => this.release(), timeoutMs);
@@ -98,11 +100,30 @@ export class Flights<E> {
    * Ends the leader's flight: followers get the landing (or go upstream on null); `uncacheableUntil`
    * (> 0) remembers the key as hit-for-miss until then.
    */
-  land(id: string, flight: Flight<E>, landing: Landing<E> | null, uncacheableUntil = 0): void {
-    if (this.inFlight.get(id) === flight) this.inFlight.delete(id);
+  land(
+    id: string,
+    flight: Flight<E>,
+    landing: Landing<E> | null,
+    uncacheableUntil = 0,
+    written?: Promise<unknown>,
+  ): void {
     if (uncacheableUntil > 0) this.rememberUncacheable(id, uncacheableUntil);
     else if (landing !== null) this.uncacheable.delete(id);
     flight.settle(landing);
+    if (landing !== null && written !== undefined) {
+      // A miss that read the shared store before this write lands would lead a second call: until the
+      // write is done, misses are answered from the landing.
+      flight.landed = landing;
+      // After the microtasks of the reply that completed the write: a read answered in the same batch of
+      // replies still finds the landing.
+      const done = () =>
+        setImmediate(() => {
+          if (this.inFlight.get(id) === flight) this.inFlight.delete(id);
+        });
+      written.then(done, done);
+      return;
+    }
+    if (this.inFlight.get(id) === flight) this.inFlight.delete(id);
   }
 
   /** Remembers `id` as uncacheable (a response that was not storable), without a flight. */

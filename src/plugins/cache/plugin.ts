@@ -224,6 +224,8 @@ class CacheFilter implements Filter {
     const id = `${ctx.routeName}${KEY_SEPARATOR}${this.key}`;
     const flight = c.flights.get(id);
     if (flight !== undefined) {
+      const landed = flight.landed;
+      if (landed !== null) return this.landedHit(ctx, landed, now) ?? undefined;
       const stale = this.stale;
       if (stale !== undefined && now < stale.staleUntil) return this.hit(ctx, stale, 'STALE', now);
       return flight.accepting ? this.follow(ctx, flight) : undefined;
@@ -236,12 +238,14 @@ class CacheFilter implements Filter {
   }
 
   private follow(ctx: RequestContext, flight: Flight<CacheEntry>): Promise<LocalReply | undefined> {
-    return flight.wait().then((landing) => {
-      // The leader had nothing to share, or the wait ran out: this request goes upstream itself.
-      if (landing === null) return undefined;
-      if (landing.variant !== '' && variantOf(ctx, landing.vary) !== landing.variant) return undefined;
-      return this.hit(ctx, landing.entry, 'HIT', this.c.now());
-    });
+    // The leader had nothing to share, or the wait ran out: this request goes upstream itself.
+    return flight.wait().then((landing) => (landing === null ? undefined : this.landedHit(ctx, landing, this.c.now())));
+  }
+
+  /** The leader's entry, when it is this request's variant too. */
+  private landedHit(ctx: RequestContext, landing: Landing<CacheEntry>, now: number): LocalReply | undefined {
+    if (landing.variant !== '' && variantOf(ctx, landing.vary) !== landing.variant) return undefined;
+    return this.hit(ctx, landing.entry, 'HIT', now);
   }
 
   private hit(ctx: RequestContext, entry: CacheEntry, status: 'HIT' | 'STALE', now: number): LocalReply {
@@ -391,15 +395,19 @@ class CacheFilter implements Filter {
       const marker = { ...rest, headers: [], contentType: '', body: EMPTY, keepUntil, vary };
       this.put(ctx, this.key, { ...marker, size: entrySize(marker) });
     }
-    this.put(ctx, this.key + variant, entry);
-    if (this.flight === null) return;
-    this.land({ entry, variant, vary: vary ?? [] }, 0);
+    const written = this.put(ctx, this.key + variant, entry);
+    const flight = this.flight;
+    if (flight === null) return;
+    this.flight = null;
+    this.c.flights.land(this.flightId, flight, { entry, variant, vary: vary ?? [] }, 0, written);
   }
 
-  private put(ctx: RequestContext, key: string, entry: CacheEntry): void {
+  /** Stores the entry; a promise while a shared store writes it. */
+  private put(ctx: RequestContext, key: string, entry: CacheEntry): Promise<void> | undefined {
     const stored = this.c.store.set(ctx.routeName, key, entry);
+    if (!(stored instanceof Promise)) return undefined;
     // The response has gone out; a store that cannot keep it only costs a later miss.
-    if (stored instanceof Promise) stored.catch(() => {});
+    return stored.catch(() => {});
   }
 
   onLog(): void {

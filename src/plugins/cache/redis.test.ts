@@ -18,10 +18,15 @@ describe('cache plugin with store: redis', () => {
 
   before(async () => {
     redis = await RedisServer.start();
-    upstream = await startUpstream((_req, res) => {
+    upstream = await startUpstream((req, res) => {
       served++;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ served }));
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ served }));
+      };
+      // Slow enough for concurrent requests to overlap.
+      if (req.url!.startsWith('/open/slow')) setTimeout(answer, 300);
+      else answer();
     });
     const config = {
       redis: { url: redis.url, keyPrefix: 'cache-test:' },
@@ -69,6 +74,14 @@ describe('cache plugin with store: redis', () => {
       }),
       /routes\[0\]\.plugins\[0\]\.config\.store: store: redis needs the top-level redis block/,
     );
+  });
+
+  it('coalesces concurrent misses within one gateway process', async () => {
+    const before = served;
+    const all = await Promise.all(Array.from({ length: 20 }, () => get(a, '/open/slow')));
+    assert.equal(served, before + 1, 'one upstream call');
+    assert.equal(new Set(all.map((r) => r.text)).size, 1);
+    assert.equal(all.filter((r) => r.headers['x-cache-status'] === 'HIT').length, 19);
   });
 
   it('serves on one gateway what the other stored', async () => {
