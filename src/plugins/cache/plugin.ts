@@ -221,11 +221,12 @@ class CacheFilter implements Filter {
   private miss(ctx: RequestContext, now: number): FilterResult {
     const c = this.c;
     if (c.coalesceMs === 0) return undefined;
-    const id = `${ctx.routeName}${KEY_SEPARATOR}${this.key}`;
+    // Once a Vary marker is known, each variant coalesces on its own.
+    const id = `${ctx.routeName}${KEY_SEPARATOR}${this.key}${this.variant}`;
     const flight = c.flights.get(id);
     if (flight !== undefined) {
       const landed = flight.landed;
-      if (landed !== null) return this.landedHit(ctx, landed, now) ?? undefined;
+      if (landed !== null) return this.landedHit(ctx, landed, now);
       const stale = this.stale;
       if (stale !== undefined && now < stale.staleUntil) return this.hit(ctx, stale, 'STALE', now);
       return flight.accepting ? this.follow(ctx, flight) : undefined;
