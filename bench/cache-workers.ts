@@ -2,7 +2,7 @@
  * The cache's hit ratio per worker count: `store: memory` caches per worker process, so each worker
  * misses once per key and TTL. Starts a real upstream and `meshgate gateway --workers N` (N from the
  * arguments, default `1 2`), sends REQUESTS GETs over fresh connections (so the workers take turns)
- * spread at random over KEYS paths, and prints a Markdown table of X-Cache hits.
+ * spread at random over KEYS paths, and prints a Markdown table of X-Cache-Status hits.
  *
  *   node bench/cache-workers.ts            # workers 1 and 2
  *   KEYS=50 REQUESTS=1000 node bench/cache-workers.ts 1 2 4
@@ -46,7 +46,7 @@ for (const workers of counts.length > 0 ? counts : [1, 2]) {
       // A random key: `i % keys` would send each key to the same worker every time (round-robin accept).
       const res = await request(`${base}/c/${Math.floor(Math.random() * keys)}`, { reset: true });
       await res.body.text();
-      if (res.headers['x-cache'] === 'HIT') hits++;
+      if (res.headers['x-cache-status'] === 'HIT') hits++;
     }
     const ratio = ((100 * hits) / requests).toFixed(1);
     console.log(

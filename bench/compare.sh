@@ -11,6 +11,7 @@
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="plugins quota" bench/compare.sh   # jwt + rate-limit vs jwt + a plan's daily quota
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
+#   VARIANTS="bare cache" bench/compare.sh   # the bare route vs the same route answered by the cache (all HITs)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
@@ -111,6 +112,8 @@ variant_cmd() {
     transform) echo "$gw --config $ROOT/bench/bench-transform.yaml --workers 1" ;;
     # jwt as in `plugins`, and the consumer's plan counting a daily quota instead of the rate-limit plugin.
     quota) echo "$gw --config $ROOT/bench/bench-quota.yaml --workers 1" ;;
+    # Every request after the first a cache HIT from memory.
+    cache) echo "$gw --config $ROOT/bench/bench-cache.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

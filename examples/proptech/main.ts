@@ -212,7 +212,7 @@ Try these; each runs alone in a fresh shell:
   # The canary: with \`canary: true\` it always comes from v2 (see "version")
   curl -si ${auth} -H 'canary: true' ${GATEWAY_URL}/api/v1/properties/42
 
-  # Search, no token needed; asked twice in one command: the second answer is from the cache (X-Cache: HIT)
+  # Search, no token needed; asked twice in one command: the second answer is from the cache (X-Cache-Status: HIT)
   curl -si ${search} ${search}
 
   # Error on purpose: no token, so 401 with an application/problem+json body

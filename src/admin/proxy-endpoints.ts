@@ -5,8 +5,9 @@
  * are summed and /workers shows each.
  */
 import { AggregatorRegistry } from 'prom-client';
+import { keyPrefixOf } from '../plugins/cache/policy.ts';
 import type { DataPlane } from '../proxy/data-plane.ts';
-import type { AdminServer } from './server.ts';
+import type { AdminReply, AdminServer } from './server.ts';
 
 type Json = Record<string, unknown>;
 
@@ -71,12 +72,42 @@ function firstView(views: Json[]) {
   return views.length ? { status: 200, body: views[0] } : NO_CONFIG;
 }
 
-/** Purges in every process that proxies; 503 when a cache could not be purged (its Redis is down). */
-async function purge(plane: DataPlane, view: 'purge-cache' | `purge-cache:${string}`, route?: string) {
-  const views = await plane.query(view);
+/**
+ * Purges in every process that proxies; 503 when a cache could not be purged (its Redis is down).
+ * `?key=/path?query` (with `host=`, that host only) removes one URL's entries, every variant of it;
+ * `?prefix=/path/` every entry whose path starts with it.
+ */
+async function purge(plane: DataPlane, url: URL, route?: string): Promise<AdminReply> {
+  const key = url.searchParams.get('key') ?? undefined;
+  const host = url.searchParams.get('host') ?? undefined;
+  const prefix = url.searchParams.get('prefix') ?? undefined;
+  const bad = (detail: string) => ({ status: 400, body: { error: detail } });
+  if (key !== undefined && prefix !== undefined) return bad('give key or prefix, not both');
+  if (host !== undefined && key === undefined) return bad('host narrows a key: give key=/path?query too');
+  if (key !== undefined && !key.startsWith('/')) return bad('key is a path with its query, starting with /');
+  if (prefix !== undefined && !prefix.startsWith('/')) return bad('prefix is the start of a path, with its /');
+  let keyPrefix: string | undefined = prefix;
+  if (key !== undefined) {
+    const q = key.indexOf('?');
+    keyPrefix = q === -1 ? keyPrefixOf(key, '', host) : keyPrefixOf(key.slice(0, q), key.slice(q + 1), host);
+  }
+  const selector = { ...(route === undefined ? {} : { route }), ...(keyPrefix === undefined ? {} : { keyPrefix }) };
+  const views = await plane.query(
+    route === undefined && keyPrefix === undefined ? 'purge-cache' : `purge-cache:${JSON.stringify(selector)}`,
+  );
   const removed = views.reduce((n, v) => n + ((v.removed as number) ?? 0), 0);
   const errors = [...new Set(views.flatMap((v) => (v.errors as string[]) ?? []))];
-  return { status: errors.length > 0 ? 503 : 200, body: { ...(route ? { route } : {}), removed, errors } };
+  return {
+    status: errors.length > 0 ? 503 : 200,
+    body: {
+      ...(route ? { route } : {}),
+      ...(key ? { key } : {}),
+      ...(host ? { host } : {}),
+      ...(prefix ? { prefix } : {}),
+      removed,
+      errors,
+    },
+  };
 }
 
 export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
@@ -99,10 +130,11 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
       const views = await plane.query('services');
       return views.length ? { status: 200, body: mergeServices(views) } : NO_CONFIG;
     })
-    // Cached responses (the cache plugin): of every route, or of one. A shared (Redis) cache is
-    // purged for every gateway on it; memory caches in every worker of this gateway.
-    .route('DELETE /cache', () => purge(plane, 'purge-cache'))
-    .route('DELETE /cache/:route', (_req, _url, params) => purge(plane, `purge-cache:${params.route}`, params.route))
+    // Cached responses (the cache plugin): of every route, or of one; all, one URL's or a path
+    // prefix's. A shared (Redis) cache is purged for every gateway on it; memory caches in every
+    // worker of this gateway.
+    .route('DELETE /cache', (_req, url) => purge(plane, url))
+    .route('DELETE /cache/:route', (_req, url, params) => purge(plane, url, params.route))
     // A consumer's plan and where its quotas stand (counted in the primary or Redis: every worker reads the same).
     .route('GET /consumers/:name/quota', async (_req, _url, params) => {
       const [view] = await plane.query(`quota:${params.name}`);

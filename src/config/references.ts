@@ -201,7 +201,11 @@ function checkAction(route: RouteConfig, here: Path, report: Report) {
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
   if (actions.length === 0)
-    report(here, 'a route needs an action', 'add service, destinations, directResponse, redirect, aggregate or graphql');
+    report(
+      here,
+      'a route needs an action',
+      'add service, destinations, directResponse, redirect, aggregate or graphql',
+    );
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
   const redirect = route.redirect;

@@ -16,7 +16,7 @@ export type ProxyView =
   | 'services'
   | 'listeners'
   | 'metrics'
-  /** Not a view: removes cached responses (every route's, or after the colon one route's). */
+  /** Not a view: removes cached responses (every one, or after the colon those a CachePurge as JSON names). */
   | 'purge-cache'
   | `purge-cache:${string}`
   /** A consumer's plan and quota state (after the colon, the consumer's name): `{ status, body }`. */
@@ -164,8 +164,8 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
       };
     }
     default:
-      // purge-cache, purge-cache:<route>
-      return proxy.purgeCaches(view === 'purge-cache' ? undefined : view.slice('purge-cache:'.length));
+      // purge-cache, purge-cache:<CachePurge as JSON>
+      return proxy.purgeCaches(view === 'purge-cache' ? {} : JSON.parse(view.slice('purge-cache:'.length)));
   }
 }
 

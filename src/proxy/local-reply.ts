@@ -72,15 +72,19 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
     writeGrpcStatus(ctx, reply);
     return true;
   }
-  const body = reply.body?.text ?? JSON.stringify(problemOf(reply, ctx.requestId, ctx.traceId));
-  const headers: (string | string[])[] = [
-    'content-type',
-    reply.body?.contentType ?? 'application/problem+json',
-    'content-length',
-    String(typeof body === 'string' ? Buffer.byteLength(body) : body.length),
-    REQUEST_ID_HEADER,
-    ctx.requestId,
-  ];
+  // A 304 (a cache's answer to a conditional request) has no body, nor the framing of one.
+  const bodiless = reply.status === 304;
+  const body = bodiless ? '' : (reply.body?.text ?? JSON.stringify(problemOf(reply, ctx.requestId, ctx.traceId)));
+  const headers: (string | string[])[] = bodiless
+    ? [REQUEST_ID_HEADER, ctx.requestId]
+    : [
+        'content-type',
+        reply.body?.contentType ?? 'application/problem+json',
+        'content-length',
+        String(typeof body === 'string' ? Buffer.byteLength(body) : body.length),
+        REQUEST_ID_HEADER,
+        ctx.requestId,
+      ];
   if (reply.plain !== true) headers.push(LOCAL_REPLY_CODE_HEADER, reply.code, 'cache-control', 'no-store');
   let retryAfter: string | undefined = RETRY_AFTER_BY_CODE[reply.code];
   if (reply.headers)
@@ -92,7 +96,7 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
   if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
   runResponseFilters(ctx, reply.status, headers);
   res.writeHead(reply.status, headers as string[]);
-  res.end(ctx.method === 'HEAD' ? undefined : body);
+  res.end(ctx.method === 'HEAD' || bodiless ? undefined : body);
   return true;
 }
 

@@ -60,6 +60,15 @@ function listenerRuntime(
 }
 
 /** A change made ready by `ProxyServer.prepare`, waiting for `commit` or `discard`. */
+/**
+ * Which cached responses a purge removes (the cache plugin's PurgeSelector, by shape): one route's or
+ * all, and/or those whose key starts with `keyPrefix` (one URL's entries, or a path prefix).
+ */
+export interface CachePurge {
+  route?: string;
+  keyPrefix?: string;
+}
+
 export interface PreparedChange {
   readonly snapshot: Snapshot;
   /** Listeners bound for it (new, or moved to another address or port). */
@@ -232,18 +241,19 @@ export class ProxyServer {
   }
 
   /**
-   * Removes cached responses of one route, or of all, from every response cache the config in force
-   * uses (plugin state with a `purgeCache` method): how many went, and why a cache could not be
-   * purged (a shared store that is unreachable). Never rejects.
+   * Removes cached responses (of one route or all, and/or under a key prefix: one URL, or a path
+   * prefix) from every response cache the config in force uses (plugin state with a `purgeCache`
+   * method): how many went, and why a cache could not be purged (a shared store that is unreachable).
+   * Never rejects.
    */
-  async purgeCaches(route?: string): Promise<{ removed: number; errors: string[] }> {
+  async purgeCaches(selector: CachePurge = {}): Promise<{ removed: number; errors: string[] }> {
     let removed = 0;
     const errors: string[] = [];
     for (const value of this.shared.all()) {
-      const cache = value as { purgeCache?: (route?: string) => number | Promise<number> };
+      const cache = value as { purgeCache?: (selector: CachePurge) => number | Promise<number> };
       if (typeof cache.purgeCache !== 'function') continue;
       try {
-        removed += await cache.purgeCache(route);
+        removed += await cache.purgeCache(selector);
       } catch (e) {
         errors.push((e as Error)?.message ?? String(e));
       }

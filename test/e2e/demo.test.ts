@@ -257,8 +257,8 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
       assert.ok(json(first!).results.length > 0);
       assert.equal(json(first!).neighborhood.city, 'austin', 'enrichment, through the search sidecar');
       assert.deepEqual(json(second!), json(first!));
-      assert.equal(header(first!, 'x-cache'), 'MISS');
-      assert.equal(header(second!, 'x-cache'), 'HIT');
+      assert.equal(header(first!, 'x-cache-status'), 'MISS');
+      assert.equal(header(second!, 'x-cache-status'), 'HIT');
       assert.match(header(second!, 'age') ?? '', /^\d+$/);
     },
   },

@@ -18,10 +18,15 @@ describe('cache plugin with store: redis', () => {
 
   before(async () => {
     redis = await RedisServer.start();
-    upstream = await startUpstream((_req, res) => {
+    upstream = await startUpstream((req, res) => {
       served++;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ served }));
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ served }));
+      };
+      // Slow enough for concurrent requests to overlap.
+      if (req.url!.startsWith('/open/slow')) setTimeout(answer, 300);
+      else answer();
     });
     const config = {
       redis: { url: redis.url, keyPrefix: 'cache-test:' },
@@ -71,30 +76,38 @@ describe('cache plugin with store: redis', () => {
     );
   });
 
+  it('coalesces concurrent misses within one gateway process', async () => {
+    const before = served;
+    const all = await Promise.all(Array.from({ length: 20 }, () => get(a, '/open/slow')));
+    assert.equal(served, before + 1, 'one upstream call');
+    assert.equal(new Set(all.map((r) => r.text)).size, 1);
+    assert.equal(all.filter((r) => r.headers['x-cache-status'] === 'HIT').length, 19);
+  });
+
   it('serves on one gateway what the other stored', async () => {
     const miss = await get(a, '/open/homes?city=Oslo');
-    assert.equal(miss.headers['x-cache'], 'MISS');
+    assert.equal(miss.headers['x-cache-status'], 'MISS');
     // The entry is written after the response ends: poll the other gateway until it is there.
     const deadline = Date.now() + 5_000;
     let hit = await get(b, '/open/homes?city=Oslo');
-    while (hit.headers['x-cache'] !== 'HIT' && Date.now() < deadline) {
+    while (hit.headers['x-cache-status'] !== 'HIT' && Date.now() < deadline) {
       await sleep(20);
       hit = await get(b, '/open/homes?city=Oslo');
     }
-    assert.equal(hit.headers['x-cache'], 'HIT');
+    assert.equal(hit.headers['x-cache-status'], 'HIT');
     assert.equal(hit.text, miss.text);
   });
 
   it('purges a route for every gateway through the admin API of one', async () => {
     await get(a, '/open/purged');
     const deadline = Date.now() + 5_000;
-    while ((await get(b, '/open/purged')).headers['x-cache'] !== 'HIT' && Date.now() < deadline) await sleep(20);
+    while ((await get(b, '/open/purged')).headers['x-cache-status'] !== 'HIT' && Date.now() < deadline) await sleep(20);
     const res = await request(`${a.adminUrl}/cache/open`, { method: 'DELETE' });
     const body = (await res.body.json()) as { removed: number; errors: string[] };
     assert.equal(res.statusCode, 200);
     assert.ok(body.removed >= 1);
     assert.deepEqual(body.errors, []);
-    assert.equal((await get(b, '/open/purged')).headers['x-cache'], 'MISS');
+    assert.equal((await get(b, '/open/purged')).headers['x-cache-status'], 'MISS');
   });
 
   it('follows failOpen while Redis is down, and caches again once it is back', async () => {
@@ -111,7 +124,7 @@ describe('cache plugin with store: redis', () => {
     const before = served;
     const passed = await get(a, '/open/down');
     assert.equal(passed.status, 200);
-    assert.equal(passed.headers['x-cache'], 'MISS');
+    assert.equal(passed.headers['x-cache-status'], 'MISS');
     assert.equal(served, before + 1, 'the upstream answered');
     const metrics = await (await request(`${a.adminUrl}/metrics`)).body.text();
     assert.match(metrics, /gateway_store_unavailable_total\{plugin="cache",route="closed",outcome="refused"\} [1-9]/);
@@ -126,12 +139,12 @@ describe('cache plugin with store: redis', () => {
       await sleep(20);
       again = await get(a, '/closed/up');
     }
-    assert.equal(again.headers['x-cache'], 'MISS');
+    assert.equal(again.headers['x-cache-status'], 'MISS');
     let hit = await get(a, '/closed/up');
-    while (hit.headers['x-cache'] !== 'HIT' && Date.now() < deadline + 5_000) {
+    while (hit.headers['x-cache-status'] !== 'HIT' && Date.now() < deadline + 5_000) {
       await sleep(20);
       hit = await get(a, '/closed/up');
     }
-    assert.equal(hit.headers['x-cache'], 'HIT');
+    assert.equal(hit.headers['x-cache-status'], 'HIT');
   });
 });

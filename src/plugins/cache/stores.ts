@@ -11,11 +11,12 @@ export async function selectCacheStore(
   config: CacheConfig,
   deps: PluginDeps,
   maxEntries: number,
+  maxBytes: number,
 ): Promise<{ store: CacheStore; failure: FailurePolicy | null }> {
   if (config.store !== 'redis')
     // Shared across reloads while the settings stay: a reload does not empty the cache.
     return {
-      store: deps.shared(`cache:${JSON.stringify(config)}`, () => new MemoryCacheStore(maxEntries)),
+      store: deps.shared(`cache:${JSON.stringify(config)}`, () => new MemoryCacheStore(maxEntries, maxBytes)),
       failure: null,
     };
   // The config check makes `store: redis` without a `redis` block an error before it gets here.

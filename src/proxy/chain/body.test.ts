@@ -300,7 +300,7 @@ describe('body filters', () => {
     const firstBody = await first.body.text();
     const second = await request(`${gw.url()}/cached`);
     const secondBody = await second.body.text();
-    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(second.headers['x-cache-status'], 'HIT');
     assert.equal(secondBody, firstBody);
     assert.deepEqual(JSON.parse(secondBody), { wrapped: '{"name":"ada","langs":["en","fr"]}' });
   });

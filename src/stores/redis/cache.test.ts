@@ -38,16 +38,19 @@ describe('redis cache store', () => {
       body: Buffer.from('hi'),
       storedAt: now,
       expiresAt: now + 60_000,
+      staleUntil: now + 60_000,
+      keepUntil: now + 60_000,
+      size: 200,
     };
     await a.set('r', 'k', entry);
     assert.equal((await b.get('r', 'k', now))?.body.toString(), 'hi');
     assert.equal(await other.get('r', 'k', now), undefined);
     assert.equal(await other.purge(), 0, 'a purge stays within its prefix, glob characters in it included');
-    assert.equal(await b.purge('r'), 1);
+    assert.equal(await b.purge({ route: 'r' }), 1);
     assert.equal(await a.get('r', 'k', now), undefined);
   });
 
-  it('lets Redis expire an entry with its TTL', async () => {
+  it('lets Redis expire an entry when it need no longer be kept', async () => {
     const c = connect();
     const now = Date.now();
     await new RedisCacheStore(c).set('r', 'k', {
@@ -56,7 +59,10 @@ describe('redis cache store', () => {
       contentType: 'text/plain',
       body: Buffer.from('x'),
       storedAt: now,
-      expiresAt: now + 30_000,
+      expiresAt: now + 10_000,
+      staleUntil: now + 20_000,
+      keepUntil: now + 30_000,
+      size: 200,
     });
     const ttl = await c.client.pttl('cache:r:k');
     assert.ok(ttl > 29_000 && ttl <= 30_000, `pttl ${ttl}`);
