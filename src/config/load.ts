@@ -11,6 +11,7 @@ import { checkAuthorizationPolicies } from './authorization.ts';
 import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
 import { type ConfigIssue, formatPath } from './issues.ts';
+import { checkApiVersions, checkMetering, resolveMeteringPath } from './metering.ts';
 import { checkPlugins, preloadPluginModules, resolveConfigPaths } from './plugins.ts';
 import { checkReferences } from './references.ts';
 import { checkSchema } from './schema-check.ts';
@@ -206,6 +207,8 @@ export function validateParsed(
     ...checkAuthorizationPolicies(data as Config, locator),
     ...checkPlugins(data as Config, locator, options.catalog, baseDir),
     ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
+    ...checkApiVersions(data as Config, locator),
+    ...checkMetering(data as Config, locator, baseDir),
     ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
@@ -231,6 +234,7 @@ export function validateParsed(
     return { ok: false, issues: issues.sort((a, b) => (order.get(a.path) ?? 0) - (order.get(b.path) ?? 0)) };
   }
   resolveConfigPaths(data as Config, baseDir);
+  resolveMeteringPath(data as Config, baseDir);
   const config = deepFreeze(data as Config);
   return { ok: true, value: { config, source, hash: hashConfig(config) } };
 }

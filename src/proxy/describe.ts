@@ -26,6 +26,7 @@ export function describeRoute(route: CompiledRoute) {
     name: route.name,
     ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
+    ...(c.version ? { version: c.version } : {}),
     action: describeAction(route.action, c),
     // The chain exactly as it runs: house rule 3 (order decided once, shown as it is).
     plugins: route.filters.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),

@@ -35,6 +35,7 @@ import type { CompiledFilter, CompiledListener, CompiledRoute, Snapshot } from '
 import { type MeshTls, UpstreamTls } from './identity/mesh-tls.ts';
 import { effectiveMatch, Router } from './router/router.ts';
 import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
+import { compileVersion } from './versioning.ts';
 
 /** What compiling needs besides the config: where plugins come from and how they reach shared state. */
 export interface CompileDeps {
@@ -223,6 +224,7 @@ function compileRoute(
     consumerChains: chain.consumerChains,
     maxBodyBytes: rc.limits?.maxBodyBytes ?? -1,
     redirectToHttps: rc.redirectToHttps === true,
+    version: compileVersion(rc.version),
   });
 }
 
