@@ -1,12 +1,13 @@
 /**
  * Admin endpoints describing the data plane: /live, /ready, /config, /routes, /listeners, /services,
- * /workers.
+ * /workers, /usage.
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
 import { AggregatorRegistry } from 'prom-client';
 import type { DataPlane } from '../proxy/data-plane.ts';
 import type { AdminServer } from './server.ts';
+import { addUsageEndpoint } from './usage-endpoint.ts';
 
 type Json = Record<string, unknown>;
 
@@ -110,4 +111,5 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
       const registry = AggregatorRegistry.aggregate(views.map((v) => v.metrics as object[]));
       return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
     });
+  addUsageEndpoint(admin, plane);
 }

@@ -11,12 +11,14 @@ import { DEFAULT_METERING_PATH } from '../core/defaults.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, formatPath } from './issues.ts';
 
+const RFC3339_SHAPE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+
 /**
  * Milliseconds since the epoch of an RFC 3339 date-time, or undefined when it names no instant
  * (`2026-02-30T…`, hour 25). The schema has checked its shape.
  */
 export function rfc3339Ms(value: string): number | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/.exec(value);
+  const m = RFC3339_SHAPE.exec(value);
   if (m === null) return undefined;
   const [, y, mo, d, h, mi, s, , , sign, oh, om] = m;
   const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
@@ -42,7 +44,8 @@ export function checkApiVersions(config: Config, at: Locator): ConfigIssue[] {
       const value = v[field];
       if (typeof value !== 'string') return undefined;
       const ms = rfc3339Ms(value);
-      if (ms === undefined && /^\d{4}-/.test(value))
+      // A value of the wrong shape is the schema's to report; this one has the shape but names no instant.
+      if (ms === undefined && RFC3339_SHAPE.test(value))
         report(
           ['routes', i, 'version', field],
           `"${value}" is not a date-time that exists`,

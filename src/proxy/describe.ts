@@ -4,6 +4,7 @@
  */
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
+import type { UsageQuery } from '../stores/usage/store.ts';
 import { describeAction } from './actions/index.ts';
 import type { CompiledRoute } from './compiled.ts';
 import type { ProxyServer } from './proxy.ts';
@@ -18,7 +19,11 @@ export type ProxyView =
   | 'metrics'
   /** Not a view: removes cached responses (every route's, or after the colon one route's). */
   | 'purge-cache'
-  | `purge-cache:${string}`;
+  | `purge-cache:${string}`
+  /** Not a view: writes the pending usage counts to the store now. */
+  | 'usage-flush'
+  /** Usage rows from the store; after the colon the query as JSON (UsageQuery). */
+  | `usage:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -161,7 +166,13 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
         })),
       };
     }
+    case 'usage-flush':
+      return { metered: await proxy.metering.flush() };
     default:
+      if (view.startsWith('usage:')) {
+        const rows = await proxy.metering.query(JSON.parse(view.slice('usage:'.length)) as UsageQuery);
+        return rows === null ? { metered: false } : { metered: true, rows };
+      }
       // purge-cache, purge-cache:<route>
       return proxy.purgeCaches(view === 'purge-cache' ? undefined : view.slice('purge-cache:'.length));
   }
