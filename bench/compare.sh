@@ -11,6 +11,7 @@
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
+#   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -92,6 +93,9 @@ variant_cmd() {
     # Two workers deciding in the primary's store, the default on a 2-core machine.
     rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    # A consumer (JWT) on a versioned route, without and with usage metering into a SQLite file of this run.
+    jwt) echo "env METERING_ENABLED=false METERING_DB=$RUN/usage-$1.db $gw --config $ROOT/bench/bench-metering.yaml --workers 1" ;;
+    metering) echo "env METERING_ENABLED=true METERING_DB=$RUN/usage-$1.db $gw --config $ROOT/bench/bench-metering.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
@@ -99,7 +103,7 @@ variant_cmd() {
     *) die "unknown variant $1" ;;
   esac
 }
-path_of() { [[ $1 == plugins || $1 == fresh-tokens* ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
+path_of() { [[ $1 == plugins || $1 == fresh-tokens* || $1 == jwt || $1 == metering ]] && echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" || echo "/api/v1/items/42?verbose=1"; }
 script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || true; }
 
 start_upstream "$RUN"
