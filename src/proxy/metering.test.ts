@@ -168,3 +168,61 @@ describe('usage metering: loading', () => {
     assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), []);
   });
 });
+
+describe('usage metering with store: redis', () => {
+  it('counts into Redis; the admin API and a reader of the same settings see the same rows', async () => {
+    const { RedisServer } = await import('../../test/helpers/redis.ts');
+    const { meteringSettings, openUsageStore } = await import('../stores/usage/open.ts');
+    const redis = await RedisServer.start();
+    const upstream = await startUpstream((_req, res) => res.writeHead(200).end('hello'));
+    const cfg = {
+      ...config(upstream.url, { store: 'redis', flushInterval: '1h' }),
+      redis: { url: redis.url, keyPrefix: 'gw-a:' },
+    };
+    const gw = await startGateway(cfg);
+    let closed = false;
+    try {
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`${gw.url()}/api/v1/items/1`, { headers: { 'x-api-key': BOB } });
+        await res.body.dump();
+      }
+      const res = await request(`${gw.adminUrl}/usage?consumer=bob`);
+      const { rows } = (await res.body.json()) as { rows: { requests: number; bytes: number; version: string }[] };
+      assert.deepEqual(
+        rows.map((r) => [r.version, r.requests, r.bytes]),
+        [['v1', 4, 20]],
+      );
+      await gw.close();
+      closed = true;
+      const reader = await openUsageStore(meteringSettings(gw.proxy.snapshot.config)!, { readOnly: true });
+      const stored = await reader.query({});
+      await reader.close();
+      assert.deepEqual(
+        stored.map((r) => [r.consumer, r.route, r.requests, r.bytes]),
+        [['bob', 'props-v1', 4, 20]],
+      );
+    } finally {
+      if (!closed) await gw.close();
+      await upstream.close();
+      await redis.close();
+    }
+  });
+});
+
+describe('usage metering: config checks', () => {
+  it('store: redis needs the redis block; the SQLite file’s directory must exist; the default path is beside the file', async () => {
+    const { parseConfig } = await import('../config/load.ts');
+    const bad = parseConfig('metering: { store: redis }\n', 'gw.yaml', {});
+    assert.equal(bad.ok, false);
+    const issue = bad.ok ? undefined : bad.issues[0];
+    assert.equal(issue?.path, 'metering.store');
+    assert.equal(issue?.line, 1);
+    const missing = parseConfig(`metering: { path: ${join(dir, 'nope', 'usage.db')} }\n`, 'gw.yaml', {});
+    assert.match(missing.ok ? '' : missing.issues[0]!.message, /directory of the usage database does not exist/);
+    const ok = parseConfig('metering: {}\n', join(dir, 'gw.yaml'), {});
+    assert.equal(ok.ok, true);
+    assert.equal(ok.ok ? ok.value.config.metering?.path : '', join(dir, 'meshgate-usage.db'));
+    const off = parseConfig('metering: { enabled: false, path: /nowhere/at/all.db }\n', 'gw.yaml', {});
+    assert.equal(off.ok, true);
+  });
+});

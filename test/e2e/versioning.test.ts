@@ -78,7 +78,7 @@ describe('API version selection (docs/versioning.md)', () => {
       sunset: undefined,
       link: undefined,
     });
-    for (const headers of [{}, { 'accept-version': 'v1' }])
+    for (const headers of [{}, { 'accept-version': 'v1' }] as Record<string, string>[])
       assert.deepEqual(await get('/listings/7', headers), {
         upstream: 'v1',
         deprecation: '@1772323200',
