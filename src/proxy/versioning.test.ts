@@ -92,6 +92,16 @@ describe('API versions: lifecycle headers', () => {
     }
   });
 
+  it('meshgate proxy-config routes shows the version column', async () => {
+    const { runMeshgate } = await import('../../test/helpers/process.ts');
+    const out = await runMeshgate(['proxy-config', 'routes', '--admin', gw.adminUrl]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^ROUTE .* TO\s+VERSION$/m);
+    assert.match(out.stdout, /^props-v1 .*property-api v1 \(sunset 2026-06-30T23:59:59\+02:00\)$/m);
+    assert.match(out.stdout, /^props-v2 .*property-api v2$/m);
+    assert.match(out.stdout, /^plain .*svc\s+-$/m);
+  });
+
   it('the admin API’s routes view shows a route’s version', async () => {
     const res = await request(`${gw.adminUrl}/routes`);
     const body = (await res.body.json()) as { routes: { name: string; version?: { api: string; name: string } }[] };
