@@ -15,6 +15,7 @@
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
+#   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -114,6 +115,9 @@ variant_cmd() {
     quota) echo "$gw --config $ROOT/bench/bench-quota.yaml --workers 1" ;;
     # Every request after the first a cache HIT from memory.
     cache) echo "$gw --config $ROOT/bench/bench-cache.yaml --workers 1" ;;
+    # A consumer (JWT) on a versioned route, without and with usage metering into a SQLite file of this run.
+    jwt) echo "env METERING_ENABLED=false METERING_DB=$RUN/usage-$1.db $gw --config $ROOT/bench/bench-metering.yaml --workers 1" ;;
+    metering) echo "env METERING_ENABLED=true METERING_DB=$RUN/usage-$1.db $gw --config $ROOT/bench/bench-metering.yaml --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
@@ -125,7 +129,7 @@ variant_cmd() {
 path_of() {
   case $1 in
     graphql-protect) echo "/graphql?query=$GRAPHQL_QUERY" ;;
-    plugins | quota | fresh-tokens*) echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" ;;
+    plugins | quota | jwt | metering | fresh-tokens*) echo "/api/v1/items/42?verbose=1&access_token=$TOKEN" ;;
     *) echo "/api/v1/items/42?verbose=1" ;;
   esac
 }

@@ -1,6 +1,6 @@
 /**
  * Admin endpoints describing the data plane: /live, /ready, /config, /routes, /listeners, /services,
- * /workers, /consumers/:name/quota.
+ * /workers, /consumers/:name/quota, /usage.
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
@@ -8,6 +8,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { keyPrefixOf } from '../plugins/cache/policy.ts';
 import type { DataPlane } from '../proxy/data-plane.ts';
 import type { AdminReply, AdminServer } from './server.ts';
+import { addUsageEndpoint } from './usage-endpoint.ts';
 
 type Json = Record<string, unknown>;
 
@@ -147,4 +148,5 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
       const registry = AggregatorRegistry.aggregate(views.map((v) => v.metrics as object[]));
       return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
     });
+  addUsageEndpoint(admin, plane);
 }

@@ -1146,6 +1146,59 @@ export const AggregateSchema = Type.Object(
   },
 );
 
+/** An RFC 3339 date-time with a time zone, e.g. `2026-06-30T23:59:59Z`; references.ts checks the date exists. */
+const DateTime = (description: string) =>
+  Type.String({
+    pattern: '^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$',
+    description,
+    examples: ['2026-06-30T23:59:59Z'],
+  });
+
+export const RouteVersionSchema = Type.Object(
+  {
+    api: Name(
+      'The API this route serves a version of, e.g. `property-api`: a label in usage records and the access log.',
+    ),
+    name: Name('The version, e.g. `v1`: a label in usage records and the access log.'),
+    deprecation: Type.Optional(
+      DateTime(
+        'When this version is (or will be) deprecated, RFC 3339. Set: every response of the route carries ' +
+          '`Deprecation: @<unix seconds>` (RFC 9745). Default: not deprecated (no header).',
+      ),
+    ),
+    sunset: Type.Optional(
+      DateTime(
+        'When this version stops answering, RFC 3339; not before `deprecation`. Set: every response carries ' +
+          '`Sunset: <HTTP-date>` (RFC 8594). The gateway keeps serving the route after it: removing the route is the owner’s step.',
+      ),
+    ),
+    link: Type.Optional(
+      Type.String({
+        minLength: 1,
+        pattern: '^[^\\s<>]+$',
+        description:
+          'The successor version: an absolute URL or a path (e.g. `/api/v2/properties`). Set: every response carries ' +
+          '`Link: <link>; rel="successor-version"`.',
+      }),
+    ),
+    deprecationLink: Type.Optional(
+      Type.String({
+        minLength: 1,
+        pattern: '^[^\\s<>]+$',
+        description:
+          'A page explaining the deprecation (migration guide), URL or path. Set: every response carries ' +
+          '`Link: <deprecationLink>; rel="deprecation"; type="text/html"` (RFC 9745 §3).',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'The API version this route serves. Selection stays with `match` (a path prefix, a header or a query parameter; ' +
+      'docs/versioning.md); this adds the lifecycle headers and the `api`/`version` labels of usage records.',
+  },
+);
+
 export const RouteSchema = Type.Object(
   {
     name: Name('Unique name of the route; appears in logs, metrics and the admin API.'),
@@ -1211,6 +1264,7 @@ export const RouteSchema = Type.Object(
           'quota must still reach).',
       }),
     ),
+    version: Type.Optional(RouteVersionSchema),
   },
   {
     additionalProperties: false,
@@ -1249,6 +1303,8 @@ export const ACCESS_LOG_FIELD_NAMES = [
   'userAgent',
   'principal',
   'authz',
+  'api',
+  'apiVersion',
 ] as const;
 
 export const ObservabilitySchema = Type.Object(
@@ -1425,6 +1481,46 @@ export const PlanSchema = Type.Object(
   },
 );
 
+export const MeteringSchema = Type.Object(
+  {
+    enabled: Type.Optional(
+      Type.Boolean({
+        description:
+          'Count usage. Default true when the `metering` block is present; without the block nothing is metered.',
+      }),
+    ),
+    store: Type.Optional(
+      Type.Unsafe<'sqlite' | 'redis'>({
+        type: 'string',
+        enum: ['sqlite', 'redis'],
+        description:
+          'Where counts are kept: `sqlite` (a file on this machine, shared by every worker) or `redis` (the ' +
+          'top-level `redis` block, shared by every gateway on it). Default `sqlite`.',
+      }),
+    ),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'The SQLite file (`store: sqlite`), relative to the config file’s directory. Default ' +
+          '`meshgate-usage.db` beside the config file. Its directory must exist.',
+      }),
+    ),
+    flushInterval: Type.Optional(
+      Duration(
+        'How often counts kept in memory are written to the store. Default 5s. A crash loses at most this ' +
+          'much; a clean stop (SIGTERM) loses nothing. `0`: the default.',
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Usage metering: requests and response bytes per hour, consumer, route, API version and status class, for ' +
+      'every request a consumer made (docs/metering.md). Off unless this block is present.',
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
@@ -1441,6 +1537,7 @@ export const ConfigSchema = Type.Object(
     plugins: Type.Optional(Type.Array(PluginEntrySchema, { description: 'Plugins for every route.' })),
     observability: Type.Optional(ObservabilitySchema),
     redis: Type.Optional(RedisSchema),
+    metering: Type.Optional(MeteringSchema),
     authorizationPolicies: Type.Optional(
       Type.Array(AuthorizationPolicySchema, {
         description:
@@ -1466,6 +1563,8 @@ export type AdminConfig = Static<typeof AdminSchema>;
 export type ServiceConfig = Static<typeof ServiceSchema>;
 export type EndpointConfig = Static<typeof EndpointSchema>;
 export type RouteConfig = Static<typeof RouteSchema>;
+export type RouteVersionConfig = Static<typeof RouteVersionSchema>;
+export type MeteringConfig = Static<typeof MeteringSchema>;
 export type RouteMatchConfig = Static<typeof RouteMatchSchema>;
 export type ValueMatchConfig = Static<typeof ValueMatchSchema>;
 export type DestinationConfig = Static<typeof DestinationSchema>;

@@ -8,6 +8,7 @@ import { proxyConfigCommand, usage as proxyConfigUsage } from './proxy-config.ts
 import { proxyStatusCommand, usage as proxyStatusUsage } from './proxy-status.ts';
 import { sidecarCommand, usage as sidecarUsage } from './sidecar.ts';
 import { statusCommand, usage as statusUsage } from './status.ts';
+import { usageCommand, usage as usageUsage } from './usage.ts';
 import { validateCommand, usage as validateUsage } from './validate.ts';
 
 const commands: Record<string, { run: (args: string[]) => Promise<number>; usage: string; summary: string }> = {
@@ -39,6 +40,11 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; usage
     summary: 'list every proxy with its config version and sync state',
   },
   status: { run: statusCommand, usage: statusUsage, summary: 'the mesh at a glance, or what became of one change' },
+  usage: {
+    run: usageCommand,
+    usage: usageUsage,
+    summary: 'usage per consumer and API version, from the metering store',
+  },
 };
 
 function help(): string {

@@ -230,11 +230,26 @@ function render(
         methods: r.match?.methods ?? null,
         headers: r.match?.headers ?? null,
         ...action(r),
+        version: r.version ?? null,
       }));
+      // The column only when some route serves an API version (docs/versioning.md).
+      const versioned = data.some((r) => r.version !== null);
+      const lifecycle = (v: NonNullable<RouteConfig['version']>) =>
+        `${v.api} ${v.name}${v.sunset ? ` (sunset ${v.sunset})` : v.deprecation ? ` (deprecated ${v.deprecation})` : ''}`;
       return {
         data,
         text: table(
-          ['ROUTE', 'LISTENERS', 'HOSTS', 'PATH', 'METHODS', 'HEADERS', 'ACTION', 'TO'],
+          [
+            'ROUTE',
+            'LISTENERS',
+            'HOSTS',
+            'PATH',
+            'METHODS',
+            'HEADERS',
+            'ACTION',
+            'TO',
+            ...(versioned ? ['VERSION'] : []),
+          ],
           data.map((r) => [
             r.name,
             r.listeners?.join(',') ?? '*',
@@ -244,6 +259,7 @@ function render(
             r.headers ? Object.keys(r.headers).join(',') : '-',
             r.kind,
             r.to,
+            ...(versioned ? [r.version === null ? '-' : lifecycle(r.version)] : []),
           ]),
         ),
       };

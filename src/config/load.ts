@@ -12,6 +12,7 @@ import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
 import { checkGraphqlConfig, resolveGraphqlPaths } from './graphql.ts';
 import { type ConfigIssue, formatPath } from './issues.ts';
+import { checkApiVersions, checkMetering, resolveMeteringPath } from './metering.ts';
 import { checkPlugins, preloadPluginModules, resolveConfigPaths } from './plugins.ts';
 import { checkReferences } from './references.ts';
 import { checkSchema } from './schema-check.ts';
@@ -208,6 +209,8 @@ export function validateParsed(
     ...checkPlugins(data as Config, locator, options.catalog, baseDir),
     ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
     ...checkGraphqlConfig(data as Config, locator, baseDir),
+    ...checkApiVersions(data as Config, locator),
+    ...checkMetering(data as Config, locator, baseDir),
     ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
@@ -234,6 +237,7 @@ export function validateParsed(
   }
   resolveConfigPaths(data as Config, baseDir);
   resolveGraphqlPaths(data as Config, baseDir);
+  resolveMeteringPath(data as Config, baseDir);
   const config = deepFreeze(data as Config);
   return { ok: true, value: { config, source, hash: hashConfig(config) } };
 }

@@ -387,3 +387,17 @@ export const DEFAULT_GRAPHQL_MAX_ALIASES = 15;
 export const DEFAULT_GRAPHQL_MAX_COST = 5000;
 /** graphql-protection: largest GraphQL request body read and checked. */
 export const DEFAULT_GRAPHQL_PROTECTION_BODY_BYTES = 256 * 1024;
+/** Usage metering: how often counts kept in memory are written to the store (`metering.flushInterval`). */
+export const DEFAULT_METERING_FLUSH_INTERVAL_MS = 5_000;
+/** Usage metering: the SQLite file, beside the config file, when `metering.path` is not set. */
+export const DEFAULT_METERING_PATH = 'meshgate-usage.db';
+/**
+ * Usage metering with SQLite: how long a write waits for another process (a worker, `usage export`)
+ * holding the file's write lock before the flush fails and is retried at the next interval.
+ */
+export const METERING_SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/**
+ * Usage metering with Redis: longest wait for one flush or read, longer than `redis.timeout` (which is
+ * sized for decisions on the request path): a flush is off the request path and may carry many rows.
+ */
+export const METERING_REDIS_TIMEOUT_MS = 5_000;

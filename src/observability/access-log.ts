@@ -42,6 +42,9 @@ export interface AccessLogEntry {
   principal: string | undefined;
   /** What authorization policies decided (docs/authorization.md), when any had a say. */
   authz: readonly { policy: string; action: string; result: string }[] | undefined;
+  /** The API and version of the route (`routes[].version`), when it has one. */
+  api: string | undefined;
+  apiVersion: string | undefined;
 }
 
 export const ACCESS_LOG_FIELDS: readonly (keyof AccessLogEntry)[] = ACCESS_LOG_FIELD_NAMES;

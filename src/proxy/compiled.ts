@@ -16,6 +16,7 @@ import type { HashKeyReader } from './upstream/hash.ts';
 import type { CompiledMirror } from './upstream/mirror.ts';
 import type { RetryPolicy } from './upstream/retry.ts';
 import type { UpstreamService } from './upstream/service.ts';
+import type { CompiledVersion } from './versioning.ts';
 
 /**
  * What a route does once its filters have let the request through: one tagged union, compiled once per
@@ -123,6 +124,8 @@ export interface CompiledRoute {
   /** Request body limit in bytes; 0: none; -1: the listener's. */
   readonly maxBodyBytes: number;
   readonly redirectToHttps: boolean;
+  /** The API version this route serves (`version`), with its response headers; null: none (no cost). */
+  readonly version: CompiledVersion | null;
 }
 
 export interface CompiledCertificate {

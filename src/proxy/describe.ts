@@ -4,6 +4,7 @@
  */
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
+import type { UsageQuery } from '../stores/usage/store.ts';
 import { describeAction } from './actions/index.ts';
 import type { CompiledRoute, Snapshot } from './compiled.ts';
 import type { ProxyServer } from './proxy.ts';
@@ -20,7 +21,11 @@ export type ProxyView =
   | 'purge-cache'
   | `purge-cache:${string}`
   /** A consumer's plan and quota state (after the colon, the consumer's name): `{ status, body }`. */
-  | `quota:${string}`;
+  | `quota:${string}`
+  /** Not a view: writes the pending usage counts to the store now. */
+  | 'usage-flush'
+  /** Usage rows from the store; after the colon the query as JSON (UsageQuery). */
+  | `usage:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -28,6 +33,7 @@ export function describeRoute(route: CompiledRoute) {
     name: route.name,
     ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
+    ...(c.version ? { version: c.version } : {}),
     action: describeAction(route.action, c),
     // The chain exactly as it runs: house rule 3 (order decided once, shown as it is).
     plugins: route.filters.map((f) => ({ name: f.name, phase: f.phase, order: f.order, scope: f.scope })),
@@ -163,7 +169,13 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
         })),
       };
     }
+    case 'usage-flush':
+      return { metered: await proxy.metering.flush() };
     default:
+      if (view.startsWith('usage:')) {
+        const rows = await proxy.metering.query(JSON.parse(view.slice('usage:'.length)) as UsageQuery);
+        return rows === null ? { metered: false } : { metered: true, rows };
+      }
       // purge-cache, purge-cache:<CachePurge as JSON>
       return proxy.purgeCaches(view === 'purge-cache' ? {} : JSON.parse(view.slice('purge-cache:'.length)));
   }

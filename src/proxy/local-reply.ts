@@ -14,6 +14,7 @@ import {
 import type { LocalReply } from '../core/plugin.ts';
 import { runResponseFilters } from './chain/filters.ts';
 import type { StreamContext } from './context.ts';
+import { pushVersionHeaders } from './versioning.ts';
 
 export interface ProblemDetails {
   type: string;
@@ -94,6 +95,8 @@ export function writeLocalReply(ctx: StreamContext, reply: LocalReply): boolean 
       headers.push(name, v);
     }
   if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
+  const version = ctx.route?.version;
+  if (version != null) pushVersionHeaders(headers, version);
   runResponseFilters(ctx, reply.status, headers);
   res.writeHead(reply.status, headers as string[]);
   res.end(ctx.method === 'HEAD' || bodiless ? undefined : body);
@@ -186,6 +189,8 @@ function writeGrpcStatus(ctx: StreamContext, reply: LocalReply) {
     ctx.requestId,
   ];
   if (reply.headers) for (const [k, v] of reply.headers) headers.push(k.toLowerCase(), v);
+  const version = ctx.route?.version;
+  if (version != null) pushVersionHeaders(headers, version);
   runResponseFilters(ctx, 200, headers);
   const res = ctx.res as unknown as Http2ServerResponse;
   res.statusCode = 200;

@@ -12,6 +12,7 @@ import type { ListenerRuntime, StreamContext } from './context.ts';
 import { type IdentityProvider, MeshTls } from './identity/mesh-tls.ts';
 import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
+import { Metering, type PreparedMetering } from './metering.ts';
 import { Runtime } from './runtime.ts';
 import { routerFor } from './snapshot.ts';
 import { type PreparedTelemetry, Telemetry } from './telemetry.ts';
@@ -75,6 +76,7 @@ export interface PreparedChange {
   readonly started: ReadonlyMap<string, Listener>;
   readonly tls: ReadonlyMap<string, TlsMaterial | null>;
   readonly telemetry: PreparedTelemetry;
+  readonly metering: PreparedMetering;
 }
 
 const sameSocket = (a: CompiledListener, b: CompiledListener) => a.port === b.port && a.address === b.address;
@@ -83,15 +85,18 @@ export class ProxyServer {
   readonly runtime: Runtime;
   /** Mutual TLS with the workload identity, when the proxy has one. */
   readonly mesh: MeshTls | null;
+  /** Usage metering (`metering`): its recorder outlives snapshots, like the telemetry. */
+  readonly metering: Metering;
   private readonly listeners = new Map<string, Listener>();
   private draining = false;
 
   /** Plugin state that outlives snapshots (see PluginDeps.shared). */
   private shared = new SharedPluginState();
 
-  private constructor(runtime: Runtime, mesh: MeshTls | null) {
+  private constructor(runtime: Runtime, mesh: MeshTls | null, metering: Metering) {
     this.runtime = runtime;
     this.mesh = mesh;
+    this.metering = metering;
   }
 
   static async start(loaded: LoadedConfig, options: ProxyOptions = {}): Promise<ProxyServer> {
@@ -112,9 +117,18 @@ export class ProxyServer {
       },
     };
     await telemetry.configure(loaded.config.observability);
+    const metering = new Metering(deps.plugins.now, log);
+    try {
+      metering.commit(await metering.prepare(loaded.config));
+    } catch (e) {
+      mesh?.close();
+      await telemetry.close();
+      throw e;
+    }
     const onStreamEnd = options.onStreamEnd;
     const record = (ctx: StreamContext) => {
       telemetry.record(ctx);
+      metering.record(ctx);
       onStreamEnd?.(ctx);
     };
     let runtime: Runtime;
@@ -127,12 +141,13 @@ export class ProxyServer {
       );
     } catch (e) {
       mesh?.close();
+      await metering.close();
       throw e;
     }
     runtime.telemetry = telemetry;
     telemetry.watch(() => runtime.snapshot);
     if (mesh !== null) telemetry.watchMtls(mesh);
-    const proxy = new ProxyServer(runtime, mesh);
+    const proxy = new ProxyServer(runtime, mesh, metering);
     proxy.shared = shared;
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
@@ -187,6 +202,7 @@ export class ProxyServer {
     const started = new Map<string, Listener>();
     const tls = new Map<string, TlsMaterial | null>();
     let telemetry: PreparedTelemetry | undefined;
+    let metering: PreparedMetering;
     try {
       // Certificates are read before anything changes: a missing or broken file rejects the whole config.
       for (const l of next) tls.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
@@ -202,12 +218,14 @@ export class ProxyServer {
         started.set(l.name, listener);
       }
       telemetry = await this.telemetry.prepare(loaded.config.observability);
+      metering = await this.metering.prepare(loaded.config);
     } catch (e) {
+      if (telemetry !== undefined) this.telemetry.discard(telemetry);
       await Promise.all([...started.values()].map((l) => l.close(0)));
       this.runtime.discard(snapshot);
       throw e;
     }
-    return { snapshot, started, tls, telemetry };
+    return { snapshot, started, tls, telemetry, metering };
   }
 
   /**
@@ -218,6 +236,7 @@ export class ProxyServer {
     const { snapshot, started, tls } = prepared;
     this.runtime.commit(snapshot);
     this.telemetry.commit(prepared.telemetry);
+    this.metering.commit(prepared.metering);
     this.shared.closeUnused();
     const retired: Listener[] = [];
     for (const [name, listener] of this.listeners) {
@@ -236,6 +255,7 @@ export class ProxyServer {
   /** Undoes a prepared change that will not be committed (another worker refused it). */
   async discard(prepared: PreparedChange): Promise<void> {
     this.telemetry.discard(prepared.telemetry);
+    this.metering.discard(prepared.metering);
     this.runtime.discard(prepared.snapshot);
     await Promise.all([...prepared.started.values()].map((l) => l.close(0)));
   }
@@ -267,6 +287,8 @@ export class ProxyServer {
     await Promise.all([...this.listeners.values()].map((l) => l.close(drainMs)));
     this.listeners.clear();
     await this.runtime.close();
+    // After the drain: the requests that finished during it are counted in the last flush.
+    await this.metering.close();
     this.mesh?.close();
     this.shared.closeAll();
     await this.runtime.telemetry?.close();

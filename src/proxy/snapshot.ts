@@ -36,6 +36,7 @@ import { type MeshTls, UpstreamTls } from './identity/mesh-tls.ts';
 import type { PlanTable } from './plans/filter.ts';
 import { effectiveMatch, Router } from './router/router.ts';
 import { UpstreamService as Service, serviceHash, type UpstreamService } from './upstream/service.ts';
+import { compileVersion } from './versioning.ts';
 
 /** What compiling needs besides the config: where plugins come from and how they reach shared state. */
 export interface CompileDeps {
@@ -234,6 +235,7 @@ function compileRoute(
     consumerChains: chain.consumerChains,
     maxBodyBytes: rc.limits?.maxBodyBytes ?? -1,
     redirectToHttps: rc.redirectToHttps === true,
+    version: compileVersion(rc.version),
   });
 }
 

@@ -289,6 +289,8 @@ export class Telemetry {
         userAgent,
         principal: ctx.peerPrincipal ?? undefined,
         authz: ctx.authz ?? undefined,
+        api: ctx.route?.version?.api,
+        apiVersion: ctx.route?.version?.name,
       });
     }
     if (traced) {

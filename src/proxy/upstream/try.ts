@@ -20,6 +20,7 @@ import {
 import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
+import { pushVersionHeaders } from '../versioning.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import { classifyUpstreamError } from './classify.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -288,6 +289,8 @@ export class UpstreamCall implements PooledHandler {
     }
     if (listed !== null) removeHeaders(out as string[], listed);
     out.push(REQUEST_ID_HEADER, ctx.requestId);
+    const version = ctx.route!.version;
+    if (version !== null) pushVersionHeaders(out, version);
     const telemetry = ctx.owner.telemetry;
     if (telemetry?.serverTiming) out.push('server-timing', telemetry.serverTimingOf(ctx));
     if (ctx.activeFilters !== null) runResponseFilters(ctx, statusCode, out);

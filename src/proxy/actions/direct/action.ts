@@ -7,6 +7,7 @@ import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { runResponseFilters } from '../../chain/filters.ts';
 import type { DirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
+import { pushVersionHeaders } from '../../versioning.ts';
 
 export function isDirect(rc: RouteConfig): boolean {
   return rc.directResponse !== undefined;
@@ -26,6 +27,8 @@ export function compileDirect(rc: RouteConfig): DirectAction {
 
 export function runDirect(ctx: StreamContext, d: DirectAction): void {
   const headers = ['content-type', d.contentType, 'content-length', d.contentLength, REQUEST_ID_HEADER, ctx.requestId];
+  const version = ctx.route!.version;
+  if (version !== null) pushVersionHeaders(headers, version);
   if (ctx.activeFilters !== null) runResponseFilters(ctx, d.status, headers);
   ctx.res.writeHead(d.status, headers);
   ctx.res.end(ctx.method === 'HEAD' ? undefined : d.body);

@@ -9,6 +9,7 @@ import { runResponseFilters } from '../../chain/filters.ts';
 import type { RedirectAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
 import { compileRewrite, upstreamPath } from '../../path.ts';
+import { pushVersionHeaders } from '../../versioning.ts';
 
 /** 301, as Envoy and Kong answer when no status is given. */
 const DEFAULT_REDIRECT_STATUS = 301;
@@ -53,6 +54,8 @@ export function locationOf(ctx: StreamContext, r: RedirectAction): string {
 
 export function runRedirect(ctx: StreamContext, r: RedirectAction): void {
   const headers = ['location', locationOf(ctx, r), 'content-length', '0', REQUEST_ID_HEADER, ctx.requestId];
+  const version = ctx.route?.version;
+  if (version != null) pushVersionHeaders(headers, version);
   if (ctx.activeFilters !== null) runResponseFilters(ctx, r.status, headers);
   ctx.res.writeHead(r.status, headers);
   ctx.res.end();
