@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Document, isMap, isSeq } from 'yaml';
 import type { ConfigIssue } from '../api/issues.ts';
 import { convertTexts, FOREIGN_FORMATS } from '../compat/index.ts';
+import type { Locator } from '../config/document.ts';
 import { formatIssue } from '../config/issues.ts';
 import { type ConfigText, parseTexts, validateParsed } from '../config/load.ts';
 import { readTexts } from '../config/sources/directory/directory.ts';
@@ -95,11 +96,16 @@ const SECTIONS = ['listeners', 'services', 'routes', 'authorizationPolicies'] as
 /** The config as YAML, each object of a converted file preceded by its origin and source position. */
 function render(
   data: Record<string, unknown>,
-  locator: { position(path: (string | number)[]): { file: string; line: number; column: number } },
+  locator: Locator,
   source: string,
   warnings: readonly ConfigIssue[],
 ): string {
-  const doc = new Document(data);
+  // Sections in the order the schema lists them, whatever order the files were merged in.
+  const ordered: Record<string, unknown> = {};
+  for (const key of ['listeners', 'admin', 'services', 'routes', 'consumers', 'plugins'])
+    if (key in data) ordered[key] = data[key];
+  Object.assign(ordered, data);
+  const doc = new Document(ordered, { aliasDuplicateObjects: false });
   const header = [` meshgate config converted from ${source} by \`meshgate convert\`.`];
   if (warnings.length > 0) {
     header.push(' Left out (not supported, loaded with --allow-unsupported):');
@@ -113,7 +119,14 @@ function render(
     seq.items.forEach((node, i) => {
       const item = list[i] as Record<string, unknown>;
       const at = locator.position([section, i]);
-      const origin = typeof item.origin === 'string' ? item.origin : undefined;
+      // Objects without an `origin` field (policies) are named by the path the locator gives them.
+      const named = locator.localPath?.(`${section}[${i}]`);
+      const origin =
+        typeof item.origin === 'string'
+          ? item.origin
+          : named?.includes(':')
+            ? named.replace(/ \([^)]*\)$/, '')
+            : undefined;
       if (!isMap(node) || (origin === undefined && at.line === 0)) return;
       const where = at.line > 0 ? `${at.file}:${at.line}` : at.file;
       node.commentBefore = ` from ${origin ?? where}${origin && at.line > 0 ? ` (${where})` : ''}`;
@@ -121,7 +134,9 @@ function render(
   }
   if (data.mesh !== undefined) {
     const at = locator.position(['mesh']);
-    const pair = doc.contents && isMap(doc.contents) ? doc.contents.items.find((p) => String((p.key as { value?: unknown })?.value ?? p.key) === 'mesh') : undefined;
+    const pair = isMap(doc.contents)
+      ? doc.contents.items.find((p) => String((p.key as { value?: unknown })?.value ?? p.key) === 'mesh')
+      : undefined;
     if (pair && at.line > 0) (pair.key as { commentBefore?: string }).commentBefore = ` from ${at.file}:${at.line}`;
   }
   return doc.toString({ lineWidth: 0 });

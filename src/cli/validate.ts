@@ -76,7 +76,11 @@ async function read(path: string): Promise<RawConfig> {
     await stat(path);
   } catch (e) {
     const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    return { kind: 'unreadable', source: path, issues: [{ file: path, line: 0, column: 0, path: '', message: reason }] };
+    return {
+      kind: 'unreadable',
+      source: path,
+      issues: [{ file: path, line: 0, column: 0, path: '', message: reason }],
+    };
   }
   return { kind: 'texts', texts: await readTexts(path), source: path, env: process.env };
 }

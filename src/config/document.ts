@@ -46,7 +46,10 @@ export class SourceDocument implements Locator {
     const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const list = Array.isArray(docs) ? docs : [];
     return list
-      .filter((doc) => doc.errors.length > 0 || !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)))
+      .filter(
+        (doc) =>
+          doc.errors.length > 0 || !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)),
+      )
       .map((doc) => new SourceDocument(file, text, { doc, lines }));
   }
 

@@ -88,7 +88,11 @@ export async function compileSnapshot(
     throw e;
   }
   const routerOf = (keep: (r: CompiledRoute) => boolean) =>
-    new Router(routes.flatMap((r, order) => (keep(r) ? [{ match: effectiveMatch(r.config), order, priority: r.config.priority, value: r }] : [])));
+    new Router(
+      routes.flatMap((r, order) =>
+        keep(r) ? [{ match: effectiveMatch(r.config), order, priority: r.config.priority, value: r }] : [],
+      ),
+    );
   const router = routerOf((r) => r.config.listeners === undefined);
   const listenerRouters = new Map<string, Router<CompiledRoute>>();
   if (routes.some((r) => r.config.listeners !== undefined))

@@ -2,7 +2,16 @@
  * DestinationRule → the policy of the service its host names (an overlay: joined with the service's
  * endpoints from a ServiceEntry, a native file or the mesh registry; shared/convert.ts).
  */
-import { type Conversion, child, fieldsOf, isRecord, listOf, markImplicit, overlays, type SourceRef } from '../shared/format.ts';
+import {
+  type Conversion,
+  child,
+  fieldsOf,
+  isRecord,
+  listOf,
+  markImplicit,
+  overlays,
+  type SourceRef,
+} from '../shared/format.ts';
 import { duration, serviceOfHost } from './common.ts';
 import { ISTIO_OUTLIER_DEFAULTS, ISTIO_UNLIMITED } from './defaults.ts';
 import type { IstioResource } from './istio.ts';
@@ -59,8 +68,19 @@ export function convertDestinationRule(r: IstioResource, spec: unknown): void {
   overlays.add(service);
   const path = out.add('services', service, ref);
   if (service.subsets) out.at([...path, 'subsets'], child(ref, 'subsets'));
-  for (const field of ['loadBalancer', 'circuitBreaker', 'outlierDetection', 'timeouts', 'mtls'])
-    if (service[field] !== undefined && s.trafficPolicy !== undefined) out.at([...path, field], child(ref, 'trafficPolicy'));
+  const policy = child(ref, 'trafficPolicy');
+  const sources: [field: string, from: (string | number)[]][] = [
+    ['loadBalancer', ['loadBalancer']],
+    ['circuitBreaker', ['connectionPool']],
+    ['outlierDetection', ['outlierDetection']],
+    ['timeouts', ['connectionPool', 'tcp', 'connectTimeout']],
+    ['mtls', ['tls']],
+  ];
+  for (const [field, from] of sources)
+    if (service[field] !== undefined && s.trafficPolicy !== undefined) out.at([...path, field], child(policy, ...from));
+  // Outlier detection's panic threshold lives in loadBalancer.
+  if (isRecord(service.loadBalancer) && isRecord(s.trafficPolicy) && s.trafficPolicy.loadBalancer === undefined)
+    out.at([...path, 'loadBalancer'], child(policy, 'outlierDetection'));
 }
 
 function trafficPolicy(out: Conversion, value: unknown, ref: SourceRef, service: Record<string, unknown>): void {
@@ -79,12 +99,19 @@ function trafficPolicy(out: Conversion, value: unknown, ref: SourceRef, service:
     if (p[key] !== undefined) out.reportUnsupported(child(ref, key), `trafficPolicy.${key} is not supported`);
   if (p.loadBalancer !== undefined) loadBalancer(out, p.loadBalancer, child(ref, 'loadBalancer'), service);
   if (p.connectionPool !== undefined) connectionPool(out, p.connectionPool, child(ref, 'connectionPool'), service);
-  if (p.outlierDetection !== undefined) outlierDetection(out, p.outlierDetection, child(ref, 'outlierDetection'), service);
+  if (p.outlierDetection !== undefined)
+    outlierDetection(out, p.outlierDetection, child(ref, 'outlierDetection'), service);
   if (p.tls !== undefined) tls(out, p.tls, child(ref, 'tls'), service);
 }
 
 function loadBalancer(out: Conversion, value: unknown, ref: SourceRef, service: Record<string, unknown>): void {
-  const lb = fieldsOf(out, value, ref, ['simple', 'consistentHash', 'localityLbSetting', 'warmupDurationSecs', 'warmup']);
+  const lb = fieldsOf(out, value, ref, [
+    'simple',
+    'consistentHash',
+    'localityLbSetting',
+    'warmupDurationSecs',
+    'warmup',
+  ]);
   for (const key of ['localityLbSetting', 'warmupDurationSecs', 'warmup'] as const)
     if (lb[key] !== undefined) out.reportUnsupported(child(ref, key), `loadBalancer.${key} is not supported`);
   const result = (service.loadBalancer ??= {}) as Record<string, unknown>;
@@ -133,7 +160,13 @@ function connectionPool(out: Conversion, value: unknown, ref: SourceRef, service
   const breaker = (service.circuitBreaker ??= {}) as Record<string, unknown>;
   if (pool.tcp !== undefined) {
     const at = child(ref, 'tcp');
-    const tcp = fieldsOf(out, pool.tcp, at, ['maxConnections', 'connectTimeout', 'tcpKeepalive', 'maxConnectionDuration', 'idleTimeout']);
+    const tcp = fieldsOf(out, pool.tcp, at, [
+      'maxConnections',
+      'connectTimeout',
+      'tcpKeepalive',
+      'maxConnectionDuration',
+      'idleTimeout',
+    ]);
     if (tcp.maxConnections !== undefined) breaker.maxConnections = limit(tcp.maxConnections);
     if (tcp.connectTimeout !== undefined) {
       const d = duration(out, tcp.connectTimeout, child(at, 'connectTimeout'));
@@ -157,7 +190,13 @@ function connectionPool(out: Conversion, value: unknown, ref: SourceRef, service
     if (http.http1MaxPendingRequests !== undefined) breaker.maxPendingRequests = limit(http.http1MaxPendingRequests);
     if (http.http2MaxRequests !== undefined) breaker.maxRequests = limit(http.http2MaxRequests);
     if (http.maxRetries !== undefined) breaker.maxRetries = limit(http.maxRetries);
-    for (const key of ['maxRequestsPerConnection', 'idleTimeout', 'h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams'] as const)
+    for (const key of [
+      'maxRequestsPerConnection',
+      'idleTimeout',
+      'h2UpgradePolicy',
+      'useClientProtocol',
+      'maxConcurrentStreams',
+    ] as const)
       if (http[key] !== undefined) out.reportUnsupported(child(at, key), `connectionPool.http.${key} is not supported`);
   }
 }
@@ -190,7 +229,9 @@ function outlierDetection(out: Conversion, value: unknown, ref: SourceRef, servi
   if (gateway !== undefined) result.consecutiveGatewayErrors = gateway;
   result.interval = o.interval === undefined ? d.interval : duration(out, o.interval, child(ref, 'interval'));
   result.baseEjectionTime =
-    o.baseEjectionTime === undefined ? d.baseEjectionTime : duration(out, o.baseEjectionTime, child(ref, 'baseEjectionTime'));
+    o.baseEjectionTime === undefined
+      ? d.baseEjectionTime
+      : duration(out, o.baseEjectionTime, child(ref, 'baseEjectionTime'));
   result.maxEjectionPercent = o.maxEjectionPercent ?? d.maxEjectionPercent;
   service.outlierDetection = result;
   const lb = (service.loadBalancer ??= {}) as Record<string, unknown>;
@@ -211,7 +252,11 @@ function tls(out: Conversion, value: unknown, ref: SourceRef, service: Record<st
   ]);
   if (t.mode === 'ISTIO_MUTUAL') service.mtls = { mode: 'STRICT' };
   else if (t.mode === 'DISABLE') service.mtls = { mode: 'DISABLE' };
-  else out.reportUnsupported(child(ref, 'mode'), `tls mode ${String(t.mode)} is not supported (ISTIO_MUTUAL and DISABLE are)`);
+  else
+    out.reportUnsupported(
+      child(ref, 'mode'),
+      `tls mode ${String(t.mode)} is not supported (ISTIO_MUTUAL and DISABLE are)`,
+    );
   for (const key of Object.keys(t))
     if (key !== 'mode') out.reportUnsupported(child(ref, key), `tls.${key} is not supported`);
 }

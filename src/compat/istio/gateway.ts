@@ -14,7 +14,8 @@ export function convertGateway(r: IstioResource, spec: unknown): void {
   listOf(out, s.servers, child(ref, 'servers')).forEach((server, i) => {
     const at = child(ref, 'servers', i);
     const v = fieldsOf(out, server, at, ['port', 'hosts', 'tls', 'bind', 'defaultEndpoint', 'name']);
-    if (v.defaultEndpoint !== undefined) out.reportUnsupported(child(at, 'defaultEndpoint'), 'defaultEndpoint is not supported');
+    if (v.defaultEndpoint !== undefined)
+      out.reportUnsupported(child(at, 'defaultEndpoint'), 'defaultEndpoint is not supported');
     const port = fieldsOf(out, v.port, child(at, 'port'), ['number', 'protocol', 'name', 'targetPort']);
     if (typeof port.number !== 'number') {
       out.reportInvalid(child(at, 'port'), 'port.number is required');

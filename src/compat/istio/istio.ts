@@ -3,8 +3,9 @@
  * v1beta1, v1; `security.istio.io` v1beta1, v1) as meshgate config. See README.md for what maps to
  * what; everything else is reported unsupported at its position.
  */
-import { DEFAULT_ISTIO_LISTENER_ADDRESS, DEFAULT_ISTIO_LISTENER_PORT } from './defaults.ts';
+
 import { type Conversion, type ForeignFile, type ForeignFormat, isRecord, type SourceRef } from '../shared/format.ts';
+import { DEFAULT_ISTIO_LISTENER_ADDRESS, DEFAULT_ISTIO_LISTENER_PORT } from './defaults.ts';
 import { convertDestinationRule } from './destination-rule.ts';
 import { convertGateway } from './gateway.ts';
 import { convertAuthorizationPolicy, convertPeerAuthentication, convertRequestAuthentication } from './security.ts';
@@ -51,7 +52,10 @@ export const istioFormat: ForeignFormat = {
   },
   sniff: (text) => /apiVersion["']?\s*:\s*["']?(networking|security)\.istio\.io\//.test(text),
   detect: (documents) =>
-    documents.some((d) => isRecord(d) && typeof d.apiVersion === 'string' && ANY_ISTIO.test(d.apiVersion) && typeof d.kind === 'string'),
+    documents.some(
+      (d) =>
+        isRecord(d) && typeof d.apiVersion === 'string' && ANY_ISTIO.test(d.apiVersion) && typeof d.kind === 'string',
+    ),
   convert: convertIstioFile,
 };
 
@@ -83,7 +87,10 @@ function convertIstioFile(file: ForeignFile, out: Conversion): void {
     }
     const [, group, convert] = KINDS[entry]!;
     if (typeof apiVersion !== 'string' || !group.test(apiVersion)) {
-      out.reportUnsupported({ doc, path: ['apiVersion'] }, `apiVersion ${String(apiVersion)} of ${kind} is not supported`);
+      out.reportUnsupported(
+        { doc, path: ['apiVersion'] },
+        `apiVersion ${String(apiVersion)} of ${kind} is not supported`,
+      );
       return;
     }
     if (!name) {

@@ -15,7 +15,10 @@ function selectedService(out: Conversion, value: unknown, ref: SourceRef): strin
   const s = fieldsOf(out, value, ref, ['matchLabels']);
   const labels = fieldsOf(out, s.matchLabels, child(ref, 'matchLabels'), ['app']);
   if (typeof labels.app === 'string') return labels.app;
-  out.reportUnsupported(child(ref, 'matchLabels'), 'a selector other than matchLabels.app (the service name) is not supported');
+  out.reportUnsupported(
+    child(ref, 'matchLabels'),
+    'a selector other than matchLabels.app (the service name) is not supported',
+  );
   return undefined;
 }
 
@@ -91,7 +94,10 @@ export function convertAuthorizationPolicy(r: IstioResource, spec: unknown): voi
     if (from.length > 0) result.from = from;
     const to = listOf(out, v.to, child(at, 'to')).map((t, j) => {
       const tr = child(at, 'to', j);
-      return pick(fieldsOf(out, fieldsOf(out, t, tr, ['operation']).operation, child(tr, 'operation'), OPERATION_FIELDS), OPERATION_FIELDS);
+      return pick(
+        fieldsOf(out, fieldsOf(out, t, tr, ['operation']).operation, child(tr, 'operation'), OPERATION_FIELDS),
+        OPERATION_FIELDS,
+      );
     });
     if (to.length > 0) result.to = to;
     const when = listOf(out, v.when, child(at, 'when')).map((w, j) =>
@@ -102,7 +108,8 @@ export function convertAuthorizationPolicy(r: IstioResource, spec: unknown): voi
   });
   if (s.rules !== undefined) policy.rules = rules;
   const path = out.add('authorizationPolicies', policy, ref);
-  if (s.rules !== undefined) rules.forEach((_, i) => out.at([...path, 'rules', i], child(ref, 'rules', i)));
+  if (s.rules !== undefined)
+    for (let i = 0; i < rules.length; i++) out.at([...path, 'rules', i], child(ref, 'rules', i));
 }
 
 function pick(source: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {

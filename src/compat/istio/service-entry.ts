@@ -35,14 +35,19 @@ export function convertServiceEntry(r: IstioResource, spec: unknown): void {
     out.reportInvalid(child(ref, 'ports'), 'a port is required');
     return;
   }
-  ports.slice(1).forEach((_, i) =>
-    out.reportUnsupported(child(ref, 'ports', i + 1), 'a service with several ports is not supported: meshgate services have one'),
-  );
+  for (let i = 1; i < ports.length; i++)
+    out.reportUnsupported(
+      child(ref, 'ports', i),
+      'a service with several ports is not supported: meshgate services have one',
+    );
   const portRef = child(ref, 'ports', 0);
   const port = fieldsOf(out, ports[0], portRef, ['number', 'protocol', 'name', 'targetPort']);
   const protocol = HTTP_PROTOCOLS[String(port.protocol ?? 'HTTP')];
   if (protocol === undefined) {
-    out.reportUnsupported(child(portRef, 'protocol'), `protocol ${String(port.protocol)} is not supported: meshgate proxies HTTP`);
+    out.reportUnsupported(
+      child(portRef, 'protocol'),
+      `protocol ${String(port.protocol)} is not supported: meshgate proxies HTTP`,
+    );
     return;
   }
   const number = port.targetPort ?? port.number;
@@ -59,7 +64,15 @@ export function convertServiceEntry(r: IstioResource, spec: unknown): void {
       listed.length > 0
         ? listed.flatMap((e, k) => {
             const at = child(endpointsRef, k);
-            const v = fieldsOf(out, e, at, ['address', 'ports', 'labels', 'weight', 'network', 'locality', 'serviceAccount']);
+            const v = fieldsOf(out, e, at, [
+              'address',
+              'ports',
+              'labels',
+              'weight',
+              'network',
+              'locality',
+              'serviceAccount',
+            ]);
             for (const key of ['network', 'locality', 'serviceAccount'] as const)
               if (v[key] !== undefined) out.reportUnsupported(child(at, key), `endpoint ${key} is not supported`);
             if (typeof v.address !== 'string' || v.address.startsWith('unix://')) {
@@ -81,7 +94,8 @@ export function convertServiceEntry(r: IstioResource, spec: unknown): void {
     if (protocol === 'http2') service.protocol = 'http2';
     service.origin = r.origin(hosts.length > 1 ? `hosts[${h}]` : undefined);
     const path = out.add('services', service, hostRef);
-    if (listed.length > 0) listed.forEach((_, k) => out.at([...path, 'endpoints', k], child(endpointsRef, k)));
+    if (listed.length > 0)
+      for (let k = 0; k < listed.length; k++) out.at([...path, 'endpoints', k], child(endpointsRef, k));
     else out.at([...path, 'endpoints'], portRef);
   });
 }

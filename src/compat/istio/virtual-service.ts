@@ -66,7 +66,8 @@ function routeHosts(out: Conversion, value: unknown, ref: SourceRef, namespace: 
       // Every name a client in the mesh may use for the service (Istio matches them all).
       const name = serviceOfHost(h);
       const ns = /^[^.]+\.([^.]+)\.svc/.exec(h.toLowerCase())?.[1] ?? namespace;
-      for (const form of [name, `${name}.${ns}`, `${name}.${ns}.svc`, `${name}.${ns}.svc.cluster.local`]) hosts.add(form);
+      for (const form of [name, `${name}.${ns}`, `${name}.${ns}.svc`, `${name}.${ns}.svc.cluster.local`])
+        hosts.add(form);
     } else hosts.add(h.toLowerCase());
   }
   return hosts.size > 0 ? [...hosts] : undefined;
@@ -123,7 +124,11 @@ function convertHttpRoute(
   if (h.delegate !== undefined)
     out.reportUnsupported(child(ref, 'delegate'), 'delegate is not supported', 'write the delegate’s routes here');
   if (h.corsPolicy !== undefined)
-    out.reportUnsupported(child(ref, 'corsPolicy'), 'corsPolicy is not supported here', 'use the cors plugin on the route');
+    out.reportUnsupported(
+      child(ref, 'corsPolicy'),
+      'corsPolicy is not supported here',
+      'use the cors plugin on the route',
+    );
   if (h.headers !== undefined)
     out.reportUnsupported(child(ref, 'headers'), 'request and response header operations are not supported on routes');
 
@@ -167,7 +172,9 @@ function convertHttpRoute(
 
   const matches = listOf(out, h.match, child(ref, 'match'));
   const blocks: { match: unknown; ref: SourceRef }[] =
-    matches.length === 0 ? [{ match: undefined, ref }] : matches.map((m, j) => ({ match: m, ref: child(ref, 'match', j) }));
+    matches.length === 0
+      ? [{ match: undefined, ref }]
+      : matches.map((m, j) => ({ match: m, ref: child(ref, 'match', j) }));
   const ruleName = typeof h.name === 'string' && h.name !== '' ? h.name : String(index);
   blocks.forEach((block, j) => {
     const m = matchOf(out, block.match, block.ref);
@@ -175,7 +182,7 @@ function convertHttpRoute(
       name: routeName(r, ruleName, blocks.length > 1 ? blockName(block.match, j) : undefined),
       ...(listeners ? { listeners } : {}),
     };
-    const match = { ...(hosts ? { hosts } : {}), ...m.match };
+    const match = { ...(hosts ? { hosts: [...hosts] } : {}), ...m.match };
     if (Object.keys(match).length > 0) route.match = match;
     Object.assign(route, structuredClone(action));
     if (h.rewrite !== undefined && forwards) {
@@ -187,7 +194,8 @@ function convertHttpRoute(
     const path = out.add('routes', route, block.ref);
     for (const [field, at] of fieldRefs) out.at([...path, field], at);
     if (h.rewrite !== undefined) out.at([...path, 'rewrite'], child(ref, 'rewrite'));
-    if (destinations) destinations.forEach((_, k) => out.at([...path, 'destinations', k], child(ref, 'route', k)));
+    if (destinations)
+      for (let k = 0; k < destinations.length; k++) out.at([...path, 'destinations', k], child(ref, 'route', k));
   });
 }
 
@@ -205,11 +213,7 @@ type UriMatch = { kind: 'exact' | 'prefix' | 'regex'; value: string } | undefine
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&').replace(/\\\//g, '/');
 
-function matchOf(
-  out: Conversion,
-  value: unknown,
-  ref: SourceRef,
-): { match: Record<string, unknown>; uri: UriMatch } {
+function matchOf(out: Conversion, value: unknown, ref: SourceRef): { match: Record<string, unknown>; uri: UriMatch } {
   if (value === undefined) return { match: {}, uri: undefined };
   const m = fieldsOf(out, value, ref, [
     'name',
@@ -228,8 +232,7 @@ function matchOf(
     'statPrefix',
   ]);
   for (const key of ['scheme', 'port', 'sourceLabels', 'gateways', 'sourceNamespace', 'statPrefix'] as const)
-    if (m[key] !== undefined)
-      out.reportUnsupported(child(ref, key), `match field "${key}" is not supported`);
+    if (m[key] !== undefined) out.reportUnsupported(child(ref, key), `match field "${key}" is not supported`);
   const match: Record<string, unknown> = {};
   let uri: UriMatch;
   if (m.uri !== undefined) {
@@ -254,7 +257,8 @@ function matchOf(
   if (m.method !== undefined) {
     const v = stringMatch(out, m.method, child(ref, 'method'));
     if (v && 'exact' in v && (HTTP_METHODS as readonly string[]).includes(v.exact)) match.methods = [v.exact];
-    else if (v) out.reportUnsupported(child(ref, 'method'), 'only an exact match on a standard HTTP method is supported');
+    else if (v)
+      out.reportUnsupported(child(ref, 'method'), 'only an exact match on a standard HTTP method is supported');
   }
   const headers: Record<string, unknown> = {};
   if (m.authority !== undefined) {
@@ -266,7 +270,9 @@ function matchOf(
     const v = stringMatch(out, cond, child(ref, 'headers', name));
     if (v) headers[name.toLowerCase()] = v;
   }
-  for (const [name, cond] of Object.entries(fieldsOf(out, m.withoutHeaders, child(ref, 'withoutHeaders'), anyKey(m.withoutHeaders)))) {
+  for (const [name, cond] of Object.entries(
+    fieldsOf(out, m.withoutHeaders, child(ref, 'withoutHeaders'), anyKey(m.withoutHeaders)),
+  )) {
     const v = stringMatch(out, cond, child(ref, 'withoutHeaders', name));
     if (v && 'present' in v) headers[name.toLowerCase()] = { present: false };
     else if (v)
@@ -277,7 +283,9 @@ function matchOf(
   }
   if (Object.keys(headers).length > 0) match.headers = headers;
   const query: Record<string, unknown> = {};
-  for (const [name, cond] of Object.entries(fieldsOf(out, m.queryParams, child(ref, 'queryParams'), anyKey(m.queryParams)))) {
+  for (const [name, cond] of Object.entries(
+    fieldsOf(out, m.queryParams, child(ref, 'queryParams'), anyKey(m.queryParams)),
+  )) {
     const v = stringMatch(out, cond, child(ref, 'queryParams', name));
     if (v) query[name] = v;
   }

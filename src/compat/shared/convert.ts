@@ -75,7 +75,11 @@ export function convertTexts(
     try {
       values = documents.map((d) => d.toJS());
     } catch (e) {
-      docs.push(new ConvertedDocument(text.file, { syntax: [{ file: text.file, line: 0, column: 0, path: '', message: (e as Error).message }] }));
+      docs.push(
+        new ConvertedDocument(text.file, {
+          syntax: [{ file: text.file, line: 0, column: 0, path: '', message: (e as Error).message }],
+        }),
+      );
       continue;
     }
     const format = candidates.find((f) => f.detect(values));
@@ -119,7 +123,13 @@ export function convertTexts(
     }
   }
   if (options.allowUnsupported) for (const issue of unsupported) options.warn?.(issue);
-  else issues.push(...unsupported.map((i) => ({ ...i, hint: i.hint ?? 'leave it out, or load the rest with --allow-unsupported' })));
+  else
+    issues.push(
+      ...unsupported.map((i) => ({
+        ...i,
+        hint: `${i.hint ? `${i.hint}; or` : 'leave it out, or'} load the rest with --allow-unsupported`,
+      })),
+    );
   return {
     parsed: {
       ...parsed,
@@ -202,9 +212,14 @@ class ConvertedDocument implements ConfigDocument {
   /** `routes[2].retries` → `istio:VirtualService/default/reviews http[0] (routes[2].retries)`. */
   localPath(path: string): string {
     const c = this.conversion;
-    const m = /^(\w+\[\d+\])/.exec(path);
-    const origin = m && c ? c.origins.get(m[1]!) : undefined;
-    return origin && c ? `${c.format.name}:${c.describe(origin)} (${path})` : path;
+    if (!c) return path;
+    // The most precise source recorded: the longest prefix of the path that has one.
+    for (let end = path.length; end > 0; end--) {
+      if (end < path.length && path[end] !== '.' && path[end] !== '[') continue;
+      const origin = c.origins.get(path.slice(0, end));
+      if (origin) return `${c.format.name}:${c.describe(origin)} (${path})`;
+    }
+    return path;
   }
 }
 
@@ -228,7 +243,9 @@ function joinOverlays(
   const fieldOwners: Map<string, number>[] = [];
   const order = services.map((_, i) => i);
   // Bases first, so an overlay listed before the service it names still joins it.
-  order.sort((a, b) => Number(overlays.has(services[a] as object)) - Number(overlays.has(services[b] as object)) || a - b);
+  order.sort(
+    (a, b) => Number(overlays.has(services[a] as object)) - Number(overlays.has(services[b] as object)) || a - b,
+  );
   const finalOf = new Map<number, number>();
   for (const i of order) {
     const service = services[i];
@@ -265,7 +282,7 @@ function joinOverlays(
     }
   }
   keep.sort((a, b) => a - b);
-  keep.forEach((original, final) => finalOf.set(final, original));
+  for (const [final, original] of keep.entries()) finalOf.set(final, original);
   data.services = keep.map((i) => services[i]);
   const inner = locator;
   const map = (path: Path): Path => {

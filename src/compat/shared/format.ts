@@ -4,8 +4,7 @@
  * and the located "unsupported" report.
  */
 import type { ConfigIssue } from '../../api/issues.ts';
-import type { Path } from '../../config/document.ts';
-import { SourceDocument } from '../../config/document.ts';
+import type { Path, SourceDocument } from '../../config/document.ts';
 import { formatPath } from '../../config/issues.ts';
 
 /** A listener a converted file gets when the merged config names none. */
