@@ -24,6 +24,7 @@ export function describeRoute(route: CompiledRoute) {
   const c = route.config;
   return {
     name: route.name,
+    ...(c.origin ? { origin: c.origin } : {}),
     ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
     action: describeAction(route.action, c),
@@ -51,6 +52,7 @@ export function describeService(service: UpstreamService) {
   const outlier = service.outlier;
   return {
     name: service.name,
+    ...(c.origin ? { origin: c.origin } : {}),
     timeouts: service.timeouts,
     subsets: service.subsetNames(),
     loadBalancer: {
