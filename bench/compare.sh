@@ -92,6 +92,8 @@ variant_cmd() {
     # Two workers deciding in the primary's store, the default on a 2-core machine.
     rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     redis) echo "env RL_STORE=redis $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    # Istio resources converted at load (bench/bench-istio/): first-match routes with Istio's retry policy.
+    istio) echo "$gw --config $ROOT/bench/bench-istio --listen 127.0.0.1:$PORT --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

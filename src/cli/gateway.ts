@@ -2,6 +2,7 @@
  * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
  * drained on SIGTERM/SIGINT.
  */
+import { stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
@@ -9,6 +10,7 @@ import { AdminServer } from '../admin/server.ts';
 import { compatConverters } from '../compat/index.ts';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
+import { DirectorySource } from '../config/sources/directory/directory.ts';
 import { FileSource } from '../config/sources/file/file.ts';
 import {
   DEFAULT_ADMIN_ADDRESS,
@@ -34,7 +36,7 @@ import {
   parseWorkers,
 } from './options.ts';
 
-export const usage = `Usage: meshgate gateway --config FILE [options]
+export const usage = `Usage: meshgate gateway --config FILE|DIR [options]
        meshgate gateway --control-plane URL [options]
 
 Runs the gateway. With --config the config is reloaded when the file changes or on SIGHUP (which
@@ -48,7 +50,8 @@ The config file may also be Istio resources (or mix them with meshgate's own fil
 detected by shape and converted (docs/adoption.md).
 
 Options:
-  -c, --config FILE     config file (YAML or JSON; meshgate's, or Istio resources)
+  -c, --config PATH     config file (YAML or JSON; meshgate's, or Istio resources), or a directory
+                        whose *.yaml, *.yml and *.json files are merged
       --control-plane URL  take the config from a mesh control plane instead of a file
       --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)
       --name NAME       with --control-plane: the gateway's name, the service account of its identity
@@ -144,7 +147,14 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       catalog,
     });
   }
-  const source = new FileSource(values.config!, process.env);
+  // A directory's files are merged (native files beside converted ones), as the control plane does.
+  const isDirectory = await stat(values.config!).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  const source = isDirectory
+    ? new DirectorySource(values.config!, process.env)
+    : new FileSource(values.config!, process.env);
   const first = await checkConfig(await source.read(), 'start', { load: { catalog }, converters });
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));

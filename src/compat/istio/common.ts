@@ -61,3 +61,10 @@ export function localName(ref: string): string {
   const slash = ref.lastIndexOf('/');
   return slash === -1 ? ref : ref.slice(slash + 1);
 }
+
+/** A number, or a string of digits (what `${NAME}` substitution leaves in a port field). */
+export function numberOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  return undefined;
+}

@@ -3,6 +3,7 @@
  * are served on its listeners only.
  */
 import { child, fieldsOf, listOf } from '../shared/format.ts';
+import { numberOf } from './common.ts';
 import { type IstioResource, objectName } from './istio.ts';
 
 export function convertGateway(r: IstioResource, spec: unknown): void {
@@ -17,14 +18,15 @@ export function convertGateway(r: IstioResource, spec: unknown): void {
     if (v.defaultEndpoint !== undefined)
       out.reportUnsupported(child(at, 'defaultEndpoint'), 'defaultEndpoint is not supported');
     const port = fieldsOf(out, v.port, child(at, 'port'), ['number', 'protocol', 'name', 'targetPort']);
-    if (typeof port.number !== 'number') {
+    const number = numberOf(port.number);
+    if (number === undefined) {
       out.reportInvalid(child(at, 'port'), 'port.number is required');
       return;
     }
     const protocol = String(port.protocol ?? 'HTTP').toUpperCase();
     const listener: Record<string, unknown> = {
-      name: objectName(r, String(port.number)),
-      port: port.targetPort ?? port.number,
+      name: objectName(r, String(number)),
+      port: numberOf(port.targetPort) ?? number,
     };
     if (typeof v.bind === 'string' && !v.bind.startsWith('unix://')) listener.address = v.bind;
     else if (v.bind !== undefined) out.reportUnsupported(child(at, 'bind'), 'binding a unix socket is not supported');
@@ -40,8 +42,8 @@ export function convertGateway(r: IstioResource, spec: unknown): void {
       const tls = fieldsOf(out, v.tls, child(at, 'tls'), ['httpsRedirect']);
       if (tls.httpsRedirect === true) listener.redirectToHttps = true;
     }
-    if (seen.has(port.number)) return; // several servers on one port share its listener
-    seen.add(port.number);
+    if (seen.has(number)) return; // several servers on one port share its listener
+    seen.add(number);
     listener.origin = r.origin(`servers[${i}]`);
     out.add('listeners', listener, at);
     names.push(listener.name as string);
