@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 import { parse } from 'yaml';
-import { startGateway } from '../helpers/servers.ts';
+import { MeshgateProcess } from '../helpers/process.ts';
+import { startGateway, startUpstream } from '../helpers/servers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -163,6 +165,44 @@ describe('meshgate proxy-config on converted config', () => {
       );
     } finally {
       await gateway.close();
+    }
+  });
+});
+
+describe('meshgate gateway on Istio files', () => {
+  test('serves a directory of Istio resources beside a native file, on --listen', async () => {
+    const v1 = await startUpstream(undefined, 'v1');
+    const v2 = await startUpstream(undefined, 'v2');
+    const deploy = await mkdtemp(join(dir, 'deploy-'));
+    for (const name of ['property-service-virtualservice.yaml', 'property-service-destinationrule.yaml'])
+      await copyFile(join(FIXTURES, name), join(deploy, name));
+    await writeFile(
+      join(deploy, 'services.yaml'),
+      [
+        'admin: { port: 0 }',
+        'services:',
+        '  - name: property-service',
+        '    endpoints:',
+        `      - { url: "${v1.url}", labels: { version: v1 } }`,
+        `      - { url: "${v2.url}", labels: { version: v2 } }`,
+        '',
+      ].join('\n'),
+    );
+    const gw = new MeshgateProcess(['gateway', '--config', deploy, '--listen', '127.0.0.1:0', '--workers', '0']);
+    try {
+      const started = await gw.waitFor('gateway started');
+      const port = (started.listeners as Record<string, number>)['istio-ingress'];
+      assert.ok(port, JSON.stringify(started));
+      const canary = await request(`http://127.0.0.1:${port}/api/v1/properties/1`, { headers: { canary: 'true' } });
+      await canary.body.dump();
+      assert.equal(canary.headers['x-upstream'], 'v2');
+      const plain = await request(`http://127.0.0.1:${port}/api/v1/properties/1`);
+      await plain.body.dump();
+      assert.equal(plain.statusCode, 200);
+    } finally {
+      await gw.stop();
+      await v1.close();
+      await v2.close();
     }
   });
 });
