@@ -298,6 +298,15 @@ export const ListenerSchema = Type.Object(
       }),
     ),
     limits: Type.Optional(ListenerLimitsSchema),
+    origin: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Where this object came from when it was converted from another format, e.g. ' +
+          '`istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and ' +
+          '`meshgate proxy-config`; changes no behaviour.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A port on which the proxy accepts client traffic.' },
 );
@@ -802,6 +811,15 @@ export const ServiceSchema = Type.Object(
       }),
     ),
     mtls: Type.Optional(ServiceMtlsSchema),
+    origin: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Where this object came from when it was converted from another format, e.g. ' +
+          '`istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and ' +
+          '`meshgate proxy-config`; changes no behaviour.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A named upstream.' },
 );
@@ -1265,6 +1283,25 @@ export const RouteSchema = Type.Object(
       }),
     ),
     version: Type.Optional(RouteVersionSchema),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description:
+          'Takes the route out of the specificity order (docs/routing.md): within its host group, routes with a ' +
+          '`priority` are tried before all others, higher first, then in declaration order, whatever their path ' +
+          'kind. For first-match route lists such as Istio’s `http[]`. Default: none (specificity order).',
+      }),
+    ),
+    origin: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Where this object came from when it was converted from another format, e.g. ' +
+          '`istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and ' +
+          '`meshgate proxy-config`; changes no behaviour.',
+      }),
+    ),
   },
   {
     additionalProperties: false,

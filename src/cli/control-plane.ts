@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compatConverters } from '../compat/index.ts';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { DirectorySource } from '../config/sources/directory/directory.ts';
@@ -66,7 +67,9 @@ Identities (workload certificates, issued at POST /certificates):
       --state-dir DIR       where the CA keeps its root (default ./${DEFAULT_CONTROL_PLANE_STATE_DIR})
       --trust-domain NAME   SPIFFE trust domain (default: the model's mesh.trustDomain, else ${DEFAULT_TRUST_DOMAIN})
       --svid-lifetime DURATION  certificate lifetime (default ${DEFAULT_SVID_LIFETIME_MS / 3_600_000}h; at least 1s)
-      --no-identities       issue no certificates (and push no trust bundle)`;
+      --no-identities       issue no certificates (and push no trust bundle)
+Foreign formats (Istio resources in the config directory, detected by shape; docs/adoption.md):
+      --allow-unsupported   load them even if some fields cannot be converted (each logged as a warning)`;
 
 function duration(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -95,6 +98,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       'no-identities': { type: 'boolean' },
       etcd: { type: 'string' },
       'etcd-prefix': { type: 'string' },
+      'allow-unsupported': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -139,13 +143,22 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger();
+  // Istio files in the config directory are converted; the model's listeners stay the files' own.
+  const converters = compatConverters({
+    allowUnsupported: values['allow-unsupported'] === true,
+    warn: (issue) => log.warn({ issue: formatIssue(issue) }, 'unsupported part of a converted file left out'),
+    defaultListener: false,
+  });
 
   // Validated with the plugins the proxies have, so a model naming an unknown one is rejected here.
   const catalog = createPluginCatalog();
   const source = values.config ? new DirectorySource(values.config, process.env) : null;
   let model: MeshModel = emptyModel();
   if (source) {
-    const first = await checkConfig(await source.read(), 'start', { load: { catalog, extraChecks: checkMeshRules } });
+    const first = await checkConfig(await source.read(), 'start', {
+      load: { catalog, extraChecks: checkMeshRules },
+      converters,
+    });
     if (!first.ok) {
       for (const issue of first.issues) console.error(formatIssue(issue));
       console.error(`meshgate control-plane: ${values.config} is not valid; nothing started`);
@@ -230,7 +243,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   }
   await cp.start();
   // One loop for the files and PUT /config: their changes apply one at a time, in order.
-  const pipeline = modelPipeline(cp, log, catalog, store);
+  const pipeline = modelPipeline(cp, log, catalog, store, converters);
   // With etcd, the files are a source like the admin API: written to the store (a no-op when it holds them).
   if (etcd && source) await pipeline.reload(source, 'start', true);
   const shutdown = async () => {

@@ -2,12 +2,15 @@
  * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
  * drained on SIGTERM/SIGINT.
  */
+import { stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import { compatConverters } from '../compat/index.ts';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
+import { DirectorySource } from '../config/sources/directory/directory.ts';
 import { FileSource } from '../config/sources/file/file.ts';
 import {
   DEFAULT_ADMIN_ADDRESS,
@@ -24,9 +27,16 @@ import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { dataPlanePipeline, GATEWAY_MESSAGES } from '../proxy/plane-pipeline.ts';
 import { readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
-import { listenError, parsePort, parseWorkers } from './options.ts';
+import {
+  FOREIGN_FORMAT_OPTIONS,
+  FOREIGN_FORMAT_USAGE,
+  foreignFormatOptions,
+  listenError,
+  parsePort,
+  parseWorkers,
+} from './options.ts';
 
-export const usage = `Usage: meshgate gateway --config FILE [options]
+export const usage = `Usage: meshgate gateway --config FILE|DIR [options]
        meshgate gateway --control-plane URL [options]
 
 Runs the gateway. With --config the config is reloaded when the file changes or on SIGHUP (which
@@ -36,8 +46,12 @@ come from the mesh control plane, and the gateway keeps serving its last good co
 control plane is away.
 SIGTERM drains and exits 0.
 
+The config file may also be Istio resources (or mix them with meshgate's own files): they are
+detected by shape and converted (docs/adoption.md).
+
 Options:
-  -c, --config FILE     config file (YAML or JSON)
+  -c, --config PATH     config file (YAML or JSON; meshgate's, or Istio resources), or a directory
+                        whose *.yaml, *.yml and *.json files are merged
       --control-plane URL  take the config from a mesh control plane instead of a file
       --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)
       --name NAME       with --control-plane: the gateway's name, the service account of its identity
@@ -47,7 +61,8 @@ Options:
   -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
-      --no-watch        reload only on SIGHUP`;
+      --no-watch        reload only on SIGHUP
+${FOREIGN_FORMAT_USAGE}`;
 
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -62,6 +77,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       workers: { type: 'string', short: 'w' },
       drain: { type: 'string' },
       'no-watch': { type: 'boolean' },
+      ...FOREIGN_FORMAT_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -88,6 +104,14 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger();
+  const compat = foreignFormatOptions(values, (issue) =>
+    log.warn({ issue: formatIssue(issue) }, 'unsupported part of a converted file left out'),
+  );
+  if (typeof compat === 'string') {
+    console.error(`meshgate gateway: ${compat}`);
+    return 2;
+  }
+  const converters = compatConverters(compat);
   const catalog = createPluginCatalog();
   if (values['control-plane'] !== undefined) {
     const adminPort = parsePort(values['admin-port'], DEFAULT_ADMIN_PORT);
@@ -123,8 +147,15 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       catalog,
     });
   }
-  const source = new FileSource(values.config!, process.env);
-  const first = await checkConfig(await source.read(), 'start', { load: { catalog } });
+  // A directory's files are merged (native files beside converted ones), as the control plane does.
+  const isDirectory = await stat(values.config!).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  const source = isDirectory
+    ? new DirectorySource(values.config!, process.env)
+    : new FileSource(values.config!, process.env);
+  const first = await checkConfig(await source.read(), 'start', { load: { catalog }, converters });
   if (!first.ok) {
     for (const issue of first.issues) console.error(formatIssue(issue));
     console.error(`meshgate gateway: ${values.config} is not valid; nothing started`);
@@ -141,7 +172,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: ${listenError(e)}`);
     return 1;
   }
-  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: GATEWAY_MESSAGES });
+  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: GATEWAY_MESSAGES, converters });
   pipeline.started(first.value);
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);

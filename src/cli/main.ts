@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { analyzeCommand, usage as analyzeUsage } from './analyze.ts';
 import { controlPlaneCommand, usage as controlPlaneUsage } from './control-plane.ts';
+import { convertCommand, usage as convertUsage } from './convert.ts';
 import { gatewayCommand, usage as gatewayUsage } from './gateway.ts';
 import { proxyConfigCommand, usage as proxyConfigUsage } from './proxy-config.ts';
 import { proxyStatusCommand, usage as proxyStatusUsage } from './proxy-status.ts';
@@ -18,6 +19,11 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; usage
     summary: 'run the gateway from a config file or a control plane',
   },
   validate: { run: validateCommand, usage: validateUsage, summary: 'check a config file and report every problem' },
+  convert: {
+    run: convertCommand,
+    usage: convertUsage,
+    summary: 'turn Istio resources into meshgate config, naming each source object',
+  },
   'control-plane': {
     run: controlPlaneCommand,
     usage: controlPlaneUsage,

@@ -1,4 +1,6 @@
 /** What several commands share: reading option values, and saying why a listener could not bind. */
+import type { ConfigIssue } from '../api/issues.ts';
+import { type CompatOptions, parseListen } from '../compat/index.ts';
 
 /** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
 export function listenError(e: unknown): string {
@@ -35,4 +37,29 @@ export function parseWorkers(text: string | undefined, fallback: number): number
 export function parsePort(text: string | undefined, fallback: number): number | undefined {
   const n = text === undefined ? fallback : Number(text);
   return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
+}
+
+/** The options of every command that reads config files, for foreign formats (src/compat/). */
+export const FOREIGN_FORMAT_OPTIONS = {
+  'allow-unsupported': { type: 'boolean' },
+  listen: { type: 'string' },
+} as const;
+
+export const FOREIGN_FORMAT_USAGE = `      --allow-unsupported  load Kong or Istio files even if some of their fields cannot be converted
+                        (each is logged as a warning); default: such a file is refused
+      --listen ADDR:PORT  where converted files listen when no file names a listener
+                        (default: where the source system would, e.g. Istio's gateway on 0.0.0.0:8080)`;
+
+/**
+ * `--allow-unsupported` and `--listen` → the converters' options; a string is a usage error.
+ * `warn` gets each unsupported part a file had when it is loaded anyway.
+ */
+export function foreignFormatOptions(
+  values: { 'allow-unsupported'?: boolean; listen?: string },
+  warn: (issue: ConfigIssue) => void,
+): CompatOptions | string {
+  const listen = values.listen === undefined ? undefined : parseListen(values.listen);
+  if (values.listen !== undefined && listen === undefined)
+    return `--listen "${values.listen}" is not ADDRESS:PORT (e.g. 0.0.0.0:8080)`;
+  return { allowUnsupported: values['allow-unsupported'] === true, warn, ...(listen ? { listen } : {}) };
 }

@@ -171,6 +171,15 @@ function routesOn(config: Config, listener: string): RouteConfig[] {
   return (config.routes ?? []).filter((r) => r.listeners === undefined || r.listeners.includes(listener));
 }
 
+/** Where a converted object came from (src/compat/): shown only when the config has such objects. */
+function originOf(item: { origin?: string }): { origin?: string } {
+  return item.origin === undefined ? {} : { origin: item.origin };
+}
+
+function hasOrigins(rows: readonly { origin?: string }[]): boolean {
+  return rows.some((r) => r.origin !== undefined);
+}
+
 /** The route's action kind (forward, direct, redirect) and, in a few words, what it does. */
 function action(r: RouteConfig): { kind: string; to: string } {
   if (r.directResponse) return { kind: 'direct', to: String(r.directResponse.status) };
@@ -207,16 +216,19 @@ function render(
         port: l.port,
         ...(bound[l.name] !== undefined ? { boundPort: bound[l.name] } : {}),
         routes: routesOn(config, l.name).map((r) => r.name),
+        ...originOf(l),
       }));
+      const origins = hasOrigins(data);
       return {
         data,
         text: table(
-          ['LISTENER', 'ADDRESS', 'PORT', 'ROUTES'],
+          ['LISTENER', 'ADDRESS', 'PORT', 'ROUTES', ...(origins ? ['ORIGIN'] : [])],
           data.map((l) => [
             l.name,
             l.address,
             l.boundPort !== undefined && l.boundPort !== l.port ? `${l.port} (bound ${l.boundPort})` : String(l.port),
             l.routes.join(', '),
+            ...(origins ? [l.origin ?? '-'] : []),
           ]),
         ),
       };
@@ -231,7 +243,9 @@ function render(
         headers: r.match?.headers ?? null,
         ...action(r),
         version: r.version ?? null,
+        ...originOf(r),
       }));
+      const origins = hasOrigins(data);
       // The column only when some route serves an API version (docs/versioning.md).
       const versioned = data.some((r) => r.version !== null);
       const lifecycle = (v: NonNullable<RouteConfig['version']>) =>
@@ -249,6 +263,7 @@ function render(
             'ACTION',
             'TO',
             ...(versioned ? ['VERSION'] : []),
+            ...(origins ? ['ORIGIN'] : []),
           ],
           data.map((r) => [
             r.name,
@@ -260,6 +275,7 @@ function render(
             r.kind,
             r.to,
             ...(versioned ? [r.version === null ? '-' : lifecycle(r.version)] : []),
+            ...(origins ? [r.origin ?? '-'] : []),
           ]),
         ),
       };
@@ -270,11 +286,13 @@ function render(
         endpoints: (s.endpoints ?? []).length,
         subsets: Object.keys(s.subsets ?? {}),
         timeouts: s.timeouts ?? {},
+        ...originOf(s),
       }));
+      const origins = hasOrigins(data);
       return {
         data,
         text: table(
-          ['SERVICE', 'ENDPOINTS', 'SUBSETS', 'TIMEOUTS'],
+          ['SERVICE', 'ENDPOINTS', 'SUBSETS', 'TIMEOUTS', ...(origins ? ['ORIGIN'] : [])],
           data.map((s) => [
             s.name,
             String(s.endpoints),
@@ -282,6 +300,7 @@ function render(
             Object.entries(s.timeouts)
               .map(([k, v]) => `${k}=${v}`)
               .join(',') || '-',
+            ...(origins ? [s.origin ?? '-'] : []),
           ]),
         ),
       };

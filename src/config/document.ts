@@ -2,7 +2,18 @@
  * A config file parsed with positions: YAML (JSON is a subset) → a document whose nodes know their
  * line and column, so every later issue can point into the file.
  */
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  parseDocument,
+  visit,
+} from 'yaml';
 import { type ConfigIssue, formatPath } from './issues.ts';
 
 export type Path = (string | number)[];
@@ -19,10 +30,27 @@ export class SourceDocument implements Locator {
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
 
-  constructor(file: string, text: string) {
+  /** `parsed`: one document of a multi-document text (`SourceDocument.all`), sharing its line counter. */
+  constructor(file: string, text: string, parsed?: { doc: Document.Parsed; lines: LineCounter }) {
     this.file = file;
-    this.lines = new LineCounter();
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+    this.lines = parsed?.lines ?? new LineCounter();
+    this.doc = parsed?.doc ?? parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+  }
+
+  /**
+   * Every document of a `---`-separated text (foreign formats such as Istio's resources), each with
+   * positions in the whole text. An empty document (a trailing `---`) is left out.
+   */
+  static all(file: string, text: string): SourceDocument[] {
+    const lines = new LineCounter();
+    const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const list = Array.isArray(docs) ? docs : [];
+    return list
+      .filter(
+        (doc) =>
+          doc.errors.length > 0 || !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)),
+      )
+      .map((doc) => new SourceDocument(file, text, { doc, lines }));
   }
 
   /** YAML syntax errors (and duplicate keys, aliases without an anchor), located. */

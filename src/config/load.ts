@@ -73,7 +73,28 @@ const MERGED_LISTS = ['listeners', 'services', 'routes', 'authorizationPolicies'
  * concatenated; other top-level fields come from the one file that sets them.
  */
 export function readConfigTexts(texts: ConfigText[], env: Record<string, string | undefined> | null): ConfigDocuments {
-  const docs = texts.map((t) => new SourceDocument(t.file, t.text));
+  return mergeDocuments(
+    texts.map((t) => new SourceDocument(t.file, t.text)),
+    env,
+  );
+}
+
+/**
+ * One file's worth of config as the merge reads it: a `SourceDocument`, or a foreign file converted
+ * into meshgate's shape (src/compat/) whose positions point back into the foreign text.
+ */
+export interface ConfigDocument extends Locator {
+  readonly file: string;
+  syntaxIssues(): ConfigIssue[];
+  substituteEnv(env: Record<string, string | undefined>): ConfigIssue[];
+  toJS(): unknown;
+}
+
+/** `readConfigTexts` over documents already made: the same merge rules and located issues. */
+export function mergeDocuments(
+  docs: readonly ConfigDocument[],
+  env: Record<string, string | undefined> | null,
+): ConfigDocuments {
   const locator = new MergedLocator(docs);
   const syntax = docs.flatMap((d) => d.syntaxIssues());
   if (syntax.length > 0) return { data: undefined, locator, issues: syntax, fatal: true };
@@ -152,6 +173,8 @@ export interface ParsedConfig {
   baseDir: string;
   /** True when `locator` points into text (issues sort by position), false for an object (by field order). */
   positions: boolean;
+  /** The environment `${NAME}` was taken from (null: none, text final); for converters that re-read texts. */
+  env?: Record<string, string | undefined> | null;
 }
 
 /** Parses config text(s): YAML with positions, `${NAME}` substitution (unless `env` is null), merge. */
@@ -164,7 +187,7 @@ export function parseTexts(
   const first = texts[0]?.file ?? source;
   const baseDir = options.baseDir ?? dirname(resolve(first));
   const { data, locator, issues, fatal } = readConfigTexts(texts, env);
-  return { data, locator, issues, fatal: fatal || data === undefined, texts, source, baseDir, positions: true };
+  return { data, locator, issues, fatal: fatal || data === undefined, texts, source, baseDir, positions: true, env };
 }
 
 /** A config given as an object (admin API, control plane): no text, so no positions. */
@@ -244,11 +267,11 @@ export function validateParsed(
 
 /** Maps `routes[7]` of the merged config to `routes[2]` of the file that wrote it. */
 class MergedLocator implements Locator {
-  private readonly docs: readonly SourceDocument[];
+  private readonly docs: readonly ConfigDocument[];
   private readonly items = new Map<string, [doc: number, index: number][]>();
   private readonly owners = new Map<string, number>();
 
-  constructor(docs: readonly SourceDocument[]) {
+  constructor(docs: readonly ConfigDocument[]) {
     this.docs = docs;
   }
 
@@ -269,7 +292,10 @@ class MergedLocator implements Locator {
   localPath(path: string): string {
     const m = /^(\w+)\[(\d+)\](.*)$/.exec(path);
     const entry = m && this.items.get(m[1]!)?.[Number(m[2])];
-    return entry ? `${m![1]}[${entry[1]}]${m![3]}` : path;
+    if (!entry) return path;
+    const local = `${m![1]}[${entry[1]}]${m![3]}`;
+    // A converted file names the foreign object the value came from.
+    return this.docs[entry[0]]!.localPath?.(local) ?? local;
   }
 
   position(path: Path, key?: string) {

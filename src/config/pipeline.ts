@@ -6,7 +6,7 @@
  *
  * - read: the source's raw document, read when the change's turn comes (a burst of saves reads once).
  * - parse: text with positions and `${NAME}` substitution, or a JSON copy of an object (load.ts).
- * - convert: the converter hooks, in order (foreign formats become meshgate config here; none yet).
+ * - convert: the converter hooks, in order (foreign formats become meshgate config here: src/compat/).
  * - validate: load.ts's validator, the only one.
  * - prepare: the target does everything that can fail (the data plane: every worker compiles,
  *   reads certificates, binds new listeners, builds telemetry) without changing what is in force.
@@ -63,7 +63,11 @@ export interface ConfigSource {
   close(): void;
 }
 
-/** A foreign format's converter: returns the parsed config unchanged when it is not its format. */
+/**
+ * A foreign format's converter: returns the parsed config unchanged when it is not its format. It also
+ * sees text that failed to parse as a meshgate document (`fatal`, with `texts`), since a foreign file
+ * may not be one (src/compat/ re-reads such texts).
+ */
 export type ConfigConverter = (parsed: ParsedConfig) => ParsedConfig | Promise<ParsedConfig>;
 
 /** A config that passed validation, on its way to the target. */
@@ -152,11 +156,12 @@ export async function checkConfig(
   if (raw.kind === 'unreadable') return { ok: false, issues: raw.issues };
   const load = options.load ?? {};
   let parsed = raw.kind === 'texts' ? parseTexts(raw.texts, raw.source, raw.env) : parseObject(raw.data, raw.source);
-  if (!parsed.fatal)
-    for (const convert of options.converters ?? []) {
-      parsed = await convert(parsed);
-      if (parsed.fatal) break;
-    }
+  // Text that did not parse as one meshgate document may still be a foreign format (Istio's
+  // multi-document YAML): converters see it too, and re-read the texts they recognise.
+  for (const convert of options.converters ?? []) {
+    if (parsed.fatal && parsed.texts.length === 0) break;
+    parsed = await convert(parsed);
+  }
   // Plugin modules named by `path` load asynchronously; the validator then finds them in the catalog.
   if (load.catalog && !parsed.fatal && parsed.data && typeof parsed.data === 'object')
     await preloadPluginModules(parsed.data as Config, load.catalog, parsed.baseDir).catch(() => {});

@@ -31,6 +31,7 @@ export function describeRoute(route: CompiledRoute) {
   const c = route.config;
   return {
     name: route.name,
+    ...(c.origin ? { origin: c.origin } : {}),
     ...(c.listeners ? { listeners: c.listeners } : {}),
     match: c.match ?? {},
     ...(c.version ? { version: c.version } : {}),
@@ -59,6 +60,7 @@ export function describeService(service: UpstreamService) {
   const outlier = service.outlier;
   return {
     name: service.name,
+    ...(c.origin ? { origin: c.origin } : {}),
     timeouts: service.timeouts,
     subsets: service.subsetNames(),
     loadBalancer: {

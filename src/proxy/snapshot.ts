@@ -94,7 +94,11 @@ export async function compileSnapshot(
     throw e;
   }
   const routerOf = (keep: (r: CompiledRoute) => boolean) =>
-    new Router(routes.flatMap((r, order) => (keep(r) ? [{ match: effectiveMatch(r.config), order, value: r }] : [])));
+    new Router(
+      routes.flatMap((r, order) =>
+        keep(r) ? [{ match: effectiveMatch(r.config), order, priority: r.config.priority, value: r }] : [],
+      ),
+    );
   const router = routerOf((r) => r.config.listeners === undefined);
   const listenerRouters = new Map<string, Router<CompiledRoute>>();
   if (routes.some((r) => r.config.listeners !== undefined))

@@ -5,7 +5,12 @@
  * records a change and pushes it to every proxy it affects.
  */
 
-import { ConfigPipeline, type ConfigTarget, type ValidatedConfig } from '../../config/pipeline.ts';
+import {
+  type ConfigConverter,
+  ConfigPipeline,
+  type ConfigTarget,
+  type ValidatedConfig,
+} from '../../config/pipeline.ts';
 import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -51,18 +56,21 @@ function modelTarget(store: ModelStore): ConfigTarget<MeshModel, ModelReport> {
 
 /**
  * `catalog`: the plugins a model may name (the proxies' built-in ones). `store`: where models are
- * committed (default: memory, this control plane alone).
+ * committed (default: memory, this control plane alone). `converters`: foreign formats the config files
+ * may be written in (src/compat/).
  */
 export function modelPipeline(
   cp: ControlPlane,
   log: Logger,
   catalog?: PluginCatalog,
   store: ModelStore = new MemoryModelStore(),
+  converters?: readonly ConfigConverter[],
 ): ModelPipeline {
   const pipeline = new ConfigPipeline({
     target: modelTarget(store),
     log,
     load: { catalog, extraChecks: checkMeshRules },
+    converters,
     messages: {
       applied: 'model updated',
       rejected: 'config rejected; the model in force is kept',

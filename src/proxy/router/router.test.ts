@@ -669,3 +669,47 @@ describe('Router: the worked example in docs/routing.md', () => {
     ]);
   });
 });
+
+describe('Router: routes with a priority (first-match lists)', () => {
+  function prioritized(...defs: [name: string, priority: number | undefined, match?: RouteMatchConfig][]) {
+    return new Router(defs.map(([value, priority, match], order) => ({ match, order, priority, value })));
+  }
+
+  it('tries prioritised routes in declaration order before any specificity rule', () => {
+    // In specificity order the exact path and the header condition would win; here the first written does.
+    const rt = prioritized(
+      ['prefix', 1, { pathRegex: '/api/.*' }],
+      ['exact', 1, { path: '/api/items' }],
+      ['canary', 1, { headers: { Canary: 'true' } }],
+      ['rest', 1],
+    );
+    expectRoutes(rt, [
+      ['/api/items', 'prefix', { headers: { canary: 'true' } }],
+      ['/other', 'canary', { headers: { canary: 'true' } }],
+      ['/other', 'rest'],
+    ]);
+  });
+
+  it('orders higher priorities first and goes on to unprioritised routes when none holds', () => {
+    const rt = prioritized(
+      ['low', 1, { path: '/a/*' }],
+      ['high', 5, { path: '/a/:id' }],
+      ['plain-exact', undefined, { path: '/a/b' }],
+      ['plain-any', undefined],
+    );
+    expectRoutes(rt, [
+      ['/a/b', 'high'],
+      ['/a/b/c', 'low'],
+      ['/a', 'low'],
+      ['/ab', 'plain-any'],
+    ]);
+  });
+
+  it('keeps the host groups: an exact host outranks prioritised host-less routes', () => {
+    const rt = prioritized(['any', 1], ['host', undefined, { hosts: ['api.example.com'], path: '/x' }]);
+    expectRoutes(rt, [
+      ['/x', 'host', { host: 'api.example.com' }],
+      ['/y', 'any', { host: 'api.example.com' }],
+    ]);
+  });
+});

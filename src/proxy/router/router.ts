@@ -8,6 +8,8 @@
  *      first difference), then `pathRegex`, then `/prefix/*` (longest prefix first), then no path;
  *   3. for the same path pattern: routes with more conditions (methods, headers, query, cookies) first;
  *   4. then declaration order.
+ * Routes with a `priority` (first-match lists converted from other formats) are tried before all of
+ * that, within their host group: higher priority first, then declaration order, path kind ignored.
  * The first candidate whose conditions all hold wins.
  */
 import type { RouteConfig, RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
@@ -30,6 +32,8 @@ export interface RouteDefinition<T> {
   match: RouteMatchConfig | undefined;
   /** Declaration order, used as the final tie-break. */
   order: number;
+  /** Present: the route is tried before unprioritised ones of its host group, higher first. */
+  priority?: number;
   value: T;
 }
 
@@ -62,7 +66,30 @@ class PathTable<T> {
   readonly root = new TrieNode<T>();
   readonly regexes: { regex: RegExp; candidate: Candidate<T> }[] = [];
   readonly anyPath: Candidate<T>[] = [];
+  /** Routes with a priority, in the order tried; each tests its own path. Empty for most tables. */
+  readonly ordered: { path: PathTest; priority: number; candidate: Candidate<T> }[] = [];
   hasTrie = false;
+}
+
+type PathTest = (path: string) => boolean;
+
+/** A route's path condition on its own, for routes tried in a fixed order rather than through the trie. */
+function compilePathTest(m: RouteMatchConfig | undefined): PathTest {
+  if (m?.pathRegex !== undefined) {
+    const regex = new RegExp(`^(?:${m.pathRegex})$`);
+    return (p) => regex.test(p);
+  }
+  const pattern = m?.path;
+  if (pattern === undefined || pattern === '/*') return () => true;
+  if (!pattern.includes('/:') && !pattern.endsWith('/*')) return (p) => p === pattern;
+  const isPrefix = pattern.endsWith('/*');
+  const base = isPrefix ? pattern.slice(0, -2) : pattern;
+  const escaped = base
+    .split('/')
+    .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  const regex = new RegExp(isPrefix ? `^${escaped}(?:/.*)?$` : `^${escaped}$`);
+  return (p) => regex.test(p);
 }
 
 export function compileValueTest(condition: ValueMatchConfig): ValueTest {
@@ -183,7 +210,9 @@ export class Router<T> {
       cookies,
       prefixRank: 0,
     };
-    if (m?.pathRegex !== undefined) {
+    if (route.priority !== undefined) {
+      table.ordered.push({ path: compilePathTest(m), priority: route.priority, candidate });
+    } else if (m?.pathRegex !== undefined) {
       table.regexes.push({ regex: new RegExp(`^(?:${m.pathRegex})$`), candidate });
     } else if (m?.path === undefined || m.path === '/*') {
       table.anyPath.push(candidate);
@@ -214,6 +243,13 @@ export class Router<T> {
 
   private matchTable(table: PathTable<T>, input: MatchInput): Candidate<T> | null {
     const path = input.path;
+    if (table.ordered.length > 0) {
+      const ordered = table.ordered;
+      for (let i = 0; i < ordered.length; i++) {
+        const o = ordered[i]!;
+        if (o.path(path) && conditionsHold(o.candidate, input)) return o.candidate;
+      }
+    }
     if (table.exact.size > 0) {
       const hit = firstHolding(table.exact.get(path), input);
       if (hit !== null) return hit;
@@ -275,6 +311,7 @@ export class Router<T> {
 }
 
 function sortTable<T>(table: PathTable<T>) {
+  table.ordered.sort((a, b) => b.priority - a.priority || a.candidate.order - b.candidate.order);
   for (const list of table.exact.values()) list.sort(byWeightThenOrder);
   table.anyPath.sort(byWeightThenOrder);
   // Rule 3 compares routes only within one pattern: distinct regexes keep declaration order, each

@@ -1,0 +1,372 @@
+/**
+ * The Istio converter: the conversion of a file of every supported resource against its golden file,
+ * Istio's first-match order through the real router, the implicit defaults, and the located report
+ * of what is not supported (refused by default, left out with warnings when allowed).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { ConfigIssue } from '../../api/issues.ts';
+import { formatIssue } from '../../config/issues.ts';
+import { type ConfigText, parseTexts, validateParsed } from '../../config/load.ts';
+import { createPluginCatalog } from '../../plugins/index.ts';
+import { type MatchInput, Router } from '../../proxy/router/router.ts';
+import { type CompatOptions, convertTexts, FOREIGN_FORMATS } from '../index.ts';
+
+const catalog = createPluginCatalog();
+const fixture = (name: string) => new URL(`../../../test/fixtures/istio/${name}`, import.meta.url);
+const golden = (name: string) => new URL(`../../../test/golden/${name}.golden.json`, import.meta.url);
+
+function convert(texts: ConfigText[], options: CompatOptions = {}) {
+  const parsed = parseTexts(texts, texts[0]!.file, {});
+  const result = convertTexts(parsed, FOREIGN_FORMATS, options);
+  return { ...result, checked: validateParsed(result.parsed, { catalog }) };
+}
+
+function load(texts: ConfigText[], options: CompatOptions = {}) {
+  const { checked } = convert(texts, options);
+  if (!checked.ok) throw new Error(checked.issues.map(formatIssue).join('\n'));
+  return checked.value.config;
+}
+
+const doc = (lines: string[]) => `${lines.join('\n')}\n`;
+
+function request(path: string, headers: Record<string, string> = {}, method = 'GET', host = 'any'): MatchInput {
+  return { method, host, path, query: '', header: (name) => headers[name] };
+}
+
+describe('Istio conversion: golden file', () => {
+  it('converts Gateway, VirtualService, DestinationRule, ServiceEntry and policies as test/golden/istio-reviews.golden.json', () => {
+    const file = 'test/fixtures/istio/reviews.yaml';
+    const config = load([{ file, text: readFileSync(fixture('reviews.yaml'), 'utf8') }]);
+    const text = `${JSON.stringify(config, null, 2)}\n`;
+    if (process.env.UPDATE_GOLDEN) writeFileSync(golden('istio-reviews'), text);
+    assert.equal(text, readFileSync(golden('istio-reviews'), 'utf8'));
+  });
+});
+
+describe('Istio conversion: routes', () => {
+  const vs = (http: string[]) =>
+    doc([
+      'apiVersion: networking.istio.io/v1alpha3',
+      'kind: VirtualService',
+      'metadata: { name: shop }',
+      'spec:',
+      '  http:',
+      ...http,
+      '---',
+      'apiVersion: networking.istio.io/v1alpha3',
+      'kind: ServiceEntry',
+      'metadata: { name: shop }',
+      'spec:',
+      '  hosts: [shop, other]',
+      '  ports: [{ number: 80, name: http, protocol: HTTP }]',
+      '  resolution: DNS',
+    ]);
+
+  it('keeps the first-match order of http[]: a prefix written first beats a later exact path and header', () => {
+    const config = load([
+      {
+        file: 'vs.yaml',
+        text: vs([
+          '  - match: [{ uri: { prefix: /api } }]',
+          '    route: [{ destination: { host: shop } }]',
+          '  - match: [{ uri: { exact: /api/items }, headers: { canary: { exact: "true" } } }]',
+          '    route: [{ destination: { host: other } }]',
+          '  - route: [{ destination: { host: other } }]',
+        ]),
+      },
+    ]);
+    const routes = config.routes!;
+    const router = new Router(
+      routes.map((r, order) => ({ match: r.match, order, priority: r.priority, value: r.name })),
+    );
+    // meshgate's own precedence would pick the exact path with a header; Istio's order picks http[0].
+    assert.equal(router.match(request('/api/items', { canary: 'true' })), 'shop-0');
+    // A plain string prefix, as Envoy's: `/api` also covers `/apis`.
+    assert.equal(router.match(request('/apis')), 'shop-0');
+    assert.equal(router.match(request('/other')), 'shop-2');
+    // Without the priority the same routes reorder: the conversion is what keeps Istio's semantics.
+    const unprioritised = new Router(routes.map((r, order) => ({ match: r.match, order, value: r.name })));
+    assert.equal(unprioritised.match(request('/api/items', { canary: 'true' })), 'shop-1');
+  });
+
+  it('converts every header match kind, presence and absence', () => {
+    const [route] = load([
+      {
+        file: 'vs.yaml',
+        text: vs([
+          '  - match:',
+          '    - headers:',
+          '        x-exact: { exact: a }',
+          '        x-prefix: { prefix: b }',
+          '        x-regex: { regex: "c[0-9]+" }',
+          '        X-Present: {}',
+          '      withoutHeaders:',
+          '        x-absent: {}',
+          '    route: [{ destination: { host: shop } }]',
+        ]),
+      },
+    ]).routes!;
+    assert.deepEqual(route!.match!.headers, {
+      'x-exact': { exact: 'a' },
+      'x-prefix': { prefix: 'b' },
+      'x-regex': { regex: 'c[0-9]+' },
+      'x-present': { present: true },
+      'x-absent': { present: false },
+    });
+    const router = new Router([{ match: route!.match, order: 0, priority: 1, value: 'hit' }]);
+    const ok = { 'x-exact': 'a', 'x-prefix': 'bz', 'x-regex': 'c12', 'x-present': '' };
+    assert.equal(router.match(request('/', ok)), 'hit');
+    assert.equal(router.match(request('/', { ...ok, 'x-regex': 'c12x' })), null);
+    assert.equal(router.match(request('/', { ...ok, 'x-absent': '1' })), null);
+  });
+
+  it('reproduces Istio’s implicit route policy: 2 retries on its default conditions and 503, no timeout', () => {
+    const [route] = load([{ file: 'vs.yaml', text: vs(['  - route: [{ destination: { host: shop } }]']) }]).routes!;
+    assert.deepEqual(route!.retries, {
+      attempts: 2,
+      on: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+      statusCodes: [503],
+      nonIdempotent: true,
+    });
+    assert.deepEqual(route!.timeouts, { request: '0s' });
+  });
+
+  it('reads weights as Istio does: one destination gets everything, other sums are proportions', () => {
+    const routes = load([
+      {
+        file: 'vs.yaml',
+        text: vs([
+          '  - match: [{ uri: { prefix: /one } }]',
+          '    route: [{ destination: { host: shop } }]',
+          '  - route:',
+          '    - { destination: { host: shop }, weight: 1 }',
+          '    - { destination: { host: other }, weight: 3 }',
+        ]),
+      },
+    ]).routes!;
+    assert.deepEqual(routes[0]!.destinations, [{ service: 'shop', weight: 100 }]);
+    assert.deepEqual(
+      routes[1]!.destinations!.map((d) => d.weight),
+      [25, 75],
+    );
+  });
+
+  it('takes the older integer `percent` of a fault, and faults nothing when no percentage is given', () => {
+    const routes = load([
+      {
+        file: 'vs.yaml',
+        text: vs([
+          '  - match: [{ uri: { prefix: /old } }]',
+          '    fault: { delay: { fixedDelay: 2s, percent: 30 }, abort: { httpStatus: 500, percent: 10 } }',
+          '    route: [{ destination: { host: shop } }]',
+          '  - fault: { abort: { httpStatus: 503 } }',
+          '    route: [{ destination: { host: shop } }]',
+        ]),
+      },
+    ]).routes!;
+    assert.deepEqual(routes[0]!.fault, {
+      delay: { duration: '2s', percent: 30 },
+      abort: { status: 500, percent: 10 },
+    });
+    assert.deepEqual(routes[1]!.fault, { abort: { status: 503, percent: 0 } });
+  });
+});
+
+describe('Istio conversion: DestinationRule defaults', () => {
+  it('fills outlier detection’s defaults when the block is present, turns panic mode off, and leaves pools unlimited', () => {
+    const [service] = load([
+      {
+        file: 'dr.yaml',
+        text: doc([
+          'apiVersion: networking.istio.io/v1',
+          'kind: DestinationRule',
+          'metadata: { name: shop }',
+          'spec:',
+          '  host: shop',
+          '  trafficPolicy:',
+          '    loadBalancer: { simple: LEAST_REQUEST }',
+          '    outlierDetection: {}',
+        ]),
+      },
+    ]).services!;
+    assert.deepEqual(service!.outlierDetection, {
+      consecutiveErrors: 5,
+      interval: '10s',
+      baseEjectionTime: '30s',
+      maxEjectionPercent: 10,
+    });
+    assert.deepEqual(service!.loadBalancer, { policy: 'least-request', panicThreshold: 0 });
+    assert.deepEqual(service!.circuitBreaker, {
+      maxConnections: 1_000_000,
+      maxPendingRequests: 1_000_000,
+      maxRequests: 1_000_000,
+      maxRetries: 1_000_000,
+    });
+  });
+
+  it('joins a DestinationRule to the service of another file, and names both places when they disagree', () => {
+    const native = {
+      file: 'services.yaml',
+      text: doc([
+        'services:',
+        '  - name: shop',
+        '    endpoints: [{ url: "http://127.0.0.1:1", labels: { version: v1 } }]',
+        '    loadBalancer: { policy: random }',
+      ]),
+    };
+    const rule = (policy: string) => ({
+      file: 'dr.yaml',
+      text: doc([
+        'apiVersion: networking.istio.io/v1',
+        'kind: DestinationRule',
+        'metadata: { name: shop }',
+        'spec:',
+        '  host: shop.default.svc.cluster.local',
+        '  subsets: [{ name: v1, labels: { version: v1 } }]',
+        ...policy.split('\n').filter(Boolean),
+      ]),
+    });
+    const joined = load([native, rule('')]).services!;
+    assert.equal(joined.length, 1);
+    assert.deepEqual(joined[0]!.subsets, { v1: { version: 'v1' } });
+    assert.deepEqual(joined[0]!.loadBalancer, { policy: 'random' });
+    assert.equal(joined[0]!.origin, 'istio:DestinationRule/default/shop');
+    const { checked } = convert([native, rule('  trafficPolicy:\n    loadBalancer: { simple: ROUND_ROBIN }')]);
+    assert.equal(checked.ok, false);
+    const issues = checked.ok ? [] : checked.issues;
+    assert.equal(issues.length, 1);
+    assert.deepEqual(
+      { file: issues[0]!.file, line: issues[0]!.line },
+      { file: 'dr.yaml', line: 8 },
+      formatIssue(issues[0]!),
+    );
+    assert.match(issues[0]!.message, /loadBalancer of service "shop" is also set at services\.yaml:4:/);
+  });
+});
+
+describe('Istio conversion: what is not supported', () => {
+  const file = 'unsupported.yaml';
+  const text = doc([
+    'apiVersion: networking.istio.io/v1alpha3', // 1
+    'kind: VirtualService', // 2
+    'metadata: { name: shop }', // 3
+    'spec:', // 4
+    '  tcp: [{ route: [] }]', // 5
+    '  http:', // 6
+    '  - corsPolicy: { allowOrigins: [] }', // 7
+    '    headers: { request: { set: { x-a: b } } }', // 8
+    '    match:', // 9
+    '    - uri: { prefix: /a }', // 10
+    '      sourceLabels: { app: web }', // 11
+    '    route:', // 12
+    '    - destination: { host: shop }', // 13
+    '---', // 14
+    'apiVersion: networking.istio.io/v1alpha3', // 15
+    'kind: Sidecar', // 16
+    'metadata: { name: default }', // 17
+    'spec: {}', // 18
+    '---', // 19
+    'apiVersion: networking.istio.io/v1alpha3', // 20
+    'kind: ServiceEntry', // 21
+    'metadata: { name: shop }', // 22
+    'spec:', // 23
+    '  hosts: [shop]', // 24
+    '  ports: [{ number: 80, name: http }]', // 25
+    '  resolution: DNS', // 26
+    '  endpoints:', // 27
+    '  - address: 127.0.0.1', // 28
+    '    locality: eu/west', // 29
+  ]);
+  const expected = [
+    [5, 3, 'istio:VirtualService/default/shop spec.tcp'],
+    [7, 5, 'istio:VirtualService/default/shop spec.http[0].corsPolicy'],
+    [8, 5, 'istio:VirtualService/default/shop spec.http[0].headers'],
+    [11, 7, 'istio:VirtualService/default/shop spec.http[0].match[0].sourceLabels'],
+    [16, 1, 'istio:Sidecar/default/default kind'],
+    [29, 5, 'istio:ServiceEntry/default/shop spec.endpoints[0].locality'],
+  ];
+  const located = (issues: readonly ConfigIssue[]) =>
+    issues.map((i) => [i.line, i.column, i.path]).sort((a, b) => (a[0] as number) - (b[0] as number));
+
+  it('refuses the file by default, naming each unsupported field with its file, line and column', () => {
+    const { checked } = convert([{ file, text }]);
+    assert.equal(checked.ok, false);
+    const issues = checked.ok ? [] : checked.issues;
+    assert.ok(
+      issues.every((i) => i.file === file && i.code === 'unsupported'),
+      issues.map(formatIssue).join('\n'),
+    );
+    assert.deepEqual(located(issues), expected);
+    assert.ok(issues.every((i) => /--allow-unsupported/.test(i.hint ?? '')));
+  });
+
+  it('with allowUnsupported, loads the rest and hands each unsupported field to warn', () => {
+    const warnings: ConfigIssue[] = [];
+    const config = load([{ file, text }], { allowUnsupported: true, warn: (i) => warnings.push(i) });
+    assert.deepEqual(located(warnings), expected);
+    assert.deepEqual(
+      config.routes!.map((r) => [r.name, r.match?.pathRegex]),
+      [['shop-0', '/a.*']],
+    );
+    assert.deepEqual(
+      config.services!.map((s) => s.endpoints),
+      [[{ url: 'http://127.0.0.1:80' }]],
+    );
+  });
+
+  it('points the validator’s issues about converted values into the Istio file', () => {
+    const { checked } = convert([
+      {
+        file: 'vs.yaml',
+        text: doc([
+          'apiVersion: networking.istio.io/v1',
+          'kind: VirtualService',
+          'metadata: { name: shop }',
+          'spec:',
+          '  http:',
+          '  - route:',
+          '    - destination: { host: nowhere }',
+        ]),
+      },
+    ]);
+    assert.equal(checked.ok, false);
+    const issue = (checked.ok ? [] : checked.issues).find((i) => i.code === 'unknown-service');
+    assert.ok(issue, 'an unknown-service issue');
+    assert.deepEqual([issue.file, issue.line, issue.column], ['vs.yaml', 7, 7]);
+    assert.match(issue.path, /^istio:VirtualService\/default\/shop spec\.http\[0\]\.route\[0\]/);
+  });
+});
+
+describe('Istio conversion: listeners', () => {
+  const alone = {
+    file: 'vs.yaml',
+    text: doc([
+      'apiVersion: networking.istio.io/v1',
+      'kind: VirtualService',
+      'metadata: { name: shop }',
+      'spec:',
+      '  http:',
+      '  - directResponse: { status: 204 }',
+    ]),
+  };
+
+  it('serves a VirtualService alone where Istio’s ingress gateway listens, or where --listen says', () => {
+    assert.deepEqual(load([alone]).listeners, [
+      { name: 'istio-ingress', port: 8080, address: '0.0.0.0', origin: 'istio: default listener (no file names one)' },
+    ]);
+    assert.deepEqual(
+      load([alone], { listen: { address: '127.0.0.1', port: 18080 } }).listeners!.map((l) => [l.address, l.port]),
+      [['127.0.0.1', 18080]],
+    );
+  });
+
+  it('adds no listener when another file names one', () => {
+    const native = { file: 'a.yaml', text: doc(['listeners: [{ name: public, port: 9000 }]']) };
+    assert.deepEqual(
+      load([native, alone]).listeners!.map((l) => l.name),
+      ['public'],
+    );
+  });
+});
