@@ -5,6 +5,8 @@
  * outbound listener, and forwards the trace context it received, as any instrumented app does.
  */
 import { Agent, createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { buildSchema } from 'graphql';
+import { createHandler } from 'graphql-http/lib/use/http';
 
 export interface AppInstance {
   /** e.g. `property-v1`: names its log and its sidecar. */
@@ -71,12 +73,31 @@ function traceIdOf(req: IncomingMessage): string | null {
   return typeof tp === 'string' && /^[\da-f]{2}-[\da-f]{32}-/.test(tp) ? tp.slice(3, 35) : null;
 }
 
+/** The listing itself, as both versions of the property API describe it. */
+function listing(id: string, app: AppInstance): Json {
+  const n = seed(id);
+  return {
+    id,
+    version: app.version,
+    address: `${100 + (n % 900)} ${STREETS[n % STREETS.length]}`,
+    city: CITIES[n % CITIES.length],
+    bedrooms: 1 + (n % 5),
+    areaSqft: 600 + (n % 2400),
+    // v2 is the release being tried out: it adds the energy rating.
+    ...(app.version === 'v2' ? { energyRating: 'ABCDEF'[n % 6] } : {}),
+  };
+}
+
 const handlers: Record<string, Handler> = {
-  /** GET /api/v1/properties/:id: the listing, with its photos and a valuation from two other services. */
+  /**
+   * GET /api/v1/properties/:id: the listing, with its photos and a valuation from two other services.
+   * GET /properties/:id: the listing alone (the gateway's v2 API composes the rest itself).
+   */
   async 'property-service'(req, url, app) {
+    const bare = /^\/properties\/([\w-]{1,64})$/.exec(url.pathname)?.[1];
+    if (bare !== undefined) return { status: 200, body: { ...listing(bare, app), servedBy: app.name } };
     const id = /^\/api\/v1\/properties\/([\w-]{1,64})$/.exec(url.pathname)?.[1];
     if (id === undefined) return { status: 404, body: { error: 'no such property' } };
-    const n = seed(id);
     const [photos, valuation] = await Promise.allSettled([
       call(app, 'photo-service', `/photos?property=${encodeURIComponent(id)}`, req),
       call(app, 'valuation-service', `/valuations/${encodeURIComponent(id)}`, req),
@@ -87,14 +108,7 @@ const handlers: Record<string, Handler> = {
     return {
       status: 200,
       body: {
-        id,
-        version: app.version,
-        address: `${100 + (n % 900)} ${STREETS[n % STREETS.length]}`,
-        city: CITIES[n % CITIES.length],
-        bedrooms: 1 + (n % 5),
-        areaSqft: 600 + (n % 2400),
-        // v2 is the release being tried out: it adds the energy rating.
-        ...(app.version === 'v2' ? { energyRating: 'ABCDEF'[n % 6] } : {}),
+        ...listing(id, app),
         photos: photos.status === 'fulfilled' ? photos.value.photos : null,
         valuation: valuation.status === 'fulfilled' ? valuation.value : null,
         ...(unavailable.length > 0 ? { unavailable } : {}),
@@ -155,6 +169,50 @@ const handlers: Record<string, Handler> = {
   },
 };
 
+/** The search service also answers GraphQL at /graphql: listings by city (the gateway's REST → GraphQL route). */
+const LISTINGS_SCHEMA = buildSchema(`
+  type Listing { id: ID! city: String! price: Int! bedrooms: Int! href: String! agent: Agent! }
+  type Agent { name: String! listings: [Listing!]! }
+  type Query { listings(city: String!, limit: Int = 5, minBedrooms: Int): [Listing!]! }
+`);
+
+interface Listing {
+  id: string;
+  city: string;
+  price: number;
+  bedrooms: number;
+  href: string;
+  agent: { name: string; listings: () => Listing[] };
+}
+
+function listingsIn(args: { city: string; limit: number; minBedrooms?: number | null }): Listing[] {
+  const city = args.city.toLowerCase();
+  const n = seed(`listings:${city}`);
+  return Array.from({ length: 12 }, (_, i) => {
+    const id = String(((n >>> (i * 2)) % 900) + 100 + i);
+    const m = seed(id);
+    const agent = {
+      name: ['Ana Ruiz', 'Sam Lee', 'Kim Ode'][m % 3]!,
+      listings: (): Listing[] => listingsIn({ city, limit: 2 }),
+    };
+    return {
+      id,
+      city,
+      price: 200_000 + (m % 800) * 1000,
+      bedrooms: 1 + (m % 5),
+      href: `/api/v1/properties/${id}`,
+      agent,
+    };
+  })
+    .filter((l) => args.minBedrooms == null || l.bedrooms >= args.minBedrooms)
+    .slice(0, Math.max(0, Math.min(args.limit, 12)));
+}
+
+const graphqlHandler = createHandler({
+  schema: LISTINGS_SCHEMA,
+  rootValue: { listings: listingsIn },
+});
+
 function send(res: ServerResponse, status: number, body: Json) {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -167,6 +225,7 @@ export async function startApp(app: AppInstance): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://app');
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok', instance: app.name });
+    if (app.service === 'search-service' && url.pathname === '/graphql') return void graphqlHandler(req, res);
     if (req.method !== 'GET') return send(res, 405, { error: 'GET only' });
     handle(req, url, app).then(
       (r) => send(res, r.status, r.body),

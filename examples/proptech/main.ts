@@ -6,7 +6,7 @@
  * Ctrl-C. `--load` also sends steady traffic.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -180,6 +180,8 @@ function banner(options: {
   seconds: number;
   token: string;
   logDir: string;
+  /** A config naming only the usage store, for `meshgate usage export`. */
+  usageConfig: string;
   controlPlaneMetrics: boolean;
   load: boolean;
 }): string {
@@ -206,14 +208,24 @@ Token (consumer demo-app, scope property:read, valid 24 h):
 
 Try these; each runs alone in a fresh shell:
 
-  # A property (JWT with scope property:read, 1000 requests/hour): 90% from v1, 10% from v2
+  # A property (JWT with scope property:read, 1000 requests/hour): 90% from v1, 10% from v2. API v1 is
+  # deprecated (Deprecation, Sunset, Link to v2); the consumer's plan allows 5000 a day (X-RateLimit-Remaining-Day)
   curl -si ${auth} ${GATEWAY_URL}/api/v1/properties/42
+
+  # API v2: the listing, its photos and its valuation from three services, composed in one answer at the gateway
+  curl -si ${auth} ${GATEWAY_URL}/api/v2/properties/42/full
 
   # The canary: with \`canary: true\` it always comes from v2 (see "version")
   curl -si ${auth} -H 'canary: true' ${GATEWAY_URL}/api/v1/properties/42
 
   # Search, no token needed; asked twice in one command: the second answer is from the cache (X-Cache-Status: HIT)
   curl -si ${search} ${search}
+
+  # REST in, GraphQL behind: the search service answers a GraphQL query made from the path and the query string
+  curl -si '${GATEWAY_URL}/api/v1/listings/denver?limit=3'
+
+  # GraphQL as is, checked at the door: nested deeper than 3, so 400 before it reaches the service
+  curl -si ${GATEWAY_URL}/graphql -H 'content-type: application/json' -d '{"query":"{ listings(city: \\"austin\\") { agent { listings { agent { name } } } } }"}'
 
   # Error on purpose: no token, so 401 with an application/problem+json body
   curl -si ${GATEWAY_URL}/api/v1/properties/42
@@ -229,6 +241,12 @@ Try these; each runs alone in a fresh shell:
 
   # The mesh: proxies, instances, config versions
   curl -s ${CP_URL}/status
+
+  # Usage per hour, consumer, route and API version (who still calls v1?), as CSV
+  curl -s 'http://${HOST}:${PORTS.gatewayAdmin}/usage?format=csv'
+
+The same usage from the store itself, with the CLI (from this directory):
+  npx meshgate usage export --config ${options.usageConfig} --format csv
 ${options.load ? '\nSending steady traffic (--load); a summary every 10 s.\n' : '\n`npm start -- --load` also sends steady traffic.\n'}Ctrl-C stops everything.
 `;
 }
@@ -266,6 +284,13 @@ async function main(): Promise<number> {
     throw new DemoError('PROPTECH_JWT_SECRET must be at least 32 characters (or unset: the demo makes one).');
   const secret = envSecret ?? randomBytes(32).toString('base64url');
   const logDir = mkdtempSync(join(tmpdir(), 'meshgate-demo-'));
+  // The gateway meters its consumers' usage into this file; `usage.yaml` names it for `meshgate usage`.
+  const usageDb = join(logDir, 'usage.db');
+  const usageConfig = join(logDir, 'usage.yaml');
+  writeFileSync(
+    usageConfig,
+    `# The demo gateway's usage store (docs/metering.md)\nmetering: { path: ${JSON.stringify(usageDb)} }\n`,
+  );
   const supervisor = new Supervisor({ cli: CLI, cwd: ROOT, logDir });
   const servers: Server[] = [];
   const traces = new TraceStore();
@@ -330,6 +355,7 @@ async function main(): Promise<number> {
         PROPTECH_JWT_SECRET: secret,
         PROPTECH_GATEWAY_PORT: String(PORTS.gateway),
         PROPTECH_TRACES_PORT: String(PORTS.traces),
+        PROPTECH_USAGE_DB: usageDb,
       },
     );
     // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.
@@ -420,6 +446,7 @@ async function main(): Promise<number> {
         seconds: (performance.now() - started) / 1000,
         token,
         logDir,
+        usageConfig,
         controlPlaneMetrics,
         load: args.load === true,
       }),

@@ -34,8 +34,8 @@ export function generateProxyConfig(
 
 /**
  * The gateway serves the model's listeners and routes, with discovered endpoints for its services, and
- * takes the model's consumers and global plugins (its routes' authentication needs them) and its
- * observability settings.
+ * takes the model's consumers and global plugins (its routes' authentication needs them), their plans,
+ * usage metering, the shared Redis and its observability settings.
  */
 function gatewayConfig(model: Config, instances: readonly Instance[]): Config {
   const routes = model.routes ?? [];
@@ -47,6 +47,10 @@ function gatewayConfig(model: Config, instances: readonly Instance[]): Config {
     routes: routes.map((r) => structuredClone(r) as RouteConfig),
     ...(model.consumers ? { consumers: structuredClone(model.consumers) as Config['consumers'] } : {}),
     ...(model.plugins ? { plugins: structuredClone(model.plugins) as Config['plugins'] } : {}),
+    // What the front door's consumers may use and how their usage is kept: the gateway's alone.
+    ...(model.plans ? { plans: structuredClone(model.plans) as Config['plans'] } : {}),
+    ...(model.metering ? { metering: { ...model.metering } } : {}),
+    ...(model.redis ? { redis: { ...model.redis } } : {}),
     ...observabilityOf(model),
   };
 }
