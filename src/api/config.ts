@@ -8,6 +8,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../core/duration.ts';
 import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
 import { AuthorizationPolicySchema } from './authorization.ts';
+import { TranscodeSchema } from './transcode.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -1069,6 +1070,7 @@ export const RouteSchema = Type.Object(
     ),
     directResponse: Type.Optional(DirectResponseSchema),
     redirect: Type.Optional(RedirectSchema),
+    transcode: Type.Optional(TranscodeSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     retries: Type.Optional(RouteRetriesSchema),
@@ -1296,4 +1298,5 @@ export type FaultConfig = Static<typeof FaultSchema>;
 export type RedirectConfig = Static<typeof RedirectSchema>;
 export type DirectResponseConfig = Static<typeof DirectResponseSchema>;
 export type { AuthorizationPolicyConfig } from './authorization.ts';
+export type { TranscodeConfig } from './transcode.ts';
 export type { TSchema };

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
+import { checkTranscodeRoutes, resolveTranscodePaths } from '../proxy/actions/transcode/check.ts';
 import { checkAuthorizationPolicies } from './authorization.ts';
 import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
@@ -206,6 +207,7 @@ export function validateParsed(
     ...checkAuthorizationPolicies(data as Config, locator),
     ...checkPlugins(data as Config, locator, options.catalog, baseDir),
     ...checkFiles(data as Config, resolve(baseDir, '_'), locator),
+    ...checkTranscodeRoutes(data as Config, locator, baseDir),
     ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
@@ -231,6 +233,7 @@ export function validateParsed(
     return { ok: false, issues: issues.sort((a, b) => (order.get(a.path) ?? 0) - (order.get(b.path) ?? 0)) };
   }
   resolveConfigPaths(data as Config, baseDir);
+  resolveTranscodePaths(data as Config, baseDir);
   const config = deepFreeze(data as Config);
   return { ok: true, value: { config, source, hash: hashConfig(config) } };
 }

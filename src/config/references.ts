@@ -193,11 +193,11 @@ function unique(items: readonly { name: string }[], what: string, at: Path, repo
 }
 
 function checkAction(route: RouteConfig, here: Path, report: Report) {
-  const actions = ['service', 'destinations', 'directResponse', 'redirect'].filter(
+  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'transcode'].filter(
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
   if (actions.length === 0)
-    report(here, 'a route needs an action', 'add service, destinations, directResponse or redirect');
+    report(here, 'a route needs an action', 'add service, destinations, directResponse, redirect or transcode');
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);
   const redirect = route.redirect;

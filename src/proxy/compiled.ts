@@ -6,6 +6,7 @@
  */
 import type { Config, RouteConfig } from '../api/config.ts';
 import type { FilterFactory, PluginPhase } from '../core/plugin.ts';
+import type { TranscodeAction } from './actions/transcode/action.ts';
 import type { Router } from './router/router.ts';
 import type { EndpointSet } from './upstream/endpoint-set.ts';
 import type { CompiledFault } from './upstream/fault.ts';
@@ -18,7 +19,7 @@ import type { UpstreamService } from './upstream/service.ts';
  * What a route does once its filters have let the request through: one tagged union, compiled once per
  * snapshot. A new kind is a folder under actions/ and one member here (actions/index.ts runs it).
  */
-export type RouteAction = ForwardAction | RedirectAction | DirectAction;
+export type RouteAction = ForwardAction | RedirectAction | DirectAction | TranscodeAction;
 export type RouteActionKind = RouteAction['kind'];
 
 /** Send the request to one of the route's weighted destinations (actions/forward/). */

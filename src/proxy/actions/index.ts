@@ -11,22 +11,27 @@ import { compileDirect, describeDirect, isDirect, runDirect } from './direct/act
 import { compileForward, describeForward, destinationsOf, isForward } from './forward/action.ts';
 import { runForward } from './forward/forward.ts';
 import { compileRedirect, describeRedirect, isRedirect, runRedirect } from './redirect/action.ts';
+import { compileTranscode, describeTranscode, isTranscode, transcodeServiceNames } from './transcode/action.ts';
+import { runTranscode } from './transcode/transcode.ts';
 
 /** Compiles the route's action; the config was validated, so exactly one action is set. */
 export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): RouteAction {
   if (isDirect(rc)) return compileDirect(rc);
   if (isRedirect(rc)) return compileRedirect(rc);
   if (isForward(rc)) return compileForward(rc, services);
+  if (isTranscode(rc)) return compileTranscode(rc, services);
   throw new Error(`route ${rc.name} has no action`);
 }
 
 /** Names of the services the route's action may send to, in config order (for plugin scoping). */
 export function actionServiceNames(rc: RouteConfig): string[] {
+  if (isTranscode(rc)) return transcodeServiceNames(rc);
   return isForward(rc) ? destinationsOf(rc).map((d) => d.service) : [];
 }
 
 /** The services a compiled action may send to (for metrics and logs before a destination is chosen). */
 export function actionServices(action: RouteAction): UpstreamService[] {
+  if (action.kind === 'transcode') return [action.destination.service];
   return action.kind === 'forward' ? action.destinations.map((d) => d.service) : [];
 }
 
@@ -43,6 +48,9 @@ export function runAction(ctx: StreamContext): void {
     case 'redirect':
       runRedirect(ctx, action);
       return;
+    case 'transcode':
+      runTranscode(ctx, action);
+      return;
   }
 }
 
@@ -55,5 +63,7 @@ export function describeAction(action: RouteAction, rc: RouteConfig): Record<str
       return describeDirect(action);
     case 'redirect':
       return describeRedirect(action, rc);
+    case 'transcode':
+      return describeTranscode(action, rc);
   }
 }
