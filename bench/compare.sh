@@ -11,6 +11,7 @@
 #   VARIANTS="rl-memory redis" bench/compare.sh   # a rate limit counted in memory vs in Redis (redis-server started here)
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
+#   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -77,6 +78,17 @@ if [[ " $VARIANTS " == *" redis "* ]]; then
   port_busy "$REDIS_PORT" || die "redis-server did not start (see $RUN/redis.log)"
 fi
 
+# `transcode`: REST calls transcoded to gRPC (bench/bench-transcode.yaml), answered by one gRPC upstream
+# (bench/grpc-upstream.ts, the kit's body as a message) started here for the whole run;
+# bench/transcode.sh compares it with gRPC passthrough.
+export GRPC_UPSTREAM_PORT=${GRPC_UPSTREAM_PORT:-18197}
+if [[ " $VARIANTS " == *" transcode "* ]]; then
+  ! port_busy "$GRPC_UPSTREAM_PORT" || die "port $GRPC_UPSTREAM_PORT is taken (set GRPC_UPSTREAM_PORT)"
+  start_bg "$RUN/grpc-upstream.log" node "$ROOT/bench/grpc-upstream.ts" "$GRPC_UPSTREAM_PORT"
+  for _ in $(seq 100); do port_busy "$GRPC_UPSTREAM_PORT" && break; sleep 0.1; done
+  port_busy "$GRPC_UPSTREAM_PORT" || die "the gRPC upstream did not start (see $RUN/grpc-upstream.log)"
+fi
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
@@ -95,6 +107,7 @@ variant_cmd() {
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
+    transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
     *) die "unknown variant $1" ;;
   esac
