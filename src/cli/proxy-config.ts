@@ -171,7 +171,7 @@ function routesOn(config: Config, listener: string): RouteConfig[] {
   return (config.routes ?? []).filter((r) => r.listeners === undefined || r.listeners.includes(listener));
 }
 
-/** The route's action kind (forward, direct, redirect) and, in a few words, what it does. */
+/** The route's action kind (forward, direct, redirect, transcode) and, in a few words, what it does. */
 function action(r: RouteConfig): { kind: string; to: string } {
   if (r.directResponse) return { kind: 'direct', to: String(r.directResponse.status) };
   if (r.redirect) {
@@ -179,6 +179,7 @@ function action(r: RouteConfig): { kind: string; to: string } {
     const changes = Object.entries(parts).map(([k, v]) => `${k}=${v}`);
     return { kind: 'redirect', to: [String(status ?? 301), ...changes].join(' ') };
   }
+  if (r.transcode) return { kind: 'transcode', to: r.transcode.service };
   if (r.service) return { kind: 'forward', to: r.service };
   const to = (r.destinations ?? [])
     .map(
