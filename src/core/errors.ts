@@ -28,7 +28,7 @@ export const LocalReplyCodes = {
   /** transcode: no gRPC method is mapped to this path (for any HTTP method). */
   MG_TRANSCODE_NOT_FOUND: { status: 404, title: 'No gRPC method is mapped to this path' },
   /** transcode: methods are mapped to this path, but not for this HTTP method; `Allow` lists them. */
-  MG_TRANSCODE_METHOD_NOT_ALLOWED: { status: 405, title: 'No gRPC method is mapped to this HTTP method' },
+  MG_METHOD_NOT_ALLOWED: { status: 405, title: 'No gRPC method is mapped to this HTTP method' },
   /** transcode: the JSON body, a path variable or a query parameter does not fit the request message. */
   MG_TRANSCODE_INVALID_REQUEST: { status: 400, title: 'The request does not fit the gRPC request message' },
   /** transcode: the gRPC service answered with a status other than OK; the HTTP status follows the gRPC one. */

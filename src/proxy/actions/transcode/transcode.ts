@@ -50,7 +50,7 @@ function noBinding(ctx: StreamContext, action: TranscodeAction, parts: string[])
   if (allowed.length > 0)
     ctx.reply({
       status: 405,
-      code: 'MG_TRANSCODE_METHOD_NOT_ALLOWED',
+      code: 'MG_METHOD_NOT_ALLOWED',
       detail: `${ctx.path} is mapped for ${allowed.join(', ')}, not ${ctx.method} (route ${ctx.routeName})`,
       headers: [['allow', allowed.join(', ')]],
     });
