@@ -16,6 +16,8 @@ export interface TestGrpcServer {
   port: number;
   /** Metadata names the server saw on the last calls (lower case), newest last. */
   calls: { method: string; metadata: Record<string, string> }[];
+  /** Each History stream: messages written, whether it waits for the client to drain, how it ended. */
+  streams: { id: string; sent: number; waiting: boolean; cancelled: boolean; ended: boolean }[];
   /** Lets a `hold` stream go on. */
   release(): void;
   close(): Promise<void>;
@@ -62,6 +64,7 @@ export async function startValuationServer(): Promise<TestGrpcServer> {
   } as unknown as grpc.ServiceDefinition;
 
   const calls: TestGrpcServer['calls'] = [];
+  const streams: TestGrpcServer['streams'] = [];
   let releases: (() => void)[] = [];
   let released = 0;
   const seen = (name: string, md: grpc.Metadata) => {
@@ -102,16 +105,36 @@ export async function startValuationServer(): Promise<TestGrpcServer> {
       };
       const pad = 'x'.repeat(r.padding ?? 0);
       const count = r.count ?? 0;
+      const progress = {
+        id: String(call.request.property_id),
+        sent: 0,
+        waiting: false,
+        cancelled: false,
+        ended: false,
+      };
+      streams.push(progress);
+      call.on('cancelled', () => {
+        progress.cancelled = true;
+      });
       for (let i = 0; i < count; i++) {
+        if (progress.cancelled) return;
         if ((r.fail_code ?? 0) > 0 && i === (r.fail_after ?? 0)) {
           call.emit('error', { code: r.fail_code, details: `stopped after ${i}` });
           return;
         }
-        if (!call.write({ seq: i, request: { property_id: `${call.request.property_id}${pad}` } }))
-          await new Promise((resolve) => call.once('drain', resolve));
+        progress.sent++;
+        if (!call.write({ seq: i, request: { property_id: `${call.request.property_id}${pad}` } })) {
+          progress.waiting = true;
+          await new Promise((resolve) => {
+            call.once('drain', resolve);
+            call.once('cancelled', resolve);
+          });
+          progress.waiting = false;
+        }
         if (r.hold && i === 0)
           await new Promise<void>((resolve) => (released > 0 ? resolve() : releases.push(resolve)));
       }
+      progress.ended = true;
       call.end();
     },
     Fail(call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) {
@@ -131,6 +154,7 @@ export async function startValuationServer(): Promise<TestGrpcServer> {
   return {
     port,
     calls,
+    streams,
     release() {
       released++;
       const pending = releases;

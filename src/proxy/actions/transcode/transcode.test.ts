@@ -13,6 +13,14 @@ import { INCLUDE_DIR, startValuationServer, type TestGrpcServer, VALUATION_PROTO
 
 const run = promisify(execFile);
 
+async function until(done: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(what);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: JSON answers, asserted field by field
 type Json = Record<string, any>;
 
@@ -300,6 +308,23 @@ describe('transcode: REST/JSON to gRPC', () => {
     const lines = r.text.trim().split('\n');
     assert.equal(lines.length, 2000);
     assert.equal(JSON.parse(lines[1999]!).seq, 1999);
+  });
+
+  it('backpressure: a client that stops reading holds the server back; going away cancels the call', async () => {
+    const res = await request(`${gw.url()}/api/v1/valuations/slow-reader/history?count=20000&padding=4000`);
+    assert.equal(res.statusCode, 200);
+    const progress = () => grpc.streams.find((s) => s.id.startsWith('slow-reader'));
+    // The client reads nothing: the gateway stops reading the call, and the server waits to write.
+    await until(() => progress()?.waiting === true, 'the server never had to wait for the client');
+    const stalled = progress()!;
+    assert.equal(stalled.ended, false);
+    const sent = stalled.sent;
+    assert.ok(sent < 20000, `sent ${sent}`);
+    // Reading lets it go on.
+    for await (const _chunk of res.body) if (progress()!.sent > sent) break;
+    assert.ok(progress()!.sent > sent);
+    res.body.destroy();
+    await until(() => progress()?.cancelled === true, 'the call was not cancelled');
   });
 
   it('requests that do not fit: 400 with the reason; unmapped paths 404, other methods 405', async () => {
