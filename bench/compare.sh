@@ -16,6 +16,7 @@
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
 #   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
+#   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -92,6 +93,16 @@ if [[ " $VARIANTS " == *" graphql"* ]]; then
   for _ in $(seq 100); do port_busy "$GRAPHQL_UPSTREAM_PORT" && break; sleep 0.05; done
   port_busy "$GRAPHQL_UPSTREAM_PORT" || die "the GraphQL upstream did not start (see $RUN/graphql-upstream.log)"
 fi
+# `transcode`: REST calls transcoded to gRPC (bench/bench-transcode.yaml), answered by one gRPC upstream
+# (bench/grpc-upstream.ts, the kit's body as a message) started here for the whole run;
+# bench/transcode.sh compares it with gRPC passthrough.
+export GRPC_UPSTREAM_PORT=${GRPC_UPSTREAM_PORT:-18198}
+if [[ " $VARIANTS " == *" transcode "* ]]; then
+  ! port_busy "$GRPC_UPSTREAM_PORT" || die "port $GRPC_UPSTREAM_PORT is taken (set GRPC_UPSTREAM_PORT)"
+  start_bg "$RUN/grpc-upstream.log" node "$ROOT/bench/grpc-upstream.ts" "$GRPC_UPSTREAM_PORT"
+  for _ in $(seq 100); do port_busy "$GRPC_UPSTREAM_PORT" && break; sleep 0.1; done
+  port_busy "$GRPC_UPSTREAM_PORT" || die "the gRPC upstream did not start (see $RUN/grpc-upstream.log)"
+fi
 
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
@@ -124,6 +135,7 @@ variant_cmd() {
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
     graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
+    transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
     *) die "unknown variant $1" ;;
   esac

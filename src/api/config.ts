@@ -9,6 +9,7 @@ import { DURATION_PATTERN } from '../core/duration.ts';
 import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
 import { AuthorizationPolicySchema } from './authorization.ts';
 import { GraphqlActionSchema } from './graphql.ts';
+import { TranscodeSchema } from './transcode.ts';
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -1240,6 +1241,7 @@ export const RouteSchema = Type.Object(
     redirect: Type.Optional(RedirectSchema),
     aggregate: Type.Optional(AggregateSchema),
     graphql: Type.Optional(GraphqlActionSchema),
+    transcode: Type.Optional(TranscodeSchema),
     rewrite: Type.Optional(RewriteSchema),
     timeouts: Type.Optional(RouteTimeoutsSchema),
     retries: Type.Optional(RouteRetriesSchema),
@@ -1626,4 +1628,5 @@ export type DirectResponseConfig = Static<typeof DirectResponseSchema>;
 export type AggregateConfig = Static<typeof AggregateSchema>;
 export type AggregateCallConfig = Static<typeof AggregateCallSchema>;
 export type { AuthorizationPolicyConfig } from './authorization.ts';
+export type { TranscodeConfig } from './transcode.ts';
 export type { TSchema };

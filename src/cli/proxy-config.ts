@@ -180,7 +180,7 @@ function hasOrigins(rows: readonly { origin?: string }[]): boolean {
   return rows.some((r) => r.origin !== undefined);
 }
 
-/** The route's action kind (forward, direct, redirect) and, in a few words, what it does. */
+/** The route's action kind (forward, direct, redirect, transcode, …) and, in a few words, what it does. */
 function action(r: RouteConfig): { kind: string; to: string } {
   if (r.directResponse) return { kind: 'direct', to: String(r.directResponse.status) };
   if (r.redirect) {
@@ -193,6 +193,7 @@ function action(r: RouteConfig): { kind: string; to: string } {
       kind: 'graphql',
       to: `${r.graphql.service}${r.graphql.subset ? `/${r.graphql.subset}` : ''}${r.graphql.path ?? ''}`,
     };
+  if (r.transcode) return { kind: 'transcode', to: r.transcode.service };
   if (r.service) return { kind: 'forward', to: r.service };
   const to = (r.destinations ?? [])
     .map(

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
+import { checkTranscodeRoutes, resolveTranscodePaths } from '../proxy/actions/transcode/check.ts';
 import { checkAuthorizationPolicies } from './authorization.ts';
 import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
@@ -234,6 +235,7 @@ export function validateParsed(
     ...checkGraphqlConfig(data as Config, locator, baseDir),
     ...checkApiVersions(data as Config, locator),
     ...checkMetering(data as Config, locator, baseDir),
+    ...checkTranscodeRoutes(data as Config, locator, baseDir),
     ...(shape.length === 0 && options.extraChecks ? options.extraChecks(data as Config, locator) : []),
   ];
   // A value emptied by an unset variable fails later checks too; the unset variable is the one mistake.
@@ -261,6 +263,7 @@ export function validateParsed(
   resolveConfigPaths(data as Config, baseDir);
   resolveGraphqlPaths(data as Config, baseDir);
   resolveMeteringPath(data as Config, baseDir);
+  resolveTranscodePaths(data as Config, baseDir);
   const config = deepFreeze(data as Config);
   return { ok: true, value: { config, source, hash: hashConfig(config) } };
 }

@@ -197,14 +197,14 @@ function unique(items: readonly { name: string }[], what: string, at: Path, repo
 }
 
 function checkAction(route: RouteConfig, here: Path, report: Report) {
-  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'aggregate', 'graphql'].filter(
+  const actions = ['service', 'destinations', 'directResponse', 'redirect', 'aggregate', 'graphql', 'transcode'].filter(
     (k) => route[k as keyof RouteConfig] !== undefined,
   );
   if (actions.length === 0)
     report(
       here,
       'a route needs an action',
-      'add service, destinations, directResponse, redirect, aggregate or graphql',
+      'add service, destinations, directResponse, redirect, aggregate, graphql or transcode',
     );
   else if (actions.length > 1)
     report([...here, actions[1]!], `a route has one action, but this one has ${actions.join(' and ')}`);

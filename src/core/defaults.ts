@@ -308,6 +308,12 @@ export const DEFAULT_CA_ROTATION_OVERLAP_MS = 2 * DEFAULT_SVID_LIFETIME_MS;
 /** Largest certificate signing request (PEM) the CA reads. */
 export const MAX_CSR_BYTES = 16 * 1024;
 
+// ── Route action transcode: REST/JSON → gRPC (src/proxy/actions/transcode/) ──
+/** Largest JSON request body a transcoded route reads, in bytes (gRPC's default message limit). */
+export const DEFAULT_TRANSCODE_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** Largest gRPC message a transcoded route accepts from the service, in bytes (gRPC's default receive limit). */
+export const DEFAULT_TRANSCODE_MAX_RESPONSE_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 // ── Mutual TLS between proxies (docs/security.md) ──
 /** The mesh-wide mode when a config has a `mesh` section without `mtls.mode` (Istio's default). */
 export const DEFAULT_MESH_MTLS_MODE = 'PERMISSIVE';

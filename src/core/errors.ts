@@ -27,6 +27,14 @@ export const LocalReplyCodes = {
   MG_UPSTREAM_TLS_FAILURE: { status: 502, title: 'Mutual TLS with the upstream failed' },
   MG_UPSTREAM_IDENTITY_MISMATCH: { status: 502, title: 'The upstream presented another workload identity' },
   MG_RESPONSE_TOO_LARGE: { status: 502, title: 'Upstream response too large for a filter that buffers it' },
+  /** transcode: no gRPC method is mapped to this path (for any HTTP method). */
+  MG_TRANSCODE_NOT_FOUND: { status: 404, title: 'No gRPC method is mapped to this path' },
+  /** transcode: methods are mapped to this path, but not for this HTTP method; `Allow` lists them. */
+  MG_METHOD_NOT_ALLOWED: { status: 405, title: 'No gRPC method is mapped to this HTTP method' },
+  /** transcode: the JSON body, a path variable or a query parameter does not fit the request message. */
+  MG_TRANSCODE_INVALID_REQUEST: { status: 400, title: 'The request does not fit the gRPC request message' },
+  /** transcode: the gRPC service answered with a status other than OK; the HTTP status follows the gRPC one. */
+  MG_UPSTREAM_GRPC_STATUS: { status: 500, title: 'The gRPC service answered with an error status' },
   /** A plugin with `failOpen: false` could not reach its shared store (Redis). */
   MG_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the route needs is unavailable' },
   MG_CIRCUIT_OPEN: { status: 503, title: 'Circuit breaker open: the service is at a configured limit' },

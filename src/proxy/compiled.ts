@@ -8,6 +8,7 @@ import type { Config, RouteConfig } from '../api/config.ts';
 import type { FilterFactory, PluginPhase } from '../core/plugin.ts';
 import type { AggregateAction } from './actions/aggregate/action.ts';
 import type { GraphqlAction } from './actions/graphql/action.ts';
+import type { TranscodeAction } from './actions/transcode/action.ts';
 import type { PlanTable } from './plans/filter.ts';
 import type { Router } from './router/router.ts';
 import type { EndpointSet } from './upstream/endpoint-set.ts';
@@ -22,7 +23,13 @@ import type { CompiledVersion } from './versioning.ts';
  * What a route does once its filters have let the request through: one tagged union, compiled once per
  * snapshot. A new kind is a folder under actions/ and one member here (actions/index.ts runs it).
  */
-export type RouteAction = ForwardAction | RedirectAction | DirectAction | AggregateAction | GraphqlAction;
+export type RouteAction =
+  | ForwardAction
+  | RedirectAction
+  | DirectAction
+  | AggregateAction
+  | GraphqlAction
+  | TranscodeAction;
 export type RouteActionKind = RouteAction['kind'];
 
 /** Send the request to one of the route's weighted destinations (actions/forward/). */

@@ -168,5 +168,6 @@ function destinationsOf(route: RouteConfig): string[] {
   if (route.service !== undefined) return [route.service];
   if (route.aggregate !== undefined) return route.aggregate.calls.map((c) => c.service);
   if (route.graphql !== undefined) return [route.graphql.service];
+  if (route.transcode !== undefined) return [route.transcode.service];
   return (route.destinations ?? []).map((d) => d.service);
 }

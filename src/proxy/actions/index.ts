@@ -21,6 +21,8 @@ import { runForward } from './forward/forward.ts';
 import { compileGraphql, describeGraphql, graphqlServiceNames, isGraphql } from './graphql/action.ts';
 import { runGraphql } from './graphql/graphql.ts';
 import { compileRedirect, describeRedirect, isRedirect, runRedirect } from './redirect/action.ts';
+import { compileTranscode, describeTranscode, isTranscode, transcodeServiceNames } from './transcode/action.ts';
+import { runTranscode } from './transcode/transcode.ts';
 
 /** Compiles the route's action; the config was validated, so exactly one action is set. */
 export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): RouteAction {
@@ -29,6 +31,7 @@ export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, Ups
   if (isForward(rc)) return compileForward(rc, services);
   if (isAggregate(rc)) return compileAggregate(rc, services);
   if (isGraphql(rc)) return compileGraphql(rc, services);
+  if (isTranscode(rc)) return compileTranscode(rc, services);
   throw new Error(`route ${rc.name} has no action`);
 }
 
@@ -36,6 +39,7 @@ export function compileAction(rc: RouteConfig, services: ReadonlyMap<string, Ups
 export function actionServiceNames(rc: RouteConfig): string[] {
   if (isAggregate(rc)) return aggregateServiceNames(rc);
   if (isGraphql(rc)) return graphqlServiceNames(rc);
+  if (isTranscode(rc)) return transcodeServiceNames(rc);
   return isForward(rc) ? destinationsOf(rc).map((d) => d.service) : [];
 }
 
@@ -43,6 +47,7 @@ export function actionServiceNames(rc: RouteConfig): string[] {
 export function actionServices(action: RouteAction): UpstreamService[] {
   if (action.kind === 'aggregate') return aggregateServices(action);
   if (action.kind === 'graphql') return [action.destination.service];
+  if (action.kind === 'transcode') return [action.destination.service];
   return action.kind === 'forward' ? action.destinations.map((d) => d.service) : [];
 }
 
@@ -65,6 +70,9 @@ export function runAction(ctx: StreamContext): void {
     case 'graphql':
       runGraphql(ctx, action);
       return;
+    case 'transcode':
+      runTranscode(ctx, action);
+      return;
   }
 }
 
@@ -81,5 +89,7 @@ export function describeAction(action: RouteAction, rc: RouteConfig): Record<str
       return describeAggregate(action);
     case 'graphql':
       return describeGraphql(action);
+    case 'transcode':
+      return describeTranscode(action, rc);
   }
 }

@@ -34,7 +34,7 @@ import {
   retriableFailure,
   retriableResponse,
 } from './retry.ts';
-import { recordRefusal, retryTry } from './retry-state.ts';
+import { recordRefusal, retryTry, type TryStarter } from './retry-state.ts';
 import { noteStreamedBytes } from './streamed-bytes.ts';
 
 /** Refuses the request without an upstream answer, recording why. */
@@ -55,8 +55,33 @@ export function noEndpointDetail(ctx: StreamContext): string {
     : `${where}service ${destination.service.name} has no healthy endpoint (${set.endpoints.length} unhealthy or ejected)`;
 }
 
+/**
+ * What a try sends when it is not the client's request as it is (the transcode action's gRPC call):
+ * its method, its headers, and the handler that turns the upstream's answer into the client's.
+ */
+export interface TryExchange {
+  readonly method: string;
+  readonly headers: string[];
+  makeCall(
+    ctx: StreamContext,
+    endpoint: Endpoint,
+    breaker: CircuitBreaker,
+    isRetry: boolean,
+    timeoutMs: number,
+    perTryLimited: boolean,
+  ): UpstreamCall;
+}
+
 /** One try of `ctx.destination`; the request's destination, path, headers and timeouts are set. */
 export function startTry(ctx: StreamContext, isRetry: boolean): void {
+  tryWith(ctx, isRetry, null);
+}
+
+/**
+ * One try of `ctx.destination` with the endpoint choice, breaker limits, timeouts and retries of the
+ * forward path; `exchange` null sends the client's request, else the exchange's.
+ */
+export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExchange | null): void {
   const destination = ctx.destination!;
   const service = destination.service;
   const breaker = service.breaker;
@@ -113,7 +138,10 @@ export function startTry(ctx: StreamContext, isRetry: boolean): void {
     perTryLimited = perTry !== 0 && (remaining === 0 || perTry < remaining);
     headersTimeout = perTryLimited ? perTry : remaining;
   }
-  const call = new UpstreamCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited);
+  const call =
+    exchange === null
+      ? new UpstreamCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited)
+      : exchange.makeCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited);
   ctx.upstream = call;
   ctx.tries++;
   if (!isRetry) ctx.upstreamStartMs = performance.now();
@@ -124,9 +152,9 @@ export function startTry(ctx: StreamContext, isRetry: boolean): void {
   if (precise) call.startTimer();
   const queued = endpoint.pool.dispatch(
     {
-      method: ctx.method,
+      method: exchange === null ? ctx.method : exchange.method,
       path: ctx.upstreamPath,
-      headers: ctx.headers,
+      headers: exchange === null ? ctx.headers : exchange.headers,
       body,
       headersTimeout: precise ? 0 : headersTimeout,
       bodyTimeout: destination.idleTimeoutMs,
@@ -227,7 +255,7 @@ export class UpstreamCall implements PooledHandler {
     else this.pendingAbort = error;
   }
 
-  private stopTimer(): void {
+  protected stopTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -434,13 +462,24 @@ export class UpstreamCall implements PooledHandler {
       if (
         policy !== null &&
         retriableFailure(policy, kind) &&
-        retryTry(ctx, this.endpoint, kind, code, null, startTry)
+        retryTry(ctx, this.endpoint, kind, code, null, this.retryStarter())
       ) {
         ctx.retry!.lastCode = code;
         ctx.retry!.lastDetail = detail;
         return;
       }
     }
+    this.failTry(code, detail);
+  }
+
+  /** Starts this request's next try (an exchange's call starts another of its own kind). */
+  protected retryStarter(): TryStarter {
+    return startTry;
+  }
+
+  /** The try failed for good: the client gets the failure as a problem reply. */
+  protected failTry(code: LocalReplyCode, detail: string): void {
+    const ctx = this.ctx;
     if (ctx.body !== null) ctx.body.drain();
     ctx.fail(code, detail);
   }

@@ -81,7 +81,7 @@ function send(ctx: StreamContext, action: ForwardAction): void {
 }
 
 /** X-Request-Timeout can only shorten the timeout in force; an unreadable or 0 value is ignored. */
-function shorten(timeoutMs: number, header: string): number {
+export function shorten(timeoutMs: number, header: string): number {
   const ms = parseDuration(header.trim());
   if (ms === undefined || ms === 0) return timeoutMs;
   return timeoutMs === 0 ? ms : Math.min(timeoutMs, ms);
