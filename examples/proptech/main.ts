@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import type { ProxyStatusView } from '../../src/api/mesh.ts';
 import { type AppInstance, closeApps, startApp } from './apps.ts';
+import { startGrpcValuation } from './grpc-valuation.ts';
 import { startLoad } from './load.ts';
 import { demoPorts, HOST, listOfPorts, MAX_PORT_OFFSET } from './ports.ts';
 import { Supervisor } from './processes.ts';
@@ -221,6 +222,12 @@ Try these; each runs alone in a fresh shell:
   # Search, no token needed; asked twice in one command: the second answer is from the cache (X-Cache-Status: HIT)
   curl -si ${search} ${search}
 
+  # REST in, gRPC behind: the gateway transcodes JSON to the valuation service's gRPC API, and back
+  curl -si '${GATEWAY_URL}/api/v1/valuations/42?currency=EUR'
+
+  # A gRPC server stream, as one JSON object a line (NDJSON): the last 3 months
+  curl -si '${GATEWAY_URL}/api/v1/valuations/42/history?months=3'
+
   # REST in, GraphQL behind: the search service answers a GraphQL query made from the path and the query string
   curl -si '${GATEWAY_URL}/api/v1/listings/denver?limit=3'
 
@@ -293,6 +300,7 @@ async function main(): Promise<number> {
   );
   const supervisor = new Supervisor({ cli: CLI, cwd: ROOT, logDir });
   const servers: Server[] = [];
+  let grpcServer: { forceShutdown(): void } | null = null;
   const traces = new TraceStore();
 
   let stopping: Promise<void> | null = null;
@@ -311,6 +319,7 @@ async function main(): Promise<number> {
       await supervisor.stop(proxies, PROXY_STOP_GRACE_MS);
       await supervisor.stop(['control-plane'], CONTROL_PLANE_STOP_GRACE_MS);
       await closeApps(servers.slice(1));
+      grpcServer?.forceShutdown();
       if (servers[0]) {
         servers[0].closeAllConnections();
         servers[0].close();
@@ -346,6 +355,7 @@ async function main(): Promise<number> {
   try {
     const deadline = performance.now() + READY_TIMEOUT_MS;
     servers.push(await startTraceReceiver(PORTS.traces, traces), ...(await Promise.all(INSTANCES.map(startApp))));
+    grpcServer = await startGrpcValuation(PORTS.valuationGrpc, HOST);
     // The model takes the ports the proxies are told of (the gateway's listener, the trace receiver)
     // from the environment, as it takes the token secret.
     supervisor.start(
@@ -356,6 +366,7 @@ async function main(): Promise<number> {
         PROPTECH_GATEWAY_PORT: String(PORTS.gateway),
         PROPTECH_TRACES_PORT: String(PORTS.traces),
         PROPTECH_USAGE_DB: usageDb,
+        PROPTECH_GRPC_PORT: String(PORTS.valuationGrpc),
       },
     );
     // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.

@@ -17,6 +17,8 @@ export interface DemoPorts {
   controlPlane: number;
   /** OTLP/HTTP: 4318 is the standard port, so any exporter's default finds the receiver. */
   traces: number;
+  /** The valuation service's gRPC server (reached by the gateway directly: it has no sidecar yet). */
+  valuationGrpc: number;
   /** By instance name (property-v1, property-v2, photo, valuation, search, enrichment). */
   instances: Record<string, InstancePorts>;
 }
@@ -32,6 +34,7 @@ export function demoPorts(offset = 0): DemoPorts {
     gatewayAdmin: 9901 + offset,
     controlPlane: 15010 + offset,
     traces: 4318 + offset,
+    valuationGrpc: 8107 + offset,
     instances: Object.fromEntries(
       INSTANCE_ORDER.map((name, i) => [name, { app: 8101 + i + offset, sidecarBase: 15_100 + 100 * i + offset }]),
     ),
@@ -45,6 +48,7 @@ export function listOfPorts(ports: DemoPorts): [number, string][] {
     [ports.gatewayAdmin, 'gateway admin'],
     [ports.controlPlane, 'control plane'],
     [ports.traces, 'trace receiver'],
+    [ports.valuationGrpc, 'valuation gRPC server'],
     ...Object.entries(ports.instances).flatMap(([name, p]): [number, string][] => [
       [p.app, `${name} app`],
       [p.sidecarBase, `${name} sidecar admin`],

@@ -233,6 +233,88 @@ const EXPECTED: { name: string; is: (cmd: string) => boolean; check: (out: Buffe
       assert.match(body.traceId, /^[\da-f]{32}$/);
       assert.equal(header(r, 'ratelimit-limit'), '1000');
       assert.match(header(r, 'x-request-id') ?? '', /^[\da-f-]{36}$/);
+      // API v1 is deprecated, with a sunset date and its successor.
+      assert.equal(header(r, 'deprecation'), `@${Date.parse('2026-12-01T00:00:00Z') / 1000}`);
+      assert.equal(header(r, 'sunset'), 'Wed, 30 Jun 2027 00:00:00 GMT');
+      assert.equal(header(r, 'link'), '</api/v2/properties>; rel="successor-version"');
+      // The demo-app's plan: 5000 a day, this its first request (the readiness probe is another consumer).
+      assert.equal(header(r, 'x-ratelimit-limit-day'), '5000');
+      assert.equal(header(r, 'x-ratelimit-remaining-day'), '4999');
+    },
+  },
+  {
+    name: 'the v2 property, composed',
+    is: (c) => c.includes('/api/v2/properties/42/full'),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200, r.body);
+      const body = json(r);
+      assert.equal(body.property.id, '42');
+      assert.equal(body.property.photos, undefined, 'the listing alone: photos come from their own call');
+      assert.ok(body.photos.photos.length > 0, 'photos, called by the gateway');
+      assert.equal(typeof body.valuation.estimate, 'number');
+      assert.equal(body.errors, undefined);
+      assert.equal(header(r, 'deprecation'), undefined, 'v2 is current');
+    },
+  },
+  {
+    name: 'a valuation over gRPC',
+    is: (c) => c.includes('/api/v1/valuations/42?'),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200, r.body);
+      const body = json(r);
+      assert.equal(body.propertyId, '42');
+      assert.equal(body.currency, 'EUR');
+      assert.match(body.estimate, /^\d+$/, 'int64 as a string (proto3 JSON)');
+      assert.match(body.valuedAt, /^\d{4}-\d{2}-01T00:00:00Z$/, 'a Timestamp as RFC 3339');
+    },
+  },
+  {
+    name: 'a gRPC stream as NDJSON',
+    is: (c) => c.includes('/history?months=3'),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200);
+      assert.equal(header(r, 'content-type'), 'application/x-ndjson');
+      const lines = r.body
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.equal(lines.length, 3);
+      assert.deepEqual(
+        lines.map((l) => l.valuedAt),
+        [...lines.map((l) => l.valuedAt)].sort(),
+        'oldest month first',
+      );
+    },
+  },
+  {
+    name: 'REST to GraphQL',
+    is: (c) => c.includes('/api/v1/listings/denver'),
+    check(out) {
+      const r = one(out);
+      assert.equal(r.status, 200, r.body);
+      const listings = json(r).data.listings;
+      assert.equal(listings.length, 3, 'limit from the query string');
+      assert.match(listings[0].href, /^\/api\/v1\/properties\/\d+$/);
+    },
+  },
+  {
+    name: 'GraphQL too deep',
+    is: (c) => c.includes('/graphql'),
+    check: (out) => problem(one(out), 400, 'MG_GRAPHQL_TOO_DEEP'),
+  },
+  {
+    name: 'usage as CSV',
+    is: (c) => c.includes('/usage?format=csv'),
+    check(out) {
+      const rows = out.toString().trim().split('\n');
+      assert.equal(rows[0], 'hour,consumer,route,api,version,status_class,requests,bytes');
+      // By now: the demo-app's v1, canary and v2 calls (each 2xx) and the 401 before this curl (no consumer).
+      const demoApp = rows.filter((r) => r.split(',')[1] === 'demo-app').map((r) => r.split(',').slice(2, 6).join(','));
+      assert.ok(demoApp.includes('property-api,property-api,v1,2xx'), rows.join('\n'));
+      assert.ok(demoApp.includes('property-full,property-api,v2,2xx'), rows.join('\n'));
     },
   },
   {
@@ -410,6 +492,33 @@ describe('npm start: the PropTech demo', () => {
       }
     }
     assert.equal(used.size, EXPECTED.length);
+  });
+
+  it('the printed `meshgate usage export` lists the demo-app’s requests from the usage store', async () => {
+    const line = demo.output.split('\n').find((l) => l.startsWith('  npx meshgate usage export '));
+    assert.ok(line, demo.output);
+    // The gateway writes every 2 s; the admin endpoint's export (in the curls) wrote everything up to then.
+    const deadline = performance.now() + 15_000;
+    for (;;) {
+      const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(
+          '/bin/sh',
+          ['-c', line.trim()],
+          { cwd: repoRoot, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 30_000 },
+          (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
+        ),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      const rows = run.stdout.trim().split('\n');
+      assert.equal(rows[0], 'hour,consumer,route,api,version,status_class,requests,bytes');
+      const v2 = rows.find((r) => /,demo-app,property-full,property-api,v2,2xx,/.test(r));
+      if (v2 !== undefined) {
+        assert.ok(Number(v2.split(',')[6]) >= 1);
+        break;
+      }
+      if (performance.now() > deadline) assert.fail(`no demo-app v2 row in:\n${run.stdout}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   });
 
   it('gateway → property → photos is one trace, with a span from every proxy hop', async () => {
