@@ -402,7 +402,7 @@ describe('reference errors', () => {
       [
         '4:21: routes[0].directResponse: a route has one action, but this one has service and directResponse',
         '7:19: routes[1].destinations: a route has one action, but this one has service and destinations and directResponse',
-        '9:5: routes[2]: a route needs an action (add service, destinations, directResponse, redirect, aggregate or graphql)',
+        '9:5: routes[2]: a route needs an action (add service, destinations, directResponse, redirect, aggregate, graphql or transcode)',
       ],
     );
   });
