@@ -64,13 +64,8 @@ function connectUpstream(ctx: StreamContext): void {
     bodyTimeout: 0,
     ...(tls !== null && { connect: tls.connector(destination.service.timeouts.connectMs, false) }),
   });
+  // prepareUpgrade admitted the endpoint under the breaker's maxRequests.
   const breaker = destination.service.breaker;
-  if (breaker.requests >= breaker.maxRequests) {
-    breaker.overflows.maxRequests++;
-    ctx.fail('MG_CIRCUIT_OPEN', `service ${destination.service.name} is at its limit of requests in flight`);
-    void client.close();
-    return;
-  }
   const call = new UpgradeCall(ctx, endpoint, client);
   ctx.upstream = call;
   ctx.tries++;

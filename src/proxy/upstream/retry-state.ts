@@ -107,6 +107,11 @@ export function admitRetry(service: UpstreamService, policy: RetryPolicy, now: n
 export interface RetryFacts {
   readonly tries: number;
   readonly method: string;
+  /**
+   * Whether a try that may have reached the service can be sent again, when the method does not tell
+   * (a sub-request says; a GraphQL query is POSTed but only reads). Unset: by method.
+   */
+  readonly idempotent?: boolean;
   readonly hasBody: boolean;
   /** The whole body, sent as it is on every try; null when it streams. */
   readonly bufferedBody: Buffer | null;
@@ -125,7 +130,8 @@ export function retryStop(
 ): string | null {
   if (ctx.tries > policy.attempts) return 'attempts-exhausted';
   // A connect failure means nothing was sent: safe to retry whatever the method.
-  if (kind !== FAILURE_CONNECT && !policy.nonIdempotent && !isIdempotent(ctx.method)) return 'non-idempotent';
+  if (kind !== FAILURE_CONNECT && !policy.nonIdempotent && !(ctx.idempotent ?? isIdempotent(ctx.method)))
+    return 'non-idempotent';
   if (ctx.hasBody && ctx.bufferedBody === null) {
     const body = ctx.body;
     if (body === null || !body.replayable) return 'body-not-replayable';

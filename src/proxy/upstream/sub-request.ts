@@ -1,21 +1,23 @@
 /**
- * Sub-requests: one buffered request the proxy sends to a service on a client request's behalf (the
- * aggregate action's calls), through the same machinery as a forwarded request: the endpoint set's
- * balancer (health, ejection, panic), the circuit breaker's limits, the endpoint's connection pool,
- * outlier detection, the service's retry policy and budget (retry-state.ts's decisions), and the same
- * failure codes (classify.ts). The difference is the answer: a forwarded response streams to the
- * client; a sub-request's is read whole, up to a limit, and handed to the caller.
+ * An action's own upstream call: a request the proxy builds and sends to a service on a client
+ * request's behalf, whose answer it reads whole (the aggregate action's calls, the graphql action's
+ * operation). `sendSubRequest` is the one entry point for such calls. A call goes through the
+ * machinery of a forwarded try: the endpoint choice and breaker admission and the handler's lifecycle
+ * of attempt.ts, the endpoint's connection pool, outlier detection, the failure codes of classify.ts,
+ * and the target's retry policy with the forward path's decisions (retry-state.ts: attempts,
+ * idempotency, Retry-After, the deadline, the breaker's retry limit, the budget). The difference is
+ * the answer: a forwarded response streams to the client; a sub-request's is read whole, up to a
+ * limit, and handed to the caller.
  *
  * The forward path keeps its own try (try.ts): it streams, and its state lives on the StreamContext
  * to allocate nothing per try. A sub-request is one object per call plus one per try.
  */
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { LocalReplyCode } from '../../core/errors.ts';
-import type { CircuitBreaker } from './circuit-breaker.ts';
+import type { StreamContext } from '../context.ts';
+import { admitTry, MAX_PENDING_REQUESTS, refusalOf, TryHandler, type TryRefusal, type TryTarget } from './attempt.ts';
 import { classifyUpstreamError, type RequestFacts } from './classify.ts';
 import type { Endpoint } from './endpoint.ts';
-import type { EndpointSet } from './endpoint-set.ts';
-import type { PooledHandler } from './pool.ts';
 import {
   backoffMs,
   FAILURE_CONNECT,
@@ -28,15 +30,17 @@ import {
   retriableResponse,
 } from './retry.ts';
 import { admitRetry, type RetryFacts, retryStop } from './retry-state.ts';
-import type { UpstreamService } from './service.ts';
+import { noteStreamedBytes } from './streamed-bytes.ts';
 
-/** Where a sub-request goes, compiled once per config (a service, or a subset of one). */
-export interface SubRequestTarget {
-  readonly service: UpstreamService;
-  readonly subset: string | undefined;
-  readonly endpoints: EndpointSet;
-  /** The service's retry policy, or null: one try. */
+/**
+ * Where a sub-request goes, compiled once per config: a service or a subset of one, with the retry
+ * policy and idle timeout in force (a route's `CompiledDestination` is one).
+ */
+export interface SubRequestTarget extends TryTarget {
+  /** The retry policy, or null: one try. */
   readonly retry: RetryPolicy | null;
+  /** Longest silence while the answer's body arrives, ms; 0: none. */
+  readonly idleTimeoutMs: number;
 }
 
 export interface SubRequestOptions {
@@ -46,15 +50,28 @@ export interface SubRequestOptions {
   /** `[name, value, …]`, names lower-case; Host is the endpoint's unless set here. */
   readonly headers: readonly string[];
   readonly body: Buffer | null;
+  /**
+   * Whether a try that may have reached the service can be sent again when the policy retries its
+   * failure (a connect failure is retried whatever this says: nothing was sent). Callers say it
+   * explicitly: by method for REST calls (RFC 9110 §9.2.2), by operation for GraphQL. The policy's
+   * `nonIdempotent: true` retries regardless.
+   */
+  readonly idempotent: boolean;
   /** For the whole sub-request: every try, backoffs, response headers and body, ms. 0: none. */
   readonly timeoutMs: number;
   /** Largest response body read, bytes; a larger one fails with MG_RESPONSE_TOO_LARGE. 0: no limit. */
   readonly maxBodyBytes: number;
   /** The key a consistent-hashing balancer places it by. */
   readonly hashKey: number;
-  /** For the service's recent refusals (admin `/services`). */
-  readonly requestId: string;
-  readonly route: string;
+  /** The client request the call is made for (its id and route name the call's refusals). */
+  readonly ctx: StreamContext;
+  /**
+   * The call is the request's upstream (graphql's one call): its endpoint, tries, timings, refusal
+   * and retry decisions are recorded on `ctx` as a forwarded try's are (access log, metrics,
+   * Server-Timing), and the client going away aborts it. False for one of several calls (aggregate's:
+   * the action records the request's upstream time and aborts its calls itself).
+   */
+  readonly sole: boolean;
 }
 
 /** An answer, whatever its status (a retriable status was retried first, per the policy). */
@@ -78,7 +95,7 @@ export type SubResult = SubResponse | SubFailure;
 
 /**
  * Sends a sub-request; `onDone` is called exactly once with its outcome, unless `abort()` is called
- * first (then never).
+ * first (then never). A refusal (no endpoint, an open circuit) calls it before this returns.
  */
 export function sendSubRequest(
   target: SubRequestTarget,
@@ -93,11 +110,14 @@ export function sendSubRequest(
 export class SubRequest implements RequestFacts, RetryFacts {
   readonly target: SubRequestTarget;
   readonly options: SubRequestOptions;
+  /** The client request whose upstream this call is (options.sole), or null. */
+  readonly recordsOn: StreamContext | null;
   tries = 0;
   deadlineAt = Number.POSITIVE_INFINITY;
   /** RequestFacts: the service, for failure details. */
-  readonly destination: { readonly service: UpstreamService };
+  readonly destination: { readonly service: SubRequestTarget['service'] };
   readonly method: string;
+  readonly idempotent: boolean;
   readonly hasBody: boolean;
   readonly bufferedBody: Buffer | null;
   readonly body = null;
@@ -111,8 +131,10 @@ export class SubRequest implements RequestFacts, RetryFacts {
     this.target = target;
     this.options = options;
     this.onDone = onDone;
+    this.recordsOn = options.sole ? options.ctx : null;
     this.destination = { service: target.service };
     this.method = options.method;
+    this.idempotent = options.idempotent;
     this.hasBody = options.body !== null;
     this.bufferedBody = options.body;
   }
@@ -127,6 +149,11 @@ export class SubRequest implements RequestFacts, RetryFacts {
     const now = this.target.service.clock.now();
     if (this.options.timeoutMs > 0) this.deadlineAt = now + this.options.timeoutMs;
     if (policy !== null) policy.budget.deposit(now);
+    const ctx = this.recordsOn;
+    if (ctx !== null) {
+      ctx.upstream = this;
+      ctx.upstreamStartMs = performance.now();
+    }
     this.tryOnce(false);
   }
 
@@ -145,40 +172,37 @@ export class SubRequest implements RequestFacts, RetryFacts {
   /** One try: an endpoint not tried yet where possible, within the breaker's limits. */
   tryOnce(isRetry: boolean): void {
     this.backoff = null;
-    const { service, endpoints } = this.target;
-    const breaker = service.breaker;
-    const endpoint = endpoints.choose(this.options.hashKey, this.tried);
-    if (endpoint === null) {
-      if (isRetry) breaker.retries--;
-      service.stats.noHealthyUpstream++;
-      this.refuse('no-healthy-endpoint', 'MG_NO_HEALTHY_UPSTREAM', this.noEndpointDetail());
+    const target = this.target;
+    const endpoint = admitTry(target, this.options.hashKey, this.tried, isRetry);
+    if (typeof endpoint === 'string') {
+      this.refuse(endpoint);
       return;
     }
-    if (breaker.requests >= breaker.maxRequests) {
-      if (isRetry) breaker.retries--;
-      breaker.overflows.maxRequests++;
-      this.refuse(
-        'circuit-open:maxRequests',
-        'MG_CIRCUIT_OPEN',
-        `service ${service.name} has ${breaker.requests} requests in flight, its limit (circuitBreaker.maxRequests)`,
-      );
-      return;
+    const service = target.service;
+    const ctx = this.recordsOn;
+    if (target.endpoints.panic) {
+      service.stats.panicTries++;
+      if (ctx !== null) ctx.panic = true;
     }
-    if (endpoints.panic) service.stats.panicTries++;
     let timeoutMs = 0;
     let perTryLimited = false;
     if (this.deadlineAt !== Number.POSITIVE_INFINITY)
       timeoutMs = Math.max(1, Math.ceil(this.deadlineAt - service.clock.now()));
-    const perTry = this.target.retry?.perTryTimeoutMs ?? 0;
+    const perTry = target.retry?.perTryTimeoutMs ?? 0;
     if (perTry !== 0 && (timeoutMs === 0 || perTry < timeoutMs)) {
       timeoutMs = perTry;
       perTryLimited = true;
     }
-    const attempt = new SubTry(this, endpoint, breaker, isRetry, timeoutMs, perTryLimited);
+    const attempt = new SubTry(this, endpoint, isRetry, timeoutMs, perTryLimited);
     this.current = attempt;
     this.tries++;
+    if (ctx !== null) {
+      ctx.endpoint = endpoint;
+      ctx.tries++;
+    }
     endpoint.active++;
-    breaker.requests++;
+    service.breaker.requests++;
+    // The timer covers the answer's body too, so undici's headers timeout is not used.
     if (timeoutMs > 0) attempt.startTimer();
     const o = this.options;
     const queued = endpoint.pool.dispatch(
@@ -187,35 +211,35 @@ export class SubRequest implements RequestFacts, RetryFacts {
         path: o.path,
         headers: o.headers as string[],
         body: o.body,
-        headersTimeout: 0, // the try's own timer covers headers and body
-        bodyTimeout: service.timeouts.idleMs,
+        headersTimeout: 0,
+        bodyTimeout: target.idleTimeoutMs,
       },
       attempt,
     );
     if (!queued) {
       attempt.unwind();
-      this.refuse(
-        'circuit-open:maxPendingRequests',
-        'MG_CIRCUIT_OPEN',
-        `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
-          '(circuitBreaker.maxPendingRequests)',
-      );
+      this.tries--;
+      if (ctx !== null) ctx.tries--;
+      this.refuse(MAX_PENDING_REQUESTS);
     }
   }
 
   /**
    * Whether a failed try is tried again (the same rules as a forwarded request's); if so, the next try
-   * is scheduled after the backoff.
+   * is scheduled after the backoff. `outcome` is the try's line in the request's try log.
    */
-  retry(endpoint: Endpoint, kind: FailureKind, retryAfterMs: number | null): boolean {
+  retry(endpoint: Endpoint, kind: FailureKind, outcome: string, retryAfterMs: number | null): boolean {
     const policy = this.target.retry;
     if (policy === null || this.done) return false;
     (this.tried ??= []).push(endpoint);
+    const ctx = this.recordsOn;
+    if (ctx !== null) (ctx.tryLog ??= []).push({ endpoint: endpoint.authority, outcome });
     const service = this.target.service;
     const now = service.clock.now();
     const delay = Math.max(backoffMs(policy, this.tries), retryAfterMs ?? 0);
     const stop = retryStop(this, policy, kind, retryAfterMs, now + delay) ?? admitRetry(service, policy, now);
     if (stop !== null) {
+      if (ctx !== null) ctx.retryStop = stop;
       this.record(stop);
       return false;
     }
@@ -224,41 +248,41 @@ export class SubRequest implements RequestFacts, RetryFacts {
     return true;
   }
 
+  /** The answer's head is in and will be read (not retried). */
+  answered(): void {
+    if (this.recordsOn !== null) this.recordsOn.upstreamHeadersMs = performance.now();
+  }
+
   succeed(status: number, headers: SubResponse['headers'], body: Buffer): void {
     if (this.done) return;
-    this.done = true;
-    this.current = null;
+    this.settle();
     this.onDone({ ok: true, status, headers, body, tries: this.tries });
   }
 
   fail(code: LocalReplyCode, detail: string): void {
     if (this.done) return;
-    this.done = true;
-    this.current = null;
+    this.settle();
     this.onDone({ ok: false, code, detail, tries: this.tries });
   }
 
-  private refuse(reason: string, code: LocalReplyCode, detail: string): void {
+  private settle(): void {
+    this.done = true;
+    this.current = null;
+    if (this.recordsOn !== null) this.recordsOn.upstreamEndMs = performance.now();
+  }
+
+  private refuse(reason: TryRefusal): void {
+    const [code, detail] = refusalOf(reason, this.target);
+    if (this.recordsOn !== null) this.recordsOn.refusal = reason;
     this.record(reason);
     this.fail(code, detail);
   }
 
+  /** Kept in the service's recent refusals (admin `/services`). */
   private record(reason: string): void {
     const service = this.target.service;
-    service.stats.refusals.add({
-      at: service.clock.now(),
-      requestId: this.options.requestId,
-      route: this.options.route,
-      reason,
-    });
-  }
-
-  private noEndpointDetail(): string {
-    const { service, subset, endpoints } = this.target;
-    const where = subset === undefined ? '' : `subset ${subset} of `;
-    return endpoints.endpoints.length === 0
-      ? `${where}service ${service.name} has no endpoint`
-      : `${where}service ${service.name} has no healthy endpoint (${endpoints.endpoints.length} unhealthy or ejected)`;
+    const ctx = this.options.ctx;
+    service.stats.refusals.add({ at: service.clock.now(), requestId: ctx.requestId, route: ctx.routeName, reason });
   }
 }
 
@@ -266,76 +290,27 @@ function retryNow(request: SubRequest): void {
   request.tryOnce(true);
 }
 
-/** One try of a sub-request, as an undici dispatch handler that collects the answer. */
-class SubTry implements PooledHandler {
-  client: Client | null = null;
-  readonly authority: string;
-  /** TryFacts: this try's timeout, ms, and whether it was the per-try limit. */
-  readonly timeoutMs: number;
-  readonly perTryLimited: boolean;
+/** One try of a sub-request: collects the answer up to the limit, or turns a failure into a retry. */
+class SubTry extends TryHandler {
   private readonly request: SubRequest;
-  private readonly endpoint: Endpoint;
-  private readonly breaker: CircuitBreaker;
-  private readonly isRetry: boolean;
-  private controller: Dispatcher.DispatchController | null = null;
-  private pendingAbort: Error | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private ended = false;
   /** The try no longer reports: aborted by the caller, or dropped for a retry. */
   private silenced = false;
-  private timedOut = false;
   private tooLarge = false;
   private status = 0;
   private headers: SubResponse['headers'] = {};
   private chunks: Buffer[] = [];
   private received = 0;
 
-  constructor(
-    request: SubRequest,
-    endpoint: Endpoint,
-    breaker: CircuitBreaker,
-    isRetry: boolean,
-    timeoutMs: number,
-    perTryLimited: boolean,
-  ) {
+  constructor(request: SubRequest, endpoint: Endpoint, isRetry: boolean, timeoutMs: number, perTryLimited: boolean) {
+    super(endpoint, request.target.service.breaker, isRetry, timeoutMs, perTryLimited);
     this.request = request;
-    this.endpoint = endpoint;
-    this.authority = endpoint.authority;
-    this.breaker = breaker;
-    this.isRetry = isRetry;
-    this.timeoutMs = timeoutMs;
-    this.perTryLimited = perTryLimited;
-  }
-
-  startTimer(): void {
-    this.timer = setTimeout(onSubTryTimeout, this.timeoutMs, this);
   }
 
   /** The caller went away: end the try without a word. */
   abort(): void {
+    if (this.ended) return;
     this.silenced = true;
     this.stop(new Error('client closed'));
-  }
-
-  /** The timer fired: the try fails as a timeout. */
-  expire(): void {
-    this.timer = null;
-    if (this.ended) return;
-    this.timedOut = true;
-    this.stop(Object.assign(new Error('sub-request timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
-  }
-
-  private stop(error: Error): void {
-    if (this.ended) return;
-    if (this.controller !== null) this.controller.abort(error);
-    else if (this.endpoint.pool.cancel(this))
-      this.onResponseError(null as unknown as Dispatcher.DispatchController, error);
-    else this.pendingAbort = error;
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
   }
 
   onResponseStart(
@@ -351,13 +326,19 @@ class SubTry implements PooledHandler {
     if (
       policy !== null &&
       retriableResponse(policy, statusCode, headers) &&
-      request.retry(this.endpoint, FAILURE_NONE, parseRetryAfter(headers['retry-after'], service.clock.now()))
+      request.retry(
+        this.endpoint,
+        FAILURE_NONE,
+        `status ${statusCode}`,
+        parseRetryAfter(headers['retry-after'], service.clock.now()),
+      )
     ) {
       // Dropped with its connection: a retried answer is rare enough not to drain it for reuse.
       this.silenced = true;
       controller.abort(new Error('response dropped for a retry'));
       return;
     }
+    request.answered();
     const limit = request.options.maxBodyBytes;
     const declared = headers['content-length'];
     if (limit > 0 && typeof declared === 'string' && Number(declared) > limit) {
@@ -369,9 +350,15 @@ class SubTry implements PooledHandler {
     this.headers = headers;
   }
 
+  onBodySent(chunk: Buffer): void {
+    const ctx = this.request.recordsOn;
+    if (ctx !== null) ctx.bytesIn += chunk.length;
+  }
+
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.silenced || this.tooLarge) return;
     this.received += chunk.length;
+    noteStreamedBytes(chunk.length);
     const limit = this.request.options.maxBodyBytes;
     if (limit > 0 && this.received > limit) {
       this.tooLarge = true;
@@ -395,59 +382,21 @@ class SubTry implements PooledHandler {
     this.end();
     if (this.silenced) return;
     const request = this.request;
-    const service = request.target.service;
+    const target = request.target;
     if (this.tooLarge) {
       request.fail(
         'MG_RESPONSE_TOO_LARGE',
-        `the answer of ${service.name} (${this.authority}) exceeds ${request.options.maxBodyBytes} bytes (maxBodyBytes)`,
+        `the answer of ${target.service.name} (${this.authority}) exceeds ${request.options.maxBodyBytes} bytes, ` +
+          `the most route ${request.options.ctx.routeName} reads`,
       );
       return;
     }
-    let code: LocalReplyCode;
-    let detail: string;
-    let kind: FailureKind;
-    if (this.timedOut) {
-      code = 'MG_UPSTREAM_TIMEOUT';
-      kind = FAILURE_RESET;
-      detail = this.perTryLimited
-        ? `${service.name} (${this.authority}) did not answer within the per-try timeout of ${this.timeoutMs} ms (try ${request.tries})`
-        : `${service.name} (${this.authority}) did not answer within ${request.options.timeoutMs} ms`;
-    } else [code, detail, kind] = classifyUpstreamError(error, request, this);
-    const responded = this.status !== 0;
-    if (!responded && (kind === FAILURE_CONNECT || kind === FAILURE_RESET)) {
-      service.outlier?.failure(this.endpoint, true);
-      const policy = request.target.retry;
-      if (policy !== null && retriableFailure(policy, kind) && request.retry(this.endpoint, kind, null)) return;
+    const [code, detail, kind] = classifyUpstreamError(error, request, this);
+    if (this.status === 0 && (kind === FAILURE_CONNECT || kind === FAILURE_RESET)) {
+      target.service.outlier?.failure(this.endpoint, true);
+      const policy = target.retry;
+      if (policy !== null && retriableFailure(policy, kind) && request.retry(this.endpoint, kind, code, null)) return;
     }
     request.fail(code, detail);
   }
-
-  /** Undoes the bookkeeping of a try the pool refused to queue. */
-  unwind(): void {
-    this.stopTimer();
-    this.ended = true;
-    this.endpoint.active--;
-    this.breaker.requests--;
-    if (this.isRetry) this.breaker.retries--;
-  }
-
-  private end(): void {
-    this.stopTimer();
-    this.ended = true;
-    this.endpoint.active--;
-    this.breaker.requests--;
-    if (this.isRetry) this.breaker.retries--;
-    this.endpoint.pool.release(this);
-  }
-
-  private stopTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-}
-
-function onSubTryTimeout(attempt: SubTry): void {
-  attempt.expire();
 }

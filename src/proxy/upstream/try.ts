@@ -7,7 +7,7 @@
  * closure or buffer is added unless a route or service configures the feature that needs it.
  */
 import type { Http2ServerResponse } from 'node:http2';
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { PRECISE_TIMEOUT_BELOW_MS, REQUEST_ID_HEADER, RETRY_DRAIN_MAX_BYTES } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import {
@@ -21,10 +21,10 @@ import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/fi
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { pushVersionHeaders } from '../versioning.ts';
+import { admitTry, MAX_PENDING_REQUESTS, refusalOf, TryHandler, type TryRefusal } from './attempt.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import { classifyUpstreamError } from './classify.ts';
 import type { Endpoint } from './endpoint.ts';
-import type { PooledHandler } from './pool.ts';
 import { bodySource } from './request-body.ts';
 import {
   FAILURE_CONNECT,
@@ -45,14 +45,10 @@ export function refuse(ctx: StreamContext, reason: string, code: LocalReplyCode,
   ctx.fail(code, detail);
 }
 
-/** Says which endpoints of the destination are missing, for a refusal. */
-export function noEndpointDetail(ctx: StreamContext): string {
-  const destination = ctx.destination!;
-  const where = destination.subset ? `subset ${destination.subset} of ` : '';
-  const set = destination.endpoints;
-  return set.endpoints.length === 0
-    ? `${where}service ${destination.service.name} has no endpoint`
-    : `${where}service ${destination.service.name} has no healthy endpoint (${set.endpoints.length} unhealthy or ejected)`;
+/** Refuses the request for a try that could not be sent (attempt.ts), in its words. */
+export function refuseTry(ctx: StreamContext, reason: TryRefusal): void {
+  const [code, detail] = refusalOf(reason, ctx.destination!);
+  refuse(ctx, reason, code, detail);
 }
 
 /**
@@ -85,24 +81,10 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
   const destination = ctx.destination!;
   const service = destination.service;
   const breaker = service.breaker;
-  const set = destination.endpoints;
   const retry = ctx.retry;
-  const endpoint = set.choose(ctx.hashKey, retry === null ? null : retry.tried);
-  if (endpoint === null) {
-    if (isRetry) breaker.retries--;
-    service.stats.noHealthyUpstream++;
-    refuse(ctx, 'no-healthy-endpoint', 'MG_NO_HEALTHY_UPSTREAM', noEndpointDetail(ctx));
-    return;
-  }
-  if (breaker.requests >= breaker.maxRequests) {
-    if (isRetry) breaker.retries--;
-    breaker.overflows.maxRequests++;
-    refuse(
-      ctx,
-      'circuit-open:maxRequests',
-      'MG_CIRCUIT_OPEN',
-      `service ${service.name} has ${breaker.requests} requests in flight, its limit (circuitBreaker.maxRequests)`,
-    );
+  const endpoint = admitTry(destination, ctx.hashKey, retry === null ? null : retry.tried, isRetry);
+  if (typeof endpoint === 'string') {
+    refuseTry(ctx, endpoint);
     return;
   }
   let body: Dispatcher.DispatchOptions['body'] = null;
@@ -120,7 +102,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
       }
     }
   }
-  if (set.panic) {
+  if (destination.endpoints.panic) {
     ctx.panic = true;
     service.stats.panicTries++;
   }
@@ -163,13 +145,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
   );
   if (!queued) {
     call.unwind();
-    refuse(
-      ctx,
-      'circuit-open:maxPendingRequests',
-      'MG_CIRCUIT_OPEN',
-      `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
-        '(circuitBreaker.maxPendingRequests)',
-    );
+    refuseTry(ctx, MAX_PENDING_REQUESTS);
   }
 }
 
@@ -179,23 +155,9 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
  * problem replies. (Node corks the client socket for the tick of a write, so head, a small body and
  * the end still leave in one writev.)
  */
-export class UpstreamCall implements PooledHandler {
-  client: Client | null = null;
+export class UpstreamCall extends TryHandler {
   protected readonly ctx: StreamContext;
-  protected readonly endpoint: Endpoint;
-  private readonly breaker: CircuitBreaker;
-  private readonly isRetry: boolean;
-  /** This try's headers timeout (ms, 0: none) and whether it is the per-try limit rather than what was left overall. */
-  readonly timeoutMs: number;
-  readonly perTryLimited: boolean;
-  protected controller: Dispatcher.DispatchController | null = null;
-  protected ended = false;
   protected aborted = false;
-  /**
-   * Why the try must stop, when it had to before undici handed over its controller (still connecting,
-   * or queued in an HTTP/2 client) and the pool could not take it back: applied in onRequestStart.
-   */
-  private pendingAbort: Error | null = null;
   /** The response is being retried: read and dropped, never sent to the client. */
   private discarding = false;
   private discarded = 0;
@@ -214,57 +176,15 @@ export class UpstreamCall implements PooledHandler {
     timeoutMs: number,
     perTryLimited: boolean,
   ) {
+    super(endpoint, breaker, isRetry, timeoutMs, perTryLimited);
     this.ctx = ctx;
-    this.endpoint = endpoint;
-    this.breaker = breaker;
-    this.isRetry = isRetry;
-    this.timeoutMs = timeoutMs;
-    this.perTryLimited = perTryLimited;
-  }
-
-  get authority(): string {
-    return this.endpoint.authority;
   }
 
   /** The client went away: stop the upstream work, or drop the request if it is still queued. */
   abort() {
     if (this.ended) return;
     this.aborted = true;
-    const error = new Error('client closed');
-    if (this.controller !== null) this.controller.abort(error);
-    else if (this.endpoint.pool.cancel(this)) this.end();
-    else this.pendingAbort = error;
-  }
-
-  private timer: NodeJS.Timeout | null = null;
-
-  /** Keeps this try's headers timeout with a timer of its own (see PRECISE_TIMEOUT_BELOW_MS). */
-  startTimer(): void {
-    this.timer = setTimeout(onTryTimeout, this.timeoutMs, this);
-  }
-
-  /** The headers did not arrive in time: fail the try as undici's own timeout would. */
-  timedOut(): void {
-    this.timer = null;
-    if (this.ended) return;
-    const error = Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
-    if (this.controller !== null) this.controller.abort(error);
-    else if (this.endpoint.pool.cancel(this))
-      this.onResponseError(null as unknown as Dispatcher.DispatchController, error);
-    // undici was given no headers timeout of its own (this timer is it): keep the verdict for the start.
-    else this.pendingAbort = error;
-  }
-
-  protected stopTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
+    this.stop(new Error('client closed'));
   }
 
   onResponseStart(
@@ -437,7 +357,7 @@ export class UpstreamCall implements PooledHandler {
     ctx.finish();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  override onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.ended) return;
     this.end();
     if (this.aborted || this.discarding) return;
@@ -484,32 +404,8 @@ export class UpstreamCall implements PooledHandler {
     ctx.fail(code, detail);
   }
 
-  /** Undoes the bookkeeping of a try the pool refused to queue. */
-  unwind(): void {
-    this.stopTimer();
-    this.ended = true;
-    this.endpoint.active--;
-    this.breaker.requests--;
-    if (this.isRetry) this.breaker.retries--;
+  override unwind(): void {
+    super.unwind();
     this.ctx.tries--;
   }
-
-  /** Bookkeeping once the try is over: the connection goes back to the pool. */
-  protected end() {
-    this.stopTimer();
-    this.ended = true;
-    this.endpoint.active--;
-    this.breaker.requests--;
-    if (this.isRetry) this.breaker.retries--;
-    this.releaseConnection();
-  }
-
-  /** Gives the connection back to the endpoint's pool (an upgraded one is closed instead). */
-  protected releaseConnection(): void {
-    this.endpoint.pool.release(this);
-  }
-}
-
-function onTryTimeout(call: UpstreamCall): void {
-  call.timedOut();
 }

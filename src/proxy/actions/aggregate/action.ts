@@ -9,7 +9,7 @@ import { RESULTS_ROOT } from '../../../config/aggregate.ts';
 import { DEFAULT_AGGREGATE_CALL_MAX_BODY_BYTES, DEFAULT_AGGREGATE_CALL_METHOD } from '../../../core/defaults.ts';
 import { parseDuration } from '../../../core/duration.ts';
 import { type CompiledTemplate, compileTemplate } from '../../../core/template.ts';
-import { compileRetryPolicy } from '../../upstream/retry.ts';
+import { compileRetryPolicy, isIdempotent } from '../../upstream/retry.ts';
 import type { UpstreamService } from '../../upstream/service.ts';
 import type { SubRequestTarget } from '../../upstream/sub-request.ts';
 
@@ -46,6 +46,8 @@ export interface CompiledAggregateCall {
   readonly index: number;
   readonly target: SubRequestTarget;
   readonly method: string;
+  /** By the method (RFC 9110): whether a try that may have reached the service is retried. */
+  readonly idempotent: boolean;
   readonly path: CompiledTemplate;
   /** Lower-case names of the client's headers this call gets (the propagated ones and the allow-list). */
   readonly passHeaders: ReadonlySet<string>;
@@ -106,12 +108,15 @@ function compileCall(
     subset: c.subset,
     endpoints: service.endpointSet(c.subset),
     retry: service.config.retries ? compileRetryPolicy(service.config.retries, undefined, service.retryBudget()) : null,
+    idleTimeoutMs: service.timeouts.idleMs,
   });
+  const method = c.method ?? DEFAULT_AGGREGATE_CALL_METHOD;
   return Object.freeze({
     name: c.name,
     index,
     target,
-    method: c.method ?? DEFAULT_AGGREGATE_CALL_METHOD,
+    method,
+    idempotent: isIdempotent(method),
     path: compileTemplate(c.path, [RESULTS_ROOT]),
     passHeaders: new Set([...PROPAGATED_HEADERS, ...(c.headers ?? []).map((h) => h.toLowerCase())]),
     required: c.required === true,

@@ -8,11 +8,12 @@ import { DEFAULT_MIRROR_BODY_BYTES } from '../../../core/defaults.ts';
 import { parseDuration } from '../../../core/duration.ts';
 import type { ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
+import { admitTry } from '../../upstream/attempt.ts';
 import { type CompiledFault, roll } from '../../upstream/fault.ts';
 import { type CompiledMirror, sendMirror } from '../../upstream/mirror.ts';
 import { ReplayableBody } from '../../upstream/replay-body.ts';
 import { bodySource } from '../../upstream/request-body.ts';
-import { noEndpointDetail, refuse, startTry } from '../../upstream/try.ts';
+import { refuseTry, startTry } from '../../upstream/try.ts';
 import { chooseDestination, requestHash, upstreamPathOf } from './destination.ts';
 
 export function runForward(ctx: StreamContext, action: ForwardAction): void {
@@ -103,19 +104,16 @@ function startMirror(ctx: StreamContext, mirror: CompiledMirror): void {
 }
 
 /**
- * For a WebSocket upgrade (websocket.ts): destination, rewrite and one endpoint, no retries. Returns the
- * upstream path, or null after replying when there is nowhere to send the request.
+ * For a WebSocket upgrade (websocket.ts): destination, rewrite and one endpoint the breaker admits, no
+ * retries. Returns the upstream path, or null after replying when there is nowhere to send the request.
  */
 export function prepareUpgrade(ctx: StreamContext, action: ForwardAction): string | null {
   const destination = chooseDestination(ctx, action);
   if (destination === null) return null;
-  const service = destination.service;
-  const endpoint = destination.endpoints.choose(
-    destination.endpoints.hashing ? requestHash(ctx, service.hashKey) : 0,
-    null,
-  );
-  if (endpoint === null) {
-    refuse(ctx, 'no-healthy-endpoint', 'MG_NO_HEALTHY_UPSTREAM', noEndpointDetail(ctx));
+  const hashKey = destination.endpoints.hashing ? requestHash(ctx, destination.service.hashKey) : 0;
+  const endpoint = admitTry(destination, hashKey, null, false);
+  if (typeof endpoint === 'string') {
+    refuseTry(ctx, endpoint);
     return null;
   }
   ctx.endpoint = endpoint;

@@ -15,6 +15,7 @@ import {
 } from '../../../core/defaults.ts';
 import { parseDuration } from '../../../core/duration.ts';
 import type { CompiledDestination } from '../../compiled.ts';
+import { compileRetryPolicy } from '../../upstream/retry.ts';
 import type { UpstreamService } from '../../upstream/service.ts';
 import { type CompiledVariable, compileVariables } from './variables.ts';
 
@@ -26,6 +27,12 @@ export interface GraphqlAction {
   readonly path: string;
   readonly operationName: string | undefined;
   readonly operationType: 'query' | 'mutation';
+  /**
+   * A query only reads (GraphQL spec §6: "a read-only fetch"), so a try that may have reached the
+   * service is retried under the service's policy as a GET would be; a mutation, like any POST, only
+   * after a connect failure (nothing was sent), unless the policy says `nonIdempotent: true`.
+   */
+  readonly idempotent: boolean;
   readonly variables: readonly CompiledVariable[];
   /** `{"query":…,"operationName":…,"variables":` — the JSON body up to the variables object. */
   readonly bodyPrefix: string;
@@ -67,7 +74,8 @@ export function compileGraphql(rc: RouteConfig, services: ReadonlyMap<string, Up
     upTo: 100,
     requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
     idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
-    retry: null,
+    // The service's policy (a graphql route has no `retries` of its own); see `idempotent` below.
+    retry: service.config.retries ? compileRetryPolicy(service.config.retries, undefined, service.retryBudget()) : null,
   });
   const variables = compileVariables(graphqlModule(), operation, schema, g.variables ?? {});
   const bodyPrefix =
@@ -80,6 +88,7 @@ export function compileGraphql(rc: RouteConfig, services: ReadonlyMap<string, Up
     path: g.path ?? DEFAULT_GRAPHQL_PATH,
     operationName,
     operationType: operation.operation as 'query' | 'mutation',
+    idempotent: operation.operation === 'query',
     variables: Object.freeze(variables),
     bodyPrefix,
     readsBody: variables.some((v) => v.readsBody),
@@ -104,5 +113,7 @@ export function describeGraphql(action: GraphqlAction): Record<string, unknown> 
     maxBodyBytes: action.maxBodyBytes,
     maxResponseBytes: action.maxResponseBytes,
     timeouts: { requestMs: d.requestTimeoutMs, idleMs: d.idleTimeoutMs },
+    retries:
+      d.retry === null ? null : { attempts: d.retry.attempts, on: d.retry.conditions, idempotent: action.idempotent },
   };
 }

@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { type GraphqlServer, LISTINGS_SDL, startGraphqlServer } from '../../../../test/helpers/graphql-server.ts';
 import { formatIssue } from '../../../config/issues.ts';
 import { loadConfigText, validateConfigObject } from '../../../config/load.ts';
-import { startGateway, type TestGateway } from '../../../testing/servers.ts';
+import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../../testing/servers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-graphql-'));
 const schemaFile = join(dir, 'schema.graphql');
@@ -244,6 +244,156 @@ describe('graphql action', () => {
     assert.equal(route.action.kind, 'graphql');
     assert.deepEqual(route.action.operation, { type: 'query', name: 'One' });
     assert.deepEqual(route.action.variables, { id: { value: '$(params.id)', type: 'ID!' } });
+  });
+});
+
+describe('graphql action retries (the service’s policy)', () => {
+  let upstream: GraphqlServer;
+  let resetting: Upstream;
+  let gw: TestGateway;
+  const fast = { backoff: { base: '1ms', max: '5ms' }, budget: { minPerSecond: 100 } };
+  before(async () => {
+    upstream = await startGraphqlServer();
+    resetting = await startUpstream((req) => req.socket.destroy(), 'resetting');
+    const closed = await startUpstream();
+    await closed.close();
+    gw = await startGateway({
+      services: [
+        {
+          name: 'search',
+          endpoints: [{ url: resetting.url }, { url: upstream.url }],
+          loadBalancer: { policy: 'round-robin' },
+          retries: { attempts: 1, on: ['reset'], ...fast },
+        },
+        {
+          name: 'search-half-down',
+          endpoints: [{ url: closed.url }, { url: upstream.url }],
+          loadBalancer: { policy: 'round-robin' },
+          retries: { attempts: 1, on: ['connect-failure'], ...fast },
+        },
+      ],
+      routes: [
+        {
+          name: 'query',
+          match: { path: '/query/:city' },
+          graphql: { service: 'search', query: LISTINGS, variables: { city: '$(params.city)' } },
+        },
+        {
+          name: 'mutation',
+          match: { path: '/mutation/:city' },
+          graphql: {
+            service: 'search',
+            query: 'mutation Create($input: ListingInput!) { createListing(input: $input) { city } }',
+            variables: { input: { city: '$(params.city)', price: 1 } },
+            schema: schemaFile,
+          },
+        },
+        {
+          name: 'mutation-half-down',
+          match: { path: '/half-down/:city' },
+          graphql: {
+            service: 'search-half-down',
+            query: 'mutation Create($input: ListingInput!) { createListing(input: $input) { city } }',
+            variables: { input: { city: '$(params.city)', price: 1 } },
+            schema: schemaFile,
+          },
+        },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await resetting.close();
+    await upstream.close();
+  });
+
+  /** The request's log-phase record, once it has one. */
+  async function endedFor(requestId: string) {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const ctx = gw.ended.find((c) => c.requestId === requestId);
+      if (ctx !== undefined) return ctx;
+      if (Date.now() > deadline) throw new Error(`request ${requestId} never ended`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  async function get(path: string) {
+    const res = await request(`${gw.url()}${path}`);
+    const text = await res.body.text();
+    return { status: res.statusCode, json: JSON.parse(text), ctx: await endedFor(String(res.headers['x-request-id'])) };
+  }
+
+  it('retries a query (it only reads) on another endpoint, and logs the tries', async () => {
+    const stats = gw.proxy.snapshot.services.get('search')!.stats;
+    const retriesBefore = stats.retries;
+    const resetsBefore = resetting.seen.length;
+    let retried = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await get(`/query/Paris${i}`);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.data.listings.length, 3);
+      assert.equal(r.ctx.endpoint!.authority, new URL(upstream.url).host);
+      if (r.ctx.tries === 2) {
+        retried++;
+        assert.equal(r.ctx.tryLog![0]!.endpoint, new URL(resetting.url).host);
+        assert.equal(r.ctx.tryLog![0]!.outcome, 'MG_UPSTREAM_RESET');
+      } else assert.equal(r.ctx.tries, 1);
+    }
+    const resets = resetting.seen.length - resetsBefore;
+    assert.ok(resets >= 2, 'round robin sent first tries to the resetting endpoint');
+    assert.equal(retried, resets);
+    assert.equal(stats.retries - retriesBefore, resets);
+  });
+
+  it('does not retry a mutation that may have reached the service (a reset)', async () => {
+    const stats = gw.proxy.snapshot.services.get('search')!.stats;
+    const retriesBefore = stats.retries;
+    const resetsBefore = resetting.seen.length;
+    let failed = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await get(`/mutation/Lyon${i}`);
+      assert.equal(r.ctx.tries, 1);
+      if (r.status === 200) {
+        assert.equal(r.json.data.createListing.city, `Lyon${i}`);
+        continue;
+      }
+      failed++;
+      assert.equal(r.status, 502, JSON.stringify(r.json));
+      assert.equal(r.json.code, 'MG_UPSTREAM_RESET');
+      assert.equal(r.ctx.retryStop, 'non-idempotent');
+    }
+    assert.equal(resetting.seen.length - resetsBefore, failed);
+    assert.ok(failed >= 1, 'round robin sent a mutation to the resetting endpoint');
+    assert.equal(stats.retries, retriesBefore);
+  });
+
+  it('retries a mutation after a connect failure (nothing was sent)', async () => {
+    const stats = gw.proxy.snapshot.services.get('search-half-down')!.stats;
+    let retried = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await get(`/half-down/Nice${i}`);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.data.createListing.city, `Nice${i}`);
+      if (r.ctx.tries === 2) retried++;
+    }
+    assert.ok(retried >= 1, 'round robin sent first tries to the closed port');
+    assert.equal(stats.retries, retried);
+  });
+
+  it('shows the retry policy and the operation’s idempotency in the admin API', async () => {
+    const res = await request(`${gw.adminUrl}/routes`);
+    const routes = ((await res.body.json()) as { routes: { name: string; action: Record<string, unknown> }[] }).routes;
+    assert.deepEqual(routes.find((r) => r.name === 'query')!.action.retries, {
+      attempts: 1,
+      on: ['reset'],
+      idempotent: true,
+    });
+    assert.deepEqual(routes.find((r) => r.name === 'mutation')!.action.retries, {
+      attempts: 1,
+      on: ['reset'],
+      idempotent: false,
+    });
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * Running the graphql action: the request body read when a variable references it, the variables
  * rendered and coerced (400 MG_GRAPHQL_VARIABLE naming the variable when one cannot be), the JSON
- * body POSTed to the service as one buffered request (upstream/buffered-request.ts), and the GraphQL
- * answer written back with the status its errors map to (response.ts).
+ * body POSTed to the service as the request's one sub-request (upstream/sub-request.ts: retried only
+ * as the service's policy and the operation allow), and the GraphQL answer written back with the
+ * status its errors map to (response.ts).
  */
 import type { Readable } from 'node:stream';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
@@ -10,9 +11,8 @@ import { type ExtraLookup, walk } from '../../../core/template.ts';
 import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../../chain/filters.ts';
 import type { StreamContext } from '../../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../../headers.ts';
-import { type BufferedOutcome, sendBufferedRequest } from '../../upstream/buffered-request.ts';
 import { bodySource } from '../../upstream/request-body.ts';
-import { refuse } from '../../upstream/try.ts';
+import { type SubResult, sendSubRequest } from '../../upstream/sub-request.ts';
 import { requestHash } from '../forward/destination.ts';
 import type { GraphqlAction } from './action.ts';
 import { answerOf } from './response.ts';
@@ -138,31 +138,33 @@ function send(ctx: StreamContext, action: GraphqlAction, extra: ExtraLookup): vo
     String(body.length),
   );
   const destination = action.destination;
-  sendBufferedRequest(
-    ctx,
+  ctx.destination = destination;
+  ctx.timeoutMs = destination.requestTimeoutMs;
+  sendSubRequest(
     destination,
     {
       method: 'POST',
       path: action.path,
       headers,
       body,
+      idempotent: action.idempotent,
       timeoutMs: destination.requestTimeoutMs,
-      idleTimeoutMs: destination.idleTimeoutMs,
-      maxResponseBytes: action.maxResponseBytes,
+      maxBodyBytes: action.maxResponseBytes,
       hashKey: destination.endpoints.hashing ? requestHash(ctx, destination.service.hashKey) : 0,
+      ctx,
+      sole: true,
     },
     (outcome) => answer(ctx, outcome),
   );
 }
 
-function answer(ctx: StreamContext, outcome: BufferedOutcome): void {
+function answer(ctx: StreamContext, outcome: SubResult): void {
   if (ctx.done) return;
   if (!outcome.ok) {
-    if (outcome.refusal !== null) refuse(ctx, outcome.refusal, outcome.code, outcome.detail);
-    else ctx.fail(outcome.code, outcome.detail);
+    ctx.fail(outcome.code, outcome.detail);
     return;
   }
-  const { status: upstreamStatus, headers: upstreamHeaders, body } = outcome.response;
+  const { status: upstreamStatus, headers: upstreamHeaders, body } = outcome;
   const service = ctx.destination!.service.name;
   const encoding = upstreamHeaders['content-encoding'];
   if (encoding !== undefined && encoding !== 'identity') {
