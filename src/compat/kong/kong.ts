@@ -58,7 +58,7 @@ const NATIVE_ONLY = /^(listeners|admin|plans|observability|redis|metering|author
 const TOP_LEVEL = new RegExp(`^["']?(${[...SHARED_SECTIONS, ...KONG_ONLY_SECTIONS].join('|')})["']?\\s*:`, 'm');
 /** Field names of Kong's entities (snake_case keys included: meshgate's are camelCase). */
 const KONG_FIELD =
-  /\b(url|host|hosts|paths|methods|headers|username|custom_id|protocols|instance_name)["']?\s*:|[a-z]_[a-z_]+["']?\s*:|rate-limiting|proxy-cache|correlation-id|request-size-limiting|prometheus/;
+  /\b(url|host|hosts|paths|methods|headers|username|custom_id|protocols|instance_name)["']?\s*:|[a-z]_[a-z0-9_]+["']?\s*:|rate-limiting|proxy-cache|correlation-id|request-size-limiting|prometheus/;
 
 /** Kong plugin names meshgate does not use for its own plugins. */
 const KONG_ONLY_PLUGIN_NAMES = new Set([
@@ -150,7 +150,8 @@ export function isKongShaped(value: unknown): boolean {
       (p) =>
         KONG_ONLY_PLUGIN_NAMES.has(String(p.name)) ||
         ['service', 'route', 'consumer', 'protocols', 'instance_name'].some((k) => k in p) ||
-        (isRecord(p.config) && Object.keys(p.config).some((k) => /^[a-z]+_[a-z_]+$/.test(k) && k !== 'json_types')),
+        (isRecord(p.config) &&
+          Object.keys(p.config).some((k) => /^[a-z][a-z0-9]*_[a-z0-9_]+$/.test(k) && k !== 'json_types')),
     )
   );
 }

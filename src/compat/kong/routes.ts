@@ -421,7 +421,7 @@ export function upstreamPathRewrite(
   if (s === '/') return { pattern: `^${prefix}${SANITIZE}/?(?<mgRest>.*)$`, substitution: '/$<mgRest>' };
   const longerThanRoot = endsWithSlash ? '' : '(?<=..)';
   return {
-    pattern: `^${prefix}${SANITIZE}(?:(?=.)(?<=^(?<mgSlash>/).*)|(?<=(?<mgEnd>/))$${longerThanRoot})?/?(?<mgRest>.*)$`,
+    pattern: `^${prefix}${SANITIZE}(?:(?=.)(?<=^(?<mgSlash>/).*)|(?<=(?<mgEnd>/))$${longerThanRoot}|)/?(?<mgRest>.*)$`,
     substitution: `${literal(b)}$<mgSlash>$<mgEnd>$<mgRest>`,
   };
 }
