@@ -118,7 +118,7 @@ describe('Kong conversion: the upstream path', () => {
     const rest = sanitize(r.slice(p.length));
     return s.endsWith('/') && rest.startsWith('/') ? s.slice(0, -1) + rest : s + rest;
   }
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const services = ['/', '/s', '/s/', '/a/b', '/$1'];
   const prefixes = ['/', '/api', '/api/'];
   const rests = ['', '/', '/x', 'x', '/x/', 'x/y', './x', '../', '.', '..', './', '...'];
@@ -135,7 +135,7 @@ describe('Kong conversion: the upstream path', () => {
             for (const strip of [true, false]) {
               const r = p + rest;
               if (normalisePath(r, 'keep') !== r) continue; // the rewrite sees normalised paths only
-              const rw = upstreamPathRewrite(s, `(?:${escape(p)})`, strip, handling);
+              const rw = upstreamPathRewrite(s, `(?:${escapeRegex(p)})`, strip, handling);
               const got = rw ? r.replace(new RegExp(rw.pattern), rw.substitution) : r;
               assert.equal(got, model(s, p, r, strip), `service ${s}, prefix ${p}, request ${r}, strip_path ${strip}`);
               checked++;
