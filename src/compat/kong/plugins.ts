@@ -87,6 +87,9 @@ const CONVERTERS: Record<string, PluginConverter> = {
   prometheus: () => null,
 };
 
+/** Plugins Kong's schemas forbid on a consumer (`typedefs.no_consumer`): they find the consumer. */
+const NO_CONSUMER = new Set(['jwt', 'key-auth', 'acl', 'cors']);
+
 /** The Kong plugins meshgate converts. */
 export const KONG_PLUGINS = Object.keys(CONVERTERS);
 
@@ -114,6 +117,10 @@ export function convertPlugin(file: KongFile, value: unknown, ref: SourceRef, ne
   if (p.enabled === false) return; // Kong runs a disabled plugin nowhere.
   const scope = pluginScope(file, p, ref, nested);
   if (!scope) return;
+  if (scope.kind === 'consumer' && NO_CONSUMER.has(p.name)) {
+    out.reportInvalid(ref, `Kong does not run ${p.name} for one consumer`, 'set it on a route, a service or globally');
+    return;
+  }
   notSupported(out, p, ref, 'consumer_group', 'meshgate has no consumer groups');
   notSupported(out, p, ref, 'ordering', 'meshgate runs plugins in a fixed order of phases');
   if (isSet(p.protocols)) {
