@@ -131,6 +131,8 @@ variant_cmd() {
     metering) echo "env METERING_ENABLED=true METERING_DB=$RUN/usage-$1.db $gw --config $ROOT/bench/bench-metering.yaml --workers 1" ;;
     # Istio resources converted at load (bench/bench-istio/): first-match routes with Istio's retry policy.
     istio) echo "$gw --config $ROOT/bench/bench-istio --listen 127.0.0.1:$PORT --workers 1" ;;
+    # A Kong declarative file converted at load (bench/bench-kong/): Kong's route order, strip_path, Host.
+    kong) echo "$gw --config $ROOT/bench/bench-kong --listen 127.0.0.1:$PORT --workers 1" ;;
     w1) echo "$gw --config $ROOT/bench/bench.yaml --workers 1" ;;
     w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;

@@ -68,7 +68,7 @@ Identities (workload certificates, issued at POST /certificates):
       --trust-domain NAME   SPIFFE trust domain (default: the model's mesh.trustDomain, else ${DEFAULT_TRUST_DOMAIN})
       --svid-lifetime DURATION  certificate lifetime (default ${DEFAULT_SVID_LIFETIME_MS / 3_600_000}h; at least 1s)
       --no-identities       issue no certificates (and push no trust bundle)
-Foreign formats (Istio resources in the config directory, detected by shape; docs/adoption.md):
+Foreign formats (Istio resources and Kong files in the config directory, detected by shape; docs/adoption.md):
       --allow-unsupported   load them even if some fields cannot be converted (each logged as a warning)`;
 
 function duration(name: string, text: string | undefined, fallback: number): number {

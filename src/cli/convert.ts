@@ -1,6 +1,6 @@
 /**
- * `meshgate convert FILE... [--from istio] [--output FILE]`: foreign config files (Istio resources)
- * as meshgate's own YAML config, each object preceded by a comment naming the source object it came
+ * `meshgate convert FILE... [--from istio|kong] [--output FILE]`: foreign config files (Istio
+ * resources, Kong declarative config) as meshgate's own YAML config, each object preceded by a comment naming the source object it came
  * from. The output is validated before it is written: what it prints loads as it is.
  */
 import { writeFile } from 'node:fs/promises';
@@ -17,8 +17,8 @@ import { FOREIGN_FORMAT_OPTIONS, FOREIGN_FORMAT_USAGE, foreignFormatOptions } fr
 
 export const usage = `Usage: meshgate convert FILE... [--from ${FOREIGN_FORMATS.map((f) => f.name).join('|')}] [--output FILE] [options]
 
-Prints the meshgate config that Istio resources (multi-document YAML) become, with a comment naming
-the source object of each listener, service, route and policy. Files in meshgate's own format may be
+Prints the meshgate config that Istio resources (multi-document YAML) or a Kong declarative file
+become, with a comment naming the source object of each listener, service, route, consumer and policy. Files in meshgate's own format may be
 given too: they are merged in, as a directory of config files is. \`\${NAME}\` is left as written.
 The result is validated; a part that cannot be converted is an error unless --allow-unsupported,
 which leaves it out and lists it at the top of the output. Exit status 0 converted, 1 not, 2 bad usage.
@@ -91,7 +91,7 @@ export async function convertCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-const SECTIONS = ['listeners', 'services', 'routes', 'authorizationPolicies'] as const;
+const SECTIONS = ['listeners', 'services', 'routes', 'consumers', 'authorizationPolicies'] as const;
 
 /** The config as YAML, each object of a converted file preceded by its origin and source position. */
 function render(

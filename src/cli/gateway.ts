@@ -46,11 +46,11 @@ come from the mesh control plane, and the gateway keeps serving its last good co
 control plane is away.
 SIGTERM drains and exits 0.
 
-The config file may also be Istio resources (or mix them with meshgate's own files): they are
-detected by shape and converted (docs/adoption.md).
+The config file may also be Istio resources or a Kong declarative file (or mix them with meshgate's
+own files): they are detected by shape and converted (docs/adoption.md).
 
 Options:
-  -c, --config PATH     config file (YAML or JSON; meshgate's, or Istio resources), or a directory
+  -c, --config PATH     config file (YAML or JSON; meshgate's, Istio resources or Kong's), or a directory
                         whose *.yaml, *.yml and *.json files are merged
       --control-plane URL  take the config from a mesh control plane instead of a file
       --id ID           the gateway's proxy id in the mesh (default gateway-HOSTNAME-PID)

@@ -22,7 +22,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; usage
   convert: {
     run: convertCommand,
     usage: convertUsage,
-    summary: 'turn Istio resources into meshgate config, naming each source object',
+    summary: 'turn Istio resources or Kong config into meshgate config, naming each source object',
   },
   'control-plane': {
     run: controlPlaneCommand,

@@ -48,7 +48,8 @@ export const FOREIGN_FORMAT_OPTIONS = {
 export const FOREIGN_FORMAT_USAGE = `      --allow-unsupported  load Kong or Istio files even if some of their fields cannot be converted
                         (each is logged as a warning); default: such a file is refused
       --listen ADDR:PORT  where converted files listen when no file names a listener
-                        (default: where the source system would, e.g. Istio's gateway on 0.0.0.0:8080)`;
+                        (default: where the source system would, e.g. Istio's gateway on 0.0.0.0:8080,
+                        Kong's proxy on 0.0.0.0:8000)`;
 
 /**
  * `--allow-unsupported` and `--listen` → the converters' options; a string is a usage error.

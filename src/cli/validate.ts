@@ -12,7 +12,8 @@ import { FOREIGN_FORMAT_OPTIONS, FOREIGN_FORMAT_USAGE, foreignFormatOptions } fr
 export const usage = `Usage: meshgate validate FILE|DIR [--output text|json] [options]
 
 Checks a config file, or a directory of them (merged as the control plane merges them): syntax,
-schema, references. Istio resources are detected by shape and checked as they would be loaded.
+schema, references. Istio resources and Kong files are detected by shape and checked as they would
+be loaded.
 Exit status 0 when valid, 1 when not, 2 on bad usage.
 
 Options:

@@ -8,6 +8,7 @@
  */
 import type { ConfigConverter } from '../config/pipeline.ts';
 import { istioFormat } from './istio/istio.ts';
+import { kongFormat } from './kong/kong.ts';
 import { type CompatOptions, convertTexts } from './shared/convert.ts';
 import type { ForeignFormat } from './shared/format.ts';
 
@@ -15,7 +16,7 @@ export type { CompatOptions } from './shared/convert.ts';
 export { convertTexts, parseListen } from './shared/convert.ts';
 
 /** The formats meshgate reads, in the order detection tries them. */
-export const FOREIGN_FORMATS: readonly ForeignFormat[] = [istioFormat];
+export const FOREIGN_FORMATS: readonly ForeignFormat[] = [istioFormat, kongFormat];
 
 /** The converter hooks of a config pipeline (`checkConfig`, `ConfigPipeline`). */
 export function compatConverters(options: CompatOptions = {}): ConfigConverter[] {

@@ -52,9 +52,11 @@ export interface ConvertedConfig {
   authorizationPolicies: Record<string, unknown>[];
   plugins: Record<string, unknown>[];
   mesh?: Record<string, unknown>;
+  /** The shared store of plugins with `store: redis` (Kong's `policy: redis`). */
+  redis?: Record<string, unknown>;
 }
 
-export type ListSection = Exclude<keyof ConvertedConfig, 'mesh'>;
+export type ListSection = Exclude<keyof ConvertedConfig, 'mesh' | 'redis'>;
 
 /**
  * Services a converter emits as policy for a service defined elsewhere (an Istio DestinationRule

@@ -66,6 +66,17 @@ describe('rate-limit plugin', () => {
             service: 'svc',
             plugins: [{ name: 'rate-limit', config: { minute: 2, dryRun: true } }],
           },
+          ...['/ga', '/gb'].map((path) => ({
+            name: `grouped${path.replace('/', '-')}`,
+            match: { path },
+            service: 'svc',
+            plugins: [
+              {
+                name: 'rate-limit',
+                config: { minute: 2, hour: 5, month: 100, algorithm: 'fixed', group: 'g1', periodHeaders: true },
+              },
+            ],
+          })),
           {
             name: 'fixed',
             match: { path: '/fixed' },
@@ -167,6 +178,32 @@ describe('rate-limit plugin', () => {
     const elsewhere = await call('/lo');
     assert.equal(elsewhere.statusCode, 200, 'a route to another service has its own count');
     assert.equal(elsewhere.headers['ratelimit-remaining'], '2');
+  });
+
+  it('group: routes naming one group share a count; periodHeaders adds Kong’s per-window headers', async () => {
+    const first = await call('/ga');
+    assert.equal(first.statusCode, 200);
+    assert.deepEqual(
+      ['minute', 'hour', 'month'].map((p) => [
+        first.headers[`x-ratelimit-limit-${p}`],
+        first.headers[`x-ratelimit-remaining-${p}`],
+      ]),
+      [
+        ['2', '1'],
+        ['5', '4'],
+        ['100', '99'],
+      ],
+    );
+    assert.equal(first.headers['ratelimit-limit'], '2', 'the tightest window in RateLimit-*');
+    const second = await call('/gb');
+    assert.equal(second.statusCode, 200);
+    assert.equal(second.headers['x-ratelimit-remaining-minute'], '0', 'the other route drew from the same count');
+    const refused = await call('/ga');
+    assert.equal(refused.statusCode, 429);
+    assert.equal(refused.headers['x-ratelimit-remaining-minute'], '0');
+    assert.equal(refused.headers['x-ratelimit-remaining-hour'], '3', 'a refused request is not counted');
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
+    assert.equal((await call('/two')).headers['x-ratelimit-limit-minute'], undefined, 'off by default');
   });
 
   it('counters survive a config reload', async () => {

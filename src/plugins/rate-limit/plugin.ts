@@ -19,27 +19,44 @@ import {
 import type { FailurePolicy } from '../../stores/failure.ts';
 import { fullWindows, rateLimitHeaders, retryAfterSeconds, tightest } from './headers.ts';
 import { type RateLimitConfig, rateLimitSchema } from './schema.ts';
-import type { Decision, RateLimitStore, Window } from './store.ts';
+import { type Decision, MONTH_MS, type RateLimitStore, type Window } from './store.ts';
 import { selectStore } from './stores.ts';
 
+/** The shorthand fields, with their window and Kong's per-window header suffix. */
+const SHORTHANDS: readonly [unit: 'second' | 'minute' | 'hour' | 'day' | 'month', ms: number, suffix: string][] = [
+  ['second', 1_000, 'second'],
+  ['minute', 60_000, 'minute'],
+  ['hour', 3_600_000, 'hour'],
+  ['day', 86_400_000, 'day'],
+  ['month', MONTH_MS, 'month'],
+];
+
+/** The windows of a config, `limits` first, then the shorthands in SHORTHANDS order. */
 function windowsOf(config: RateLimitConfig): Window[] {
+  return windowsWithPeriods(config).map(([w]) => w);
+}
+
+/** Each window and, for a shorthand, the suffix of its `X-RateLimit-*-<Period>` headers. */
+function windowsWithPeriods(config: RateLimitConfig): [Window, string | null][] {
   const algorithm = config.algorithm ?? 'sliding';
-  const windows: Window[] = (config.limits ?? []).map((l) => ({
-    limit: l.requests,
-    windowMs: parseDuration(l.window)!,
-    algorithm,
-  }));
-  const units: [keyof RateLimitConfig, number][] = [
-    ['second', 1_000],
-    ['minute', 60_000],
-    ['hour', 3_600_000],
-    ['day', 86_400_000],
-  ];
-  for (const [unit, ms] of units) {
+  const windows: [Window, string | null][] = (config.limits ?? []).map((l) => [
+    { limit: l.requests, windowMs: parseDuration(l.window)!, algorithm },
+    null,
+  ]);
+  for (const [unit, ms, suffix] of SHORTHANDS) {
     const limit = config[unit];
-    if (typeof limit === 'number') windows.push({ limit, windowMs: ms, algorithm });
+    if (typeof limit !== 'number') continue;
+    // A month is a calendar month, as in Kong; a sliding month would have no fixed edges to report.
+    windows.push([{ limit, windowMs: ms, algorithm: unit === 'month' ? 'calendar-month' : algorithm }, suffix]);
   }
   return windows;
+}
+
+/** Kong's `X-RateLimit-Limit-<Period>` / `-Remaining-<Period>` names, by window index (null: none). */
+function periodHeaderNames(config: RateLimitConfig): (readonly [string, string] | null)[] {
+  return windowsWithPeriods(config).map(([, suffix]) =>
+    suffix === null ? null : ([`x-ratelimit-limit-${suffix}`, `x-ratelimit-remaining-${suffix}`] as const),
+  );
 }
 
 function keyFunction(config: RateLimitConfig): (ctx: RequestContext) => string {
@@ -62,8 +79,16 @@ function keyFunction(config: RateLimitConfig): (ctx: RequestContext) => string {
   }
 }
 
-function headersOf(decision: Decision): [string, string][] {
-  return rateLimitHeaders(tightest(decision));
+function headersOf(decision: Decision, periods: Limiter['periodHeaders']): [string, string][] {
+  const headers = rateLimitHeaders(tightest(decision));
+  if (periods === null) return headers;
+  for (let i = 0; i < periods.length; i++) {
+    const names = periods[i];
+    const w = decision.windows[i];
+    if (names === null || names === undefined || w === undefined) continue;
+    headers.push([names[0], String(w.limit)], [names[1], String(w.remaining)]);
+  }
+  return headers;
 }
 
 /** Compiled once per route: what to count and how to answer. */
@@ -78,6 +103,8 @@ interface Limiter {
   scope: string;
   dryRun: boolean;
   showHeaders: boolean;
+  /** Kong's per-window header names by window index (`periodHeaders`), or null. */
+  periodHeaders: readonly (readonly [string, string] | null)[] | null;
   now: () => number;
   warn: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -107,7 +134,7 @@ class Counted implements Filter {
 
   onResponseHeaders(_ctx: RequestContext, response: ResponseHead): void {
     if (this.decision === null || !this.limiter.showHeaders || response.header('ratelimit-limit') !== undefined) return;
-    for (const [name, value] of headersOf(this.decision)) response.setHeader(name, value);
+    for (const [name, value] of headersOf(this.decision, this.limiter.periodHeaders)) response.setHeader(name, value);
   }
 
   private decide(ctx: RequestContext, decision: Decision): LocalReply | undefined {
@@ -119,7 +146,7 @@ class Counted implements Filter {
       return undefined;
     }
     const retryAfter = retryAfterSeconds(fullWindows(decision));
-    const headers: [string, string][] = l.showHeaders ? headersOf(decision) : [];
+    const headers: [string, string][] = l.showHeaders ? headersOf(decision, l.periodHeaders) : [];
     headers.push(['retry-after', String(retryAfter)]);
     return { status: 429, code: 'MG_RATE_LIMITED', detail: `rate limit reached; retry in ${retryAfter} s`, headers };
   }
@@ -155,12 +182,14 @@ export default definePlugin<RateLimitConfig>({
       failure,
       windows,
       keyOf: keyFunction(config),
-      perRoute: config.by !== 'service',
+      perRoute: config.by !== 'service' && config.group === undefined,
       // Counters are per route and settings, so routes with limits of their own never share a counter;
-      // `by: service` counters are per service and settings, shared by the service's routes.
-      scope: `${windows.map((w) => `${w.limit}/${w.windowMs}${w.algorithm[0]}`).join(',')}|${config.by ?? 'consumer'}`,
+      // `by: service` counters are per service and settings, shared by the service's routes; a `group`'s
+      // are shared by every route that names it.
+      scope: `${config.group === undefined ? '' : `g:${config.group}|`}${windows.map((w) => `${w.limit}/${w.windowMs}${w.algorithm[0]}`).join(',')}|${config.by ?? 'consumer'}`,
       dryRun: config.dryRun === true,
       showHeaders: config.headers !== false,
+      periodHeaders: config.periodHeaders === true ? periodHeaderNames(config) : null,
       now: deps.now,
       warn: deps.warn,
     };

@@ -7,6 +7,7 @@ export interface RateLimitConfig {
   minute?: number;
   hour?: number;
   day?: number;
+  month?: number;
   by?: 'consumer' | 'credential' | 'ip' | 'header' | 'route' | 'service';
   header?: string;
   algorithm?: 'sliding' | 'fixed';
@@ -14,6 +15,8 @@ export interface RateLimitConfig {
   headers?: boolean;
   store?: 'memory' | 'redis';
   failOpen?: boolean;
+  periodHeaders?: boolean;
+  group?: string;
 }
 
 const count = (description: string) => ({ type: 'integer', minimum: 1, description }) as const;
@@ -40,6 +43,10 @@ export const rateLimitSchema = {
     minute: count('Shorthand: requests per minute (as in Kong).'),
     hour: count('Shorthand: requests per hour.'),
     day: count('Shorthand: requests per day.'),
+    month: count(
+      'Shorthand: requests per UTC calendar month (from the 1st, 00:00 UTC, whatever `algorithm` says: a ' +
+        'fixed window, as in Kong).',
+    ),
     by: {
       type: 'string',
       enum: ['consumer', 'credential', 'ip', 'header', 'route', 'service'],
@@ -70,6 +77,21 @@ export const rateLimitSchema = {
         'Where requests are counted. `memory` (default): on this machine, exact whatever `--workers` is (a ' +
         "gateway's workers all count in its primary process). `redis`: in the Redis of the " +
         'top-level `redis` block, one limit shared by every gateway using it (exact while Redis answers).',
+    },
+    periodHeaders: {
+      type: 'boolean',
+      description:
+        'Also add Kong’s per-window headers for each shorthand window: `X-RateLimit-Limit-Second` … ' +
+        '`-Month` and `X-RateLimit-Remaining-Second` … `-Month` (with `headers`). Default false.',
+    },
+    group: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+      description:
+        'Routes whose entries name the same group (and have the same limits and `by`) draw from one count, ' +
+        'as a Kong plugin set on a service or globally counts across its routes. Default: each route counts ' +
+        'on its own (`by: service`: each service).',
     },
     failOpen: {
       type: 'boolean',

@@ -1,0 +1,134 @@
+/**
+ * `meshgate convert`, `meshgate validate` and `meshgate gateway` on Kong declarative files, as a user
+ * runs them: real child processes on the pinned Node, real files.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { request } from 'undici';
+import { parse } from 'yaml';
+import { MeshgateProcess } from '../helpers/process.ts';
+import { startUpstream } from '../helpers/servers.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'kong');
+
+async function meshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(NODE, ['src/cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshgate-kong-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const UNSUPPORTED = [
+  '_format_version: "3.0"',
+  'services:',
+  '- name: shop',
+  '  url: http://shop.internal:8080',
+  '  routes:',
+  '  - name: shop-api',
+  '    paths: [/api]',
+  '    snis: [shop.example.com]',
+  '',
+].join('\n');
+
+describe('meshgate convert --from kong', { concurrency: true }, () => {
+  test('prints valid meshgate config with a comment naming each Kong entity', async () => {
+    const out = join(dir, 'shop.meshgate.yaml');
+    const run = await meshgate(['convert', '--from', 'kong', join(FIXTURES, 'shop.yaml'), '--output', out]);
+    assert.equal(run.code, 0, run.stderr);
+    const text = await readFile(out, 'utf8');
+    assert.match(
+      text,
+      /^ {2}# from kong:route\/orders-api \(services\[0\]\.routes\[0\]\) \(.*shop\.yaml:\d+\)\n {2}- name: orders-api$/m,
+    );
+    assert.match(text, /^ {2}# from kong:service\/orders \(services\[0\]\) \+ kong:upstream\/orders-upstream/m);
+    assert.match(text, /^ {2}# from kong:consumers\[0\]/m);
+    const config = parse(text) as { routes: { name: string }[]; listeners: { port: number }[] };
+    assert.equal(config.routes.length, 4);
+    assert.deepEqual(
+      config.listeners.map((l) => l.port),
+      [8000],
+      'Kong’s proxy port',
+    );
+    const check = await meshgate(['validate', out]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /valid \(1 listeners, 3 services, 4 routes\)/);
+  });
+
+  test('validate names an unsupported field with its file, line and column; --allow-unsupported warns and loads the rest', async () => {
+    const file = join(dir, 'kong-unsupported.yaml');
+    await writeFile(file, UNSUPPORTED);
+    const refused = await meshgate(['validate', file]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /:8:5: kong:services\[0\]\.routes\[0\]\.snis: routing by snis is not supported/);
+    const allowed = await meshgate(['validate', file, '--allow-unsupported']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stderr, /^warning: .*:8:5: .*snis.*\(left out\)$/m);
+  });
+});
+
+describe('meshgate gateway on a Kong file', () => {
+  test('serves the issue’s kong.yaml on --listen: a JWT required, Kong’s rate-limit headers', async () => {
+    const upstream = await startUpstream(undefined, 'property-service');
+    const deploy = await mkdtemp(join(dir, 'deploy-'));
+    const secret = 'cli-test-secret-of-at-least-32-characters';
+    const kong = await readFile(join(FIXTURES, 'property-service.yaml'), 'utf8');
+    await writeFile(
+      join(deploy, 'kong.yaml'),
+      [
+        kong.trimEnd(),
+        'upstreams:',
+        '- name: property-service',
+        `  targets: [{ target: "127.0.0.1:${upstream.port}" }]`,
+        'consumers:',
+        '- username: app',
+        `  jwt_secrets: [{ key: app-key, secret: "${secret}" }]`,
+        '',
+      ].join('\n'),
+    );
+    await writeFile(join(deploy, 'admin.yaml'), 'admin: { port: 0 }\n');
+    const gw = new MeshgateProcess(['gateway', '--config', deploy, '--listen', '127.0.0.1:0', '--workers', '0']);
+    try {
+      const started = await gw.waitFor('gateway started');
+      const port = (started.listeners as Record<string, number>)['kong-proxy'];
+      assert.ok(port, JSON.stringify(started));
+      const denied = await request(`http://127.0.0.1:${port}/api/v1/properties`);
+      await denied.body.dump();
+      assert.equal(denied.statusCode, 401);
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer('app-key')
+        .sign(new TextEncoder().encode(secret));
+      const ok = await request(`http://127.0.0.1:${port}/api/v1/properties`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await ok.body.dump();
+      assert.equal(ok.statusCode, 200);
+      assert.equal(ok.headers['x-ratelimit-limit-minute'], '100');
+      assert.equal(ok.headers['x-ratelimit-limit-hour'], '1000');
+      assert.equal(upstream.seen.at(-1)?.url, '/');
+    } finally {
+      await gw.stop();
+      await upstream.close();
+    }
+  });
+});
