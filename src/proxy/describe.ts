@@ -2,6 +2,7 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
+import { MAX_LOOKUP_RECORDS } from '../api/mesh.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import { describeAction } from './actions/index.ts';
@@ -20,7 +21,9 @@ export type ProxyView =
   | 'purge-cache'
   | `purge-cache:${string}`
   /** A consumer's plan and quota state (after the colon, the consumer's name): `{ status, body }`. */
-  | `quota:${string}`;
+  | `quota:${string}`
+  /** Remembered requests whose request or trace id is in the JSON array after the colon: `{ records }`. */
+  | `requests:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -120,6 +123,10 @@ export function describeService(service: UpstreamService) {
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
+  if (view.startsWith('requests:')) {
+    const match = JSON.parse(view.slice('requests:'.length)) as string[];
+    return { records: proxy.telemetry.recent?.find(match, MAX_LOOKUP_RECORDS) ?? [] };
+  }
   switch (view) {
     case 'metrics':
       // JSON, so a primary can sum several workers' metrics (prom-client's aggregate).
