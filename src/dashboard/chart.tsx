@@ -2,6 +2,9 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 
+/** The fewest slots a chart shows. */
+const MIN_POINTS = 12;
+
 export interface Line {
   label: string;
   values: (number | null)[];
@@ -19,7 +22,18 @@ export function Chart(props: {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = props.lines.map((l) => l.label).join('|');
-  const data = [props.times.map((t) => t / 1000), ...props.lines.map((l) => l.values)] as uPlot.AlignedData;
+  // From the first slot with data (at least the last minute's worth): an hour-old history is shown
+  // whole, a mesh that started a minute ago is not a flat line with a blip at the end.
+  let first = props.times.length;
+  for (const l of props.lines) {
+    const i = l.values.findIndex((v) => v !== null);
+    if (i !== -1) first = Math.min(first, i);
+  }
+  const from = Math.max(0, Math.min(first - 1, props.times.length - MIN_POINTS));
+  const data = [
+    props.times.slice(from).map((t) => t / 1000),
+    ...props.lines.map((l) => l.values.slice(from)),
+  ] as uPlot.AlignedData;
 
   useEffect(() => {
     const el = host.current;
@@ -28,7 +42,7 @@ export function Chart(props: {
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: props.height ?? 140,
-      legend: { show: true },
+      legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
       axes: [
@@ -71,7 +85,15 @@ export function Chart(props: {
 
   return (
     <figure class="chart">
-      <figcaption>{props.title}</figcaption>
+      <figcaption>
+        {props.title}
+        {props.lines.length > 1 &&
+          props.lines.map((l) => (
+            <span key={l.label} class={`key ${l.label}`}>
+              {l.label}
+            </span>
+          ))}
+      </figcaption>
       <div ref={host} />
     </figure>
   );

@@ -24,6 +24,8 @@ function RouteCard(props: { route: WeightedRoute; live: Live; onApplied: () => v
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const current = route.destinations.map((d) => d.weight).join('/');
+  // Once applied (or changed elsewhere), the inputs start from the weights in force.
+  useEffect(() => setWeights(route.destinations.map((d) => d.weight)), [current]);
   const wanted = weights.join('/');
   const previewed =
     preview !== null && preview.status === 200 && preview.route?.destinations.map((d) => d.weight).join('/') === wanted;
@@ -205,12 +207,7 @@ export function CanaryView(props: { live: Live }) {
         the control plane as a change of the model, recorded and pushed to every proxy it concerns.
       </p>
       {routes.map((r) => (
-        <RouteCard
-          key={`${r.name}:${generation}`}
-          route={r}
-          live={props.live}
-          onApplied={() => setGeneration((g) => g + 1)}
-        />
+        <RouteCard key={r.name} route={r} live={props.live} onApplied={() => setGeneration((g) => g + 1)} />
       ))}
     </section>
   );

@@ -110,7 +110,6 @@ function Graph(props: { overview: Overview }) {
       style: STYLE,
       minZoom: 0.3,
       maxZoom: 2.5,
-      wheelSensitivity: 0.3,
       boxSelectionEnabled: false,
       autoungrabify: false,
     });
@@ -143,6 +142,10 @@ function Graph(props: { overview: Overview }) {
     if (ids !== shape.current) {
       shape.current = ids;
       const roots = c.nodes('[kind = "clients"]');
+      const el = host.current!;
+      // Breadth-first lays levels out top to bottom over the container; turned a quarter, with the
+      // container's proportions kept, levels run left to right as a request travels.
+      const ratio = Math.max(0.2, el.clientWidth / Math.max(1, el.clientHeight));
       c.layout({
         name: 'breadthfirst',
         directed: true,
@@ -150,8 +153,7 @@ function Graph(props: { overview: Overview }) {
         spacingFactor: 1.1,
         padding: 30,
         animate: false,
-        // Left to right reads like a request's path.
-        transform: (_node: cytoscape.NodeSingular, p: cytoscape.Position) => ({ x: p.y * 1.6, y: p.x }),
+        transform: (_node: cytoscape.NodeSingular, p: cytoscape.Position) => ({ x: p.y * ratio, y: p.x / ratio }),
       } as cytoscape.LayoutOptions).run();
       c.fit(undefined, 30);
     }
