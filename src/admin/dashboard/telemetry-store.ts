@@ -118,6 +118,8 @@ export interface OverviewOptions {
   services?: readonly string[];
   /** The mTLS mode proxy `proxy` uses towards `service`, when known. */
   mtlsOf?: (proxy: string, service: string) => string | null;
+  /** False: the window's numbers only, every history left empty (cheaper, for the proxies' table). */
+  history?: boolean;
 }
 
 const emptyVec = (slots: number): Vec => ({
@@ -312,7 +314,7 @@ export class TelemetryStore {
 
       // History: each slot takes the pair of reports around its middle.
       let j = 1;
-      for (let i = 0; i < slots; i++) {
+      for (let i = 0; i < (options.history === false ? 0 : slots); i++) {
         const mid = times[i]! + interval / 2;
         while (j < samples.length && samples[j]!.at <= mid) j++;
         if (j >= samples.length) break;

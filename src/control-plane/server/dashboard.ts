@@ -95,7 +95,7 @@ export class ControlPlaneDashboard implements DashboardBackend {
   }
 
   proxies() {
-    const reports = new Map(this.store.overview({ windowMs: this.intervalMs * 2 }).proxies.map((p) => [p.id, p]));
+    const reports = new Map(this.store.overview({ windowMs: this.intervalMs * 2, history: false }).proxies.map((p) => [p.id, p]));
     return this.cp.proxyStatuses().map((p) => ({
       id: p.id,
       kind: p.kind,
