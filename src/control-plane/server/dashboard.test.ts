@@ -105,7 +105,11 @@ describe('the dashboard on the control plane', () => {
         await send(10);
         const o = (await json<Overview>(`${api}/overview?window=60000`)).body;
         const front = o.nodes.find((n) => n.id === 'service:front');
-        return front && front.stat.rps > 0 && front.versions.length === 2 ? o : undefined;
+        const called = o.edges.find((e) => e.id === 'gateway:gateway>service:front');
+        // Every proxy has reported twice: the sidecars' view and the gateway's.
+        return front && front.stat.rps > 0 && front.versions.length === 2 && called && called.stat.rps > 0
+          ? o
+          : undefined;
       },
       20_000,
       'front with traffic from both versions',
