@@ -39,7 +39,8 @@ function mix(i: number): Shot {
       // Few distinct searches: most are answered from the cache.
       return { path: `/api/v1/search/homes?city=${city}`, auth: false };
     case 4:
-      return { path: `/api/v1/search/condos?city=${city}`, auth: false };
+      // Each page once: these miss the cache, so search-service and enrichment-service see traffic too.
+      return { path: `/api/v1/search/condos?city=${city}&page=${i}`, auth: false };
     case 7:
       return { path: `/api/v1/properties/${id}`, auth: false }; // 401: no token
     default:

@@ -198,6 +198,7 @@ function banner(options: {
   return `
 meshgate PropTech demo is up in ${options.seconds.toFixed(1)} s
 
+  Dashboard      ${CP_URL}/dashboard/
   Gateway        ${GATEWAY_URL}
   Traces         ${TRACES_URL}/traces
   Control plane  ${CP_URL}/status

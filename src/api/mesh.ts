@@ -153,6 +153,11 @@ export interface WelcomeEvent {
    * `POST /certificates` (decided by its credential and its hello), and the trust domain.
    */
   identity?: { spiffeId: string; trustDomain: string };
+  /**
+   * Present when the control plane collects telemetry (the dashboard, docs/dashboard.md): the proxy
+   * posts a `TelemetryReport` to `POST /telemetry` every `intervalMs`. Absent: it sends none.
+   */
+  telemetry?: { intervalMs: number };
 }
 
 /** The roots every proxy trusts (docs/security.md), carried with each push when the control plane has a CA. */
@@ -179,7 +184,19 @@ export interface PushEvent {
   trustBundle?: TrustBundleRef;
 }
 
-export const STREAM_EVENTS = { welcome: 'welcome', push: 'push' } as const;
+export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', lookup: 'lookup' } as const;
+
+/**
+ * `lookup` event: the control plane asks every proxy for its recent records of some requests (the
+ * dashboard's request lookup). The proxy answers at `POST /lookups` with the records whose request id
+ * or trace id is one of `match`; a proxy that keeps no records (or an older one) does not answer.
+ */
+export interface LookupEvent {
+  /** Quoted by the answer. */
+  id: string;
+  /** Request ids and trace ids, at most 16. */
+  match: string[];
+}
 
 /** `POST /ack`: the proxy's answer to one push. */
 export const AckSchema = Type.Object(
@@ -328,3 +345,106 @@ export interface ChangeRecord {
   results: ChangeResult[];
   propagation: { applied: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
 }
+
+// ── Telemetry for the dashboard (docs/dashboard.md) ───────────────────────────────────────────────
+
+const Count = Type.Number({ minimum: 0 });
+/** Most series (route × service) one report carries; a proxy with more sends the busiest. */
+export const MAX_TELEMETRY_SERIES = 500;
+/** Most records one lookup answer carries. */
+export const MAX_LOOKUP_RECORDS = 100;
+
+/**
+ * `POST /telemetry`: a proxy's traffic since its counters started, read from its own metrics (the
+ * numbers `GET /metrics` shows), every `WelcomeEvent.telemetry.intervalMs`. Counts are cumulative, so
+ * a lost report loses no traffic: the control plane takes differences between reports, as Prometheus
+ * takes `rate()` of a counter.
+ */
+export const TelemetryReportSchema = Type.Object(
+  {
+    proxy: Type.String({ minLength: 1, maxLength: 128 }),
+    stream: Type.String({ minLength: 1, maxLength: 128 }),
+    /** When the counters started (ms since the epoch): another value means they restarted from zero. */
+    since: Type.Number({ minimum: 0 }),
+    /** Upper bounds (seconds) of the latency buckets; `series[].latency` has one more slot (+Inf). */
+    latencyBounds: Type.Array(Type.Number({ minimum: 0 }), { maxItems: 64 }),
+    series: Type.Array(
+      Type.Object(
+        {
+          /** The route's name (`inbound` and `outbound.NAME` on a sidecar), '' when none matched. */
+          route: Type.String({ maxLength: 256 }),
+          /** The upstream service, '' when none. */
+          service: Type.String({ maxLength: 256 }),
+          requests: Count,
+          /** Answered 5xx, or not answered at all. */
+          errors: Count,
+          /** Answered 4xx (refusals, rate limits included). */
+          clientErrors: Count,
+          retries: Count,
+          rateLimited: Count,
+          /** Requests per latency bucket (not cumulative); the last slot is +Inf. */
+          latency: Type.Array(Count, { maxItems: 65 }),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: MAX_TELEMETRY_SERIES },
+    ),
+    /** The state of each upstream service, as the proxy sees it now. */
+    services: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 256 }),
+          endpoints: Type.Object({ healthy: Count, ejected: Count, unhealthy: Count }, { additionalProperties: false }),
+          /** Circuit breaker thresholds reached right now (`maxRequests`…); empty: closed. */
+          breakerOpen: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 16 }),
+          /** Endpoints ejected by outlier detection since start. */
+          ejections: Count,
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: MAX_TELEMETRY_SERIES },
+    ),
+    inflight: Count,
+  },
+  { additionalProperties: false },
+);
+export type TelemetryReport = Static<typeof TelemetryReportSchema>;
+export type TelemetrySeries = TelemetryReport['series'][number];
+
+/** One request as a proxy remembers it (its small ring of recent requests). */
+export const RequestRecordSchema = Type.Object(
+  {
+    requestId: Type.String({ maxLength: 256 }),
+    traceId: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),
+    /** This hop's span id, when traced. */
+    spanId: Type.Union([Type.String({ maxLength: 32 }), Type.Null()]),
+    /** Arrival, ms since the epoch. */
+    start: Type.Number(),
+    method: Type.String({ maxLength: 32 }),
+    host: Type.String({ maxLength: 512 }),
+    path: Type.String({ maxLength: 2048 }),
+    route: Type.String({ maxLength: 256 }),
+    service: Type.String({ maxLength: 256 }),
+    subset: Type.Union([Type.String({ maxLength: 256 }), Type.Null()]),
+    endpoint: Type.Union([Type.String({ maxLength: 512 }), Type.Null()]),
+    status: Type.Integer(),
+    code: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),
+    durationMs: Type.Number(),
+    upstreamMs: Type.Union([Type.Number(), Type.Null()]),
+    tries: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type RequestRecord = Static<typeof RequestRecordSchema>;
+
+/** `POST /lookups`: a proxy's answer to a `lookup` event. */
+export const LookupAnswerSchema = Type.Object(
+  {
+    proxy: Type.String({ minLength: 1, maxLength: 128 }),
+    stream: Type.String({ minLength: 1, maxLength: 128 }),
+    id: Type.String({ minLength: 1, maxLength: 64 }),
+    records: Type.Array(RequestRecordSchema, { maxItems: MAX_LOOKUP_RECORDS }),
+  },
+  { additionalProperties: false },
+);
+export type LookupAnswer = Static<typeof LookupAnswerSchema>;

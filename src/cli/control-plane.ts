@@ -28,6 +28,7 @@ import {
   DEFAULT_ETCD_PREFIX,
   DEFAULT_INSTANCE_TTL_MS,
   DEFAULT_SVID_LIFETIME_MS,
+  DEFAULT_TELEMETRY_INTERVAL_MS,
   DEFAULT_TRUST_DOMAIN,
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
@@ -56,6 +57,8 @@ Options:
                         kept across restarts; with --config, the files are written there at start and
                         on each change (default: this process's memory)
       --etcd-prefix P   the key prefix in etcd (default ${DEFAULT_ETCD_PREFIX})
+      --telemetry-interval DURATION  how often proxies report their traffic for the dashboard at
+                        /dashboard/ (default ${DEFAULT_TELEMETRY_INTERVAL_MS / 1000}s; 0: proxies send none)
 
 Authentication (docs/security.md):
       --join-token-file FILE      tokens proxies present (Authorization: Bearer), one a line:
@@ -99,6 +102,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       etcd: { type: 'string' },
       'etcd-prefix': { type: 'string' },
       'allow-unsupported': { type: 'boolean' },
+      'telemetry-interval': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -109,12 +113,14 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   let ttlMs: number;
   let warmupMs: number;
   let svidLifetimeMs: number;
+  let telemetryIntervalMs: number;
   let auth: Authenticator;
   try {
     ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
     // With etcd the registry outlives a restart: nothing to wait for.
     warmupMs = duration('warmup', values.warmup, values.etcd ? 0 : DEFAULT_CONTROL_PLANE_WARMUP_MS);
     svidLifetimeMs = duration('svid-lifetime', values['svid-lifetime'], DEFAULT_SVID_LIFETIME_MS);
+    telemetryIntervalMs = duration('telemetry-interval', values['telemetry-interval'], DEFAULT_TELEMETRY_INTERVAL_MS);
     const joinFile = values['join-token-file'];
     const operatorFile = values['operator-token-file'];
     const join = joinFile === undefined ? undefined : parseJoinTokens(readTokenFile(joinFile), joinFile);
@@ -236,7 +242,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     store = new MemoryModelStore();
     changes = new ChangeLog();
   }
-  const cp = new ControlPlane({ id, registry, model, log, warmupMs, changes });
+  const cp = new ControlPlane({ id, registry, model, log, warmupMs, changes, telemetryIntervalMs });
   if (ca) {
     cp.setTrustBundle(ca.bundle());
     ca.on('bundle', (bundle) => cp.setTrustBundle(bundle, 'trust bundle changed (root rotation)'));
@@ -274,6 +280,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       ttlMs,
       ...auth.summary(),
       identities: ca ? { trustDomain: ca.trustDomain, svidLifetimeMs, bundle: ca.bundle().digest } : null,
+      dashboard: `http://${address.includes(':') ? `[${address}]` : address}:${api.port}/dashboard/`,
     },
     'control plane started',
   );

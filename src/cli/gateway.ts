@@ -5,6 +5,8 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { addDashboard } from '../admin/dashboard/api.ts';
+import { GatewayDashboard, gatewayDashboardGuard } from '../admin/dashboard/gateway.ts';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
 import { compatConverters } from '../compat/index.ts';
@@ -12,6 +14,7 @@ import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { DirectorySource } from '../config/sources/directory/directory.ts';
 import { FileSource } from '../config/sources/file/file.ts';
+import { Authenticator, parseOperatorTokens, readTokenFile } from '../control-plane/auth/tokens.ts';
 import {
   DEFAULT_ADMIN_ADDRESS,
   DEFAULT_ADMIN_PORT,
@@ -62,6 +65,9 @@ Options:
                         0 runs the proxy inside this one process
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
       --no-watch        reload only on SIGHUP
+      --operator-token-file FILE  with --config: tokens (one a line) the dashboard at the admin listener's
+                        /dashboard/ asks for when the admin address is not loopback (without them it is
+                        served on loopback only)
 ${FOREIGN_FORMAT_USAGE}`;
 
 export async function gatewayCommand(args: string[]): Promise<number> {
@@ -78,6 +84,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       drain: { type: 'string' },
       'no-watch': { type: 'boolean' },
       ...FOREIGN_FORMAT_OPTIONS,
+      'operator-token-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -162,6 +169,15 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return 1;
   }
   const loaded = first.value.loaded;
+  let operatorAuth: Authenticator | null = null;
+  const tokenFile = values['operator-token-file'];
+  if (tokenFile !== undefined)
+    try {
+      operatorAuth = new Authenticator({ operator: parseOperatorTokens(readTokenFile(tokenFile), tokenFile) });
+    } catch (e) {
+      console.error(`meshgate gateway: --operator-token-file: ${(e as Error).message}`);
+      return 2;
+    }
   let plane: DataPlane;
   try {
     plane =
@@ -178,10 +194,20 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   addProxyEndpoints(admin, plane);
   admin.route('GET /config/pipeline', () => ({ status: 200, body: pipeline.status() }));
   const adminConfig = loaded.config.admin;
+  const adminAddress = adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS;
+  const guard = gatewayDashboardGuard(adminAddress, operatorAuth);
+  const dashboard = guard === null ? null : new GatewayDashboard(plane, log);
+  if (dashboard !== null) addDashboard(admin, dashboard, guard!);
+  else
+    log.warn(
+      { address: adminAddress },
+      'dashboard not served: the admin address is not loopback and no --operator-token-file was given',
+    );
   try {
     await admin.listen(adminConfig?.port ?? DEFAULT_ADMIN_PORT, adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS);
   } catch (e) {
     console.error(`meshgate gateway: admin API: ${listenError(e)}`);
+    dashboard?.close();
     await plane.close(0);
     return 1;
   }
@@ -211,6 +237,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       stopping = true;
       log.info({ signal, drainMs }, 'draining');
       source.close();
+      dashboard?.close();
       void plane
         .close(drainMs)
         .then(() => admin.close())

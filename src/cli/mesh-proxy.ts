@@ -18,6 +18,7 @@ import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
 import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
+import { lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
 import { listenError } from './options.ts';
 
 export interface MeshProxy {
@@ -78,6 +79,8 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     });
   });
   const pipeline = dataPlanePipeline(plane, log, { catalog, messages: MESH_MESSAGES, describeError: listenError });
+  // The proxy's counters start with the process: a restart shows as a new `since`.
+  const countersSince = Date.now();
   const subscription = new ControlPlaneSubscription({
     url: options.controlPlane,
     identity: options.identity,
@@ -86,6 +89,8 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     onConnected: options.onConnected,
     onWelcome: (welcome) => identity.onWelcome(welcome),
     onTrustBundle: (bundle) => identity.onTrustBundle(bundle),
+    telemetry: () => sampleTelemetry(plane, countersSince),
+    lookup: async (match) => lookupRequests(plane, match),
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const admin = new AdminServer();

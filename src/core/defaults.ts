@@ -407,3 +407,23 @@ export const METERING_SQLITE_BUSY_TIMEOUT_MS = 5_000;
  * sized for decisions on the request path): a flush is off the request path and may carry many rows.
  */
 export const METERING_REDIS_TIMEOUT_MS = 5_000;
+// ── The dashboard and the telemetry behind it (docs/dashboard.md) ──
+/**
+ * How often mesh proxies post their telemetry report to the control plane (`control-plane
+ * --telemetry-interval`), ms; the dashboard's resolution. 0: proxies are told to send none.
+ */
+export const DEFAULT_TELEMETRY_INTERVAL_MS = 5_000;
+/** How much telemetry the control plane keeps per proxy (the charts' span), ms. */
+export const DEFAULT_TELEMETRY_HISTORY_MS = 10 * 60_000;
+/** A proxy silent for this long (ms) leaves the topology (its last report is dropped). */
+export const TELEMETRY_STALE_MS = 60_000;
+/** The window of the dashboard's headline numbers (rates, error rates, percentiles, shares), ms. */
+export const DEFAULT_DASHBOARD_WINDOW_MS = 30_000;
+/** Requests each proxy process remembers for the request lookup (a ring, overwritten). 0: none. */
+export const DEFAULT_RECENT_REQUESTS = 256;
+/** How long a request lookup waits for the proxies' answers, ms. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+/** Models the control plane keeps (by version) to show each change's diff. */
+export const DEFAULT_MODEL_HISTORY = 20;
+/** How often the dashboard's event stream (`GET /dashboard/events`) checks for news, ms. */
+export const DASHBOARD_EVENT_TICK_MS = 1_000;

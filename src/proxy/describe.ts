@@ -2,6 +2,7 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
+import { MAX_LOOKUP_RECORDS } from '../api/mesh.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { UsageQuery } from '../stores/usage/store.ts';
@@ -25,7 +26,9 @@ export type ProxyView =
   /** Not a view: writes the pending usage counts to the store now. */
   | 'usage-flush'
   /** Usage rows from the store; after the colon the query as JSON (UsageQuery). */
-  | `usage:${string}`;
+  | `usage:${string}`
+  /** Remembered requests whose request or trace id is in the JSON array after the colon: `{ records }`. */
+  | `requests:${string}`;
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -128,6 +131,10 @@ export function describeService(service: UpstreamService) {
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
+  if (view.startsWith('requests:')) {
+    const match = JSON.parse(view.slice('requests:'.length)) as string[];
+    return { records: proxy.telemetry.recent?.find(match, MAX_LOOKUP_RECORDS) ?? [] };
+  }
   switch (view) {
     case 'metrics':
       // JSON, so a primary can sum several workers' metrics (prom-client's aggregate).

@@ -35,6 +35,8 @@ export interface ProxyOptions {
    * asking for mutual TLS is refused.
    */
   identity?: IdentityProvider;
+  /** Requests remembered for the dashboard's request lookup (default DEFAULT_RECENT_REQUESTS; 0: none). */
+  recentRequests?: number;
 }
 
 /**
@@ -103,7 +105,7 @@ export class ProxyServer {
     // State plugins keep across reloads (rate-limit counters, key caches) lives while configs use it.
     const shared = new SharedPluginState();
     const log = options.log;
-    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName);
+    const telemetry = new Telemetry(options.role ?? 'gateway', options.serviceName, options.recentRequests);
     const mesh = options.identity === undefined ? null : new MeshTls(options.identity, log);
     const deps = {
       catalog: options.catalog,

@@ -4,9 +4,10 @@
  * and tracing follow the config in force and are rebuilt only when their settings change.
  */
 import type { ObservabilityConfig } from '../api/config.ts';
-import { DEFAULT_TRACE_SAMPLING_RATIO, TRACE_EXPORT_DELAY_MS } from '../core/defaults.ts';
+import { DEFAULT_RECENT_REQUESTS, DEFAULT_TRACE_SAMPLING_RATIO, TRACE_EXPORT_DELAY_MS } from '../core/defaults.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
+import { RecentRequests } from '../observability/recent-requests.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { Snapshot } from './compiled.ts';
 import type { StreamContext } from './context.ts';
@@ -28,13 +29,16 @@ export class Telemetry {
   accessLog: AccessLog | null = null;
   tracing: Tracing | null = null;
   serverTiming = false;
+  /** The last requests, for the dashboard's request lookup; null when none are kept. */
+  readonly recent: RecentRequests | null;
   private accessLogKey = '';
   private tracingKey = '';
   private readonly defaultServiceName: string;
   private readonly timingName: string;
 
-  constructor(role: MetricsRole, serviceName = 'meshgate') {
+  constructor(role: MetricsRole, serviceName = 'meshgate', recentRequests = DEFAULT_RECENT_REQUESTS) {
     this.metrics = new ProxyMetrics(role);
+    this.recent = recentRequests > 0 ? new RecentRequests(recentRequests) : null;
     this.defaultServiceName = serviceName;
     // A quoted-string of Server-Timing: service names are config names, [A-Za-z0-9._-].
     this.timingName = role === 'gateway' ? 'gateway' : `sidecar ${serviceName}`;
@@ -253,6 +257,7 @@ export class Telemetry {
       bytesOut: ctx.bytesOut,
     });
     if (ctx.authz !== null) this.metrics.countAuthz(ctx.authz);
+    this.recent?.add(ctx, durationMs, upstreamMs);
     const log = this.accessLog;
     const logged = log?.sampled === true;
     // A request outside the sample has a trace context to propagate but no span to close.

@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/observability/logger.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../../src/proxy/data-plane.ts';
 import { ControlPlaneSubscription, type SubscriptionOptions } from '../../src/proxy/mesh/subscription.ts';
 import { dataPlaneTarget, MESH_MESSAGES } from '../../src/proxy/plane-pipeline.ts';
+import { lookupRequests, sampleTelemetry } from '../../src/proxy/telemetry-sample.ts';
 
 export function model(yaml: string, file = 'mesh.yaml'): MeshModel {
   const result = parseModel([{ file, text: yaml }], file, null);
@@ -28,7 +29,13 @@ export interface TestControlPlane {
 }
 
 export async function startControlPlane(
-  options: { model?: MeshModel; warmupMs?: number; debounceMs?: number; port?: number } = {},
+  options: {
+    model?: MeshModel;
+    warmupMs?: number;
+    debounceMs?: number;
+    port?: number;
+    telemetryIntervalMs?: number;
+  } = {},
 ): Promise<TestControlPlane> {
   const registry = new MemoryRegistry();
   const log = silentLogger();
@@ -38,6 +45,7 @@ export async function startControlPlane(
     log,
     warmupMs: options.warmupMs ?? 0,
     debounceMs: options.debounceMs,
+    telemetryIntervalMs: options.telemetryIntervalMs,
   });
   await cp.start();
   const api = controlPlaneApi(cp, log);
@@ -69,6 +77,7 @@ export function startMeshProxy(
   extra: Partial<SubscriptionOptions> = {},
 ): TestMeshProxy {
   const plane = new DeferredDataPlane((loaded) => InProcessDataPlane.start(loaded));
+  const since = Date.now();
   const applied: string[] = [];
   const target = dataPlaneTarget(plane);
   const pipeline = new ConfigPipeline({
@@ -90,6 +99,9 @@ export function startMeshProxy(
     pipeline,
     reconnectBaseMs: 20,
     reconnectMaxMs: 200,
+    // As the CLI wires them: the telemetry report and request lookups (docs/dashboard.md).
+    telemetry: () => sampleTelemetry(plane, since),
+    lookup: (match) => lookupRequests(plane, match),
     ...extra,
   });
   subscription.start();

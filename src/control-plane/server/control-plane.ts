@@ -29,10 +29,12 @@ import { type CancelTimer, type Clock, schedule, systemClock } from '../../core/
 import {
   DEFAULT_CHANGE_HISTORY,
   DEFAULT_CONTROL_PLANE_WARMUP_MS,
+  DEFAULT_MODEL_HISTORY,
   DEFAULT_PROXY_FORGET_MS,
   DEFAULT_PUSH_DEBOUNCE_MAX_MS,
   DEFAULT_PUSH_DEBOUNCE_MS,
   DEFAULT_STREAM_KEEPALIVE_MS,
+  DEFAULT_TELEMETRY_INTERVAL_MS,
 } from '../../core/defaults.ts';
 import { ControlPlaneMetrics } from '../../observability/control-plane-metrics.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -95,6 +97,8 @@ export interface ControlPlaneOptions {
   /** Where change records are kept (default: this process's memory, `changeHistory` of them). */
   changes?: ChangeLog;
   forgetMs?: number;
+  /** How often proxies are asked to post telemetry (ms; default DEFAULT_TELEMETRY_INTERVAL_MS; 0: never). */
+  telemetryIntervalMs?: number;
 }
 
 export type AckResult = { ok: true } | { ok: false; status: number; error: string };
@@ -105,6 +109,7 @@ export class ControlPlane {
   readonly registry: Registry;
   readonly changes: ChangeLog;
   readonly keepaliveMs: number;
+  readonly telemetryIntervalMs: number;
   readonly metrics: ControlPlaneMetrics;
   private model: MeshModel;
   private instances: Instance[] = [];
@@ -126,6 +131,8 @@ export class ControlPlane {
   private nextStream = 1;
   /** Pushed with every config when the control plane issues identities. */
   private trustBundle: TrustBundleRef | null = null;
+  /** Recent models by version, each with the version it replaced: a change's diff (the dashboard). */
+  private readonly models = new Map<string, { model: MeshModel; previous: string | null }>();
 
   constructor(options: ControlPlaneOptions) {
     this.id = options.id ?? randomBytes(6).toString('hex');
@@ -137,6 +144,8 @@ export class ControlPlane {
     this.debounceMaxMs = options.debounceMaxMs ?? DEFAULT_PUSH_DEBOUNCE_MAX_MS;
     this.keepaliveMs = options.keepaliveMs ?? DEFAULT_STREAM_KEEPALIVE_MS;
     this.forgetMs = options.forgetMs ?? DEFAULT_PROXY_FORGET_MS;
+    this.telemetryIntervalMs = options.telemetryIntervalMs ?? DEFAULT_TELEMETRY_INTERVAL_MS;
+    this.remember(options.model, null);
     this.changes = options.changes ?? new ChangeLog(options.changeHistory ?? DEFAULT_CHANGE_HISTORY);
     this.startedAt = this.clock.now();
     this.metrics = new ControlPlaneMetrics({
@@ -181,6 +190,7 @@ export class ControlPlane {
    */
   setModel(model: MeshModel, cause: string, id?: number): number | null {
     if (model.version === this.model.version) return null;
+    this.remember(model, this.model.version);
     this.model = model;
     return this.change('config', `${cause} (model ${model.version})`, id);
   }
@@ -194,6 +204,40 @@ export class ControlPlane {
     const first = this.trustBundle === null;
     this.trustBundle = bundle === null ? null : { pem: bundle.pem, digest: bundle.digest };
     return first ? null : this.change('config', `${cause} (bundle ${bundle?.digest.slice(0, 16) ?? 'none'})`);
+  }
+
+  private remember(model: MeshModel, previous: string | null) {
+    this.models.delete(model.version);
+    this.models.set(model.version, { model, previous });
+    // Maps iterate in insertion order: the first key is the oldest.
+    while (this.models.size > DEFAULT_MODEL_HISTORY) this.models.delete(this.models.keys().next().value!);
+  }
+
+  /** A recent model by its version, with the version it replaced (null: the first, or forgotten). */
+  modelOf(version: string): { model: MeshModel; previous: MeshModel | null } | undefined {
+    const entry = this.models.get(version);
+    if (entry === undefined) return undefined;
+    return {
+      model: entry.model,
+      previous: entry.previous === null ? null : (this.models.get(entry.previous)?.model ?? null),
+    };
+  }
+
+  /** Whether `stream` is the open stream of proxy `id` (reports from an older one are ignored). */
+  isOpenStream(id: string, stream: string): boolean {
+    const state = this.proxies.get(id);
+    return state !== undefined && state.sink !== null && state.stream === stream;
+  }
+
+  /** Sends an event to every connected proxy; returns their ids. */
+  broadcast(event: string, data: unknown): string[] {
+    const sent: string[] = [];
+    for (const state of this.proxies.values()) {
+      if (state.sink === null) continue;
+      state.sink.send(event, data);
+      sent.push(state.identity.id);
+    }
+    return sent;
   }
 
   /** The identity a connected proxy said it has, or undefined when it has no open stream. */
@@ -371,6 +415,7 @@ export class ControlPlane {
       stream,
       controlPlane: { id: this.id, startedAt: new Date(this.startedAt).toISOString() },
       keepaliveMs: this.keepaliveMs,
+      ...(this.telemetryIntervalMs > 0 ? { telemetry: { intervalMs: this.telemetryIntervalMs } } : {}),
       ...welcomeExtra,
     };
     sink.send(STREAM_EVENTS.welcome, welcome);

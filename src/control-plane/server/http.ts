@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { addDashboard } from '../../admin/dashboard/api.ts';
 import { type AdminHandler, type AdminReply, AdminServer, readBody } from '../../admin/server.ts';
 import {
   type Ack,
@@ -16,8 +17,12 @@ import {
   HeartbeatSchema,
   type Instance,
   type InstanceRegistration,
+  type LookupAnswer,
+  LookupAnswerSchema,
   type StreamHello,
   StreamHelloSchema,
+  type TelemetryReport,
+  TelemetryReportSchema,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
 import type { LoadOptions } from '../../config/load.ts';
@@ -40,6 +45,7 @@ import type { CertificateAuthority } from '../ca/ca.ts';
 import { CaError } from '../ca/errors.ts';
 import { RegistrationError } from '../registry/registry.ts';
 import type { ControlPlane } from './control-plane.ts';
+import { ControlPlaneDashboard } from './dashboard.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
@@ -48,6 +54,8 @@ const validators = {
   ack: ajv.compile(AckSchema),
   heartbeat: ajv.compile(HeartbeatSchema),
   certificate: ajv.compile(CertificateRequestSchema),
+  telemetry: ajv.compile(TelemetryReportSchema),
+  lookup: ajv.compile(LookupAnswerSchema),
 };
 
 const REALM = 'Bearer realm="meshgate-control-plane"';
@@ -398,6 +406,48 @@ export function controlPlaneApi(
           : { status: result.status, body: { error: result.error } };
       }),
     );
+  // ── the dashboard (docs/dashboard.md): reports and lookup answers from proxies, the page for operators ──
+  const dashboard = new ControlPlaneDashboard(cp, pipeline, { catalog: options.catalog });
+  /** A proxy's report or answer: from the proxy itself, on its open stream. */
+  const fromProxy = (p: Principal, proxy: string, stream: string) => {
+    const identity = cp.knownIdentity(proxy);
+    if (identity !== undefined && !mayActAs(p, identity))
+      return forbidden(`a ${describePrincipal(p)} may not report for proxy ${proxy}`);
+    if (identity === undefined || !cp.isOpenStream(proxy, stream))
+      return { status: 409, body: { error: `stream ${stream} of proxy ${proxy} is not open` } };
+    return undefined;
+  };
+  admin
+    .route(
+      'POST /telemetry',
+      proxy(async (p, req) => {
+        const body = await readJson<TelemetryReport>(req, validators.telemetry);
+        if (!body.ok) return bad(body.error);
+        const refused = fromProxy(p, body.value.proxy, body.value.stream);
+        if (refused) return refused;
+        dashboard.ingest(cp.knownIdentity(body.value.proxy)!, body.value);
+        return { status: 200, body: { status: 'recorded' } };
+      }),
+    )
+    .route(
+      'POST /lookups',
+      proxy(async (p, req) => {
+        const body = await readJson<LookupAnswer>(req, validators.lookup);
+        if (!body.ok) return bad(body.error);
+        const refused = fromProxy(p, body.value.proxy, body.value.stream);
+        if (refused) return refused;
+        return dashboard.answer(body.value)
+          ? { status: 200, body: { status: 'recorded' } }
+          : { status: 409, body: { error: `no lookup ${body.value.id} waits for proxy ${body.value.proxy}` } };
+      }),
+    );
+  addDashboard(admin, dashboard, (req) => {
+    const p = auth.authenticate(req);
+    if (p === undefined) return unauthorized(NO_TOKEN);
+    if (p.kind !== 'operator' && p.kind !== 'open')
+      return forbidden(`the dashboard needs an operator token; the request has a ${describePrincipal(p)}`);
+    return undefined;
+  });
   return admin;
 }
 

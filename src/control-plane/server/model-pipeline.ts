@@ -47,7 +47,9 @@ function modelTarget(store: ModelStore): ConfigTarget<MeshModel, ModelReport> {
       const cause =
         trigger === ADMIN_API_SOURCE
           ? 'config applied through the admin API'
-          : `config reloaded from ${model.source} (${trigger})`;
+          : model.source === ADMIN_API_SOURCE
+            ? `${trigger}, through the admin API`
+            : `config reloaded from ${model.source} (${trigger})`;
       return { change: await store.commit(model, cause), model: model.version };
     },
     async discard() {},

@@ -12,8 +12,11 @@
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
 import {
+  type LookupEvent,
+  MAX_LOOKUP_RECORDS,
   type ProxyIdentity,
   type PushEvent,
+  type RequestRecord,
   STREAM_EVENTS,
   type StreamHello,
   type TrustBundleRef,
@@ -27,6 +30,7 @@ import {
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { TelemetrySample } from '../telemetry-sample.ts';
 import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
 export interface SubscriptionOptions {
@@ -51,6 +55,10 @@ export interface SubscriptionOptions {
   onWelcome?: (welcome: WelcomeEvent) => void;
   /** A pushed trust bundle, once its push is applied. */
   onTrustBundle?: (bundle: TrustBundleRef) => void;
+  /** The body of the telemetry report, posted when the control plane's welcome asks for one. */
+  telemetry?: () => Promise<TelemetrySample>;
+  /** The proxy's records of these requests (ids or trace ids), for a `lookup` event. */
+  lookup?: (match: string[]) => Promise<RequestRecord[]>;
 }
 
 export interface SubscriptionStatus {
@@ -82,6 +90,7 @@ export class ControlPlaneSubscription {
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
   private idleTimeoutMs: number;
   private version: string | null = null;
   /** Digest of the trust bundle last applied with a push. */
@@ -127,6 +136,7 @@ export class ControlPlaneSubscription {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.idleTimer);
+    clearInterval(this.reportTimer);
     this.current?.destroy();
     this.agent.destroy();
   }
@@ -202,6 +212,7 @@ export class ControlPlaneSubscription {
 
   private onStreamEnd(reason: string) {
     const wasConnected = this.state.connected;
+    clearInterval(this.reportTimer);
     this.stream = null;
     this.state.connected = false;
     this.state.stream = null;
@@ -245,6 +256,7 @@ export class ControlPlaneSubscription {
     }
     if (event === STREAM_EVENTS.welcome) this.onWelcome(parsed as WelcomeEvent);
     else if (event === STREAM_EVENTS.push) this.onPush(parsed as PushEvent);
+    else if (event === STREAM_EVENTS.lookup) void this.onLookup(parsed as LookupEvent);
     // Unknown events are ignored: a newer control plane may send more than this proxy knows.
   }
 
@@ -272,6 +284,49 @@ export class ControlPlaneSubscription {
     );
     this.options.onWelcome?.(welcome);
     this.options.onConnected?.();
+    clearInterval(this.reportTimer);
+    const every = welcome.telemetry?.intervalMs;
+    if (this.options.telemetry && typeof every === 'number' && every > 0) {
+      const stream = welcome.stream;
+      this.reportTimer = setInterval(() => void this.report(stream), every);
+      this.reportTimer.unref();
+    }
+  }
+
+  /** One telemetry report; a failed one is only logged (the next carries the same counters, and more). */
+  private async report(stream: string) {
+    try {
+      const sample = await this.options.telemetry!();
+      if (this.stream !== stream) return;
+      const res = await this.post('/telemetry', { proxy: this.options.identity.id, stream, ...sample });
+      if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'telemetry not recorded');
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not send the telemetry report');
+    }
+  }
+
+  private async onLookup(event: LookupEvent) {
+    const stream = this.stream;
+    if (!this.options.lookup || stream === null) return;
+    if (typeof event?.id !== 'string' || !Array.isArray(event.match)) return this.garbage('lookup without id or match');
+    try {
+      const match = event.match.filter((m) => typeof m === 'string').slice(0, 16);
+      const records = (await this.options.lookup(match)).slice(-MAX_LOOKUP_RECORDS);
+      await this.post('/lookups', { proxy: this.options.identity.id, stream, id: event.id, records });
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not answer a request lookup');
+    }
+  }
+
+  private post(path: string, body: unknown) {
+    return requestJson(
+      this.agent,
+      new URL(path, this.options.url).href,
+      'POST',
+      body,
+      this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+      bearer(this.options.token),
+    );
   }
 
   private onPush(push: PushEvent) {

@@ -1,0 +1,270 @@
+/**
+ * The control plane's side of the dashboard (docs/dashboard.md): telemetry the proxies report, the
+ * proxies and change records it already keeps, request lookups asked of every proxy over their push
+ * streams, and route weights changed as any model change (validated as `meshgate validate` does,
+ * applied through the model pipeline, recorded and pushed).
+ */
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import type {
+  DashboardBackend,
+  LookupHop,
+  LookupResult,
+  WeightedRoute,
+  WeightsOutcome,
+} from '../../admin/dashboard/api.ts';
+import { lineDiff } from '../../admin/dashboard/diff.ts';
+import { type Overview, TelemetryStore } from '../../admin/dashboard/telemetry-store.ts';
+import type { Config } from '../../api/config.ts';
+import {
+  type LookupAnswer,
+  type LookupEvent,
+  type ProxyIdentity,
+  type RequestRecord,
+  STREAM_EVENTS,
+  type TelemetryReport,
+} from '../../api/mesh.ts';
+import { checkConfig, type RawConfig } from '../../config/pipeline.ts';
+import { redact } from '../../config/redact.ts';
+import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
+import { DEFAULT_LOOKUP_TIMEOUT_MS } from '../../core/defaults.ts';
+import type { PluginCatalog } from '../../core/plugin.ts';
+import { checkMeshRules } from '../model/model.ts';
+import type { ControlPlane } from './control-plane.ts';
+import type { ModelPipeline } from './model-pipeline.ts';
+
+interface PendingLookup {
+  expected: Set<string>;
+  records: { proxy: string; record: RequestRecord }[];
+  answered: number;
+  finish: () => void;
+}
+
+/** A whole model as the text `PUT /config` would take (YAML), secrets redacted or not. */
+const yamlOf = (config: unknown) => stringify(config, { lineWidth: 0 });
+
+export class ControlPlaneDashboard implements DashboardBackend {
+  readonly kind = 'control-plane';
+  readonly intervalMs: number;
+  readonly store: TelemetryStore;
+  private readonly cp: ControlPlane;
+  private readonly pipeline: ModelPipeline;
+  private readonly catalog: PluginCatalog | undefined;
+  private readonly pending = new Map<string, PendingLookup>();
+  private readonly lookupTimeoutMs: number;
+
+  constructor(
+    cp: ControlPlane,
+    pipeline: ModelPipeline,
+    options: { catalog?: PluginCatalog | undefined; lookupTimeoutMs?: number } = {},
+  ) {
+    this.cp = cp;
+    this.pipeline = pipeline;
+    this.catalog = options.catalog;
+    this.intervalMs = cp.telemetryIntervalMs;
+    this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+    this.store = new TelemetryStore({ intervalMs: Math.max(1, this.intervalMs) });
+  }
+
+  /** A proxy's report (its stream checked by the caller). */
+  ingest(identity: ProxyIdentity, report: TelemetryReport): void {
+    const { proxy: _, stream: __, ...body } = report;
+    this.store.ingest(
+      {
+        id: identity.id,
+        kind: identity.kind,
+        service: identity.service ?? (identity.kind === 'gateway' ? 'gateway' : null),
+        ...(identity.labels ? { labels: identity.labels } : {}),
+      },
+      body,
+    );
+  }
+
+  overview(windowMs: number): Overview {
+    const config = this.cp.currentModel.config;
+    return this.store.overview({
+      windowMs,
+      services: (config.services ?? []).map((s) => s.name),
+      mtlsOf: (proxy, service) => {
+        const services = this.cp.proxyStatus(proxy)?.config?.services;
+        const found = services?.find((s) => s.name === service);
+        if (found === undefined) return null;
+        return found.mtls?.mode ?? 'DISABLE';
+      },
+    });
+  }
+
+  proxies() {
+    const reports = new Map(
+      this.store.overview({ windowMs: this.intervalMs * 2, history: false }).proxies.map((p) => [p.id, p]),
+    );
+    return this.cp.proxyStatuses().map((p) => ({
+      id: p.id,
+      kind: p.kind,
+      service: p.service,
+      labels: p.identity.labels ?? {},
+      state: p.state,
+      connected: p.connected,
+      ackedVersion: p.ackedVersion,
+      expectedVersion: p.expectedVersion,
+      lastAckAt: p.lastAckAt,
+      lastNack: p.lastNack && { at: p.lastNack.at, version: p.lastNack.version, message: p.lastNack.error.message },
+      certificate: p.certificate ? { spiffeId: p.certificate.spiffeId, notAfter: p.certificate.notAfter } : null,
+      telemetry: reports.get(p.id) ?? null,
+    }));
+  }
+
+  changes(limit: number) {
+    return this.cp.changes.readRecent(limit);
+  }
+
+  async changeDiff(id: number) {
+    const record = await this.cp.changes.read(id);
+    if (record === undefined) return undefined;
+    if (record.kind !== 'config') return { id, diff: null, note: 'not a config change: the cause says what changed' };
+    const found = this.cp.modelOf(record.modelVersion);
+    if (found === undefined || found.previous === null)
+      return { id, diff: null, note: 'the model before this change is no longer kept' };
+    return { id, diff: lineDiff(yamlOf(redact(found.previous.config)), yamlOf(redact(found.model.config))) };
+  }
+
+  routes(): WeightedRoute[] {
+    return (this.cp.currentModel.config.routes ?? []).flatMap((r) =>
+      r.destinations && r.destinations.length > 1
+        ? [
+            {
+              name: r.name,
+              destinations: r.destinations.map((d) => ({
+                service: d.service,
+                subset: d.subset ?? null,
+                weight: d.weight ?? 1,
+              })),
+            },
+          ]
+        : [],
+    );
+  }
+
+  async setWeights(name: string, weights: number[], dryRun: boolean): Promise<WeightsOutcome> {
+    const model = this.cp.currentModel;
+    const config = structuredClone(model.config) as Config;
+    const route = config.routes?.find((r) => r.name === name);
+    if (route === undefined) return { status: 404, error: `no route ${name}` };
+    if (!route.destinations || route.destinations.length < 2)
+      return { status: 409, error: `route ${name} does not split traffic between destinations` };
+    if (weights.length !== route.destinations.length)
+      return {
+        status: 400,
+        error: `route ${name} has ${route.destinations.length} destinations; give as many weights`,
+      };
+    if (weights.every((w) => w === 0)) return { status: 400, error: 'at least one weight must be above 0' };
+    route.destinations = route.destinations.map((d, i) => ({ ...d, weight: weights[i]! }));
+    const text = yamlOf(config);
+    const raw: RawConfig = {
+      kind: 'texts',
+      texts: [{ file: ADMIN_API_SOURCE, text }],
+      source: ADMIN_API_SOURCE,
+      env: null,
+    };
+    const diff = lineDiff(yamlOf(redact(model.config)), yamlOf(redact(config)));
+    const view = this.routes().find((r) => r.name === name)!;
+    const after: WeightedRoute = {
+      ...view,
+      destinations: view.destinations.map((d, i) => ({ ...d, weight: weights[i]! })),
+    };
+    if (dryRun) {
+      // What `meshgate validate` runs: the schema, the plugins' checks, the references and the mesh's rules.
+      const checked = await checkConfig(raw, 'preview', {
+        load: { catalog: this.catalog, extraChecks: checkMeshRules },
+      });
+      return checked.ok
+        ? { status: 200, route: after, diff, version: checked.value.loaded.hash }
+        : { status: 400, route: after, diff, issues: checked.issues, error: 'the change is not valid' };
+    }
+    const outcome = await this.pipeline.submit({
+      trigger: `weights of route ${name} set to ${weights.join('/')}`,
+      read: async () => raw,
+    });
+    switch (outcome.status) {
+      case 'applied':
+        return { status: 200, route: after, diff, change: outcome.report.change, version: outcome.hash };
+      case 'unchanged':
+        return { status: 200, route: after, diff: [], change: null, version: outcome.hash };
+      case 'rejected':
+        return { status: 400, issues: outcome.issues, error: 'the change is not valid' };
+      case 'failed':
+        return { status: 500, error: outcome.error.message };
+      default:
+        return { status: 409, error: 'another change replaced this one' };
+    }
+  }
+
+  /** A proxy's answer to a lookup; false when no lookup waits for it. */
+  answer(answer: LookupAnswer): boolean {
+    const pending = this.pending.get(answer.id);
+    if (pending === undefined || !pending.expected.delete(answer.proxy)) return false;
+    pending.answered++;
+    for (const record of answer.records) pending.records.push({ proxy: answer.proxy, record });
+    if (pending.expected.size === 0) pending.finish();
+    return true;
+  }
+
+  /** Asks every connected proxy once; resolves when all answered or the timeout passed. */
+  private ask(match: string[]): Promise<PendingLookup & { asked: number }> {
+    const id = randomBytes(8).toString('hex');
+    const event: LookupEvent = { id, match };
+    return new Promise((resolve) => {
+      const pending: PendingLookup = {
+        expected: new Set(),
+        records: [],
+        answered: 0,
+        finish: () => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          resolve({ ...pending, asked });
+        },
+      };
+      this.pending.set(id, pending);
+      const timer = setTimeout(() => pending.finish(), this.lookupTimeoutMs);
+      timer.unref();
+      const sent = this.cp.broadcast(STREAM_EVENTS.lookup, event);
+      const asked = sent.length;
+      // Answers may not arrive before the broadcast returns: each is sent after an await at the proxy.
+      for (const p of sent) pending.expected.add(p);
+      if (asked === 0) pending.finish();
+    });
+  }
+
+  /**
+   * A request's hops: the records of proxies that saw its id, then (when tracing gives them a trace id)
+   * of every proxy that saw its trace, as an app passes `traceparent` on but not always `x-request-id`.
+   */
+  async lookup(id: string): Promise<LookupResult> {
+    const first = await this.ask([id]);
+    const traces = [
+      ...new Set(first.records.map((r) => r.record.traceId).filter((t): t is string => t !== null && t !== id)),
+    ].slice(0, 16);
+    const second = traces.length > 0 ? await this.ask(traces) : null;
+    const seen = new Set<string>();
+    const hops: LookupHop[] = [];
+    for (const { proxy, record } of [...first.records, ...(second?.records ?? [])]) {
+      const key = `${proxy}\u0000${record.requestId}\u0000${record.start}\u0000${record.spanId}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const identity = this.cp.knownIdentity(proxy);
+      hops.push({
+        proxy,
+        kind: identity?.kind ?? 'unknown',
+        proxyService: identity?.service ?? (identity?.kind === 'gateway' ? 'gateway' : null),
+        ...record,
+      });
+    }
+    hops.sort((a, b) => a.start - b.start || b.durationMs - a.durationMs);
+    return {
+      id,
+      hops,
+      asked: Math.max(first.asked, second?.asked ?? 0),
+      answered: Math.max(first.answered, second?.answered ?? 0),
+    };
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The dashboard in a real browser (headless Chromium driven by playwright-core) against the running
+ * demo (`npm start -- --load`, as demo.test.ts starts it, on ports found free). Checked: the demo
+ * prints the dashboard's URL; every demo service appears on the graph with a non-zero rate; changing
+ * property-service's weights to 50/50 from the page (preview with a diff, then apply) makes a change
+ * record every proxy it was pushed to applied, and within a minute the page shows v2's share above
+ * 40%; a request id pasted in the lookup shows its hops across proxies; the page makes no request
+ * outside its origin and the browser reports no policy violation or script error.
+ *
+ * Screenshots of the topology, a service page and the change log go to $SCREENSHOTS_DIR (default a
+ * temporary directory); `SCREENSHOTS_DIR=docs/images` refreshes the ones docs/dashboard.md shows.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { demoPorts, listOfPorts } from '../../examples/proptech/ports.ts';
+import type { ChangeRecord } from '../../src/api/mesh.ts';
+import { nodeBin, repoRoot } from '../helpers/process.ts';
+
+const START_BUDGET_MS = 60_000;
+const STOP_BUDGET_MS = 20_000;
+const MAX_OFFSET = 32_768 - 15_607;
+const SERVICES = ['property-service', 'photo-service', 'valuation-service', 'search-service', 'enrichment-service'];
+const SHOTS = resolve(repoRoot, process.env.SCREENSHOTS_DIR ?? mkdtempSync(join(tmpdir(), 'meshgate-dashboard-')));
+
+function free(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const probe = createServer();
+    probe.once('error', () => done(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => done(true)));
+  });
+}
+
+async function freeOffset(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
+    const all = await Promise.all(listOfPorts(demoPorts(offset)).map(([port]) => free(port)));
+    if (all.every(Boolean)) return offset;
+  }
+  throw new Error('no port offset with every demo port free');
+}
+
+/**
+ * Polls `check` (in this process, reading the page through locators) until it returns true. Page-side
+ * predicates (waitForFunction) would be evaluated as strings, which the page's policy rightly refuses.
+ */
+async function until(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  explain?: () => Promise<string | null>,
+) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // Not there yet.
+    }
+    if (performance.now() > deadline)
+      assert.fail(`timed out waiting for ${what}${explain ? `: ${await explain()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const EDGES = [
+  'gateway:gateway>service:property-service',
+  'service:property-service>service:photo-service',
+  'service:property-service>service:valuation-service',
+  'gateway:gateway>service:search-service',
+  'service:search-service>service:enrichment-service',
+];
+
+/** `npm start`'s command, as demo.test.ts reads it. */
+function startCommand(): string[] {
+  const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start
+    .replace(/^exec /, '')
+    .split(' ')
+    .slice(1);
+}
+
+describe('the dashboard, in a browser, on the demo under load', () => {
+  let demo: ChildProcess;
+  let output = '';
+  let exited: Promise<number | null>;
+  let browser: Browser;
+  let page: Page;
+  let dashboard = '';
+  let gateway = '';
+  let controlPlane = '';
+  const requests: string[] = [];
+  const problems: string[] = [];
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const offset = await freeOffset();
+    const ports = demoPorts(offset);
+    gateway = `http://127.0.0.1:${ports.gateway}`;
+    controlPlane = `http://127.0.0.1:${ports.controlPlane}`;
+    const env = { ...process.env };
+    delete env.PROPTECH_JWT_SECRET;
+    demo = spawn(nodeBin, [...startCommand(), '--load', '--port-offset', String(offset)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
+    demo.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
+    demo.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+    exited = new Promise((done) => demo.once('exit', (code) => done(code)));
+    const deadline = performance.now() + START_BUDGET_MS;
+    while (!/^Ctrl-C stops everything\.$/m.test(output)) {
+      if (demo.exitCode !== null) assert.fail(`the demo exited (${demo.exitCode}):\n${output}`);
+      if (performance.now() > deadline) assert.fail(`no ready banner:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' || /Content.Security.Policy|Refused to/i.test(m.text()))
+        problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (demo && demo.exitCode === null) {
+      demo.kill('SIGINT');
+      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_BUDGET_MS).unref());
+      if ((await Promise.race([exited, timeout])) === 'timeout') demo.kill('SIGKILL');
+    }
+  });
+
+  it('npm start prints the dashboard URL', () => {
+    const line = /^ {2}Dashboard +(\S+)$/m.exec(output);
+    assert.ok(line, output);
+    dashboard = line[1]!;
+    assert.equal(dashboard, `${controlPlane}/dashboard/`);
+  });
+
+  it('shows every demo service on the graph, each with traffic', async () => {
+    await page.goto(dashboard);
+    // Reports come every 5 s; a rate needs two of them from each proxy.
+    const rates = (table: string, attribute: string) =>
+      page
+        .locator(`${table} tr[${attribute}]`)
+        .evaluateAll(
+          (rows, a) => Object.fromEntries(rows.map((r) => [r.getAttribute(a), Number(r.getAttribute('data-rps'))])),
+          attribute,
+        );
+    await until(
+      'every service and call with traffic',
+      60_000,
+      async () => {
+        const nodes = await rates('#nodes', 'data-node');
+        const edges = await rates('#edges', 'data-edge');
+        return SERVICES.every((s) => nodes[`service:${s}`]! > 0) && EDGES.every((e) => edges[e]! > 0);
+      },
+      async () => JSON.stringify([await rates('#nodes', 'data-node'), await rates('#edges', 'data-edge')]),
+    );
+    // The graph itself: a canvas cytoscape drew.
+    assert.ok(await page.locator('#graph canvas').count());
+    assert.match((await page.locator('#edges').textContent()) ?? '', /mTLS/);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-topology.png') });
+  });
+
+  it("changes property-api's weights to 50/50 from the page: a recorded change every proxy applied, and v2's share moves above 40%", async () => {
+    await page.goto(`${dashboard}#/canary`);
+    const card = page.locator('article[data-route="property-api"]');
+    await card.waitFor({ timeout: 20_000 });
+    assert.equal(await card.locator('input[data-destination="v1"]').inputValue(), '90');
+    await card.locator('button[data-preset="50/50"]').click();
+    await card.locator('button[data-action="preview"]').click();
+    await card.locator('.preview[data-valid="true"]').waitFor({ timeout: 20_000 });
+    const diff = (await card.locator('pre.diff').textContent()) ?? '';
+    assert.match(diff, /^-\s+weight: 90$/m);
+    assert.match(diff, /^\+\s+weight: 50$/m);
+    const appliedAt = performance.now();
+    await card.locator('button[data-action="apply"]').click();
+    const applied = card.locator('.applied[data-status="applied"]');
+    await until(
+      'the change applied',
+      30_000,
+      async () => (await applied.count()) === 1,
+      () => card.textContent(),
+    );
+    const changeId = Number(await applied.getAttribute('data-change'));
+    assert.ok(changeId > 0);
+
+    // The record, as the control plane keeps it: pushed to whom it concerns, applied by each.
+    const record = (await (await fetch(`${controlPlane}/changes/${changeId}`)).json()) as ChangeRecord;
+    assert.equal(record.status, 'applied');
+    assert.match(record.cause, /weights of route property-api set to 50\/50/);
+    assert.ok(record.results.length > 0);
+    assert.ok(record.results.every((r) => r.status === 'applied' && r.propagationMs !== null));
+    assert.ok(record.results.some((r) => r.proxy === 'gateway'));
+    const proxies = (await (await fetch(`${controlPlane}/proxies`)).json()) as { proxies: unknown[] };
+    assert.equal(
+      record.results.length + record.unaffected,
+      proxies.proxies.length,
+      'every proxy: applied or unaffected',
+    );
+
+    // Within a minute of the change, the page shows the shift (its window is the last 30 s).
+    const v2 = card.locator('tr[data-version="v2"]');
+    await until(
+      'v2 above 40%',
+      60_000,
+      async () => Number(await v2.getAttribute('data-share', { timeout: 1000 })) > 0.4,
+      () => card.textContent(),
+    );
+    assert.ok(performance.now() - appliedAt < 60_000);
+
+    await page.goto(`${dashboard}#/service/property-service`);
+    await page.locator('#versions tr[data-version="v2"]').waitFor({ timeout: 20_000 });
+    await page.locator('figure.chart canvas').first().waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-service.png'), fullPage: true });
+    await page.goto(`${dashboard}#/changes/${changeId}`);
+    await page.locator('pre.diff').waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-changes.png'), fullPage: true });
+  });
+
+  it('finds a pasted request id and shows its hops across proxies', async () => {
+    const token = /^Token .*:\n {2}(\S+)$/m.exec(output)![1]!;
+    const requestId = `dashboard-e2e-${Date.now()}`;
+    const res = await fetch(`${gateway}/api/v1/properties/7`, {
+      headers: { authorization: `Bearer ${token}`, 'x-request-id': requestId },
+    });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    await page.goto(`${dashboard}#/requests`);
+    await page.locator('#request-id').fill(requestId);
+    await page.locator('.requests button[type="submit"]').click();
+    // The gateway, property's sidecar (in, and out to photos and valuations), photo's and valuation's.
+    await until(
+      'the hops',
+      30_000,
+      async () => (await page.locator('#hops tbody tr').count()) >= 4,
+      () => page.locator('main').textContent(),
+    );
+    const hops = await page
+      .locator('#hops tbody tr')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-hop')));
+    assert.equal(hops[0], 'gateway', JSON.stringify(hops));
+    assert.ok(hops.some((h) => h?.startsWith('property-')));
+    assert.ok(hops.includes('photo') && hops.includes('valuation'), JSON.stringify(hops));
+    await page.screenshot({ path: join(SHOTS, 'dashboard-requests.png'), fullPage: true });
+  });
+
+  it('made no request outside its origin, and the browser reported no violation or error', () => {
+    const origin = new URL(dashboard).origin;
+    const outside = requests.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin);
+    assert.deepEqual(outside, []);
+    assert.ok(requests.some((u) => u.endsWith('/dashboard/app.js')));
+    assert.deepEqual(problems, []);
+  });
+});
