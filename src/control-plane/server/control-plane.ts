@@ -2,11 +2,14 @@
  * The control plane's core, without HTTP: the model in force, the registry's view, every connected
  * proxy, and the push loop between them (the xDS pattern, state of the world):
  *
- *   change (model or registry) → change record → debounce → for each proxy: generate (pure) → if the
- *   version differs from what it was last sent, push (version, nonce) → ACK or NACK by nonce.
+ *   change (model or registry) → change record → debounce → for each proxy the change may affect:
+ *   generate (incremental, shared) → if the version differs from what it was last sent, push
+ *   (version, nonce) → ACK or NACK by nonce.
  *
- * Proxies whose config did not change are sent nothing. After a start, nothing is pushed during the
- * warm-up, so instances that were running re-register before anyone is told they are gone.
+ * A registry change to service A considers only the proxies whose config includes A (and those that
+ * take the whole mesh): the others are not even regenerated. Proxies whose config did not change are
+ * sent nothing. After a start, nothing is pushed during the warm-up, so instances that were running
+ * re-register before anyone is told they are gone.
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../api/config.ts';
@@ -36,9 +39,9 @@ import {
 } from '../../core/defaults.ts';
 import { ControlPlaneMetrics } from '../../observability/control-plane-metrics.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { type GeneratedConfig, generateProxyConfig } from '../generate/generate.ts';
+import { MeshContext, type ProxyConfig } from '../generate/mesh-context.ts';
 import type { MeshModel } from '../model/model.ts';
-import { byServiceThenId, type Registry, type RegistryEvent } from '../registry/registry.ts';
+import type { Registry, RegistryEvent } from '../registry/registry.ts';
 import { ChangeLog } from './changes.ts';
 
 /** Where a proxy's events go: one open stream. */
@@ -72,8 +75,8 @@ interface ProxyState {
   lastNack: { version: string; nonce: string; at: number; error: { message: string; issues?: ConfigIssue[] } } | null;
   inflight: InFlight[];
   forget: CancelTimer | null;
-  /** The last config generated for it, and the inputs it was generated from. */
-  generated: { model: string; registry: number; config: GeneratedConfig } | null;
+  /** The last config generated for it (shared with every proxy of equal inputs). */
+  generated: ProxyConfig | null;
   /** Trust bundle digest last pushed on the open stream, and the one the proxy holds. */
   sentBundle: string | null;
   ackedBundle: string | null;
@@ -107,10 +110,15 @@ export class ControlPlane {
   readonly keepaliveMs: number;
   readonly metrics: ControlPlaneMetrics;
   private model: MeshModel;
-  private instances: Instance[] = [];
-  /** Counts registry changes, so a generated config knows which registry it saw. */
-  private registryGeneration = 0;
+  /** The model indexed, the registry by service, and every config made from them. */
+  private readonly context: MeshContext;
   private readonly proxies = new Map<string, ProxyState>();
+  /** Which proxies' last config includes each service, and which take the whole mesh. */
+  private readonly dependents = new Map<string, Set<ProxyState>>();
+  private readonly wholeMesh = new Set<ProxyState>();
+  /** Since the last flush: services whose instances changed, or everything (a model, a bundle, the warm-up). */
+  private dirtyServices = new Set<string>();
+  private dirtyAll = false;
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly debounceMs: number;
@@ -131,6 +139,7 @@ export class ControlPlane {
     this.id = options.id ?? randomBytes(6).toString('hex');
     this.registry = options.registry;
     this.model = options.model;
+    this.context = new MeshContext(options.model.config);
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
     this.debounceMs = options.debounceMs ?? DEFAULT_PUSH_DEBOUNCE_MS;
@@ -148,7 +157,7 @@ export class ControlPlane {
       },
       instancesByService: () => {
         const byService = new Map<string, number>();
-        for (const i of this.instances) byService.set(i.service, (byService.get(i.service) ?? 0) + 1);
+        for (const i of this.context.instances()) byService.set(i.service, (byService.get(i.service) ?? 0) + 1);
         return byService;
       },
     });
@@ -160,7 +169,8 @@ export class ControlPlane {
   /** Loads the registry's current instances and follows its changes. */
   async start(): Promise<void> {
     this.unwatch = this.registry.watch((e) => this.onRegistryEvent(e));
-    this.instances = await this.registry.list();
+    for (const instance of await this.registry.list())
+      if (this.context.instance(instance.id) === undefined) this.context.apply({ type: 'registered', instance });
   }
 
   get isWarm(): boolean {
@@ -171,8 +181,14 @@ export class ControlPlane {
     return this.model;
   }
 
+  /** Every instance, ordered by service then id. */
   instanceList(): readonly Instance[] {
-    return this.instances;
+    return this.context.instances();
+  }
+
+  /** One instance by id. */
+  instance(id: string): Instance | undefined {
+    return this.context.instance(id);
   }
 
   /**
@@ -182,6 +198,8 @@ export class ControlPlane {
   setModel(model: MeshModel, cause: string, id?: number): number | null {
     if (model.version === this.model.version) return null;
     this.model = model;
+    this.context.setModel(model.config);
+    this.dirtyAll = true;
     return this.change('config', `${cause} (model ${model.version})`, id);
   }
 
@@ -193,6 +211,7 @@ export class ControlPlane {
     if ((bundle?.digest ?? null) === (this.trustBundle?.digest ?? null)) return null;
     const first = this.trustBundle === null;
     this.trustBundle = bundle === null ? null : { pem: bundle.pem, digest: bundle.digest };
+    this.dirtyAll = true;
     return first ? null : this.change('config', `${cause} (bundle ${bundle?.digest.slice(0, 16) ?? 'none'})`);
   }
 
@@ -213,21 +232,42 @@ export class ControlPlane {
     if (state) state.certificate = certificate;
   }
 
-  /** The proxy's config for the current model and registry (generated once per change of either). */
-  private generate(state: ProxyState): GeneratedConfig {
-    const g = state.generated;
-    if (g && g.model === this.model.version && g.registry === this.registryGeneration) return g.config;
-    const config = generateProxyConfig(this.model.config, this.instances, state.identity);
-    state.generated = { model: this.model.version, registry: this.registryGeneration, config };
-    return config;
+  /**
+   * The proxy's config for the current model and registry (made once per change of what it depends
+   * on, and shared by proxies of equal inputs); keeps the index of who depends on what up to date.
+   */
+  private generate(state: ProxyState): ProxyConfig {
+    const generated = this.context.generate(state.identity);
+    const before = state.generated;
+    if (before === null || before.dependsOn !== generated.dependsOn) {
+      this.unindex(state);
+      if (generated.dependsOn === null) this.wholeMesh.add(state);
+      else
+        for (const service of generated.dependsOn) {
+          let set = this.dependents.get(service);
+          if (set === undefined) this.dependents.set(service, (set = new Set()));
+          set.add(state);
+        }
+    }
+    state.generated = generated;
+    return generated;
+  }
+
+  private unindex(state: ProxyState) {
+    const before = state.generated;
+    if (before === null) return;
+    if (before.dependsOn === null) this.wholeMesh.delete(state);
+    else
+      for (const service of before.dependsOn) {
+        const set = this.dependents.get(service);
+        set?.delete(state);
+        if (set?.size === 0) this.dependents.delete(service);
+      }
   }
 
   private onRegistryEvent(event: RegistryEvent) {
-    this.registryGeneration++;
     const i = event.instance;
-    const rest = this.instances.filter((x) => x.id !== i.id);
-    if (event.type === 'registered' || event.type === 'updated') rest.push(i);
-    this.instances = rest.sort(byServiceThenId);
+    for (const service of this.context.apply(event)) this.dirtyServices.add(service);
     const health = event.type === 'updated' ? `, ${i.health}` : '';
     this.change(
       'registry',
@@ -262,25 +302,38 @@ export class ControlPlane {
   private endWarmup() {
     this.warm = true;
     this.cancelWarmup = null;
+    this.dirtyAll = true;
     const connected = [...this.proxies.values()].filter((p) => p.sink !== null).length;
-    this.log.info({ instances: this.instances.length, proxies: connected }, 'warm-up over; pushing');
-    this.change('startup', `warm-up over with ${this.instances.length} instances and ${connected} proxies connected`);
+    const instances = this.context.instances().length;
+    this.log.info({ instances, proxies: connected }, 'warm-up over; pushing');
+    this.change('startup', `warm-up over with ${instances} instances and ${connected} proxies connected`);
     this.flush();
   }
 
-  /** Pushes to every connected proxy whose config changed; records which changes each push carries. */
+  /**
+   * Pushes to every connected proxy whose config changed; records which changes each push carries.
+   * Only proxies that depend on what changed are looked at: the rest cannot have a new config.
+   */
   flush(): void {
     this.cancelFlush?.();
     this.cancelFlush = null;
     this.lastFlushAt = this.clock.now();
     const ids = this.pending;
     this.pending = [];
-    let unaffected = 0;
-    for (const state of this.proxies.values()) {
-      if (state.sink === null) continue;
-      if (!this.pushIfChanged(state, ids)) unaffected++;
+    let candidates: Iterable<ProxyState>;
+    if (this.dirtyAll) candidates = this.proxies.values();
+    else {
+      const set = new Set(this.wholeMesh);
+      for (const service of this.dirtyServices) for (const state of this.dependents.get(service) ?? []) set.add(state);
+      candidates = set;
     }
-    for (const id of ids) this.changes.flushed(id, unaffected);
+    this.dirtyAll = false;
+    this.dirtyServices = new Set();
+    let connected = 0;
+    let pushed = 0;
+    for (const state of this.proxies.values()) if (state.sink !== null) connected++;
+    for (const state of candidates) if (state.sink !== null && this.pushIfChanged(state, ids)) pushed++;
+    for (const id of ids) this.changes.flushed(id, connected - pushed);
   }
 
   private pushIfChanged(state: ProxyState, changes: number[]): boolean {
@@ -350,6 +403,8 @@ export class ControlPlane {
     };
     state.forget?.();
     state.forget = null;
+    // Its identity may differ from the last stream's: it depends on what its new config includes.
+    this.unindex(state);
     Object.assign(state, {
       identity: hello.proxy,
       generated: null,
@@ -400,7 +455,9 @@ export class ControlPlane {
     state.forget = schedule(
       this.clock,
       () => {
-        if (state.sink === null) this.proxies.delete(state.identity.id);
+        if (state.sink !== null) return;
+        this.proxies.delete(state.identity.id);
+        this.unindex(state);
       },
       this.forgetMs,
     );
