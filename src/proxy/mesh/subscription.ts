@@ -328,19 +328,28 @@ export class ControlPlaneSubscription {
       ...outcome,
       ...(outcome.status === 'nack' ? { kept: this.version } : {}),
     };
-    try {
-      const res = await requestJson(
-        this.agent,
-        new URL('/ack', this.options.url).href,
-        'POST',
-        ack,
-        this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
-        bearer(this.options.token),
-      );
-      // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
-      if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'could not send the answer; the next hello carries the version');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await requestJson(
+          this.agent,
+          new URL('/ack', this.options.url).href,
+          'POST',
+          ack,
+          this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+          bearer(this.options.token),
+        );
+        // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
+        if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
+        return;
+      } catch (e) {
+        // A kept-alive connection the control plane closed as it was reused: the answer never left, and
+        // an unanswered push leaves its change pending. Once more, on a new connection. (A repeat of an
+        // answer that did arrive is refused with 409, changing nothing.)
+        const code = (e as NodeJS.ErrnoException).code;
+        if (attempt === 1 && (code === 'ECONNRESET' || code === 'EPIPE')) continue;
+        this.log.debug({ err: (e as Error).message }, 'could not send the answer; the next hello carries the version');
+        return;
+      }
     }
   }
 }
