@@ -17,6 +17,7 @@ import {
   type Ack,
   type ChangeRecord,
   type ConfigIssue,
+  type DeltaEvent,
   type Instance,
   type IssuedCertificateView,
   type ProxyIdentity,
@@ -39,6 +40,7 @@ import {
 } from '../../core/defaults.ts';
 import { ControlPlaneMetrics } from '../../observability/control-plane-metrics.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { configDelta } from '../generate/delta.ts';
 import { MeshContext, type ProxyConfig } from '../generate/mesh-context.ts';
 import type { MeshModel } from '../model/model.ts';
 import type { Registry, RegistryEvent } from '../registry/registry.ts';
@@ -80,6 +82,13 @@ interface ProxyState {
   /** Trust bundle digest last pushed on the open stream, and the one the proxy holds. */
   sentBundle: string | null;
   ackedBundle: string | null;
+  /** It said in its hello that it applies `delta` events. */
+  delta: boolean;
+  /**
+   * The config the proxy holds as received on this stream (pushed, or the one it said it serves): the
+   * base of the next delta. Null when unknown.
+   */
+  base: { version: string; config: Config } | null;
   certificate: IssuedCertificateView | null;
 }
 
@@ -344,23 +353,34 @@ export class ControlPlane {
     if (generated.version === current && bundleCurrent) {
       // It said at connect that it serves this version (e.g. after a restart of this control plane).
       if (state.ackedVersion === generated.version) state.ackedConfig ??= generated.config;
+      if (current !== null) state.base ??= { version: current, config: generated.config };
       return false;
     }
     const nonce = randomBytes(8).toString('hex');
     const at = this.clock.now();
+    const base = state.delta ? state.base : null;
+    const delta = base === null ? null : configDelta(base.config, generated.config);
     state.sentVersion = generated.version;
     state.sentBundle = bundle;
+    state.base = { version: generated.version, config: generated.config };
     state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes, bundle });
     this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
-    const event: PushEvent = {
-      version: generated.version,
-      nonce,
-      changes,
-      config: generated.config,
-      ...(this.trustBundle ? { trustBundle: this.trustBundle } : {}),
-    };
-    state.sink!.send(STREAM_EVENTS.push, event);
+    const trustBundle = this.trustBundle ? { trustBundle: this.trustBundle } : {};
+    if (base !== null && delta !== null) {
+      const event: DeltaEvent = {
+        version: generated.version,
+        nonce,
+        changes,
+        base: base.version,
+        ...delta,
+        ...trustBundle,
+      };
+      state.sink!.send(STREAM_EVENTS.delta, event);
+    } else {
+      const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config, ...trustBundle };
+      state.sink!.send(STREAM_EVENTS.push, event);
+    }
     return true;
   }
 
@@ -400,6 +420,8 @@ export class ControlPlane {
       sentBundle: null,
       ackedBundle: null,
       certificate: null,
+      delta: false,
+      base: null,
     };
     state.forget?.();
     state.forget = null;
@@ -415,6 +437,8 @@ export class ControlPlane {
       sentVersion: null,
       sentBundle: null,
       ackedBundle: hello.trustBundleDigest ?? null,
+      delta: hello.delta === true,
+      base: null,
       inflight: [],
     });
     if (state.ackedVersion !== hello.version) {
@@ -434,6 +458,8 @@ export class ControlPlane {
       // Resynchronise: a proxy that already serves what it should is sent nothing.
       const generated = this.generate(state);
       const bundleCurrent = this.trustBundle === null || this.trustBundle.digest === state.ackedBundle;
+      // Equal versions are equal configs: what it serves is the base of a first delta.
+      if (generated.version === hello.version) state.base = { version: hello.version, config: generated.config };
       if (generated.version === hello.version && bundleCurrent) state.ackedConfig = generated.config;
       else this.pushIfChanged(state, []);
     }
@@ -450,6 +476,7 @@ export class ControlPlane {
     state.sink = null;
     state.sentVersion = null;
     state.sentBundle = null;
+    state.base = null;
     state.disconnectedAt = now;
     this.log.info({ proxy: state.identity.id, stream }, 'proxy disconnected');
     state.forget = schedule(

@@ -11,7 +11,9 @@
  * sent something only if that is out of date.
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
+import type { Config } from '../../api/config.ts';
 import {
+  type DeltaEvent,
   type ProxyIdentity,
   type PushEvent,
   STREAM_EVENTS,
@@ -19,6 +21,7 @@ import {
   type TrustBundleRef,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
+import { hashConfig } from '../../config/load.ts';
 import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
 import {
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
@@ -27,6 +30,7 @@ import {
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { applyDelta } from './delta.ts';
 import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
 export interface SubscriptionOptions {
@@ -51,6 +55,11 @@ export interface SubscriptionOptions {
   onWelcome?: (welcome: WelcomeEvent) => void;
   /** A pushed trust bundle, once its push is applied. */
   onTrustBundle?: (bundle: TrustBundleRef) => void;
+  /**
+   * Ask for `delta` events (default true): after the first config on a stream, a change arrives as
+   * what differs, which this proxy rebuilds into the whole config and checks against its version.
+   */
+  delta?: boolean;
 }
 
 export interface SubscriptionStatus {
@@ -86,6 +95,12 @@ export class ControlPlaneSubscription {
   private version: string | null = null;
   /** Digest of the trust bundle last applied with a push. */
   private bundleDigest: string | null = null;
+  /** The config in force (its version is `version`): the first base of deltas on a new stream. */
+  private applied: Config | null = null;
+  /** The config last received on the open stream, whether applied or not: the base of the next delta. */
+  private received: { version: string; config: Config } | null = null;
+  /** Ends the open stream, so that the proxy reconnects and says what it serves. */
+  private abort: ((reason: string) => void) | null = null;
   private resolveFirst!: () => void;
   /** Resolves once a first config is in force. */
   readonly firstConfig: Promise<void>;
@@ -137,7 +152,10 @@ export class ControlPlaneSubscription {
       proxy: this.options.identity,
       version: this.version,
       ...(this.bundleDigest === null ? {} : { trustBundleDigest: this.bundleDigest }),
+      ...(this.options.delta === false ? {} : { delta: true }),
     };
+    this.received =
+      this.version !== null && this.applied !== null ? { version: this.version, config: this.applied } : null;
     const payload = JSON.stringify(hello);
     const req = request(new URL('/stream', this.options.url), {
       method: 'POST',
@@ -159,6 +177,7 @@ export class ControlPlaneSubscription {
       req.destroy();
       this.onStreamEnd(reason);
     };
+    this.abort = fail;
     this.armIdle(() => fail(`no answer within ${this.idleTimeoutMs} ms`));
     req.on('error', (e) => fail(e.message));
     req.on('response', (res) => {
@@ -245,6 +264,7 @@ export class ControlPlaneSubscription {
     }
     if (event === STREAM_EVENTS.welcome) this.onWelcome(parsed as WelcomeEvent);
     else if (event === STREAM_EVENTS.push) this.onPush(parsed as PushEvent);
+    else if (event === STREAM_EVENTS.delta) this.onDelta(parsed as DeltaEvent);
     // Unknown events are ignored: a newer control plane may send more than this proxy knows.
   }
 
@@ -278,7 +298,38 @@ export class ControlPlaneSubscription {
     if (typeof push?.nonce !== 'string' || typeof push.version !== 'string' || this.stream === null)
       return this.garbage('push without nonce or version');
     this.state.lastPush = { version: push.version, nonce: push.nonce, at: new Date().toISOString() };
+    this.received = { version: push.version, config: push.config };
     void this.handle(push, this.stream);
+  }
+
+  /**
+   * A change as what differs from the config last received. One that cannot be rebuilt exactly (a base
+   * this proxy does not hold, another version than announced) is not applied: the proxy reconnects,
+   * and its hello says what it serves, so the control plane sends what it lacks whole.
+   */
+  private onDelta(delta: DeltaEvent) {
+    if (
+      typeof delta?.nonce !== 'string' ||
+      typeof delta.version !== 'string' ||
+      typeof delta.base !== 'string' ||
+      this.stream === null
+    )
+      return this.garbage('delta without nonce, version or base');
+    const received = this.received;
+    const resync = (why: string) => {
+      this.log.warn({ why, version: delta.version }, 'cannot rebuild a delta; reconnecting for the whole config');
+      this.abort?.(why);
+    };
+    if (received === null || received.version !== delta.base)
+      return resync(`delta on ${delta.base}, but this proxy holds ${received?.version ?? 'nothing'}`);
+    const rebuilt = applyDelta(received.config, delta);
+    if ('error' in rebuilt) return resync(rebuilt.error);
+    if (hashConfig(rebuilt.config) !== delta.version)
+      return resync(`the rebuilt config is not version ${delta.version}`);
+    this.state.lastPush = { version: delta.version, nonce: delta.nonce, at: new Date().toISOString() };
+    this.received = { version: delta.version, config: rebuilt.config };
+    const { base: _base, services: _services, set: _set, unset: _unset, ...push } = delta;
+    void this.handle({ ...push, config: rebuilt.config }, this.stream);
   }
 
   private async handle(push: PushEvent, stream: string) {
@@ -304,6 +355,7 @@ export class ControlPlaneSubscription {
         return this.answer(push, stream, { status: 'nack', error: { message: outcome.error.message } });
     }
     this.version = push.version;
+    this.applied = push.config;
     if (push.trustBundle !== undefined && typeof push.trustBundle.digest === 'string') {
       this.bundleDigest = push.trustBundle.digest;
       this.options.onTrustBundle?.(push.trustBundle);
