@@ -49,7 +49,7 @@ interface Plan {
 }
 
 /** How many hot services there are: each is called by `affected` proxies. */
-const hotCount = (plan: Plan) => Math.max(1, Math.ceil(plan.proxies / plan.affected));
+const hotCount = (plan: Plan) => Math.max(1, Math.ceil((plan.proxies - plan.fullMesh) / plan.affected));
 
 /**
  * Proxy `i`: a sidecar of some service that calls hot service `i mod H` and `upstreams - 1` others
@@ -58,7 +58,7 @@ const hotCount = (plan: Plan) => Math.max(1, Math.ceil(plan.proxies / plan.affec
  */
 function identityOf(plan: Plan, i: number): ProxyIdentity {
   const hot = hotCount(plan);
-  const upstreams = new Set([serviceName(i % hot)]);
+  const upstreams = new Set([serviceName((i - plan.fullMesh) % hot)]);
   for (let k = 1; upstreams.size < Math.min(plan.upstreams, plan.services); k++)
     upstreams.add(serviceName(hot + ((i * 7919 + k * 104_729) % (plan.services - hot))));
   return {
@@ -266,7 +266,9 @@ async function main() {
   const idleCpuPct = ((idle.cpuMs - idleFrom.cpuMs) / (idle.at - idleFrom.at)) * 100;
 
   // The changes: an instance of a hot service joins, then leaves.
+  const changesFrom = performance.now();
   const hot = hotCount(plan);
+  const expected = Math.min(plan.affected, plan.proxies - plan.fullMesh) + plan.fullMesh;
   const records: ChangeRecord[] = [];
   const perChange: { cpuMs: number; bytes: number; pushes: number }[] = [];
   for (let n = 0; n < changes; n++) {
@@ -282,6 +284,13 @@ async function main() {
     const u0 = usage();
     if (n % 2 === 0) await register(1_000_000 + n, service, 9000 + n).then(() => {});
     else await api('DELETE', `/instances/${service}-${1_000_000 + n - 1}`);
+    // Wait on the simulated proxies (not the control plane, whose CPU is measured) until every affected
+    // one has the change; then the record is read, once its last ACKs are in.
+    await until(
+      async () => (await counters()).pushes - c0.pushes >= expected,
+      60_000,
+      `change ${n} to reach ${expected} proxies`,
+    ).catch(() => {});
     const changeId = await until(
       async () => {
         const latest = lastChange(((await api('GET', '/changes?limit=1')).body as { changes: ChangeRecord[] }).changes);
@@ -315,7 +324,6 @@ async function main() {
     .flatMap((r) => r.results.map((x) => x.propagationMs).filter((x): x is number => x !== null))
     .sort((a, b) => a - b);
   const everywhere = records.map((r) => r.propagation.maxMs ?? Number.NaN).sort((a, b) => a - b);
-  const expected = Math.min(plan.affected, plan.proxies - plan.fullMesh) + plan.fullMesh;
   const incomplete = records.filter((r) => r.status !== 'applied' || r.propagation.applied !== expected);
   const pct = (list: number[], p: number) => list[Math.min(list.length - 1, Math.ceil(p * list.length) - 1)] ?? null;
   const mean = (list: number[]) => Math.round(list.reduce((a, b) => a + b, 0) / Math.max(1, list.length));
@@ -349,6 +357,8 @@ async function main() {
   console.log(JSON.stringify(report, null, 2));
 
   for (const w of workers) w.disconnect();
+  // A profile's last this-many ms are the changes (and the stop).
+  if (values.profile) console.error(`profile: the changes are its last ${Math.round(performance.now() - changesFrom)} ms`);
   cp.kill('SIGTERM');
   await Promise.race([once(cp, 'exit'), sleep(10_000)]);
   stopAll();
