@@ -358,7 +358,8 @@ async function main() {
 
   for (const w of workers) w.disconnect();
   // A profile's last this-many ms are the changes (and the stop).
-  if (values.profile) console.error(`profile: the changes are its last ${Math.round(performance.now() - changesFrom)} ms`);
+  if (values.profile)
+    console.error(`profile: the changes are its last ${Math.round(performance.now() - changesFrom)} ms`);
   cp.kill('SIGTERM');
   await Promise.race([once(cp, 'exit'), sleep(10_000)]);
   stopAll();

@@ -172,8 +172,13 @@ export class MeshContext {
     return deps === null ? [this.generation] : deps.map((d) => this.serviceGeneration.get(d) ?? 0);
   }
 
+  /** Forgets the config made for `proxy`'s inputs (when no proxy with those inputs is left). */
+  drop(proxy: ProxyIdentity): void {
+    this.configs.delete(this.keyOf(proxy));
+  }
+
   /** The inputs that decide a config, as a key: equal keys get the same config. */
-  private keyOf(proxy: ProxyIdentity): string {
+  keyOf(proxy: ProxyIdentity): string {
     let key = this.keys.get(proxy);
     if (key === undefined) {
       key =
@@ -403,6 +408,7 @@ export class MeshContext {
     if (at !== -1) list.splice(at, 1);
     if (list.length === 0) {
       this.byService.delete(i.service);
+      this.fragments.delete(i.service);
       this.namesVersion++;
     }
   }

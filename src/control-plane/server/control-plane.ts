@@ -485,6 +485,10 @@ export class ControlPlane {
         if (state.sink !== null) return;
         this.proxies.delete(state.identity.id);
         this.unindex(state);
+        // Configs are kept per distinct input: drop this one's unless a proxy left still has its inputs.
+        const key = this.context.keyOf(state.identity);
+        for (const other of this.proxies.values()) if (this.context.keyOf(other.identity) === key) return;
+        this.context.drop(state.identity);
       },
       this.forgetMs,
     );
