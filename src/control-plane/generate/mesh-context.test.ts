@@ -64,8 +64,10 @@ function random(seed: number) {
 }
 
 describe('MeshContext (incremental generation)', () => {
-  it('after each of 400 random registry events, gives every proxy what the pure generator gives', () => {
-    const m = model();
+  it('after each of 400 random registry events and model changes, gives every proxy what the pure generator gives', () => {
+    // The second model drops photo's policies and declares a service that never registers.
+    const models = [model(), { ...model(), services: [...model().services!.slice(1), { name: 'declared-only' }] }];
+    let m = models[0]!;
     const ctx = new MeshContext(m);
     const live = new Map<string, Instance>();
     const next = random(7);
@@ -95,7 +97,13 @@ describe('MeshContext (incremental generation)', () => {
         live.set(id, instance);
         event = { type: old ? 'updated' : 'registered', instance };
       }
-      const touched = ctx.apply(event);
+      let touched = ctx.apply(event);
+      // Now and then the other model: every proxy may change.
+      if (n % 50 === 49) {
+        m = models[(n + 1) % 100 === 0 ? 0 : 1]!;
+        ctx.setModel(m);
+        touched = services;
+      }
       const instances = [...live.values()].sort(byServiceThenId);
       assert.deepEqual(ctx.instances(), instances);
       for (const proxy of PROXIES) {

@@ -111,6 +111,8 @@ export class MeshContext {
     this.index = indexModel(model);
     this.fragments.clear();
     this.configs.clear();
+    // The model declares services too: the mesh's names may change with it.
+    this.namesVersion++;
   }
 
   /** Applies a registry event; returns the services whose instances changed (one, or two when an id moved). */
