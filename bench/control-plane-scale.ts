@@ -124,7 +124,9 @@ async function worker() {
   await Promise.all(subs.map((s) => s.firstConfig));
   process.send?.({ ready: count });
   process.on('message', (m: { counters?: number }) => {
-    if (m.counters !== undefined) process.send?.({ counters: m.counters, streamBytes, pushes, acks });
+    if (m.counters === undefined) return;
+    const cpu = process.cpuUsage();
+    process.send?.({ counters: m.counters, streamBytes, pushes, acks, cpuMs: (cpu.user + cpu.system) / 1000 });
   });
   process.on('disconnect', () => {
     for (const s of subs) s.close();
@@ -221,6 +223,8 @@ async function main() {
 
   // The proxies.
   const before = usage();
+  await sleep(1_000);
+  const registeredRssKb = usage().rssKb;
   const started = performance.now();
   const per = Math.ceil(plan.proxies / processes);
   const workers: ChildProcess[] = [];
@@ -231,7 +235,10 @@ async function main() {
       const child = fork(
         fileURLToPath(import.meta.url),
         ['--worker', url, String(p * per), String(count), JSON.stringify(plan)],
-        { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+        {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          ...(values.profile ? { execArgv: ['--cpu-prof', '--cpu-prof-dir', join(values.profile, 'simulator')] } : {}),
+        },
       );
       children.push(child);
       workers.push(child);
@@ -251,15 +258,20 @@ async function main() {
         w.send({ counters: round });
         for (;;) {
           const [m] = (await once(w, 'message')) as [
-            { counters: number; streamBytes: number; pushes: number; acks: number },
+            { counters: number; streamBytes: number; pushes: number; acks: number; cpuMs: number },
           ];
           if (m.counters === round) return m;
         }
       }),
     );
     return answers.reduce(
-      (a, m) => ({ bytes: a.bytes + m.streamBytes, pushes: a.pushes + m.pushes, acks: a.acks + m.acks }),
-      { bytes: 0, pushes: 0, acks: 0 },
+      (a, m) => ({
+        bytes: a.bytes + m.streamBytes,
+        pushes: a.pushes + m.pushes,
+        acks: a.acks + m.acks,
+        cpuMs: a.cpuMs + m.cpuMs,
+      }),
+      { bytes: 0, pushes: 0, acks: 0, cpuMs: 0 },
     );
   };
 
@@ -275,7 +287,7 @@ async function main() {
   const expected = Math.min(plan.affected, plan.proxies - plan.fullMesh) + plan.fullMesh;
   const firstChange =
     lastChange(((await api('GET', '/changes?limit=1')).body as { changes: ChangeRecord[] }).changes) + 1;
-  const perChange: { cpuMs: number; bytes: number; pushes: number }[] = [];
+  const perChange: { cpuMs: number; bytes: number; pushes: number; simulatorCpuMs: number }[] = [];
   for (let n = 0; n < changes; n++) {
     // Registrations expire after 300 s: refresh them between changes on a long run.
     if (performance.now() - refreshedAt > 150_000) {
@@ -297,7 +309,12 @@ async function main() {
     ).catch((e: Error) => console.error(e.message));
     const u1 = usage();
     const c1 = await counters();
-    perChange.push({ cpuMs: u1.cpuMs - u0.cpuMs, bytes: c1.bytes - c0.bytes, pushes: c1.pushes - c0.pushes });
+    perChange.push({
+      cpuMs: u1.cpuMs - u0.cpuMs,
+      bytes: c1.bytes - c0.bytes,
+      pushes: c1.pushes - c0.pushes,
+      simulatorCpuMs: c1.cpuMs - c0.cpuMs,
+    });
     await sleep(gapMs);
   }
   const end = usage();
@@ -341,7 +358,7 @@ async function main() {
       bytes: (await counters()).bytes - perChange.reduce((a, c) => a + c.bytes, 0),
     },
     controlPlane: {
-      rssMiB: { inSync: mib(synced.rssKb), afterChanges: mib(end.rssKb), peak: mib(end.hwmKb) },
+      rssMiB: { beforeProxies: mib(registeredRssKb), inSync: mib(synced.rssKb), afterChanges: mib(end.rssKb), peak: mib(end.hwmKb) },
       idleCpuPercent: Math.round(idleCpuPct * 10) / 10,
       cpuMsPerChange: { mean: mean(perChange.map((c) => c.cpuMs)), max: Math.max(...perChange.map((c) => c.cpuMs)) },
     },
@@ -349,6 +366,7 @@ async function main() {
       affectedProxies: { min: Math.min(...records.map((r) => r.results.length)), expected },
       unaffectedProxies: Math.min(...records.map((r) => r.unaffected)),
       pushesReceived: mean(perChange.map((c) => c.pushes)),
+      simulatorCpuMs: mean(perChange.map((c) => c.simulatorCpuMs)),
       bytesPushed: mean(perChange.map((c) => c.bytes)),
     },
     ackMs: { p50: pct(acks, 0.5), p99: pct(acks, 0.99), max: acks.at(-1) ?? null, count: acks.length },
@@ -362,7 +380,7 @@ async function main() {
   if (values.profile)
     console.error(`profile: the changes are its last ${Math.round(performance.now() - changesFrom)} ms`);
   cp.kill('SIGTERM');
-  await Promise.race([once(cp, 'exit'), sleep(10_000)]);
+  await Promise.race([Promise.all([cp, ...workers].map((c) => c.exitCode ?? once(c, 'exit'))), sleep(10_000)]);
   stopAll();
   agent.destroy();
   rmSync(dir, { recursive: true, force: true });
