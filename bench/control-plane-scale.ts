@@ -358,7 +358,12 @@ async function main() {
       bytes: (await counters()).bytes - perChange.reduce((a, c) => a + c.bytes, 0),
     },
     controlPlane: {
-      rssMiB: { beforeProxies: mib(registeredRssKb), inSync: mib(synced.rssKb), afterChanges: mib(end.rssKb), peak: mib(end.hwmKb) },
+      rssMiB: {
+        beforeProxies: mib(registeredRssKb),
+        inSync: mib(synced.rssKb),
+        afterChanges: mib(end.rssKb),
+        peak: mib(end.hwmKb),
+      },
       idleCpuPercent: Math.round(idleCpuPct * 10) / 10,
       cpuMsPerChange: { mean: mean(perChange.map((c) => c.cpuMs)), max: Math.max(...perChange.map((c) => c.cpuMs)) },
     },
