@@ -5,7 +5,7 @@
  * receives at the boundary; the proxy imports types only.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import type { Config } from './config.ts';
+import type { Config, ServiceConfig } from './config.ts';
 import type { ConfigIssue } from './issues.ts';
 
 export type { ConfigIssue };
@@ -114,7 +114,9 @@ export const ProxyIdentitySchema = Type.Object(
     upstreams: Type.Optional(
       Type.Array(MeshName('A service'), {
         uniqueItems: true,
-        description: 'Sidecar: the services its app calls. Absent: every service in the mesh.',
+        description:
+          "Sidecar: the services its app calls (its egress, as in Istio's Sidecar resource); it receives only " +
+          'those, and hears of changes to no other. Absent: every service in the mesh.',
       }),
     ),
     labels: Type.Optional(Labels),
@@ -134,6 +136,13 @@ export const StreamHelloSchema = Type.Object(
     trustBundleDigest: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
         description: 'Digest of the trust bundle the proxy holds (last ACKed with a push), or null when it has none.',
+      }),
+    ),
+    delta: Type.Optional(
+      Type.Boolean({
+        description:
+          'The proxy applies `delta` events: after the first push on a stream, a change may be sent as what ' +
+          'differs from the config last sent on it. Absent or false: every config is sent whole.',
       }),
     ),
   },
@@ -184,7 +193,7 @@ export interface PushEvent {
   trustBundle?: TrustBundleRef;
 }
 
-export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', lookup: 'lookup' } as const;
+export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', delta: 'delta', lookup: 'lookup' } as const;
 
 /**
  * `lookup` event: the control plane asks every proxy for its recent records of some requests (the
@@ -196,6 +205,27 @@ export interface LookupEvent {
   id: string;
   /** Request ids and trace ids, at most 16. */
   match: string[];
+}
+
+/**
+ * What differs between the config last sent on this stream (`base`, pushed whole or reached by earlier
+ * deltas) and the next one, `version`. Sent only to proxies that said `delta: true` in their hello.
+ * The proxy rebuilds the whole config (base, then `unset`, `set`, `services`), checks that its hash is
+ * `version`, and answers it like a push. A proxy that does not hold `base`, or rebuilds another
+ * version, reconnects (its hello says what it serves, and the control plane pushes whole).
+ */
+export interface DeltaEvent {
+  version: string;
+  nonce: string;
+  changes: number[];
+  base: string;
+  /** Services replaced whole, each in the place of the base's service of that name (names and order unchanged). */
+  services?: ServiceConfig[];
+  /** Top-level fields replaced whole (`services` among them when the names or their order changed). */
+  set?: Partial<Config>;
+  /** Top-level fields the new config no longer has. */
+  unset?: string[];
+  trustBundle?: TrustBundleRef;
 }
 
 /** `POST /ack`: the proxy's answer to one push. */

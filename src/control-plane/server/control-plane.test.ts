@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ProxyIdentity, PushEvent } from '../../api/mesh.ts';
+import type { DeltaEvent, ProxyIdentity, PushEvent } from '../../api/mesh.ts';
 import { ManualClock } from '../../core/clock.ts';
 import { silentLogger } from '../../observability/logger.ts';
 import { emptyModel } from '../model/model.ts';
@@ -230,5 +230,101 @@ describe('control plane push loop (manual clock)', () => {
     assert.equal(ack('a', first.stream, first.sink.pushes[0]!).ok, false);
     assert.equal(ack('a', second.stream, second.sink.pushes[0]!).ok, true);
     assert.equal(cp.proxyIds().length, 1);
+  });
+});
+
+describe('scoped proxies and deltas (manual clock)', () => {
+  /** Records every event, pushes and deltas alike. */
+  class EventSink implements StreamSink {
+    readonly events: { event: string; data: PushEvent & DeltaEvent }[] = [];
+    send(event: string, data: unknown) {
+      if (event !== 'welcome') this.events.push({ event, data: data as PushEvent & DeltaEvent });
+    }
+    close() {}
+  }
+
+  async function mesh() {
+    const clock = new ManualClock();
+    const registry = new MemoryRegistry({ clock });
+    const cp = new ControlPlane({ registry, model: emptyModel(), log: silentLogger(), clock, warmupMs: 0 });
+    await cp.start();
+    const connect = (id: string, upstreams?: string[], delta = true) => {
+      const sink = new EventSink();
+      const proxy: ProxyIdentity = { ...sidecar(id), ...(upstreams ? { upstreams } : {}) };
+      const { stream } = cp.connect({ proxy, version: null, ...(delta ? { delta } : {}) }, sink);
+      return { sink, stream };
+    };
+    const instance = (id: string, service: string, port: number) =>
+      registry.register({ id, service, address: '127.0.0.1', port, ttlMs: 300_000 });
+    return { clock, registry, cp, connect, instance };
+  }
+
+  it('a registry change to service A pushes nothing to a proxy that depends only on service B', async () => {
+    const { clock, cp, connect, instance } = await mesh();
+    await instance('b-1', 'service-b', 20_001);
+    const onlyB = connect('only-b', ['service-b']);
+    const onA = connect('on-a', ['service-a']);
+    clock.advance(0);
+    assert.equal(onlyB.sink.events.length, 1, 'its first config');
+    assert.equal(onA.sink.events.length, 1);
+
+    // Instances of A join, change health and leave: every kind of registry change, each its own flush.
+    for (let n = 0; n < 5; n++) {
+      await instance(`a-${n}`, 'service-a', 21_000 + n);
+      clock.advance(1_000);
+    }
+    await cp.registry.heartbeat('a-0', { health: 'unhealthy' });
+    clock.advance(1_000);
+    await cp.registry.deregister('a-1');
+    clock.advance(1_000);
+
+    assert.equal(onlyB.sink.events.length, 1, 'nothing after its first config');
+    assert.equal(onA.sink.events.length, 8, 'the proxy that calls A heard of each change');
+    const last = cp.changes.recent(1)[0]!;
+    assert.deepEqual(
+      last.results.map((r) => r.proxy),
+      ['on-a'],
+    );
+    assert.equal(last.unaffected, 1);
+    assert.equal(
+      cp.proxyStatus('only-b')!.state,
+      'PENDING',
+      'its first push is still unanswered: nothing else was sent',
+    );
+  });
+
+  it('after the first config, a change reaches a delta-capable proxy as the one service that changed', async () => {
+    const { clock, connect, instance } = await mesh();
+    await instance('a-1', 'service-a', 20_001);
+    await instance('b-1', 'service-b', 20_002);
+    const scoped = connect('scoped', ['service-a', 'service-b']);
+    const whole = connect('whole');
+    const legacy = connect('legacy', ['service-a', 'service-b'], false);
+    clock.advance(0);
+    await instance('a-2', 'service-a', 20_003);
+    clock.advance(1_000);
+    for (const p of [scoped, whole]) {
+      assert.deepEqual(
+        p.sink.events.map((e) => e.event),
+        ['push', 'delta'],
+      );
+      const [first, delta] = p.sink.events.map((e) => e.data);
+      assert.equal(delta!.base, first!.version);
+      assert.deepEqual(
+        delta!.services!.map((s) => [s.name, s.endpoints!.length]),
+        [['service-a', 2]],
+      );
+      assert.equal(delta!.set, undefined);
+    }
+    assert.deepEqual(
+      legacy.sink.events.map((e) => e.event),
+      ['push', 'push'],
+      'a proxy that did not ask for deltas gets whole configs',
+    );
+    // A new service changes the whole-mesh proxy's list of services: that is pushed whole.
+    await instance('c-1', 'service-c', 20_004);
+    clock.advance(1_000);
+    assert.equal(whole.sink.events.at(-1)!.event, 'push');
+    assert.equal(scoped.sink.events.length, 2, 'service-c is none of its business');
   });
 });

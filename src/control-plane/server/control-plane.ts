@@ -2,11 +2,14 @@
  * The control plane's core, without HTTP: the model in force, the registry's view, every connected
  * proxy, and the push loop between them (the xDS pattern, state of the world):
  *
- *   change (model or registry) → change record → debounce → for each proxy: generate (pure) → if the
- *   version differs from what it was last sent, push (version, nonce) → ACK or NACK by nonce.
+ *   change (model or registry) → change record → debounce → for each proxy the change may affect:
+ *   generate (incremental, shared) → if the version differs from what it was last sent, push
+ *   (version, nonce) → ACK or NACK by nonce.
  *
- * Proxies whose config did not change are sent nothing. After a start, nothing is pushed during the
- * warm-up, so instances that were running re-register before anyone is told they are gone.
+ * A registry change to service A considers only the proxies whose config includes A (and those that
+ * take the whole mesh): the others are not even regenerated. Proxies whose config did not change are
+ * sent nothing. After a start, nothing is pushed during the warm-up, so instances that were running
+ * re-register before anyone is told they are gone.
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../api/config.ts';
@@ -14,6 +17,7 @@ import {
   type Ack,
   type ChangeRecord,
   type ConfigIssue,
+  type DeltaEvent,
   type Instance,
   type IssuedCertificateView,
   type ProxyIdentity,
@@ -38,9 +42,10 @@ import {
 } from '../../core/defaults.ts';
 import { ControlPlaneMetrics } from '../../observability/control-plane-metrics.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { type GeneratedConfig, generateProxyConfig } from '../generate/generate.ts';
+import { configDelta } from '../generate/delta.ts';
+import { MeshContext, type ProxyConfig } from '../generate/mesh-context.ts';
 import type { MeshModel } from '../model/model.ts';
-import { byServiceThenId, type Registry, type RegistryEvent } from '../registry/registry.ts';
+import type { Registry, RegistryEvent } from '../registry/registry.ts';
 import { ChangeLog } from './changes.ts';
 
 /** Where a proxy's events go: one open stream. */
@@ -74,11 +79,18 @@ interface ProxyState {
   lastNack: { version: string; nonce: string; at: number; error: { message: string; issues?: ConfigIssue[] } } | null;
   inflight: InFlight[];
   forget: CancelTimer | null;
-  /** The last config generated for it, and the inputs it was generated from. */
-  generated: { model: string; registry: number; config: GeneratedConfig } | null;
+  /** The last config generated for it (shared with every proxy of equal inputs). */
+  generated: ProxyConfig | null;
   /** Trust bundle digest last pushed on the open stream, and the one the proxy holds. */
   sentBundle: string | null;
   ackedBundle: string | null;
+  /** It said in its hello that it applies `delta` events. */
+  delta: boolean;
+  /**
+   * The config the proxy holds as received on this stream (pushed, or the one it said it serves): the
+   * base of the next delta. Null when unknown.
+   */
+  base: { version: string; config: Config } | null;
   certificate: IssuedCertificateView | null;
 }
 
@@ -112,10 +124,15 @@ export class ControlPlane {
   readonly telemetryIntervalMs: number;
   readonly metrics: ControlPlaneMetrics;
   private model: MeshModel;
-  private instances: Instance[] = [];
-  /** Counts registry changes, so a generated config knows which registry it saw. */
-  private registryGeneration = 0;
+  /** The model indexed, the registry by service, and every config made from them. */
+  private readonly context: MeshContext;
   private readonly proxies = new Map<string, ProxyState>();
+  /** Which proxies' last config includes each service, and which take the whole mesh. */
+  private readonly dependents = new Map<string, Set<ProxyState>>();
+  private readonly wholeMesh = new Set<ProxyState>();
+  /** Since the last flush: services whose instances changed, or everything (a model, a bundle, the warm-up). */
+  private dirtyServices = new Set<string>();
+  private dirtyAll = false;
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly debounceMs: number;
@@ -138,6 +155,7 @@ export class ControlPlane {
     this.id = options.id ?? randomBytes(6).toString('hex');
     this.registry = options.registry;
     this.model = options.model;
+    this.context = new MeshContext(options.model.config);
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
     this.debounceMs = options.debounceMs ?? DEFAULT_PUSH_DEBOUNCE_MS;
@@ -157,7 +175,7 @@ export class ControlPlane {
       },
       instancesByService: () => {
         const byService = new Map<string, number>();
-        for (const i of this.instances) byService.set(i.service, (byService.get(i.service) ?? 0) + 1);
+        for (const i of this.context.instances()) byService.set(i.service, (byService.get(i.service) ?? 0) + 1);
         return byService;
       },
     });
@@ -169,7 +187,8 @@ export class ControlPlane {
   /** Loads the registry's current instances and follows its changes. */
   async start(): Promise<void> {
     this.unwatch = this.registry.watch((e) => this.onRegistryEvent(e));
-    this.instances = await this.registry.list();
+    for (const instance of await this.registry.list())
+      if (this.context.instance(instance.id) === undefined) this.context.apply({ type: 'registered', instance });
   }
 
   get isWarm(): boolean {
@@ -180,8 +199,14 @@ export class ControlPlane {
     return this.model;
   }
 
+  /** Every instance, ordered by service then id. */
   instanceList(): readonly Instance[] {
-    return this.instances;
+    return this.context.instances();
+  }
+
+  /** One instance by id. */
+  instance(id: string): Instance | undefined {
+    return this.context.instance(id);
   }
 
   /**
@@ -192,6 +217,8 @@ export class ControlPlane {
     if (model.version === this.model.version) return null;
     this.remember(model, this.model.version);
     this.model = model;
+    this.context.setModel(model.config);
+    this.dirtyAll = true;
     return this.change('config', `${cause} (model ${model.version})`, id);
   }
 
@@ -203,6 +230,7 @@ export class ControlPlane {
     if ((bundle?.digest ?? null) === (this.trustBundle?.digest ?? null)) return null;
     const first = this.trustBundle === null;
     this.trustBundle = bundle === null ? null : { pem: bundle.pem, digest: bundle.digest };
+    this.dirtyAll = true;
     return first ? null : this.change('config', `${cause} (bundle ${bundle?.digest.slice(0, 16) ?? 'none'})`);
   }
 
@@ -257,21 +285,42 @@ export class ControlPlane {
     if (state) state.certificate = certificate;
   }
 
-  /** The proxy's config for the current model and registry (generated once per change of either). */
-  private generate(state: ProxyState): GeneratedConfig {
-    const g = state.generated;
-    if (g && g.model === this.model.version && g.registry === this.registryGeneration) return g.config;
-    const config = generateProxyConfig(this.model.config, this.instances, state.identity);
-    state.generated = { model: this.model.version, registry: this.registryGeneration, config };
-    return config;
+  /**
+   * The proxy's config for the current model and registry (made once per change of what it depends
+   * on, and shared by proxies of equal inputs); keeps the index of who depends on what up to date.
+   */
+  private generate(state: ProxyState): ProxyConfig {
+    const generated = this.context.generate(state.identity);
+    const before = state.generated;
+    if (before === null || before.dependsOn !== generated.dependsOn) {
+      this.unindex(state);
+      if (generated.dependsOn === null) this.wholeMesh.add(state);
+      else
+        for (const service of generated.dependsOn) {
+          let set = this.dependents.get(service);
+          if (set === undefined) this.dependents.set(service, (set = new Set()));
+          set.add(state);
+        }
+    }
+    state.generated = generated;
+    return generated;
+  }
+
+  private unindex(state: ProxyState) {
+    const before = state.generated;
+    if (before === null) return;
+    if (before.dependsOn === null) this.wholeMesh.delete(state);
+    else
+      for (const service of before.dependsOn) {
+        const set = this.dependents.get(service);
+        set?.delete(state);
+        if (set?.size === 0) this.dependents.delete(service);
+      }
   }
 
   private onRegistryEvent(event: RegistryEvent) {
-    this.registryGeneration++;
     const i = event.instance;
-    const rest = this.instances.filter((x) => x.id !== i.id);
-    if (event.type === 'registered' || event.type === 'updated') rest.push(i);
-    this.instances = rest.sort(byServiceThenId);
+    for (const service of this.context.apply(event)) this.dirtyServices.add(service);
     const health = event.type === 'updated' ? `, ${i.health}` : '';
     this.change(
       'registry',
@@ -306,25 +355,38 @@ export class ControlPlane {
   private endWarmup() {
     this.warm = true;
     this.cancelWarmup = null;
+    this.dirtyAll = true;
     const connected = [...this.proxies.values()].filter((p) => p.sink !== null).length;
-    this.log.info({ instances: this.instances.length, proxies: connected }, 'warm-up over; pushing');
-    this.change('startup', `warm-up over with ${this.instances.length} instances and ${connected} proxies connected`);
+    const instances = this.context.instances().length;
+    this.log.info({ instances, proxies: connected }, 'warm-up over; pushing');
+    this.change('startup', `warm-up over with ${instances} instances and ${connected} proxies connected`);
     this.flush();
   }
 
-  /** Pushes to every connected proxy whose config changed; records which changes each push carries. */
+  /**
+   * Pushes to every connected proxy whose config changed; records which changes each push carries.
+   * Only proxies that depend on what changed are looked at: the rest cannot have a new config.
+   */
   flush(): void {
     this.cancelFlush?.();
     this.cancelFlush = null;
     this.lastFlushAt = this.clock.now();
     const ids = this.pending;
     this.pending = [];
-    let unaffected = 0;
-    for (const state of this.proxies.values()) {
-      if (state.sink === null) continue;
-      if (!this.pushIfChanged(state, ids)) unaffected++;
+    let candidates: Iterable<ProxyState>;
+    if (this.dirtyAll) candidates = this.proxies.values();
+    else {
+      const set = new Set(this.wholeMesh);
+      for (const service of this.dirtyServices) for (const state of this.dependents.get(service) ?? []) set.add(state);
+      candidates = set;
     }
-    for (const id of ids) this.changes.flushed(id, unaffected);
+    this.dirtyAll = false;
+    this.dirtyServices = new Set();
+    let connected = 0;
+    let pushed = 0;
+    for (const state of this.proxies.values()) if (state.sink !== null) connected++;
+    for (const state of candidates) if (state.sink !== null && this.pushIfChanged(state, ids)) pushed++;
+    for (const id of ids) this.changes.flushed(id, connected - pushed);
   }
 
   private pushIfChanged(state: ProxyState, changes: number[]): boolean {
@@ -335,23 +397,34 @@ export class ControlPlane {
     if (generated.version === current && bundleCurrent) {
       // It said at connect that it serves this version (e.g. after a restart of this control plane).
       if (state.ackedVersion === generated.version) state.ackedConfig ??= generated.config;
+      if (current !== null) state.base ??= { version: current, config: generated.config };
       return false;
     }
     const nonce = randomBytes(8).toString('hex');
     const at = this.clock.now();
+    const base = state.delta ? state.base : null;
+    const delta = base === null ? null : configDelta(base.config, generated.config);
     state.sentVersion = generated.version;
     state.sentBundle = bundle;
+    state.base = { version: generated.version, config: generated.config };
     state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes, bundle });
     this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
-    const event: PushEvent = {
-      version: generated.version,
-      nonce,
-      changes,
-      config: generated.config,
-      ...(this.trustBundle ? { trustBundle: this.trustBundle } : {}),
-    };
-    state.sink!.send(STREAM_EVENTS.push, event);
+    const trustBundle = this.trustBundle ? { trustBundle: this.trustBundle } : {};
+    if (base !== null && delta !== null) {
+      const event: DeltaEvent = {
+        version: generated.version,
+        nonce,
+        changes,
+        base: base.version,
+        ...delta,
+        ...trustBundle,
+      };
+      state.sink!.send(STREAM_EVENTS.delta, event);
+    } else {
+      const event: PushEvent = { version: generated.version, nonce, changes, config: generated.config, ...trustBundle };
+      state.sink!.send(STREAM_EVENTS.push, event);
+    }
     return true;
   }
 
@@ -391,9 +464,13 @@ export class ControlPlane {
       sentBundle: null,
       ackedBundle: null,
       certificate: null,
+      delta: false,
+      base: null,
     };
     state.forget?.();
     state.forget = null;
+    // Its identity may differ from the last stream's: it depends on what its new config includes.
+    this.unindex(state);
     Object.assign(state, {
       identity: hello.proxy,
       generated: null,
@@ -404,6 +481,8 @@ export class ControlPlane {
       sentVersion: null,
       sentBundle: null,
       ackedBundle: hello.trustBundleDigest ?? null,
+      delta: hello.delta === true,
+      base: null,
       inflight: [],
     });
     if (state.ackedVersion !== hello.version) {
@@ -424,6 +503,8 @@ export class ControlPlane {
       // Resynchronise: a proxy that already serves what it should is sent nothing.
       const generated = this.generate(state);
       const bundleCurrent = this.trustBundle === null || this.trustBundle.digest === state.ackedBundle;
+      // Equal versions are equal configs: what it serves is the base of a first delta.
+      if (generated.version === hello.version) state.base = { version: hello.version, config: generated.config };
       if (generated.version === hello.version && bundleCurrent) state.ackedConfig = generated.config;
       else this.pushIfChanged(state, []);
     }
@@ -440,12 +521,19 @@ export class ControlPlane {
     state.sink = null;
     state.sentVersion = null;
     state.sentBundle = null;
+    state.base = null;
     state.disconnectedAt = now;
     this.log.info({ proxy: state.identity.id, stream }, 'proxy disconnected');
     state.forget = schedule(
       this.clock,
       () => {
-        if (state.sink === null) this.proxies.delete(state.identity.id);
+        if (state.sink !== null) return;
+        this.proxies.delete(state.identity.id);
+        this.unindex(state);
+        // Configs are kept per distinct input: drop this one's unless a proxy left still has its inputs.
+        const key = this.context.keyOf(state.identity);
+        for (const other of this.proxies.values()) if (this.context.keyOf(other.identity) === key) return;
+        this.context.drop(state.identity);
       },
       this.forgetMs,
     );

@@ -217,7 +217,7 @@ export function controlPlaneApi(
         const body = await readJson<Omit<InstanceRegistration, 'id'>>(req, null);
         if (!body.ok) return bad(body.error);
         // Both the service it claims and, when the id exists, the service it would replace.
-        const existing = cp.instanceList().find((i) => i.id === id);
+        const existing = cp.instance(id!);
         const refused =
           (existing && instanceRefusal(p, existing.service, id!)) ??
           instanceRefusal(p, String(body.value.service), id!);
@@ -234,7 +234,7 @@ export function controlPlaneApi(
     .route(
       'PUT /instances/:id/heartbeat',
       proxy(async (p, req, _url, { id }) => {
-        const existing = cp.instanceList().find((i) => i.id === id);
+        const existing = cp.instance(id!);
         const refused = existing && instanceRefusal(p, existing.service, id!);
         if (refused) return refused;
         const body = await readJson<Heartbeat>(req, validators.heartbeat);
@@ -248,7 +248,7 @@ export function controlPlaneApi(
     .route(
       'DELETE /instances/:id',
       proxy(async (p, _req, _url, { id }) => {
-        const existing = cp.instanceList().find((i) => i.id === id);
+        const existing = cp.instance(id!);
         const refused = existing && instanceRefusal(p, existing.service, id!);
         if (refused) return refused;
         return (await cp.registry.deregister(id!))

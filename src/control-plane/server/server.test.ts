@@ -152,6 +152,40 @@ describe('control plane push protocol', () => {
     assert.equal(upstream.seen.at(-1)!.headers.host, 'photo-service');
   });
 
+  it('a real proxy rebuilds deltas into the config the control plane meant, on its first stream', async () => {
+    const cp = await startControlPlane();
+    closers.push(cp.close);
+    const upstream: Upstream = await startUpstream();
+    closers.push(upstream.close);
+    const a = proxyFor(cp.url, sidecar('a', 'front', ['photo-service', 'search-service']));
+    await a.subscription.firstConfig;
+    await register(cp.url, 'search-1', 'search-service', 10_001);
+    await register(cp.url, 'photo-1', 'photo-service', upstream.port);
+    const outbound = a.plane.ports().outbound!;
+    await eventually(
+      async () => {
+        const r = await request(`http://127.0.0.1:${outbound}/photos`, { headers: { host: 'photo-service' } });
+        await r.body.dump();
+        return r.statusCode === 200;
+      },
+      5_000,
+      'the instance registered after the first config to serve',
+    );
+    await json(`${cp.url}/instances/search-1`, { method: 'DELETE' });
+    const status = await eventually(
+      async () => {
+        const s = await statusOf(cp.url, 'a');
+        return s?.state === 'SYNCED' ? s : undefined;
+      },
+      5_000,
+      'a in sync after the deregistration',
+    );
+    assert.equal(status.ackedVersion, status.expectedVersion);
+    assert.equal(a.applied.at(-1), status.expectedVersion, 'the rebuilt config hashes to the version pushed');
+    assert.equal(a.subscription.status().connects, 1, 'no delta needed a reconnect');
+    assert.equal(a.subscription.status().garbage, 0);
+  });
+
   it('sends nothing to proxies whose config did not change', async () => {
     const cp = await startControlPlane();
     closers.push(cp.close);

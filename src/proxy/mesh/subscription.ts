@@ -11,7 +11,9 @@
  * sent something only if that is out of date.
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
+import type { Config } from '../../api/config.ts';
 import {
+  type DeltaEvent,
   type LookupEvent,
   MAX_LOOKUP_RECORDS,
   type ProxyIdentity,
@@ -22,6 +24,7 @@ import {
   type TrustBundleRef,
   type WelcomeEvent,
 } from '../../api/mesh.ts';
+import { hashConfig } from '../../config/load.ts';
 import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
 import {
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
@@ -31,6 +34,7 @@ import {
 } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TelemetrySample } from '../telemetry-sample.ts';
+import { applyDelta } from './delta.ts';
 import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
 export interface SubscriptionOptions {
@@ -59,6 +63,11 @@ export interface SubscriptionOptions {
   telemetry?: () => Promise<TelemetrySample>;
   /** The proxy's records of these requests (ids or trace ids), for a `lookup` event. */
   lookup?: (match: string[]) => Promise<RequestRecord[]>;
+  /**
+   * Ask for `delta` events (default true): after the first config on a stream, a change arrives as
+   * what differs, which this proxy rebuilds into the whole config and checks against its version.
+   */
+  delta?: boolean;
 }
 
 export interface SubscriptionStatus {
@@ -95,6 +104,12 @@ export class ControlPlaneSubscription {
   private version: string | null = null;
   /** Digest of the trust bundle last applied with a push. */
   private bundleDigest: string | null = null;
+  /** The config in force (its version is `version`): the first base of deltas on a new stream. */
+  private applied: Config | null = null;
+  /** The config last received on the open stream, whether applied or not: the base of the next delta. */
+  private received: { version: string; config: Config } | null = null;
+  /** Ends the open stream, so that the proxy reconnects and says what it serves. */
+  private abort: ((reason: string) => void) | null = null;
   private resolveFirst!: () => void;
   /** Resolves once a first config is in force. */
   readonly firstConfig: Promise<void>;
@@ -147,7 +162,10 @@ export class ControlPlaneSubscription {
       proxy: this.options.identity,
       version: this.version,
       ...(this.bundleDigest === null ? {} : { trustBundleDigest: this.bundleDigest }),
+      ...(this.options.delta === false ? {} : { delta: true }),
     };
+    this.received =
+      this.version !== null && this.applied !== null ? { version: this.version, config: this.applied } : null;
     const payload = JSON.stringify(hello);
     const req = request(new URL('/stream', this.options.url), {
       method: 'POST',
@@ -169,6 +187,7 @@ export class ControlPlaneSubscription {
       req.destroy();
       this.onStreamEnd(reason);
     };
+    this.abort = fail;
     this.armIdle(() => fail(`no answer within ${this.idleTimeoutMs} ms`));
     req.on('error', (e) => fail(e.message));
     req.on('response', (res) => {
@@ -257,6 +276,7 @@ export class ControlPlaneSubscription {
     if (event === STREAM_EVENTS.welcome) this.onWelcome(parsed as WelcomeEvent);
     else if (event === STREAM_EVENTS.push) this.onPush(parsed as PushEvent);
     else if (event === STREAM_EVENTS.lookup) void this.onLookup(parsed as LookupEvent);
+    else if (event === STREAM_EVENTS.delta) this.onDelta(parsed as DeltaEvent);
     // Unknown events are ignored: a newer control plane may send more than this proxy knows.
   }
 
@@ -333,7 +353,38 @@ export class ControlPlaneSubscription {
     if (typeof push?.nonce !== 'string' || typeof push.version !== 'string' || this.stream === null)
       return this.garbage('push without nonce or version');
     this.state.lastPush = { version: push.version, nonce: push.nonce, at: new Date().toISOString() };
+    this.received = { version: push.version, config: push.config };
     void this.handle(push, this.stream);
+  }
+
+  /**
+   * A change as what differs from the config last received. One that cannot be rebuilt exactly (a base
+   * this proxy does not hold, another version than announced) is not applied: the proxy reconnects,
+   * and its hello says what it serves, so the control plane sends what it lacks whole.
+   */
+  private onDelta(delta: DeltaEvent) {
+    if (
+      typeof delta?.nonce !== 'string' ||
+      typeof delta.version !== 'string' ||
+      typeof delta.base !== 'string' ||
+      this.stream === null
+    )
+      return this.garbage('delta without nonce, version or base');
+    const received = this.received;
+    const resync = (why: string) => {
+      this.log.warn({ why, version: delta.version }, 'cannot rebuild a delta; reconnecting for the whole config');
+      this.abort?.(why);
+    };
+    if (received === null || received.version !== delta.base)
+      return resync(`delta on ${delta.base}, but this proxy holds ${received?.version ?? 'nothing'}`);
+    const rebuilt = applyDelta(received.config, delta);
+    if ('error' in rebuilt) return resync(rebuilt.error);
+    if (hashConfig(rebuilt.config) !== delta.version)
+      return resync(`the rebuilt config is not version ${delta.version}`);
+    this.state.lastPush = { version: delta.version, nonce: delta.nonce, at: new Date().toISOString() };
+    this.received = { version: delta.version, config: rebuilt.config };
+    const { base: _base, services: _services, set: _set, unset: _unset, ...push } = delta;
+    void this.handle({ ...push, config: rebuilt.config }, this.stream);
   }
 
   private async handle(push: PushEvent, stream: string) {
@@ -359,6 +410,7 @@ export class ControlPlaneSubscription {
         return this.answer(push, stream, { status: 'nack', error: { message: outcome.error.message } });
     }
     this.version = push.version;
+    this.applied = push.config;
     if (push.trustBundle !== undefined && typeof push.trustBundle.digest === 'string') {
       this.bundleDigest = push.trustBundle.digest;
       this.options.onTrustBundle?.(push.trustBundle);
@@ -383,19 +435,28 @@ export class ControlPlaneSubscription {
       ...outcome,
       ...(outcome.status === 'nack' ? { kept: this.version } : {}),
     };
-    try {
-      const res = await requestJson(
-        this.agent,
-        new URL('/ack', this.options.url).href,
-        'POST',
-        ack,
-        this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
-        bearer(this.options.token),
-      );
-      // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
-      if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'could not send the answer; the next hello carries the version');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await requestJson(
+          this.agent,
+          new URL('/ack', this.options.url).href,
+          'POST',
+          ack,
+          this.options.requestTimeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
+          bearer(this.options.token),
+        );
+        // 409: the stream or push is gone (a reconnect); the next hello carries the version instead.
+        if (res.status !== 200) this.log.debug({ status: res.status, error: errorOf(res) }, 'answer not recorded');
+        return;
+      } catch (e) {
+        // A kept-alive connection the control plane closed as it was reused: the answer never left, and
+        // an unanswered push leaves its change pending. Once more, on a new connection. (A repeat of an
+        // answer that did arrive is refused with 409, changing nothing.)
+        const code = (e as NodeJS.ErrnoException).code;
+        if (attempt === 1 && (code === 'ECONNRESET' || code === 'EPIPE')) continue;
+        this.log.debug({ err: (e as Error).message }, 'could not send the answer; the next hello carries the version');
+        return;
+      }
     }
   }
 }
