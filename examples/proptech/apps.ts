@@ -16,6 +16,11 @@ export interface AppInstance {
   port: number;
   /** Its sidecar's outbound listener, e.g. `http://127.0.0.1:15101`, for apps that call others. */
   outbound?: string;
+  /**
+   * Services this app calls at their own address, not through a sidecar (before a service joins the
+   * mesh, docs/adoption.md): service name → URL, e.g. `photo-service` → `http://127.0.0.1:8103`.
+   */
+  direct?: Record<string, string>;
 }
 
 type Json = Record<string, unknown>;
@@ -26,9 +31,9 @@ const PROPAGATED = ['traceparent', 'tracestate', 'x-request-id'] as const;
 const CALL_TIMEOUT_MS = 3000;
 const agent = new Agent({ keepAlive: true, maxSockets: 32 });
 
-/** GET http://SERVICE/path through the app's sidecar; the answer's JSON, or an error. */
+/** GET http://SERVICE/path through the app's sidecar (or directly, if so told); the answer's JSON, or an error. */
 function call(app: AppInstance, service: string, path: string, incoming: IncomingMessage): Promise<Json> {
-  const outbound = new URL(app.outbound!);
+  const outbound = new URL(app.direct?.[service] ?? app.outbound!);
   const headers: Record<string, string> = { host: service, accept: 'application/json' };
   for (const name of PROPAGATED) {
     const value = incoming.headers[name];

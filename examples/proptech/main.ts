@@ -22,17 +22,63 @@ import { demoPorts, HOST, listOfPorts, MAX_PORT_OFFSET } from './ports.ts';
 import { Supervisor } from './processes.ts';
 import { startTraceReceiver, TraceStore } from './traces.ts';
 
-const USAGE = `Usage: npm start [-- --load] [-- --port-offset N]
+const USAGE = `Usage: npm start [-- --load] [-- --port-offset N] [-- --stage gateway|partial|mesh]
 
 Runs the PropTech demo: a control plane, the gateway, six service instances with their sidecars and
 a trace viewer, on 127.0.0.1. Ctrl-C stops everything (twice: at once).
 
   --load            also send steady traffic (5 requests a second) until stopped
-  --port-offset N   add N to every port (gateway 8080 + N, …), to run beside what holds the usual ones`;
+  --port-offset N   add N to every port (gateway 8080 + N, …), to run beside what holds the usual ones
+  --stage S         how far the system has moved into the mesh (docs/adoption.md): \`gateway\` (the
+                    gateway alone in front of plain services), \`partial\` (sidecars for property and
+                    photo only), \`mesh\` (every service with its sidecar; the default)`;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const MODEL = join(ROOT, 'examples', 'proptech', 'mesh');
+
+/** The same system at each step of docs/adoption.md, from the gateway alone to the whole mesh. */
+const STAGE_NAMES = ['gateway', 'partial', 'mesh'] as const;
+type Stage = (typeof STAGE_NAMES)[number];
+interface StagePlan {
+  /** The gateway's config (`gateway`) or the control plane's model (the others). */
+  config: string;
+  /** A control plane configures the gateway and the sidecars; without it the gateway reads `config`. */
+  controlPlane: boolean;
+  /** The instances that run with a sidecar; the others are reached at their own address. */
+  sidecars: readonly string[];
+  /** Spans of one property request: one per proxy hop on its way. */
+  probeSpans: number;
+  /** What the banner says of the stage. */
+  summary: string;
+}
+const STAGES: Record<Stage, StagePlan> = {
+  gateway: {
+    config: join(ROOT, 'examples', 'proptech', 'stage-gateway'),
+    controlPlane: false,
+    sidecars: [],
+    // The gateway's own span: the apps call each other directly.
+    probeSpans: 1,
+    summary: 'gateway: the gateway alone (no control plane) in front of plain services that call each other directly',
+  },
+  partial: {
+    config: join(ROOT, 'examples', 'proptech', 'stage-partial'),
+    controlPlane: true,
+    sidecars: ['property-v1', 'property-v2', 'photo'],
+    // The gateway; property's sidecar in, out to photos and to valuations; photo's sidecar in.
+    probeSpans: 5,
+    summary: 'partial: sidecars for property-service and photo-service; the other services are reached directly',
+  },
+  mesh: {
+    config: MODEL,
+    controlPlane: true,
+    sidecars: ['property-v1', 'property-v2', 'photo', 'valuation', 'search', 'enrichment'],
+    // The gateway; property's sidecar in, out to photos and to valuations; their sidecars in.
+    probeSpans: 6,
+    summary: 'mesh: every service with its sidecar, mutual TLS on every hop',
+  },
+};
+let STAGE: StagePlan = STAGES.mesh;
 
 /** The ports in use: the documented ones unless `--port-offset` shifts them (see ports.ts). */
 let PORTS = demoPorts();
@@ -74,19 +120,46 @@ const INSTANCES: Instance[] = [
   },
   { name: 'enrichment', service: 'enrichment-service', version: 'v1', port: 0, sidecarBase: 0, upstreams: [] },
 ];
-/** Gives every instance its ports from PORTS. */
+/** Gives every instance its ports from PORTS; an app without a sidecar calls the others at their own address. */
 function placeInstances() {
   for (const i of INSTANCES) {
     const ports = PORTS.instances[i.name]!;
     i.port = ports.app;
     i.sidecarBase = ports.sidecarBase;
-    if (i.upstreams.length > 0) i.outbound = `http://${HOST}:${i.sidecarBase + 1}`;
+  }
+  for (const i of INSTANCES) {
+    if (i.upstreams.length === 0) continue;
+    if (STAGE.sidecars.includes(i.name)) i.outbound = `http://${HOST}:${i.sidecarBase + 1}`;
+    else
+      i.direct = Object.fromEntries(
+        i.upstreams.map((service) => [service, `http://${HOST}:${INSTANCES.find((o) => o.service === service)!.port}`]),
+      );
   }
 }
 
+const withSidecar = () => INSTANCES.filter((i) => STAGE.sidecars.includes(i.name));
+
+/** What the config files take from the environment: the secret, the paths and the ports (`--port-offset`). */
+function configEnv(secret: string, usageDb: string): Record<string, string> {
+  const appPort = (name: string) => String(PORTS.instances[name]!.app);
+  return {
+    PROPTECH_JWT_SECRET: secret,
+    PROPTECH_GATEWAY_PORT: String(PORTS.gateway),
+    PROPTECH_TRACES_PORT: String(PORTS.traces),
+    PROPTECH_USAGE_DB: usageDb,
+    PROPTECH_GRPC_PORT: String(PORTS.valuationGrpc),
+    // The stages before the mesh reach some services at their own address.
+    PROPTECH_GATEWAY_ADMIN_PORT: String(PORTS.gatewayAdmin),
+    PROPTECH_PROPERTY_V1_PORT: appPort('property-v1'),
+    PROPTECH_PROPERTY_V2_PORT: appPort('property-v2'),
+    PROPTECH_PHOTO_PORT: appPort('photo'),
+    PROPTECH_VALUATION_PORT: appPort('valuation'),
+    PROPTECH_SEARCH_PORT: appPort('search'),
+    PROPTECH_ENRICHMENT_PORT: appPort('enrichment'),
+  };
+}
+
 const READY_TIMEOUT_MS = 30_000;
-/** A property request makes six spans: the gateway; property's sidecar in, out to photos and to valuations; their sidecars in. */
-const PROBE_SPANS = 6;
 const POLL_MS = 50;
 /** Proxies drain in well under this (sidecars deregister, wait 1 s for callers to notice, then close). */
 const PROXY_STOP_GRACE_MS = 8_000;
@@ -98,7 +171,8 @@ let CP_URL = '';
 let GATEWAY_URL = '';
 let TRACES_URL = '';
 
-function usePorts(offset: number) {
+function usePorts(offset: number, stage: Stage) {
+  STAGE = STAGES[stage];
   PORTS = demoPorts(offset);
   placeInstances();
   CP_URL = `http://${HOST}:${PORTS.controlPlane}`;
@@ -191,18 +265,18 @@ function banner(options: {
   const search = `'${GATEWAY_URL}/api/v1/search/homes?city=austin'`;
   const metrics = [
     [`http://${HOST}:${PORTS.gatewayAdmin}/metrics`, 'gateway'],
-    ...INSTANCES.map((i) => [`http://${HOST}:${i.sidecarBase}/metrics`, `${i.service} ${i.version} sidecar`]),
-    ...(options.controlPlaneMetrics ? [[`${CP_URL}/metrics`, 'control plane']] : []),
+    ...withSidecar().map((i) => [`http://${HOST}:${i.sidecarBase}/metrics`, `${i.service} ${i.version} sidecar`]),
+    ...(STAGE.controlPlane && options.controlPlaneMetrics ? [[`${CP_URL}/metrics`, 'control plane']] : []),
   ];
   const width = Math.max(...metrics.map(([u]) => u!.length));
+  const cp = STAGE.controlPlane;
   return `
 meshgate PropTech demo is up in ${options.seconds.toFixed(1)} s
 
-  Dashboard      ${CP_URL}/dashboard/
-  Gateway        ${GATEWAY_URL}
+  Stage          ${STAGE.summary}
+${cp ? `  Dashboard      ${CP_URL}/dashboard/\n` : ''}  Gateway        ${GATEWAY_URL}
   Traces         ${TRACES_URL}/traces
-  Control plane  ${CP_URL}/status
-  Metrics        ${metrics.map(([u, what]) => `${u!.padEnd(width)}  ${what}`).join('\n                 ')}
+${cp ? `  Control plane  ${CP_URL}/status\n` : ''}  Metrics        ${metrics.map(([u, what]) => `${u!.padEnd(width)}  ${what}`).join('\n                 ')}
   Logs           ${options.logDir}/  (a file per process; proxies' access log lines included)
 
 Token (consumer demo-app, scope property:read, valid 24 h):
@@ -244,12 +318,16 @@ Try these; each runs alone in a fresh shell:
   # The gateway's Prometheus metrics
   curl -s http://${HOST}:${PORTS.gatewayAdmin}/metrics
 
-  # The latest traces: one span per proxy hop, gateway → sidecars → services
+  # The latest traces: one span per proxy hop, ${cp ? 'gateway → sidecars → services' : 'here the gateway alone (no sidecars yet)'}
   curl -s ${TRACES_URL}/traces
-
+${
+  cp
+    ? `
   # The mesh: proxies, instances, config versions
   curl -s ${CP_URL}/status
-
+`
+    : ''
+}
   # Usage per hour, consumer, route and API version (who still calls v1?), as CSV
   curl -s 'http://${HOST}:${PORTS.gatewayAdmin}/usage?format=csv'
 
@@ -261,12 +339,13 @@ ${options.load ? '\nSending steady traffic (--load); a summary every 10 s.\n' : 
 
 async function main(): Promise<number> {
   const started = performance.now();
-  let args: { load?: boolean; help?: boolean; 'port-offset'?: string };
+  let args: { load?: boolean; help?: boolean; 'port-offset'?: string; stage?: string };
   try {
     args = parseArgs({
       options: {
         load: { type: 'boolean' },
         'port-offset': { type: 'string' },
+        stage: { type: 'string', default: 'mesh' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -283,7 +362,12 @@ async function main(): Promise<number> {
     console.error(`--port-offset must be a whole number from 0 to ${MAX_PORT_OFFSET}\n\n${USAGE}`);
     return 2;
   }
-  usePorts(offset);
+  const stage = args.stage as Stage;
+  if (!STAGE_NAMES.includes(stage)) {
+    console.error(`--stage must be one of ${STAGE_NAMES.join(', ')}\n\n${USAGE}`);
+    return 2;
+  }
+  usePorts(offset, stage);
   checkBuild();
   await checkPorts();
 
@@ -359,42 +443,43 @@ async function main(): Promise<number> {
     grpcServer = await startGrpcValuation(PORTS.valuationGrpc, HOST);
     // The model takes the ports the proxies are told of (the gateway's listener, the trace receiver)
     // from the environment, as it takes the token secret.
-    supervisor.start(
-      'control-plane',
-      ['control-plane', '--config', MODEL, '--warmup', '0', '--port', String(PORTS.controlPlane)],
-      {
-        PROPTECH_JWT_SECRET: secret,
-        PROPTECH_GATEWAY_PORT: String(PORTS.gateway),
-        PROPTECH_TRACES_PORT: String(PORTS.traces),
-        PROPTECH_USAGE_DB: usageDb,
-        PROPTECH_GRPC_PORT: String(PORTS.valuationGrpc),
-      },
-    );
+    const env = configEnv(secret, usageDb);
+    if (STAGE.controlPlane)
+      supervisor.start(
+        'control-plane',
+        ['control-plane', '--config', STAGE.config, '--warmup', '0', '--port', String(PORTS.controlPlane)],
+        env,
+      );
     // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.
     const interrupted = stopRequest.then(() => {
       throw new Interrupted();
     });
     interrupted.catch(() => {});
     const race = <T>(p: Promise<T>) => Promise.race([p, childFailed, interrupted]);
-    await race(
-      until('the control plane', deadline, async () =>
-        (await getJson(`${CP_URL}/ready`)).status === 200 ? true : undefined,
-      ),
-    );
+    if (STAGE.controlPlane)
+      await race(
+        until('the control plane', deadline, async () =>
+          (await getJson(`${CP_URL}/ready`)).status === 200 ? true : undefined,
+        ),
+      );
 
     // The proxies start together; each registers (sidecars) and gets its config as soon as it is up.
     const drain = ['--drain', '5s', '--control-plane', CP_URL];
-    supervisor.start('gateway', [
-      'gateway',
-      '--id',
-      'gateway',
-      '--workers',
-      '0',
-      '--admin-port',
-      String(PORTS.gatewayAdmin),
-      ...drain,
-    ]);
-    for (const i of INSTANCES)
+    // Before the mesh, the gateway reads its own files (the same public API) and reaches the apps directly.
+    if (!STAGE.controlPlane)
+      supervisor.start('gateway', ['gateway', '--config', STAGE.config, '--workers', '0', '--drain', '5s'], env);
+    else
+      supervisor.start('gateway', [
+        'gateway',
+        '--id',
+        'gateway',
+        '--workers',
+        '0',
+        '--admin-port',
+        String(PORTS.gatewayAdmin),
+        ...drain,
+      ]);
+    for (const i of withSidecar())
       supervisor.start(`${i.name}-sidecar`, [
         'sidecar',
         '--service',
@@ -416,20 +501,25 @@ async function main(): Promise<number> {
       ]);
 
     // Ready: every instance registered and healthy, and every proxy holds the config that says so.
-    await race(
-      until('every proxy to be in sync with the control plane', deadline, async () => {
-        const [proxies, instances] = await Promise.all([getJson(`${CP_URL}/proxies`), getJson(`${CP_URL}/instances`)]);
-        const list = (proxies.body as { proxies: ProxyStatusView[] }).proxies;
-        const nacked = list.find((p) => p.state === 'NACKED');
-        if (nacked)
-          throw new DemoError(`${nacked.id} rejected its config: ${JSON.stringify(nacked.lastNack, null, 2)}`);
-        const healthy = (instances.body as { instances: { health: string }[] }).instances.filter(
-          (i) => i.health === 'healthy',
-        );
-        const synced = list.filter((p) => p.state === 'SYNCED');
-        return healthy.length === INSTANCES.length && synced.length === INSTANCES.length + 1 ? true : undefined;
-      }),
-    );
+    const sidecars = withSidecar().length;
+    if (STAGE.controlPlane)
+      await race(
+        until('every proxy to be in sync with the control plane', deadline, async () => {
+          const [proxies, instances] = await Promise.all([
+            getJson(`${CP_URL}/proxies`),
+            getJson(`${CP_URL}/instances`),
+          ]);
+          const list = (proxies.body as { proxies: ProxyStatusView[] }).proxies;
+          const nacked = list.find((p) => p.state === 'NACKED');
+          if (nacked)
+            throw new DemoError(`${nacked.id} rejected its config: ${JSON.stringify(nacked.lastNack, null, 2)}`);
+          const healthy = (instances.body as { instances: { health: string }[] }).instances.filter(
+            (i) => i.health === 'healthy',
+          );
+          const synced = list.filter((p) => p.state === 'SYNCED');
+          return healthy.length === sidecars && synced.length === sidecars + 1 ? true : undefined;
+        }),
+      );
     const loadToken = await sign(secret, 'proptech-load', 'load-generator');
     // One request end to end (as the load generator's consumer, so the demo token's count stays at 0),
     // and its trace: every hop's span reaches the receiver, so the traces curl has something to show.
@@ -444,7 +534,7 @@ async function main(): Promise<number> {
     );
     await race(
       until('the spans of the first request', deadline, async () =>
-        (traces.get(probeTrace)?.spans.length ?? 0) >= PROBE_SPANS ? true : undefined,
+        (traces.get(probeTrace)?.spans.length ?? 0) >= STAGE.probeSpans ? true : undefined,
       ),
     );
     failed = null;
