@@ -7,15 +7,14 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { Config } from './config.ts';
 import type { ConfigIssue } from './issues.ts';
+import { renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS } from './values.ts';
 
 export type { ConfigIssue };
+// Defined where code that runs in a proxy can import them without TypeBox.
+export { renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
 
 /** Name of a service or an id: the same characters as config names, so they can appear in one. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
-/** Mesh service names are host names: apps call `http://photo-service/…`. */
-export const SERVICE_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$';
-/** A mesh service name: what apps write as a host name. */
-export const SERVICE_NAME = new RegExp(SERVICE_PATTERN);
 const MeshName = (description: string) =>
   Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN, description });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {
@@ -179,8 +178,6 @@ export interface PushEvent {
   trustBundle?: TrustBundleRef;
 }
 
-export const STREAM_EVENTS = { welcome: 'welcome', push: 'push' } as const;
-
 /** `POST /ack`: the proxy's answer to one push. */
 export const AckSchema = Type.Object(
   {
@@ -280,11 +277,6 @@ export const CertificateRequestSchema = Type.Object(
   { additionalProperties: false },
 );
 export type CertificateRequest = Static<typeof CertificateRequestSchema>;
-
-/** What a renewal proof signs: binds the proxy id, the time and the new request together. */
-export function renewalProofPayload(proxy: string, signedAt: string, csr: string): Buffer {
-  return Buffer.from(`meshgate-renewal-v1\n${proxy}\n${signedAt}\n${csr}`, 'utf8');
-}
 
 /** The answer to `POST /certificates`. */
 export interface CertificateResponse {

@@ -2,10 +2,17 @@
  * A config file parsed with positions: YAML (JSON is a subset) → a document whose nodes know their
  * line and column, so every later issue can point into the file.
  */
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
 import { type ConfigIssue, formatPath } from './issues.ts';
 
 export type Path = (string | number)[];
+
+let yamlLib: typeof import('yaml') | undefined;
+/** The YAML library, loaded by the first config read as text: a proxy fed objects by its control plane never loads it. */
+export function yaml(): typeof import('yaml') {
+  return (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+}
 
 /** Finds where a value is written, so an issue can point at it. */
 export interface Locator {
@@ -21,8 +28,8 @@ export class SourceDocument implements Locator {
 
   constructor(file: string, text: string) {
     this.file = file;
-    this.lines = new LineCounter();
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+    this.lines = new (yaml().LineCounter)();
+    this.doc = yaml().parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
   }
 
   /** YAML syntax errors (and duplicate keys, aliases without an anchor), located. */
@@ -32,7 +39,7 @@ export class SourceDocument implements Locator {
       return { file: this.file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
     });
     // yaml reports these only by throwing from toJS(), without a position.
-    visit(this.doc, {
+    yaml().visit(this.doc, {
       Alias: (_key, node) => {
         if (node.resolve(this.doc) === undefined)
           issues.push({
@@ -52,7 +59,7 @@ export class SourceDocument implements Locator {
    */
   substituteEnv(env: Record<string, string | undefined>): ConfigIssue[] {
     const issues: ConfigIssue[] = [];
-    visit(this.doc, {
+    yaml().visit(this.doc, {
       Scalar: (_key, node, ancestry) => {
         if (typeof node.value !== 'string' || !node.value.includes('${')) return;
         node.value = node.value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole: string, name: string) => {
@@ -86,12 +93,12 @@ export class SourceDocument implements Locator {
     let node: unknown = this.doc.contents;
     let found: unknown = node;
     for (const part of key === undefined ? path : [...path, key]) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
+      if (yaml().isMap(node)) {
+        const pair = node.items.find((p) => yaml().isScalar(p.key) && String(p.key.value) === String(part));
         if (!pair) break;
         found = part === key && key !== undefined ? pair.key : pair.value;
         node = pair.value;
-      } else if (isSeq(node) && typeof part === 'number') {
+      } else if (yaml().isSeq(node) && typeof part === 'number') {
         node = node.items[part];
         if (node === undefined) break;
         found = node;
@@ -112,9 +119,9 @@ function pathOf(ancestry: readonly unknown[], leaf: unknown): Path {
   let child: unknown = leaf;
   for (let i = ancestry.length - 1; i >= 0; i--) {
     const parent = ancestry[i];
-    if (isPair(parent)) {
-      if (parent.value === child && isScalar(parent.key)) path.unshift(String(parent.key.value));
-    } else if (isSeq(parent)) {
+    if (yaml().isPair(parent)) {
+      if (parent.value === child && yaml().isScalar(parent.key)) path.unshift(String(parent.key.value));
+    } else if (yaml().isSeq(parent)) {
       path.unshift(parent.items.indexOf(child as never));
     }
     child = parent;

@@ -11,14 +11,8 @@
  * sent something only if that is out of date.
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
-import {
-  type ProxyIdentity,
-  type PushEvent,
-  STREAM_EVENTS,
-  type StreamHello,
-  type TrustBundleRef,
-  type WelcomeEvent,
-} from '../../api/mesh.ts';
+import type { ProxyIdentity, PushEvent, StreamHello, TrustBundleRef, WelcomeEvent } from '../../api/mesh.ts';
+import { STREAM_EVENTS } from '../../api/values.ts';
 import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
 import {
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
