@@ -189,6 +189,8 @@ export const AckSchema = Type.Object(
     status: Type.Unsafe<'ack' | 'nack'>({ type: 'string', enum: ['ack', 'nack'] }),
     /** ACK: milliseconds the proxy spent validating and applying. */
     applyMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** The proxy process's resident memory (bytes) when it answered: `GET /status` sums them. */
+    rssBytes: Type.Optional(Type.Integer({ minimum: 0 })),
     /** NACK: why, and the version the proxy keeps serving. */
     error: Type.Optional(
       Type.Object(
@@ -232,6 +234,9 @@ export interface ProxyStatusView {
   ackedTrustBundle?: string | null;
   /** The last certificate issued to this proxy by this control plane (since its start), null when none. */
   certificate?: IssuedCertificateView | null;
+  /** The proxy process's resident memory (bytes) at its last answer, and when; null before one. */
+  rssBytes?: number | null;
+  rssAt?: string | null;
 }
 
 /** What tools show of an issued certificate: never the key (the control plane never has it). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { missingNodeFlags, PROXY_NODE_FLAGS } from './node-flags.ts';
+import { missingNodeFlags, PROXY_ENV, PROXY_NODE_FLAGS } from './node-flags.ts';
 
 const run = promisify(execFile);
 
@@ -21,12 +21,20 @@ describe('proxy node flags', () => {
       const pid = process.env.FIRST_PID ?? String(process.pid);
       if (!process.env.FIRST_PID) process.env.FIRST_PID = pid;
       execWithProxyFlags();
-      console.log(JSON.stringify({ first: pid, now: process.pid, execArgv: process.execArgv, gc: typeof gc }));
+      console.log(JSON.stringify({ first: pid, now: process.pid, execArgv: process.execArgv, gc: typeof gc, env: process.env }));
     `;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
-    const seen = JSON.parse(stdout) as { first: string; now: number; execArgv: string[]; gc: string };
+    const { MALLOC_ARENA_MAX: _unset, ...env } = process.env;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env });
+    const seen = JSON.parse(stdout) as {
+      first: string;
+      now: number;
+      execArgv: string[];
+      gc: string;
+      env: Record<string, string>;
+    };
     assert.equal(Number(seen.first), seen.now);
     for (const flag of PROXY_NODE_FLAGS) assert.ok(seen.execArgv.includes(flag), `${flag} in ${seen.execArgv}`);
     assert.equal(seen.gc, 'function');
+    for (const [name, value] of Object.entries(PROXY_ENV)) assert.equal(seen.env[name], value);
   });
 });

@@ -321,6 +321,8 @@ export class ControlPlaneSubscription {
       version: push.version,
       ...outcome,
       ...(outcome.status === 'nack' ? { kept: this.version } : {}),
+      // What this proxy costs, for the control plane's status (the process holding the stream).
+      rssBytes: process.memoryUsage.rss(),
     };
     try {
       const res = await requestJson(
