@@ -15,7 +15,7 @@
 #   VARIANTS="rl-inproc rl-memory rl-w2" bench/compare.sh   # the in-process store vs the primary-held one, 1 and 2 workers
 #   VARIANTS="bare fresh-tokens fresh-tokens-at-0c42a1e" bench/compare.sh   # fresh-tokens against history
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
-#   VARIANTS="bare young16" bench/compare.sh   # the proxy's 1 MiB young generation vs V8's default (16 MiB semi-spaces)
+#   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -120,8 +120,8 @@ variant_cmd() {
     inproc) echo "$gw --config $ROOT/bench/bench.yaml --workers 0" ;;
     graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
-    # The bare route with V8's default young generation instead of the proxy's (docs/operations.md).
-    young16) echo "node --max-semi-space-size=16 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
+    # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
+    young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     *) die "unknown variant $1" ;;
   esac
 }

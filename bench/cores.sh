@@ -9,8 +9,8 @@
 #
 # Targets: `nginx` (worker_processes = the proxy's cores), `meshgate` (bare route, --workers = cores),
 # `meshgate-rl` (the same plus a rate limit counted exactly in memory: through the primary when there
-# are several workers), `meshgate-semi-N` (a young generation of N MiB instead of the proxy's),
-# `meshgate-arenas` (glibc's malloc arenas instead of MALLOC_ARENA_MAX=1), and, as a check of what the primary's exact counting costs, `meshgate-w2` and
+# are several workers), `meshgate-semi-N` (a young generation of N MiB, as a sidecar has 1),
+# `meshgate-arena1` (one malloc arena, as a sidecar has), and, as a check of what the primary's exact counting costs, `meshgate-w2` and
 # `meshgate-rl-w2` (two workers sharing the proxy's cores). Prints median req/s, CPU of the proxy per
 # request, peak RSS of its process tree, and each target's req/s relative to nginx.
 set -euo pipefail
@@ -41,10 +41,10 @@ target_cmd() {
       ;;
     meshgate) echo "$gw --config $ROOT/bench/bench.yaml --workers $CORES" ;;
     meshgate-rl) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers $CORES" ;;
-    # The proxy's young generation (DEFAULT_PROXY_SEMI_SPACE_MIB) against another size, in MiB.
+    # The gateway with a young generation of another size, in MiB (a sidecar's is 1).
     meshgate-semi-*) echo "node --max-semi-space-size=${1#meshgate-semi-} $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers $CORES" ;;
-    # glibc's own arena count instead of the proxy's MALLOC_ARENA_MAX=1.
-    meshgate-arenas) echo "env MALLOC_ARENA_MAX=8 $gw --config $ROOT/bench/bench.yaml --workers $CORES" ;;
+    # One malloc arena, as a sidecar has.
+    meshgate-arena1) echo "env MALLOC_ARENA_MAX=1 $gw --config $ROOT/bench/bench.yaml --workers $CORES" ;;
     meshgate-w2) echo "$gw --config $ROOT/bench/bench.yaml --workers 2" ;;
     meshgate-rl-w2) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 2" ;;
     *) die "unknown target $1" ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `meshgate` command: wiring only; each command lives in its own file. */
 import { readFileSync } from 'node:fs';
-import { execWithProxyFlags } from './node-flags.ts';
+import { execWithSettings, PROXY_PROCESS_SETTINGS, type ProcessSettings } from './node-flags.ts';
 
 /** A command's module, loaded only when it runs: a sidecar never pays for the control plane's code. */
 interface Command {
@@ -9,14 +9,14 @@ interface Command {
   usage: string;
 }
 
-const commands: Record<string, { load: () => Promise<Command>; summary: string; proxy?: true }> = {
+const commands: Record<string, { load: () => Promise<Command>; summary: string; process?: ProcessSettings }> = {
   gateway: {
     load: async () => {
       const m = await import('./gateway.ts');
       return { run: m.gatewayCommand, usage: m.usage };
     },
     summary: 'run the gateway from a config file or a control plane',
-    proxy: true,
+    process: PROXY_PROCESS_SETTINGS.gateway,
   },
   validate: {
     load: async () => {
@@ -38,7 +38,7 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
       return { run: m.sidecarCommand, usage: m.usage };
     },
     summary: 'run the proxy beside one service instance',
-    proxy: true,
+    process: PROXY_PROCESS_SETTINGS.sidecar,
   },
   analyze: {
     load: async () => {
@@ -110,8 +110,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`meshgate: unknown command "${first}"\n\n${help()}`);
     return 2;
   }
-  // A proxy's heap is sized for a proxy (node-flags.ts); this returns only once they are in force.
-  if (entry.proxy) execWithProxyFlags();
+  // A proxy's heap is sized for its role (node-flags.ts); this returns only once the settings are in force.
+  if (entry.process) execWithSettings(entry.process);
   const command = await entry.load();
   try {
     return await command.run(rest);

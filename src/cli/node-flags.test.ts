@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { missingNodeFlags, PROXY_ENV, PROXY_NODE_FLAGS } from './node-flags.ts';
+import { missingNodeFlags, PROXY_PROCESS_SETTINGS } from './node-flags.ts';
 
 const run = promisify(execFile);
 
@@ -17,10 +17,10 @@ describe('proxy node flags', () => {
 
   it('re-executes the process with them: same pid, flags in force', async () => {
     const script = `
-      import { execWithProxyFlags } from ${JSON.stringify(new URL('./node-flags.ts', import.meta.url).href)};
+      import { execWithSettings, PROXY_PROCESS_SETTINGS } from ${JSON.stringify(new URL('./node-flags.ts', import.meta.url).href)};
       const pid = process.env.FIRST_PID ?? String(process.pid);
       if (!process.env.FIRST_PID) process.env.FIRST_PID = pid;
-      execWithProxyFlags();
+      execWithSettings(PROXY_PROCESS_SETTINGS.sidecar);
       console.log(JSON.stringify({ first: pid, now: process.pid, execArgv: process.execArgv, gc: typeof gc, env: process.env }));
     `;
     const { MALLOC_ARENA_MAX: _unset, ...env } = process.env;
@@ -33,8 +33,9 @@ describe('proxy node flags', () => {
       env: Record<string, string>;
     };
     assert.equal(Number(seen.first), seen.now);
-    for (const flag of PROXY_NODE_FLAGS) assert.ok(seen.execArgv.includes(flag), `${flag} in ${seen.execArgv}`);
+    for (const flag of PROXY_PROCESS_SETTINGS.sidecar.flags)
+      assert.ok(seen.execArgv.includes(flag), `${flag} in ${seen.execArgv}`);
     assert.equal(seen.gc, 'function');
-    for (const [name, value] of Object.entries(PROXY_ENV)) assert.equal(seen.env[name], value);
+    for (const [name, value] of Object.entries(PROXY_PROCESS_SETTINGS.sidecar.env)) assert.equal(seen.env[name], value);
   });
 });
