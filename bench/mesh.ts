@@ -40,7 +40,9 @@ if (role === '--upstream') {
     res.end(body);
   });
   server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => process.send!({ kind: 'ready', port: (server.address() as { port: number }).port }));
+  server.listen(0, '127.0.0.1', () =>
+    process.send!({ kind: 'ready', port: (server.address() as { port: number }).port }),
+  );
 }
 
 // ── the load generator: `--load <origin> <host> <rate> <ms> <connections>` ─────────────────────────
@@ -221,11 +223,14 @@ if (!['--upstream', '--load'].includes(role ?? '')) {
     while (performance.now() < deadline) {
       // node:http, not fetch: fetch will not send another Host.
       last = await new Promise<string>((resolve) => {
-        const req = get({ host: '127.0.0.1', port, path: '/api/v1/items/42', headers: { host: 'service-b' } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (c: string) => (body += c));
-          res.on('end', () => resolve(`${res.statusCode} ${body}`));
-        });
+        const req = get(
+          { host: '127.0.0.1', port, path: '/api/v1/items/42', headers: { host: 'service-b' } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (c: string) => (body += c));
+            res.on('end', () => resolve(`${res.statusCode} ${body}`));
+          },
+        );
         req.on('error', (e) => resolve(e.message));
       });
       if (last.startsWith('200 ')) return;
@@ -250,7 +255,10 @@ if (!['--upstream', '--load'].includes(role ?? '')) {
         const model = join(dir, `mesh-${mode}.json`);
         writeFileSync(
           model,
-          JSON.stringify({ mesh: { trustDomain: 'cluster.local', mtls: { mode } }, services: [{ name: 'service-a' }, { name: 'service-b' }] }),
+          JSON.stringify({
+            mesh: { trustDomain: 'cluster.local', mtls: { mode } },
+            services: [{ name: 'service-a' }, { name: 'service-b' }],
+          }),
         );
         const cp = meshgate([
           'control-plane',
@@ -352,7 +360,9 @@ if (!['--upstream', '--load'].includes(role ?? '')) {
       `${rate} req/s over ${values.connections} connections, ${values.seconds} s measured after ${values.warmup} s warm-up, median of ${values.rounds} rounds; load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the rounds' starts${nodeFlags.length ? `; sidecars with ${nodeFlags.join(' ')}` : ''}`,
     );
     console.log('');
-    console.log('| path | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | added p50 | added p99 | added p99.9 | failed |');
+    console.log(
+      '| path | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | added p50 | added p99 | added p99.9 | failed |',
+    );
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     const row = (label: string, rows: Latency[], isDirect: boolean) => {
       const add = (k: keyof Latency) => (isDirect ? '—' : (m(rows, k) - m(direct, k)).toFixed(3));
