@@ -28,6 +28,7 @@ Runs the PropTech demo: a control plane, the gateway, six service instances with
 a trace viewer, on 127.0.0.1. Ctrl-C stops everything (twice: at once).
 
   --load            also send steady traffic (5 requests a second) until stopped
+  --stats           once up, print each proxy's resident memory (RSS) and the total
   --port-offset N   add N to every port (gateway 8080 + N, …), to run beside what holds the usual ones
   --stage S         how far the system has moved into the mesh (docs/adoption.md): \`gateway\` (the
                     gateway alone in front of plain services), \`partial\` (sidecars for property and
@@ -214,6 +215,16 @@ async function checkPorts() {
     );
 }
 
+/** Each proxy's RSS as it reported to the control plane (GET /status), and their total. */
+async function proxyMemory(): Promise<string> {
+  const { proxies } = (await getJson(`${CP_URL}/status`)).body as {
+    proxies: { rssBytes: number; rss: Record<string, number> };
+  };
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  const lines = Object.entries(proxies.rss).map(([id, bytes]) => `  ${id.padEnd(22)} ${mib(bytes)}`);
+  return ['Proxy memory (RSS):', ...lines, `  ${'together'.padEnd(22)} ${mib(proxies.rssBytes)}`].join('\n');
+}
+
 async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
   const text = await res.text();
@@ -339,11 +350,12 @@ ${options.load ? '\nSending steady traffic (--load); a summary every 10 s.\n' : 
 
 async function main(): Promise<number> {
   const started = performance.now();
-  let args: { load?: boolean; help?: boolean; 'port-offset'?: string; stage?: string };
+  let args: { load?: boolean; stats?: boolean; help?: boolean; 'port-offset'?: string; stage?: string };
   try {
     args = parseArgs({
       options: {
         load: { type: 'boolean' },
+        stats: { type: 'boolean' },
         'port-offset': { type: 'string' },
         stage: { type: 'string', default: 'mesh' },
         help: { type: 'boolean', short: 'h' },
@@ -553,6 +565,7 @@ async function main(): Promise<number> {
         load: args.load === true,
       }),
     );
+    if (args.stats) console.log(await proxyMemory());
     if (args.load && stopping === null)
       load = startLoad({
         gateway: GATEWAY_URL,

@@ -10,6 +10,10 @@ import { JWT_ALGORITHMS } from '../core/jwt-keys.ts';
 import { AuthorizationPolicySchema } from './authorization.ts';
 import { GraphqlActionSchema } from './graphql.ts';
 import { TranscodeSchema } from './transcode.ts';
+import { ACCESS_LOG_FIELD_NAMES, LB_POLICIES } from './values.ts';
+
+// Defined where code that runs in a proxy can import them without TypeBox.
+export { ACCESS_LOG_FIELD_NAMES, LB_POLICIES };
 
 /** A duration with units, e.g. `250ms`, `5s`, `1m30s`, `1h`. `0` disables the timeout it sets. */
 export const Duration = (description: string) =>
@@ -502,7 +506,6 @@ export const HashOnSchema = hashOn(
     'A request without that value gets a random key.',
 );
 
-export const LB_POLICIES = ['round-robin', 'least-request', 'random', 'ring-hash', 'maglev'] as const;
 export type LbPolicy = (typeof LB_POLICIES)[number];
 
 export const LoadBalancerSchema = Type.Object(
@@ -1311,40 +1314,6 @@ export const RouteSchema = Type.Object(
       'Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.',
   },
 );
-
-/** Fields of an access log line, in the order written (docs/observability.md). */
-export const ACCESS_LOG_FIELD_NAMES = [
-  'time',
-  'requestId',
-  'traceId',
-  'clientAddress',
-  'method',
-  'host',
-  'path',
-  'route',
-  'service',
-  'endpoint',
-  'consumer',
-  'status',
-  'code',
-  'bytesIn',
-  'bytesOut',
-  'durationMs',
-  'upstreamMs',
-  'proxyMs',
-  'tries',
-  'tryLog',
-  'subset',
-  'refusal',
-  'retryStop',
-  'faultDelayMs',
-  'mirrored',
-  'userAgent',
-  'principal',
-  'authz',
-  'api',
-  'apiVersion',
-] as const;
 
 export const ObservabilitySchema = Type.Object(
   {

@@ -7,15 +7,14 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { Config, ServiceConfig } from './config.ts';
 import type { ConfigIssue } from './issues.ts';
+import { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS } from './values.ts';
 
 export type { ConfigIssue };
+// Defined where code that runs in a proxy can import them without TypeBox.
+export { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
 
 /** Name of a service or an id: the same characters as config names, so they can appear in one. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
-/** Mesh service names are host names: apps call `http://photo-service/…`. */
-export const SERVICE_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$';
-/** A mesh service name: what apps write as a host name. */
-export const SERVICE_NAME = new RegExp(SERVICE_PATTERN);
 const MeshName = (description: string) =>
   Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN, description });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {
@@ -193,8 +192,6 @@ export interface PushEvent {
   trustBundle?: TrustBundleRef;
 }
 
-export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', delta: 'delta', lookup: 'lookup' } as const;
-
 /**
  * `lookup` event: the control plane asks every proxy for its recent records of some requests (the
  * dashboard's request lookup). The proxy answers at `POST /lookups` with the records whose request id
@@ -239,6 +236,8 @@ export const AckSchema = Type.Object(
     status: Type.Unsafe<'ack' | 'nack'>({ type: 'string', enum: ['ack', 'nack'] }),
     /** ACK: milliseconds the proxy spent validating and applying. */
     applyMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** The proxy process's resident memory (bytes) when it answered: `GET /status` sums them. */
+    rssBytes: Type.Optional(Type.Integer({ minimum: 0 })),
     /** NACK: why, and the version the proxy keeps serving. */
     error: Type.Optional(
       Type.Object(
@@ -282,6 +281,9 @@ export interface ProxyStatusView {
   ackedTrustBundle?: string | null;
   /** The last certificate issued to this proxy by this control plane (since its start), null when none. */
   certificate?: IssuedCertificateView | null;
+  /** The proxy process's resident memory (bytes) at its last answer, and when; null before one. */
+  rssBytes?: number | null;
+  rssAt?: string | null;
 }
 
 /** What tools show of an issued certificate: never the key (the control plane never has it). */
@@ -327,11 +329,6 @@ export const CertificateRequestSchema = Type.Object(
   { additionalProperties: false },
 );
 export type CertificateRequest = Static<typeof CertificateRequestSchema>;
-
-/** What a renewal proof signs: binds the proxy id, the time and the new request together. */
-export function renewalProofPayload(proxy: string, signedAt: string, csr: string): Buffer {
-  return Buffer.from(`meshgate-renewal-v1\n${proxy}\n${signedAt}\n${csr}`, 'utf8');
-}
 
 /** The answer to `POST /certificates`. */
 export interface CertificateResponse {
@@ -381,8 +378,6 @@ export interface ChangeRecord {
 const Count = Type.Number({ minimum: 0 });
 /** Most series (route × service) one report carries; a proxy with more sends the busiest. */
 export const MAX_TELEMETRY_SERIES = 500;
-/** Most records one lookup answer carries. */
-export const MAX_LOOKUP_RECORDS = 100;
 
 /**
  * `POST /telemetry`: a proxy's traffic since its counters started, read from its own metrics (the

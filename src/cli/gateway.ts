@@ -62,7 +62,7 @@ Options:
       --token-file FILE with --control-plane: join token (default $MESHGATE_TOKEN); its first line
       --admin-port N    admin API port with --control-plane (default ${DEFAULT_ADMIN_PORT}; with --config the file says)
   -w, --workers N       worker processes sharing the ports (default: one per CPU, here ${availableParallelism()});
-                        0 runs the proxy inside this one process
+                        0 or 1 runs the proxy inside this one process (no supervising primary)
       --drain DURATION  how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
       --no-watch        reload only on SIGHUP
       --operator-token-file FILE  with --config: tokens (one a line) the dashboard at the admin listener's
@@ -181,7 +181,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   let plane: DataPlane;
   try {
     plane =
-      workers === 0
+      // One worker beside a primary would only double the memory: one process serves alone.
+      workers <= 1
         ? await InProcessDataPlane.start(loaded, { catalog, log })
         : await WorkerDataPlane.start(loaded, workers, log);
   } catch (e) {

@@ -1,54 +1,85 @@
 #!/usr/bin/env node
 /** The `meshgate` command: wiring only; each command lives in its own file. */
 import { readFileSync } from 'node:fs';
-import { analyzeCommand, usage as analyzeUsage } from './analyze.ts';
-import { controlPlaneCommand, usage as controlPlaneUsage } from './control-plane.ts';
-import { convertCommand, usage as convertUsage } from './convert.ts';
-import { gatewayCommand, usage as gatewayUsage } from './gateway.ts';
-import { proxyConfigCommand, usage as proxyConfigUsage } from './proxy-config.ts';
-import { proxyStatusCommand, usage as proxyStatusUsage } from './proxy-status.ts';
-import { sidecarCommand, usage as sidecarUsage } from './sidecar.ts';
-import { statusCommand, usage as statusUsage } from './status.ts';
-import { usageCommand, usage as usageUsage } from './usage.ts';
-import { validateCommand, usage as validateUsage } from './validate.ts';
+import { execWithSettings, PROXY_PROCESS_SETTINGS, type ProcessSettings } from './node-flags.ts';
 
-const commands: Record<string, { run: (args: string[]) => Promise<number>; usage: string; summary: string }> = {
+/** A command's module, loaded only when it runs: a sidecar never pays for the control plane's code. */
+interface Command {
+  run: (args: string[]) => Promise<number>;
+  usage: string;
+}
+
+const commands: Record<string, { load: () => Promise<Command>; summary: string; process?: ProcessSettings }> = {
   gateway: {
-    run: gatewayCommand,
-    usage: gatewayUsage,
+    load: async () => {
+      const m = await import('./gateway.ts');
+      return { run: m.gatewayCommand, usage: m.usage };
+    },
     summary: 'run the gateway from a config file or a control plane',
+    process: PROXY_PROCESS_SETTINGS.gateway,
   },
-  validate: { run: validateCommand, usage: validateUsage, summary: 'check a config file and report every problem' },
+  validate: {
+    load: async () => {
+      const m = await import('./validate.ts');
+      return { run: m.validateCommand, usage: m.usage };
+    },
+    summary: 'check a config file and report every problem',
+  },
   convert: {
-    run: convertCommand,
-    usage: convertUsage,
+    load: async () => {
+      const m = await import('./convert.ts');
+      return { run: m.convertCommand, usage: m.usage };
+    },
     summary: 'turn Istio resources or Kong config into meshgate config, naming each source object',
   },
   'control-plane': {
-    run: controlPlaneCommand,
-    usage: controlPlaneUsage,
+    load: async () => {
+      const m = await import('./control-plane.ts');
+      return { run: m.controlPlaneCommand, usage: m.usage };
+    },
     summary: 'run the mesh control plane (model, registry, push)',
   },
-  sidecar: { run: sidecarCommand, usage: sidecarUsage, summary: 'run the proxy beside one service instance' },
+  sidecar: {
+    load: async () => {
+      const m = await import('./sidecar.ts');
+      return { run: m.sidecarCommand, usage: m.usage };
+    },
+    summary: 'run the proxy beside one service instance',
+    process: PROXY_PROCESS_SETTINGS.sidecar,
+  },
   analyze: {
-    run: analyzeCommand,
-    usage: analyzeUsage,
+    load: async () => {
+      const m = await import('./analyze.ts');
+      return { run: m.analyzeCommand, usage: m.usage };
+    },
     summary: 'find mistakes and smells in a config or a running mesh',
   },
   'proxy-config': {
-    run: proxyConfigCommand,
-    usage: proxyConfigUsage,
+    load: async () => {
+      const m = await import('./proxy-config.ts');
+      return { run: m.proxyConfigCommand, usage: m.usage };
+    },
     summary: 'show the listeners, routes, services or endpoints one proxy has',
   },
   'proxy-status': {
-    run: proxyStatusCommand,
-    usage: proxyStatusUsage,
+    load: async () => {
+      const m = await import('./proxy-status.ts');
+      return { run: m.proxyStatusCommand, usage: m.usage };
+    },
     summary: 'list every proxy with its config version and sync state',
   },
-  status: { run: statusCommand, usage: statusUsage, summary: 'the mesh at a glance, or what became of one change' },
+  status: {
+    load: async () => {
+      const m = await import('./status.ts');
+      return { run: m.statusCommand, usage: m.usage };
+    },
+    summary: 'the mesh at a glance, or what became of one change',
+  },
   usage: {
-    run: usageCommand,
-    usage: usageUsage,
+    load: async () => {
+      const m = await import('./usage.ts');
+      return { run: m.usageCommand, usage: m.usage };
+    },
     summary: 'usage per consumer and API version, from the metering store',
   },
 };
@@ -88,11 +119,14 @@ async function main(argv: string[]): Promise<number> {
     console.log(version());
     return 0;
   }
-  const command = commands[first];
-  if (!command) {
+  const entry = commands[first];
+  if (!entry) {
     console.error(`meshgate: unknown command "${first}"\n\n${help()}`);
     return 2;
   }
+  // A proxy's heap is sized for its role (node-flags.ts); this returns only once the settings are in force.
+  if (entry.process) execWithSettings(entry.process);
+  const command = await entry.load();
   try {
     return await command.run(rest);
   } catch (e) {

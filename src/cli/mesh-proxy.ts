@@ -67,7 +67,8 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const plane = new DeferredDataPlane(async (loaded) => {
-    if (options.workers !== 0) return WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName });
+    // One worker beside a primary would only double the memory: one process serves alone.
+    if (options.workers > 1) return WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName });
     // Mutual TLS presents the workload identity: the first config waits for the certificate offered.
     const workload = await identity.ready(MESH_IDENTITY_WAIT_MS);
     return InProcessDataPlane.start(loaded, {

@@ -27,7 +27,7 @@ export function parseLabels(text: string | undefined): Record<string, string> {
   return labels;
 }
 
-/** `--workers`: 0 to 256; 0 runs the proxy in this process. Undefined when `text` is not one. */
+/** `--workers`: 0 to 256; 0 and 1 run the proxy in this process. Undefined when `text` is not one. */
 export function parseWorkers(text: string | undefined, fallback: number): number | undefined {
   const n = text === undefined ? fallback : Number(text);
   return Number.isInteger(n) && n >= 0 && n <= 256 ? n : undefined;

@@ -5,7 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { type ProxyIdentity, SERVICE_NAME } from '../api/mesh.ts';
+import type { ProxyIdentity } from '../api/mesh.ts';
+import { SERVICE_NAME } from '../api/values.ts';
 import {
   DEFAULT_APP_READY_PATH,
   DEFAULT_CONTROL_PLANE_URL,
@@ -52,7 +53,7 @@ Options:
       --ready-path PATH     the app's readiness check (default ${DEFAULT_APP_READY_PATH})
       --ttl DURATION        registration TTL (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s; heartbeats every third of it)
       --drain DURATION      how long in-flight requests may finish on shutdown (default ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s)
-  -w, --workers N           worker processes (default 0: the proxy runs in this process)`;
+  -w, --workers N           worker processes (default 0; 0 and 1: the proxy runs in this process)`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -21,7 +21,7 @@ interface StatusView {
   controlPlane: { id: string; startedAt: string; warm: boolean };
   model: { version: string; source: string; loadedAt: string };
   instances: { total: number; services: Record<string, { instances: number; healthy: number }> };
-  proxies: { total: number; byState: Record<string, number> };
+  proxies: { total: number; byState: Record<string, number>; rssBytes?: number; rss?: Record<string, number> };
   changes: ChangeRecord[];
 }
 
@@ -85,7 +85,7 @@ function printSummary(base: string, s: StatusView) {
       `control plane ${s.controlPlane.id} at ${base}, started ${ago(s.controlPlane.startedAt)}${s.controlPlane.warm ? '' : ' (warming up: pushing nothing yet)'}`,
       `model ${short(s.model.version)} from ${s.model.source}, loaded ${ago(s.model.loadedAt)}`,
       `instances: ${s.instances.total}${services ? ` (healthy/registered: ${services})` : ''}`,
-      `proxies: ${s.proxies.total}${states ? ` (${states})` : ''}`,
+      `proxies: ${s.proxies.total}${states ? ` (${states})` : ''}${s.proxies.rssBytes ? `, ${(s.proxies.rssBytes / 2 ** 20).toFixed(0)} MiB RSS together` : ''}`,
       '',
       s.changes.length === 0
         ? 'no changes yet'

@@ -2,21 +2,17 @@
  * A config file parsed with positions: YAML (JSON is a subset) → a document whose nodes know their
  * line and column, so every later issue can point into the file.
  */
-import {
-  type Document,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseAllDocuments,
-  parseDocument,
-  visit,
-} from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
 import { type ConfigIssue, formatPath } from './issues.ts';
 
 export type Path = (string | number)[];
+
+let yamlLib: typeof import('yaml') | undefined;
+/** The YAML library, loaded by the first config read as text: a proxy fed objects by its control plane never loads it. */
+export function yaml(): typeof import('yaml') {
+  return (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+}
 
 /** Finds where a value is written, so an issue can point at it. */
 export interface Locator {
@@ -33,8 +29,9 @@ export class SourceDocument implements Locator {
   /** `parsed`: one document of a multi-document text (`SourceDocument.all`), sharing its line counter. */
   constructor(file: string, text: string, parsed?: { doc: Document.Parsed; lines: LineCounter }) {
     this.file = file;
-    this.lines = parsed?.lines ?? new LineCounter();
-    this.doc = parsed?.doc ?? parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+    this.lines = parsed?.lines ?? new (yaml().LineCounter)();
+    this.doc =
+      parsed?.doc ?? yaml().parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
   }
 
   /**
@@ -42,13 +39,15 @@ export class SourceDocument implements Locator {
    * positions in the whole text. An empty document (a trailing `---`) is left out.
    */
   static all(file: string, text: string): SourceDocument[] {
-    const lines = new LineCounter();
-    const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const y = yaml();
+    const lines = new y.LineCounter();
+    const docs = y.parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const list = Array.isArray(docs) ? docs : [];
     return list
       .filter(
         (doc) =>
-          doc.errors.length > 0 || !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)),
+          doc.errors.length > 0 ||
+          !(doc.contents === null || (y.isScalar(doc.contents) && doc.contents.value === null)),
       )
       .map((doc) => new SourceDocument(file, text, { doc, lines }));
   }
@@ -60,7 +59,7 @@ export class SourceDocument implements Locator {
       return { file: this.file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
     });
     // yaml reports these only by throwing from toJS(), without a position.
-    visit(this.doc, {
+    yaml().visit(this.doc, {
       Alias: (_key, node) => {
         if (node.resolve(this.doc) === undefined)
           issues.push({
@@ -80,7 +79,7 @@ export class SourceDocument implements Locator {
    */
   substituteEnv(env: Record<string, string | undefined>): ConfigIssue[] {
     const issues: ConfigIssue[] = [];
-    visit(this.doc, {
+    yaml().visit(this.doc, {
       Scalar: (_key, node, ancestry) => {
         if (typeof node.value !== 'string' || !node.value.includes('${')) return;
         node.value = node.value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole: string, name: string) => {
@@ -114,12 +113,12 @@ export class SourceDocument implements Locator {
     let node: unknown = this.doc.contents;
     let found: unknown = node;
     for (const part of key === undefined ? path : [...path, key]) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
+      if (yaml().isMap(node)) {
+        const pair = node.items.find((p) => yaml().isScalar(p.key) && String(p.key.value) === String(part));
         if (!pair) break;
         found = part === key && key !== undefined ? pair.key : pair.value;
         node = pair.value;
-      } else if (isSeq(node) && typeof part === 'number') {
+      } else if (yaml().isSeq(node) && typeof part === 'number') {
         node = node.items[part];
         if (node === undefined) break;
         found = node;
@@ -140,9 +139,9 @@ function pathOf(ancestry: readonly unknown[], leaf: unknown): Path {
   let child: unknown = leaf;
   for (let i = ancestry.length - 1; i >= 0; i--) {
     const parent = ancestry[i];
-    if (isPair(parent)) {
-      if (parent.value === child && isScalar(parent.key)) path.unshift(String(parent.key.value));
-    } else if (isSeq(parent)) {
+    if (yaml().isPair(parent)) {
+      if (parent.value === child && yaml().isScalar(parent.key)) path.unshift(String(parent.key.value));
+    } else if (yaml().isSeq(parent)) {
       path.unshift(parent.items.indexOf(child as never));
     }
     child = parent;

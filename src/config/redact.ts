@@ -1,5 +1,5 @@
 /** Hiding secret values before a config is shown or logged. */
-import { isScalar, parseDocument, visit } from 'yaml';
+import { yaml } from './document.ts';
 
 const SECRET_KEYS = /^(secret|key|password|token|privateKey|clientSecret)$/i;
 /** The password of a URL's userinfo (`redis://user:password@host`). */
@@ -27,14 +27,19 @@ export function redact(value: unknown): unknown {
  * the model accepted).
  */
 export function redactText(text: string): string {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = yaml().parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) return text;
   const chars = text.split('');
-  visit(doc, {
+  yaml().visit(doc, {
     Pair(_, pair) {
-      if (!isScalar(pair.key) || !SECRET_KEYS.test(String(pair.key.value))) return;
+      if (!yaml().isScalar(pair.key) || !SECRET_KEYS.test(String(pair.key.value))) return;
       const value = pair.value;
-      if (!isScalar(value) || typeof value.value !== 'string' || value.range === undefined || value.range === null)
+      if (
+        !yaml().isScalar(value) ||
+        typeof value.value !== 'string' ||
+        value.range === undefined ||
+        value.range === null
+      )
         return;
       if (value.value.startsWith('${')) return;
       const quoted = value.type === 'QUOTE_DOUBLE' || value.type === 'QUOTE_SINGLE';

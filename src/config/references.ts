@@ -2,15 +2,15 @@
  * Checks the schema cannot express: names are unique, references resolve, weights add up,
  * regular expressions compile, each route has exactly one action.
  */
-import {
-  type Config,
-  type HashOnConfig,
-  LB_POLICIES,
-  type ListenerConfig,
-  type RouteConfig,
-  type ServiceConfig,
-  type ValueMatchConfig,
+import type {
+  Config,
+  HashOnConfig,
+  ListenerConfig,
+  RouteConfig,
+  ServiceConfig,
+  ValueMatchConfig,
 } from '../api/config.ts';
+import { LB_POLICIES } from '../api/values.ts';
 import { parseDuration } from '../core/duration.ts';
 import { spiffeIdProblem } from '../core/spiffe.ts';
 import { checkAggregate } from './aggregate.ts';

@@ -3,11 +3,14 @@
  * into located, human issues: "expected X, got Y", unknown fields with a did-you-mean, and one issue
  * per place (Ajv reports every branch of a union; only the branch the user meant is kept).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-// The generated schema, not the TypeBox definitions: TypeBox is for authoring and types, and leaving it
-// out of the running proxy saves ~10 MB of resident memory. `npm test` checks the two agree.
-import ConfigSchema from '../../schema/meshgate.schema.json' with { type: 'json' };
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+// The config schema's validator, compiled ahead of time (scripts/gen-schema.ts): a proxy validates every
+// config pushed to it without Ajv's compiler (~13 MB) or compiling the schema (~20 MB, most of a second).
+// Neither the TypeBox definitions nor the schema's JSON are loaded at run time. `npm test` checks it is current.
+import validateConfig from '../../schema/meshgate.validate.js';
 import { DURATION_PATTERN } from '../core/duration.ts';
+import { CONFIG_AJV_OPTIONS } from './ajv-options.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
 
@@ -15,11 +18,11 @@ let ajv: Ajv | undefined;
 // Compiled validators are pure functions of their schema: safe to share between proxies in one process.
 const compiled = new WeakMap<object, ValidateFunction>();
 
+/** A plugin schema's validator: Ajv is loaded (synchronously: the check is) by the first config with plugins. */
 function validator(schema: object): ValidateFunction {
   let validate = compiled.get(schema);
   if (validate === undefined) {
-    // strict off for plugin schemas written by users (unknown keywords like `examples` are fine).
-    ajv ??= new Ajv({ allErrors: true, verbose: true, coerceTypes: true, strict: false });
+    ajv ??= new (createRequire(import.meta.url)('ajv') as typeof import('ajv')).Ajv(CONFIG_AJV_OPTIONS);
     validate = ajv.compile(schema);
     compiled.set(schema, validate);
   }
@@ -28,7 +31,8 @@ function validator(schema: object): ValidateFunction {
 
 /** Validates (and, as YAML users expect, coerces `"8080"` to 8080) in place. */
 export function checkSchema(data: unknown, source: Locator): ConfigIssue[] {
-  return checkAgainst(ConfigSchema as object, data, source, []);
+  if (validateConfig(data)) return [];
+  return toIssues(validateConfig.errors ?? [], source, []);
 }
 
 /** Validates `data` found at `base` in the document against `schema` (e.g. a plugin's config schema). */

@@ -3,7 +3,7 @@
  * buffered, asynchronous, never blocking the request path). Field names are API (docs/observability.md).
  */
 import { pino } from 'pino';
-import { ACCESS_LOG_FIELD_NAMES } from '../api/config.ts';
+import { ACCESS_LOG_FIELD_NAMES } from '../api/values.ts';
 import { ACCESS_LOG_FLUSH_INTERVAL_MS } from '../core/defaults.ts';
 
 export interface AccessLogEntry {

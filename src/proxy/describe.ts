@@ -2,7 +2,7 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
-import { MAX_LOOKUP_RECORDS } from '../api/mesh.ts';
+import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { UsageQuery } from '../stores/usage/store.ts';

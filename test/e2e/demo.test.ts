@@ -575,11 +575,11 @@ describe('npm start: the PropTech demo', () => {
   });
 });
 
-describe('npm start -- --load', () => {
+describe('npm start -- --load --stats', () => {
   let demo: Demo;
   let pids: number[] = [];
   before(async () => {
-    demo = new Demo(await freePorts(), ['--load']);
+    demo = new Demo(await freePorts(), ['--load', '--stats']);
     await demo.ready();
     pids = descendants(demo.child.pid!);
   });
@@ -587,6 +587,27 @@ describe('npm start -- --load', () => {
     if (demo.child.exitCode === null) await demo.stop().catch(() => demo.forceStop(pids));
     demo.forceStop(pids.filter(alive));
     if (demo.output.includes('Logs ')) rmSync(demo.logDir, { recursive: true, force: true });
+  });
+
+  it("--stats prints each proxy's RSS, as reported to the control plane, and their total", async () => {
+    const deadline = performance.now() + 15_000;
+    let block: RegExpExecArray | null = null;
+    while ((block = /^Proxy memory \(RSS\):\n((?: {2}.+\n)+)/m.exec(demo.output)) === null) {
+      assert.ok(performance.now() < deadline, demo.output);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rows = block[1]!
+      .trimEnd()
+      .split('\n')
+      .map((l) => /^ {2}(\S+) +(\d+) MiB$/.exec(l)!);
+    assert.ok(rows.every(Boolean), block[1]);
+    const total = rows.pop()!;
+    assert.equal(total[1], 'together');
+    // The gateway and the six sidecars, each a Node process of some tens of MiB.
+    assert.equal(rows.length, 7, block[1]);
+    for (const row of rows) assert.ok(Number(row[2]) > 20 && Number(row[2]) < 1024, row[0]);
+    const sum = rows.reduce((s, r) => s + Number(r[2]), 0);
+    assert.ok(Math.abs(Number(total[2]) - sum) <= rows.length, `${total[2]} vs ${sum}`);
   });
 
   it('drives steady traffic over every route, then stops cleanly', async () => {

@@ -76,6 +76,8 @@ interface ProxyState {
   /** The config in force at the proxy, when known (it ACKed it, or said at connect it serves it). */
   ackedConfig: Config | null;
   lastAckAt: number | null;
+  /** Resident memory (bytes) the proxy reported with its last answer, and when. */
+  rss: { bytes: number; at: number } | null;
   lastNack: { version: string; nonce: string; at: number; error: { message: string; issues?: ConfigIssue[] } } | null;
   inflight: InFlight[];
   forget: CancelTimer | null;
@@ -457,6 +459,7 @@ export class ControlPlane {
       ackedVersion: null,
       ackedConfig: null,
       lastAckAt: null,
+      rss: null,
       lastNack: null,
       inflight: [],
       forget: null,
@@ -551,6 +554,7 @@ export class ControlPlane {
     const now = this.clock.now();
     const changes = settled.flatMap((f) => f.changes);
     this.metrics.pushAnswered.observe({ result: ack.status }, (now - push.sentAt) / 1000);
+    if (ack.rssBytes !== undefined) state.rss = { bytes: ack.rssBytes, at: now };
     if (ack.status === 'ack') {
       state.ackedVersion = push.version;
       state.ackedConfig = push.config;
@@ -616,6 +620,8 @@ export class ControlPlane {
       stream: state.stream,
       ackedTrustBundle: state.ackedBundle,
       certificate: state.certificate,
+      rssBytes: state.rss?.bytes ?? null,
+      rssAt: iso(state.rss?.at ?? null),
     };
   }
 

@@ -547,6 +547,9 @@ async function statusView(cp: ControlPlane) {
   const proxies = cp.proxyStatuses();
   const byState: Record<string, number> = {};
   for (const p of proxies) byState[p.state] = (byState[p.state] ?? 0) + 1;
+  // Connected proxies' resident memory, as each reported with its last answer.
+  const reporting = proxies.filter((p) => p.connected && typeof p.rssBytes === 'number');
+  const rssBytes = reporting.reduce((sum, p) => sum + p.rssBytes!, 0);
   const instances = cp.instanceList();
   const services = new Map<string, { instances: number; healthy: number }>();
   for (const i of instances) {
@@ -560,7 +563,12 @@ async function statusView(cp: ControlPlane) {
     controlPlane: { id: cp.id, startedAt: new Date(cp.startedAt).toISOString(), warm: cp.isWarm },
     model: { version: m.version, source: m.source, loadedAt: m.loadedAt.toISOString() },
     instances: { total: instances.length, services: Object.fromEntries(services) },
-    proxies: { total: proxies.length, byState },
+    proxies: {
+      total: proxies.length,
+      byState,
+      rssBytes,
+      rss: Object.fromEntries(reporting.map((p) => [p.id, p.rssBytes!])),
+    },
     changes: await cp.changes.readRecent(10),
   };
 }

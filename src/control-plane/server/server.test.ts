@@ -120,6 +120,31 @@ describe('control plane push protocol', () => {
     assert.equal(m.value('control_plane_nacks_total'), 0);
   });
 
+  it('each proxy reports its resident memory with its ACK; GET /status shows each and the total', async () => {
+    const cp = await startControlPlane();
+    closers.push(cp.close);
+    const proxies = [proxyFor(cp.url, sidecar('m1', 'front')), proxyFor(cp.url, sidecar('m2', 'back'))];
+    await Promise.all(proxies.map((p) => p.subscription.firstConfig));
+    await eventually(
+      async () =>
+        (await Promise.all(['m1', 'm2'].map((id) => statusOf(cp.url, id)))).every((s) => s?.state === 'SYNCED'),
+      5_000,
+      'both in sync',
+    );
+    // Both run in this test's process: each reported this process's RSS when it answered.
+    const rss = process.memoryUsage.rss();
+    for (const id of ['m1', 'm2']) {
+      const view = (await statusOf(cp.url, id))!;
+      assert.ok(typeof view.rssBytes === 'number' && view.rssBytes > 10 * 2 ** 20 && view.rssBytes <= 2 * rss, id);
+      assert.ok(view.rssAt !== null && !Number.isNaN(Date.parse(view.rssAt!)));
+    }
+    const { body } = await json<{ proxies: { total: number; rssBytes: number; rss: Record<string, number> } }>(
+      `${cp.url}/status`,
+    );
+    assert.deepEqual(Object.keys(body.proxies.rss).sort(), ['m1', 'm2']);
+    assert.equal(body.proxies.rssBytes, body.proxies.rss.m1! + body.proxies.rss.m2!);
+  });
+
   it('a model service without endpoints takes its instances from the registry', async () => {
     const cp = await startControlPlane();
     closers.push(cp.close);

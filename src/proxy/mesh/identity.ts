@@ -8,13 +8,8 @@
  */
 import { sign, X509Certificate } from 'node:crypto';
 import type { Agent } from 'node:http';
-import {
-  type CertificateRequest,
-  type CertificateResponse,
-  renewalProofPayload,
-  type TrustBundleRef,
-  type WelcomeEvent,
-} from '../../api/mesh.ts';
+import type { CertificateRequest, CertificateResponse, TrustBundleRef, WelcomeEvent } from '../../api/mesh.ts';
+import { renewalProofPayload } from '../../api/values.ts';
 import { DEFAULT_CONTROL_REQUEST_TIMEOUT_MS } from '../../core/defaults.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { type IdentityMaterial, type IssueFunction, WorkloadIdentity } from '../identity/workload-identity.ts';

@@ -99,9 +99,11 @@ describe('proxy subscription: static stability', () => {
     assert.equal(await body(base), '200 good');
     await eventually(() => rogue.acks.length === 1, 2_000, 'the ACK');
     assert.deepEqual(
-      { ...rogue.acks[0], applyMs: undefined },
-      { proxy: 'p1', stream: 's1', nonce: 'n1', version: 'v1', status: 'ack', applyMs: undefined },
+      { ...rogue.acks[0], applyMs: undefined, rssBytes: undefined },
+      { proxy: 'p1', stream: 's1', nonce: 'n1', version: 'v1', status: 'ack', applyMs: undefined, rssBytes: undefined },
     );
+    // The process's resident memory when it answered (this test process's).
+    assert.ok(rogue.acks[0]!.rssBytes! > 10 * 2 ** 20 && rogue.acks[0]!.rssBytes! <= process.memoryUsage.rss() * 2);
 
     const stream = (rogue as unknown as { streams: ServerResponse[] }).streams[0]!;
     RogueControlPlane.event(stream, 'push', '{not json');

@@ -12,18 +12,17 @@
  */
 import { type Agent, type ClientRequest, request } from 'node:http';
 import type { Config } from '../../api/config.ts';
-import {
-  type DeltaEvent,
-  type LookupEvent,
-  MAX_LOOKUP_RECORDS,
-  type ProxyIdentity,
-  type PushEvent,
-  type RequestRecord,
-  STREAM_EVENTS,
-  type StreamHello,
-  type TrustBundleRef,
-  type WelcomeEvent,
+import type {
+  DeltaEvent,
+  LookupEvent,
+  ProxyIdentity,
+  PushEvent,
+  RequestRecord,
+  StreamHello,
+  TrustBundleRef,
+  WelcomeEvent,
 } from '../../api/mesh.ts';
+import { MAX_LOOKUP_RECORDS, STREAM_EVENTS } from '../../api/values.ts';
 import { hashConfig } from '../../config/load.ts';
 import type { ChangeRequest, Outcome } from '../../config/pipeline.ts';
 import {
@@ -434,6 +433,8 @@ export class ControlPlaneSubscription {
       version: push.version,
       ...outcome,
       ...(outcome.status === 'nack' ? { kept: this.version } : {}),
+      // What this proxy costs, for the control plane's status (the process holding the stream).
+      rssBytes: process.memoryUsage.rss(),
     };
     for (let attempt = 1; ; attempt++) {
       try {
