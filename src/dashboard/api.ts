@@ -69,6 +69,14 @@ export async function postJson<T>(path: string, body: unknown): Promise<{ status
   return { status: res.status, body: (await res.json()) as T };
 }
 
+/** What the page knows now: the dashboard's identity and the latest of each live feed. */
+export interface Live {
+  info: Info;
+  overview: Overview | null;
+  proxies: ProxyRow[];
+  changes: ChangeRecord[];
+}
+
 export interface StreamHandlers {
   onEvent(event: string, data: unknown): void;
   onState(state: 'live' | 'reconnecting' | 'unauthorized'): void;

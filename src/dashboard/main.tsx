@@ -10,6 +10,7 @@ import {
   follow,
   getJson,
   type Info,
+  type Live,
   type Overview,
   type ProxyRow,
   setToken,
@@ -22,13 +23,6 @@ import { ProxiesView } from './views/proxies.tsx';
 import { RequestsView } from './views/requests.tsx';
 import { ServiceView } from './views/service.tsx';
 import { TopologyView } from './views/topology.tsx';
-
-export interface Live {
-  info: Info;
-  overview: Overview | null;
-  proxies: ProxyRow[];
-  changes: ChangeRecord[];
-}
 
 function useHash(): string[] {
   const read = () => (location.hash.replace(/^#\/?/, '') || 'topology').split('/').map(decodeURIComponent);

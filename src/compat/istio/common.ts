@@ -1,6 +1,6 @@
 /** Istio's value forms (hosts, durations, percentages) in meshgate's terms. */
 import { DURATION_PATTERN } from '../../core/duration.ts';
-import { type Conversion, isRecord, type SourceRef } from '../shared/format.ts';
+import { type Conversion, child, isRecord, listOf, type SourceRef } from '../shared/format.ts';
 
 /**
  * The meshgate service an Istio host names. Kubernetes service names are expanded by Istio relative to
@@ -67,4 +67,31 @@ export function numberOf(value: unknown): number | undefined {
   if (typeof value === 'number') return value;
   if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
   return undefined;
+}
+
+/** One Istio resource being converted, and what the file's other resources tell it. */
+export interface IstioResource {
+  out: Conversion;
+  /** Its `spec`. */
+  ref: SourceRef;
+  kind: string;
+  name: string;
+  namespace: string;
+  /** `istio:Kind/namespace/name` plus a path: the origin recorded on what it produces. */
+  origin(suffix?: string): string;
+  /** Listener names of the file's Gateways, by gateway name (VirtualService `gateways`). */
+  gateways: Map<string, string[]>;
+}
+
+/** A name for a meshgate object made from a resource: `name`, or `namespace.name` outside `default`. */
+export function objectName(resource: IstioResource, suffix?: string): string {
+  const base = resource.namespace === 'default' ? resource.name : `${resource.namespace}.${resource.name}`;
+  return suffix === undefined ? base : `${base}-${suffix}`;
+}
+
+/** `exportTo` limits visibility across namespaces, which meshgate does not have: `*` and `.` mean the same there. */
+export function exportTo(out: Conversion, value: unknown, ref: SourceRef): void {
+  for (const [i, v] of listOf(out, value, ref).entries())
+    if (v !== '*' && v !== '.')
+      out.reportUnsupported(child(ref, i), `exportTo "${String(v)}": meshgate has no namespaces to export to`);
 }

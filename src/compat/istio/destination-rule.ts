@@ -12,10 +12,8 @@ import {
   overlays,
   type SourceRef,
 } from '../shared/format.ts';
-import { duration, serviceOfHost } from './common.ts';
+import { duration, exportTo, type IstioResource, serviceOfHost } from './common.ts';
 import { ISTIO_OUTLIER_DEFAULTS, ISTIO_UNLIMITED } from './defaults.ts';
-import type { IstioResource } from './istio.ts';
-import { exportTo } from './virtual-service.ts';
 
 const SIMPLE_LB: Record<string, string | undefined> = {
   ROUND_ROBIN: 'round-robin',

@@ -3,8 +3,7 @@
  * are served on its listeners only.
  */
 import { child, fieldsOf, listOf } from '../shared/format.ts';
-import { numberOf } from './common.ts';
-import { type IstioResource, objectName } from './istio.ts';
+import { type IstioResource, numberOf, objectName } from './common.ts';
 
 export function convertGateway(r: IstioResource, spec: unknown): void {
   const { out, ref } = r;

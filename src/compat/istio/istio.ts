@@ -5,6 +5,7 @@
  */
 
 import { type Conversion, type ForeignFile, type ForeignFormat, isRecord, type SourceRef } from '../shared/format.ts';
+import type { IstioResource } from './common.ts';
 import { DEFAULT_ISTIO_LISTENER_ADDRESS, DEFAULT_ISTIO_LISTENER_PORT } from './defaults.ts';
 import { convertDestinationRule } from './destination-rule.ts';
 import { convertGateway } from './gateway.ts';
@@ -15,20 +16,6 @@ import { convertVirtualService } from './virtual-service.ts';
 const NETWORKING = /^networking\.istio\.io\/(v1alpha3|v1beta1|v1)$/;
 const SECURITY = /^security\.istio\.io\/(v1beta1|v1)$/;
 const ANY_ISTIO = /^(networking|security)\.istio\.io\//;
-
-/** One Istio resource being converted, and what the file's other resources tell it. */
-export interface IstioResource {
-  out: Conversion;
-  /** Its `spec`. */
-  ref: SourceRef;
-  kind: string;
-  name: string;
-  namespace: string;
-  /** `istio:Kind/namespace/name` plus a path: the origin recorded on what it produces. */
-  origin(suffix?: string): string;
-  /** Listener names of the file's Gateways, by gateway name (VirtualService `gateways`). */
-  gateways: Map<string, string[]>;
-}
 
 type Converter = (resource: IstioResource, spec: unknown) => void;
 
@@ -111,10 +98,4 @@ function convertIstioFile(file: ForeignFile, out: Conversion): void {
   // Stable: within a kind, the order of the file.
   resources.sort((a, b) => a.order - b.order);
   for (const { resource, spec, convert } of resources) convert(resource, spec);
-}
-
-/** A name for a meshgate object made from a resource: `name`, or `namespace.name` outside `default`. */
-export function objectName(resource: IstioResource, suffix?: string): string {
-  const base = resource.namespace === 'default' ? resource.name : `${resource.namespace}.${resource.name}`;
-  return suffix === undefined ? base : `${base}-${suffix}`;
 }

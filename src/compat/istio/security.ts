@@ -4,7 +4,7 @@
  * meshgate equivalent yet (see README.md).
  */
 import { type Conversion, child, fieldsOf, listOf, overlays, type SourceRef } from '../shared/format.ts';
-import { type IstioResource, objectName } from './istio.ts';
+import { type IstioResource, objectName } from './common.ts';
 
 /** Istio's default trust domain, which its principals (`cluster.local/ns/…/sa/…`) assume. */
 const ISTIO_TRUST_DOMAIN = 'cluster.local';

@@ -1,8 +1,6 @@
 /** ServiceEntry → a service per host, with static endpoints (STATIC, or DNS names resolved on connect). */
 import { child, fieldsOf, isRecord, listOf } from '../shared/format.ts';
-import { serviceOfHost } from './common.ts';
-import type { IstioResource } from './istio.ts';
-import { exportTo } from './virtual-service.ts';
+import { exportTo, type IstioResource, serviceOfHost } from './common.ts';
 
 const HTTP_PROTOCOLS: Record<string, 'http1' | 'http2'> = { HTTP: 'http1', HTTP2: 'http2', GRPC: 'http2' };
 

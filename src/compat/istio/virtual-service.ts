@@ -6,13 +6,21 @@
  */
 import { HTTP_METHODS } from '../../api/config.ts';
 import { type Conversion, child, fieldsOf, isRecord, listOf, type SourceRef } from '../shared/format.ts';
-import { duration, isServiceHost, localName, percentOf, serviceOfHost } from './common.ts';
+import {
+  duration,
+  exportTo,
+  type IstioResource,
+  isServiceHost,
+  localName,
+  objectName,
+  percentOf,
+  serviceOfHost,
+} from './common.ts';
 import {
   ISTIO_DEFAULT_RETRIABLE_STATUS_CODES,
   ISTIO_DEFAULT_RETRY_ATTEMPTS,
   ISTIO_DEFAULT_RETRY_ON,
 } from './defaults.ts';
-import { type IstioResource, objectName } from './istio.ts';
 
 /** The priority every converted route gets: equal, so declaration order (Istio's) decides. */
 export const ISTIO_ROUTE_PRIORITY = 1;
@@ -44,13 +52,6 @@ export function convertVirtualService(r: IstioResource, spec: unknown): void {
     const at = child(ref, 'http', i);
     convertHttpRoute(r, http, at, i, hosts, listeners);
   });
-}
-
-/** `exportTo` limits visibility across namespaces, which meshgate does not have: `*` and `.` mean the same there. */
-export function exportTo(out: Conversion, value: unknown, ref: SourceRef): void {
-  for (const [i, v] of listOf(out, value, ref).entries())
-    if (v !== '*' && v !== '.')
-      out.reportUnsupported(child(ref, i), `exportTo "${String(v)}": meshgate has no namespaces to export to`);
 }
 
 /** VirtualService hosts → `match.hosts`: undefined for `*` (any host). */

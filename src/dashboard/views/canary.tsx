@@ -3,9 +3,9 @@
  * `meshgate validate` does, shown as a diff, then applied and recorded), and the traffic it moves.
  */
 import { useEffect, useState } from 'preact/hooks';
+import type { Live } from '../api.ts';
 import { getJson, postJson, type WeightedRoute, type WeightsOutcome } from '../api.ts';
 import { ms, percent, rate } from '../format.ts';
-import type { Live } from '../main.tsx';
 import { Diff } from './changes.tsx';
 
 const PRESETS: [number, number][] = [

@@ -1,8 +1,8 @@
 /** The change log: each change, where it landed (per proxy, how fast) and, for config changes, its diff. */
 import { useEffect, useState } from 'preact/hooks';
+import type { Live } from '../api.ts';
 import { type ChangeRecord, getJson } from '../api.ts';
 import { DASH, ms, time } from '../format.ts';
-import type { Live } from '../main.tsx';
 
 export function Diff(props: { lines: string[] }) {
   return (

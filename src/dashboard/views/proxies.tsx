@@ -1,6 +1,7 @@
 /** Every proxy: role, config version, sync state, last ACK and NACK, certificate expiry, telemetry. */
+
+import type { Live } from '../api.ts';
 import { DASH, rate, relative, shortVersion } from '../format.ts';
-import type { Live } from '../main.tsx';
 
 export function ProxiesView(props: { live: Live }) {
   const rows = props.live.proxies;

@@ -1,8 +1,7 @@
 /** One service's golden signals: rate, errors, latency, live; its versions, routes, callers and state. */
-import type { Overview } from '../api.ts';
+import type { Live, Overview } from '../api.ts';
 import { Chart } from '../chart.tsx';
 import { DASH, ms, nodeName, percent, rate } from '../format.ts';
-import type { Live } from '../main.tsx';
 
 type Stat = Overview['nodes'][number]['stat'];
 type History = Overview['nodes'][number]['history'];

@@ -1,9 +1,8 @@
 /** Who calls whom, live: the graph (cytoscape), and the same numbers as tables. */
 import cytoscape from 'cytoscape';
 import { useEffect, useRef } from 'preact/hooks';
-import type { Overview } from '../api.ts';
+import type { Live, Overview } from '../api.ts';
 import { ms, nodeName, percent, rate } from '../format.ts';
-import type { Live } from '../main.tsx';
 
 type Edge = Overview['edges'][number];
 
