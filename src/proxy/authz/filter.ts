@@ -5,6 +5,7 @@
  */
 import type { Config } from '../../api/config.ts';
 import { type Filter, type LocalReply, PHASE_BASE, PLUGIN_PHASES } from '../../core/plugin.ts';
+import { type RouteChains, withFilter } from '../chain/compile.ts';
 import type { CompiledFilter } from '../compiled.ts';
 import type { StreamContext } from '../context.ts';
 import { type CompiledPolicy, compilePolicy, evaluate, type RouteAuthz, routeAuthz } from './engine.ts';
@@ -43,32 +44,17 @@ export function authzFilter(authz: RouteAuthz): CompiledFilter {
   });
 }
 
-/** `chain` with the filter in its place (by order; before plugins of the same order). */
-export function insertFilter(chain: readonly CompiledFilter[], filter: CompiledFilter): readonly CompiledFilter[] {
-  const at = chain.findIndex((f) => f.order >= filter.order);
-  return at === -1 ? [...chain, filter] : [...chain.slice(0, at), filter, ...chain.slice(at)];
-}
-
 /**
  * The chains of a route with its authorization filter added (the consumer chains too: they take over
  * after authentication and must not skip it); unchanged when no policy applies to the route.
  */
-export function withAuthorization<
-  C extends {
-    filters: readonly CompiledFilter[];
-    consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
-  },
->(chain: C, policies: readonly CompiledPolicy[], services: readonly string[]): C {
+export function withAuthorization<C extends RouteChains>(
+  chain: C,
+  policies: readonly CompiledPolicy[],
+  services: readonly string[],
+): C {
   if (policies.length === 0) return chain;
   const authz = routeAuthz(policies, services);
   if (authz === null) return chain;
-  const filter = authzFilter(authz);
-  return {
-    ...chain,
-    filters: insertFilter(chain.filters, filter),
-    consumerChains:
-      chain.consumerChains === null
-        ? null
-        : new Map([...chain.consumerChains].map(([name, filters]) => [name, insertFilter(filters, filter)])),
-  };
+  return withFilter(chain, authzFilter(authz));
 }

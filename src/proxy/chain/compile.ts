@@ -154,3 +154,30 @@ function consumerDefinition(c: ConsumerConfig): ConsumerDefinition {
     credentials: (c.credentials ?? []) as unknown as readonly Record<string, unknown>[],
   });
 }
+
+/** A route's plugin chain and the chains that take over once a consumer with plugins of its own is known. */
+export interface RouteChains {
+  filters: readonly CompiledFilter[];
+  consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
+}
+
+/**
+ * The route's chains with a built-in filter (authorization policies, plans) in its place in each, the
+ * consumer chains too: they take over after authentication and must not skip it.
+ */
+export function withFilter<C extends RouteChains>(chain: C, filter: CompiledFilter): C {
+  return {
+    ...chain,
+    filters: insertFilter(chain.filters, filter),
+    consumerChains:
+      chain.consumerChains === null
+        ? null
+        : new Map([...chain.consumerChains].map(([name, filters]) => [name, insertFilter(filters, filter)])),
+  };
+}
+
+/** `chain` with the filter in its place (by order; before plugins of the same order). */
+function insertFilter(chain: readonly CompiledFilter[], filter: CompiledFilter): readonly CompiledFilter[] {
+  const at = chain.findIndex((f) => f.order >= filter.order);
+  return at === -1 ? [...chain, filter] : [...chain.slice(0, at), filter, ...chain.slice(at)];
+}

@@ -29,8 +29,7 @@ import { fullWindows, rateLimitHeaders, retryAfterSeconds, tightest } from '../.
 import { type Decision, MONTH_MS, type RateLimitStore, type Window } from '../../plugins/rate-limit/store.ts';
 import { selectStore } from '../../plugins/rate-limit/stores.ts';
 import type { FailurePolicy } from '../../stores/failure.ts';
-import { insertFilter } from '../authz/filter.ts';
-import type { ChainDepsBase } from '../chain/compile.ts';
+import { type ChainDepsBase, type RouteChains, withFilter } from '../chain/compile.ts';
 import type { CompiledFilter } from '../compiled.ts';
 
 /** The filter's name in the chain (admin `/routes`, config dumps) and in store metrics and logs. */
@@ -98,22 +97,8 @@ export class PlanTable {
   }
 
   /** A route's chains with the plans' filter in place (consumer chains too); unchanged with `applyPlans: false`. */
-  apply<
-    C extends {
-      filters: readonly CompiledFilter[];
-      consumerChains: ReadonlyMap<string, readonly CompiledFilter[]> | null;
-    },
-  >(chain: C, route: RouteConfig): C {
-    if (route.applyPlans === false) return chain;
-    const filter = this.filter;
-    return {
-      ...chain,
-      filters: insertFilter(chain.filters, filter),
-      consumerChains:
-        chain.consumerChains === null
-          ? null
-          : new Map([...chain.consumerChains].map(([name, filters]) => [name, insertFilter(filters, filter)])),
-    };
+  apply<C extends RouteChains>(chain: C, route: RouteConfig): C {
+    return route.applyPlans === false ? chain : withFilter(chain, this.filter);
   }
 
   /**
