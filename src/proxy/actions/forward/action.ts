@@ -23,25 +23,38 @@ export function destinationsOf(rc: RouteConfig): DestinationConfig[] {
   return rc.destinations ?? (rc.service ? [{ service: rc.service, weight: 100 }] : []);
 }
 
+/**
+ * One destination of a route: the service (and subset) with the route's timeouts over the service's and
+ * the retry policy of both. The forward action compiles one per weighted target; the transcode and
+ * graphql actions their single one (`upTo` 100).
+ */
+export function compileDestination(
+  rc: RouteConfig,
+  service: UpstreamService,
+  subset: string | undefined,
+  upTo: number,
+): CompiledDestination {
+  return {
+    service,
+    subset,
+    endpoints: service.endpointSet(subset),
+    upTo,
+    requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
+    idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
+    retry:
+      service.config.retries || rc.retries
+        ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
+        : null,
+  };
+}
+
 export function compileForward(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): ForwardAction {
   const list = destinationsOf(rc);
   let upTo = 0;
   const destinations = list
     .map((d): CompiledDestination => {
-      const service = services.get(d.service)!;
       upTo += list.length === 1 ? 100 : (d.weight ?? 0);
-      return {
-        service,
-        subset: d.subset,
-        endpoints: service.endpointSet(d.subset),
-        upTo,
-        requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
-        idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
-        retry:
-          service.config.retries || rc.retries
-            ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
-            : null,
-      };
+      return compileDestination(rc, services.get(d.service)!, d.subset, upTo);
     })
     .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
   const mirrorService = rc.mirror ? services.get(rc.mirror.service) : undefined;

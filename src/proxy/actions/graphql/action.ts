@@ -5,6 +5,7 @@
  * when a route uses this action), the variables compiled to templates with their coercion, the
  * constant part of the JSON body encoded; run by graphql.ts.
  */
+
 import { readFileSync } from 'node:fs';
 import type { RouteConfig } from '../../../api/config.ts';
 import { graphqlModule, prepareOperation } from '../../../config/graphql.ts';
@@ -13,10 +14,9 @@ import {
   DEFAULT_GRAPHQL_MAX_RESPONSE_BYTES,
   DEFAULT_GRAPHQL_PATH,
 } from '../../../core/defaults.ts';
-import { parseDuration } from '../../../core/duration.ts';
 import type { CompiledDestination } from '../../compiled.ts';
-import { compileRetryPolicy } from '../../upstream/retry.ts';
 import type { UpstreamService } from '../../upstream/service.ts';
+import { compileDestination } from '../forward/action.ts';
 import { type CompiledVariable, compileVariables } from './variables.ts';
 
 /** Send one GraphQL operation for the request and answer with its result (actions/graphql/). */
@@ -67,16 +67,8 @@ export function compileGraphql(rc: RouteConfig, services: ReadonlyMap<string, Up
     throw new Error(`route ${rc.name}: graphql.${prepared.problems[0]!.field}: ${prepared.problems[0]!.message}`);
   const { operation, operationName, schema } = prepared.value;
   const service = services.get(g.service)!;
-  const destination: CompiledDestination = Object.freeze({
-    service,
-    subset: g.subset,
-    endpoints: service.endpointSet(g.subset),
-    upTo: 100,
-    requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
-    idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
-    // The service's policy (a graphql route has no `retries` of its own); see `idempotent` below.
-    retry: service.config.retries ? compileRetryPolicy(service.config.retries, undefined, service.retryBudget()) : null,
-  });
+  // The service's retry policy: a graphql route has no `retries` of its own (see `idempotent` below).
+  const destination = Object.freeze(compileDestination(rc, service, g.subset, 100));
   const variables = compileVariables(graphqlModule(), operation, schema, g.variables ?? {});
   const bodyPrefix =
     `{"query":${JSON.stringify(g.query)}` +

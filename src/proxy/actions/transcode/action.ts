@@ -4,15 +4,15 @@
  * snapshot: the protos are parsed, every mapping compiled to a segment template, and the metadata
  * allow-list fixed; run by transcode.ts. Config checks (with proto file positions) are in check.ts.
  */
+
 import type { RouteConfig } from '../../../api/config.ts';
 import {
   DEFAULT_TRANSCODE_MAX_REQUEST_BYTES,
   DEFAULT_TRANSCODE_MAX_RESPONSE_MESSAGE_BYTES,
 } from '../../../core/defaults.ts';
-import { parseDuration } from '../../../core/duration.ts';
 import type { CompiledDestination } from '../../compiled.ts';
-import { compileRetryPolicy } from '../../upstream/retry.ts';
 import type { UpstreamService } from '../../upstream/service.ts';
+import { compileDestination } from '../forward/action.ts';
 import {
   type Binding,
   type Field,
@@ -90,18 +90,7 @@ export function compileTranscode(rc: RouteConfig, services: ReadonlyMap<string, 
   const result = loadProtoSet(spec);
   if (!result.ok) throw new Error(`route ${rc.name}: transcode: ${result.problems.map((p) => p.message).join('; ')}`);
   const service = services.get(spec.service)!;
-  const destination: CompiledDestination = Object.freeze({
-    service,
-    subset: spec.subset,
-    endpoints: service.endpointSet(spec.subset),
-    upTo: 100,
-    requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
-    idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
-    retry:
-      service.config.retries || rc.retries
-        ? compileRetryPolicy(service.config.retries, rc.retries, service.retryBudget())
-        : null,
-  });
+  const destination = Object.freeze(compileDestination(rc, service, spec.subset, 100));
   const byMethod = new Map<string, Binding[]>();
   for (const b of result.value.bindings) {
     let list = byMethod.get(b.httpMethod);
