@@ -13,7 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { BodyOutput, Filter, LocalReply } from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
 import { removeHeader, setHeader } from '../headers.ts';
-import { FlatResponseHead, runBodyTaps } from './filters.ts';
+import { FlatResponseHead, runBodyTaps, runCompleteFilters } from './filters.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -367,4 +367,23 @@ export class ResponseBodyRewriter {
       (e: unknown) => failBodyHook(ctx, e),
     );
   }
+}
+
+/**
+ * Ends the client's response once the upstream's last byte is written: through the body rewriter when
+ * one holds bytes back (it sends them, then ends), then `completeResponse`.
+ */
+export function endResponse(ctx: StreamContext, rewriter: ResponseBodyRewriter | null): void {
+  if (rewriter !== null) {
+    rewriter.end(() => completeResponse(ctx));
+    return;
+  }
+  ctx.res.end();
+  completeResponse(ctx);
+}
+
+/** The upstream's response was delivered whole: the filters' `onResponseComplete`, then the log phase. */
+export function completeResponse(ctx: StreamContext): void {
+  if (ctx.activeFilters !== null) runCompleteFilters(ctx);
+  ctx.finish();
 }

@@ -13,11 +13,13 @@ import type { LocalReplyCode } from '../../core/errors.ts';
 import {
   BODY_BACKPRESSURE,
   BODY_TOO_LARGE,
+  completeResponse,
+  endResponse,
   ResponseBodyRewriter,
   responseBodyFiltersFor,
   responseHasBody,
 } from '../chain/body.ts';
-import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../chain/filters.ts';
+import { runBodyTaps, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { pushVersionHeaders } from '../versioning.ts';
@@ -331,7 +333,7 @@ export class UpstreamCall extends TryHandler {
     ctx.upstreamEndMs = performance.now();
     if (ctx.body !== null) ctx.body.drain();
     if (this.headOnly) {
-      this.complete();
+      completeResponse(ctx);
       return;
     }
     // Trailers (gRPC's grpc-status) go on to HTTP/2 clients; HTTP/1.1 responses are sent without them.
@@ -343,18 +345,7 @@ export class UpstreamCall extends TryHandler {
       }
       if (any) (ctx.res as unknown as Http2ServerResponse).addTrailers(trailers as Record<string, string>);
     }
-    if (this.rewriter !== null) {
-      this.rewriter.end(() => this.complete());
-      return;
-    }
-    ctx.res.end();
-    this.complete();
-  }
-
-  private complete(): void {
-    const ctx = this.ctx;
-    if (ctx.activeFilters !== null) runCompleteFilters(ctx);
-    ctx.finish();
+    endResponse(ctx, this.rewriter);
   }
 
   override onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

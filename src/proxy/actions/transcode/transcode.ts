@@ -8,8 +8,14 @@
 import type { Readable } from 'node:stream';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { type LocalReplyCode, LocalReplyCodes } from '../../../core/errors.ts';
-import { BODY_BACKPRESSURE, BODY_TOO_LARGE, ResponseBodyRewriter } from '../../chain/body.ts';
-import { runBodyTaps, runCompleteFilters, runResponseFilters } from '../../chain/filters.ts';
+import {
+  BODY_BACKPRESSURE,
+  BODY_TOO_LARGE,
+  completeResponse,
+  endResponse,
+  ResponseBodyRewriter,
+} from '../../chain/body.ts';
+import { runBodyTaps, runResponseFilters } from '../../chain/filters.ts';
 import type { StreamContext } from '../../context.ts';
 import { grpcStatusOf, problemOf } from '../../local-reply.ts';
 import type { CircuitBreaker } from '../../upstream/circuit-breaker.ts';
@@ -642,7 +648,7 @@ class TranscodeCall extends UpstreamCall {
         );
         return;
       }
-      rewriter.end(() => this.done());
+      endResponse(ctx, rewriter);
       return;
     }
     head.push('content-length', String(body.length));
@@ -650,7 +656,7 @@ class TranscodeCall extends UpstreamCall {
     if (ctx.bodyTaps !== null) runBodyTaps(ctx, body);
     ctx.bytesOut += body.length;
     ctx.res.end(body);
-    this.done();
+    completeResponse(ctx);
   }
 
   private startStream(): void {
@@ -692,19 +698,7 @@ class TranscodeCall extends UpstreamCall {
   }
 
   private endOutput(): void {
-    const ctx = this.ctx;
-    if (this.bodyRewriter !== null) {
-      this.bodyRewriter.end(() => this.done());
-      return;
-    }
-    ctx.res.end();
-    this.done();
-  }
-
-  private done(): void {
-    const ctx = this.ctx;
-    if (ctx.activeFilters !== null) runCompleteFilters(ctx);
-    ctx.finish();
+    endResponse(this.ctx, this.bodyRewriter);
   }
 }
 
