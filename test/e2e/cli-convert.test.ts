@@ -4,8 +4,6 @@
  * `validate`, and a proxy serving it shows each object's origin.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,24 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parse } from 'yaml';
-import { MeshgateProcess } from '../helpers/process.ts';
+import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 import { startGateway, startUpstream } from '../helpers/servers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'istio');
-
-async function meshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn(NODE, ['src/cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
-}
 
 let dir: string;
 before(async () => {
@@ -57,7 +42,7 @@ const UNSUPPORTED = [
 describe('meshgate convert', { concurrency: true }, () => {
   test('prints valid meshgate config with a comment naming each source object', async () => {
     const out = join(dir, 'reviews.meshgate.yaml');
-    const run = await meshgate(['convert', join(FIXTURES, 'reviews.yaml'), '--output', out]);
+    const run = await runMeshgate(['convert', join(FIXTURES, 'reviews.yaml'), '--output', out]);
     assert.equal(run.code, 0, run.stderr);
     const text = await readFile(out, 'utf8');
     assert.match(
@@ -69,7 +54,7 @@ describe('meshgate convert', { concurrency: true }, () => {
     assert.match(text, /^ {2}# from istio:AuthorizationPolicy\/default\/reviews-readers/m);
     const config = parse(text) as { routes: { name: string }[] };
     assert.equal(config.routes.length, 6);
-    const check = await meshgate(['validate', out]);
+    const check = await runMeshgate(['validate', out]);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /valid \(1 listeners, 1 services, 6 routes\)/);
   });
@@ -77,14 +62,14 @@ describe('meshgate convert', { concurrency: true }, () => {
   test('refuses unsupported fields with their file, line and column; --allow-unsupported lists them and converts the rest', async () => {
     const file = join(dir, 'unsupported.yaml');
     await writeFile(file, UNSUPPORTED);
-    const refused = await meshgate(['convert', file]);
+    const refused = await runMeshgate(['convert', file]);
     assert.equal(refused.code, 1);
     assert.equal(refused.stdout, '');
     assert.match(
       refused.stderr,
       new RegExp(`${file}:7:5: istio:VirtualService/default/shop spec\\.http\\[0\\]\\.corsPolicy: `),
     );
-    const allowed = await meshgate(['convert', file, '--allow-unsupported', '--listen', '127.0.0.1:18080']);
+    const allowed = await runMeshgate(['convert', file, '--allow-unsupported', '--listen', '127.0.0.1:18080']);
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.match(
       allowed.stdout,
@@ -100,12 +85,12 @@ describe('meshgate convert', { concurrency: true }, () => {
   test('--from istio on a file without Istio resources is an error; bad usage exits 2', async () => {
     const native = join(dir, 'native.yaml');
     await writeFile(native, 'services: []\n');
-    const run = await meshgate(['convert', '--from', 'istio', native]);
+    const run = await runMeshgate(['convert', '--from', 'istio', native]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /not istio config/);
-    assert.equal((await meshgate(['convert'])).code, 2);
-    assert.equal((await meshgate(['convert', '--from', 'nginx', native])).code, 2);
-    assert.equal((await meshgate(['convert', native, '--listen', 'nowhere'])).code, 2);
+    assert.equal((await runMeshgate(['convert'])).code, 2);
+    assert.equal((await runMeshgate(['convert', '--from', 'nginx', native])).code, 2);
+    assert.equal((await runMeshgate(['convert', native, '--listen', 'nowhere'])).code, 2);
   });
 });
 
@@ -118,7 +103,7 @@ describe('meshgate validate on Istio files', { concurrency: true }, () => {
       join(mixed, 'services.yaml'),
       'services:\n  - name: property-service\n    endpoints: [{ url: "http://127.0.0.1:9", labels: { version: v1 } }]\n',
     );
-    const run = await meshgate(['validate', mixed]);
+    const run = await runMeshgate(['validate', mixed]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /valid \(1 listeners, 1 services, 2 routes\)/);
   });
@@ -126,13 +111,13 @@ describe('meshgate validate on Istio files', { concurrency: true }, () => {
   test('reports an unsupported field at its position and exits 1, or warns with --allow-unsupported', async () => {
     const file = join(dir, 'validate-unsupported.yaml');
     await writeFile(file, UNSUPPORTED);
-    const refused = await meshgate(['validate', file]);
+    const refused = await runMeshgate(['validate', file]);
     assert.equal(refused.code, 1);
     assert.match(
       refused.stderr,
       /:7:5: istio:VirtualService\/default\/shop spec\.http\[0\]\.corsPolicy: corsPolicy is not supported/,
     );
-    const allowed = await meshgate(['validate', file, '--allow-unsupported']);
+    const allowed = await runMeshgate(['validate', file, '--allow-unsupported']);
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.match(allowed.stderr, /^warning: .*:7:5: .*corsPolicy.*\(left out\)$/m);
   });
@@ -141,7 +126,7 @@ describe('meshgate validate on Istio files', { concurrency: true }, () => {
 describe('meshgate proxy-config on converted config', () => {
   test('shows each route’s and service’s origin', async () => {
     const out = join(dir, 'canary.meshgate.yaml');
-    const run = await meshgate([
+    const run = await runMeshgate([
       'convert',
       join(FIXTURES, 'property-service-virtualservice.yaml'),
       join(FIXTURES, 'property-service-destinationrule.yaml'),
@@ -153,11 +138,11 @@ describe('meshgate proxy-config on converted config', () => {
     delete config.listeners;
     const gateway = await startGateway(config);
     try {
-      const routes = await meshgate(['proxy-config', 'routes', '--admin', gateway.adminUrl]);
+      const routes = await runMeshgate(['proxy-config', 'routes', '--admin', gateway.adminUrl]);
       assert.equal(routes.code, 0, routes.stderr);
       assert.match(routes.stdout, /ORIGIN/);
       assert.match(routes.stdout, /property-service-1 .*istio:VirtualService\/default\/property-service http\[1\]/);
-      const services = await meshgate(['proxy-config', 'services', '--admin', gateway.adminUrl, '-o', 'json']);
+      const services = await runMeshgate(['proxy-config', 'services', '--admin', gateway.adminUrl, '-o', 'json']);
       const view = JSON.parse(services.stdout) as { services: { name: string; origin?: string }[] };
       assert.deepEqual(
         view.services.map((s) => [s.name, s.origin]),

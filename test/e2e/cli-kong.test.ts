@@ -3,8 +3,6 @@
  * runs them: real child processes on the pinned Node, real files.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,24 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { parse } from 'yaml';
-import { MeshgateProcess } from '../helpers/process.ts';
+import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 import { startUpstream } from '../helpers/servers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'kong');
-
-async function meshgate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn(NODE, ['src/cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
-}
 
 let dir: string;
 before(async () => {
@@ -53,7 +38,7 @@ const UNSUPPORTED = [
 describe('meshgate convert --from kong', { concurrency: true }, () => {
   test('prints valid meshgate config with a comment naming each Kong entity', async () => {
     const out = join(dir, 'shop.meshgate.yaml');
-    const run = await meshgate(['convert', '--from', 'kong', join(FIXTURES, 'shop.yaml'), '--output', out]);
+    const run = await runMeshgate(['convert', '--from', 'kong', join(FIXTURES, 'shop.yaml'), '--output', out]);
     assert.equal(run.code, 0, run.stderr);
     const text = await readFile(out, 'utf8');
     assert.match(
@@ -69,7 +54,7 @@ describe('meshgate convert --from kong', { concurrency: true }, () => {
       [8000],
       'Kong’s proxy port',
     );
-    const check = await meshgate(['validate', out]);
+    const check = await runMeshgate(['validate', out]);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /valid \(1 listeners, 3 services, 4 routes\)/);
   });
@@ -77,10 +62,10 @@ describe('meshgate convert --from kong', { concurrency: true }, () => {
   test('validate names an unsupported field with its file, line and column; --allow-unsupported warns and loads the rest', async () => {
     const file = join(dir, 'kong-unsupported.yaml');
     await writeFile(file, UNSUPPORTED);
-    const refused = await meshgate(['validate', file]);
+    const refused = await runMeshgate(['validate', file]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /:8:5: kong:services\[0\]\.routes\[0\]\.snis: routing by snis is not supported/);
-    const allowed = await meshgate(['validate', file, '--allow-unsupported']);
+    const allowed = await runMeshgate(['validate', file, '--allow-unsupported']);
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.match(allowed.stderr, /^warning: .*:8:5: .*snis.*\(left out\)$/m);
   });
