@@ -117,3 +117,28 @@ describe('meshgate gateway on a Kong file', () => {
     }
   });
 });
+
+describe('the control plane on a Kong file', () => {
+  test('takes the issue’s kong.yaml from its config directory as its model, each object with its origin', async () => {
+    const models = await mkdtemp(join(dir, 'control-plane-'));
+    await writeFile(join(models, 'kong.yaml'), await readFile(join(FIXTURES, 'property-service.yaml'), 'utf8'));
+    const cp = new MeshgateProcess([
+      ...['control-plane', '--config', models, '--port', '0', '--warmup', '0'],
+      ...['--state-dir', join(models, 'state')],
+    ]);
+    try {
+      const started = await cp.waitFor('control plane started', 20_000);
+      const res = await request(`http://127.0.0.1:${started.port}/config`);
+      assert.equal(res.statusCode, 200);
+      const model = ((await res.body.json()) as { config: Record<string, { name: string; origin?: string }[]> }).config;
+      assert.deepEqual(
+        model.services!.map((s) => [s.name, s.origin]),
+        [['property-service', 'kong:service/property-service (services[0])']],
+      );
+      assert.equal(model.routes!.length, 1);
+      assert.match(model.routes![0]!.origin ?? '', /^kong:route\/property-search /);
+    } finally {
+      await cp.stop();
+    }
+  });
+});
