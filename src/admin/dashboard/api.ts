@@ -4,7 +4,7 @@
  * backend: the control plane's (every proxy of the mesh) or a lone gateway's (itself).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ChangeRecord } from '../../api/mesh.ts';
+import type { ChangeRecord, RequestRecord } from '../../api/mesh.ts';
 import {
   DASHBOARD_EVENT_TICK_MS,
   DEFAULT_DASHBOARD_WINDOW_MS,
@@ -34,27 +34,12 @@ export interface WeightsOutcome {
   version?: string;
 }
 
-export interface LookupHop {
+/** One proxy's record of a looked-up request, with the proxy that kept it. */
+export interface LookupHop extends RequestRecord {
   proxy: string;
   kind: string;
   /** The proxy's own service (a sidecar's), or its gateway name. */
   proxyService: string | null;
-  requestId: string;
-  traceId: string | null;
-  spanId: string | null;
-  start: number;
-  method: string;
-  host: string;
-  path: string;
-  route: string;
-  service: string;
-  subset: string | null;
-  endpoint: string | null;
-  status: number;
-  code: string | null;
-  durationMs: number;
-  upstreamMs: number | null;
-  tries: number;
 }
 
 export interface LookupResult {
