@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../api/config.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
-import { checkTranscodeRoutes, resolveTranscodePaths } from '../proxy/actions/transcode/check.ts';
 import { checkAuthorizationPolicies } from './authorization.ts';
 import { type Locator, type Path, SourceDocument } from './document.ts';
 import { checkFiles } from './files.ts';
@@ -17,6 +16,7 @@ import { checkApiVersions, checkMetering, resolveMeteringPath } from './metering
 import { checkPlugins, preloadPluginModules, resolveConfigPaths } from './plugins.ts';
 import { checkReferences } from './references.ts';
 import { checkSchema } from './schema-check.ts';
+import { checkTranscodeRoutes, resolveTranscodePaths } from './transcode/check.ts';
 
 export interface LoadOptions {
   /** Plugins the config may name (built-in ones and modules loaded by `path`). */

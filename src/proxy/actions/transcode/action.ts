@@ -7,13 +7,6 @@
 
 import type { RouteConfig } from '../../../api/config.ts';
 import {
-  DEFAULT_TRANSCODE_MAX_REQUEST_BYTES,
-  DEFAULT_TRANSCODE_MAX_RESPONSE_MESSAGE_BYTES,
-} from '../../../core/defaults.ts';
-import type { CompiledDestination } from '../../compiled.ts';
-import type { UpstreamService } from '../../upstream/service.ts';
-import { compileDestination } from '../forward/action.ts';
-import {
   type Binding,
   type Field,
   fieldChain,
@@ -23,7 +16,14 @@ import {
   type TextKind,
   type Type,
   textKindOf,
-} from './protos.ts';
+} from '../../../config/transcode/protos.ts';
+import {
+  DEFAULT_TRANSCODE_MAX_REQUEST_BYTES,
+  DEFAULT_TRANSCODE_MAX_RESPONSE_MESSAGE_BYTES,
+} from '../../../core/defaults.ts';
+import type { CompiledDestination } from '../../compiled.ts';
+import type { UpstreamService } from '../../upstream/service.ts';
+import { compileDestination } from '../forward/action.ts';
 
 /** Answer by calling a gRPC method of `destination` (actions/transcode/). */
 export interface TranscodeAction {

@@ -6,6 +6,15 @@
  * with backpressure, for a server-streaming one.
  */
 import type { Readable } from 'node:stream';
+import {
+  type Binding,
+  type Field,
+  TEXT_AS_BOOL,
+  TEXT_AS_ENUM,
+  type TextKind,
+  textKindOf,
+} from '../../../config/transcode/protos.ts';
+import { decodeCapture, matchTemplate } from '../../../config/transcode/template.ts';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import { type LocalReplyCode, LocalReplyCodes } from '../../../core/errors.ts';
 import {
@@ -28,9 +37,7 @@ import { type TryExchange, tryWith, UpstreamCall } from '../../upstream/try.ts';
 import { requestHash } from '../forward/destination.ts';
 import { shorten } from '../forward/forward.ts';
 import type { TranscodeAction } from './action.ts';
-import { type Binding, type Field, TEXT_AS_BOOL, TEXT_AS_ENUM, type TextKind, textKindOf } from './protos.ts';
 import { decodeGrpcMessage, grpcCodeName, httpStatusOfGrpc } from './status.ts';
-import { decodeCapture, matchTemplate } from './template.ts';
 
 export function runTranscode(ctx: StreamContext, action: TranscodeAction): void {
   const path = ctx.path;

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatIssue } from '../../../config/issues.ts';
-import { loadConfigText } from '../../../config/load.ts';
+import { FIXTURES } from '../../proxy/actions/transcode/test-server.ts';
+import { formatIssue } from '../issues.ts';
+import { loadConfigText } from '../load.ts';
 import { compareSpecificity, decodeCapture, matchTemplate, type PathTemplate, parseTemplate } from './template.ts';
-import { FIXTURES } from './test-server.ts';
 
 /** A config file living beside the fixtures, so `protos` are relative to it. */
 const CONFIG_FILE = `${FIXTURES}gateway.yaml`;

@@ -18,7 +18,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Enum, Field, Method, Namespace, ReflectionObject, Root, Service, Type } from 'protobufjs';
-import type { HttpRuleConfig, TranscodeConfig } from '../../../api/transcode.ts';
+import type { HttpRuleConfig, TranscodeConfig } from '../../api/transcode.ts';
 import { compareSpecificity, type PathTemplate, parseTemplate } from './template.ts';
 
 type Protobuf = typeof import('protobufjs');

@@ -9,10 +9,10 @@
  * protobufjs only when the config has a transcode route.
  */
 import { isAbsolute, resolve } from 'node:path';
-import type { Config } from '../../../api/config.ts';
-import type { TranscodeConfig } from '../../../api/transcode.ts';
-import type { Locator, Path } from '../../../config/document.ts';
-import { type ConfigIssue, didYouMean, formatPath } from '../../../config/issues.ts';
+import type { Config } from '../../api/config.ts';
+import type { TranscodeConfig } from '../../api/transcode.ts';
+import type { Locator, Path } from '../document.ts';
+import { type ConfigIssue, didYouMean, formatPath } from '../issues.ts';
 import { loadProtoSet } from './protos.ts';
 
 /** Headers that cannot become metadata: connection-level, gRPC's own, or set by the gateway. */
