@@ -269,6 +269,11 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     return 1;
   }
   if (auth.open) log.warn({ address }, 'running open: no tokens configured; loopback only');
+  // Following the file before saying "started": a save made right after that line is seen.
+  if (source) {
+    if (!values['no-watch']) await pipeline.follow(source, 'file');
+    process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP'));
+  }
   log.info(
     {
       port: api.port,
@@ -284,11 +289,6 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     },
     'control plane started',
   );
-
-  if (source) {
-    if (!values['no-watch']) await pipeline.follow(source, 'file');
-    process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP'));
-  }
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -212,6 +212,10 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     await plane.close(0);
     return 1;
   }
+  // Following the file before saying "started": a save made right after that line is seen.
+  if (!values['no-watch']) await pipeline.follow(source, 'file');
+  // SIGHUP is also how rotated certificate files are picked up: they are re-read even if the config is unchanged.
+  process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP', true));
   log.info(
     {
       listeners: plane.ports(),
@@ -221,10 +225,6 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     },
     'gateway started',
   );
-
-  if (!values['no-watch']) await pipeline.follow(source, 'file');
-  // SIGHUP is also how rotated certificate files are picked up: they are re-read even if the config is unchanged.
-  process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP', true));
 
   await new Promise<void>((resolve) => {
     let stopping = false;
