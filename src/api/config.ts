@@ -815,6 +815,17 @@ export const ServiceSchema = Type.Object(
       }),
     ),
     mtls: Type.Optional(ServiceMtlsSchema),
+    dependsOn: Type.Optional(
+      Type.Array(Name('A service of the same file or model.'), {
+        uniqueItems: true,
+        description:
+          'Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). ' +
+          'Its sidecars then receive only these services (and those the model’s routes for them send to), ' +
+          'and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls ' +
+          'none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service ' +
+          'declared here. A gateway or a proxy ignores it.',
+      }),
+    ),
     origin: Type.Optional(
       Type.String({
         minLength: 1,

@@ -59,6 +59,16 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });
     checkResilience(service, ['services', i], report);
+    if (Array.isArray(service.dependsOn))
+      service.dependsOn.forEach((name, j) => {
+        if (typeof name === 'string' && !services.has(name))
+          report(
+            ['services', i, 'dependsOn', j],
+            `unknown service "${name}"`,
+            didYouMean(name, services.keys()) ?? 'declare it under services; a name alone will do',
+            'unknown-service',
+          );
+      });
     service.mtls?.identities?.forEach((id, j) => {
       const problem = typeof id === 'string' ? spiffeIdProblem(id) : undefined;
       if (problem !== undefined)
