@@ -7,11 +7,18 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { Config, ServiceConfig } from './config.ts';
 import type { ConfigIssue } from './issues.ts';
-import { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS } from './values.ts';
+import {
+  MAX_LOOKUP_RECORDS,
+  MAX_TELEMETRY_SERIES,
+  renewalProofPayload,
+  SERVICE_NAME,
+  SERVICE_PATTERN,
+  STREAM_EVENTS,
+} from './values.ts';
 
 export type { ConfigIssue };
 // Defined where code that runs in a proxy can import them without TypeBox.
-export { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
+export { MAX_LOOKUP_RECORDS, MAX_TELEMETRY_SERIES, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
 
 /** Name of a service or an id: the same characters as config names, so they can appear in one. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
@@ -376,8 +383,6 @@ export interface ChangeRecord {
 // ── Telemetry for the dashboard (docs/dashboard.md) ───────────────────────────────────────────────
 
 const Count = Type.Number({ minimum: 0 });
-/** Most series (route × service) one report carries; a proxy with more sends the busiest. */
-export const MAX_TELEMETRY_SERIES = 500;
 
 /**
  * `POST /telemetry`: a proxy's traffic since its counters started, read from its own metrics (the

@@ -22,7 +22,7 @@ import {
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
-import { createPluginCatalog } from '../plugins/index.ts';
+import { createLazyPluginCatalog } from '../plugins/lazy.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
 import { controlPlaneUrl, readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
@@ -168,7 +168,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     adminAddress: '127.0.0.1',
     drainMs,
     log,
-    catalog: createPluginCatalog(),
+    catalog: createLazyPluginCatalog(),
     role: 'mesh',
     serviceName: values.service,
     onConnected: () => agent?.reregister(),

@@ -243,6 +243,11 @@ export interface PluginCatalog {
   loaded(absolutePath: string): PluginDefinition | undefined;
   /** Why the last `load` of that path failed, if it did. */
   loadError?(absolutePath: string): string | undefined;
+  /**
+   * Loads the built-in plugins of these names that are not loaded yet (a catalog whose built-ins load
+   * on first use; see plugins/lazy.ts); names it does not know are left for `get` to miss.
+   */
+  preload?(names: readonly string[]): Promise<void>;
 }
 
 /** A consumer as configured, with its credentials, for authentication plugins to index. */

@@ -4,8 +4,8 @@
  * what one Prometheus scrape costs, once per report interval (5 s by default), whatever the traffic.
  */
 import { AggregatorRegistry } from 'prom-client';
-import { MAX_TELEMETRY_SERIES, type RequestRecord, type TelemetryReport, type TelemetrySeries } from '../api/mesh.ts';
-import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
+import type { RequestRecord, TelemetryReport, TelemetrySeries } from '../api/mesh.ts';
+import { MAX_LOOKUP_RECORDS, MAX_TELEMETRY_SERIES } from '../api/values.ts';
 import type { DataPlane } from './data-plane.ts';
 
 /** A metric as `Registry.getMetricsAsJSON()` gives it. */
