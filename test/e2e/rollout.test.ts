@@ -13,7 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { ChangeRecord, RolloutView } from '../../src/api/mesh.ts';
@@ -25,6 +28,7 @@ import {
   type TestControlPlane,
   type TestMeshProxy,
 } from '../helpers/mesh.ts';
+import { runMeshgate } from '../helpers/process.ts';
 import { startUpstream, type Upstream } from '../helpers/servers.ts';
 
 const modelText = (extra: { timeouts?: string; fault?: string; port?: number } = {}) => `listeners:
@@ -262,5 +266,70 @@ describe('guarded rollouts', () => {
       5_000,
       'every gateway in sync on the model in force',
     );
+  });
+
+  it('meshgate apply --canary-proxies rolls out, waits, and reports the outcome; status shows it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-rollout-'));
+    try {
+      const bad = join(dir, 'bad.yaml');
+      const good = join(dir, 'good.yaml');
+      writeFileSync(bad, modelText({ timeouts: '4s', fault: '{ abort: { status: 503 } }' }));
+      writeFileSync(good, modelText({ timeouts: '6s' }));
+      const cli = ['--control-plane', cp.url];
+
+      const usage = await runMeshgate(['apply', good, '--watch', '1s', ...cli]);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /--watch and the thresholds go with --canary-proxies/);
+
+      const failed = await runMeshgate([
+        'apply',
+        bad,
+        '--canary-proxies',
+        '1',
+        '--watch',
+        '3s',
+        '--max-error-rate',
+        '0.05',
+        '--min-requests',
+        '10',
+        '--wait',
+        '20s',
+        ...cli,
+      ]);
+      assert.equal(failed.code, 1, failed.stdout + failed.stderr);
+      assert.match(failed.stdout, /^rollout: rolled-back at \S+ \(threshold\)$/m);
+      assert.match(
+        failed.stdout,
+        /^ {2}why: canary error rate \d+\.\d% \(\d+ of \d+ requests\) is above the threshold 5\.0%/m,
+      );
+      assert.match(failed.stdout, /^ {2}canaries \(1\): gw-\d; kept on \S+: gw-\d, gw-\d, gw-\d$/m);
+      const id = Number(/^change (\d+) \(config\)/m.exec(failed.stdout)?.[1]);
+
+      const summary = await runMeshgate(['status', ...cli]);
+      assert.equal(summary.code, 0, summary.stderr);
+      assert.match(summary.stdout, new RegExp(`^${id}\\s+\\S+ ago\\s+rolled-back\\s`, 'm'));
+      const one = await runMeshgate(['status', String(id), ...cli]);
+      assert.equal(one.code, 1);
+      assert.match(one.stdout, /why: canary error rate/);
+
+      const promoted = await runMeshgate([
+        'apply',
+        good,
+        '--canary-proxies',
+        '50%',
+        '--watch',
+        '1s',
+        '--wait',
+        '20s',
+        ...cli,
+      ]);
+      assert.equal(promoted.code, 0, promoted.stdout + promoted.stderr);
+      assert.match(promoted.stdout, /^rollout: promoted at \S+ \(watch\)$/m);
+      assert.match(promoted.stdout, /: applied$/m);
+      for (const gid of ids)
+        assert.equal(cp.cp.proxyStatus(gid)?.config?.services?.find((x) => x.name === 'api')?.timeouts?.request, '6s');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
