@@ -100,7 +100,12 @@ function printSummary(base: string, s: StatusView) {
             s.changes.map((c) => [
               String(c.id),
               ago(c.at),
-              c.status,
+              // A rollout's own word for where it is: `canary` while watched, `promoted` once everywhere.
+              c.rollout?.state === 'canary'
+                ? 'canary'
+                : c.rollout?.state === 'promoted' && c.status === 'applied'
+                  ? 'promoted'
+                  : c.status,
               String(c.results.length),
               String(c.propagation.applied),
               ms(c.propagation.p50Ms),
