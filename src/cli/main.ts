@@ -68,6 +68,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     },
     summary: 'list every proxy with its config version and sync state',
   },
+  apply: {
+    load: async () => {
+      const m = await import('./apply.ts');
+      return { run: m.applyCommand, usage: m.usage };
+    },
+    summary: 'put a model in force on the control plane, at once or to canary proxies first',
+  },
   status: {
     load: async () => {
       const m = await import('./status.ts');

@@ -423,6 +423,18 @@ export const DEFAULT_DASHBOARD_WINDOW_MS = 30_000;
 export const DEFAULT_RECENT_REQUESTS = 256;
 /** How long a request lookup waits for the proxies' answers, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+// ── Guarded rollouts (docs/rollout.md) ──
+/** How long canary proxies are watched after each applied the change, ms. 0: promoted once every canary ACKed. */
+export const DEFAULT_ROLLOUT_WATCH_MS = 60_000;
+/** Canary error rate (5xx or unanswered, 0..1) above which a rollout is rolled back. 0: any error. */
+export const DEFAULT_ROLLOUT_MAX_ERROR_RATE = 0.05;
+/** Requests the canaries must have served before a rollout's thresholds are judged. 0: from the first. */
+export const DEFAULT_ROLLOUT_MIN_REQUESTS = 20;
+/**
+ * How long a rollout waits for every canary proxy to answer its push, ms, before it is rolled back
+ * (a canary that cannot apply the change in time is as good as one that rejected it). 0: no limit.
+ */
+export const DEFAULT_ROLLOUT_ANSWER_TIMEOUT_MS = 30_000;
 /** Models the control plane keeps (by version) to show each change's diff. */
 export const DEFAULT_MODEL_HISTORY = 20;
 /** How often the dashboard's event stream (`GET /dashboard/events`) checks for news, ms. */
