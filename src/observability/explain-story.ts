@@ -71,8 +71,11 @@ function tryLine(t: TryVerdict, last: boolean, retries: ExplainedTrail['retries'
   let next = '';
   if (t.retried) next = `; retried after ${ms(t.retryDelayMs ?? 0)} backoff`;
   else if (last && t.noRetry !== null) next = `; not retried: ${t.noRetry}`;
-  else if (last && retries !== null && !/^status [23]/.test(t.outcome))
-    next = `; not retried: not a condition of retries.on (${retries.on.join(', ')})`;
+  else if (last && !/^status [1-4]/.test(t.outcome))
+    next =
+      retries === null
+        ? '; not retried: no retries configured'
+        : `; not retried: not a condition of retries.on (${retries.on.join(', ')})`;
   return `try ${t.n}: ${t.endpoint} at +${ms(t.atMs)} → ${t.outcome}${took}${next}${state}`;
 }
 

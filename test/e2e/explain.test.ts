@@ -179,7 +179,11 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
         ['rate-limit', 'reply', null, 429, 'MG_RATE_LIMITED'],
       ],
     );
-    const facts = t.plugins[1]!.facts as { allowed: boolean; by: string; windows: { limit: number; remaining: number }[] };
+    const facts = t.plugins[1]!.facts as {
+      allowed: boolean;
+      by: string;
+      windows: { limit: number; remaining: number }[];
+    };
     assert.equal(facts.allowed, false);
     assert.equal(facts.by, 'consumer');
     assert.deepEqual(
@@ -196,7 +200,10 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
     assert.match(story.stdout, /^1\. gateway \(gateway\): GET [^ ]+\/limited\/1 → 429 MG_RATE_LIMITED in /m);
     assert.match(story.stdout, /^ {2}route limited: chosen$/m);
     assert.match(story.stdout, /^ {2}route flaky: not matched: path \/limited\/1 does not match \/flaky\/\*$/m);
-    assert.match(story.stdout, /^ {2}plugin key-auth \(authenticate, route\): consumer mobile-app identified: passed$/m);
+    assert.match(
+      story.stdout,
+      /^ {2}plugin key-auth \(authenticate, route\): consumer mobile-app identified: passed$/m,
+    );
     assert.match(
       story.stdout,
       /^ {2}plugin rate-limit \(limit, route\): answered 429 MG_RATE_LIMITED \(rate limit reached; retry in \d+ s\) — by consumer, 1 per 1m: 0 remaining$/m,
@@ -213,8 +220,9 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
     let id: string | undefined;
     for (let i = 0; i < 300 && id === undefined; i++) {
       const res = await request(`${gatewayUrl}/api/homes/1`, { headers: { 'x-request-id': `draw-${i}` } });
-      const body = (await res.body.json()) as { version: string };
+      const body = (await res.body.json()) as { version: string; explain: string | null };
       assert.equal(res.statusCode, 200);
+      assert.equal(body.explain, null, 'X-Meshgate-Explain never reaches an app');
       if (body.version === 'v2') id = `draw-${i}`;
     }
     assert.ok(id, 'one of 300 requests landed on v2');
