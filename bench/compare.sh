@@ -17,6 +17,7 @@
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
 #   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
+#   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
@@ -117,6 +118,9 @@ variant_cmd() {
     # One request, two parallel calls to the upstream, one composed JSON answer.
     aggregate) echo "$gw --config $ROOT/bench/bench-aggregate.yaml --workers 1" ;;
     rl-memory) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    # Decision trails configured but sampling none (0), or recording every request (1): docs/explain.md.
+    explain-0) echo "env EXPLAIN_RATE=0 $gw --config $ROOT/bench/bench-explain.yaml --workers 1" ;;
+    explain-1) echo "env EXPLAIN_RATE=1 $gw --config $ROOT/bench/bench-explain.yaml --workers 1" ;;
     # `store: memory` counted in this one process (no primary, no IPC): what the exact default costs against.
     rl-inproc) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 0" ;;
     # Two workers deciding in the primary's store, the default on a 2-core machine.

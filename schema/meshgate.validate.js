@@ -3,7 +3,7 @@ import runtime0 from 'ajv/dist/runtime/ucs2length.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshgate.dev/schema/meshgate.schema.json","additionalProperties":false,"title":"meshgate configuration","type":"object","properties":{"$schema":{"description":"Path or URL of this schema, for editors.","type":"string"},"listeners":{"description":"Client-facing ports.","type":"array","items":{"additionalProperties":false,"description":"A port on which the proxy accepts client traffic.","type":"object","required":["name","port"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the listener; appears in logs and metrics.","type":"string"},"port":{"minimum":0,"maximum":65535,"description":"TCP port to accept connections on. 0 picks a free port (useful in tests).","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `0.0.0.0` (all IPv4 interfaces).","type":"string"},"trustedHops":{"minimum":0,"maximum":10,"description":"How many proxies in front of this listener are trusted to set X-Forwarded-For/-Proto/-Host and Forwarded. 0 (default): client-supplied values are discarded and replaced by what the gateway sees. N > 0: client values are kept and appended to, and the client address is the Nth address from the right.","type":"integer"},"tls":{"additionalProperties":false,"description":"Terminates TLS on this listener.","type":"object","required":["certificates"],"properties":{"certificates":{"minItems":1,"description":"Server certificates chosen by SNI; the first is the default. Files are re-read on every reload.","type":"array","items":{"additionalProperties":false,"type":"object","required":["cert","key"],"properties":{"cert":{"minLength":1,"description":"PEM file with the certificate (then its intermediates). Relative to the config file.","type":"string"},"key":{"minLength":1,"description":"PEM file with the private key. Relative to the config file.","type":"string"},"serverNames":{"minItems":1,"description":"SNI names this certificate answers. Default: the DNS names of its subjectAltName. Exact names win over wildcards; a client sending no name, or an unknown one, gets the first certificate.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","description":"A host name, or `*.example.com` for any name one label deep under example.com.","type":"string"}}}}},"clientCa":{"minLength":1,"description":"PEM file of the CAs that sign client certificates: enables mutual TLS on this listener.","type":"string"},"requireClientCert":{"description":"With `clientCa`: true (default) refuses a handshake without a valid client certificate; false accepts clients without one (a certificate that is presented must still be valid).","type":"boolean"},"minVersion":{"type":"string","enum":["TLSv1.2","TLSv1.3"],"description":"Oldest TLS version accepted. Default `TLSv1.2`."}}},"mtls":{"additionalProperties":false,"description":"Mesh traffic with the proxy’s workload identity (a sidecar’s inbound listener; the control plane sets it). Needs a workload identity; excludes `tls`.","type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"What the listener accepts. `STRICT`: only mutual TLS: it presents the proxy’s workload certificate (X509-SVID) and requires a client certificate that chains to the mesh’s trust bundle; anything else is closed without an HTTP answer. `PERMISSIVE`: mutual TLS and plaintext on the same port, told apart by the first byte (a TLS handshake starts with 0x16), so callers can join the mesh one by one. `DISABLE`: plaintext only. Every mode removes an `X-Forwarded-Client-Cert` the caller sent; a caller verified by mutual TLS is passed on in a new one."}}},"http2":{"description":"Serve HTTP/2 besides HTTP/1.1. With `tls`: negotiated by ALPN (`h2`). Without: prior-knowledge h2c, told apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.","type":"boolean"},"redirectToHttps":{"description":"Answer every request on this (plain) listener with a 308 redirect to the same URL over https. Default false.","type":"boolean"},"httpsPort":{"minimum":0,"maximum":65535,"description":"Port in the Location of HTTPS redirects (this listener’s and its routes’). Default 443 (left out of the URL).","type":"integer"},"encodedSlashes":{"type":"string","enum":["keep","decode","reject"],"description":"What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still gets the path as sent). `reject`: 400."},"limits":{"additionalProperties":false,"description":"What one client may make this listener hold or wait for.","type":"object","properties":{"maxHeaderBytes":{"minimum":1024,"maximum":1048576,"description":"Largest request head (request line and headers), in bytes; larger gets 431. Default 16384.","type":"integer"},"maxUrlBytes":{"minimum":256,"maximum":1048576,"description":"Longest request target (path and query), in bytes; longer gets 414. Default 8192.","type":"integer"},"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes, for routes that set none; larger gets 413 (checked against Content-Length before forwarding, and while a chunked body streams). Default 0: no limit.","type":"integer"},"maxConnections":{"minimum":0,"description":"Most client connections open at once, per proxy process; further connections are closed on arrival. Default 10000; 0: no limit.","type":"integer"},"maxConcurrentStreams":{"minimum":1,"maximum":2147483647,"description":"HTTP/2: most streams a client may have open on one connection. Default 100.","type":"integer"},"headersTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a request head, from the connection’s first byte or the end of the previous request; then 408 and the connection closes (slowloris). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"requestTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a whole request, body included; then 408 (or the connection closes if the response has started). Bounds slow bodies. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"keepAliveTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long an idle keep-alive connection (or HTTP/2 connection without streams) stays open. Default 65s; 0 keeps it open until the client closes it.","examples":["250ms","5s","1h"],"type":"string"},"websocketIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for the next byte of a request body while the proxy is ready to read it (time the proxy spends waiting for a slow upstream does not count); then 408, the upstream call is aborted and the connection closes (HTTP/2: the stream is reset). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyMinBytesPerSecond":{"minimum":0,"description":"Slowest request body accepted, in bytes per second, once `bodyMinRateGrace` has passed (time the proxy spends waiting for a slow upstream does not count); a body that trickles slower gets 408, as with `bodyIdleTimeout`. Default 500; 0 disables it.","type":"integer"},"bodyMinRateGrace":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long after a body starts `bodyMinBytesPerSecond` is first enforced; also the most credit a fast start earns against a later slowdown, so a body that falls below the rate is cut at most this long after. Default 10s; 0 counts as 1s.","examples":["250ms","5s","1h"],"type":"string"}}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"admin":{"additionalProperties":false,"description":"The admin API listener.","type":"object","required":["port"],"properties":{"port":{"minimum":0,"maximum":65535,"description":"Port of the admin API (status, config dump, metrics). Default 9901; 0 picks a free port.","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `127.0.0.1`: the admin API is never exposed unless you say so.","type":"string"}}},"services":{"type":"array","items":{"additionalProperties":false,"description":"A named upstream.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the service; routes refer to it.","type":"string"},"endpoints":{"description":"Static instances of the service. Default none: in the mesh a service’s instances come from the registry (listed after these); a gateway service without any answers 503 MG_NO_HEALTHY_UPSTREAM.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"pattern":"^https?://[^/?#]+/?$","description":"Origin of one instance, `http://host:port` (no path).","examples":["http://127.0.0.1:8081"],"type":"string"},"labels":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"weight":{"minimum":1,"maximum":1000,"description":"Relative share of traffic for weighted balancing. Default 1.","type":"integer"}}}},"subsets":{"description":"Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.","type":"object","patternProperties":{"^(.*)$":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"connect":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time to establish a connection to an endpoint. Default 5s; 0 waits forever.","examples":["250ms","5s","1h"],"type":"string"},"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time from sending the request upstream until the response headers arrive, across all tries and the waits between them. Default 30s; 0 disables it. A route may set its own; X-Request-Timeout may shorten it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence allowed while a response body streams (between two chunks). Default 60s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"plugins":{"description":"Plugins for routes to this service.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"loadBalancer":{"additionalProperties":false,"description":"How requests are spread over the endpoints.","type":"object","properties":{"policy":{"type":"string","enum":["round-robin","least-request","random","ring-hash","maglev"],"description":"How an endpoint is chosen. `round-robin` (default, weighted), `least-request` (of two endpoints drawn by weight, the one with fewer requests in flight), `random` (weighted), `ring-hash` and `maglev` (consistent hashing on `hashOn`: a key keeps its endpoint while that endpoint is available)."},"hashOn":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"The hash key of `ring-hash` and `maglev`: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without that value gets a random key.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"panicThreshold":{"minimum":0,"maximum":100,"description":"Percent. When fewer of an endpoint set’s endpoints than this are available (healthy and not ejected), requests are spread over all of them instead of overloading the rest. Default 50; 0 disables panic mode.","type":"number"},"ringPointsPerWeight":{"minimum":1,"maximum":4096,"description":"`ring-hash` only: points on the ring per unit of an endpoint’s weight (more: a smoother spread, more memory). Default 160. The whole ring is capped at 1048576 points.","type":"integer"}}},"healthCheck":{"additionalProperties":false,"description":"Active health checks: each endpoint is probed on its own schedule; an unhealthy one gets no traffic until it passes again.","type":"object","required":["path"],"properties":{"path":{"pattern":"^/","description":"Path requested with GET, e.g. `/healthz`.","type":"string"},"host":{"minLength":1,"description":"Host header of the check. Default: the endpoint’s host:port.","type":"string"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time between two checks of one endpoint. Default 5s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"A check that takes longer fails. Default 1s; 0 waits as long as the interval.","examples":["250ms","5s","1h"],"type":"string"},"jitter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Random extra delay added to each interval, so proxies do not check in step. Default 10% of interval; 0: none.","examples":["250ms","5s","1h"],"type":"string"},"unhealthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive failed checks that take an endpoint out. Default 3.","type":"integer"},"healthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive passed checks that bring it back. Default 2.","type":"integer"},"expectedStatuses":{"minItems":1,"description":"Statuses that pass. Default `[200-299]`.","type":"array","items":{"description":"A status (`204`) or an inclusive range (`200-299`).","anyOf":[{"minimum":100,"maximum":599,"type":"integer"},{"pattern":"^[1-5][0-9][0-9]-[1-5][0-9][0-9]$","description":"An inclusive range, e.g. `200-299`.","type":"string"}]}}}},"outlierDetection":{"additionalProperties":false,"description":"Passive outlier detection: endpoints that keep failing real traffic are ejected for a while.","type":"object","properties":{"consecutiveErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. Default 5; 0 disables this trigger.","type":"integer"},"consecutiveGatewayErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 502/503/504 responses or gateway failures that eject an endpoint. Default 0 (this trigger is off).","type":"integer"},"baseEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long a first ejection lasts; the nth lasts n times as long. Default 30s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest ejection, however often an endpoint is ejected. Default 300s.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionPercent":{"minimum":0,"maximum":100,"description":"Most endpoints of the service ejected at once, in percent; one may always be ejected. Default 10; 0 never ejects.","type":"number"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Each interval an endpoint stays in rotation forgives one past ejection. Default 10s; 0: never forgiven.","examples":["250ms","5s","1h"],"type":"string"}}},"circuitBreaker":{"additionalProperties":false,"description":"Limits per service and per proxy process (Envoy semantics): overflow is refused at once, never queued.","type":"object","properties":{"maxConnections":{"minimum":0,"maximum":1000000,"description":"Upstream connections to the whole service. At the limit a request waits for a free connection. Each endpoint may always open one (so 0 means one per endpoint). Default 1024.","type":"integer"},"maxPendingRequests":{"minimum":0,"maximum":1000000,"description":"Requests waiting for a connection. Beyond it a request is answered at once with 503 MG_CIRCUIT_OPEN. Default 1024; 0: a request is refused when no connection is free.","type":"integer"},"maxRequests":{"minimum":0,"maximum":1000000,"description":"Requests in flight to the service (sent or waiting). Beyond it: 503 MG_CIRCUIT_OPEN at once. Default 1024; 0 refuses every request.","type":"integer"},"maxRetries":{"minimum":0,"maximum":1000000,"description":"Retries in flight to the service. Beyond it a failure is not retried. Default 1024; 0: no retries.","type":"integer"}}},"retries":{"additionalProperties":false,"description":"When and how failed requests are tried again.","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"},"budget":{"additionalProperties":false,"description":"Bounds retries in proportion to traffic (as Linkerd does), so an outage cannot become a retry storm.","type":"object","properties":{"percent":{"minimum":0,"maximum":1000,"description":"Retries may add at most this percent to the requests of the window. Default 20; 0: only the minimum.","type":"number"},"minPerSecond":{"minimum":0,"maximum":100000,"description":"Retries per second always allowed, for services with little traffic. Default 10; 0: none.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"The sliding window requests and retries are counted over. Default 10s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"}}}}},"protocol":{"type":"string","enum":["http1","http2","auto"],"description":"HTTP version towards the endpoints. `http1` (default). `http2`: HTTP/2 only (h2c prior knowledge for `http://` endpoints, ALPN for `https://`), streams multiplexed on one connection per endpoint; needed for gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1."},"mtls":{"additionalProperties":false,"description":"Mutual TLS towards this service (default: the mesh-wide setting).","type":"object","properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"How proxies call this service, and how its sidecars accept calls. `STRICT` and `PERMISSIVE`: callers connect with mutual TLS, presenting their workload certificate and checking the endpoint’s SPIFFE ID; `DISABLE`: plaintext (a service without sidecars). Default: the mesh-wide `mesh.mtls.mode`."},"identities":{"minItems":1,"uniqueItems":true,"description":"SPIFFE IDs this service’s endpoints may present; a certificate from the mesh’s CA for any other identity is refused (MG_UPSTREAM_IDENTITY_MISMATCH). Default: `spiffe://<mesh.trustDomain>/ns/<mesh.namespace>/sa/<service name>` (the proxy’s own trust domain when the config has no `mesh`).","type":"array","items":{"pattern":"^spiffe://","maxLength":2048,"type":"string"}}}},"dependsOn":{"uniqueItems":true,"description":"Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). Its sidecars then receive only these services (and those the model’s routes for them send to), and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service declared here. A gateway or a proxy ignores it.","type":"array","items":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"A service of the same file or model.","type":"string"}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"routes":{"description":"Routes; see docs/routing.md for precedence.","type":"array","items":{"additionalProperties":false,"description":"Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the route; appears in logs, metrics and the admin API.","type":"string"},"listeners":{"minItems":1,"uniqueItems":true,"description":"Names of the listeners this route is served on. Default: every listener. A sidecar uses it to keep its inbound route (to the app) apart from its outbound routes (to other services).","type":"array","items":{"minLength":1,"type":"string"}},"match":{"additionalProperties":false,"type":"object","properties":{"hosts":{"minItems":1,"description":"Host names (without port): exact, or `*.example.com` for any subdomain. Default: any host.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","type":"string"}},"path":{"pattern":"^/","description":"`/a/b` exact; `/a/:id` a named segment; `/a/*` the prefix `/a/`, everything below it, and `/a` itself. Default: any path.","type":"string"},"pathRegex":{"minLength":1,"description":"A regular expression the whole path must match (use `path` if you can).","type":"string"},"methods":{"minItems":1,"uniqueItems":true,"description":"Methods that match. Default: any method.","type":"array","items":{"type":"string","enum":["GET","HEAD","POST","PUT","DELETE","PATCH","OPTIONS","CONNECT","TRACE"]}},"headers":{"description":"Request headers that must match (names are case-insensitive).","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"query":{"description":"Query parameters that must match.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"cookies":{"description":"Cookies (from the Cookie header, by name) that must match, e.g. `{ canary: \"true\" }`.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"grpc":{"additionalProperties":false,"description":"gRPC calls of this service (and method): the path `/service/method`, or `/service/*`. Not with `path`.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","description":"Fully qualified gRPC service, e.g. `shop.v1.Catalog`.","type":"string"},"method":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Method; default: any.","type":"string"}}}}},"service":{"minLength":1,"description":"Shorthand for one destination with weight 100.","type":"string"},"destinations":{"minItems":1,"description":"Weighted destinations; weights sum to 100.","type":"array","items":{"additionalProperties":false,"type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of a service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"weight":{"minimum":0,"maximum":100,"description":"Percentage of the route traffic; the weights of a route sum to 100. 0 sends nothing.","type":"integer"}}}},"directResponse":{"additionalProperties":false,"description":"Answer at the proxy without any upstream.","type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"type":"integer"},"body":{"description":"Response body. Default empty.","type":"string"},"contentType":{"description":"Default `text/plain; charset=utf-8`.","type":"string"}}},"redirect":{"additionalProperties":false,"description":"Answer with a redirect (Location built from the request and these fields) instead of forwarding.","type":"object","properties":{"status":{"description":"Status of the redirect. Default 301. 307 and 308 tell the client to repeat the method and body; 301, 302 and 303 let it switch to GET.","anyOf":[{"const":301,"type":"number"},{"const":302,"type":"number"},{"const":303,"type":"number"},{"const":307,"type":"number"},{"const":308,"type":"number"}]},"scheme":{"description":"Scheme of the Location. Default: the scheme the request came in on.","anyOf":[{"const":"http","type":"string"},{"const":"https","type":"string"}]},"host":{"minLength":1,"description":"Host of the Location (no port). Default: the request’s host.","type":"string"},"port":{"minimum":1,"maximum":65535,"description":"Port of the Location. Default: the request’s port when neither scheme nor host changes, else the scheme’s default port (left out of the URL).","type":"integer"},"path":{"pattern":"^/","description":"Replaces the whole path. Default: the request’s path.","type":"string"},"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path), as `rewrite.prefix` does. Use either `path` or `prefix`.","type":"string"},"stripQuery":{"description":"Leave the query string out of the Location. Default false (it is kept).","type":"boolean"}}},"aggregate":{"additionalProperties":false,"description":"Answer with one JSON document composed from several upstream calls (docs/aggregation.md): 200 with the answers, and `errors` listing the optional calls that failed.","type":"object","required":["calls"],"properties":{"calls":{"minItems":1,"description":"The upstream calls whose JSON answers make up the response; in parallel unless `dependsOn`.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","service","path"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Name of the call: its answer's key in the composed document (`merge: keyed`), what `dependsOn` and `$(results.<name>.…)` refer to, and what errors name. Unique within the route; `errors` is reserved.","type":"string"},"service":{"minLength":1,"description":"Name of the service the call goes to.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"method":{"description":"Method of the call. Default GET. The calls send no body.","anyOf":[{"const":"GET","type":"string"},{"const":"POST","type":"string"},{"const":"PUT","type":"string"},{"const":"PATCH","type":"string"},{"const":"DELETE","type":"string"}]},"path":{"pattern":"^/","description":"Path and query of the call, a template: `$(params.id)`, `$(query.x)`, `$(headers.x)`, `$(consumer.name)`, `$(claims.sub)` from the request, `$(results.<call>.<field>…)` from the JSON answer of a call it depends on. Values are percent-encoded. A missing value skips the call.","examples":["/properties/$(params.id)","/valuations/$(results.property.postcode)"],"type":"string"},"headers":{"uniqueItems":true,"description":"Client request headers passed on to this call (an allow-list, case-insensitive), e.g. `[authorization, accept-language]`. Default none: only the request id, trace context and forwarding headers (X-Forwarded-*, Forwarded) go with every call.","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"required":{"description":"A failure of this call (no connection, timeout, circuit open, a status outside 2xx, an answer that is not JSON, or skipped) fails the whole answer: 502 MG_AGGREGATE_CALL_FAILED naming it. Default false: the call is left out of the answer and listed under `errors`.","type":"boolean"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time for the whole call: every try (the service's retry policy), the response headers and body. Default: the service's `timeouts.request`. 0: none.","examples":["250ms","5s","1h"],"type":"string"},"dependsOn":{"uniqueItems":true,"description":"Names of calls of this route that must have succeeded before this one is sent (it may then use their answers in its path). Default none: the call starts at once, in parallel with the others. If one of them fails, this call is skipped.","type":"array","items":{"minLength":1,"type":"string"}},"maxBodyBytes":{"minimum":0,"description":"Largest answer read from this call, in bytes; a larger one fails the call (MG_RESPONSE_TOO_LARGE). Default 1048576 (1 MiB). 0: no limit.","type":"integer"}}}},"merge":{"description":"`keyed` (default): each call's answer under its name. `top`: the members of each answer that is a JSON object merged at the top level, in the order of `calls` (a later call's member replaces an earlier one's); an answer that is not an object stays under its name.","anyOf":[{"const":"keyed","type":"string"},{"const":"top","type":"string"}]}}},"graphql":{"additionalProperties":false,"description":"Answer a REST call with one GraphQL operation: the variables are filled from the request, the document is POSTed as JSON to `service`, and the GraphQL response comes back with a status mapped from its errors (docs/graphql.md).","type":"object","required":["service","query"],"properties":{"service":{"minLength":1,"description":"The service that answers GraphQL. The request goes through its balancer, endpoints, circuit breaker and connection pools as forwarded requests do.","type":"string"},"subset":{"minLength":1,"description":"A subset of `service` to send to.","type":"string"},"path":{"pattern":"^/","description":"The path the GraphQL document is POSTed to at the service. Default `/graphql`.","type":"string"},"query":{"minLength":1,"description":"The GraphQL document sent upstream (operations and fragments). Parsed when the config loads; a syntax error is a config error with its line and column inside the document.","type":"string"},"operationName":{"minLength":1,"description":"Which operation of `query` to run; required when it has several. Sent as `operationName`. Default: the one operation of the document.","type":"string"},"variables":{"description":"Values of the operation’s variables, by name (without `$`). A string is a template: `$(params.id)`, `$(query.limit)`, `$(headers.x-user)`, `$(consumer.name)`, `$(claims.sub)` or `$(body.a.b)` (the JSON request body); other JSON values (numbers, objects, lists, whose strings are templates too) are sent as written. A value that is exactly one reference keeps its JSON type; text is coerced to the type the operation declares for the variable (Int, Float, Boolean, ID, String, enums, lists, input objects from JSON). A reference with no value leaves the variable out (its default applies); a value that cannot be coerced is a 400. Every variable named must be declared by the operation.","type":"object","patternProperties":{"^[_A-Za-z][_0-9A-Za-z]*$":{}}},"schema":{"minLength":1,"description":"A GraphQL SDL file (relative to the config file). When given, the document is validated against it when the config loads (an unknown field is a config error) and variables are coerced with its types (input object fields, enums, custom scalars included). Default: none (variables are coerced by their declared type name only).","type":"string"},"maxBodyBytes":{"minimum":0,"description":"Largest request body read for `$(body…)` references, in bytes; larger is a 413. The body is only read when a variable references it. Default 1048576 (1 MiB). 0: only the route’s or listener’s body limit.","type":"integer"},"maxResponseBytes":{"minimum":0,"description":"Largest GraphQL response read from the service, in bytes; larger is a 502 MG_RESPONSE_TOO_LARGE. Default 8388608 (8 MiB). 0: no limit.","type":"integer"}}},"transcode":{"additionalProperties":false,"description":"Answer REST/JSON calls by calling gRPC methods of `service` (google.api.http mapping, proto3 JSON); see src/proxy/actions/transcode/README.md.","type":"object","required":["service","protos"],"properties":{"service":{"minLength":1,"description":"Name of the meshgate service whose endpoints serve the gRPC methods; it must speak HTTP/2 (`protocol: http2`, or `auto` with `https://` endpoints that offer h2).","type":"string"},"subset":{"minLength":1,"description":"A subset of that service. Default: all its endpoints.","type":"string"},"protos":{"minItems":1,"description":"`.proto` files, relative to the config file (absolute paths as they are). Their imports are resolved in `includeDirs`, then beside the importing file, then among the bundled google/api and google/protobuf files.","type":"array","items":{"minLength":1,"type":"string"}},"includeDirs":{"description":"Directories imports are resolved in, in order (like protoc `-I`), relative to the config file.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"uniqueItems":true,"description":"Fully qualified gRPC services whose annotated methods are exposed. Default: every service defined in `protos` (not in the files they import).","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","type":"string"}},"methods":{"minItems":1,"description":"HTTP mappings given here instead of (or in addition to) `google.api.http` annotations.","type":"array","items":{"additionalProperties":false,"description":"The HTTP mapping of one method, as a `google.api.http` option would give it; it replaces the method's annotations, if the proto has any.","type":"object","required":["method","http"],"properties":{"method":{"pattern":"^[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$","description":"The gRPC method: fully qualified service, `/`, method, e.g. `proptech.Valuation/Estimate`.","type":"string"},"http":{"additionalProperties":false,"minProperties":1,"type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"},"additionalBindings":{"minItems":1,"description":"More HTTP mappings of the same gRPC method (they may not nest further).","type":"array","items":{"additionalProperties":false,"minProperties":1,"description":"Exactly one of get, put, post, delete, patch, custom; with body and responseBody.","type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"}}}}}}}}},"headers":{"uniqueItems":true,"description":"Request headers (lower case) sent to the service as gRPC metadata. Default none: only x-request-id and the trace context go. Hop-by-hop and gRPC-reserved headers cannot be listed.","type":"array","items":{"minLength":1,"pattern":"^[a-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"ignoreUnknownQueryParameters":{"description":"Query parameters that name no field of the request message are ignored. Default false: 400 MG_TRANSCODE_INVALID_REQUEST.","type":"boolean"},"maxRequestBytes":{"minimum":0,"description":"Largest JSON request body read, in bytes; larger gets 413. Default 4194304 (4 MiB). 0: only the route's `limits.maxBodyBytes` applies.","type":"integer"},"maxResponseMessageBytes":{"minimum":0,"description":"Largest gRPC message taken from the service, in bytes; larger fails the call with 502 MG_RESPONSE_TOO_LARGE. Default 4194304 (4 MiB). 0: no limit.","type":"integer"}}},"rewrite":{"additionalProperties":false,"description":"Changes to the request before it goes upstream.","type":"object","properties":{"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path) with this, e.g. `/v2/`. `/` strips the prefix.","type":"string"},"regex":{"additionalProperties":false,"type":"object","required":["pattern","substitution"],"properties":{"pattern":{"minLength":1,"description":"Regular expression applied to the path.","type":"string"},"substitution":{"description":"Replacement; `$1` or `$<name>` refer to groups.","type":"string"}}},"host":{"minLength":1,"description":"Host header sent upstream.","type":"string"},"autoHost":{"description":"Send the chosen endpoint’s host:port as Host. Default false (the client’s Host).","type":"boolean"}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.request` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.idle` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"retries":{"additionalProperties":false,"description":"Overrides the service’s `retries` field by field for this route (the budget stays the service’s).","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"}}},"sticky":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"Keeps a client on one side of a weighted split: the destination is chosen by a hash of this value instead of at random: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without the value is placed at random.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"mirror":{"additionalProperties":false,"description":"Sends a copy of requests to a shadow service; its response is discarded and never affects the client.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of the shadow service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of the route’s requests copied. Default 100; 0: none.","type":"number"}}},"fault":{"additionalProperties":false,"description":"Fault injection for chaos testing: delay and/or abort a share of the route’s requests.","type":"object","properties":{"delay":{"additionalProperties":false,"type":"object","required":["duration"],"properties":{"duration":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long the request is held before it goes on.","examples":["250ms","5s","1h"],"type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests delayed. Default 100.","type":"number"}}},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"description":"Status of the injected reply.","type":"integer"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests aborted. Default 100.","type":"number"}}},"header":{"minLength":1,"description":"Only requests carrying this header (any value) get faults. Default: every request of the route.","type":"string"}}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"limits":{"additionalProperties":false,"type":"object","properties":{"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes; larger gets 413. Default: the listener’s `limits.maxBodyBytes`. 0: no limit.","type":"integer"}}},"redirectToHttps":{"description":"Requests to this route that arrive over plain HTTP get a 308 redirect to https (port: the listener’s `httpsPort`). Default false.","type":"boolean"},"applyPlans":{"description":"Whether consumers' `plans` (quotas and plan rate limits) apply on this route. Default true. `false`: requests here are neither counted nor refused by plans (e.g. a usage or billing page a consumer over quota must still reach).","type":"boolean"},"version":{"additionalProperties":false,"description":"The API version this route serves. Selection stays with `match` (a path prefix, a header or a query parameter; docs/versioning.md); this adds the lifecycle headers and the `api`/`version` labels of usage records.","type":"object","required":["api","name"],"properties":{"api":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The API this route serves a version of, e.g. `property-api`: a label in usage records and the access log.","type":"string"},"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The version, e.g. `v1`: a label in usage records and the access log.","type":"string"},"deprecation":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version is (or will be) deprecated, RFC 3339. Set: every response of the route carries `Deprecation: @<unix seconds>` (RFC 9745). Default: not deprecated (no header).","examples":["2026-06-30T23:59:59Z"],"type":"string"},"sunset":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version stops answering, RFC 3339; not before `deprecation`. Set: every response carries `Sunset: <HTTP-date>` (RFC 8594). The gateway keeps serving the route after it: removing the route is the owner’s step.","examples":["2026-06-30T23:59:59Z"],"type":"string"},"link":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"The successor version: an absolute URL or a path (e.g. `/api/v2/properties`). Set: every response carries `Link: <link>; rel=\"successor-version\"`.","type":"string"},"deprecationLink":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"A page explaining the deprecation (migration guide), URL or path. Set: every response carries `Link: <deprecationLink>; rel=\"deprecation\"; type=\"text/html\"` (RFC 9745 §3).","type":"string"}}},"priority":{"minimum":1,"maximum":1000000,"description":"Takes the route out of the specificity order (docs/routing.md): within its host group, routes with a `priority` are tried before all others, higher first, then in declaration order, whatever their path kind. For first-match route lists such as Istio’s `http[]`. Default: none (specificity order).","type":"integer"},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"consumers":{"description":"API clients and their credentials.","type":"array","items":{"additionalProperties":false,"description":"An API client: an identity with credentials and groups.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; sent upstream as X-Consumer-Username.","type":"string"},"id":{"minLength":1,"description":"Sent upstream as X-Consumer-ID. Default: the name.","type":"string"},"groups":{"uniqueItems":true,"description":"Groups for the acl plugin; sent upstream as X-Consumer-Groups.","type":"array","items":{"minLength":1,"type":"string"}},"credentials":{"type":"array","items":{"anyOf":[{"additionalProperties":false,"description":"JWTs from one issuer, with exactly one of secret, publicKey, jwksUrl.","type":"object","required":["type","issuer"],"properties":{"type":{"const":"jwt","type":"string"},"issuer":{"minLength":1,"description":"The `iss` claim of this consumer’s tokens; a token finds its consumer by it.","type":"string"},"algorithm":{"type":"string","enum":["HS256","HS384","HS512","RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","EdDSA"],"description":"The one algorithm accepted. Default: HS256 with `secret`; with `publicKey`, the algorithms of its key type."},"secret":{"minLength":32,"description":"HMAC secret (HS*), at least 32 characters; use `${ENV}`.","type":"string"},"publicKey":{"minLength":1,"description":"PEM public key (RS*, PS*, ES*, EdDSA): inline `-----BEGIN…`, or a file path relative to the config.","type":"string"},"jwksUrl":{"pattern":"^https?://","description":"A JWKS endpoint; keys are cached and refreshed.","type":"string"},"audiences":{"minItems":1,"description":"Accepted `aud` values; the token must carry one of them. Default: `aud` is not checked.","type":"array","items":{"minLength":1,"type":"string"}}}},{"additionalProperties":false,"description":"An API key (key-auth plugin).","type":"object","required":["type","key"],"properties":{"type":{"const":"api-key","type":"string"},"key":{"minLength":16,"description":"The key, at least 16 characters; use `${ENV}`. Held hashed.","type":"string"}}}]}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"plan":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The name of one of the top-level `plans`: its quotas and rate limits apply to this consumer's requests on every route (after authentication). Default: none (no plan limits).","type":"string"}}}},"plans":{"description":"Quotas and rate limits that consumers subscribe to (`consumers[].plan`); docs/plans.md.","type":"array","items":{"additionalProperties":false,"description":"A plan consumers subscribe to (`consumers[].plan`): quotas per calendar period and rate limits.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; consumers name it in `plan`.","type":"string"},"quotas":{"additionalProperties":false,"minProperties":1,"description":"Requests a consumer of the plan may make per calendar period (UTC), across every route and, with `store: redis`, every gateway. A request counts when it is admitted.","type":"object","properties":{"day":{"minimum":1,"description":"Requests per UTC calendar day (00:00 to 24:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the next midnight UTC. Default: no daily quota.","type":"integer"},"month":{"minimum":1,"description":"Requests per UTC calendar month (from the 1st, 00:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the 1st of the next month. Default: no monthly quota.","type":"integer"}}},"rateLimits":{"minItems":1,"description":"Rate limits per consumer of the plan, across every route, in the shape of the rate-limit plugin's `limits` (sliding windows). Refused past one with 429 MG_RATE_LIMITED.","type":"array","items":{"additionalProperties":false,"type":"object","required":["requests","window"],"properties":{"requests":{"minimum":1,"description":"Requests allowed per window.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Window length, e.g. `1s`, `1m`; sliding, as in the rate-limit plugin. Not 0.","examples":["250ms","5s","1h"],"type":"string"}}}},"store":{"description":"Where the counts are kept. `memory` (default): on this machine, exact whatever `--workers` is. `redis`: in the top-level `redis`, one count for every gateway on it.","anyOf":[{"const":"memory","type":"string"},{"const":"redis","type":"string"}]},"failOpen":{"description":"When the count cannot be reached (Redis not answering within `redis.timeout`; a worker whose primary is gone): true (default) lets the request through uncounted, false refuses it with 503 MG_STORE_UNAVAILABLE.","type":"boolean"},"headers":{"description":"Add `RateLimit-*` and `X-RateLimit-Limit-Day`/`-Month`, `X-RateLimit-Remaining-Day`/`-Month` to responses to the plan's consumers. Default true.","type":"boolean"}}}},"plugins":{"description":"Plugins for every route.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"observability":{"additionalProperties":false,"description":"Access log, tracing and timing headers. Metrics are always on.","type":"object","properties":{"accessLog":{"additionalProperties":false,"description":"One JSON line per request. Default: off.","type":"object","required":["output"],"properties":{"output":{"minLength":1,"description":"`stdout`, or a file path (relative to the config file) that lines are appended to.","type":"string"},"sampleRatio":{"minimum":0,"maximum":1,"description":"Share of requests logged. Default 1 (all); 0 logs none.","type":"number"},"fields":{"minItems":1,"uniqueItems":true,"description":"Fields written (an allow-list). Default: all of them (docs/observability.md).","type":"array","items":{"type":"string","enum":["time","requestId","traceId","clientAddress","method","host","path","route","service","endpoint","consumer","status","code","bytesIn","bytesOut","durationMs","upstreamMs","proxyMs","tries","tryLog","subset","refusal","retryStop","faultDelayMs","mirrored","userAgent","principal","authz","api","apiVersion"]}}}},"tracing":{"additionalProperties":false,"description":"Spans per request, exported over OTLP/HTTP. Default: off.","type":"object","required":["endpoint"],"properties":{"endpoint":{"pattern":"^https?://","description":"OTLP/HTTP traces endpoint of a collector, e.g. `http://127.0.0.1:4318/v1/traces`.","type":"string"},"samplingRatio":{"minimum":0,"maximum":1,"description":"Share of new traces recorded (a trace that arrives sampled stays sampled). Default 0.1.","type":"number"},"serviceName":{"minLength":1,"description":"service.name of the spans. Default `meshgate` (sidecars: their service).","type":"string"}}},"serverTiming":{"description":"Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds, `desc` naming the proxy) to responses: the time this proxy added and the upstream’s time to its response head. Default false.","type":"boolean"}}},"redis":{"additionalProperties":false,"description":"The Redis that plugins with `store: redis` share (rate-limit counters, cached responses): one client per proxy process, reconnecting by itself. See docs/operations.md.","type":"object","required":["url"],"properties":{"url":{"pattern":"^rediss?://","description":"Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Use `${REDIS_URL}` to keep a password out of the file.","examples":["redis://127.0.0.1:6379","rediss://:${REDIS_PASSWORD}@redis.internal:6380/0"],"type":"string"},"keyPrefix":{"maxLength":128,"description":"Prepended to every key meshgate writes, so one Redis can serve several gateway fleets or other users. Default `meshgate:`; an empty string writes bare keys. Gateways that must share limits and cache entries use the same prefix.","type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for one reply (a rate-limit decision, a cache read) before the store counts as unavailable for that request and the plugin's `failOpen` policy answers it. Default 200ms. `0`: no limit (a request waits while a connection is up; a lost connection still fails at once).","examples":["250ms","5s","1h"],"type":"string"}}},"metering":{"additionalProperties":false,"description":"Usage metering: requests and response bytes per hour, consumer, route, API version and status class, for every request a consumer made (docs/metering.md). Off unless this block is present.","type":"object","properties":{"enabled":{"description":"Count usage. Default true when the `metering` block is present; without the block nothing is metered.","type":"boolean"},"store":{"type":"string","enum":["sqlite","redis"],"description":"Where counts are kept: `sqlite` (a file on this machine, shared by every worker) or `redis` (the top-level `redis` block, shared by every gateway on it). Default `sqlite`."},"path":{"minLength":1,"description":"The SQLite file (`store: sqlite`), relative to the config file’s directory. Default `meshgate-usage.db` beside the config file. Its directory must exist.","type":"string"},"flushInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often counts kept in memory are written to the store. Default 5s. A crash loses at most this much; a clean stop (SIGTERM) loses nothing. `0`: the default.","examples":["250ms","5s","1h"],"type":"string"}}},"authorizationPolicies":{"description":"Who may call which service (Istio semantics; docs/authorization.md). Enforced on every route to the service a policy names, or on every route for a policy without `service`.","type":"array","items":{"additionalProperties":false,"description":"Who may call a service. Order of evaluation: a matching DENY refuses; else, if the service has ALLOW policies and none matches, refused; else allowed. Refusals are 403 `MG_RBAC_DENIED`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the policy; named in access logs and metrics, never shown to clients.","type":"string"},"service":{"minLength":1,"description":"The service the policy protects (requests routed to it). Absent: every route (mesh-wide).","type":"string"},"action":{"type":"string","enum":["ALLOW","DENY","AUDIT"],"description":"`ALLOW` (default): once a service has an ALLOW policy, only requests some ALLOW policy matches pass. `DENY`: requests it matches are refused, whatever ALLOW policies say. `AUDIT`: requests it matches are logged and counted, nothing else."},"rules":{"description":"The policy matches a request when any rule does. Absent or empty: it matches nothing (an ALLOW policy with no rules therefore refuses every request; `rules: [{}]` matches every request).","type":"array","items":{"additionalProperties":false,"description":"Matches a request when `from`, `to` and `when` all match. `{}` matches every request.","type":"object","properties":{"from":{"minItems":1,"description":"Who: any one entry may match. Absent: any caller, identified or not.","type":"array","items":{"additionalProperties":false,"description":"One kind of caller: every field given must match (an absent field matches any caller).","type":"object","properties":{"principals":{"minItems":1,"description":"Callers by verified workload identity (the client certificate’s SPIFFE ID). A SPIFFE ID `spiffe://<trust-domain>/ns/<namespace>/sa/<service>`, or Istio’s form without the scheme (`cluster.local/ns/default/sa/photo-service`). A request without a verified identity matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPrincipals":{"minItems":1,"description":"Callers whose identity is none of these (same forms as `principals`). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"description":"Callers by service name: the `sa` segment of their SPIFFE ID (meshgate’s shorthand for principals of any trust domain and namespace). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notServices":{"minItems":1,"description":"Callers whose service name is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"namespaces":{"minItems":1,"description":"Callers by the `ns` segment of their SPIFFE ID. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notNamespaces":{"minItems":1,"description":"Callers whose namespace is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}},"to":{"minItems":1,"description":"What: any one entry may match. Absent: any request.","type":"array","items":{"additionalProperties":false,"description":"One kind of request: every field given must match (an absent field matches any request).","type":"object","properties":{"methods":{"minItems":1,"description":"HTTP methods, upper case, e.g. `GET`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notMethods":{"minItems":1,"description":"Methods other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"paths":{"minItems":1,"description":"Request paths (normalised, without the query), e.g. `/api/v1/*` or `*/healthz`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPaths":{"minItems":1,"description":"Paths other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"hosts":{"minItems":1,"description":"Host names the request was sent to (case-insensitive), e.g. `*.example.com`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notHosts":{"minItems":1,"description":"Hosts other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"ports":{"minItems":1,"description":"The port the request arrived on (the listener’s). Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}},"notPorts":{"minItems":1,"description":"Ports other than these. Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}}}}},"when":{"minItems":1,"description":"Further conditions: every one must hold. Absent: none.","type":"array","items":{"additionalProperties":false,"description":"A condition: at least one of `values` and `notValues`, both must hold.","type":"object","required":["key"],"properties":{"key":{"minLength":1,"description":"What to test: `request.headers[<name>]`, `request.auth.claims[<claim>]` (a claim of the token the jwt plugin verified; a list claim matches when any element does), `source.principal`, `source.namespace`, `source.service`, `source.ip` (the connection’s peer address), `remote.ip` (the client address through the listener’s trusted hops) or `destination.port`.","type":"string"},"values":{"minItems":1,"description":"Values that match (IP keys: addresses or CIDR blocks). An absent value (no such header) matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notValues":{"minItems":1,"description":"Values that must not be present; an absent value (no such header or claim) counts as none of them. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}}}}},"dryRun":{"description":"Evaluate, log and count, but never enforce: the access log and `*_authz_decisions_total` show what the policy would have refused (`dry-run-deny`) before it is turned on. Default false.","type":"boolean"}}}},"mesh":{"additionalProperties":false,"description":"The service mesh: its trust domain and mutual TLS between proxies. Absent: no mutual TLS (plaintext, as a gateway alone).","type":"object","required":["trustDomain"],"properties":{"trustDomain":{"minLength":1,"maxLength":255,"pattern":"^[a-z0-9._-]+$","description":"The SPIFFE trust domain of the mesh’s workload identities, e.g. `cluster.local`.","type":"string"},"namespace":{"minLength":1,"pattern":"^[A-Za-z0-9._-]+$","description":"The namespace in the workloads’ SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`). Default `default`.","type":"string"},"mtls":{"additionalProperties":false,"type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"Mesh-wide mode; a service’s `mtls.mode` overrides it. Default `PERMISSIVE` (as Istio)."}}}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshgate.dev/schema/meshgate.schema.json","additionalProperties":false,"title":"meshgate configuration","type":"object","properties":{"$schema":{"description":"Path or URL of this schema, for editors.","type":"string"},"listeners":{"description":"Client-facing ports.","type":"array","items":{"additionalProperties":false,"description":"A port on which the proxy accepts client traffic.","type":"object","required":["name","port"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the listener; appears in logs and metrics.","type":"string"},"port":{"minimum":0,"maximum":65535,"description":"TCP port to accept connections on. 0 picks a free port (useful in tests).","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `0.0.0.0` (all IPv4 interfaces).","type":"string"},"trustedHops":{"minimum":0,"maximum":10,"description":"How many proxies in front of this listener are trusted to set X-Forwarded-For/-Proto/-Host and Forwarded. 0 (default): client-supplied values are discarded and replaced by what the gateway sees. N > 0: client values are kept and appended to, and the client address is the Nth address from the right.","type":"integer"},"tls":{"additionalProperties":false,"description":"Terminates TLS on this listener.","type":"object","required":["certificates"],"properties":{"certificates":{"minItems":1,"description":"Server certificates chosen by SNI; the first is the default. Files are re-read on every reload.","type":"array","items":{"additionalProperties":false,"type":"object","required":["cert","key"],"properties":{"cert":{"minLength":1,"description":"PEM file with the certificate (then its intermediates). Relative to the config file.","type":"string"},"key":{"minLength":1,"description":"PEM file with the private key. Relative to the config file.","type":"string"},"serverNames":{"minItems":1,"description":"SNI names this certificate answers. Default: the DNS names of its subjectAltName. Exact names win over wildcards; a client sending no name, or an unknown one, gets the first certificate.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","description":"A host name, or `*.example.com` for any name one label deep under example.com.","type":"string"}}}}},"clientCa":{"minLength":1,"description":"PEM file of the CAs that sign client certificates: enables mutual TLS on this listener.","type":"string"},"requireClientCert":{"description":"With `clientCa`: true (default) refuses a handshake without a valid client certificate; false accepts clients without one (a certificate that is presented must still be valid).","type":"boolean"},"minVersion":{"type":"string","enum":["TLSv1.2","TLSv1.3"],"description":"Oldest TLS version accepted. Default `TLSv1.2`."}}},"mtls":{"additionalProperties":false,"description":"Mesh traffic with the proxy’s workload identity (a sidecar’s inbound listener; the control plane sets it). Needs a workload identity; excludes `tls`.","type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"What the listener accepts. `STRICT`: only mutual TLS: it presents the proxy’s workload certificate (X509-SVID) and requires a client certificate that chains to the mesh’s trust bundle; anything else is closed without an HTTP answer. `PERMISSIVE`: mutual TLS and plaintext on the same port, told apart by the first byte (a TLS handshake starts with 0x16), so callers can join the mesh one by one. `DISABLE`: plaintext only. Every mode removes an `X-Forwarded-Client-Cert` the caller sent; a caller verified by mutual TLS is passed on in a new one."}}},"http2":{"description":"Serve HTTP/2 besides HTTP/1.1. With `tls`: negotiated by ALPN (`h2`). Without: prior-knowledge h2c, told apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.","type":"boolean"},"redirectToHttps":{"description":"Answer every request on this (plain) listener with a 308 redirect to the same URL over https. Default false.","type":"boolean"},"httpsPort":{"minimum":0,"maximum":65535,"description":"Port in the Location of HTTPS redirects (this listener’s and its routes’). Default 443 (left out of the URL).","type":"integer"},"encodedSlashes":{"type":"string","enum":["keep","decode","reject"],"description":"What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still gets the path as sent). `reject`: 400."},"limits":{"additionalProperties":false,"description":"What one client may make this listener hold or wait for.","type":"object","properties":{"maxHeaderBytes":{"minimum":1024,"maximum":1048576,"description":"Largest request head (request line and headers), in bytes; larger gets 431. Default 16384.","type":"integer"},"maxUrlBytes":{"minimum":256,"maximum":1048576,"description":"Longest request target (path and query), in bytes; longer gets 414. Default 8192.","type":"integer"},"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes, for routes that set none; larger gets 413 (checked against Content-Length before forwarding, and while a chunked body streams). Default 0: no limit.","type":"integer"},"maxConnections":{"minimum":0,"description":"Most client connections open at once, per proxy process; further connections are closed on arrival. Default 10000; 0: no limit.","type":"integer"},"maxConcurrentStreams":{"minimum":1,"maximum":2147483647,"description":"HTTP/2: most streams a client may have open on one connection. Default 100.","type":"integer"},"headersTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a request head, from the connection’s first byte or the end of the previous request; then 408 and the connection closes (slowloris). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"requestTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a whole request, body included; then 408 (or the connection closes if the response has started). Bounds slow bodies. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"keepAliveTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long an idle keep-alive connection (or HTTP/2 connection without streams) stays open. Default 65s; 0 keeps it open until the client closes it.","examples":["250ms","5s","1h"],"type":"string"},"websocketIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for the next byte of a request body while the proxy is ready to read it (time the proxy spends waiting for a slow upstream does not count); then 408, the upstream call is aborted and the connection closes (HTTP/2: the stream is reset). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyMinBytesPerSecond":{"minimum":0,"description":"Slowest request body accepted, in bytes per second, once `bodyMinRateGrace` has passed (time the proxy spends waiting for a slow upstream does not count); a body that trickles slower gets 408, as with `bodyIdleTimeout`. Default 500; 0 disables it.","type":"integer"},"bodyMinRateGrace":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long after a body starts `bodyMinBytesPerSecond` is first enforced; also the most credit a fast start earns against a later slowdown, so a body that falls below the rate is cut at most this long after. Default 10s; 0 counts as 1s.","examples":["250ms","5s","1h"],"type":"string"}}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"admin":{"additionalProperties":false,"description":"The admin API listener.","type":"object","required":["port"],"properties":{"port":{"minimum":0,"maximum":65535,"description":"Port of the admin API (status, config dump, metrics). Default 9901; 0 picks a free port.","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `127.0.0.1`: the admin API is never exposed unless you say so.","type":"string"}}},"services":{"type":"array","items":{"additionalProperties":false,"description":"A named upstream.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the service; routes refer to it.","type":"string"},"endpoints":{"description":"Static instances of the service. Default none: in the mesh a service’s instances come from the registry (listed after these); a gateway service without any answers 503 MG_NO_HEALTHY_UPSTREAM.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"pattern":"^https?://[^/?#]+/?$","description":"Origin of one instance, `http://host:port` (no path).","examples":["http://127.0.0.1:8081"],"type":"string"},"labels":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"weight":{"minimum":1,"maximum":1000,"description":"Relative share of traffic for weighted balancing. Default 1.","type":"integer"}}}},"subsets":{"description":"Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.","type":"object","patternProperties":{"^(.*)$":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"connect":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time to establish a connection to an endpoint. Default 5s; 0 waits forever.","examples":["250ms","5s","1h"],"type":"string"},"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time from sending the request upstream until the response headers arrive, across all tries and the waits between them. Default 30s; 0 disables it. A route may set its own; X-Request-Timeout may shorten it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence allowed while a response body streams (between two chunks). Default 60s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"plugins":{"description":"Plugins for routes to this service.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"loadBalancer":{"additionalProperties":false,"description":"How requests are spread over the endpoints.","type":"object","properties":{"policy":{"type":"string","enum":["round-robin","least-request","random","ring-hash","maglev"],"description":"How an endpoint is chosen. `round-robin` (default, weighted), `least-request` (of two endpoints drawn by weight, the one with fewer requests in flight), `random` (weighted), `ring-hash` and `maglev` (consistent hashing on `hashOn`: a key keeps its endpoint while that endpoint is available)."},"hashOn":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"The hash key of `ring-hash` and `maglev`: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without that value gets a random key.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"panicThreshold":{"minimum":0,"maximum":100,"description":"Percent. When fewer of an endpoint set’s endpoints than this are available (healthy and not ejected), requests are spread over all of them instead of overloading the rest. Default 50; 0 disables panic mode.","type":"number"},"ringPointsPerWeight":{"minimum":1,"maximum":4096,"description":"`ring-hash` only: points on the ring per unit of an endpoint’s weight (more: a smoother spread, more memory). Default 160. The whole ring is capped at 1048576 points.","type":"integer"}}},"healthCheck":{"additionalProperties":false,"description":"Active health checks: each endpoint is probed on its own schedule; an unhealthy one gets no traffic until it passes again.","type":"object","required":["path"],"properties":{"path":{"pattern":"^/","description":"Path requested with GET, e.g. `/healthz`.","type":"string"},"host":{"minLength":1,"description":"Host header of the check. Default: the endpoint’s host:port.","type":"string"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time between two checks of one endpoint. Default 5s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"A check that takes longer fails. Default 1s; 0 waits as long as the interval.","examples":["250ms","5s","1h"],"type":"string"},"jitter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Random extra delay added to each interval, so proxies do not check in step. Default 10% of interval; 0: none.","examples":["250ms","5s","1h"],"type":"string"},"unhealthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive failed checks that take an endpoint out. Default 3.","type":"integer"},"healthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive passed checks that bring it back. Default 2.","type":"integer"},"expectedStatuses":{"minItems":1,"description":"Statuses that pass. Default `[200-299]`.","type":"array","items":{"description":"A status (`204`) or an inclusive range (`200-299`).","anyOf":[{"minimum":100,"maximum":599,"type":"integer"},{"pattern":"^[1-5][0-9][0-9]-[1-5][0-9][0-9]$","description":"An inclusive range, e.g. `200-299`.","type":"string"}]}}}},"outlierDetection":{"additionalProperties":false,"description":"Passive outlier detection: endpoints that keep failing real traffic are ejected for a while.","type":"object","properties":{"consecutiveErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. Default 5; 0 disables this trigger.","type":"integer"},"consecutiveGatewayErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 502/503/504 responses or gateway failures that eject an endpoint. Default 0 (this trigger is off).","type":"integer"},"baseEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long a first ejection lasts; the nth lasts n times as long. Default 30s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest ejection, however often an endpoint is ejected. Default 300s.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionPercent":{"minimum":0,"maximum":100,"description":"Most endpoints of the service ejected at once, in percent; one may always be ejected. Default 10; 0 never ejects.","type":"number"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Each interval an endpoint stays in rotation forgives one past ejection. Default 10s; 0: never forgiven.","examples":["250ms","5s","1h"],"type":"string"}}},"circuitBreaker":{"additionalProperties":false,"description":"Limits per service and per proxy process (Envoy semantics): overflow is refused at once, never queued.","type":"object","properties":{"maxConnections":{"minimum":0,"maximum":1000000,"description":"Upstream connections to the whole service. At the limit a request waits for a free connection. Each endpoint may always open one (so 0 means one per endpoint). Default 1024.","type":"integer"},"maxPendingRequests":{"minimum":0,"maximum":1000000,"description":"Requests waiting for a connection. Beyond it a request is answered at once with 503 MG_CIRCUIT_OPEN. Default 1024; 0: a request is refused when no connection is free.","type":"integer"},"maxRequests":{"minimum":0,"maximum":1000000,"description":"Requests in flight to the service (sent or waiting). Beyond it: 503 MG_CIRCUIT_OPEN at once. Default 1024; 0 refuses every request.","type":"integer"},"maxRetries":{"minimum":0,"maximum":1000000,"description":"Retries in flight to the service. Beyond it a failure is not retried. Default 1024; 0: no retries.","type":"integer"}}},"retries":{"additionalProperties":false,"description":"When and how failed requests are tried again.","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"},"budget":{"additionalProperties":false,"description":"Bounds retries in proportion to traffic (as Linkerd does), so an outage cannot become a retry storm.","type":"object","properties":{"percent":{"minimum":0,"maximum":1000,"description":"Retries may add at most this percent to the requests of the window. Default 20; 0: only the minimum.","type":"number"},"minPerSecond":{"minimum":0,"maximum":100000,"description":"Retries per second always allowed, for services with little traffic. Default 10; 0: none.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"The sliding window requests and retries are counted over. Default 10s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"}}}}},"protocol":{"type":"string","enum":["http1","http2","auto"],"description":"HTTP version towards the endpoints. `http1` (default). `http2`: HTTP/2 only (h2c prior knowledge for `http://` endpoints, ALPN for `https://`), streams multiplexed on one connection per endpoint; needed for gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1."},"mtls":{"additionalProperties":false,"description":"Mutual TLS towards this service (default: the mesh-wide setting).","type":"object","properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"How proxies call this service, and how its sidecars accept calls. `STRICT` and `PERMISSIVE`: callers connect with mutual TLS, presenting their workload certificate and checking the endpoint’s SPIFFE ID; `DISABLE`: plaintext (a service without sidecars). Default: the mesh-wide `mesh.mtls.mode`."},"identities":{"minItems":1,"uniqueItems":true,"description":"SPIFFE IDs this service’s endpoints may present; a certificate from the mesh’s CA for any other identity is refused (MG_UPSTREAM_IDENTITY_MISMATCH). Default: `spiffe://<mesh.trustDomain>/ns/<mesh.namespace>/sa/<service name>` (the proxy’s own trust domain when the config has no `mesh`).","type":"array","items":{"pattern":"^spiffe://","maxLength":2048,"type":"string"}}}},"dependsOn":{"uniqueItems":true,"description":"Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). Its sidecars then receive only these services (and those the model’s routes for them send to), and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service declared here. A gateway or a proxy ignores it.","type":"array","items":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"A service of the same file or model.","type":"string"}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"routes":{"description":"Routes; see docs/routing.md for precedence.","type":"array","items":{"additionalProperties":false,"description":"Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the route; appears in logs, metrics and the admin API.","type":"string"},"listeners":{"minItems":1,"uniqueItems":true,"description":"Names of the listeners this route is served on. Default: every listener. A sidecar uses it to keep its inbound route (to the app) apart from its outbound routes (to other services).","type":"array","items":{"minLength":1,"type":"string"}},"match":{"additionalProperties":false,"type":"object","properties":{"hosts":{"minItems":1,"description":"Host names (without port): exact, or `*.example.com` for any subdomain. Default: any host.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","type":"string"}},"path":{"pattern":"^/","description":"`/a/b` exact; `/a/:id` a named segment; `/a/*` the prefix `/a/`, everything below it, and `/a` itself. Default: any path.","type":"string"},"pathRegex":{"minLength":1,"description":"A regular expression the whole path must match (use `path` if you can).","type":"string"},"methods":{"minItems":1,"uniqueItems":true,"description":"Methods that match. Default: any method.","type":"array","items":{"type":"string","enum":["GET","HEAD","POST","PUT","DELETE","PATCH","OPTIONS","CONNECT","TRACE"]}},"headers":{"description":"Request headers that must match (names are case-insensitive).","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"query":{"description":"Query parameters that must match.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"cookies":{"description":"Cookies (from the Cookie header, by name) that must match, e.g. `{ canary: \"true\" }`.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"grpc":{"additionalProperties":false,"description":"gRPC calls of this service (and method): the path `/service/method`, or `/service/*`. Not with `path`.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","description":"Fully qualified gRPC service, e.g. `shop.v1.Catalog`.","type":"string"},"method":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Method; default: any.","type":"string"}}}}},"service":{"minLength":1,"description":"Shorthand for one destination with weight 100.","type":"string"},"destinations":{"minItems":1,"description":"Weighted destinations; weights sum to 100.","type":"array","items":{"additionalProperties":false,"type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of a service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"weight":{"minimum":0,"maximum":100,"description":"Percentage of the route traffic; the weights of a route sum to 100. 0 sends nothing.","type":"integer"}}}},"directResponse":{"additionalProperties":false,"description":"Answer at the proxy without any upstream.","type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"type":"integer"},"body":{"description":"Response body. Default empty.","type":"string"},"contentType":{"description":"Default `text/plain; charset=utf-8`.","type":"string"}}},"redirect":{"additionalProperties":false,"description":"Answer with a redirect (Location built from the request and these fields) instead of forwarding.","type":"object","properties":{"status":{"description":"Status of the redirect. Default 301. 307 and 308 tell the client to repeat the method and body; 301, 302 and 303 let it switch to GET.","anyOf":[{"const":301,"type":"number"},{"const":302,"type":"number"},{"const":303,"type":"number"},{"const":307,"type":"number"},{"const":308,"type":"number"}]},"scheme":{"description":"Scheme of the Location. Default: the scheme the request came in on.","anyOf":[{"const":"http","type":"string"},{"const":"https","type":"string"}]},"host":{"minLength":1,"description":"Host of the Location (no port). Default: the request’s host.","type":"string"},"port":{"minimum":1,"maximum":65535,"description":"Port of the Location. Default: the request’s port when neither scheme nor host changes, else the scheme’s default port (left out of the URL).","type":"integer"},"path":{"pattern":"^/","description":"Replaces the whole path. Default: the request’s path.","type":"string"},"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path), as `rewrite.prefix` does. Use either `path` or `prefix`.","type":"string"},"stripQuery":{"description":"Leave the query string out of the Location. Default false (it is kept).","type":"boolean"}}},"aggregate":{"additionalProperties":false,"description":"Answer with one JSON document composed from several upstream calls (docs/aggregation.md): 200 with the answers, and `errors` listing the optional calls that failed.","type":"object","required":["calls"],"properties":{"calls":{"minItems":1,"description":"The upstream calls whose JSON answers make up the response; in parallel unless `dependsOn`.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","service","path"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Name of the call: its answer's key in the composed document (`merge: keyed`), what `dependsOn` and `$(results.<name>.…)` refer to, and what errors name. Unique within the route; `errors` is reserved.","type":"string"},"service":{"minLength":1,"description":"Name of the service the call goes to.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"method":{"description":"Method of the call. Default GET. The calls send no body.","anyOf":[{"const":"GET","type":"string"},{"const":"POST","type":"string"},{"const":"PUT","type":"string"},{"const":"PATCH","type":"string"},{"const":"DELETE","type":"string"}]},"path":{"pattern":"^/","description":"Path and query of the call, a template: `$(params.id)`, `$(query.x)`, `$(headers.x)`, `$(consumer.name)`, `$(claims.sub)` from the request, `$(results.<call>.<field>…)` from the JSON answer of a call it depends on. Values are percent-encoded. A missing value skips the call.","examples":["/properties/$(params.id)","/valuations/$(results.property.postcode)"],"type":"string"},"headers":{"uniqueItems":true,"description":"Client request headers passed on to this call (an allow-list, case-insensitive), e.g. `[authorization, accept-language]`. Default none: only the request id, trace context and forwarding headers (X-Forwarded-*, Forwarded) go with every call.","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"required":{"description":"A failure of this call (no connection, timeout, circuit open, a status outside 2xx, an answer that is not JSON, or skipped) fails the whole answer: 502 MG_AGGREGATE_CALL_FAILED naming it. Default false: the call is left out of the answer and listed under `errors`.","type":"boolean"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time for the whole call: every try (the service's retry policy), the response headers and body. Default: the service's `timeouts.request`. 0: none.","examples":["250ms","5s","1h"],"type":"string"},"dependsOn":{"uniqueItems":true,"description":"Names of calls of this route that must have succeeded before this one is sent (it may then use their answers in its path). Default none: the call starts at once, in parallel with the others. If one of them fails, this call is skipped.","type":"array","items":{"minLength":1,"type":"string"}},"maxBodyBytes":{"minimum":0,"description":"Largest answer read from this call, in bytes; a larger one fails the call (MG_RESPONSE_TOO_LARGE). Default 1048576 (1 MiB). 0: no limit.","type":"integer"}}}},"merge":{"description":"`keyed` (default): each call's answer under its name. `top`: the members of each answer that is a JSON object merged at the top level, in the order of `calls` (a later call's member replaces an earlier one's); an answer that is not an object stays under its name.","anyOf":[{"const":"keyed","type":"string"},{"const":"top","type":"string"}]}}},"graphql":{"additionalProperties":false,"description":"Answer a REST call with one GraphQL operation: the variables are filled from the request, the document is POSTed as JSON to `service`, and the GraphQL response comes back with a status mapped from its errors (docs/graphql.md).","type":"object","required":["service","query"],"properties":{"service":{"minLength":1,"description":"The service that answers GraphQL. The request goes through its balancer, endpoints, circuit breaker and connection pools as forwarded requests do.","type":"string"},"subset":{"minLength":1,"description":"A subset of `service` to send to.","type":"string"},"path":{"pattern":"^/","description":"The path the GraphQL document is POSTed to at the service. Default `/graphql`.","type":"string"},"query":{"minLength":1,"description":"The GraphQL document sent upstream (operations and fragments). Parsed when the config loads; a syntax error is a config error with its line and column inside the document.","type":"string"},"operationName":{"minLength":1,"description":"Which operation of `query` to run; required when it has several. Sent as `operationName`. Default: the one operation of the document.","type":"string"},"variables":{"description":"Values of the operation’s variables, by name (without `$`). A string is a template: `$(params.id)`, `$(query.limit)`, `$(headers.x-user)`, `$(consumer.name)`, `$(claims.sub)` or `$(body.a.b)` (the JSON request body); other JSON values (numbers, objects, lists, whose strings are templates too) are sent as written. A value that is exactly one reference keeps its JSON type; text is coerced to the type the operation declares for the variable (Int, Float, Boolean, ID, String, enums, lists, input objects from JSON). A reference with no value leaves the variable out (its default applies); a value that cannot be coerced is a 400. Every variable named must be declared by the operation.","type":"object","patternProperties":{"^[_A-Za-z][_0-9A-Za-z]*$":{}}},"schema":{"minLength":1,"description":"A GraphQL SDL file (relative to the config file). When given, the document is validated against it when the config loads (an unknown field is a config error) and variables are coerced with its types (input object fields, enums, custom scalars included). Default: none (variables are coerced by their declared type name only).","type":"string"},"maxBodyBytes":{"minimum":0,"description":"Largest request body read for `$(body…)` references, in bytes; larger is a 413. The body is only read when a variable references it. Default 1048576 (1 MiB). 0: only the route’s or listener’s body limit.","type":"integer"},"maxResponseBytes":{"minimum":0,"description":"Largest GraphQL response read from the service, in bytes; larger is a 502 MG_RESPONSE_TOO_LARGE. Default 8388608 (8 MiB). 0: no limit.","type":"integer"}}},"transcode":{"additionalProperties":false,"description":"Answer REST/JSON calls by calling gRPC methods of `service` (google.api.http mapping, proto3 JSON); see src/proxy/actions/transcode/README.md.","type":"object","required":["service","protos"],"properties":{"service":{"minLength":1,"description":"Name of the meshgate service whose endpoints serve the gRPC methods; it must speak HTTP/2 (`protocol: http2`, or `auto` with `https://` endpoints that offer h2).","type":"string"},"subset":{"minLength":1,"description":"A subset of that service. Default: all its endpoints.","type":"string"},"protos":{"minItems":1,"description":"`.proto` files, relative to the config file (absolute paths as they are). Their imports are resolved in `includeDirs`, then beside the importing file, then among the bundled google/api and google/protobuf files.","type":"array","items":{"minLength":1,"type":"string"}},"includeDirs":{"description":"Directories imports are resolved in, in order (like protoc `-I`), relative to the config file.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"uniqueItems":true,"description":"Fully qualified gRPC services whose annotated methods are exposed. Default: every service defined in `protos` (not in the files they import).","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","type":"string"}},"methods":{"minItems":1,"description":"HTTP mappings given here instead of (or in addition to) `google.api.http` annotations.","type":"array","items":{"additionalProperties":false,"description":"The HTTP mapping of one method, as a `google.api.http` option would give it; it replaces the method's annotations, if the proto has any.","type":"object","required":["method","http"],"properties":{"method":{"pattern":"^[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$","description":"The gRPC method: fully qualified service, `/`, method, e.g. `proptech.Valuation/Estimate`.","type":"string"},"http":{"additionalProperties":false,"minProperties":1,"type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"},"additionalBindings":{"minItems":1,"description":"More HTTP mappings of the same gRPC method (they may not nest further).","type":"array","items":{"additionalProperties":false,"minProperties":1,"description":"Exactly one of get, put, post, delete, patch, custom; with body and responseBody.","type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"}}}}}}}}},"headers":{"uniqueItems":true,"description":"Request headers (lower case) sent to the service as gRPC metadata. Default none: only x-request-id and the trace context go. Hop-by-hop and gRPC-reserved headers cannot be listed.","type":"array","items":{"minLength":1,"pattern":"^[a-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"ignoreUnknownQueryParameters":{"description":"Query parameters that name no field of the request message are ignored. Default false: 400 MG_TRANSCODE_INVALID_REQUEST.","type":"boolean"},"maxRequestBytes":{"minimum":0,"description":"Largest JSON request body read, in bytes; larger gets 413. Default 4194304 (4 MiB). 0: only the route's `limits.maxBodyBytes` applies.","type":"integer"},"maxResponseMessageBytes":{"minimum":0,"description":"Largest gRPC message taken from the service, in bytes; larger fails the call with 502 MG_RESPONSE_TOO_LARGE. Default 4194304 (4 MiB). 0: no limit.","type":"integer"}}},"rewrite":{"additionalProperties":false,"description":"Changes to the request before it goes upstream.","type":"object","properties":{"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path) with this, e.g. `/v2/`. `/` strips the prefix.","type":"string"},"regex":{"additionalProperties":false,"type":"object","required":["pattern","substitution"],"properties":{"pattern":{"minLength":1,"description":"Regular expression applied to the path.","type":"string"},"substitution":{"description":"Replacement; `$1` or `$<name>` refer to groups.","type":"string"}}},"host":{"minLength":1,"description":"Host header sent upstream.","type":"string"},"autoHost":{"description":"Send the chosen endpoint’s host:port as Host. Default false (the client’s Host).","type":"boolean"}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.request` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.idle` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"retries":{"additionalProperties":false,"description":"Overrides the service’s `retries` field by field for this route (the budget stays the service’s).","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"}}},"sticky":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"Keeps a client on one side of a weighted split: the destination is chosen by a hash of this value instead of at random: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without the value is placed at random.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"mirror":{"additionalProperties":false,"description":"Sends a copy of requests to a shadow service; its response is discarded and never affects the client.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of the shadow service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of the route’s requests copied. Default 100; 0: none.","type":"number"}}},"fault":{"additionalProperties":false,"description":"Fault injection for chaos testing: delay and/or abort a share of the route’s requests.","type":"object","properties":{"delay":{"additionalProperties":false,"type":"object","required":["duration"],"properties":{"duration":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long the request is held before it goes on.","examples":["250ms","5s","1h"],"type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests delayed. Default 100.","type":"number"}}},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"description":"Status of the injected reply.","type":"integer"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests aborted. Default 100.","type":"number"}}},"header":{"minLength":1,"description":"Only requests carrying this header (any value) get faults. Default: every request of the route.","type":"string"}}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"limits":{"additionalProperties":false,"type":"object","properties":{"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes; larger gets 413. Default: the listener’s `limits.maxBodyBytes`. 0: no limit.","type":"integer"}}},"redirectToHttps":{"description":"Requests to this route that arrive over plain HTTP get a 308 redirect to https (port: the listener’s `httpsPort`). Default false.","type":"boolean"},"applyPlans":{"description":"Whether consumers' `plans` (quotas and plan rate limits) apply on this route. Default true. `false`: requests here are neither counted nor refused by plans (e.g. a usage or billing page a consumer over quota must still reach).","type":"boolean"},"version":{"additionalProperties":false,"description":"The API version this route serves. Selection stays with `match` (a path prefix, a header or a query parameter; docs/versioning.md); this adds the lifecycle headers and the `api`/`version` labels of usage records.","type":"object","required":["api","name"],"properties":{"api":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The API this route serves a version of, e.g. `property-api`: a label in usage records and the access log.","type":"string"},"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The version, e.g. `v1`: a label in usage records and the access log.","type":"string"},"deprecation":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version is (or will be) deprecated, RFC 3339. Set: every response of the route carries `Deprecation: @<unix seconds>` (RFC 9745). Default: not deprecated (no header).","examples":["2026-06-30T23:59:59Z"],"type":"string"},"sunset":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version stops answering, RFC 3339; not before `deprecation`. Set: every response carries `Sunset: <HTTP-date>` (RFC 8594). The gateway keeps serving the route after it: removing the route is the owner’s step.","examples":["2026-06-30T23:59:59Z"],"type":"string"},"link":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"The successor version: an absolute URL or a path (e.g. `/api/v2/properties`). Set: every response carries `Link: <link>; rel=\"successor-version\"`.","type":"string"},"deprecationLink":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"A page explaining the deprecation (migration guide), URL or path. Set: every response carries `Link: <deprecationLink>; rel=\"deprecation\"; type=\"text/html\"` (RFC 9745 §3).","type":"string"}}},"priority":{"minimum":1,"maximum":1000000,"description":"Takes the route out of the specificity order (docs/routing.md): within its host group, routes with a `priority` are tried before all others, higher first, then in declaration order, whatever their path kind. For first-match route lists such as Istio’s `http[]`. Default: none (specificity order).","type":"integer"},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"consumers":{"description":"API clients and their credentials.","type":"array","items":{"additionalProperties":false,"description":"An API client: an identity with credentials and groups.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; sent upstream as X-Consumer-Username.","type":"string"},"id":{"minLength":1,"description":"Sent upstream as X-Consumer-ID. Default: the name.","type":"string"},"groups":{"uniqueItems":true,"description":"Groups for the acl plugin; sent upstream as X-Consumer-Groups.","type":"array","items":{"minLength":1,"type":"string"}},"credentials":{"type":"array","items":{"anyOf":[{"additionalProperties":false,"description":"JWTs from one issuer, with exactly one of secret, publicKey, jwksUrl.","type":"object","required":["type","issuer"],"properties":{"type":{"const":"jwt","type":"string"},"issuer":{"minLength":1,"description":"The `iss` claim of this consumer’s tokens; a token finds its consumer by it.","type":"string"},"algorithm":{"type":"string","enum":["HS256","HS384","HS512","RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","EdDSA"],"description":"The one algorithm accepted. Default: HS256 with `secret`; with `publicKey`, the algorithms of its key type."},"secret":{"minLength":32,"description":"HMAC secret (HS*), at least 32 characters; use `${ENV}`.","type":"string"},"publicKey":{"minLength":1,"description":"PEM public key (RS*, PS*, ES*, EdDSA): inline `-----BEGIN…`, or a file path relative to the config.","type":"string"},"jwksUrl":{"pattern":"^https?://","description":"A JWKS endpoint; keys are cached and refreshed.","type":"string"},"audiences":{"minItems":1,"description":"Accepted `aud` values; the token must carry one of them. Default: `aud` is not checked.","type":"array","items":{"minLength":1,"type":"string"}}}},{"additionalProperties":false,"description":"An API key (key-auth plugin).","type":"object","required":["type","key"],"properties":{"type":{"const":"api-key","type":"string"},"key":{"minLength":16,"description":"The key, at least 16 characters; use `${ENV}`. Held hashed.","type":"string"}}}]}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"plan":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The name of one of the top-level `plans`: its quotas and rate limits apply to this consumer's requests on every route (after authentication). Default: none (no plan limits).","type":"string"}}}},"plans":{"description":"Quotas and rate limits that consumers subscribe to (`consumers[].plan`); docs/plans.md.","type":"array","items":{"additionalProperties":false,"description":"A plan consumers subscribe to (`consumers[].plan`): quotas per calendar period and rate limits.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; consumers name it in `plan`.","type":"string"},"quotas":{"additionalProperties":false,"minProperties":1,"description":"Requests a consumer of the plan may make per calendar period (UTC), across every route and, with `store: redis`, every gateway. A request counts when it is admitted.","type":"object","properties":{"day":{"minimum":1,"description":"Requests per UTC calendar day (00:00 to 24:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the next midnight UTC. Default: no daily quota.","type":"integer"},"month":{"minimum":1,"description":"Requests per UTC calendar month (from the 1st, 00:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the 1st of the next month. Default: no monthly quota.","type":"integer"}}},"rateLimits":{"minItems":1,"description":"Rate limits per consumer of the plan, across every route, in the shape of the rate-limit plugin's `limits` (sliding windows). Refused past one with 429 MG_RATE_LIMITED.","type":"array","items":{"additionalProperties":false,"type":"object","required":["requests","window"],"properties":{"requests":{"minimum":1,"description":"Requests allowed per window.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Window length, e.g. `1s`, `1m`; sliding, as in the rate-limit plugin. Not 0.","examples":["250ms","5s","1h"],"type":"string"}}}},"store":{"description":"Where the counts are kept. `memory` (default): on this machine, exact whatever `--workers` is. `redis`: in the top-level `redis`, one count for every gateway on it.","anyOf":[{"const":"memory","type":"string"},{"const":"redis","type":"string"}]},"failOpen":{"description":"When the count cannot be reached (Redis not answering within `redis.timeout`; a worker whose primary is gone): true (default) lets the request through uncounted, false refuses it with 503 MG_STORE_UNAVAILABLE.","type":"boolean"},"headers":{"description":"Add `RateLimit-*` and `X-RateLimit-Limit-Day`/`-Month`, `X-RateLimit-Remaining-Day`/`-Month` to responses to the plan's consumers. Default true.","type":"boolean"}}}},"plugins":{"description":"Plugins for every route.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"observability":{"additionalProperties":false,"description":"Access log, tracing and timing headers. Metrics are always on.","type":"object","properties":{"accessLog":{"additionalProperties":false,"description":"One JSON line per request. Default: off.","type":"object","required":["output"],"properties":{"output":{"minLength":1,"description":"`stdout`, or a file path (relative to the config file) that lines are appended to.","type":"string"},"sampleRatio":{"minimum":0,"maximum":1,"description":"Share of requests logged. Default 1 (all); 0 logs none.","type":"number"},"fields":{"minItems":1,"uniqueItems":true,"description":"Fields written (an allow-list). Default: all of them (docs/observability.md).","type":"array","items":{"type":"string","enum":["time","requestId","traceId","clientAddress","method","host","path","route","service","endpoint","consumer","status","code","bytesIn","bytesOut","durationMs","upstreamMs","proxyMs","tries","tryLog","subset","refusal","retryStop","faultDelayMs","mirrored","userAgent","principal","authz","api","apiVersion"]}}}},"tracing":{"additionalProperties":false,"description":"Spans per request, exported over OTLP/HTTP. Default: off.","type":"object","required":["endpoint"],"properties":{"endpoint":{"pattern":"^https?://","description":"OTLP/HTTP traces endpoint of a collector, e.g. `http://127.0.0.1:4318/v1/traces`.","type":"string"},"samplingRatio":{"minimum":0,"maximum":1,"description":"Share of new traces recorded (a trace that arrives sampled stays sampled). Default 0.1.","type":"number"},"serviceName":{"minLength":1,"description":"service.name of the spans. Default `meshgate` (sidecars: their service).","type":"string"}}},"serverTiming":{"description":"Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds, `desc` naming the proxy) to responses: the time this proxy added and the upstream’s time to its response head. Default false.","type":"boolean"},"explain":{"additionalProperties":false,"description":"Decision trails of recent requests, for `meshgate explain` and admin `GET /requests/{id}/explain` (docs/explain.md). Default: off.","type":"object","properties":{"size":{"minimum":0,"maximum":100000,"description":"Decision trails kept per proxy process (a ring: the oldest is overwritten). Default 128; 0 keeps none.","type":"integer"},"sampleRate":{"minimum":0,"maximum":1,"description":"Share of requests whose trail is recorded. Default 0: only requests that ask with `X-Meshgate-Explain: 1` (from an identified consumer) are recorded.","type":"number"},"consumers":{"uniqueItems":true,"description":"Consumers (by name, or `group:NAME`) whose `X-Meshgate-Explain: 1` is honoured. Default: every identified consumer.","type":"array","items":{"minLength":1,"type":"string"}}}}}},"redis":{"additionalProperties":false,"description":"The Redis that plugins with `store: redis` share (rate-limit counters, cached responses): one client per proxy process, reconnecting by itself. See docs/operations.md.","type":"object","required":["url"],"properties":{"url":{"pattern":"^rediss?://","description":"Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Use `${REDIS_URL}` to keep a password out of the file.","examples":["redis://127.0.0.1:6379","rediss://:${REDIS_PASSWORD}@redis.internal:6380/0"],"type":"string"},"keyPrefix":{"maxLength":128,"description":"Prepended to every key meshgate writes, so one Redis can serve several gateway fleets or other users. Default `meshgate:`; an empty string writes bare keys. Gateways that must share limits and cache entries use the same prefix.","type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for one reply (a rate-limit decision, a cache read) before the store counts as unavailable for that request and the plugin's `failOpen` policy answers it. Default 200ms. `0`: no limit (a request waits while a connection is up; a lost connection still fails at once).","examples":["250ms","5s","1h"],"type":"string"}}},"metering":{"additionalProperties":false,"description":"Usage metering: requests and response bytes per hour, consumer, route, API version and status class, for every request a consumer made (docs/metering.md). Off unless this block is present.","type":"object","properties":{"enabled":{"description":"Count usage. Default true when the `metering` block is present; without the block nothing is metered.","type":"boolean"},"store":{"type":"string","enum":["sqlite","redis"],"description":"Where counts are kept: `sqlite` (a file on this machine, shared by every worker) or `redis` (the top-level `redis` block, shared by every gateway on it). Default `sqlite`."},"path":{"minLength":1,"description":"The SQLite file (`store: sqlite`), relative to the config file’s directory. Default `meshgate-usage.db` beside the config file. Its directory must exist.","type":"string"},"flushInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often counts kept in memory are written to the store. Default 5s. A crash loses at most this much; a clean stop (SIGTERM) loses nothing. `0`: the default.","examples":["250ms","5s","1h"],"type":"string"}}},"authorizationPolicies":{"description":"Who may call which service (Istio semantics; docs/authorization.md). Enforced on every route to the service a policy names, or on every route for a policy without `service`.","type":"array","items":{"additionalProperties":false,"description":"Who may call a service. Order of evaluation: a matching DENY refuses; else, if the service has ALLOW policies and none matches, refused; else allowed. Refusals are 403 `MG_RBAC_DENIED`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the policy; named in access logs and metrics, never shown to clients.","type":"string"},"service":{"minLength":1,"description":"The service the policy protects (requests routed to it). Absent: every route (mesh-wide).","type":"string"},"action":{"type":"string","enum":["ALLOW","DENY","AUDIT"],"description":"`ALLOW` (default): once a service has an ALLOW policy, only requests some ALLOW policy matches pass. `DENY`: requests it matches are refused, whatever ALLOW policies say. `AUDIT`: requests it matches are logged and counted, nothing else."},"rules":{"description":"The policy matches a request when any rule does. Absent or empty: it matches nothing (an ALLOW policy with no rules therefore refuses every request; `rules: [{}]` matches every request).","type":"array","items":{"additionalProperties":false,"description":"Matches a request when `from`, `to` and `when` all match. `{}` matches every request.","type":"object","properties":{"from":{"minItems":1,"description":"Who: any one entry may match. Absent: any caller, identified or not.","type":"array","items":{"additionalProperties":false,"description":"One kind of caller: every field given must match (an absent field matches any caller).","type":"object","properties":{"principals":{"minItems":1,"description":"Callers by verified workload identity (the client certificate’s SPIFFE ID). A SPIFFE ID `spiffe://<trust-domain>/ns/<namespace>/sa/<service>`, or Istio’s form without the scheme (`cluster.local/ns/default/sa/photo-service`). A request without a verified identity matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPrincipals":{"minItems":1,"description":"Callers whose identity is none of these (same forms as `principals`). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"description":"Callers by service name: the `sa` segment of their SPIFFE ID (meshgate’s shorthand for principals of any trust domain and namespace). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notServices":{"minItems":1,"description":"Callers whose service name is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"namespaces":{"minItems":1,"description":"Callers by the `ns` segment of their SPIFFE ID. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notNamespaces":{"minItems":1,"description":"Callers whose namespace is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}},"to":{"minItems":1,"description":"What: any one entry may match. Absent: any request.","type":"array","items":{"additionalProperties":false,"description":"One kind of request: every field given must match (an absent field matches any request).","type":"object","properties":{"methods":{"minItems":1,"description":"HTTP methods, upper case, e.g. `GET`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notMethods":{"minItems":1,"description":"Methods other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"paths":{"minItems":1,"description":"Request paths (normalised, without the query), e.g. `/api/v1/*` or `*/healthz`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPaths":{"minItems":1,"description":"Paths other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"hosts":{"minItems":1,"description":"Host names the request was sent to (case-insensitive), e.g. `*.example.com`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notHosts":{"minItems":1,"description":"Hosts other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"ports":{"minItems":1,"description":"The port the request arrived on (the listener’s). Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}},"notPorts":{"minItems":1,"description":"Ports other than these. Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}}}}},"when":{"minItems":1,"description":"Further conditions: every one must hold. Absent: none.","type":"array","items":{"additionalProperties":false,"description":"A condition: at least one of `values` and `notValues`, both must hold.","type":"object","required":["key"],"properties":{"key":{"minLength":1,"description":"What to test: `request.headers[<name>]`, `request.auth.claims[<claim>]` (a claim of the token the jwt plugin verified; a list claim matches when any element does), `source.principal`, `source.namespace`, `source.service`, `source.ip` (the connection’s peer address), `remote.ip` (the client address through the listener’s trusted hops) or `destination.port`.","type":"string"},"values":{"minItems":1,"description":"Values that match (IP keys: addresses or CIDR blocks). An absent value (no such header) matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notValues":{"minItems":1,"description":"Values that must not be present; an absent value (no such header or claim) counts as none of them. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}}}}},"dryRun":{"description":"Evaluate, log and count, but never enforce: the access log and `*_authz_decisions_total` show what the policy would have refused (`dry-run-deny`) before it is turned on. Default false.","type":"boolean"}}}},"mesh":{"additionalProperties":false,"description":"The service mesh: its trust domain and mutual TLS between proxies. Absent: no mutual TLS (plaintext, as a gateway alone).","type":"object","required":["trustDomain"],"properties":{"trustDomain":{"minLength":1,"maxLength":255,"pattern":"^[a-z0-9._-]+$","description":"The SPIFFE trust domain of the mesh’s workload identities, e.g. `cluster.local`.","type":"string"},"namespace":{"minLength":1,"pattern":"^[A-Za-z0-9._-]+$","description":"The namespace in the workloads’ SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`). Default `default`.","type":"string"},"mtls":{"additionalProperties":false,"type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"Mesh-wide mode; a service’s `mtls.mode` overrides it. Default `PERMISSIVE` (as Istio)."}}}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func4 = runtime0.default;
 const pattern0 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
@@ -14819,7 +14819,7 @@ if(data.observability !== undefined){
 let data346 = data.observability;
 if(data346 && typeof data346 == "object" && !Array.isArray(data346)){
 for(const key65 in data346){
-if(!(((key65 === "accessLog") || (key65 === "tracing")) || (key65 === "serverTiming"))){
+if(!((((key65 === "accessLog") || (key65 === "tracing")) || (key65 === "serverTiming")) || (key65 === "explain"))){
 const err809 = {instancePath:instancePath+"/observability",schemaPath:"#/properties/observability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key65},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.observability,data:data346};
 if(vErrors === null){
 vErrors = [err809];
@@ -15256,9 +15256,12 @@ data346["serverTiming"] = coerced263;
 }
 }
 }
-}
-else {
-const err834 = {instancePath:instancePath+"/observability",schemaPath:"#/properties/observability/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.observability.type,parentSchema:schema11.properties.observability,data:data346};
+if(data346.explain !== undefined){
+let data357 = data346.explain;
+if(data357 && typeof data357 == "object" && !Array.isArray(data357)){
+for(const key68 in data357){
+if(!(((key68 === "size") || (key68 === "sampleRate")) || (key68 === "consumers"))){
+const err834 = {instancePath:instancePath+"/observability/explain",schemaPath:"#/properties/observability/properties/explain/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key68},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.observability.properties.explain,data:data357};
 if(vErrors === null){
 vErrors = [err834];
 }
@@ -15268,11 +15271,18 @@ vErrors.push(err834);
 errors++;
 }
 }
-if(data.redis !== undefined){
-let data357 = data.redis;
-if(data357 && typeof data357 == "object" && !Array.isArray(data357)){
-if(data357.url === undefined){
-const err835 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.redis.required,parentSchema:schema11.properties.redis,data:data357};
+if(data357.size !== undefined){
+let data358 = data357.size;
+if(!((typeof data358 == "number") && (!(data358 % 1) && !isNaN(data358)))){
+let dataType264 = typeof data358;
+let coerced264 = undefined;
+if(!(coerced264 !== undefined)){
+if(dataType264 === "boolean" || data358 === null
+              || (dataType264 === "string" && data358 && data358 == +data358 && !(data358 % 1))){
+coerced264 = +data358;
+}
+else {
+const err835 = {instancePath:instancePath+"/observability/explain/size",schemaPath:"#/properties/observability/properties/explain/properties/size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.observability.properties.explain.properties.size.type,parentSchema:schema11.properties.observability.properties.explain.properties.size,data:data358};
 if(vErrors === null){
 vErrors = [err835];
 }
@@ -15281,9 +15291,17 @@ vErrors.push(err835);
 }
 errors++;
 }
-for(const key68 in data357){
-if(!(((key68 === "url") || (key68 === "keyPrefix")) || (key68 === "timeout"))){
-const err836 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key68},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.redis,data:data357};
+}
+if(coerced264 !== undefined){
+data358 = coerced264;
+if(data357 !== undefined){
+data357["size"] = coerced264;
+}
+}
+}
+if(typeof data358 == "number"){
+if(data358 > 100000 || isNaN(data358)){
+const err836 = {instancePath:instancePath+"/observability/explain/size",schemaPath:"#/properties/observability/properties/explain/properties/size/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000",schema:100000,parentSchema:schema11.properties.observability.properties.explain.properties.size,data:data358};
 if(vErrors === null){
 vErrors = [err836];
 }
@@ -15292,21 +15310,8 @@ vErrors.push(err836);
 }
 errors++;
 }
-}
-if(data357.url !== undefined){
-let data358 = data357.url;
-if(typeof data358 !== "string"){
-let dataType264 = typeof data358;
-let coerced264 = undefined;
-if(!(coerced264 !== undefined)){
-if(dataType264 == "number" || dataType264 == "boolean"){
-coerced264 = "" + data358;
-}
-else if(data358 === null){
-coerced264 = "";
-}
-else {
-const err837 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.url.type,parentSchema:schema11.properties.redis.properties.url,data:data358};
+if(data358 < 0 || isNaN(data358)){
+const err837 = {instancePath:instancePath+"/observability/explain/size",schemaPath:"#/properties/observability/properties/explain/properties/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.observability.properties.explain.properties.size,data:data358};
 if(vErrors === null){
 vErrors = [err837];
 }
@@ -15316,16 +15321,19 @@ vErrors.push(err837);
 errors++;
 }
 }
-if(coerced264 !== undefined){
-data358 = coerced264;
-if(data357 !== undefined){
-data357["url"] = coerced264;
 }
+if(data357.sampleRate !== undefined){
+let data359 = data357.sampleRate;
+if(!(typeof data359 == "number")){
+let dataType265 = typeof data359;
+let coerced265 = undefined;
+if(!(coerced265 !== undefined)){
+if(dataType265 == "boolean" || data359 === null
+              || (dataType265 == "string" && data359 && data359 == +data359)){
+coerced265 = +data359;
 }
-}
-if(typeof data358 === "string"){
-if(!pattern83.test(data358)){
-const err838 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^rediss?://"},message:"must match pattern \""+"^rediss?://"+"\"",schema:"^rediss?://",parentSchema:schema11.properties.redis.properties.url,data:data358};
+else {
+const err838 = {instancePath:instancePath+"/observability/explain/sampleRate",schemaPath:"#/properties/observability/properties/explain/properties/sampleRate/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema11.properties.observability.properties.explain.properties.sampleRate.type,parentSchema:schema11.properties.observability.properties.explain.properties.sampleRate,data:data359};
 if(vErrors === null){
 vErrors = [err838];
 }
@@ -15335,21 +15343,16 @@ vErrors.push(err838);
 errors++;
 }
 }
+if(coerced265 !== undefined){
+data359 = coerced265;
+if(data357 !== undefined){
+data357["sampleRate"] = coerced265;
 }
-if(data357.keyPrefix !== undefined){
-let data359 = data357.keyPrefix;
-if(typeof data359 !== "string"){
-let dataType265 = typeof data359;
-let coerced265 = undefined;
-if(!(coerced265 !== undefined)){
-if(dataType265 == "number" || dataType265 == "boolean"){
-coerced265 = "" + data359;
 }
-else if(data359 === null){
-coerced265 = "";
 }
-else {
-const err839 = {instancePath:instancePath+"/redis/keyPrefix",schemaPath:"#/properties/redis/properties/keyPrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.keyPrefix.type,parentSchema:schema11.properties.redis.properties.keyPrefix,data:data359};
+if(typeof data359 == "number"){
+if(data359 > 1 || isNaN(data359)){
+const err839 = {instancePath:instancePath+"/observability/explain/sampleRate",schemaPath:"#/properties/observability/properties/explain/properties/sampleRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1},message:"must be <= 1",schema:1,parentSchema:schema11.properties.observability.properties.explain.properties.sampleRate,data:data359};
 if(vErrors === null){
 vErrors = [err839];
 }
@@ -15358,17 +15361,8 @@ vErrors.push(err839);
 }
 errors++;
 }
-}
-if(coerced265 !== undefined){
-data359 = coerced265;
-if(data357 !== undefined){
-data357["keyPrefix"] = coerced265;
-}
-}
-}
-if(typeof data359 === "string"){
-if(func4(data359) > 128){
-const err840 = {instancePath:instancePath+"/redis/keyPrefix",schemaPath:"#/properties/redis/properties/keyPrefix/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters",schema:128,parentSchema:schema11.properties.redis.properties.keyPrefix,data:data359};
+if(data359 < 0 || isNaN(data359)){
+const err840 = {instancePath:instancePath+"/observability/explain/sampleRate",schemaPath:"#/properties/observability/properties/explain/properties/sampleRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.observability.properties.explain.properties.sampleRate,data:data359};
 if(vErrors === null){
 vErrors = [err840];
 }
@@ -15379,20 +15373,24 @@ errors++;
 }
 }
 }
-if(data357.timeout !== undefined){
-let data360 = data357.timeout;
-if(typeof data360 !== "string"){
-let dataType266 = typeof data360;
+if(data357.consumers !== undefined){
+let data360 = data357.consumers;
+if(Array.isArray(data360)){
+const len37 = data360.length;
+for(let i51=0; i51<len37; i51++){
+let data361 = data360[i51];
+if(typeof data361 !== "string"){
+let dataType266 = typeof data361;
 let coerced266 = undefined;
 if(!(coerced266 !== undefined)){
 if(dataType266 == "number" || dataType266 == "boolean"){
-coerced266 = "" + data360;
+coerced266 = "" + data361;
 }
-else if(data360 === null){
+else if(data361 === null){
 coerced266 = "";
 }
 else {
-const err841 = {instancePath:instancePath+"/redis/timeout",schemaPath:"#/properties/redis/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.timeout.type,parentSchema:schema11.properties.redis.properties.timeout,data:data360};
+const err841 = {instancePath:instancePath+"/observability/explain/consumers/" + i51,schemaPath:"#/properties/observability/properties/explain/properties/consumers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.observability.properties.explain.properties.consumers.items.type,parentSchema:schema11.properties.observability.properties.explain.properties.consumers.items,data:data361};
 if(vErrors === null){
 vErrors = [err841];
 }
@@ -15403,15 +15401,15 @@ errors++;
 }
 }
 if(coerced266 !== undefined){
-data360 = coerced266;
-if(data357 !== undefined){
-data357["timeout"] = coerced266;
+data361 = coerced266;
+if(data360 !== undefined){
+data360[i51] = coerced266;
 }
 }
 }
-if(typeof data360 === "string"){
-if(!pattern2.test(data360)){
-const err842 = {instancePath:instancePath+"/redis/timeout",schemaPath:"#/properties/redis/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"},message:"must match pattern \""+"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"+"\"",schema:"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$",parentSchema:schema11.properties.redis.properties.timeout,data:data360};
+if(typeof data361 === "string"){
+if(func4(data361) < 1){
+const err842 = {instancePath:instancePath+"/observability/explain/consumers/" + i51,schemaPath:"#/properties/observability/properties/explain/properties/consumers/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.observability.properties.explain.properties.consumers.items,data:data361};
 if(vErrors === null){
 vErrors = [err842];
 }
@@ -15422,9 +15420,18 @@ errors++;
 }
 }
 }
+let i52 = data360.length;
+let j14;
+if(i52 > 1){
+const indices14 = {};
+for(;i52--;){
+let item14 = data360[i52];
+if(typeof item14 !== "string"){
+continue;
 }
-else {
-const err843 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.redis.type,parentSchema:schema11.properties.redis,data:data357};
+if(typeof indices14[item14] == "number"){
+j14 = indices14[item14];
+const err843 = {instancePath:instancePath+"/observability/explain/consumers",schemaPath:"#/properties/observability/properties/explain/properties/consumers/uniqueItems",keyword:"uniqueItems",params:{i: i52, j: j14},message:"must NOT have duplicate items (items ## "+j14+" and "+i52+" are identical)",schema:true,parentSchema:schema11.properties.observability.properties.explain.properties.consumers,data:data360};
 if(vErrors === null){
 vErrors = [err843];
 }
@@ -15432,14 +15439,14 @@ else {
 vErrors.push(err843);
 }
 errors++;
+break;
+}
+indices14[item14] = i52;
 }
 }
-if(data.metering !== undefined){
-let data361 = data.metering;
-if(data361 && typeof data361 == "object" && !Array.isArray(data361)){
-for(const key69 in data361){
-if(!((((key69 === "enabled") || (key69 === "store")) || (key69 === "path")) || (key69 === "flushInterval"))){
-const err844 = {instancePath:instancePath+"/metering",schemaPath:"#/properties/metering/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key69},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.metering,data:data361};
+}
+else {
+const err844 = {instancePath:instancePath+"/observability/explain/consumers",schemaPath:"#/properties/observability/properties/explain/properties/consumers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.observability.properties.explain.properties.consumers.type,parentSchema:schema11.properties.observability.properties.explain.properties.consumers,data:data360};
 if(vErrors === null){
 vErrors = [err844];
 }
@@ -15449,19 +15456,9 @@ vErrors.push(err844);
 errors++;
 }
 }
-if(data361.enabled !== undefined){
-let data362 = data361.enabled;
-if(typeof data362 !== "boolean"){
-let coerced267 = undefined;
-if(!(coerced267 !== undefined)){
-if(data362 === "false" || data362 === 0 || data362 === null){
-coerced267 = false;
-}
-else if(data362 === "true" || data362 === 1){
-coerced267 = true;
 }
 else {
-const err845 = {instancePath:instancePath+"/metering/enabled",schemaPath:"#/properties/metering/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.metering.properties.enabled.type,parentSchema:schema11.properties.metering.properties.enabled,data:data362};
+const err845 = {instancePath:instancePath+"/observability/explain",schemaPath:"#/properties/observability/properties/explain/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.observability.properties.explain.type,parentSchema:schema11.properties.observability.properties.explain,data:data357};
 if(vErrors === null){
 vErrors = [err845];
 }
@@ -15471,28 +15468,9 @@ vErrors.push(err845);
 errors++;
 }
 }
-if(coerced267 !== undefined){
-data362 = coerced267;
-if(data361 !== undefined){
-data361["enabled"] = coerced267;
-}
-}
-}
-}
-if(data361.store !== undefined){
-let data363 = data361.store;
-if(typeof data363 !== "string"){
-let dataType268 = typeof data363;
-let coerced268 = undefined;
-if(!(coerced268 !== undefined)){
-if(dataType268 == "number" || dataType268 == "boolean"){
-coerced268 = "" + data363;
-}
-else if(data363 === null){
-coerced268 = "";
 }
 else {
-const err846 = {instancePath:instancePath+"/metering/store",schemaPath:"#/properties/metering/properties/store/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.store.type,parentSchema:schema11.properties.metering.properties.store,data:data363};
+const err846 = {instancePath:instancePath+"/observability",schemaPath:"#/properties/observability/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.observability.type,parentSchema:schema11.properties.observability,data:data346};
 if(vErrors === null){
 vErrors = [err846];
 }
@@ -15502,15 +15480,11 @@ vErrors.push(err846);
 errors++;
 }
 }
-if(coerced268 !== undefined){
-data363 = coerced268;
-if(data361 !== undefined){
-data361["store"] = coerced268;
-}
-}
-}
-if(!((data363 === "sqlite") || (data363 === "redis"))){
-const err847 = {instancePath:instancePath+"/metering/store",schemaPath:"#/properties/metering/properties/store/enum",keyword:"enum",params:{allowedValues: schema11.properties.metering.properties.store.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.metering.properties.store.enum,parentSchema:schema11.properties.metering.properties.store,data:data363};
+if(data.redis !== undefined){
+let data362 = data.redis;
+if(data362 && typeof data362 == "object" && !Array.isArray(data362)){
+if(data362.url === undefined){
+const err847 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.redis.required,parentSchema:schema11.properties.redis,data:data362};
 if(vErrors === null){
 vErrors = [err847];
 }
@@ -15519,21 +15493,9 @@ vErrors.push(err847);
 }
 errors++;
 }
-}
-if(data361.path !== undefined){
-let data364 = data361.path;
-if(typeof data364 !== "string"){
-let dataType269 = typeof data364;
-let coerced269 = undefined;
-if(!(coerced269 !== undefined)){
-if(dataType269 == "number" || dataType269 == "boolean"){
-coerced269 = "" + data364;
-}
-else if(data364 === null){
-coerced269 = "";
-}
-else {
-const err848 = {instancePath:instancePath+"/metering/path",schemaPath:"#/properties/metering/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.path.type,parentSchema:schema11.properties.metering.properties.path,data:data364};
+for(const key69 in data362){
+if(!(((key69 === "url") || (key69 === "keyPrefix")) || (key69 === "timeout"))){
+const err848 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key69},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.redis,data:data362};
 if(vErrors === null){
 vErrors = [err848];
 }
@@ -15543,16 +15505,20 @@ vErrors.push(err848);
 errors++;
 }
 }
-if(coerced269 !== undefined){
-data364 = coerced269;
-if(data361 !== undefined){
-data361["path"] = coerced269;
+if(data362.url !== undefined){
+let data363 = data362.url;
+if(typeof data363 !== "string"){
+let dataType267 = typeof data363;
+let coerced267 = undefined;
+if(!(coerced267 !== undefined)){
+if(dataType267 == "number" || dataType267 == "boolean"){
+coerced267 = "" + data363;
 }
+else if(data363 === null){
+coerced267 = "";
 }
-}
-if(typeof data364 === "string"){
-if(func4(data364) < 1){
-const err849 = {instancePath:instancePath+"/metering/path",schemaPath:"#/properties/metering/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.metering.properties.path,data:data364};
+else {
+const err849 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.url.type,parentSchema:schema11.properties.redis.properties.url,data:data363};
 if(vErrors === null){
 vErrors = [err849];
 }
@@ -15562,21 +15528,16 @@ vErrors.push(err849);
 errors++;
 }
 }
+if(coerced267 !== undefined){
+data363 = coerced267;
+if(data362 !== undefined){
+data362["url"] = coerced267;
 }
-if(data361.flushInterval !== undefined){
-let data365 = data361.flushInterval;
-if(typeof data365 !== "string"){
-let dataType270 = typeof data365;
-let coerced270 = undefined;
-if(!(coerced270 !== undefined)){
-if(dataType270 == "number" || dataType270 == "boolean"){
-coerced270 = "" + data365;
 }
-else if(data365 === null){
-coerced270 = "";
 }
-else {
-const err850 = {instancePath:instancePath+"/metering/flushInterval",schemaPath:"#/properties/metering/properties/flushInterval/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.flushInterval.type,parentSchema:schema11.properties.metering.properties.flushInterval,data:data365};
+if(typeof data363 === "string"){
+if(!pattern83.test(data363)){
+const err850 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^rediss?://"},message:"must match pattern \""+"^rediss?://"+"\"",schema:"^rediss?://",parentSchema:schema11.properties.redis.properties.url,data:data363};
 if(vErrors === null){
 vErrors = [err850];
 }
@@ -15586,16 +15547,21 @@ vErrors.push(err850);
 errors++;
 }
 }
-if(coerced270 !== undefined){
-data365 = coerced270;
-if(data361 !== undefined){
-data361["flushInterval"] = coerced270;
 }
+if(data362.keyPrefix !== undefined){
+let data364 = data362.keyPrefix;
+if(typeof data364 !== "string"){
+let dataType268 = typeof data364;
+let coerced268 = undefined;
+if(!(coerced268 !== undefined)){
+if(dataType268 == "number" || dataType268 == "boolean"){
+coerced268 = "" + data364;
 }
+else if(data364 === null){
+coerced268 = "";
 }
-if(typeof data365 === "string"){
-if(!pattern2.test(data365)){
-const err851 = {instancePath:instancePath+"/metering/flushInterval",schemaPath:"#/properties/metering/properties/flushInterval/pattern",keyword:"pattern",params:{pattern: "^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"},message:"must match pattern \""+"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"+"\"",schema:"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$",parentSchema:schema11.properties.metering.properties.flushInterval,data:data365};
+else {
+const err851 = {instancePath:instancePath+"/redis/keyPrefix",schemaPath:"#/properties/redis/properties/keyPrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.keyPrefix.type,parentSchema:schema11.properties.redis.properties.keyPrefix,data:data364};
 if(vErrors === null){
 vErrors = [err851];
 }
@@ -15605,10 +15571,16 @@ vErrors.push(err851);
 errors++;
 }
 }
+if(coerced268 !== undefined){
+data364 = coerced268;
+if(data362 !== undefined){
+data362["keyPrefix"] = coerced268;
 }
 }
-else {
-const err852 = {instancePath:instancePath+"/metering",schemaPath:"#/properties/metering/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.metering.type,parentSchema:schema11.properties.metering,data:data361};
+}
+if(typeof data364 === "string"){
+if(func4(data364) > 128){
+const err852 = {instancePath:instancePath+"/redis/keyPrefix",schemaPath:"#/properties/redis/properties/keyPrefix/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters",schema:128,parentSchema:schema11.properties.redis.properties.keyPrefix,data:data364};
 if(vErrors === null){
 vErrors = [err852];
 }
@@ -15618,15 +15590,21 @@ vErrors.push(err852);
 errors++;
 }
 }
-if(data.authorizationPolicies !== undefined){
-let data366 = data.authorizationPolicies;
-if(Array.isArray(data366)){
-const len37 = data366.length;
-for(let i51=0; i51<len37; i51++){
-let data367 = data366[i51];
-if(data367 && typeof data367 == "object" && !Array.isArray(data367)){
-if(data367.name === undefined){
-const err853 = {instancePath:instancePath+"/authorizationPolicies/" + i51,schemaPath:"#/properties/authorizationPolicies/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.authorizationPolicies.items.required,parentSchema:schema11.properties.authorizationPolicies.items,data:data367};
+}
+if(data362.timeout !== undefined){
+let data365 = data362.timeout;
+if(typeof data365 !== "string"){
+let dataType269 = typeof data365;
+let coerced269 = undefined;
+if(!(coerced269 !== undefined)){
+if(dataType269 == "number" || dataType269 == "boolean"){
+coerced269 = "" + data365;
+}
+else if(data365 === null){
+coerced269 = "";
+}
+else {
+const err853 = {instancePath:instancePath+"/redis/timeout",schemaPath:"#/properties/redis/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.redis.properties.timeout.type,parentSchema:schema11.properties.redis.properties.timeout,data:data365};
 if(vErrors === null){
 vErrors = [err853];
 }
@@ -15635,9 +15613,17 @@ vErrors.push(err853);
 }
 errors++;
 }
-for(const key70 in data367){
-if(!(((((key70 === "name") || (key70 === "service")) || (key70 === "action")) || (key70 === "rules")) || (key70 === "dryRun"))){
-const err854 = {instancePath:instancePath+"/authorizationPolicies/" + i51,schemaPath:"#/properties/authorizationPolicies/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key70},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items,data:data367};
+}
+if(coerced269 !== undefined){
+data365 = coerced269;
+if(data362 !== undefined){
+data362["timeout"] = coerced269;
+}
+}
+}
+if(typeof data365 === "string"){
+if(!pattern2.test(data365)){
+const err854 = {instancePath:instancePath+"/redis/timeout",schemaPath:"#/properties/redis/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"},message:"must match pattern \""+"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"+"\"",schema:"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$",parentSchema:schema11.properties.redis.properties.timeout,data:data365};
 if(vErrors === null){
 vErrors = [err854];
 }
@@ -15647,8 +15633,66 @@ vErrors.push(err854);
 errors++;
 }
 }
-if(data367.name !== undefined){
-let data368 = data367.name;
+}
+}
+else {
+const err855 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.redis.type,parentSchema:schema11.properties.redis,data:data362};
+if(vErrors === null){
+vErrors = [err855];
+}
+else {
+vErrors.push(err855);
+}
+errors++;
+}
+}
+if(data.metering !== undefined){
+let data366 = data.metering;
+if(data366 && typeof data366 == "object" && !Array.isArray(data366)){
+for(const key70 in data366){
+if(!((((key70 === "enabled") || (key70 === "store")) || (key70 === "path")) || (key70 === "flushInterval"))){
+const err856 = {instancePath:instancePath+"/metering",schemaPath:"#/properties/metering/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key70},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.metering,data:data366};
+if(vErrors === null){
+vErrors = [err856];
+}
+else {
+vErrors.push(err856);
+}
+errors++;
+}
+}
+if(data366.enabled !== undefined){
+let data367 = data366.enabled;
+if(typeof data367 !== "boolean"){
+let coerced270 = undefined;
+if(!(coerced270 !== undefined)){
+if(data367 === "false" || data367 === 0 || data367 === null){
+coerced270 = false;
+}
+else if(data367 === "true" || data367 === 1){
+coerced270 = true;
+}
+else {
+const err857 = {instancePath:instancePath+"/metering/enabled",schemaPath:"#/properties/metering/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.metering.properties.enabled.type,parentSchema:schema11.properties.metering.properties.enabled,data:data367};
+if(vErrors === null){
+vErrors = [err857];
+}
+else {
+vErrors.push(err857);
+}
+errors++;
+}
+}
+if(coerced270 !== undefined){
+data367 = coerced270;
+if(data366 !== undefined){
+data366["enabled"] = coerced270;
+}
+}
+}
+}
+if(data366.store !== undefined){
+let data368 = data366.store;
 if(typeof data368 !== "string"){
 let dataType271 = typeof data368;
 let coerced271 = undefined;
@@ -15660,46 +15704,7 @@ else if(data368 === null){
 coerced271 = "";
 }
 else {
-const err855 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.name.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data368};
-if(vErrors === null){
-vErrors = [err855];
-}
-else {
-vErrors.push(err855);
-}
-errors++;
-}
-}
-if(coerced271 !== undefined){
-data368 = coerced271;
-if(data367 !== undefined){
-data367["name"] = coerced271;
-}
-}
-}
-if(typeof data368 === "string"){
-if(func4(data368) > 128){
-const err856 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters",schema:128,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data368};
-if(vErrors === null){
-vErrors = [err856];
-}
-else {
-vErrors.push(err856);
-}
-errors++;
-}
-if(func4(data368) < 1){
-const err857 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data368};
-if(vErrors === null){
-vErrors = [err857];
-}
-else {
-vErrors.push(err857);
-}
-errors++;
-}
-if(!pattern0.test(data368)){
-const err858 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._-]*$",parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data368};
+const err858 = {instancePath:instancePath+"/metering/store",schemaPath:"#/properties/metering/properties/store/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.store.type,parentSchema:schema11.properties.metering.properties.store,data:data368};
 if(vErrors === null){
 vErrors = [err858];
 }
@@ -15709,9 +15714,26 @@ vErrors.push(err858);
 errors++;
 }
 }
+if(coerced271 !== undefined){
+data368 = coerced271;
+if(data366 !== undefined){
+data366["store"] = coerced271;
 }
-if(data367.service !== undefined){
-let data369 = data367.service;
+}
+}
+if(!((data368 === "sqlite") || (data368 === "redis"))){
+const err859 = {instancePath:instancePath+"/metering/store",schemaPath:"#/properties/metering/properties/store/enum",keyword:"enum",params:{allowedValues: schema11.properties.metering.properties.store.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.metering.properties.store.enum,parentSchema:schema11.properties.metering.properties.store,data:data368};
+if(vErrors === null){
+vErrors = [err859];
+}
+else {
+vErrors.push(err859);
+}
+errors++;
+}
+}
+if(data366.path !== undefined){
+let data369 = data366.path;
 if(typeof data369 !== "string"){
 let dataType272 = typeof data369;
 let coerced272 = undefined;
@@ -15723,26 +15745,7 @@ else if(data369 === null){
 coerced272 = "";
 }
 else {
-const err859 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/service",schemaPath:"#/properties/authorizationPolicies/items/properties/service/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.service.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.service,data:data369};
-if(vErrors === null){
-vErrors = [err859];
-}
-else {
-vErrors.push(err859);
-}
-errors++;
-}
-}
-if(coerced272 !== undefined){
-data369 = coerced272;
-if(data367 !== undefined){
-data367["service"] = coerced272;
-}
-}
-}
-if(typeof data369 === "string"){
-if(func4(data369) < 1){
-const err860 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/service",schemaPath:"#/properties/authorizationPolicies/items/properties/service/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.service,data:data369};
+const err860 = {instancePath:instancePath+"/metering/path",schemaPath:"#/properties/metering/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.path.type,parentSchema:schema11.properties.metering.properties.path,data:data369};
 if(vErrors === null){
 vErrors = [err860];
 }
@@ -15752,9 +15755,28 @@ vErrors.push(err860);
 errors++;
 }
 }
+if(coerced272 !== undefined){
+data369 = coerced272;
+if(data366 !== undefined){
+data366["path"] = coerced272;
 }
-if(data367.action !== undefined){
-let data370 = data367.action;
+}
+}
+if(typeof data369 === "string"){
+if(func4(data369) < 1){
+const err861 = {instancePath:instancePath+"/metering/path",schemaPath:"#/properties/metering/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.metering.properties.path,data:data369};
+if(vErrors === null){
+vErrors = [err861];
+}
+else {
+vErrors.push(err861);
+}
+errors++;
+}
+}
+}
+if(data366.flushInterval !== undefined){
+let data370 = data366.flushInterval;
 if(typeof data370 !== "string"){
 let dataType273 = typeof data370;
 let coerced273 = undefined;
@@ -15766,25 +15788,7 @@ else if(data370 === null){
 coerced273 = "";
 }
 else {
-const err861 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/action",schemaPath:"#/properties/authorizationPolicies/items/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.action.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.action,data:data370};
-if(vErrors === null){
-vErrors = [err861];
-}
-else {
-vErrors.push(err861);
-}
-errors++;
-}
-}
-if(coerced273 !== undefined){
-data370 = coerced273;
-if(data367 !== undefined){
-data367["action"] = coerced273;
-}
-}
-}
-if(!(((data370 === "ALLOW") || (data370 === "DENY")) || (data370 === "AUDIT"))){
-const err862 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/action",schemaPath:"#/properties/authorizationPolicies/items/properties/action/enum",keyword:"enum",params:{allowedValues: schema11.properties.authorizationPolicies.items.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.authorizationPolicies.items.properties.action.enum,parentSchema:schema11.properties.authorizationPolicies.items.properties.action,data:data370};
+const err862 = {instancePath:instancePath+"/metering/flushInterval",schemaPath:"#/properties/metering/properties/flushInterval/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.metering.properties.flushInterval.type,parentSchema:schema11.properties.metering.properties.flushInterval,data:data370};
 if(vErrors === null){
 vErrors = [err862];
 }
@@ -15794,16 +15798,16 @@ vErrors.push(err862);
 errors++;
 }
 }
-if(data367.rules !== undefined){
-let data371 = data367.rules;
-if(Array.isArray(data371)){
-const len38 = data371.length;
-for(let i52=0; i52<len38; i52++){
-let data372 = data371[i52];
-if(data372 && typeof data372 == "object" && !Array.isArray(data372)){
-for(const key71 in data372){
-if(!(((key71 === "from") || (key71 === "to")) || (key71 === "when"))){
-const err863 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key71},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data372};
+if(coerced273 !== undefined){
+data370 = coerced273;
+if(data366 !== undefined){
+data366["flushInterval"] = coerced273;
+}
+}
+}
+if(typeof data370 === "string"){
+if(!pattern2.test(data370)){
+const err863 = {instancePath:instancePath+"/metering/flushInterval",schemaPath:"#/properties/metering/properties/flushInterval/pattern",keyword:"pattern",params:{pattern: "^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"},message:"must match pattern \""+"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$"+"\"",schema:"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$",parentSchema:schema11.properties.metering.properties.flushInterval,data:data370};
 if(vErrors === null){
 vErrors = [err863];
 }
@@ -15813,11 +15817,10 @@ vErrors.push(err863);
 errors++;
 }
 }
-if(data372.from !== undefined){
-let data373 = data372.from;
-if(Array.isArray(data373)){
-if(data373.length < 1){
-const err864 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data373};
+}
+}
+else {
+const err864 = {instancePath:instancePath+"/metering",schemaPath:"#/properties/metering/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.metering.type,parentSchema:schema11.properties.metering,data:data366};
 if(vErrors === null){
 vErrors = [err864];
 }
@@ -15826,13 +15829,16 @@ vErrors.push(err864);
 }
 errors++;
 }
-const len39 = data373.length;
-for(let i53=0; i53<len39; i53++){
-let data374 = data373[i53];
-if(data374 && typeof data374 == "object" && !Array.isArray(data374)){
-for(const key72 in data374){
-if(!((((((key72 === "principals") || (key72 === "notPrincipals")) || (key72 === "services")) || (key72 === "notServices")) || (key72 === "namespaces")) || (key72 === "notNamespaces"))){
-const err865 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key72},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data374};
+}
+if(data.authorizationPolicies !== undefined){
+let data371 = data.authorizationPolicies;
+if(Array.isArray(data371)){
+const len38 = data371.length;
+for(let i53=0; i53<len38; i53++){
+let data372 = data371[i53];
+if(data372 && typeof data372 == "object" && !Array.isArray(data372)){
+if(data372.name === undefined){
+const err865 = {instancePath:instancePath+"/authorizationPolicies/" + i53,schemaPath:"#/properties/authorizationPolicies/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.authorizationPolicies.items.required,parentSchema:schema11.properties.authorizationPolicies.items,data:data372};
 if(vErrors === null){
 vErrors = [err865];
 }
@@ -15841,12 +15847,9 @@ vErrors.push(err865);
 }
 errors++;
 }
-}
-if(data374.principals !== undefined){
-let data375 = data374.principals;
-if(Array.isArray(data375)){
-if(data375.length < 1){
-const err866 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/principals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals,data:data375};
+for(const key71 in data372){
+if(!(((((key71 === "name") || (key71 === "service")) || (key71 === "action")) || (key71 === "rules")) || (key71 === "dryRun"))){
+const err866 = {instancePath:instancePath+"/authorizationPolicies/" + i53,schemaPath:"#/properties/authorizationPolicies/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key71},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items,data:data372};
 if(vErrors === null){
 vErrors = [err866];
 }
@@ -15855,21 +15858,21 @@ vErrors.push(err866);
 }
 errors++;
 }
-const len40 = data375.length;
-for(let i54=0; i54<len40; i54++){
-let data376 = data375[i54];
-if(typeof data376 !== "string"){
-let dataType274 = typeof data376;
+}
+if(data372.name !== undefined){
+let data373 = data372.name;
+if(typeof data373 !== "string"){
+let dataType274 = typeof data373;
 let coerced274 = undefined;
 if(!(coerced274 !== undefined)){
 if(dataType274 == "number" || dataType274 == "boolean"){
-coerced274 = "" + data376;
+coerced274 = "" + data373;
 }
-else if(data376 === null){
+else if(data373 === null){
 coerced274 = "";
 }
 else {
-const err867 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/principals/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items,data:data376};
+const err867 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.name.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data373};
 if(vErrors === null){
 vErrors = [err867];
 }
@@ -15880,15 +15883,15 @@ errors++;
 }
 }
 if(coerced274 !== undefined){
-data376 = coerced274;
-if(data375 !== undefined){
-data375[i54] = coerced274;
+data373 = coerced274;
+if(data372 !== undefined){
+data372["name"] = coerced274;
 }
 }
 }
-if(typeof data376 === "string"){
-if(func4(data376) < 1){
-const err868 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/principals/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items,data:data376};
+if(typeof data373 === "string"){
+if(func4(data373) > 128){
+const err868 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 128},message:"must NOT have more than 128 characters",schema:128,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data373};
 if(vErrors === null){
 vErrors = [err868];
 }
@@ -15897,11 +15900,8 @@ vErrors.push(err868);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err869 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/principals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals,data:data375};
+if(func4(data373) < 1){
+const err869 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data373};
 if(vErrors === null){
 vErrors = [err869];
 }
@@ -15910,12 +15910,8 @@ vErrors.push(err869);
 }
 errors++;
 }
-}
-if(data374.notPrincipals !== undefined){
-let data377 = data374.notPrincipals;
-if(Array.isArray(data377)){
-if(data377.length < 1){
-const err870 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals,data:data377};
+if(!pattern0.test(data373)){
+const err870 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/name",schemaPath:"#/properties/authorizationPolicies/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._-]*$",parentSchema:schema11.properties.authorizationPolicies.items.properties.name,data:data373};
 if(vErrors === null){
 vErrors = [err870];
 }
@@ -15924,21 +15920,22 @@ vErrors.push(err870);
 }
 errors++;
 }
-const len41 = data377.length;
-for(let i55=0; i55<len41; i55++){
-let data378 = data377[i55];
-if(typeof data378 !== "string"){
-let dataType275 = typeof data378;
+}
+}
+if(data372.service !== undefined){
+let data374 = data372.service;
+if(typeof data374 !== "string"){
+let dataType275 = typeof data374;
 let coerced275 = undefined;
 if(!(coerced275 !== undefined)){
 if(dataType275 == "number" || dataType275 == "boolean"){
-coerced275 = "" + data378;
+coerced275 = "" + data374;
 }
-else if(data378 === null){
+else if(data374 === null){
 coerced275 = "";
 }
 else {
-const err871 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notPrincipals/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items,data:data378};
+const err871 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/service",schemaPath:"#/properties/authorizationPolicies/items/properties/service/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.service.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.service,data:data374};
 if(vErrors === null){
 vErrors = [err871];
 }
@@ -15949,15 +15946,15 @@ errors++;
 }
 }
 if(coerced275 !== undefined){
-data378 = coerced275;
-if(data377 !== undefined){
-data377[i55] = coerced275;
+data374 = coerced275;
+if(data372 !== undefined){
+data372["service"] = coerced275;
 }
 }
 }
-if(typeof data378 === "string"){
-if(func4(data378) < 1){
-const err872 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notPrincipals/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items,data:data378};
+if(typeof data374 === "string"){
+if(func4(data374) < 1){
+const err872 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/service",schemaPath:"#/properties/authorizationPolicies/items/properties/service/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.service,data:data374};
 if(vErrors === null){
 vErrors = [err872];
 }
@@ -15968,9 +15965,20 @@ errors++;
 }
 }
 }
+if(data372.action !== undefined){
+let data375 = data372.action;
+if(typeof data375 !== "string"){
+let dataType276 = typeof data375;
+let coerced276 = undefined;
+if(!(coerced276 !== undefined)){
+if(dataType276 == "number" || dataType276 == "boolean"){
+coerced276 = "" + data375;
+}
+else if(data375 === null){
+coerced276 = "";
 }
 else {
-const err873 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals,data:data377};
+const err873 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/action",schemaPath:"#/properties/authorizationPolicies/items/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.action.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.action,data:data375};
 if(vErrors === null){
 vErrors = [err873];
 }
@@ -15980,11 +15988,15 @@ vErrors.push(err873);
 errors++;
 }
 }
-if(data374.services !== undefined){
-let data379 = data374.services;
-if(Array.isArray(data379)){
-if(data379.length < 1){
-const err874 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/services",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services,data:data379};
+if(coerced276 !== undefined){
+data375 = coerced276;
+if(data372 !== undefined){
+data372["action"] = coerced276;
+}
+}
+}
+if(!(((data375 === "ALLOW") || (data375 === "DENY")) || (data375 === "AUDIT"))){
+const err874 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/action",schemaPath:"#/properties/authorizationPolicies/items/properties/action/enum",keyword:"enum",params:{allowedValues: schema11.properties.authorizationPolicies.items.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.authorizationPolicies.items.properties.action.enum,parentSchema:schema11.properties.authorizationPolicies.items.properties.action,data:data375};
 if(vErrors === null){
 vErrors = [err874];
 }
@@ -15993,21 +16005,17 @@ vErrors.push(err874);
 }
 errors++;
 }
-const len42 = data379.length;
-for(let i56=0; i56<len42; i56++){
-let data380 = data379[i56];
-if(typeof data380 !== "string"){
-let dataType276 = typeof data380;
-let coerced276 = undefined;
-if(!(coerced276 !== undefined)){
-if(dataType276 == "number" || dataType276 == "boolean"){
-coerced276 = "" + data380;
 }
-else if(data380 === null){
-coerced276 = "";
-}
-else {
-const err875 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/services/" + i56,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items,data:data380};
+if(data372.rules !== undefined){
+let data376 = data372.rules;
+if(Array.isArray(data376)){
+const len39 = data376.length;
+for(let i54=0; i54<len39; i54++){
+let data377 = data376[i54];
+if(data377 && typeof data377 == "object" && !Array.isArray(data377)){
+for(const key72 in data377){
+if(!(((key72 === "from") || (key72 === "to")) || (key72 === "when"))){
+const err875 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key72},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data377};
 if(vErrors === null){
 vErrors = [err875];
 }
@@ -16017,16 +16025,11 @@ vErrors.push(err875);
 errors++;
 }
 }
-if(coerced276 !== undefined){
-data380 = coerced276;
-if(data379 !== undefined){
-data379[i56] = coerced276;
-}
-}
-}
-if(typeof data380 === "string"){
-if(func4(data380) < 1){
-const err876 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/services/" + i56,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items,data:data380};
+if(data377.from !== undefined){
+let data378 = data377.from;
+if(Array.isArray(data378)){
+if(data378.length < 1){
+const err876 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data378};
 if(vErrors === null){
 vErrors = [err876];
 }
@@ -16035,11 +16038,13 @@ vErrors.push(err876);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err877 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/services",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services,data:data379};
+const len40 = data378.length;
+for(let i55=0; i55<len40; i55++){
+let data379 = data378[i55];
+if(data379 && typeof data379 == "object" && !Array.isArray(data379)){
+for(const key73 in data379){
+if(!((((((key73 === "principals") || (key73 === "notPrincipals")) || (key73 === "services")) || (key73 === "notServices")) || (key73 === "namespaces")) || (key73 === "notNamespaces"))){
+const err877 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key73},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data379};
 if(vErrors === null){
 vErrors = [err877];
 }
@@ -16049,11 +16054,11 @@ vErrors.push(err877);
 errors++;
 }
 }
-if(data374.notServices !== undefined){
-let data381 = data374.notServices;
-if(Array.isArray(data381)){
-if(data381.length < 1){
-const err878 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notServices",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices,data:data381};
+if(data379.principals !== undefined){
+let data380 = data379.principals;
+if(Array.isArray(data380)){
+if(data380.length < 1){
+const err878 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/principals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals,data:data380};
 if(vErrors === null){
 vErrors = [err878];
 }
@@ -16062,21 +16067,21 @@ vErrors.push(err878);
 }
 errors++;
 }
-const len43 = data381.length;
-for(let i57=0; i57<len43; i57++){
-let data382 = data381[i57];
-if(typeof data382 !== "string"){
-let dataType277 = typeof data382;
+const len41 = data380.length;
+for(let i56=0; i56<len41; i56++){
+let data381 = data380[i56];
+if(typeof data381 !== "string"){
+let dataType277 = typeof data381;
 let coerced277 = undefined;
 if(!(coerced277 !== undefined)){
 if(dataType277 == "number" || dataType277 == "boolean"){
-coerced277 = "" + data382;
+coerced277 = "" + data381;
 }
-else if(data382 === null){
+else if(data381 === null){
 coerced277 = "";
 }
 else {
-const err879 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notServices/" + i57,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items,data:data382};
+const err879 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/principals/" + i56,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items,data:data381};
 if(vErrors === null){
 vErrors = [err879];
 }
@@ -16087,15 +16092,15 @@ errors++;
 }
 }
 if(coerced277 !== undefined){
-data382 = coerced277;
-if(data381 !== undefined){
-data381[i57] = coerced277;
+data381 = coerced277;
+if(data380 !== undefined){
+data380[i56] = coerced277;
 }
 }
 }
-if(typeof data382 === "string"){
-if(func4(data382) < 1){
-const err880 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notServices/" + i57,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items,data:data382};
+if(typeof data381 === "string"){
+if(func4(data381) < 1){
+const err880 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/principals/" + i56,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.items,data:data381};
 if(vErrors === null){
 vErrors = [err880];
 }
@@ -16108,7 +16113,7 @@ errors++;
 }
 }
 else {
-const err881 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notServices",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices,data:data381};
+const err881 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/principals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/principals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.principals,data:data380};
 if(vErrors === null){
 vErrors = [err881];
 }
@@ -16118,11 +16123,11 @@ vErrors.push(err881);
 errors++;
 }
 }
-if(data374.namespaces !== undefined){
-let data383 = data374.namespaces;
-if(Array.isArray(data383)){
-if(data383.length < 1){
-const err882 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/namespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces,data:data383};
+if(data379.notPrincipals !== undefined){
+let data382 = data379.notPrincipals;
+if(Array.isArray(data382)){
+if(data382.length < 1){
+const err882 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals,data:data382};
 if(vErrors === null){
 vErrors = [err882];
 }
@@ -16131,21 +16136,21 @@ vErrors.push(err882);
 }
 errors++;
 }
-const len44 = data383.length;
-for(let i58=0; i58<len44; i58++){
-let data384 = data383[i58];
-if(typeof data384 !== "string"){
-let dataType278 = typeof data384;
+const len42 = data382.length;
+for(let i57=0; i57<len42; i57++){
+let data383 = data382[i57];
+if(typeof data383 !== "string"){
+let dataType278 = typeof data383;
 let coerced278 = undefined;
 if(!(coerced278 !== undefined)){
 if(dataType278 == "number" || dataType278 == "boolean"){
-coerced278 = "" + data384;
+coerced278 = "" + data383;
 }
-else if(data384 === null){
+else if(data383 === null){
 coerced278 = "";
 }
 else {
-const err883 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/namespaces/" + i58,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items,data:data384};
+const err883 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notPrincipals/" + i57,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items,data:data383};
 if(vErrors === null){
 vErrors = [err883];
 }
@@ -16156,15 +16161,15 @@ errors++;
 }
 }
 if(coerced278 !== undefined){
-data384 = coerced278;
-if(data383 !== undefined){
-data383[i58] = coerced278;
+data383 = coerced278;
+if(data382 !== undefined){
+data382[i57] = coerced278;
 }
 }
 }
-if(typeof data384 === "string"){
-if(func4(data384) < 1){
-const err884 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/namespaces/" + i58,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items,data:data384};
+if(typeof data383 === "string"){
+if(func4(data383) < 1){
+const err884 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notPrincipals/" + i57,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.items,data:data383};
 if(vErrors === null){
 vErrors = [err884];
 }
@@ -16177,7 +16182,7 @@ errors++;
 }
 }
 else {
-const err885 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/namespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces,data:data383};
+const err885 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notPrincipals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notPrincipals,data:data382};
 if(vErrors === null){
 vErrors = [err885];
 }
@@ -16187,11 +16192,11 @@ vErrors.push(err885);
 errors++;
 }
 }
-if(data374.notNamespaces !== undefined){
-let data385 = data374.notNamespaces;
-if(Array.isArray(data385)){
-if(data385.length < 1){
-const err886 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notNamespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces,data:data385};
+if(data379.services !== undefined){
+let data384 = data379.services;
+if(Array.isArray(data384)){
+if(data384.length < 1){
+const err886 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/services",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services,data:data384};
 if(vErrors === null){
 vErrors = [err886];
 }
@@ -16200,21 +16205,21 @@ vErrors.push(err886);
 }
 errors++;
 }
-const len45 = data385.length;
-for(let i59=0; i59<len45; i59++){
-let data386 = data385[i59];
-if(typeof data386 !== "string"){
-let dataType279 = typeof data386;
+const len43 = data384.length;
+for(let i58=0; i58<len43; i58++){
+let data385 = data384[i58];
+if(typeof data385 !== "string"){
+let dataType279 = typeof data385;
 let coerced279 = undefined;
 if(!(coerced279 !== undefined)){
 if(dataType279 == "number" || dataType279 == "boolean"){
-coerced279 = "" + data386;
+coerced279 = "" + data385;
 }
-else if(data386 === null){
+else if(data385 === null){
 coerced279 = "";
 }
 else {
-const err887 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notNamespaces/" + i59,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items,data:data386};
+const err887 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/services/" + i58,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items,data:data385};
 if(vErrors === null){
 vErrors = [err887];
 }
@@ -16225,15 +16230,15 @@ errors++;
 }
 }
 if(coerced279 !== undefined){
-data386 = coerced279;
-if(data385 !== undefined){
-data385[i59] = coerced279;
+data385 = coerced279;
+if(data384 !== undefined){
+data384[i58] = coerced279;
 }
 }
 }
-if(typeof data386 === "string"){
-if(func4(data386) < 1){
-const err888 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notNamespaces/" + i59,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items,data:data386};
+if(typeof data385 === "string"){
+if(func4(data385) < 1){
+const err888 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/services/" + i58,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.items,data:data385};
 if(vErrors === null){
 vErrors = [err888];
 }
@@ -16246,7 +16251,7 @@ errors++;
 }
 }
 else {
-const err889 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53+"/notNamespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces,data:data385};
+const err889 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/services",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/services/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.services,data:data384};
 if(vErrors === null){
 vErrors = [err889];
 }
@@ -16256,9 +16261,11 @@ vErrors.push(err889);
 errors++;
 }
 }
-}
-else {
-const err890 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from/" + i53,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data374};
+if(data379.notServices !== undefined){
+let data386 = data379.notServices;
+if(Array.isArray(data386)){
+if(data386.length < 1){
+const err890 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notServices",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices,data:data386};
 if(vErrors === null){
 vErrors = [err890];
 }
@@ -16267,10 +16274,21 @@ vErrors.push(err890);
 }
 errors++;
 }
+const len44 = data386.length;
+for(let i59=0; i59<len44; i59++){
+let data387 = data386[i59];
+if(typeof data387 !== "string"){
+let dataType280 = typeof data387;
+let coerced280 = undefined;
+if(!(coerced280 !== undefined)){
+if(dataType280 == "number" || dataType280 == "boolean"){
+coerced280 = "" + data387;
 }
+else if(data387 === null){
+coerced280 = "";
 }
 else {
-const err891 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data373};
+const err891 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notServices/" + i59,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items,data:data387};
 if(vErrors === null){
 vErrors = [err891];
 }
@@ -16280,11 +16298,16 @@ vErrors.push(err891);
 errors++;
 }
 }
-if(data372.to !== undefined){
-let data387 = data372.to;
-if(Array.isArray(data387)){
-if(data387.length < 1){
-const err892 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data387};
+if(coerced280 !== undefined){
+data387 = coerced280;
+if(data386 !== undefined){
+data386[i59] = coerced280;
+}
+}
+}
+if(typeof data387 === "string"){
+if(func4(data387) < 1){
+const err892 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notServices/" + i59,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.items,data:data387};
 if(vErrors === null){
 vErrors = [err892];
 }
@@ -16293,13 +16316,11 @@ vErrors.push(err892);
 }
 errors++;
 }
-const len46 = data387.length;
-for(let i60=0; i60<len46; i60++){
-let data388 = data387[i60];
-if(data388 && typeof data388 == "object" && !Array.isArray(data388)){
-for(const key73 in data388){
-if(!((((((((key73 === "methods") || (key73 === "notMethods")) || (key73 === "paths")) || (key73 === "notPaths")) || (key73 === "hosts")) || (key73 === "notHosts")) || (key73 === "ports")) || (key73 === "notPorts"))){
-const err893 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key73},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data388};
+}
+}
+}
+else {
+const err893 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notServices",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notServices/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notServices,data:data386};
 if(vErrors === null){
 vErrors = [err893];
 }
@@ -16309,11 +16330,11 @@ vErrors.push(err893);
 errors++;
 }
 }
-if(data388.methods !== undefined){
-let data389 = data388.methods;
-if(Array.isArray(data389)){
-if(data389.length < 1){
-const err894 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data389};
+if(data379.namespaces !== undefined){
+let data388 = data379.namespaces;
+if(Array.isArray(data388)){
+if(data388.length < 1){
+const err894 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/namespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces,data:data388};
 if(vErrors === null){
 vErrors = [err894];
 }
@@ -16322,21 +16343,21 @@ vErrors.push(err894);
 }
 errors++;
 }
-const len47 = data389.length;
-for(let i61=0; i61<len47; i61++){
-let data390 = data389[i61];
-if(typeof data390 !== "string"){
-let dataType280 = typeof data390;
-let coerced280 = undefined;
-if(!(coerced280 !== undefined)){
-if(dataType280 == "number" || dataType280 == "boolean"){
-coerced280 = "" + data390;
+const len45 = data388.length;
+for(let i60=0; i60<len45; i60++){
+let data389 = data388[i60];
+if(typeof data389 !== "string"){
+let dataType281 = typeof data389;
+let coerced281 = undefined;
+if(!(coerced281 !== undefined)){
+if(dataType281 == "number" || dataType281 == "boolean"){
+coerced281 = "" + data389;
 }
-else if(data390 === null){
-coerced280 = "";
+else if(data389 === null){
+coerced281 = "";
 }
 else {
-const err895 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/methods/" + i61,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data390};
+const err895 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/namespaces/" + i60,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items,data:data389};
 if(vErrors === null){
 vErrors = [err895];
 }
@@ -16346,16 +16367,16 @@ vErrors.push(err895);
 errors++;
 }
 }
-if(coerced280 !== undefined){
-data390 = coerced280;
-if(data389 !== undefined){
-data389[i61] = coerced280;
+if(coerced281 !== undefined){
+data389 = coerced281;
+if(data388 !== undefined){
+data388[i60] = coerced281;
 }
 }
 }
-if(typeof data390 === "string"){
-if(func4(data390) < 1){
-const err896 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/methods/" + i61,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data390};
+if(typeof data389 === "string"){
+if(func4(data389) < 1){
+const err896 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/namespaces/" + i60,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.items,data:data389};
 if(vErrors === null){
 vErrors = [err896];
 }
@@ -16368,7 +16389,7 @@ errors++;
 }
 }
 else {
-const err897 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data389};
+const err897 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/namespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.namespaces,data:data388};
 if(vErrors === null){
 vErrors = [err897];
 }
@@ -16378,11 +16399,11 @@ vErrors.push(err897);
 errors++;
 }
 }
-if(data388.notMethods !== undefined){
-let data391 = data388.notMethods;
-if(Array.isArray(data391)){
-if(data391.length < 1){
-const err898 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data391};
+if(data379.notNamespaces !== undefined){
+let data390 = data379.notNamespaces;
+if(Array.isArray(data390)){
+if(data390.length < 1){
+const err898 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notNamespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces,data:data390};
 if(vErrors === null){
 vErrors = [err898];
 }
@@ -16391,21 +16412,21 @@ vErrors.push(err898);
 }
 errors++;
 }
-const len48 = data391.length;
-for(let i62=0; i62<len48; i62++){
-let data392 = data391[i62];
-if(typeof data392 !== "string"){
-let dataType281 = typeof data392;
-let coerced281 = undefined;
-if(!(coerced281 !== undefined)){
-if(dataType281 == "number" || dataType281 == "boolean"){
-coerced281 = "" + data392;
+const len46 = data390.length;
+for(let i61=0; i61<len46; i61++){
+let data391 = data390[i61];
+if(typeof data391 !== "string"){
+let dataType282 = typeof data391;
+let coerced282 = undefined;
+if(!(coerced282 !== undefined)){
+if(dataType282 == "number" || dataType282 == "boolean"){
+coerced282 = "" + data391;
 }
-else if(data392 === null){
-coerced281 = "";
+else if(data391 === null){
+coerced282 = "";
 }
 else {
-const err899 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notMethods/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data392};
+const err899 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notNamespaces/" + i61,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items,data:data391};
 if(vErrors === null){
 vErrors = [err899];
 }
@@ -16415,16 +16436,16 @@ vErrors.push(err899);
 errors++;
 }
 }
-if(coerced281 !== undefined){
-data392 = coerced281;
-if(data391 !== undefined){
-data391[i62] = coerced281;
+if(coerced282 !== undefined){
+data391 = coerced282;
+if(data390 !== undefined){
+data390[i61] = coerced282;
 }
 }
 }
-if(typeof data392 === "string"){
-if(func4(data392) < 1){
-const err900 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notMethods/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data392};
+if(typeof data391 === "string"){
+if(func4(data391) < 1){
+const err900 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notNamespaces/" + i61,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.items,data:data391};
 if(vErrors === null){
 vErrors = [err900];
 }
@@ -16437,7 +16458,7 @@ errors++;
 }
 }
 else {
-const err901 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data391};
+const err901 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notNamespaces",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notNamespaces/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notNamespaces,data:data390};
 if(vErrors === null){
 vErrors = [err901];
 }
@@ -16447,11 +16468,9 @@ vErrors.push(err901);
 errors++;
 }
 }
-if(data388.paths !== undefined){
-let data393 = data388.paths;
-if(Array.isArray(data393)){
-if(data393.length < 1){
-const err902 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data393};
+}
+else {
+const err902 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data379};
 if(vErrors === null){
 vErrors = [err902];
 }
@@ -16460,21 +16479,10 @@ vErrors.push(err902);
 }
 errors++;
 }
-const len49 = data393.length;
-for(let i63=0; i63<len49; i63++){
-let data394 = data393[i63];
-if(typeof data394 !== "string"){
-let dataType282 = typeof data394;
-let coerced282 = undefined;
-if(!(coerced282 !== undefined)){
-if(dataType282 == "number" || dataType282 == "boolean"){
-coerced282 = "" + data394;
 }
-else if(data394 === null){
-coerced282 = "";
 }
 else {
-const err903 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/paths/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data394};
+const err903 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data378};
 if(vErrors === null){
 vErrors = [err903];
 }
@@ -16484,16 +16492,11 @@ vErrors.push(err903);
 errors++;
 }
 }
-if(coerced282 !== undefined){
-data394 = coerced282;
-if(data393 !== undefined){
-data393[i63] = coerced282;
-}
-}
-}
-if(typeof data394 === "string"){
-if(func4(data394) < 1){
-const err904 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/paths/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data394};
+if(data377.to !== undefined){
+let data392 = data377.to;
+if(Array.isArray(data392)){
+if(data392.length < 1){
+const err904 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data392};
 if(vErrors === null){
 vErrors = [err904];
 }
@@ -16502,11 +16505,13 @@ vErrors.push(err904);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err905 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data393};
+const len47 = data392.length;
+for(let i62=0; i62<len47; i62++){
+let data393 = data392[i62];
+if(data393 && typeof data393 == "object" && !Array.isArray(data393)){
+for(const key74 in data393){
+if(!((((((((key74 === "methods") || (key74 === "notMethods")) || (key74 === "paths")) || (key74 === "notPaths")) || (key74 === "hosts")) || (key74 === "notHosts")) || (key74 === "ports")) || (key74 === "notPorts"))){
+const err905 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key74},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data393};
 if(vErrors === null){
 vErrors = [err905];
 }
@@ -16516,11 +16521,11 @@ vErrors.push(err905);
 errors++;
 }
 }
-if(data388.notPaths !== undefined){
-let data395 = data388.notPaths;
-if(Array.isArray(data395)){
-if(data395.length < 1){
-const err906 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data395};
+if(data393.methods !== undefined){
+let data394 = data393.methods;
+if(Array.isArray(data394)){
+if(data394.length < 1){
+const err906 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data394};
 if(vErrors === null){
 vErrors = [err906];
 }
@@ -16529,21 +16534,21 @@ vErrors.push(err906);
 }
 errors++;
 }
-const len50 = data395.length;
-for(let i64=0; i64<len50; i64++){
-let data396 = data395[i64];
-if(typeof data396 !== "string"){
-let dataType283 = typeof data396;
+const len48 = data394.length;
+for(let i63=0; i63<len48; i63++){
+let data395 = data394[i63];
+if(typeof data395 !== "string"){
+let dataType283 = typeof data395;
 let coerced283 = undefined;
 if(!(coerced283 !== undefined)){
 if(dataType283 == "number" || dataType283 == "boolean"){
-coerced283 = "" + data396;
+coerced283 = "" + data395;
 }
-else if(data396 === null){
+else if(data395 === null){
 coerced283 = "";
 }
 else {
-const err907 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPaths/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data396};
+const err907 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data395};
 if(vErrors === null){
 vErrors = [err907];
 }
@@ -16554,15 +16559,15 @@ errors++;
 }
 }
 if(coerced283 !== undefined){
-data396 = coerced283;
-if(data395 !== undefined){
-data395[i64] = coerced283;
+data395 = coerced283;
+if(data394 !== undefined){
+data394[i63] = coerced283;
 }
 }
 }
-if(typeof data396 === "string"){
-if(func4(data396) < 1){
-const err908 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPaths/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data396};
+if(typeof data395 === "string"){
+if(func4(data395) < 1){
+const err908 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data395};
 if(vErrors === null){
 vErrors = [err908];
 }
@@ -16575,7 +16580,7 @@ errors++;
 }
 }
 else {
-const err909 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data395};
+const err909 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data394};
 if(vErrors === null){
 vErrors = [err909];
 }
@@ -16585,11 +16590,11 @@ vErrors.push(err909);
 errors++;
 }
 }
-if(data388.hosts !== undefined){
-let data397 = data388.hosts;
-if(Array.isArray(data397)){
-if(data397.length < 1){
-const err910 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data397};
+if(data393.notMethods !== undefined){
+let data396 = data393.notMethods;
+if(Array.isArray(data396)){
+if(data396.length < 1){
+const err910 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data396};
 if(vErrors === null){
 vErrors = [err910];
 }
@@ -16598,21 +16603,21 @@ vErrors.push(err910);
 }
 errors++;
 }
-const len51 = data397.length;
-for(let i65=0; i65<len51; i65++){
-let data398 = data397[i65];
-if(typeof data398 !== "string"){
-let dataType284 = typeof data398;
+const len49 = data396.length;
+for(let i64=0; i64<len49; i64++){
+let data397 = data396[i64];
+if(typeof data397 !== "string"){
+let dataType284 = typeof data397;
 let coerced284 = undefined;
 if(!(coerced284 !== undefined)){
 if(dataType284 == "number" || dataType284 == "boolean"){
-coerced284 = "" + data398;
+coerced284 = "" + data397;
 }
-else if(data398 === null){
+else if(data397 === null){
 coerced284 = "";
 }
 else {
-const err911 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/hosts/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data398};
+const err911 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data397};
 if(vErrors === null){
 vErrors = [err911];
 }
@@ -16623,15 +16628,15 @@ errors++;
 }
 }
 if(coerced284 !== undefined){
-data398 = coerced284;
-if(data397 !== undefined){
-data397[i65] = coerced284;
+data397 = coerced284;
+if(data396 !== undefined){
+data396[i64] = coerced284;
 }
 }
 }
-if(typeof data398 === "string"){
-if(func4(data398) < 1){
-const err912 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/hosts/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data398};
+if(typeof data397 === "string"){
+if(func4(data397) < 1){
+const err912 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data397};
 if(vErrors === null){
 vErrors = [err912];
 }
@@ -16644,7 +16649,7 @@ errors++;
 }
 }
 else {
-const err913 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data397};
+const err913 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data396};
 if(vErrors === null){
 vErrors = [err913];
 }
@@ -16654,11 +16659,11 @@ vErrors.push(err913);
 errors++;
 }
 }
-if(data388.notHosts !== undefined){
-let data399 = data388.notHosts;
-if(Array.isArray(data399)){
-if(data399.length < 1){
-const err914 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data399};
+if(data393.paths !== undefined){
+let data398 = data393.paths;
+if(Array.isArray(data398)){
+if(data398.length < 1){
+const err914 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data398};
 if(vErrors === null){
 vErrors = [err914];
 }
@@ -16667,21 +16672,21 @@ vErrors.push(err914);
 }
 errors++;
 }
-const len52 = data399.length;
-for(let i66=0; i66<len52; i66++){
-let data400 = data399[i66];
-if(typeof data400 !== "string"){
-let dataType285 = typeof data400;
+const len50 = data398.length;
+for(let i65=0; i65<len50; i65++){
+let data399 = data398[i65];
+if(typeof data399 !== "string"){
+let dataType285 = typeof data399;
 let coerced285 = undefined;
 if(!(coerced285 !== undefined)){
 if(dataType285 == "number" || dataType285 == "boolean"){
-coerced285 = "" + data400;
+coerced285 = "" + data399;
 }
-else if(data400 === null){
+else if(data399 === null){
 coerced285 = "";
 }
 else {
-const err915 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notHosts/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data400};
+const err915 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data399};
 if(vErrors === null){
 vErrors = [err915];
 }
@@ -16692,15 +16697,15 @@ errors++;
 }
 }
 if(coerced285 !== undefined){
-data400 = coerced285;
-if(data399 !== undefined){
-data399[i66] = coerced285;
+data399 = coerced285;
+if(data398 !== undefined){
+data398[i65] = coerced285;
 }
 }
 }
-if(typeof data400 === "string"){
-if(func4(data400) < 1){
-const err916 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notHosts/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data400};
+if(typeof data399 === "string"){
+if(func4(data399) < 1){
+const err916 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data399};
 if(vErrors === null){
 vErrors = [err916];
 }
@@ -16713,7 +16718,7 @@ errors++;
 }
 }
 else {
-const err917 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data399};
+const err917 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data398};
 if(vErrors === null){
 vErrors = [err917];
 }
@@ -16723,11 +16728,11 @@ vErrors.push(err917);
 errors++;
 }
 }
-if(data388.ports !== undefined){
-let data401 = data388.ports;
-if(Array.isArray(data401)){
-if(data401.length < 1){
-const err918 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data401};
+if(data393.notPaths !== undefined){
+let data400 = data393.notPaths;
+if(Array.isArray(data400)){
+if(data400.length < 1){
+const err918 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data400};
 if(vErrors === null){
 vErrors = [err918];
 }
@@ -16736,22 +16741,21 @@ vErrors.push(err918);
 }
 errors++;
 }
-const len53 = data401.length;
-for(let i67=0; i67<len53; i67++){
-let data402 = data401[i67];
-const _errs926 = errors;
-let valid206 = false;
-const _errs927 = errors;
-if(!((typeof data402 == "number") && (!(data402 % 1) && !isNaN(data402)))){
-let dataType286 = typeof data402;
+const len51 = data400.length;
+for(let i66=0; i66<len51; i66++){
+let data401 = data400[i66];
+if(typeof data401 !== "string"){
+let dataType286 = typeof data401;
 let coerced286 = undefined;
 if(!(coerced286 !== undefined)){
-if(dataType286 === "boolean" || data402 === null
-              || (dataType286 === "string" && data402 && data402 == +data402 && !(data402 % 1))){
-coerced286 = +data402;
+if(dataType286 == "number" || dataType286 == "boolean"){
+coerced286 = "" + data401;
+}
+else if(data401 === null){
+coerced286 = "";
 }
 else {
-const err919 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data402};
+const err919 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data401};
 if(vErrors === null){
 vErrors = [err919];
 }
@@ -16762,15 +16766,15 @@ errors++;
 }
 }
 if(coerced286 !== undefined){
-data402 = coerced286;
-if(data401 !== undefined){
-data401[i67] = coerced286;
+data401 = coerced286;
+if(data400 !== undefined){
+data400[i66] = coerced286;
 }
 }
 }
-if(typeof data402 == "number"){
-if(data402 > 65535 || isNaN(data402)){
-const err920 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data402};
+if(typeof data401 === "string"){
+if(func4(data401) < 1){
+const err920 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data401};
 if(vErrors === null){
 vErrors = [err920];
 }
@@ -16779,8 +16783,11 @@ vErrors.push(err920);
 }
 errors++;
 }
-if(data402 < 1 || isNaN(data402)){
-const err921 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data402};
+}
+}
+}
+else {
+const err921 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data400};
 if(vErrors === null){
 vErrors = [err921];
 }
@@ -16790,22 +16797,11 @@ vErrors.push(err921);
 errors++;
 }
 }
-var _valid10 = _errs927 === errors;
-valid206 = valid206 || _valid10;
-if(!valid206){
-const _errs929 = errors;
-if(typeof data402 !== "string"){
-let dataType287 = typeof data402;
-let coerced287 = undefined;
-if(!(coerced287 !== undefined)){
-if(dataType287 == "number" || dataType287 == "boolean"){
-coerced287 = "" + data402;
-}
-else if(data402 === null){
-coerced287 = "";
-}
-else {
-const err922 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data402};
+if(data393.hosts !== undefined){
+let data402 = data393.hosts;
+if(Array.isArray(data402)){
+if(data402.length < 1){
+const err922 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data402};
 if(vErrors === null){
 vErrors = [err922];
 }
@@ -16814,17 +16810,21 @@ vErrors.push(err922);
 }
 errors++;
 }
+const len52 = data402.length;
+for(let i67=0; i67<len52; i67++){
+let data403 = data402[i67];
+if(typeof data403 !== "string"){
+let dataType287 = typeof data403;
+let coerced287 = undefined;
+if(!(coerced287 !== undefined)){
+if(dataType287 == "number" || dataType287 == "boolean"){
+coerced287 = "" + data403;
 }
-if(coerced287 !== undefined){
-data402 = coerced287;
-if(data401 !== undefined){
-data401[i67] = coerced287;
+else if(data403 === null){
+coerced287 = "";
 }
-}
-}
-if(typeof data402 === "string"){
-if(!pattern87.test(data402)){
-const err923 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data402};
+else {
+const err923 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data403};
 if(vErrors === null){
 vErrors = [err923];
 }
@@ -16834,11 +16834,16 @@ vErrors.push(err923);
 errors++;
 }
 }
-var _valid10 = _errs929 === errors;
-valid206 = valid206 || _valid10;
+if(coerced287 !== undefined){
+data403 = coerced287;
+if(data402 !== undefined){
+data402[i67] = coerced287;
 }
-if(!valid206){
-const err924 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items,data:data402};
+}
+}
+if(typeof data403 === "string"){
+if(func4(data403) < 1){
+const err924 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data403};
 if(vErrors === null){
 vErrors = [err924];
 }
@@ -16847,21 +16852,11 @@ vErrors.push(err924);
 }
 errors++;
 }
-else {
-errors = _errs926;
-if(vErrors !== null){
-if(_errs926){
-vErrors.length = _errs926;
-}
-else {
-vErrors = null;
-}
-}
 }
 }
 }
 else {
-const err925 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data401};
+const err925 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data402};
 if(vErrors === null){
 vErrors = [err925];
 }
@@ -16871,11 +16866,11 @@ vErrors.push(err925);
 errors++;
 }
 }
-if(data388.notPorts !== undefined){
-let data403 = data388.notPorts;
-if(Array.isArray(data403)){
-if(data403.length < 1){
-const err926 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data403};
+if(data393.notHosts !== undefined){
+let data404 = data393.notHosts;
+if(Array.isArray(data404)){
+if(data404.length < 1){
+const err926 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data404};
 if(vErrors === null){
 vErrors = [err926];
 }
@@ -16884,22 +16879,21 @@ vErrors.push(err926);
 }
 errors++;
 }
-const len54 = data403.length;
-for(let i68=0; i68<len54; i68++){
-let data404 = data403[i68];
-const _errs934 = errors;
-let valid209 = false;
-const _errs935 = errors;
-if(!((typeof data404 == "number") && (!(data404 % 1) && !isNaN(data404)))){
-let dataType288 = typeof data404;
+const len53 = data404.length;
+for(let i68=0; i68<len53; i68++){
+let data405 = data404[i68];
+if(typeof data405 !== "string"){
+let dataType288 = typeof data405;
 let coerced288 = undefined;
 if(!(coerced288 !== undefined)){
-if(dataType288 === "boolean" || data404 === null
-              || (dataType288 === "string" && data404 && data404 == +data404 && !(data404 % 1))){
-coerced288 = +data404;
+if(dataType288 == "number" || dataType288 == "boolean"){
+coerced288 = "" + data405;
+}
+else if(data405 === null){
+coerced288 = "";
 }
 else {
-const err927 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data404};
+const err927 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data405};
 if(vErrors === null){
 vErrors = [err927];
 }
@@ -16910,15 +16904,15 @@ errors++;
 }
 }
 if(coerced288 !== undefined){
-data404 = coerced288;
-if(data403 !== undefined){
-data403[i68] = coerced288;
+data405 = coerced288;
+if(data404 !== undefined){
+data404[i68] = coerced288;
 }
 }
 }
-if(typeof data404 == "number"){
-if(data404 > 65535 || isNaN(data404)){
-const err928 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data404};
+if(typeof data405 === "string"){
+if(func4(data405) < 1){
+const err928 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data405};
 if(vErrors === null){
 vErrors = [err928];
 }
@@ -16927,8 +16921,11 @@ vErrors.push(err928);
 }
 errors++;
 }
-if(data404 < 1 || isNaN(data404)){
-const err929 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data404};
+}
+}
+}
+else {
+const err929 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data404};
 if(vErrors === null){
 vErrors = [err929];
 }
@@ -16938,22 +16935,11 @@ vErrors.push(err929);
 errors++;
 }
 }
-var _valid11 = _errs935 === errors;
-valid209 = valid209 || _valid11;
-if(!valid209){
-const _errs937 = errors;
-if(typeof data404 !== "string"){
-let dataType289 = typeof data404;
-let coerced289 = undefined;
-if(!(coerced289 !== undefined)){
-if(dataType289 == "number" || dataType289 == "boolean"){
-coerced289 = "" + data404;
-}
-else if(data404 === null){
-coerced289 = "";
-}
-else {
-const err930 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data404};
+if(data393.ports !== undefined){
+let data406 = data393.ports;
+if(Array.isArray(data406)){
+if(data406.length < 1){
+const err930 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data406};
 if(vErrors === null){
 vErrors = [err930];
 }
@@ -16962,17 +16948,22 @@ vErrors.push(err930);
 }
 errors++;
 }
+const len54 = data406.length;
+for(let i69=0; i69<len54; i69++){
+let data407 = data406[i69];
+const _errs937 = errors;
+let valid210 = false;
+const _errs938 = errors;
+if(!((typeof data407 == "number") && (!(data407 % 1) && !isNaN(data407)))){
+let dataType289 = typeof data407;
+let coerced289 = undefined;
+if(!(coerced289 !== undefined)){
+if(dataType289 === "boolean" || data407 === null
+              || (dataType289 === "string" && data407 && data407 == +data407 && !(data407 % 1))){
+coerced289 = +data407;
 }
-if(coerced289 !== undefined){
-data404 = coerced289;
-if(data403 !== undefined){
-data403[i68] = coerced289;
-}
-}
-}
-if(typeof data404 === "string"){
-if(!pattern87.test(data404)){
-const err931 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data404};
+else {
+const err931 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data407};
 if(vErrors === null){
 vErrors = [err931];
 }
@@ -16982,11 +16973,16 @@ vErrors.push(err931);
 errors++;
 }
 }
-var _valid11 = _errs937 === errors;
-valid209 = valid209 || _valid11;
+if(coerced289 !== undefined){
+data407 = coerced289;
+if(data406 !== undefined){
+data406[i69] = coerced289;
 }
-if(!valid209){
-const err932 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items,data:data404};
+}
+}
+if(typeof data407 == "number"){
+if(data407 > 65535 || isNaN(data407)){
+const err932 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data407};
 if(vErrors === null){
 vErrors = [err932];
 }
@@ -16995,21 +16991,8 @@ vErrors.push(err932);
 }
 errors++;
 }
-else {
-errors = _errs934;
-if(vErrors !== null){
-if(_errs934){
-vErrors.length = _errs934;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-}
-else {
-const err933 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data403};
+if(data407 < 1 || isNaN(data407)){
+const err933 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data407};
 if(vErrors === null){
 vErrors = [err933];
 }
@@ -17019,71 +17002,10 @@ vErrors.push(err933);
 errors++;
 }
 }
-}
-else {
-const err934 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to/" + i60,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data388};
-if(vErrors === null){
-vErrors = [err934];
-}
-else {
-vErrors.push(err934);
-}
-errors++;
-}
-}
-}
-else {
-const err935 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data387};
-if(vErrors === null){
-vErrors = [err935];
-}
-else {
-vErrors.push(err935);
-}
-errors++;
-}
-}
-if(data372.when !== undefined){
-let data405 = data372.when;
-if(Array.isArray(data405)){
-if(data405.length < 1){
-const err936 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data405};
-if(vErrors === null){
-vErrors = [err936];
-}
-else {
-vErrors.push(err936);
-}
-errors++;
-}
-const len55 = data405.length;
-for(let i69=0; i69<len55; i69++){
-let data406 = data405[i69];
-if(data406 && typeof data406 == "object" && !Array.isArray(data406)){
-if(data406.key === undefined){
-const err937 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.required,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data406};
-if(vErrors === null){
-vErrors = [err937];
-}
-else {
-vErrors.push(err937);
-}
-errors++;
-}
-for(const key74 in data406){
-if(!(((key74 === "key") || (key74 === "values")) || (key74 === "notValues"))){
-const err938 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key74},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data406};
-if(vErrors === null){
-vErrors = [err938];
-}
-else {
-vErrors.push(err938);
-}
-errors++;
-}
-}
-if(data406.key !== undefined){
-let data407 = data406.key;
+var _valid10 = _errs938 === errors;
+valid210 = valid210 || _valid10;
+if(!valid210){
+const _errs940 = errors;
 if(typeof data407 !== "string"){
 let dataType290 = typeof data407;
 let coerced290 = undefined;
@@ -17095,12 +17017,12 @@ else if(data407 === null){
 coerced290 = "";
 }
 else {
-const err939 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data407};
+const err934 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data407};
 if(vErrors === null){
-vErrors = [err939];
+vErrors = [err934];
 }
 else {
-vErrors.push(err939);
+vErrors.push(err934);
 }
 errors++;
 }
@@ -17108,56 +17030,93 @@ errors++;
 if(coerced290 !== undefined){
 data407 = coerced290;
 if(data406 !== undefined){
-data406["key"] = coerced290;
+data406[i69] = coerced290;
 }
 }
 }
 if(typeof data407 === "string"){
-if(func4(data407) < 1){
-const err940 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data407};
+if(!pattern87.test(data407)){
+const err935 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data407};
 if(vErrors === null){
-vErrors = [err940];
+vErrors = [err935];
 }
 else {
-vErrors.push(err940);
+vErrors.push(err935);
 }
 errors++;
 }
 }
+var _valid10 = _errs940 === errors;
+valid210 = valid210 || _valid10;
 }
-if(data406.values !== undefined){
-let data408 = data406.values;
+if(!valid210){
+const err936 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items,data:data407};
+if(vErrors === null){
+vErrors = [err936];
+}
+else {
+vErrors.push(err936);
+}
+errors++;
+}
+else {
+errors = _errs937;
+if(vErrors !== null){
+if(_errs937){
+vErrors.length = _errs937;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err937 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data406};
+if(vErrors === null){
+vErrors = [err937];
+}
+else {
+vErrors.push(err937);
+}
+errors++;
+}
+}
+if(data393.notPorts !== undefined){
+let data408 = data393.notPorts;
 if(Array.isArray(data408)){
 if(data408.length < 1){
-const err941 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data408};
+const err938 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data408};
 if(vErrors === null){
-vErrors = [err941];
+vErrors = [err938];
 }
 else {
-vErrors.push(err941);
+vErrors.push(err938);
 }
 errors++;
 }
-const len56 = data408.length;
-for(let i70=0; i70<len56; i70++){
+const len55 = data408.length;
+for(let i70=0; i70<len55; i70++){
 let data409 = data408[i70];
-if(typeof data409 !== "string"){
+const _errs945 = errors;
+let valid213 = false;
+const _errs946 = errors;
+if(!((typeof data409 == "number") && (!(data409 % 1) && !isNaN(data409)))){
 let dataType291 = typeof data409;
 let coerced291 = undefined;
 if(!(coerced291 !== undefined)){
-if(dataType291 == "number" || dataType291 == "boolean"){
-coerced291 = "" + data409;
-}
-else if(data409 === null){
-coerced291 = "";
+if(dataType291 === "boolean" || data409 === null
+              || (dataType291 === "string" && data409 && data409 == +data409 && !(data409 % 1))){
+coerced291 = +data409;
 }
 else {
-const err942 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/values/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data409};
+const err939 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data409};
 if(vErrors === null){
-vErrors = [err942];
+vErrors = [err939];
 }
 else {
-vErrors.push(err942);
+vErrors.push(err939);
 }
 errors++;
 }
@@ -17169,9 +17128,63 @@ data408[i70] = coerced291;
 }
 }
 }
+if(typeof data409 == "number"){
+if(data409 > 65535 || isNaN(data409)){
+const err940 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data409};
+if(vErrors === null){
+vErrors = [err940];
+}
+else {
+vErrors.push(err940);
+}
+errors++;
+}
+if(data409 < 1 || isNaN(data409)){
+const err941 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data409};
+if(vErrors === null){
+vErrors = [err941];
+}
+else {
+vErrors.push(err941);
+}
+errors++;
+}
+}
+var _valid11 = _errs946 === errors;
+valid213 = valid213 || _valid11;
+if(!valid213){
+const _errs948 = errors;
+if(typeof data409 !== "string"){
+let dataType292 = typeof data409;
+let coerced292 = undefined;
+if(!(coerced292 !== undefined)){
+if(dataType292 == "number" || dataType292 == "boolean"){
+coerced292 = "" + data409;
+}
+else if(data409 === null){
+coerced292 = "";
+}
+else {
+const err942 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data409};
+if(vErrors === null){
+vErrors = [err942];
+}
+else {
+vErrors.push(err942);
+}
+errors++;
+}
+}
+if(coerced292 !== undefined){
+data409 = coerced292;
+if(data408 !== undefined){
+data408[i70] = coerced292;
+}
+}
+}
 if(typeof data409 === "string"){
-if(func4(data409) < 1){
-const err943 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/values/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data409};
+if(!pattern87.test(data409)){
+const err943 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data409};
 if(vErrors === null){
 vErrors = [err943];
 }
@@ -17181,10 +17194,11 @@ vErrors.push(err943);
 errors++;
 }
 }
+var _valid11 = _errs948 === errors;
+valid213 = valid213 || _valid11;
 }
-}
-else {
-const err944 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data408};
+if(!valid213){
+const err944 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items,data:data409};
 if(vErrors === null){
 vErrors = [err944];
 }
@@ -17193,12 +17207,21 @@ vErrors.push(err944);
 }
 errors++;
 }
+else {
+errors = _errs945;
+if(vErrors !== null){
+if(_errs945){
+vErrors.length = _errs945;
 }
-if(data406.notValues !== undefined){
-let data410 = data406.notValues;
-if(Array.isArray(data410)){
-if(data410.length < 1){
-const err945 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data410};
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err945 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data408};
 if(vErrors === null){
 vErrors = [err945];
 }
@@ -17207,21 +17230,10 @@ vErrors.push(err945);
 }
 errors++;
 }
-const len57 = data410.length;
-for(let i71=0; i71<len57; i71++){
-let data411 = data410[i71];
-if(typeof data411 !== "string"){
-let dataType292 = typeof data411;
-let coerced292 = undefined;
-if(!(coerced292 !== undefined)){
-if(dataType292 == "number" || dataType292 == "boolean"){
-coerced292 = "" + data411;
 }
-else if(data411 === null){
-coerced292 = "";
 }
 else {
-const err946 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/notValues/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data411};
+const err946 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data393};
 if(vErrors === null){
 vErrors = [err946];
 }
@@ -17231,16 +17243,9 @@ vErrors.push(err946);
 errors++;
 }
 }
-if(coerced292 !== undefined){
-data411 = coerced292;
-if(data410 !== undefined){
-data410[i71] = coerced292;
 }
-}
-}
-if(typeof data411 === "string"){
-if(func4(data411) < 1){
-const err947 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/notValues/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data411};
+else {
+const err947 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data392};
 if(vErrors === null){
 vErrors = [err947];
 }
@@ -17250,10 +17255,11 @@ vErrors.push(err947);
 errors++;
 }
 }
-}
-}
-else {
-const err948 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data410};
+if(data377.when !== undefined){
+let data410 = data377.when;
+if(Array.isArray(data410)){
+if(data410.length < 1){
+const err948 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data410};
 if(vErrors === null){
 vErrors = [err948];
 }
@@ -17262,10 +17268,12 @@ vErrors.push(err948);
 }
 errors++;
 }
-}
-}
-else {
-const err949 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data406};
+const len56 = data410.length;
+for(let i71=0; i71<len56; i71++){
+let data411 = data410[i71];
+if(data411 && typeof data411 == "object" && !Array.isArray(data411)){
+if(data411.key === undefined){
+const err949 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.required,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data411};
 if(vErrors === null){
 vErrors = [err949];
 }
@@ -17274,10 +17282,9 @@ vErrors.push(err949);
 }
 errors++;
 }
-}
-}
-else {
-const err950 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data405};
+for(const key75 in data411){
+if(!(((key75 === "key") || (key75 === "values")) || (key75 === "notValues"))){
+const err950 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key75},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data411};
 if(vErrors === null){
 vErrors = [err950];
 }
@@ -17287,9 +17294,20 @@ vErrors.push(err950);
 errors++;
 }
 }
+if(data411.key !== undefined){
+let data412 = data411.key;
+if(typeof data412 !== "string"){
+let dataType293 = typeof data412;
+let coerced293 = undefined;
+if(!(coerced293 !== undefined)){
+if(dataType293 == "number" || dataType293 == "boolean"){
+coerced293 = "" + data412;
+}
+else if(data412 === null){
+coerced293 = "";
 }
 else {
-const err951 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules/" + i52,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data372};
+const err951 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data412};
 if(vErrors === null){
 vErrors = [err951];
 }
@@ -17299,9 +17317,16 @@ vErrors.push(err951);
 errors++;
 }
 }
+if(coerced293 !== undefined){
+data412 = coerced293;
+if(data411 !== undefined){
+data411["key"] = coerced293;
 }
-else {
-const err952 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/rules",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules,data:data371};
+}
+}
+if(typeof data412 === "string"){
+if(func4(data412) < 1){
+const err952 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data412};
 if(vErrors === null){
 vErrors = [err952];
 }
@@ -17311,19 +17336,12 @@ vErrors.push(err952);
 errors++;
 }
 }
-if(data367.dryRun !== undefined){
-let data412 = data367.dryRun;
-if(typeof data412 !== "boolean"){
-let coerced293 = undefined;
-if(!(coerced293 !== undefined)){
-if(data412 === "false" || data412 === 0 || data412 === null){
-coerced293 = false;
 }
-else if(data412 === "true" || data412 === 1){
-coerced293 = true;
-}
-else {
-const err953 = {instancePath:instancePath+"/authorizationPolicies/" + i51+"/dryRun",schemaPath:"#/properties/authorizationPolicies/items/properties/dryRun/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.authorizationPolicies.items.properties.dryRun.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.dryRun,data:data412};
+if(data411.values !== undefined){
+let data413 = data411.values;
+if(Array.isArray(data413)){
+if(data413.length < 1){
+const err953 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data413};
 if(vErrors === null){
 vErrors = [err953];
 }
@@ -17332,66 +17350,9 @@ vErrors.push(err953);
 }
 errors++;
 }
-}
-if(coerced293 !== undefined){
-data412 = coerced293;
-if(data367 !== undefined){
-data367["dryRun"] = coerced293;
-}
-}
-}
-}
-}
-else {
-const err954 = {instancePath:instancePath+"/authorizationPolicies/" + i51,schemaPath:"#/properties/authorizationPolicies/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.type,parentSchema:schema11.properties.authorizationPolicies.items,data:data367};
-if(vErrors === null){
-vErrors = [err954];
-}
-else {
-vErrors.push(err954);
-}
-errors++;
-}
-}
-}
-else {
-const err955 = {instancePath:instancePath+"/authorizationPolicies",schemaPath:"#/properties/authorizationPolicies/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.type,parentSchema:schema11.properties.authorizationPolicies,data:data366};
-if(vErrors === null){
-vErrors = [err955];
-}
-else {
-vErrors.push(err955);
-}
-errors++;
-}
-}
-if(data.mesh !== undefined){
-let data413 = data.mesh;
-if(data413 && typeof data413 == "object" && !Array.isArray(data413)){
-if(data413.trustDomain === undefined){
-const err956 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/required",keyword:"required",params:{missingProperty: "trustDomain"},message:"must have required property '"+"trustDomain"+"'",schema:schema11.properties.mesh.required,parentSchema:schema11.properties.mesh,data:data413};
-if(vErrors === null){
-vErrors = [err956];
-}
-else {
-vErrors.push(err956);
-}
-errors++;
-}
-for(const key75 in data413){
-if(!(((key75 === "trustDomain") || (key75 === "namespace")) || (key75 === "mtls"))){
-const err957 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key75},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh,data:data413};
-if(vErrors === null){
-vErrors = [err957];
-}
-else {
-vErrors.push(err957);
-}
-errors++;
-}
-}
-if(data413.trustDomain !== undefined){
-let data414 = data413.trustDomain;
+const len57 = data413.length;
+for(let i72=0; i72<len57; i72++){
+let data414 = data413[i72];
 if(typeof data414 !== "string"){
 let dataType294 = typeof data414;
 let coerced294 = undefined;
@@ -17403,7 +17364,76 @@ else if(data414 === null){
 coerced294 = "";
 }
 else {
-const err958 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.trustDomain.type,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data414};
+const err954 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data414};
+if(vErrors === null){
+vErrors = [err954];
+}
+else {
+vErrors.push(err954);
+}
+errors++;
+}
+}
+if(coerced294 !== undefined){
+data414 = coerced294;
+if(data413 !== undefined){
+data413[i72] = coerced294;
+}
+}
+}
+if(typeof data414 === "string"){
+if(func4(data414) < 1){
+const err955 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data414};
+if(vErrors === null){
+vErrors = [err955];
+}
+else {
+vErrors.push(err955);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err956 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data413};
+if(vErrors === null){
+vErrors = [err956];
+}
+else {
+vErrors.push(err956);
+}
+errors++;
+}
+}
+if(data411.notValues !== undefined){
+let data415 = data411.notValues;
+if(Array.isArray(data415)){
+if(data415.length < 1){
+const err957 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data415};
+if(vErrors === null){
+vErrors = [err957];
+}
+else {
+vErrors.push(err957);
+}
+errors++;
+}
+const len58 = data415.length;
+for(let i73=0; i73<len58; i73++){
+let data416 = data415[i73];
+if(typeof data416 !== "string"){
+let dataType295 = typeof data416;
+let coerced295 = undefined;
+if(!(coerced295 !== undefined)){
+if(dataType295 == "number" || dataType295 == "boolean"){
+coerced295 = "" + data416;
+}
+else if(data416 === null){
+coerced295 = "";
+}
+else {
+const err958 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data416};
 if(vErrors === null){
 vErrors = [err958];
 }
@@ -17413,16 +17443,16 @@ vErrors.push(err958);
 errors++;
 }
 }
-if(coerced294 !== undefined){
-data414 = coerced294;
-if(data413 !== undefined){
-data413["trustDomain"] = coerced294;
+if(coerced295 !== undefined){
+data416 = coerced295;
+if(data415 !== undefined){
+data415[i73] = coerced295;
 }
 }
 }
-if(typeof data414 === "string"){
-if(func4(data414) > 255){
-const err959 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",schema:255,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data414};
+if(typeof data416 === "string"){
+if(func4(data416) < 1){
+const err959 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data416};
 if(vErrors === null){
 vErrors = [err959];
 }
@@ -17431,8 +17461,11 @@ vErrors.push(err959);
 }
 errors++;
 }
-if(func4(data414) < 1){
-const err960 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data414};
+}
+}
+}
+else {
+const err960 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data415};
 if(vErrors === null){
 vErrors = [err960];
 }
@@ -17441,8 +17474,10 @@ vErrors.push(err960);
 }
 errors++;
 }
-if(!pattern89.test(data414)){
-const err961 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9._-]+$"},message:"must match pattern \""+"^[a-z0-9._-]+$"+"\"",schema:"^[a-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.trustDomain,data:data414};
+}
+}
+else {
+const err961 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data411};
 if(vErrors === null){
 vErrors = [err961];
 }
@@ -17453,20 +17488,8 @@ errors++;
 }
 }
 }
-if(data413.namespace !== undefined){
-let data415 = data413.namespace;
-if(typeof data415 !== "string"){
-let dataType295 = typeof data415;
-let coerced295 = undefined;
-if(!(coerced295 !== undefined)){
-if(dataType295 == "number" || dataType295 == "boolean"){
-coerced295 = "" + data415;
-}
-else if(data415 === null){
-coerced295 = "";
-}
 else {
-const err962 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.namespace.type,parentSchema:schema11.properties.mesh.properties.namespace,data:data415};
+const err962 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data410};
 if(vErrors === null){
 vErrors = [err962];
 }
@@ -17476,16 +17499,9 @@ vErrors.push(err962);
 errors++;
 }
 }
-if(coerced295 !== undefined){
-data415 = coerced295;
-if(data413 !== undefined){
-data413["namespace"] = coerced295;
 }
-}
-}
-if(typeof data415 === "string"){
-if(func4(data415) < 1){
-const err963 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.namespace,data:data415};
+else {
+const err963 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data377};
 if(vErrors === null){
 vErrors = [err963];
 }
@@ -17494,8 +17510,10 @@ vErrors.push(err963);
 }
 errors++;
 }
-if(!pattern90.test(data415)){
-const err964 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+$"+"\"",schema:"^[A-Za-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.namespace,data:data415};
+}
+}
+else {
+const err964 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules,data:data376};
 if(vErrors === null){
 vErrors = [err964];
 }
@@ -17505,12 +17523,19 @@ vErrors.push(err964);
 errors++;
 }
 }
+if(data372.dryRun !== undefined){
+let data417 = data372.dryRun;
+if(typeof data417 !== "boolean"){
+let coerced296 = undefined;
+if(!(coerced296 !== undefined)){
+if(data417 === "false" || data417 === 0 || data417 === null){
+coerced296 = false;
 }
-if(data413.mtls !== undefined){
-let data416 = data413.mtls;
-if(data416 && typeof data416 == "object" && !Array.isArray(data416)){
-if(data416.mode === undefined){
-const err965 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'",schema:schema11.properties.mesh.properties.mtls.required,parentSchema:schema11.properties.mesh.properties.mtls,data:data416};
+else if(data417 === "true" || data417 === 1){
+coerced296 = true;
+}
+else {
+const err965 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/dryRun",schemaPath:"#/properties/authorizationPolicies/items/properties/dryRun/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.authorizationPolicies.items.properties.dryRun.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.dryRun,data:data417};
 if(vErrors === null){
 vErrors = [err965];
 }
@@ -17519,9 +17544,18 @@ vErrors.push(err965);
 }
 errors++;
 }
-for(const key76 in data416){
-if(!(key76 === "mode")){
-const err966 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key76},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh.properties.mtls,data:data416};
+}
+if(coerced296 !== undefined){
+data417 = coerced296;
+if(data372 !== undefined){
+data372["dryRun"] = coerced296;
+}
+}
+}
+}
+}
+else {
+const err966 = {instancePath:instancePath+"/authorizationPolicies/" + i53,schemaPath:"#/properties/authorizationPolicies/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.type,parentSchema:schema11.properties.authorizationPolicies.items,data:data372};
 if(vErrors === null){
 vErrors = [err966];
 }
@@ -17531,20 +17565,9 @@ vErrors.push(err966);
 errors++;
 }
 }
-if(data416.mode !== undefined){
-let data417 = data416.mode;
-if(typeof data417 !== "string"){
-let dataType296 = typeof data417;
-let coerced296 = undefined;
-if(!(coerced296 !== undefined)){
-if(dataType296 == "number" || dataType296 == "boolean"){
-coerced296 = "" + data417;
-}
-else if(data417 === null){
-coerced296 = "";
 }
 else {
-const err967 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.mtls.properties.mode.type,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data417};
+const err967 = {instancePath:instancePath+"/authorizationPolicies",schemaPath:"#/properties/authorizationPolicies/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.type,parentSchema:schema11.properties.authorizationPolicies,data:data371};
 if(vErrors === null){
 vErrors = [err967];
 }
@@ -17554,15 +17577,11 @@ vErrors.push(err967);
 errors++;
 }
 }
-if(coerced296 !== undefined){
-data417 = coerced296;
-if(data416 !== undefined){
-data416["mode"] = coerced296;
-}
-}
-}
-if(!(((data417 === "STRICT") || (data417 === "PERMISSIVE")) || (data417 === "DISABLE"))){
-const err968 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.mesh.properties.mtls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.mesh.properties.mtls.properties.mode.enum,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data417};
+if(data.mesh !== undefined){
+let data418 = data.mesh;
+if(data418 && typeof data418 == "object" && !Array.isArray(data418)){
+if(data418.trustDomain === undefined){
+const err968 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/required",keyword:"required",params:{missingProperty: "trustDomain"},message:"must have required property '"+"trustDomain"+"'",schema:schema11.properties.mesh.required,parentSchema:schema11.properties.mesh,data:data418};
 if(vErrors === null){
 vErrors = [err968];
 }
@@ -17571,10 +17590,9 @@ vErrors.push(err968);
 }
 errors++;
 }
-}
-}
-else {
-const err969 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.properties.mtls.type,parentSchema:schema11.properties.mesh.properties.mtls,data:data416};
+for(const key76 in data418){
+if(!(((key76 === "trustDomain") || (key76 === "namespace")) || (key76 === "mtls"))){
+const err969 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key76},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh,data:data418};
 if(vErrors === null){
 vErrors = [err969];
 }
@@ -17584,9 +17602,20 @@ vErrors.push(err969);
 errors++;
 }
 }
+if(data418.trustDomain !== undefined){
+let data419 = data418.trustDomain;
+if(typeof data419 !== "string"){
+let dataType297 = typeof data419;
+let coerced297 = undefined;
+if(!(coerced297 !== undefined)){
+if(dataType297 == "number" || dataType297 == "boolean"){
+coerced297 = "" + data419;
+}
+else if(data419 === null){
+coerced297 = "";
 }
 else {
-const err970 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.type,parentSchema:schema11.properties.mesh,data:data413};
+const err970 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.trustDomain.type,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data419};
 if(vErrors === null){
 vErrors = [err970];
 }
@@ -17596,14 +17625,197 @@ vErrors.push(err970);
 errors++;
 }
 }
+if(coerced297 !== undefined){
+data419 = coerced297;
+if(data418 !== undefined){
+data418["trustDomain"] = coerced297;
 }
-else {
-const err971 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+}
+}
+if(typeof data419 === "string"){
+if(func4(data419) > 255){
+const err971 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",schema:255,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data419};
 if(vErrors === null){
 vErrors = [err971];
 }
 else {
 vErrors.push(err971);
+}
+errors++;
+}
+if(func4(data419) < 1){
+const err972 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data419};
+if(vErrors === null){
+vErrors = [err972];
+}
+else {
+vErrors.push(err972);
+}
+errors++;
+}
+if(!pattern89.test(data419)){
+const err973 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9._-]+$"},message:"must match pattern \""+"^[a-z0-9._-]+$"+"\"",schema:"^[a-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.trustDomain,data:data419};
+if(vErrors === null){
+vErrors = [err973];
+}
+else {
+vErrors.push(err973);
+}
+errors++;
+}
+}
+}
+if(data418.namespace !== undefined){
+let data420 = data418.namespace;
+if(typeof data420 !== "string"){
+let dataType298 = typeof data420;
+let coerced298 = undefined;
+if(!(coerced298 !== undefined)){
+if(dataType298 == "number" || dataType298 == "boolean"){
+coerced298 = "" + data420;
+}
+else if(data420 === null){
+coerced298 = "";
+}
+else {
+const err974 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.namespace.type,parentSchema:schema11.properties.mesh.properties.namespace,data:data420};
+if(vErrors === null){
+vErrors = [err974];
+}
+else {
+vErrors.push(err974);
+}
+errors++;
+}
+}
+if(coerced298 !== undefined){
+data420 = coerced298;
+if(data418 !== undefined){
+data418["namespace"] = coerced298;
+}
+}
+}
+if(typeof data420 === "string"){
+if(func4(data420) < 1){
+const err975 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.namespace,data:data420};
+if(vErrors === null){
+vErrors = [err975];
+}
+else {
+vErrors.push(err975);
+}
+errors++;
+}
+if(!pattern90.test(data420)){
+const err976 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+$"+"\"",schema:"^[A-Za-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.namespace,data:data420};
+if(vErrors === null){
+vErrors = [err976];
+}
+else {
+vErrors.push(err976);
+}
+errors++;
+}
+}
+}
+if(data418.mtls !== undefined){
+let data421 = data418.mtls;
+if(data421 && typeof data421 == "object" && !Array.isArray(data421)){
+if(data421.mode === undefined){
+const err977 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'",schema:schema11.properties.mesh.properties.mtls.required,parentSchema:schema11.properties.mesh.properties.mtls,data:data421};
+if(vErrors === null){
+vErrors = [err977];
+}
+else {
+vErrors.push(err977);
+}
+errors++;
+}
+for(const key77 in data421){
+if(!(key77 === "mode")){
+const err978 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key77},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh.properties.mtls,data:data421};
+if(vErrors === null){
+vErrors = [err978];
+}
+else {
+vErrors.push(err978);
+}
+errors++;
+}
+}
+if(data421.mode !== undefined){
+let data422 = data421.mode;
+if(typeof data422 !== "string"){
+let dataType299 = typeof data422;
+let coerced299 = undefined;
+if(!(coerced299 !== undefined)){
+if(dataType299 == "number" || dataType299 == "boolean"){
+coerced299 = "" + data422;
+}
+else if(data422 === null){
+coerced299 = "";
+}
+else {
+const err979 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.mtls.properties.mode.type,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data422};
+if(vErrors === null){
+vErrors = [err979];
+}
+else {
+vErrors.push(err979);
+}
+errors++;
+}
+}
+if(coerced299 !== undefined){
+data422 = coerced299;
+if(data421 !== undefined){
+data421["mode"] = coerced299;
+}
+}
+}
+if(!(((data422 === "STRICT") || (data422 === "PERMISSIVE")) || (data422 === "DISABLE"))){
+const err980 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.mesh.properties.mtls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.mesh.properties.mtls.properties.mode.enum,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data422};
+if(vErrors === null){
+vErrors = [err980];
+}
+else {
+vErrors.push(err980);
+}
+errors++;
+}
+}
+}
+else {
+const err981 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.properties.mtls.type,parentSchema:schema11.properties.mesh.properties.mtls,data:data421};
+if(vErrors === null){
+vErrors = [err981];
+}
+else {
+vErrors.push(err981);
+}
+errors++;
+}
+}
+}
+else {
+const err982 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.type,parentSchema:schema11.properties.mesh,data:data418};
+if(vErrors === null){
+vErrors = [err982];
+}
+else {
+vErrors.push(err982);
+}
+errors++;
+}
+}
+}
+else {
+const err983 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err983];
+}
+else {
+vErrors.push(err983);
 }
 errors++;
 }

@@ -1390,6 +1390,41 @@ export const ObservabilitySchema = Type.Object(
           'the time this proxy added and the upstream’s time to its response head. Default false.',
       }),
     ),
+    explain: Type.Optional(
+      Type.Object(
+        {
+          size: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 100_000,
+              description:
+                'Decision trails kept per proxy process (a ring: the oldest is overwritten). Default 128; 0 keeps none.',
+            }),
+          ),
+          sampleRate: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              description:
+                'Share of requests whose trail is recorded. Default 0: only requests that ask with ' +
+                '`X-Meshgate-Explain: 1` (from an identified consumer) are recorded.',
+            }),
+          ),
+          consumers: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              uniqueItems: true,
+              description:
+                'Consumers (by name, or `group:NAME`) whose `X-Meshgate-Explain: 1` is honoured. Default: every identified consumer.',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Decision trails of recent requests, for `meshgate explain` and admin `GET /requests/{id}/explain` (docs/explain.md). Default: off.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'Access log, tracing and timing headers. Metrics are always on.' },
 );

@@ -7,9 +7,11 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../core/duration.ts';
 import type { Config, ServiceConfig } from './config.ts';
+import type { ExplainedTrail } from './explain.ts';
 import type { ConfigIssue } from './issues.ts';
 import {
   MAX_LOOKUP_RECORDS,
+  MAX_LOOKUP_TRAILS,
   MAX_TELEMETRY_SERIES,
   renewalProofPayload,
   SERVICE_NAME,
@@ -210,6 +212,11 @@ export interface LookupEvent {
   id: string;
   /** Request ids and trace ids, at most 16. */
   match: string[];
+  /**
+   * Ask for the decision trails of these requests (`meshgate explain`) rather than their records: the
+   * proxy answers with `trails` (and no records). A proxy that keeps no trails answers none.
+   */
+  explain?: boolean;
 }
 
 /**
@@ -598,6 +605,18 @@ export const LookupAnswerSchema = Type.Object(
     stream: Type.String({ minLength: 1, maxLength: 128 }),
     id: Type.String({ minLength: 1, maxLength: 64 }),
     records: Type.Array(RequestRecordSchema, { maxItems: MAX_LOOKUP_RECORDS }),
+    /** Decision trails, when the lookup asked for them (api/explain.ts `ExplainedTrail`, built by the proxy). */
+    trails: Type.Optional(
+      Type.Array(
+        Type.Unsafe<ExplainedTrail>(
+          Type.Object(
+            { requestId: Type.String({ maxLength: 256 }), start: Type.Number() },
+            { additionalProperties: true },
+          ),
+        ),
+        { maxItems: MAX_LOOKUP_TRAILS },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -51,6 +51,8 @@ export const MAX_TELEMETRY_SERIES = 500;
 
 /** Most records one lookup answer carries (the dashboard's request lookup). */
 export const MAX_LOOKUP_RECORDS = 100;
+/** Most decision trails one lookup answer carries (`meshgate explain`): one request's, at one proxy. */
+export const MAX_LOOKUP_TRAILS = 16;
 
 /** Event names of the control plane's push stream. */
 export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', delta: 'delta', lookup: 'lookup' } as const;

@@ -82,6 +82,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     },
     summary: 'the mesh at a glance, or what became of one change',
   },
+  explain: {
+    load: async () => {
+      const m = await import('./explain.ts');
+      return { run: m.explainCommand, usage: m.usage };
+    },
+    summary: 'tell what the proxies decided for one request, hop by hop',
+  },
   usage: {
     load: async () => {
       const m = await import('./usage.ts');

@@ -93,6 +93,13 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  * route's `timeouts.request`. Read by the proxy and not forwarded.
  */
 export const REQUEST_TIMEOUT_HEADER = 'x-request-timeout';
+/**
+ * A client asks for its request's decision trail (`1`); consumed by the proxy. Between mesh proxies it
+ * says the caller recorded one, so the next hop records its own.
+ */
+export const EXPLAIN_REQUEST_HEADER = 'x-meshgate-explain';
+/** The response header naming the request id whose trail was recorded (`meshgate explain ID`). */
+export const EXPLAIN_ID_HEADER = 'x-meshgate-explain-id';
 
 // --- Load balancing (docs/resilience.md) -------------------------------------------------------
 
@@ -421,6 +428,13 @@ export const TELEMETRY_STALE_MS = 60_000;
 export const DEFAULT_DASHBOARD_WINDOW_MS = 30_000;
 /** Requests each proxy process remembers for the request lookup (a ring, overwritten). 0: none. */
 export const DEFAULT_RECENT_REQUESTS = 256;
+/**
+ * Decision trails each proxy process keeps for `meshgate explain` (`observability.explain.size`; a
+ * ring, overwritten). 0: none.
+ */
+export const DEFAULT_EXPLAIN_TRAILS = 128;
+/** Share of requests whose decision trail is recorded (`observability.explain.sampleRate`). 0: only those that ask. */
+export const DEFAULT_EXPLAIN_SAMPLE_RATE = 0;
 /** How long a request lookup waits for the proxies' answers, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
 // ── Guarded rollouts (docs/rollout.md) ──

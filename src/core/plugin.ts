@@ -190,6 +190,12 @@ export interface Filter {
   onResponseComplete?(ctx: RequestContext): void;
   /** The request is over (log phase): its status and outcome are final. */
   onLog?(ctx: RequestContext, outcome: { status: number; code: string | null; durationMs: number }): void;
+  /**
+   * What this filter decided for the request, as plain JSON for its decision trail (`meshgate explain`):
+   * counters and what remains of them, a cache status, the scopes it required. Called only for requests
+   * whose trail is recorded, right after `onRequestHeaders` settled; never secrets.
+   */
+  explain?(): Record<string, unknown> | undefined;
 }
 
 export type FilterFactory = (ctx: RequestContext) => Filter;

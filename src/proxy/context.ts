@@ -19,6 +19,7 @@ import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from
 import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import type { ExplainSettings, Trail } from './explain/trail.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
 import { peerOf } from './listener/peer.ts';
@@ -43,6 +44,8 @@ export interface StreamTelemetry {
   /** Add this proxy's Server-Timing entry to responses. */
   readonly serverTiming: boolean;
   serverTimingOf(ctx: StreamContext): string;
+  /** Decision trails (`observability.explain`), or null when off. */
+  readonly explain: ExplainSettings | null;
 }
 
 /** A request's retry state as the rest of the request path sees it (upstream/retry-state.ts keeps it). */
@@ -203,6 +206,10 @@ export class StreamContext implements MatchInput, RequestContext {
   upstreamStartMs = 0;
   bytesOut = 0;
   done = false;
+  /** The decision trail of this request when it is recorded (explain/trail.ts); null: not recorded, the common case. */
+  trail: Trail | null = null;
+  /** The client asked for its decision trail (`X-Meshgate-Explain`, explain/trail.ts ASKED); 0: not. */
+  explainAsked = 0;
   /** The upstream attempt in progress, to abort when the client goes away. */
   upstream: { abort(): void } | null = null;
 

@@ -508,6 +508,24 @@ export function controlPlaneApi(
           : { status: 409, body: { error: `no lookup ${body.value.id} waits for proxy ${body.value.proxy}` } };
       }),
     );
+  // `meshgate explain`: every proxy's decision trails of one request, gathered over the push streams.
+  admin.route(
+    'GET /requests/:id/explain',
+    operator(async (_req, _url, { id }) => {
+      if (id!.length === 0 || id!.length > 256)
+        return { status: 400, body: { error: 'a request id has 1 to 256 characters' } };
+      const result = await dashboard.explain(id!);
+      return result.hops.length === 0
+        ? {
+            status: 404,
+            body: {
+              ...result,
+              error: `no proxy of ${result.answered} answering (of ${result.asked} asked) has a decision trail of request ${id}`,
+            },
+          }
+        : { status: 200, body: result };
+    }),
+  );
   addDashboard(admin, dashboard, (req) => {
     const p = auth.authenticate(req);
     if (p === undefined) return unauthorized(NO_TOKEN);

@@ -128,6 +128,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
       : exchange.makeCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited);
   ctx.upstream = call;
   ctx.tries++;
+  if (ctx.trail !== null) ctx.trail.tryStarted(endpoint, breaker, destination.endpoints.panic);
   if (!isRetry) ctx.upstreamStartMs = performance.now();
   endpoint.active++;
   breaker.requests++;
