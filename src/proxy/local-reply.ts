@@ -8,6 +8,7 @@ import {
   LOCAL_REPLY_CODE_HEADER,
   REQUEST_ID_HEADER,
   RETRY_AFTER_CIRCUIT_OPEN_SECONDS,
+  RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS,
   RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS,
   RETRY_AFTER_SHUTTING_DOWN_SECONDS,
 } from '../core/defaults.ts';
@@ -58,6 +59,7 @@ export function problemOf(reply: LocalReply, requestId: string, traceId?: string
 /** Overload replies and the Retry-After they carry (docs/errors.md); others carry none of their own. */
 const RETRY_AFTER_BY_CODE: Record<string, string> = {
   MG_CIRCUIT_OPEN: String(RETRY_AFTER_CIRCUIT_OPEN_SECONDS),
+  MG_CONCURRENCY_LIMITED: String(RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS),
   MG_NO_HEALTHY_UPSTREAM: String(RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS),
   MG_SHUTTING_DOWN: String(RETRY_AFTER_SHUTTING_DOWN_SECONDS),
 };

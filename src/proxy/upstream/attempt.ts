@@ -18,7 +18,12 @@ import type { UpstreamService } from './service.ts';
 export const NO_HEALTHY_ENDPOINT = 'no-healthy-endpoint';
 export const MAX_REQUESTS = 'circuit-open:maxRequests';
 export const MAX_PENDING_REQUESTS = 'circuit-open:maxPendingRequests';
-export type TryRefusal = typeof NO_HEALTHY_ENDPOINT | typeof MAX_REQUESTS | typeof MAX_PENDING_REQUESTS;
+export const ADAPTIVE_CONCURRENCY = 'adaptive-concurrency';
+export type TryRefusal =
+  | typeof NO_HEALTHY_ENDPOINT
+  | typeof MAX_REQUESTS
+  | typeof MAX_PENDING_REQUESTS
+  | typeof ADAPTIVE_CONCURRENCY;
 
 /** Where tries go: a route's destination, or an action's call target. */
 export interface TryTarget {
@@ -51,6 +56,11 @@ export function admitTry(
     breaker.overflows.maxRequests++;
     return MAX_REQUESTS;
   }
+  // Last: a try the fixed limits refuse is not charged to the adaptive one. The handler counts it out.
+  if (breaker.adaptive !== null && !breaker.adaptive.tryAcquire()) {
+    if (isRetry) breaker.retries--;
+    return ADAPTIVE_CONCURRENCY;
+  }
   return endpoint;
 }
 
@@ -68,6 +78,12 @@ export function refusalOf(reason: TryRefusal, target: TryTarget): [LocalReplyCod
       'MG_CIRCUIT_OPEN',
       `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
         '(circuitBreaker.maxPendingRequests)',
+    ];
+  if (reason === ADAPTIVE_CONCURRENCY)
+    return [
+      'MG_CONCURRENCY_LIMITED',
+      `service ${service.name} has ${breaker.adaptive!.inFlight} requests in flight, its adaptive concurrency ` +
+        `limit (minRTT ${breaker.adaptive!.minRttMs.toFixed(1)} ms, latency now ${breaker.adaptive!.lastSampleMs.toFixed(1)} ms)`,
     ];
   const where = target.subset ? `subset ${target.subset} of ` : '';
   const set = target.endpoints;
@@ -101,6 +117,8 @@ export abstract class TryHandler implements PooledHandler {
    */
   private pendingAbort: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Clock time the try was admitted, for the adaptive limit's latency sample (0 without one). */
+  private readonly admittedAt: number;
 
   constructor(
     endpoint: Endpoint,
@@ -114,6 +132,7 @@ export abstract class TryHandler implements PooledHandler {
     this.isRetry = isRetry;
     this.timeoutMs = timeoutMs;
     this.perTryLimited = perTryLimited;
+    this.admittedAt = breaker.adaptive === null ? 0 : breaker.adaptive.now();
   }
 
   get authority(): string {
@@ -163,6 +182,7 @@ export abstract class TryHandler implements PooledHandler {
     this.endpoint.active--;
     this.breaker.requests--;
     if (this.isRetry) this.breaker.retries--;
+    this.breaker.adaptive?.cancel();
   }
 
   /** Bookkeeping once the try is over: the connection goes back to the pool. */
@@ -172,6 +192,7 @@ export abstract class TryHandler implements PooledHandler {
     this.endpoint.active--;
     this.breaker.requests--;
     if (this.isRetry) this.breaker.retries--;
+    this.breaker.adaptive?.release(this.admittedAt);
     this.releaseConnection();
   }
 

@@ -97,6 +97,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
       if (body === null) {
         // The body outgrew the replay buffer while this retry waited: the last failure stands.
         if (isRetry) breaker.retries--;
+        breaker.adaptive?.cancel();
         ctx.retryStop = 'body-not-replayable';
         ctx.body.drain();
         ctx.fail(retry!.lastCode, retry!.lastDetail);
