@@ -665,6 +665,85 @@ export const CircuitBreakerSchema = Type.Object(
   },
 );
 
+export const AdaptiveConcurrencySchema = Type.Object(
+  {
+    sampleInterval: Type.Optional(
+      Duration(
+        'How often the limit is recalculated from the latencies of the tries that ended since the last time. ' +
+          'Default 100ms. Must not be 0.',
+      ),
+    ),
+    minRttInterval: Type.Optional(
+      Duration(
+        'How often the unloaded latency (minRTT) is measured again, with the limit held at minConcurrency while ' +
+          'it is. Default 60s; 0: measured once, when the service starts.',
+      ),
+    ),
+    minRttRequests: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'Tries whose mean latency is one minRTT measurement. Default 50.',
+      }),
+    ),
+    jitter: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          'Random extra delay before each minRTT measurement, percent of minRttInterval, so proxies do not ' +
+          'measure in step. Default 15; 0: none.',
+      }),
+    ),
+    tolerance: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1000,
+        description:
+          'Percent the sampled latency may exceed minRTT before the limit comes down. Default 25; 0: any rise ' +
+          'lowers it.',
+      }),
+    ),
+    minConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'The lowest limit, and the limit while minRTT is measured. Default 3.',
+      }),
+    ),
+    maxConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'The highest limit. Default 1000; at least minConcurrency.',
+      }),
+    ),
+    headroom: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          'Tries added to each newly computed limit, so it can probe upwards (a queue the service may hold). ' +
+          'Default: the square root of the limit; 0: none.',
+      }),
+    ),
+    smoothing: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        description: 'Weight of a newly computed limit against the current one. Default 0.2; 1: no smoothing.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'An adaptive limit on tries in flight to the service, per proxy process, that follows its latency ' +
+      '(gradient = minRTT / sampled latency). Over the limit a request is answered at once with 503 ' +
+      'MG_CONCURRENCY_LIMITED. Off unless present.',
+  },
+);
+
 export const RETRY_CONDITIONS = [
   'connect-failure',
   'refused-stream',
@@ -803,6 +882,7 @@ export const ServiceSchema = Type.Object(
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
     circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    adaptiveConcurrency: Type.Optional(AdaptiveConcurrencySchema),
     retries: Type.Optional(RetriesSchema),
     protocol: Type.Optional(
       Type.Unsafe<'http1' | 'http2' | 'auto'>({
@@ -1633,6 +1713,7 @@ export type LoadBalancerConfig = Static<typeof LoadBalancerSchema>;
 export type HealthCheckConfig = Static<typeof HealthCheckSchema>;
 export type OutlierDetectionConfig = Static<typeof OutlierDetectionSchema>;
 export type CircuitBreakerConfig = Static<typeof CircuitBreakerSchema>;
+export type AdaptiveConcurrencyConfig = Static<typeof AdaptiveConcurrencySchema>;
 export type RetriesConfig = Static<typeof RetriesSchema>;
 export type RouteRetriesConfig = Static<typeof RouteRetriesSchema>;
 export type RetryBudgetConfig = Static<typeof RetryBudgetSchema>;

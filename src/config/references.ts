@@ -303,6 +303,20 @@ function checkResilience(service: ServiceConfig, here: Path, report: Report) {
         'remove outlierDetection',
       );
   }
+  const ac = isObject(service.adaptiveConcurrency) ? service.adaptiveConcurrency : undefined;
+  if (ac) {
+    if (ac.sampleInterval !== undefined && duration(ac.sampleInterval) === 0)
+      report([...here, 'adaptiveConcurrency', 'sampleInterval'], 'the sample interval cannot be 0', 'e.g. 100ms');
+    if (
+      typeof ac.minConcurrency === 'number' &&
+      typeof ac.maxConcurrency === 'number' &&
+      ac.maxConcurrency < ac.minConcurrency
+    )
+      report(
+        [...here, 'adaptiveConcurrency', 'maxConcurrency'],
+        `maxConcurrency (${ac.maxConcurrency}) is below minConcurrency (${ac.minConcurrency})`,
+      );
+  }
   if (isObject(service.retries)) {
     checkRetries(service.retries, [...here, 'retries'], report);
     const budget = isObject(service.retries.budget) ? service.retries.budget : undefined;

@@ -156,6 +156,34 @@ export const DEFAULT_CB_MAX_REQUESTS = 1024;
 /** Retries in flight at once; the retry budget is what bounds retries in proportion to traffic. */
 export const DEFAULT_CB_MAX_RETRIES = 1024;
 
+// --- Adaptive concurrency (per service, per proxy process; off unless configured) ---------------
+
+/** How often the limit is recalculated from the latencies sampled since the last time. */
+export const DEFAULT_AC_SAMPLE_INTERVAL_MS = 100;
+/** How often the service's unloaded latency (minRTT) is measured again; 0: once, at the start. */
+export const DEFAULT_AC_MIN_RTT_INTERVAL_MS = 60_000;
+/** Tries sampled for one minRTT measurement (at `minConcurrency` in flight). */
+export const DEFAULT_AC_MIN_RTT_REQUESTS = 50;
+/** Random extra delay before each minRTT measurement, in percent of the interval, so proxies differ. */
+export const DEFAULT_AC_JITTER_PERCENT = 15;
+/** Percent the sampled latency may exceed minRTT before the limit comes down (Envoy's buffer). */
+export const DEFAULT_AC_TOLERANCE_PERCENT = 25;
+/** The lowest limit, and the limit while minRTT is measured. */
+export const DEFAULT_AC_MIN_CONCURRENCY = 3;
+export const DEFAULT_AC_MAX_CONCURRENCY = 1000;
+/** Weight of a newly computed limit against the current one (1: no smoothing). */
+export const DEFAULT_AC_SMOOTHING = 0.2;
+/** The gradient (minRTT × (1 + tolerance) / sampled latency) is kept within these bounds per step. */
+export const AC_MIN_GRADIENT = 0.5;
+export const AC_MAX_GRADIENT = 2;
+/**
+ * Latencies of one sample interval (or one minRTT measurement) are summed up by this percentile, so a
+ * few late answers (a GC pause, a scheduler hiccup) do not move the limit; Envoy's default.
+ */
+export const AC_SAMPLE_PERCENTILE = 50;
+/** Latencies kept per sample interval (the first ones; preallocated). */
+export const AC_SAMPLE_BUFFER = 512;
+
 // --- Retries ------------------------------------------------------------------------------------
 
 /** Retries after the first try (so 2 means at most 3 tries). */
@@ -201,6 +229,10 @@ export const RETRY_AFTER_CIRCUIT_OPEN_SECONDS = 1;
 export const RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS = 5;
 /** `503 MG_SHUTTING_DOWN`: another instance can take the request at once. */
 export const RETRY_AFTER_SHUTTING_DOWN_SECONDS = 1;
+/** `503 MG_STORE_UNAVAILABLE`: a shared store that could not be reached is tried again about once a second. */
+export const RETRY_AFTER_STORE_UNAVAILABLE_SECONDS = 1;
+/** `503 MG_CONCURRENCY_LIMITED`: the adaptive limit follows latency within a few sample intervals. */
+export const RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS = 1;
 
 /** Header naming the code of a reply the proxy produced itself. */
 export const LOCAL_REPLY_CODE_HEADER = 'x-meshgate-code';
