@@ -8,6 +8,7 @@
 
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
 import type { ProxyIdentity } from '../api/mesh.ts';
 import { MESH_IDENTITY_WAIT_MS } from '../core/defaults.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -96,6 +97,7 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
   });
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);
+  addShadowEndpoints(admin, plane, { catalog });
   admin.route('GET /control-plane', () => ({
     status: 200,
     body: { identity: options.identity, subscription: subscription.status(), ...options.status?.() },

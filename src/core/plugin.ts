@@ -215,6 +215,12 @@ export interface PluginDeps {
    */
   perSnapshot<T>(key: string, create: () => T): T;
   /**
+   * True when the filters compiled with these deps only ever run in a dry run (a shadow config,
+   * docs/shadow.md): their state must stay in `shared`, which is the shadow's own, and never go to a
+   * store the live config counts in (a gateway's primary process, Redis). Absent: false.
+   */
+  readonly isolated?: boolean;
+  /**
    * The config's top-level `redis` block, for plugins offering `store: redis` (src/stores/redis/), or
    * undefined when the config has none.
    */

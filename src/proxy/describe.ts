@@ -3,6 +3,7 @@
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
 import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { UsageQuery } from '../stores/usage/store.ts';
@@ -28,7 +29,23 @@ export type ProxyView =
   /** Usage rows from the store; after the colon the query as JSON (UsageQuery). */
   | `usage:${string}`
   /** Remembered requests whose request or trace id is in the JSON array after the colon: `{ records }`. */
-  | `requests:${string}`;
+  | `requests:${string}`
+  /**
+   * Not a view: sets the shadow config (after the colon, a ShadowSet as JSON): `{ report }`, or
+   * `{ error }` when it does not compile here.
+   */
+  | `shadow-set:${string}`
+  /** Not a view: clears the shadow config: `{ report }`, the last one (null: none was set). */
+  | 'shadow-clear'
+  /** The shadow config's counts and examples: `{ report }` (null: none is set). */
+  | 'shadow-report';
+
+/** What `shadow-set:` carries to each process: the validated candidate and how to sample it. */
+export interface ShadowSet {
+  loaded: LoadedConfig;
+  samplePercent: number;
+  maxExamples: number;
+}
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -131,6 +148,16 @@ export function describeService(service: UpstreamService) {
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
+  if (view.startsWith('shadow-set:')) {
+    const set = JSON.parse(view.slice('shadow-set:'.length)) as ShadowSet;
+    try {
+      return { report: await proxy.setShadow(set.loaded, set) };
+    } catch (e) {
+      return { error: (e as Error)?.message ?? String(e) };
+    }
+  }
+  if (view === 'shadow-clear') return { report: proxy.clearShadow() };
+  if (view === 'shadow-report') return { report: proxy.shadowReport() };
   if (view.startsWith('requests:')) {
     const match = JSON.parse(view.slice('requests:'.length)) as string[];
     return { records: proxy.telemetry.recent?.find(match, MAX_LOOKUP_RECORDS) ?? [] };

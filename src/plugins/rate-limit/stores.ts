@@ -22,13 +22,16 @@ export interface StoreChoice {
 }
 
 /** What choosing a store uses of the plugin deps. */
-export type StoreDeps = Pick<PluginDeps, 'shared' | 'redis' | 'counter' | 'warn'>;
+export type StoreDeps = Pick<PluginDeps, 'shared' | 'redis' | 'counter' | 'warn' | 'isolated'>;
 
 /**
  * `owner` names who counts, in the `store_unavailable_total{plugin}` label and log lines. Every owner
  * counts in the same store (keys tell them apart), so a gateway has one primary-held count.
  */
 export async function selectStore(config: StoreChoice, deps: StoreDeps, owner = 'rate-limit'): Promise<SelectedStore> {
+  // A dry run counts on its own, in memory: never in the counters the live config refuses by.
+  if (deps.isolated === true)
+    return { store: deps.shared('rate-limit:memory', () => new MemoryStore()), failure: null };
   if (config.store !== 'redis') {
     const primary = primaryRateLimitStore();
     // The primary can only fail to answer when it is gone (the worker is then draining): failOpen decides.
