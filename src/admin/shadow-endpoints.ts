@@ -4,6 +4,7 @@
  * /shadow/report` sums what each process counted; `DELETE /shadow` removes it and answers its last
  * report. The live config is never touched.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { mergeShadowReports, type ShadowReport } from '../api/shadow.ts';
 import type { ConfigConverter, PipelineOptions } from '../config/pipeline.ts';
@@ -70,7 +71,7 @@ export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options
             body: { error: 'the shadow config is not valid; nothing changed', issues: checked.issues },
           };
         const loaded = checked.value.loaded;
-        const set: ShadowSet = { loaded, samplePercent, maxExamples: DEFAULT_SHADOW_EXAMPLES };
+        const set: ShadowSet = { id: randomUUID(), loaded, samplePercent, maxExamples: DEFAULT_SHADOW_EXAMPLES };
         const views = await plane.query(`shadow-set:${JSON.stringify(set)}`);
         if (views.length === 0) return NO_CONFIG;
         const refused = views.find((v) => typeof v.error === 'string');

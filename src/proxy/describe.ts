@@ -42,6 +42,7 @@ export type ProxyView =
 
 /** What `shadow-set:` carries to each process: the validated candidate and how to sample it. */
 export interface ShadowSet {
+  id: string;
   loaded: LoadedConfig;
   samplePercent: number;
   maxExamples: number;

@@ -71,6 +71,8 @@ export interface ShadowDeps {
 }
 
 export interface ShadowOptions {
+  /** Names this shadow, the same in every process: its counters in shared stores are kept under it. */
+  id: string;
   /** Percent of requests evaluated, 0 to 100. */
   samplePercent: number;
   /** Examples kept per kind of difference. */
@@ -92,7 +94,7 @@ export async function startShadow(loaded: LoadedConfig, deps: ShadowDeps, option
         now: deps.now,
         warn: (message, fields) => deps.warn(`shadow config: ${message}`, fields),
         shared: (key, create) => state.get(key, create),
-        isolated: true,
+        isolated: `shadow:${options.id}`,
       },
     });
     return new Shadow(snapshot, state, options);
