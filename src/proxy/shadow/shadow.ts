@@ -109,8 +109,14 @@ export class Shadow implements ShadowObserver {
   readonly options: ShadowOptions;
   private readonly state: IsolatedState;
   private readonly report_: ShadowReport;
-  /** Per kind, the next slot of its examples ring. */
-  private readonly nextExample = new Map<ShadowDifferenceKind, number>();
+  /**
+   * Per kind, a ring of the newest differing requests and how many were ever put in it. The time is
+   * kept as a number and written as text only for a report: a split that moves most requests makes
+   * every one an example.
+   */
+  private readonly rings = new Map<ShadowDifferenceKind, { added: number; examples: StoredExample[] }>(
+    SHADOW_DIFFERENCE_KINDS.map((k) => [k, { added: 0, examples: [] }]),
+  );
 
   constructor(snapshot: Snapshot, state: IsolatedState, options: ShadowOptions) {
     this.snapshot = snapshot;
@@ -188,8 +194,8 @@ export class Shadow implements ShadowObserver {
     for (const kind of kinds) d[kind].differ++;
     const max = this.options.maxExamples;
     if (max <= 0) return;
-    const example: ShadowExample = {
-      at: new Date().toISOString(),
+    const example: StoredExample = {
+      atMs: Date.now(),
       requestId: probe.requestId,
       method: probe.method,
       path: probe.path,
@@ -198,18 +204,24 @@ export class Shadow implements ShadowObserver {
       shadow,
     };
     for (const kind of kinds) {
-      const ring = r.examples[kind];
-      const next = this.nextExample.get(kind) ?? 0;
-      ring[next % max] = example;
-      this.nextExample.set(kind, next + 1);
+      const ring = this.rings.get(kind)!;
+      ring.examples[ring.added++ % max] = example;
     }
   }
 
   /** A copy of the counts so far; each kind's examples newest first. */
   report(): ShadowReport {
     const copy = structuredClone(this.report_);
-    for (const kind of SHADOW_DIFFERENCE_KINDS)
-      copy.examples[kind].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    const max = this.options.maxExamples;
+    for (const [kind, ring] of this.rings) {
+      const out: ShadowExample[] = [];
+      // Newest first: from the slot written last, backwards round the ring.
+      for (let i = 1; i <= ring.examples.length; i++) {
+        const { atMs, ...rest } = ring.examples[(((ring.added - i) % max) + max) % max]!;
+        out.push(structuredClone({ at: new Date(atMs).toISOString(), ...rest }));
+      }
+      copy.examples[kind] = out;
+    }
     return copy;
   }
 
@@ -218,6 +230,11 @@ export class Shadow implements ShadowObserver {
     releaseSnapshot(this.snapshot);
     this.state.closeAll();
   }
+}
+
+/** An example as kept: its time as a number until a report asks. */
+interface StoredExample extends Omit<ShadowExample, 'at'> {
+  atMs: number;
 }
 
 /** One sampled request: the shadow's outcome and the live one, whichever comes second compares them. */
