@@ -19,6 +19,7 @@
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 #   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
+#   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -106,6 +107,19 @@ if [[ " $VARIANTS " == *" transcode "* ]]; then
   port_busy "$GRPC_UPSTREAM_PORT" || die "the gRPC upstream did not start (see $RUN/grpc-upstream.log)"
 fi
 
+# `shadow`, `shadow-rl`: the bare route with a shadow config set through the admin API once the gateway
+# is ready (bench/bench-shadow-*candidate.yaml): every request is also evaluated by the candidate.
+export ADMIN_PORT=${ADMIN_PORT:-18199}
+prepare_variant() {
+  case $1 in
+    shadow | shadow-rl)
+      sed "s|UPSTREAM_URL|$UPSTREAM_URL|" "$ROOT/bench/bench-$1-candidate.yaml" |
+        curl -fsS -X PUT --data-binary @- "http://127.0.0.1:$ADMIN_PORT/shadow" >/dev/null ||
+        die "$1: the shadow config was not set"
+      ;;
+  esac
+}
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
@@ -145,6 +159,7 @@ variant_cmd() {
     transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
+    shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     *) die "unknown variant $1" ;;
   esac
@@ -176,6 +191,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     EXPECTED_BODY=$(body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    prepare_variant "$v"
     # shellcheck disable=SC2046 # script_of is empty or two words
     wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
     cpu0=$(tree_cpu "$pid")

@@ -47,6 +47,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     summary: 'run the proxy beside one service instance',
     process: PROXY_PROCESS_SETTINGS.sidecar,
   },
+  diff: {
+    load: async () => {
+      const m = await import('./diff.ts');
+      return { run: m.diffCommand, usage: m.usage };
+    },
+    summary: 'what a candidate config would do differently on live traffic (a dry run beside the live one)',
+  },
   analyze: {
     load: async () => {
       const m = await import('./analyze.ts');

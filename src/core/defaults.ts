@@ -493,3 +493,15 @@ export const DASHBOARD_EVENT_TICK_MS = 1_000;
  * for ~15 MB less RSS (docs/benchmarks.md, "Sidecars"). A flag given on the command line wins.
  */
 export const DEFAULT_SIDECAR_SEMI_SPACE_MIB = 1;
+// ── Shadow config (docs/shadow.md) ──
+/**
+ * Percent of requests a shadow config evaluates beside the live one (`PUT /shadow?sample=`), 0 to 100.
+ * 0: none are (the shadow is set but counts nothing).
+ */
+export const DEFAULT_SHADOW_SAMPLE_PERCENT = 100;
+/** Differing requests a shadow keeps as examples, per kind of difference (a ring, newest kept). 0: none. */
+export const DEFAULT_SHADOW_EXAMPLES = 10;
+/** How long `meshgate diff --live` watches a shadow config when `--for` is not given, ms. */
+export const DEFAULT_DIFF_DURATION_MS = 30_000;
+/** How often `meshgate diff --live` polls the shadow's report while it waits, ms. */
+export const DIFF_POLL_INTERVAL_MS = 1_000;

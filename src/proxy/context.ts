@@ -58,9 +58,17 @@ export interface RequestRetry {
   abort(): void;
 }
 
+/** A candidate config evaluated beside the live one on the same requests (shadow/shadow.ts). */
+export interface ShadowObserver {
+  /** The request head is read and about to be routed; the shadow takes what it needs and leaves `ctx` as it was. */
+  observe(ctx: StreamContext): void;
+}
+
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
 export interface StreamHost {
   readonly snapshot: Snapshot;
+  /** The shadow config in force, or null (or absent): none, which costs the request path one check. */
+  readonly shadow?: ShadowObserver | null;
   /** Called once per request as it starts, before anything can fail. */
   onStreamStart(ctx: StreamContext): void;
   /** Called once per request when it is over (log phase): filters' onLog, access log, metrics. */

@@ -39,6 +39,8 @@ export interface ChainDepsBase {
   now(): number;
   warn(message: string, fields?: Record<string, unknown>): void;
   shared<T>(key: string, create: () => T): T;
+  /** PluginDeps.isolated: compiling a shadow config (state only in `shared`, counters go nowhere). */
+  isolated?: string;
   /** PluginDeps.counter; a proxy passes its metrics' (without one, counts go nowhere). */
   counter?(name: string, help: string, labelNames: readonly string[]): PluginCounter;
 }
@@ -63,6 +65,7 @@ export function createChainCompiler(
     shared: base.shared,
     consumers,
     redis: config.redis,
+    ...(base.isolated === undefined ? {} : { isolated: base.isolated }),
     counter: base.counter ?? (() => uncounted),
     perSnapshot<T>(key: string, create: () => T): T {
       if (!perSnapshot.has(key)) perSnapshot.set(key, create());
