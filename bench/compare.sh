@@ -7,6 +7,8 @@
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
+#   VARIANTS="bare floor floor-headers floor-pipe8" bench/compare.sh   # the floor with meshgate's headers; pipelining 8
+#   PROXY_CPUS=1 LOAD_CPUS=0 VARIANTS="bare floor" bench/compare.sh   # the proxy pinned apart from wrk and the upstream
 #   VARIANTS="bare transform" bench/compare.sh # request- and response-transformer (headers, one JSON field)
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="plugins quota" bench/compare.sh   # jwt + rate-limit vs jwt + a plan's daily quota
@@ -158,6 +160,11 @@ variant_cmd() {
     graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
     transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
+    # The floor sending meshgate's forwarding headers and X-Request-ID (bench/floor.mjs): how much of
+    # meshgate's cost above the floor is those headers going through node:http and undici.
+    floor-headers) echo "env HEADERS=1 node $ROOT/bench/floor.mjs" ;;
+    # The floor pipelining N requests per upstream connection, on as few connections as the load needs.
+    floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
@@ -184,20 +191,27 @@ script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || tr
 
 start_upstream "$RUN"
 export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+# PROXY_CPUS / LOAD_CPUS (e.g. 1 and 0): taskset the proxy (every thread) apart from wrk and the upstream.
+pin_tree() { [[ -z $2 ]] || for p in $(tree_pids "$1"); do taskset -a -cp "$2" "$p" >/dev/null; done; }
+pin_tree "$UPSTREAM_PID" "${LOAD_CPUS:-}"
+WRK=wrk
+[[ -z ${LOAD_CPUS:-} ]] || WRK="taskset -c $LOAD_CPUS wrk"
 declare -A RPS P50 P99 CPU
 TICK=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
-    PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
+    PORT=$PORT start_bg "$RUN/$v.log" ${PROXY_CPUS:+taskset -c "$PROXY_CPUS"} env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     EXPECTED_BODY=$(body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
     prepare_variant "$v"
     # shellcheck disable=SC2046 # script_of is empty or two words
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
-    cpu0=$(tree_cpu "$pid")
+    $WRK -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
+    # CPU of the proxy, the upstream and wrk (this shell's waited-for children) over the window, and of
+    # the whole machine: what is left is foreign load, and how the three shared the cores.
+    m0=$(machine_cpu) t0=$(date +%s%N) s0=$(self_cpu) u0=$(tree_cpu "$UPSTREAM_PID") cpu0=$(tree_cpu "$pid")
     # shellcheck disable=SC2046
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")")
-    cpu1=$(tree_cpu "$pid")
+    out=$($WRK -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")")
+    cpu1=$(tree_cpu "$pid") u1=$(tree_cpu "$UPSTREAM_PID") s1=$(self_cpu) t1=$(date +%s%N) m1=$(machine_cpu)
     rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out")
     n=$(awk '/requests in/ { print $1 }' <<<"$out")
     us=$(awk -v c=$((cpu1 - cpu0)) -v t="$TICK" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')
@@ -209,7 +223,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     P50[$v]+="$p50 "
     P99[$v]+="$p99 "
     CPU[$v]+="$us "
-    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request"
+    shares=$(awk -v p=$((cpu1 - cpu0)) -v u=$((u1 - u0)) -v w=$((s1 - s0)) -v m=$((m1 - m0)) -v ns=$((t1 - t0)) \
+      -v t="$TICK" -v n="$n" -v ncpu="$(nproc)" 'BEGIN {
+        wall = ns / 1e9
+        printf "proxy %.2f cores, wrk %.1f µs/req, upstream %.1f µs/req, other CPU %.0f%%",
+          p / t / wall, w / t * 1e6 / n, u / t * 1e6 / n, 100 * (m - p - u - w) / (wall * t * ncpu) }')
+    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request; $shares"
     stop_tree "$pid"
   done
 done

@@ -2,7 +2,6 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Http2ServerRequest,
@@ -25,6 +24,7 @@ import type { MeshTls } from './identity/mesh-tls.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
+import { newRequestId } from './request-id.ts';
 import { type MatchInput, pathParams, type Router } from './router/router.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
@@ -324,7 +324,7 @@ export class StreamContext implements MatchInput, RequestContext {
   reply(reply: LocalReply): void {
     this.code = reply.code;
     if (reply.closeConnection === true && !this.h2) this.res.shouldKeepAlive = false;
-    if (this.requestId === '') this.requestId = randomUUID();
+    if (this.requestId === '') this.requestId = newRequestId();
     if (!this.owner.writeReply(this, reply)) this.abortResponse();
     this.finish();
   }
