@@ -282,6 +282,17 @@ export const TRACE_EXPORT_DELAY_MS = 500;
  * goes unbounded, since a client that never finishes it holds a socket and memory.
  */
 export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
+/**
+ * The lean HTTP/1.1 engine serves a connection's pipelined requests one after another; past this many
+ * parsed and waiting their turn, it stops reading the connection until one is served (node:http bounds
+ * the same queue by the bytes of its held responses). Not configurable; never 0.
+ */
+export const LEAN_PIPELINED_REQUESTS_HELD_MAX = 32;
+/**
+ * Lean engine: a first body chunk up to this size is copied into the buffer of the response head, so
+ * head and body leave in one write; a larger one is written after it (corked: still one system call).
+ */
+export const LEAN_HEAD_COALESCE_MAX_BYTES = 16 * 1024;
 
 // ── Workload identities and the certificate authority (docs/security.md) ──
 /** Lifetime of a workload certificate (X509-SVID) the control plane's CA issues. */
