@@ -145,6 +145,12 @@ export function withTestEngine(listener: Record<string, unknown>): Record<string
   return { ...listener, engine };
 }
 
+/** The same choice for a listener written as YAML flow mapping fields: `, engine: lean` or nothing. */
+export function testEngineYaml(): string {
+  const engine = process.env.MESHGATE_TEST_ENGINE;
+  return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;
+}
+
 async function load(config: Record<string, unknown>, catalog: PluginRegistry) {
   const withDefaults = {
     ...config,
