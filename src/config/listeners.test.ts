@@ -112,9 +112,17 @@ describe('listener config', () => {
       ].join('\n'),
     );
     assert.equal(issues.length, 2, issues.join('\n'));
-    assert.match(issues[0]!, /^5:\d+: listeners\[0\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets tls/);
-    assert.match(issues[1]!, /^9:\d+: listeners\[1\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets http2/);
-    const ok = await load('listeners:\n  - { name: plain, port: 8080, engine: lean }\n  - { name: other, port: 8081 }\n');
+    assert.match(
+      issues[0]!,
+      /^5:\d+: listeners\[0\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets tls/,
+    );
+    assert.match(
+      issues[1]!,
+      /^9:\d+: listeners\[1\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets http2/,
+    );
+    const ok = await load(
+      'listeners:\n  - { name: plain, port: 8080, engine: lean }\n  - { name: other, port: 8081 }\n',
+    );
     assert.ok(ok.result.ok, ok.issues.join('\n'));
     const snapshot = await compileSnapshot(ok.result.value, 1, {
       plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },

@@ -289,6 +289,12 @@ export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
  */
 export const LEAN_PIPELINED_REQUESTS_HELD_MAX = 32;
 /**
+ * An idle keep-alive connection closes this long after `keepAliveTimeout` (the value announced in
+ * `Keep-Alive: timeout=`), so a client that reuses it just before the announced time does not race
+ * the close. node:http's `keepAliveTimeoutBuffer` (Node 24); the lean engine keeps the same margin.
+ */
+export const KEEPALIVE_TIMEOUT_MARGIN_MS = 1_000;
+/**
  * Lean engine: a first body chunk up to this size is copied into the buffer of the response head, so
  * head and body leave in one write; a larger one is written after it (corked: still one system call).
  */

@@ -40,7 +40,8 @@ export function onClientError(error: NodeJS.ErrnoException, socket: Socket): voi
     socket.destroy();
     return;
   }
-  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) failUnderway(code, socket, newestStreamOnSocket(socket));
+  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage)
+    failUnderway(code, socket, newestStreamOnSocket(socket));
   else refuseOnSocket(code, socket);
 }
 

@@ -96,7 +96,7 @@ export class LeanResponse {
 
   get destroyed(): boolean {
     const socket = this.socket;
-    return socket !== null && socket.destroyed;
+    return socket?.destroyed === true;
   }
 
   writeHead(status: number, headers?: HeaderList): this {

@@ -9,7 +9,8 @@
  *   - the parser's refusals (strict llhttp: no lenient flags), answered by client-error.ts;
  *   - the listener's limits: maxHeaderBytes (the parser's), headersTimeout (from a request's first
  *     byte to the end of its head), requestTimeout (to the end of its body), keepAliveTimeout (idle
- *     between requests); one sweep per listener checks them instead of a timer per socket;
+ *     between requests, plus node:http's margin); one sweep per listener checks them instead of a
+ *     timer per socket;
  *   - keep-alive per llhttp's verdict (HTTP/1.1 unless `Connection: close`, HTTP/1.0 only when asked);
  *   - `Expect: 100-continue` answered with 100 at once, any other expectation with 417;
  *   - CONNECT and an HTTP/2 preface close the connection; `Upgrade: websocket` leaves for websocket.ts.
@@ -17,7 +18,7 @@
  * response has ended, so responses never interleave and none is held in memory.
  */
 import type { Socket } from 'node:net';
-import { LEAN_PIPELINED_REQUESTS_HELD_MAX } from '../../../core/defaults.ts';
+import { KEEPALIVE_TIMEOUT_MARGIN_MS, LEAN_PIPELINED_REQUESTS_HELD_MAX } from '../../../core/defaults.ts';
 import { type ListenerRuntime, newestStreamOnSocket, type StreamHost } from '../../context.ts';
 import { handleRequest } from '../../stream.ts';
 import { startUpgrade } from '../../websocket.ts';
@@ -76,7 +77,12 @@ export class LeanServer {
       if (c.headStartedAt > 0 && headersTimeoutMs > 0 && now - c.headStartedAt >= headersTimeoutMs) c.timedOut();
       else if (c.requestStartedAt > 0 && requestTimeoutMs > 0 && now - c.requestStartedAt >= requestTimeoutMs)
         c.timedOut();
-      else if (c.idleSince > 0 && keepAliveTimeoutMs > 0 && now - c.idleSince >= keepAliveTimeoutMs) c.socket.destroy();
+      else if (
+        c.idleSince > 0 &&
+        keepAliveTimeoutMs > 0 &&
+        now - c.idleSince >= keepAliveTimeoutMs + KEEPALIVE_TIMEOUT_MARGIN_MS
+      )
+        c.socket.destroy();
     }
   }
 }
@@ -284,13 +290,10 @@ class LeanConnection implements BodySource, ResponseOwner {
       socket.destroy();
       return;
     }
-    const res = this.responding;
-    if (res === null) refuseOnSocket(code, socket);
-    // The request under way is the one that failed: its reply (or an abort, once its response started).
-    else if (this.incoming !== null && res.req === this.incoming)
-      failUnderway(code, socket, newestStreamOnSocket(socket));
-    // A later pipelined request failed while an earlier response is being written: nothing can follow it.
-    else socket.destroy();
+    // A request under way (the one that failed, or an earlier one still answering: node:http's engine
+    // picks the newest it started, which here is the one being served) gets the reply or an abort.
+    if (this.responding !== null) failUnderway(code, socket, newestStreamOnSocket(socket));
+    else refuseOnSocket(code, socket);
   }
 
   /** The client closed its side: node:http's way (no half-open connections), after the parser's last word. */
