@@ -18,6 +18,7 @@
 #   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
+#   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -140,6 +141,15 @@ variant_cmd() {
     graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
     transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
+    # The bare route in one process on the lean HTTP/1.1 engine (compare with `inproc`).
+    lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+    # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
+    nginx-1w)
+      mkdir -p "$RUN/nginx-1w-tmp"
+      render "$KIT/conf/nginx-proxy.conf" "$RUN/nginx-1w.conf" "RUN=$RUN" "NAME=nginx-1w" "WORKERS=1" \
+        "PORT=$PORT" "UPSTREAM_PORT=$UPSTREAM_PORT" "EXTRA_LISTEN="
+      echo "nginx -e $RUN/nginx-1w-error.log -p $RUN -c $RUN/nginx-1w.conf"
+      ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     *) die "unknown variant $1" ;;
