@@ -289,6 +289,12 @@ export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
  */
 export const LEAN_PIPELINED_REQUESTS_HELD_MAX = 32;
 /**
+ * Most header lines in a request head; more gets 431, like a head over `maxHeaderBytes`. node:http's
+ * limit (its parser's `maxHeaderPairs`, 2000 names and values, from `maxHeadersCount`), which the
+ * lean engine sets on the same parser so both engines refuse the same heads. Not configurable.
+ */
+export const MAX_REQUEST_HEADER_LINES = 1_000;
+/**
  * An idle keep-alive connection closes this long after `keepAliveTimeout` (the value announced in
  * `Keep-Alive: timeout=`), so a client that reuses it just before the announced time does not race
  * the close. node:http's `keepAliveTimeoutBuffer` (Node 24); the lean engine keeps the same margin.

@@ -60,7 +60,7 @@ async function startSide(engine: Engine): Promise<Side> {
       {
         name: 'main',
         engine,
-        limits: { maxHeaderBytes: 2048, maxUrlBytes: 512, headersTimeout: '2s', keepAliveTimeout: '400ms' },
+        limits: { maxHeaderBytes: 16384, maxUrlBytes: 512, headersTimeout: '2s', keepAliveTimeout: '400ms' },
       },
     ],
     services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
@@ -112,7 +112,9 @@ const CASES: Record<string, string> = {
   'an unknown expectation': 'POST /e HTTP/1.1\r\nHost: t\r\nExpect: something\r\nContent-Length: 2\r\n\r\nok',
   'an h2c upgrade served as HTTP/1.1': 'GET /u HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n',
   'a target over maxUrlBytes': `GET /${'u'.repeat(600)} HTTP/1.1\r\nHost: t\r\n\r\n`,
-  'a head over maxHeaderBytes': `GET / HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(3000)}\r\n\r\n`,
+  'a head over maxHeaderBytes': `GET / HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(17_000)}\r\n\r\n`,
+  '990 header lines': `GET / HTTP/1.1\r\nHost: t\r\n${headerLines(989)}\r\n`,
+  '1001 header lines (node:http refuses more than 1000)': `GET / HTTP/1.1\r\nHost: t\r\n${headerLines(1000)}\r\n`,
   'Content-Length and chunked':
     'POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
   'two different Content-Lengths': 'POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
@@ -138,6 +140,12 @@ const CASES: Record<string, string> = {
   'two keep-alive requests in one write': 'GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n',
   'a good request, then garbage': 'GET /1 HTTP/1.1\r\nHost: t\r\n\r\nNOT HTTP AT ALL\r\n\r\n',
 };
+
+function headerLines(n: number): string {
+  let lines = '';
+  for (let i = 0; i < n; i++) lines += `x-${i}: 1\r\n`;
+  return lines;
+}
 
 describe('lean engine', () => {
   before(async () => {

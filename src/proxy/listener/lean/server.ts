@@ -7,7 +7,7 @@
  *
  * What it keeps, as node:http does it:
  *   - the parser's refusals (strict llhttp: no lenient flags), answered by client-error.ts;
- *   - the listener's limits: maxHeaderBytes (the parser's), headersTimeout (from a request's first
+ *   - the listener's limits: maxHeaderBytes and node:http's 1000 header lines (the parser's), headersTimeout (from a request's first
  *     byte to the end of its head), requestTimeout (to the end of its body), keepAliveTimeout (idle
  *     between requests, plus node:http's margin); one sweep per listener checks them instead of a
  *     timer per socket;
@@ -18,7 +18,11 @@
  * response has ended, so responses never interleave and none is held in memory.
  */
 import type { Socket } from 'node:net';
-import { KEEPALIVE_TIMEOUT_MARGIN_MS, LEAN_PIPELINED_REQUESTS_HELD_MAX } from '../../../core/defaults.ts';
+import {
+  KEEPALIVE_TIMEOUT_MARGIN_MS,
+  LEAN_PIPELINED_REQUESTS_HELD_MAX,
+  MAX_REQUEST_HEADER_LINES,
+} from '../../../core/defaults.ts';
 import { type ListenerRuntime, newestStreamOnSocket, type StreamHost } from '../../context.ts';
 import { handleRequest } from '../../stream.ts';
 import { startUpgrade } from '../../websocket.ts';
@@ -35,6 +39,7 @@ export interface LeanListener {
 
 interface LeanParser extends NativeHttpParser {
   connection: LeanConnection;
+  maxHeaderPairs: number;
   /** Header lines handed over before the head was complete (long heads, or heads split across reads). */
   pendingHeaders: string[];
   pendingUrl: string;
@@ -113,6 +118,8 @@ class LeanConnection implements BodySource, ResponseOwner {
     this.server = server;
     this.socket = socket;
     const parser = new HTTPParser() as LeanParser;
+    // Read by the native parser: past this many names and values, HPE_HEADER_OVERFLOW (431).
+    parser.maxHeaderPairs = MAX_REQUEST_HEADER_LINES * 2;
     parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, maxHeaderBytes, HTTPParser.kLenientNone);
     parser.connection = this;
     parser.pendingHeaders = [];
