@@ -23,17 +23,20 @@ interface Side {
 
 const sides = {} as Record<Engine, Side>;
 
-/** Echoes what framing the upstream saw; `/slow?ms=N` answers after N ms; `/chunked` streams; `/status/N`. */
+/**
+ * Echoes what framing the upstream saw (a body under `…/big`: its length); `?ms=N` answers after N ms;
+ * `/chunked` streams; `/status/N`.
+ */
 async function startSide(engine: Engine): Promise<Side> {
   const upstream = await startUpstream((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://x');
       const body = JSON.stringify({
         method: req.method,
         url: req.url,
-        body: Buffer.concat(chunks).toString(),
+        body: url.pathname.endsWith('/big') ? String(Buffer.concat(chunks).length) : Buffer.concat(chunks).toString(),
         contentLength: req.headers['content-length'] ?? null,
         chunked: req.headers['transfer-encoding'] ?? null,
       });
@@ -66,6 +69,14 @@ async function startSide(engine: Engine): Promise<Side> {
     services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
     routes: [
       { name: 'small', match: { path: '/small/*' }, service: 'svc', limits: { maxBodyBytes: 10 } },
+      // A body filter that lets a text body stream through its transform (a second consumer between
+      // the client's body and undici, with its own buffer).
+      {
+        name: 'filtered',
+        match: { path: '/filtered/*' },
+        service: 'svc',
+        plugins: [{ name: 'request-transformer', config: { add: { json: ['a:1'] }, maxBodyBytes: 64 } }],
+      },
       { name: 'all', service: 'svc' },
     ],
   });
@@ -190,6 +201,40 @@ describe('lean engine', () => {
       );
       assert.deepEqual(bodies, ['GET /slow?ms=300&n=1 ', 'POST /slow?n=2 abc', 'GET /slow?ms=100&n=3 ']);
       assert.equal(all.split('HTTP/1.1 200 OK').length - 1, 3);
+    });
+
+    it(`${engine}: after a body that backed up behind a body filter, the next request on the connection is read`, async () => {
+      const socket = connect(sides[engine].port, '127.0.0.1');
+      await once(socket, 'connect');
+      let received = '';
+      const seen = (pattern: RegExp) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`no ${pattern} within 10 s; got ${received.slice(0, 300)}`)),
+            10_000,
+          );
+          const check = () => {
+            if (!pattern.test(received)) return;
+            clearTimeout(timer);
+            socket.off('data', check);
+            resolve();
+          };
+          socket.on('data', check);
+          check();
+        });
+      socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+      // The body backs up behind the body filter's transform: the parser is paused when the message
+      // completes, and the request's stream, now ended, never asks for more.
+      const size = 100_000;
+      socket.write(
+        `POST /filtered/big HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: ${size}\r\n\r\n`,
+      );
+      socket.write(Buffer.alloc(size, 0x61));
+      await seen(/"url":"\/filtered\/big","body":"100000"/);
+      // The next request comes in a later read, once the first is answered.
+      socket.write('GET /after HTTP/1.1\r\nHost: t\r\n\r\n');
+      await seen(/"url":"\/after"/);
+      socket.destroy();
     });
 
     it(`${engine}: Expect: 100-continue gets 100 before the body is sent, then the response`, async () => {

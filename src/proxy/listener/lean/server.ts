@@ -219,6 +219,8 @@ class LeanConnection implements BodySource, ResponseOwner {
     this.incoming = null;
     req.complete = true;
     if (!req.dumped) req.push(null);
+    // A full body buffer paused reading; an ended stream asks for no more, so the next request would wait.
+    this.resumeFor(PAUSED_FOR_BODY);
     if (this.responding === null && this.waiting.length === 0) this.idleSince = performance.now();
   }
 
