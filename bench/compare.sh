@@ -22,6 +22,7 @@
 #   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 #   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
+#   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -165,8 +166,17 @@ variant_cmd() {
     floor-headers) echo "env HEADERS=1 node $ROOT/bench/floor.mjs" ;;
     # The floor pipelining N requests per upstream connection, on as few connections as the load needs.
     floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
-    # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
+    # The bare route in one process on the lean HTTP/1.1 engine (compare with `inproc`).
+    lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+    # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
+    nginx-1w)
+      mkdir -p "$RUN/nginx-1w-tmp"
+      render "$KIT/conf/nginx-proxy.conf" "$RUN/nginx-1w.conf" "RUN=$RUN" "NAME=nginx-1w" "WORKERS=1" \
+        "PORT=$PORT" "UPSTREAM_PORT=$UPSTREAM_PORT" "EXTRA_LISTEN="
+      echo "nginx -e $RUN/nginx-1w-error.log -p $RUN -c $RUN/nginx-1w.conf"
+      ;;
     shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
+    # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     *) die "unknown variant $1" ;;
   esac

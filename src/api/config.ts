@@ -281,6 +281,16 @@ export const ListenerSchema = Type.Object(
           'apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.',
       }),
     ),
+    engine: Type.Optional(
+      Type.Unsafe<'node' | 'lean'>({
+        type: 'string',
+        enum: ['node', 'lean'],
+        description:
+          'What serves HTTP/1.1 on this listener. `node` (default): node:http. `lean`: a leaner server on the same ' +
+          'llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per request ' +
+          '(docs/listeners.md). Plain HTTP/1.1 only: not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE).',
+      }),
+    ),
     redirectToHttps: Type.Optional(
       Type.Boolean({
         description:

@@ -177,6 +177,22 @@ function checkListener(l: ListenerConfig, here: Path, report: Report) {
       'a listener serves either its own certificates (tls) or the workload identity (mtls), not both',
       'remove tls, or set mtls.mode to DISABLE',
     );
+  if (l.engine === 'lean') {
+    const other =
+      l.tls !== undefined
+        ? 'tls'
+        : l.http2 === true
+          ? 'http2'
+          : l.mtls !== undefined && l.mtls.mode !== 'DISABLE'
+            ? 'mtls'
+            : null;
+    if (other !== null)
+      report(
+        [...here, 'engine'],
+        `engine lean serves plain HTTP/1.1 only; this listener sets ${other}`,
+        `remove engine (node serves ${other}), or remove ${other}`,
+      );
+  }
   if (l.tls?.requireClientCert !== undefined && l.tls.clientCa === undefined)
     report(
       [...here, 'tls', 'requireClientCert'],

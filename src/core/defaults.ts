@@ -321,6 +321,29 @@ export const TRACE_EXPORT_DELAY_MS = 500;
  * goes unbounded, since a client that never finishes it holds a socket and memory.
  */
 export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
+/**
+ * The lean HTTP/1.1 engine serves a connection's pipelined requests one after another; past this many
+ * parsed and waiting their turn, it stops reading the connection until one is served (node:http bounds
+ * the same queue by the bytes of its held responses). Not configurable; never 0.
+ */
+export const LEAN_PIPELINED_REQUESTS_HELD_MAX = 32;
+/**
+ * Most header lines in a request head; more gets 431, like a head over `maxHeaderBytes`. node:http's
+ * limit (its parser's `maxHeaderPairs`, 2000 names and values, from `maxHeadersCount`), which the
+ * lean engine sets on the same parser so both engines refuse the same heads. Not configurable.
+ */
+export const MAX_REQUEST_HEADER_LINES = 1_000;
+/**
+ * An idle keep-alive connection closes this long after `keepAliveTimeout` (the value announced in
+ * `Keep-Alive: timeout=`), so a client that reuses it just before the announced time does not race
+ * the close. node:http's `keepAliveTimeoutBuffer` (Node 24); the lean engine keeps the same margin.
+ */
+export const KEEPALIVE_TIMEOUT_MARGIN_MS = 1_000;
+/**
+ * Lean engine: a first body chunk up to this size is copied into the buffer of the response head, so
+ * head and body leave in one write; a larger one is written after it (corked: still one system call).
+ */
+export const LEAN_HEAD_COALESCE_MAX_BYTES = 16 * 1024;
 
 // ── Workload identities and the certificate authority (docs/security.md) ──
 /** Lifetime of a workload certificate (X509-SVID) the control plane's CA issues. */

@@ -21,6 +21,8 @@ import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } f
 import type { ExplainSettings, Trail } from './explain/trail.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
+import type { LeanRequest } from './listener/lean/request.ts';
+import type { LeanResponse } from './listener/lean/response.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
@@ -100,9 +102,12 @@ export interface ListenerRuntime {
   readonly router: Router<CompiledRoute>;
 }
 
-/** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+/**
+ * A client request and response: HTTP/1.1 (node:http, or the lean engine's objects with the same
+ * members for what the request path uses) or HTTP/2 (node:http2 compatibility API).
+ */
+export type ClientRequest = IncomingMessage | Http2ServerRequest | LeanRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse | LeanResponse;
 
 const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
