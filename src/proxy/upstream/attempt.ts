@@ -7,6 +7,7 @@
  * classify.ts's; what a try does with the answer (stream it, read it whole) is the subclass's.
  */
 import type { Client, Dispatcher } from 'undici';
+import { RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -18,9 +19,12 @@ import type { UpstreamService } from './service.ts';
 export const NO_HEALTHY_ENDPOINT = 'no-healthy-endpoint';
 export const MAX_REQUESTS = 'circuit-open:maxRequests';
 export const MAX_PENDING_REQUESTS = 'circuit-open:maxPendingRequests';
+/** No endpoint is available and outlier detection has ejected some of them: the passive breaker is open. */
+export const OUTLIER_EJECTED = 'outlier-ejected';
 export const ADAPTIVE_CONCURRENCY = 'adaptive-concurrency';
 export type TryRefusal =
   | typeof NO_HEALTHY_ENDPOINT
+  | typeof OUTLIER_EJECTED
   | typeof MAX_REQUESTS
   | typeof MAX_PENDING_REQUESTS
   | typeof ADAPTIVE_CONCURRENCY;
@@ -49,7 +53,7 @@ export function admitTry(
   if (endpoint === null) {
     if (isRetry) breaker.retries--;
     service.stats.noHealthyUpstream++;
-    return NO_HEALTHY_ENDPOINT;
+    return soonestReturn(target.endpoints) > 0 ? OUTLIER_EJECTED : NO_HEALTHY_ENDPOINT;
   }
   if (breaker.requests >= breaker.maxRequests) {
     if (isRetry) breaker.retries--;
@@ -87,12 +91,40 @@ export function refusalOf(reason: TryRefusal, target: TryTarget): [LocalReplyCod
     ];
   const where = target.subset ? `subset ${target.subset} of ` : '';
   const set = target.endpoints;
+  if (reason === OUTLIER_EJECTED)
+    return [
+      'MG_NO_HEALTHY_UPSTREAM',
+      `${where}service ${service.name} has no healthy endpoint: outlier detection ejected ` +
+        `${set.endpoints.filter((e) => e.ejected).length} of ${set.endpoints.length}, the first back in ` +
+        `${Math.max(0, soonestReturn(set) - service.clock.now())} ms`,
+    ];
   return [
     'MG_NO_HEALTHY_UPSTREAM',
     set.endpoints.length === 0
       ? `${where}service ${service.name} has no endpoint`
       : `${where}service ${service.name} has no healthy endpoint (${set.endpoints.length} unhealthy or ejected)`,
   ];
+}
+
+/**
+ * The `Retry-After` (seconds) of a refusal when it can be known better than its code's default
+ * (local-reply.ts): the first ejected endpoint's return, or sooner, one health-check interval's
+ * default, when an endpoint is out for failing checks instead. Undefined: the code's default.
+ */
+export function refusalRetryAfter(reason: TryRefusal, target: TryTarget): string | undefined {
+  if (reason !== OUTLIER_EJECTED) return undefined;
+  const set = target.endpoints;
+  let seconds = Math.max(1, Math.ceil((soonestReturn(set) - target.service.clock.now()) / 1000));
+  if (set.endpoints.some((e) => !e.ejected) && seconds > RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS)
+    seconds = RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS;
+  return String(seconds);
+}
+
+/** Clock time the first ejected endpoint of the set returns, or 0 when none is ejected. */
+function soonestReturn(set: EndpointSet): number {
+  let soonest = 0;
+  for (const e of set.endpoints) if (e.ejected && (soonest === 0 || e.ejectedUntil < soonest)) soonest = e.ejectedUntil;
+  return soonest;
 }
 
 /**
