@@ -169,6 +169,13 @@ export const DEFAULT_AC_SMOOTHING = 0.2;
 /** The gradient (minRTT × (1 + tolerance) / sampled latency) is kept within these bounds per step. */
 export const AC_MIN_GRADIENT = 0.5;
 export const AC_MAX_GRADIENT = 2;
+/**
+ * Latencies of one sample interval (or one minRTT measurement) are summed up by this percentile, so a
+ * few late answers (a GC pause, a scheduler hiccup) do not move the limit; Envoy's default.
+ */
+export const AC_SAMPLE_PERCENTILE = 50;
+/** Latencies kept per sample interval (the first ones; preallocated). */
+export const AC_SAMPLE_BUFFER = 512;
 
 // --- Retries ------------------------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ export function describeService(service: UpstreamService) {
       panic: set.panic,
     })),
     circuitBreaker: service.breaker.describe(),
+    adaptiveConcurrency: service.breaker.adaptive?.describe() ?? null,
     retryBudget: service.hasRetryBudget ? service.retryBudget().describe(now) : null,
     outlierDetection:
       outlier === null

@@ -9,21 +9,24 @@
  *   next     = limit × gradient + headroom          (headroom: √limit unless configured)
  *   limit    = clamp(limit + smoothing × (next − limit), minConcurrency, maxConcurrency)
  *
- * minRTT is measured Envoy-style: the limit is pinned to `minConcurrency` until `minRttRequests` tries
- * started in that window have finished, their mean is the new minRTT, and the previous limit is put
+ * sampleRTT is the median latency of the tries that ended in the last sample interval. minRTT is
+ * measured Envoy-style: the limit is pinned to `minConcurrency` until `minRttRequests` tries started in
+ * that window have finished, their median is the new minRTT, and the previous limit is put
  * back; again every `minRttInterval` (plus jitter), so a service whose unloaded latency drifts is
  * followed. A window-long baseline (Gradient2) drifts upwards under sustained overload; a measurement
  * at low concurrency does not.
  *
- * Hot path: `tryAcquire` is a comparison and an increment; `release` a decrement, a clock read, two
- * additions and a comparison. The recalculation runs from `release` at most once per sample interval
- * and allocates nothing.
+ * Hot path: `tryAcquire` is a comparison and an increment; `release` a decrement, a clock read, a
+ * store into a preallocated buffer and a comparison. The recalculation runs from `release` at most once
+ * per sample interval (it sorts that buffer in place).
  */
 import type { AdaptiveConcurrencyConfig } from '../../api/config.ts';
 import type { Clock } from '../../core/clock.ts';
 import {
   AC_MAX_GRADIENT,
   AC_MIN_GRADIENT,
+  AC_SAMPLE_BUFFER,
+  AC_SAMPLE_PERCENTILE,
   DEFAULT_AC_JITTER_PERCENT,
   DEFAULT_AC_MAX_CONCURRENCY,
   DEFAULT_AC_MIN_CONCURRENCY,
@@ -93,7 +96,8 @@ export class AdaptiveConcurrency {
   private sampleFrom: number;
   /** The limit to put back when a minRTT measurement ends. */
   private deferred: number;
-  private sumMs = 0;
+  /** Latencies (ms) of the tries ended since the last recalculation; `count` may exceed its length. */
+  private readonly samples: Float64Array;
   private count = 0;
   /** Most tries in flight at once since the last recalculation. */
   private peak = 0;
@@ -108,6 +112,7 @@ export class AdaptiveConcurrency {
     this.limit = settings.minConcurrency;
     this.deferred = settings.minConcurrency;
     this.sampleFrom = clock.now();
+    this.samples = new Float64Array(Math.max(AC_SAMPLE_BUFFER, settings.minRttRequests));
   }
 
   /** Clock time, for a try's `release`. */
@@ -130,8 +135,8 @@ export class AdaptiveConcurrency {
     this.inFlight--;
     const now = this.clock.now();
     if (startedAt >= this.sampleFrom) {
-      this.sumMs += now - startedAt;
-      this.count++;
+      const i = this.count++;
+      if (i < this.samples.length) this.samples[i] = now - startedAt;
     }
     if (now >= this.nextUpdateAt) this.update(now);
   }
@@ -145,7 +150,7 @@ export class AdaptiveConcurrency {
     const s = this.settings;
     if (this.measuring) {
       if (this.count < s.minRttRequests) return;
-      this.minRttMs = Math.max(MIN_RTT_FLOOR_MS, this.sumMs / this.count);
+      this.minRttMs = Math.max(MIN_RTT_FLOOR_MS, this.aggregate());
       this.measuring = false;
       this.setLimit(this.deferred);
       this.nextMinRttAt =
@@ -159,7 +164,6 @@ export class AdaptiveConcurrency {
       this.deferred = this.exact;
       this.measuring = true;
       this.sampleFrom = now;
-      this.sumMs = 0;
       this.count = 0;
       this.setLimit(s.minConcurrency);
       // Every release checks whether the measurement is complete.
@@ -170,7 +174,7 @@ export class AdaptiveConcurrency {
       this.nextUpdateAt = now + s.sampleIntervalMs;
       return;
     }
-    const sample = this.sumMs / this.count;
+    const sample = this.aggregate();
     const peak = this.peak;
     this.resetSamples(now);
     this.lastSampleMs = sample;
@@ -186,8 +190,13 @@ export class AdaptiveConcurrency {
     this.setLimit(limit + s.smoothing * (next - limit));
   }
 
+  /** The AC_SAMPLE_PERCENTILE of the latencies kept since the last recalculation (count > 0). */
+  private aggregate(): number {
+    const kept = this.samples.subarray(0, Math.min(this.count, this.samples.length)).sort();
+    return kept[Math.floor(((kept.length - 1) * AC_SAMPLE_PERCENTILE) / 100)]!;
+  }
+
   private resetSamples(now: number): void {
-    this.sumMs = 0;
     this.count = 0;
     this.peak = this.inFlight;
     this.nextUpdateAt = now + this.settings.sampleIntervalMs;
