@@ -222,6 +222,8 @@ export const RETRY_AFTER_CIRCUIT_OPEN_SECONDS = 1;
 export const RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS = 5;
 /** `503 MG_SHUTTING_DOWN`: another instance can take the request at once. */
 export const RETRY_AFTER_SHUTTING_DOWN_SECONDS = 1;
+/** `503 MG_STORE_UNAVAILABLE`: a shared store that could not be reached is tried again about once a second. */
+export const RETRY_AFTER_STORE_UNAVAILABLE_SECONDS = 1;
 /** `503 MG_CONCURRENCY_LIMITED`: the adaptive limit follows latency within a few sample intervals. */
 export const RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS = 1;
 
