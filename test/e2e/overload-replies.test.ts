@@ -139,9 +139,13 @@ describe('overload replies', () => {
       await u.close();
   });
 
-  async function shedCount(reason: string, route: string, service: string): Promise<number | undefined> {
+  async function scrape() {
     const res = await request(`${gw.adminUrl}/metrics`, { dispatcher: agent });
-    return parsePrometheusText(await res.body.text()).value('gateway_shed_total', { route, service, reason });
+    return parsePrometheusText(await res.body.text());
+  }
+
+  async function shedCount(reason: string, route: string, service: string): Promise<number | undefined> {
+    return (await scrape()).value('gateway_shed_total', { route, service, reason });
   }
 
   it('circuitBreaker.maxRequests: 503 MG_CIRCUIT_OPEN, Retry-After 1, reason max_requests', async () => {
@@ -176,6 +180,13 @@ describe('overload replies', () => {
     adaptive.release();
     for (const r of await Promise.all(inFlight)) assert.equal(r.status, 200);
     assert.equal(await shedCount('adaptive_concurrency', 'adaptive', 'adaptive'), 1);
+    const metrics = await scrape();
+    assert.equal(metrics.value('gateway_adaptive_concurrency_limit', { service: 'adaptive' }), 2);
+    assert.equal(
+      metrics.value('gateway_adaptive_concurrency_limit', { service: 'held' }),
+      undefined,
+      'only where configured',
+    );
     assert.equal(gw.proxy.snapshot.services.get('adaptive')!.breaker.adaptive!.inFlight, 0, 'every slot came back');
   });
 
