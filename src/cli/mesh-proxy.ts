@@ -6,6 +6,7 @@
  * the hooks (a sidecar registers its instance once it serves, and deregisters before draining).
  */
 
+import { addExplainEndpoint } from '../admin/explain-endpoint.ts';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
 import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
@@ -19,7 +20,7 @@ import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
 import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
-import { lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
+import { explainRequests, lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
 import { listenError } from './options.ts';
 
 export interface MeshProxy {
@@ -93,10 +94,16 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     onTrustBundle: (bundle) => identity.onTrustBundle(bundle),
     telemetry: () => sampleTelemetry(plane, countersSince),
     lookup: async (match) => lookupRequests(plane, match),
+    explain: async (match) => explainRequests(plane, match),
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);
+  addExplainEndpoint(admin, plane, {
+    id: options.identity.id,
+    kind: options.identity.kind,
+    service: options.identity.service ?? (options.identity.kind === 'gateway' ? 'gateway' : null),
+  });
   addShadowEndpoints(admin, plane, { catalog });
   admin.route('GET /control-plane', () => ({
     status: 200,

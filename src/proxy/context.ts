@@ -2,7 +2,6 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Http2ServerRequest,
@@ -19,11 +18,15 @@ import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from
 import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import type { ExplainSettings, Trail } from './explain/trail.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
+import type { LeanRequest } from './listener/lean/request.ts';
+import type { LeanResponse } from './listener/lean/response.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
+import { newRequestId } from './request-id.ts';
 import { type MatchInput, pathParams, type Router } from './router/router.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
@@ -43,6 +46,8 @@ export interface StreamTelemetry {
   /** Add this proxy's Server-Timing entry to responses. */
   readonly serverTiming: boolean;
   serverTimingOf(ctx: StreamContext): string;
+  /** Decision trails (`observability.explain`), or null when off. */
+  readonly explain: ExplainSettings | null;
 }
 
 /** A request's retry state as the rest of the request path sees it (upstream/retry-state.ts keeps it). */
@@ -97,9 +102,12 @@ export interface ListenerRuntime {
   readonly router: Router<CompiledRoute>;
 }
 
-/** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+/**
+ * A client request and response: HTTP/1.1 (node:http, or the lean engine's objects with the same
+ * members for what the request path uses) or HTTP/2 (node:http2 compatibility API).
+ */
+export type ClientRequest = IncomingMessage | Http2ServerRequest | LeanRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse | LeanResponse;
 
 const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
@@ -211,6 +219,10 @@ export class StreamContext implements MatchInput, RequestContext {
   upstreamStartMs = 0;
   bytesOut = 0;
   done = false;
+  /** The decision trail of this request when it is recorded (explain/trail.ts); null: not recorded, the common case. */
+  trail: Trail | null = null;
+  /** The client asked for its decision trail (`X-Meshgate-Explain`, explain/trail.ts ASKED); 0: not. */
+  explainAsked = 0;
   /** The upstream attempt in progress, to abort when the client goes away. */
   upstream: { abort(): void } | null = null;
 
@@ -317,7 +329,7 @@ export class StreamContext implements MatchInput, RequestContext {
   reply(reply: LocalReply): void {
     this.code = reply.code;
     if (reply.closeConnection === true && !this.h2) this.res.shouldKeepAlive = false;
-    if (this.requestId === '') this.requestId = randomUUID();
+    if (this.requestId === '') this.requestId = newRequestId();
     if (!this.owner.writeReply(this, reply)) this.abortResponse();
     this.finish();
   }

@@ -2,13 +2,14 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
-import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
+import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS } from '../api/values.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { UsageQuery } from '../stores/usage/store.ts';
 import { describeAction } from './actions/index.ts';
 import type { CompiledRoute, Snapshot } from './compiled.ts';
+import type { Trail } from './explain/trail.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
@@ -30,6 +31,8 @@ export type ProxyView =
   | `usage:${string}`
   /** Remembered requests whose request or trace id is in the JSON array after the colon: `{ records }`. */
   | `requests:${string}`
+  /** Decision trails of the requests whose request or trace id is in the JSON array after the colon: `{ trails }`. */
+  | `explain:${string}`
   /**
    * Not a view: sets the shadow config (after the colon, a ShadowSet as JSON): `{ report }`, or
    * `{ error }` when it does not compile here.
@@ -96,6 +99,7 @@ export function describeService(service: UpstreamService) {
       panic: set.panic,
     })),
     circuitBreaker: service.breaker.describe(),
+    adaptiveConcurrency: service.breaker.adaptive?.describe() ?? null,
     retryBudget: service.hasRetryBudget ? service.retryBudget().describe(now) : null,
     outlierDetection:
       outlier === null
@@ -149,6 +153,12 @@ export function describeService(service: UpstreamService) {
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
+  if (view.startsWith('explain:')) {
+    const match = JSON.parse(view.slice('explain:'.length)) as string[];
+    const { explainTrail } = await import('./explain/read.ts');
+    const trails = proxy.telemetry.recent?.findTrails<Trail>(match, MAX_LOOKUP_TRAILS) ?? [];
+    return { trails: trails.map(explainTrail) };
+  }
   if (view.startsWith('shadow-set:')) {
     const set = JSON.parse(view.slice('shadow-set:'.length)) as ShadowSet;
     try {

@@ -218,6 +218,8 @@ export class ProxyServer {
     try {
       // Certificates are read before anything changes: a missing or broken file rejects the whole config.
       for (const l of next) tls.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
+      // A listener kept open may switch engine at the commit: the lean engine's code is loaded by then.
+      if (next.some((l) => l.engine === 'lean')) await Listener.loadLean();
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;

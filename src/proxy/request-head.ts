@@ -2,7 +2,6 @@
  * The request head pass: target, Host, request id, and the headers the upstream will get (hop-by-hop
  * removed, forwarding headers set per the listener's trusted hops), read once from `rawHeaders`.
  */
-import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { parseB3, parseTraceparent } from '../observability/trace-context.ts';
@@ -19,6 +18,7 @@ import {
   H_CONNECTION,
   H_CONTENT_LENGTH,
   H_DROP,
+  H_EXPLAIN,
   H_FORWARDED,
   H_HOST,
   H_REQUEST_ID,
@@ -36,6 +36,7 @@ import {
 } from './headers.ts';
 import { peerOf } from './listener/peer.ts';
 import { needsNormalising, normalisePath, PATH_OUTSIDE_ROOT } from './path.ts';
+import { newRequestId } from './request-id.ts';
 
 const MAX_REQUEST_ID_LENGTH = 200;
 
@@ -166,6 +167,10 @@ export function readRequestHead(ctx: StreamContext): boolean {
       case H_REQUEST_TIMEOUT:
         ctx.requestTimeoutHeader = value;
         break;
+      // Never forwarded as sent: a mesh hop gets it again only from a proxy that recorded the request.
+      case H_EXPLAIN:
+        if (value === '1' || value === 'true') ctx.explainAsked = 1;
+        break;
       // A mesh listener vouches for the caller itself: a copy from the caller is never passed on.
       case H_XFCC:
         if (ctx.listener.config.mtls === null) out.push(name, value);
@@ -191,7 +196,7 @@ export function readRequestHead(ctx: StreamContext): boolean {
   }
   const authority = targetAuthority ?? hostHeader ?? '';
   ctx.host = hostOnly(authority);
-  if (ctx.requestId === '') ctx.requestId = randomUUID();
+  if (ctx.requestId === '') ctx.requestId = newRequestId();
 
   ctx.rawPath = path;
   if (needsNormalising(path)) {

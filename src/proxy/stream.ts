@@ -20,6 +20,7 @@ import {
   track,
   watchStream,
 } from './context.ts';
+import { startTrail } from './explain/trail.ts';
 import { readRequestHead } from './request-head.ts';
 
 /** The listener's request callback body. */
@@ -41,6 +42,8 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
  */
 export function routeRequest(ctx: StreamContext): CompiledRoute | null {
   if (!readRequestHead(ctx)) return null;
+  const explain = ctx.owner.telemetry?.explain;
+  if (explain != null) startTrail(ctx, explain);
   const listener = ctx.listener;
   if (listener.config.redirectToHttps) {
     redirectToHttps(ctx);
@@ -54,6 +57,7 @@ export function routeRequest(ctx: StreamContext): CompiledRoute | null {
     return null;
   }
   ctx.route = route;
+  if (ctx.trail !== null) ctx.trail.route = route;
   if (route.redirectToHttps && listener.tls === null) {
     redirectToHttps(ctx);
     return null;

@@ -79,18 +79,23 @@ export function createChainCompiler(
     if (!definition) throw new Error(`plugin ${entry.name ?? entry.path} is not available`);
     return definition;
   };
-  // Modules named by path were loaded where the config was validated; a worker process loads them here.
-  const loading = Promise.all(
-    [
-      config.plugins,
-      ...(config.services ?? []).map((s) => s.plugins),
-      ...(config.routes ?? []).map((r) => r.plugins),
-      ...(config.consumers ?? []).map((c) => c.plugins),
-    ]
-      .flatMap((list) => list ?? [])
+  // Modules named by path (and a lazy catalog's built-ins) were loaded where the config was validated;
+  // a worker process loads them here.
+  const entries = [
+    config.plugins,
+    ...(config.services ?? []).map((s) => s.plugins),
+    ...(config.routes ?? []).map((r) => r.plugins),
+    ...(config.consumers ?? []).map((c) => c.plugins),
+  ].flatMap((list) => list ?? []);
+  const unloadedNames = entries
+    .filter((e) => e.path === undefined && e.name !== undefined && catalog?.get(e.name) === undefined)
+    .map((e) => e.name!);
+  const loading = Promise.all([
+    ...entries
       .filter((e) => e.path !== undefined && catalog?.loaded(e.path) === undefined)
       .map((e) => catalog!.load(e.path!)),
-  );
+    ...(unloadedNames.length > 0 && catalog?.preload ? [catalog.preload(unloadedNames)] : []),
+  ]);
   const compileEntry = (s: ScopedEntry): Promise<CompiledFilter> => {
     let promise = compiled.get(s.entry);
     if (!promise) {

@@ -4,6 +4,7 @@
  */
 import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
+import { noteDraw } from '../../explain/trail.ts';
 import { upstreamPath } from '../../path.ts';
 import { type HashInput, type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
 
@@ -21,16 +22,15 @@ export function pickDestination(action: ForwardAction, roll: number): CompiledDe
 /** Picks the request's destination (one of the split), or replies and returns null when there is none. */
 export function chooseDestination(ctx: StreamContext, action: ForwardAction): CompiledDestination | null {
   const only = action.destinations.length === 1;
-  const destination = pickDestination(
-    action,
-    only ? 0 : action.sticky === null ? Math.random() * 100 : stickyRoll(ctx, action.sticky),
-  );
+  const roll = only ? -1 : action.sticky === null ? Math.random() * 100 : stickyRoll(ctx, action.sticky);
+  const destination = pickDestination(action, roll);
   if (destination === null) {
     ctx.refusal = 'no-destination';
     ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${ctx.routeName} has no destination with weight`);
     return null;
   }
   ctx.destination = destination;
+  if (ctx.trail !== null) noteDraw(ctx, roll);
   return destination;
 }
 
