@@ -268,6 +268,39 @@ describe('guarded rollouts', () => {
     );
   });
 
+  it('an operator may abort a rollout or promote it before its window ends', async () => {
+    const start = (timeouts: string) =>
+      call<Rollout>(`${cp.url}/rollouts`, 'POST', {
+        config: modelText({ timeouts }),
+        rollout: { canaryProxies: 1, watch: '10m' },
+      });
+    const first = await start('7s');
+    assert.equal(first.status, 202, JSON.stringify(first.body));
+    const aborted = await call<{ change: number; rollbackChange: number }>(`${cp.url}/rollouts/current/abort`, 'POST');
+    assert.equal(aborted.status, 200);
+    assert.equal(aborted.body.change, first.body.change);
+    const a = await record(first.body.change);
+    assert.equal(a.status, 'rolled-back');
+    assert.equal(a.rollout?.decision?.by, 'operator');
+    assert.equal(a.rollout?.rollbackChange, aborted.body.rollbackChange);
+
+    const second = await start('8s');
+    assert.equal(second.status, 202, JSON.stringify(second.body));
+    assert.equal((await call(`${cp.url}/rollouts/current/promote`, 'POST')).status, 202);
+    const p = await decided(second.body.change, 5_000);
+    assert.equal(p.rollout?.state, 'promoted');
+    assert.equal(p.rollout?.decision?.by, 'operator');
+    await eventually(
+      () =>
+        ids.every(
+          (id) => cp.cp.proxyStatus(id)?.config?.services?.find((x) => x.name === 'api')?.timeouts?.request === '8s',
+        ),
+      5_000,
+      'every gateway on the promoted model',
+    );
+    assert.equal((await call(`${cp.url}/rollouts/current/abort`, 'POST')).status, 404);
+  });
+
   it('meshgate apply --canary-proxies rolls out, waits, and reports the outcome; status shows it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgate-rollout-'));
     try {
