@@ -172,7 +172,7 @@ export class ControlPlane {
   private dirtyServices = new Set<string>();
   private dirtyAll = false;
   private readonly log: Logger;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly debounceMs: number;
   private readonly debounceMaxMs: number;
   private readonly forgetMs: number;
