@@ -9,7 +9,9 @@
  * promoted after its window and every proxy ends on it; a registry change during the watch reaches
  * canaries and baseline alike, each on its own model; a second change is refused while one is
  * watched. A change the canary rejects (its listener's port is taken) is rolled back at once, and
- * the record names the proxy and its error.
+ * the record names the proxy and its error. An operator aborts or promotes by API. `meshgate apply
+ * --canary-proxies --wait` (the built CLI, as a process) reports a rollback and a promotion, and
+ * `meshgate status` lists them.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
