@@ -278,6 +278,14 @@ describe('guarded rollouts', () => {
       });
     const first = await start('7s');
     assert.equal(first.status, 202, JSON.stringify(first.body));
+    const [canary] = first.body.rollout.canaries;
+    const watched = await runMeshgate(['status', '--control-plane', cp.url]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(
+      watched.stdout,
+      new RegExp(`^rollout: change ${first.body.change} on canaries ${canary} \\(1; 3 more affected\\), `, 'm'),
+    );
+    assert.match(watched.stdout, new RegExp(`^${first.body.change}\\s+\\S+ ago\\s+canary\\s`, 'm'));
     const aborted = await call<{ change: number; rollbackChange: number }>(`${cp.url}/rollouts/current/abort`, 'POST');
     assert.equal(aborted.status, 200);
     assert.equal(aborted.body.change, first.body.change);
