@@ -156,6 +156,10 @@ describe('a guarded rollout on the push loop', () => {
     assert.deepEqual(back.changes, [decided.rollout!.rollbackChange]);
     assert.equal(cp.canaryModel, null);
     assert.equal(cp.rollouts!.current(), null);
+    assert.match(
+      await cp.metrics.registry.getSingleMetricAsString('control_plane_rollouts_total'),
+      /control_plane_rollouts_total\{outcome="rolled-back",by="threshold"\} 1/,
+    );
   });
 
   it('promotes when the window ends with no crossing, as the same change, to the millisecond', async () => {
