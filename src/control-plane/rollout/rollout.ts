@@ -266,6 +266,8 @@ export class RolloutController {
     const canary = active.canaries.get(answer.proxy);
     // The other proxies are on the previous model: what they do with it says nothing of this change.
     if (canary === undefined) return;
+    // An answer to a push sent before the canary model (still the model in force) says nothing of it.
+    if (answer.status !== 'disconnected' && !answer.canary) return;
     if (answer.status === 'rejected') {
       this.rollback(active, {
         by: 'nack',
