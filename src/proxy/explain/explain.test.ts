@@ -13,7 +13,9 @@ import type { ExplainResult } from '../../api/explain.ts';
 import { explainStory } from '../../observability/explain-story.ts';
 import { type FinishedStream, RecentRequests } from '../../observability/recent-requests.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
+import type { CompiledRoute } from '../compiled.ts';
 import { InProcessDataPlane } from '../data-plane.ts';
+import { whyNot } from './read.ts';
 
 const KEY = 'explain-key-0123456789abcdef';
 const OTHER_KEY = 'other-key-0123456789abcdef01';
@@ -55,6 +57,51 @@ describe('the trail ring', () => {
     ring.resizeTrails(0);
     ring.add(finished('r8', { requestId: 'r8', traceId: undefined }), 1, 1);
     assert.deepEqual(ids(['r5', 'r7', 'r8']), []);
+  });
+});
+
+describe('why a route did not match, in words', () => {
+  const route = (match: Record<string, unknown>) => ({ config: { name: 'r', match } }) as unknown as CompiledRoute;
+  const head = {
+    method: 'POST',
+    host: 'api.example.com',
+    path: '/v2/items/9',
+    query: 'page=2&token=s3cret',
+    headers: ['x-tenant', 'blue', 'authorization', 'Bearer abc', 'cookie', 'session=xyz'],
+  };
+
+  it('names each failed condition: host, path, method, header, query parameter, cookie', () => {
+    assert.deepEqual(
+      whyNot(
+        route({
+          hosts: ['shop.example.com', '*.internal'],
+          path: '/v1/*',
+          methods: ['GET', 'HEAD'],
+          headers: { 'X-Tenant': 'red' },
+          query: { page: { regex: '1|3' } },
+          cookies: { beta: { present: true } },
+        }),
+        head,
+      ),
+      [
+        'host api.example.com is not one of shop.example.com, *.internal',
+        'path /v2/items/9 does not match /v1/*',
+        'method POST is not one of GET, HEAD',
+        'header x-tenant is "blue" (wants "red")',
+        'query parameter page is "2" (wants a value matching 1|3)',
+        'cookie beta is absent (wants it present)',
+      ],
+    );
+  });
+
+  it('a route that matches has no reason; credentials are never shown', () => {
+    assert.deepEqual(whyNot(route({ hosts: ['*.example.com'], path: '/v2/items/:id', methods: ['POST'] }), head), []);
+    assert.deepEqual(whyNot(route({ headers: { authorization: { prefix: 'Basic ' } } }), head), [
+      'header authorization has another value (wants a value starting with "Basic ")',
+    ]);
+    assert.deepEqual(whyNot(route({ cookies: { session: 'abc' } }), head), [
+      'cookie session has another value (wants "abc")',
+    ]);
   });
 });
 
