@@ -3,7 +3,7 @@
  * overwrites the oldest; sampling records all, none or a share; `X-Meshgate-Explain: 1` from an
  * identified consumer is answered with `X-Meshgate-Explain-Id` and always recorded, while an
  * anonymous client's (or one not on the allow-list) gets nothing; the header never goes upstream.
- * The story says why earlier routes did not match.
+ * The story says why earlier routes did not match, and what a plugin says of itself (the cache).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -120,6 +120,12 @@ describe('decision trails in a gateway', () => {
       { name: 'canary', match: { path: '/k/*', headers: { canary: 'true' } }, service: 'svc' },
       { name: 'keyed', match: { path: '/k/*', methods: ['GET'] }, service: 'svc', plugins: [{ name: 'key-auth' }] },
       { name: 'public', match: { path: '/open/*' }, service: 'svc' },
+      {
+        name: 'cached',
+        match: { path: '/cached/*' },
+        service: 'svc',
+        plugins: [{ name: 'cache', config: { ttl: '60s' } }],
+      },
     ],
   });
 
@@ -160,6 +166,7 @@ describe('decision trails in a gateway', () => {
         ['canary', 'no-match', ['header canary is absent (wants "true")']],
         ['keyed', 'chosen', []],
         ['public', 'no-match', ['path /k/1 does not match /open/*']],
+        ['cached', 'no-match', ['path /k/1 does not match /cached/*']],
       ],
     );
     assert.deepEqual(
@@ -213,6 +220,18 @@ describe('decision trails in a gateway', () => {
     for (let i = 0; i < 200; i++) await call('/open/1', { 'x-request-id': `half-${i}` });
     for (let i = 0; i < 200; i++) if ((await explain(`half-${i}`)).status === 200) recorded++;
     assert.ok(recorded > 40 && recorded < 160, `${recorded} of 200 recorded`);
+  });
+
+  it("a plugin's own verdict: the cache's MISS, then HIT", async () => {
+    await gw.apply(config({ size: 16, sampleRate: 1 }));
+    await call('/cached/1', { 'x-request-id': 'c-1' });
+    await call('/cached/1', { 'x-request-id': 'c-2' });
+    const verdict = async (id: string) => (await explain(id)).body.hops[0]!.trail.plugins[0]!;
+    assert.deepEqual((await verdict('c-1')).facts, { status: 'MISS' });
+    const hit = await verdict('c-2');
+    assert.deepEqual([hit.outcome, hit.status, hit.facts], ['reply', 200, { status: 'HIT' }]);
+    assert.equal((await explain('c-2')).body.hops[0]!.trail.tries.length, 0, 'a hit never went upstream');
+    assert.match(explainStory((await explain('c-2')).body), /plugin cache \(\w+, route\): answered 200 .* — cache HIT/);
   });
 
   it('explain turned off (no observability.explain): no trail even when asked', async () => {
