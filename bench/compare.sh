@@ -7,6 +7,8 @@
 #   VARIANTS="w1 w2" bench/compare.sh      # 1 vs 2 workers, bare route
 #   VARIANTS="bare at-0c42a1e" bench/compare.sh   # this tree vs the build of an earlier commit
 #   VARIANTS="bare floor" bench/compare.sh     # against the kit's 40-line node:http + undici proxy
+#   VARIANTS="bare floor floor-headers floor-pipe8" bench/compare.sh   # the floor with meshgate's headers; pipelining 8
+#   PROXY_CPUS=1 LOAD_CPUS=0 VARIANTS="bare floor" bench/compare.sh   # the proxy pinned apart from wrk and the upstream
 #   VARIANTS="bare transform" bench/compare.sh # request- and response-transformer (headers, one JSON field)
 #   VARIANTS="bare plugins fresh-tokens" bench/compare.sh   # fresh-tokens: a new JWT on every request
 #   VARIANTS="plugins quota" bench/compare.sh   # jwt + rate-limit vs jwt + a plan's daily quota
@@ -19,6 +21,8 @@
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 #   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
+#   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
+#   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
 # Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
 # (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
 # relative to the first.
@@ -106,6 +110,19 @@ if [[ " $VARIANTS " == *" transcode "* ]]; then
   port_busy "$GRPC_UPSTREAM_PORT" || die "the gRPC upstream did not start (see $RUN/grpc-upstream.log)"
 fi
 
+# `shadow`, `shadow-rl`: the bare route with a shadow config set through the admin API once the gateway
+# is ready (bench/bench-shadow-*candidate.yaml): every request is also evaluated by the candidate.
+export ADMIN_PORT=${ADMIN_PORT:-18199}
+prepare_variant() {
+  case $1 in
+    shadow | shadow-rl)
+      sed "s|UPSTREAM_URL|$UPSTREAM_URL|" "$ROOT/bench/bench-$1-candidate.yaml" |
+        curl -fsS -X PUT --data-binary @- "http://127.0.0.1:$ADMIN_PORT/shadow" >/dev/null ||
+        die "$1: the shadow config was not set"
+      ;;
+  esac
+}
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
@@ -144,6 +161,21 @@ variant_cmd() {
     graphql | graphql-protect) echo "$gw --config $ROOT/bench/bench-graphql.yaml --workers 1" ;;
     transcode) echo "$gw --config $ROOT/bench/bench-transcode.yaml --workers 1" ;;
     floor) echo "node $KIT/peers/undici-minimal.mjs" ;;
+    # The floor sending meshgate's forwarding headers and X-Request-ID (bench/floor.mjs): how much of
+    # meshgate's cost above the floor is those headers going through node:http and undici.
+    floor-headers) echo "env HEADERS=1 node $ROOT/bench/floor.mjs" ;;
+    # The floor pipelining N requests per upstream connection, on as few connections as the load needs.
+    floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
+    # The bare route in one process on the lean HTTP/1.1 engine (compare with `inproc`).
+    lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+    # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
+    nginx-1w)
+      mkdir -p "$RUN/nginx-1w-tmp"
+      render "$KIT/conf/nginx-proxy.conf" "$RUN/nginx-1w.conf" "RUN=$RUN" "NAME=nginx-1w" "WORKERS=1" \
+        "PORT=$PORT" "UPSTREAM_PORT=$UPSTREAM_PORT" "EXTRA_LISTEN="
+      echo "nginx -e $RUN/nginx-1w-error.log -p $RUN -c $RUN/nginx-1w.conf"
+      ;;
+    shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     *) die "unknown variant $1" ;;
@@ -169,19 +201,27 @@ script_of() { [[ $1 == fresh-tokens* ]] && echo "-s $RUN/fresh-tokens.lua" || tr
 
 start_upstream "$RUN"
 export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+# PROXY_CPUS / LOAD_CPUS (e.g. 1 and 0): taskset the proxy (every thread) apart from wrk and the upstream.
+pin_tree() { [[ -z $2 ]] || for p in $(tree_pids "$1"); do taskset -a -cp "$2" "$p" >/dev/null; done; }
+pin_tree "$UPSTREAM_PID" "${LOAD_CPUS:-}"
+WRK=wrk
+[[ -z ${LOAD_CPUS:-} ]] || WRK="taskset -c $LOAD_CPUS wrk"
 declare -A RPS P50 P99 CPU
 TICK=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
-    PORT=$PORT start_bg "$RUN/$v.log" env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
+    PORT=$PORT start_bg "$RUN/$v.log" ${PROXY_CPUS:+taskset -c "$PROXY_CPUS"} env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     EXPECTED_BODY=$(body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    prepare_variant "$v"
     # shellcheck disable=SC2046 # script_of is empty or two words
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
-    cpu0=$(tree_cpu "$pid")
+    $WRK -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
+    # CPU of the proxy, the upstream and wrk (this shell's waited-for children) over the window, and of
+    # the whole machine: what is left is foreign load, and how the three shared the cores.
+    m0=$(machine_cpu) t0=$(date +%s%N) s0=$(self_cpu) u0=$(tree_cpu "$UPSTREAM_PID") cpu0=$(tree_cpu "$pid")
     # shellcheck disable=SC2046
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")")
-    cpu1=$(tree_cpu "$pid")
+    out=$($WRK -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")")
+    cpu1=$(tree_cpu "$pid") u1=$(tree_cpu "$UPSTREAM_PID") s1=$(self_cpu) t1=$(date +%s%N) m1=$(machine_cpu)
     rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out")
     n=$(awk '/requests in/ { print $1 }' <<<"$out")
     us=$(awk -v c=$((cpu1 - cpu0)) -v t="$TICK" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')
@@ -193,7 +233,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     P50[$v]+="$p50 "
     P99[$v]+="$p99 "
     CPU[$v]+="$us "
-    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request"
+    shares=$(awk -v p=$((cpu1 - cpu0)) -v u=$((u1 - u0)) -v w=$((s1 - s0)) -v m=$((m1 - m0)) -v ns=$((t1 - t0)) \
+      -v t="$TICK" -v n="$n" -v ncpu="$(nproc)" 'BEGIN {
+        wall = ns / 1e9
+        printf "proxy %.2f cores, wrk %.1f µs/req, upstream %.1f µs/req, other CPU %.0f%%",
+          p / t / wall, w / t * 1e6 / n, u / t * 1e6 / n, 100 * (m - p - u - w) / (wall * t * ncpu) }')
+    log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request; $shares"
     stop_tree "$pid"
   done
 done

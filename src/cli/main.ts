@@ -47,6 +47,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     summary: 'run the proxy beside one service instance',
     process: PROXY_PROCESS_SETTINGS.sidecar,
   },
+  diff: {
+    load: async () => {
+      const m = await import('./diff.ts');
+      return { run: m.diffCommand, usage: m.usage };
+    },
+    summary: 'what a candidate config would do differently on live traffic (a dry run beside the live one)',
+  },
   analyze: {
     load: async () => {
       const m = await import('./analyze.ts');
@@ -67,6 +74,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
       return { run: m.proxyStatusCommand, usage: m.usage };
     },
     summary: 'list every proxy with its config version and sync state',
+  },
+  apply: {
+    load: async () => {
+      const m = await import('./apply.ts');
+      return { run: m.applyCommand, usage: m.usage };
+    },
+    summary: 'put a model in force on the control plane, at once or to canary proxies first',
   },
   status: {
     load: async () => {

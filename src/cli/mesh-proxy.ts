@@ -9,6 +9,7 @@
 import { addExplainEndpoint } from '../admin/explain-endpoint.ts';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
 import type { ProxyIdentity } from '../api/mesh.ts';
 import { MESH_IDENTITY_WAIT_MS } from '../core/defaults.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -103,6 +104,7 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     kind: options.identity.kind,
     service: options.identity.service ?? (options.identity.kind === 'gateway' ? 'gateway' : null),
   });
+  addShadowEndpoints(admin, plane, { catalog });
   admin.route('GET /control-plane', () => ({
     status: 200,
     body: { identity: options.identity, subscription: subscription.status(), ...options.status?.() },

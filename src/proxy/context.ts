@@ -2,7 +2,6 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Http2ServerRequest,
@@ -22,9 +21,12 @@ import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } f
 import type { ExplainSettings, Trail } from './explain/trail.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
+import type { LeanRequest } from './listener/lean/request.ts';
+import type { LeanResponse } from './listener/lean/response.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
+import { newRequestId } from './request-id.ts';
 import { type MatchInput, pathParams, type Router } from './router/router.ts';
 import type { Endpoint } from './upstream/endpoint.ts';
 import type { ReplayableBody } from './upstream/replay-body.ts';
@@ -58,9 +60,17 @@ export interface RequestRetry {
   abort(): void;
 }
 
+/** A candidate config evaluated beside the live one on the same requests (shadow/shadow.ts). */
+export interface ShadowObserver {
+  /** The request head is read and about to be routed; the shadow takes what it needs and leaves `ctx` as it was. */
+  observe(ctx: StreamContext): void;
+}
+
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
 export interface StreamHost {
   readonly snapshot: Snapshot;
+  /** The shadow config in force, or null (or absent): none, which costs the request path one check. */
+  readonly shadow?: ShadowObserver | null;
   /** Called once per request as it starts, before anything can fail. */
   onStreamStart(ctx: StreamContext): void;
   /** Called once per request when it is over (log phase): filters' onLog, access log, metrics. */
@@ -92,9 +102,12 @@ export interface ListenerRuntime {
   readonly router: Router<CompiledRoute>;
 }
 
-/** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+/**
+ * A client request and response: HTTP/1.1 (node:http, or the lean engine's objects with the same
+ * members for what the request path uses) or HTTP/2 (node:http2 compatibility API).
+ */
+export type ClientRequest = IncomingMessage | Http2ServerRequest | LeanRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse | LeanResponse;
 
 const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
@@ -316,7 +329,7 @@ export class StreamContext implements MatchInput, RequestContext {
   reply(reply: LocalReply): void {
     this.code = reply.code;
     if (reply.closeConnection === true && !this.h2) this.res.shouldKeepAlive = false;
-    if (this.requestId === '') this.requestId = randomUUID();
+    if (this.requestId === '') this.requestId = newRequestId();
     if (!this.owner.writeReply(this, reply)) this.abortResponse();
     this.finish();
   }

@@ -2,7 +2,6 @@
  * The request head pass: target, Host, request id, and the headers the upstream will get (hop-by-hop
  * removed, forwarding headers set per the listener's trusted hops), read once from `rawHeaders`.
  */
-import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { parseB3, parseTraceparent } from '../observability/trace-context.ts';
@@ -37,6 +36,7 @@ import {
 } from './headers.ts';
 import { peerOf } from './listener/peer.ts';
 import { needsNormalising, normalisePath, PATH_OUTSIDE_ROOT } from './path.ts';
+import { newRequestId } from './request-id.ts';
 
 const MAX_REQUEST_ID_LENGTH = 200;
 
@@ -196,7 +196,7 @@ export function readRequestHead(ctx: StreamContext): boolean {
   }
   const authority = targetAuthority ?? hostHeader ?? '';
   ctx.host = hostOnly(authority);
-  if (ctx.requestId === '') ctx.requestId = randomUUID();
+  if (ctx.requestId === '') ctx.requestId = newRequestId();
 
   ctx.rawPath = path;
   if (needsNormalising(path)) {

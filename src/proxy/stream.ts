@@ -49,6 +49,8 @@ export function routeRequest(ctx: StreamContext): CompiledRoute | null {
     redirectToHttps(ctx);
     return null;
   }
+  const shadow = ctx.owner.shadow;
+  if (shadow != null) shadow.observe(ctx);
   const route = listener.router.match(ctx);
   if (route === null) {
     ctx.fail('MG_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`);

@@ -5,8 +5,8 @@
  */
 import { AggregatorRegistry } from 'prom-client';
 import type { ExplainedTrail } from '../api/explain.ts';
-import { MAX_TELEMETRY_SERIES, type RequestRecord, type TelemetryReport, type TelemetrySeries } from '../api/mesh.ts';
-import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS } from '../api/values.ts';
+import type { RequestRecord, TelemetryReport, TelemetrySeries } from '../api/mesh.ts';
+import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS, MAX_TELEMETRY_SERIES } from '../api/values.ts';
 import type { DataPlane } from './data-plane.ts';
 
 /** A metric as `Registry.getMetricsAsJSON()` gives it. */

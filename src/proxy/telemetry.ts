@@ -12,7 +12,7 @@ import {
   TRACE_EXPORT_DELAY_MS,
 } from '../core/defaults.ts';
 import { AccessLog } from '../observability/access-log.ts';
-import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
+import { type MetricsRole, ProxyMetrics, shedReasonOf } from '../observability/metrics.ts';
 import { RecentRequests } from '../observability/recent-requests.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { Snapshot } from './compiled.ts';
@@ -269,6 +269,7 @@ export class Telemetry {
       tries: ctx.tries,
       bytesIn: ctx.bytesIn,
       bytesOut: ctx.bytesOut,
+      shed: ctx.code === null && ctx.retryStop === null ? null : shedReasonOf(ctx.code, ctx.refusal, ctx.retryStop),
     });
     if (ctx.authz !== null) this.metrics.countAuthz(ctx.authz);
     if (ctx.trail !== null) finishTrail(ctx, durationMs, upstreamMs);

@@ -31,6 +31,7 @@ import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
 import { DEFAULT_LOOKUP_TIMEOUT_MS } from '../../core/defaults.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import { checkMeshRules } from '../model/model.ts';
+import { RolloutRefused } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { ModelPipeline } from './model-pipeline.ts';
 
@@ -195,7 +196,11 @@ export class ControlPlaneDashboard implements DashboardBackend {
       case 'rejected':
         return { status: 400, issues: outcome.issues, error: 'the change is not valid' };
       case 'failed':
-        return { status: 500, error: outcome.error.message };
+        // While a rollout is watched no other model change is taken: a conflict, not a failure.
+        return {
+          status: outcome.error instanceof RolloutRefused ? outcome.error.status : 500,
+          error: outcome.error.message,
+        };
       default:
         return { status: 409, error: 'another change replaced this one' };
     }

@@ -6,7 +6,7 @@ import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../
 import type { StreamContext } from '../../context.ts';
 import { noteDraw } from '../../explain/trail.ts';
 import { upstreamPath } from '../../path.ts';
-import { type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
+import { type HashInput, type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
 
 /** Seed for sticky splits, so the side of a split does not correlate with the endpoint a key hashes to. */
 const STICKY_SEED = 0x5717c4;
@@ -34,7 +34,8 @@ export function chooseDestination(ctx: StreamContext, action: ForwardAction): Co
   return destination;
 }
 
-function stickyRoll(ctx: StreamContext, reader: HashKeyReader): number {
+/** Where a sticky split places a request, in [0, 100): the same key always lands on the same side. */
+export function stickyRoll(ctx: HashInput, reader: HashKeyReader): number {
   const key = reader(ctx);
   return key === undefined ? Math.random() * 100 : (hash32(key, STICKY_SEED) % 10_000) / 100;
 }
