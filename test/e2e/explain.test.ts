@@ -9,6 +9,10 @@
  *     v2 (the roll, the weights, the v2 sidecar's hop); (c) a request whose first try failed and was
  *     retried (the failed try, the backoff, the second try's 200). Also: the same story from the
  *     gateway's own admin API (`--admin`), and exit 3 for an id no proxy has.
+ *
+ * Then, with mutual TLS and nothing sampled: an identified consumer's `X-Meshgate-Explain: 1` gets
+ * `X-Meshgate-Explain-Id` and a trail at the gateway (asked) and at the sidecar (told by the gateway,
+ * its caller verified); an anonymous client's gets neither, at any hop; no app ever sees the header.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -314,5 +318,124 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
     assert.match(missing.stderr, /meshgate explain: .*no proxy .* has a decision trail of request no-such-request/);
     const usage = await runMeshgate(['explain']);
     assert.equal(usage.code, 2);
+  });
+});
+
+const MTLS_MODEL = `mesh: { trustDomain: example.org, mtls: { mode: STRICT } }
+listeners:
+  - { name: public, port: 0, address: 127.0.0.1 }
+observability:
+  explain: { size: 64, sampleRate: 0 }
+consumers:
+  - { name: mobile-app, credentials: [{ type: api-key, key: ${KEY} }] }
+services:
+  - { name: property-service, endpoints: [] }
+routes:
+  - { name: keyed, match: { path: /api/* }, service: property-service, plugins: [{ name: key-auth }] }
+  - { name: open, match: { path: /open/* }, service: property-service }
+`;
+
+describe('meshgate explain of a request that asked, over mutual TLS (nothing sampled)', { timeout: 180_000 }, () => {
+  let dir: string;
+  let cpUrl: string;
+  let gatewayUrl: string;
+  const processes: MeshgateProcess[] = [];
+  const servers: Server[] = [];
+  /** X-Meshgate-Explain as the app saw it, per request id. */
+  const seenByApp = new Map<string, string | null>();
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshgate-explain-mtls-'));
+    writeFileSync(join(dir, 'mesh.yaml'), MTLS_MODEL);
+    const cpPort = await freePort();
+    cpUrl = `http://127.0.0.1:${cpPort}`;
+    const cp = new MeshgateProcess([
+      'control-plane',
+      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
+      ...['--state-dir', join(dir, 'state')],
+    ]);
+    processes.push(cp);
+    await cp.waitFor('control plane started');
+    const server = createServer((req, res) => {
+      if (req.url === '/healthz') return res.end('ok');
+      const header = req.headers['x-meshgate-explain'];
+      seenByApp.set(String(req.headers['x-request-id']), typeof header === 'string' ? header : null);
+      res.end('ok');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    servers.push(server);
+    const sidecar = new MeshgateProcess([
+      'sidecar',
+      ...['--service', 'property-service', '--app', `http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+      ...['--control-plane', cpUrl, '--id', 'property-1'],
+      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
+    ]);
+    processes.push(sidecar);
+    const gateway = new MeshgateProcess([
+      'gateway',
+      ...['--control-plane', cpUrl, '--id', 'gateway', '--workers', '0', '--admin-port', '0'],
+    ]);
+    processes.push(gateway);
+    await sidecar.waitFor('instance registered', 30_000);
+    const started = await gateway.waitFor('gateway started', 30_000);
+    gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
+    await eventually(
+      async () => {
+        const res = await request(`${gatewayUrl}/open/ping`);
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      20_000,
+      'the gateway reaches property-service over mutual TLS',
+    );
+  });
+
+  after(async () => {
+    await Promise.all(processes.reverse().map((p) => p.stop()));
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an identified consumer asks: X-Meshgate-Explain-Id, and both hops recorded (the sidecar told by the gateway)', async () => {
+    const res = await request(`${gatewayUrl}/api/homes/7`, {
+      headers: { 'x-api-key': KEY, 'x-meshgate-explain': '1', 'x-request-id': 'ask-1' },
+    });
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['x-meshgate-explain-id'], 'ask-1');
+    assert.equal(seenByApp.get('ask-1'), null, 'the app never sees X-Meshgate-Explain');
+    const run = await runMeshgate(['explain', 'ask-1', '--control-plane', cpUrl, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as ExplainResult;
+    assert.deepEqual(
+      result.hops.map((h) => [h.kind, h.trail.reason]),
+      [
+        ['gateway', 'asked'],
+        ['sidecar', 'propagated'],
+      ],
+    );
+    assert.equal(result.hops[0]!.trail.consumer?.name, 'mobile-app');
+    assert.equal(result.hops[1]!.trail.peer, 'spiffe://example.org/ns/default/sa/gateway');
+    const story = await runMeshgate(['explain', 'ask-1', '--control-plane', cpUrl]);
+    assert.match(story.stdout, /^ {2}request ask-1, recorded: asked;/m);
+    assert.match(story.stdout, /^ {2}request ask-1, recorded: propagated;/m);
+    assert.match(story.stdout, /^ {2}caller verified as spiffe:\/\/example\.org\/ns\/default\/sa\/gateway$/m);
+  });
+
+  it('an anonymous client asks: no header back, nothing recorded anywhere', async () => {
+    const res = await request(`${gatewayUrl}/open/homes/7`, {
+      headers: { 'x-meshgate-explain': '1', 'x-request-id': 'anon-ask-1' },
+    });
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['x-meshgate-explain-id'], undefined);
+    assert.equal(seenByApp.get('anon-ask-1'), null);
+    const run = await runMeshgate(['explain', 'anon-ask-1', '--control-plane', cpUrl]);
+    assert.equal(run.code, 3);
+    assert.match(run.stderr, /no proxy of 2 answering \(of 2 asked\) has a decision trail of request anon-ask-1/);
   });
 });

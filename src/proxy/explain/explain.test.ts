@@ -3,7 +3,7 @@
  * overwrites the oldest; sampling records all, none or a share; `X-Meshgate-Explain: 1` from an
  * identified consumer is answered with `X-Meshgate-Explain-Id` and always recorded, while an
  * anonymous client's (or one not on the allow-list) gets nothing; the header never goes upstream.
- * The story says why earlier routes did not match.
+ * The story says why earlier routes did not match, and what a plugin says of itself (the cache).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,9 @@ import type { ExplainResult } from '../../api/explain.ts';
 import { explainStory } from '../../observability/explain-story.ts';
 import { type FinishedStream, RecentRequests } from '../../observability/recent-requests.ts';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
+import type { CompiledRoute } from '../compiled.ts';
 import { InProcessDataPlane } from '../data-plane.ts';
+import { whyNot } from './read.ts';
 
 const KEY = 'explain-key-0123456789abcdef';
 const OTHER_KEY = 'other-key-0123456789abcdef01';
@@ -58,6 +60,51 @@ describe('the trail ring', () => {
   });
 });
 
+describe('why a route did not match, in words', () => {
+  const route = (match: Record<string, unknown>) => ({ config: { name: 'r', match } }) as unknown as CompiledRoute;
+  const head = {
+    method: 'POST',
+    host: 'api.example.com',
+    path: '/v2/items/9',
+    query: 'page=2&token=s3cret',
+    headers: ['x-tenant', 'blue', 'authorization', 'Bearer abc', 'cookie', 'session=xyz'],
+  };
+
+  it('names each failed condition: host, path, method, header, query parameter, cookie', () => {
+    assert.deepEqual(
+      whyNot(
+        route({
+          hosts: ['shop.example.com', '*.internal'],
+          path: '/v1/*',
+          methods: ['GET', 'HEAD'],
+          headers: { 'X-Tenant': 'red' },
+          query: { page: { regex: '1|3' } },
+          cookies: { beta: { present: true } },
+        }),
+        head,
+      ),
+      [
+        'host api.example.com is not one of shop.example.com, *.internal',
+        'path /v2/items/9 does not match /v1/*',
+        'method POST is not one of GET, HEAD',
+        'header x-tenant is "blue" (wants "red")',
+        'query parameter page is "2" (wants a value matching 1|3)',
+        'cookie beta is absent (wants it present)',
+      ],
+    );
+  });
+
+  it('a route that matches has no reason; credentials are never shown', () => {
+    assert.deepEqual(whyNot(route({ hosts: ['*.example.com'], path: '/v2/items/:id', methods: ['POST'] }), head), []);
+    assert.deepEqual(whyNot(route({ headers: { authorization: { prefix: 'Basic ' } } }), head), [
+      'header authorization has another value (wants a value starting with "Basic ")',
+    ]);
+    assert.deepEqual(whyNot(route({ cookies: { session: 'abc' } }), head), [
+      'cookie session has another value (wants "abc")',
+    ]);
+  });
+});
+
 describe('decision trails in a gateway', () => {
   let upstream: Upstream;
   let gw: TestGateway;
@@ -73,6 +120,12 @@ describe('decision trails in a gateway', () => {
       { name: 'canary', match: { path: '/k/*', headers: { canary: 'true' } }, service: 'svc' },
       { name: 'keyed', match: { path: '/k/*', methods: ['GET'] }, service: 'svc', plugins: [{ name: 'key-auth' }] },
       { name: 'public', match: { path: '/open/*' }, service: 'svc' },
+      {
+        name: 'cached',
+        match: { path: '/cached/*' },
+        service: 'svc',
+        plugins: [{ name: 'cache', config: { ttl: '60s' } }],
+      },
     ],
   });
 
@@ -113,6 +166,7 @@ describe('decision trails in a gateway', () => {
         ['canary', 'no-match', ['header canary is absent (wants "true")']],
         ['keyed', 'chosen', []],
         ['public', 'no-match', ['path /k/1 does not match /open/*']],
+        ['cached', 'no-match', ['path /k/1 does not match /cached/*']],
       ],
     );
     assert.deepEqual(
@@ -166,6 +220,18 @@ describe('decision trails in a gateway', () => {
     for (let i = 0; i < 200; i++) await call('/open/1', { 'x-request-id': `half-${i}` });
     for (let i = 0; i < 200; i++) if ((await explain(`half-${i}`)).status === 200) recorded++;
     assert.ok(recorded > 40 && recorded < 160, `${recorded} of 200 recorded`);
+  });
+
+  it("a plugin's own verdict: the cache's MISS, then HIT", async () => {
+    await gw.apply(config({ size: 16, sampleRate: 1 }));
+    await call('/cached/1', { 'x-request-id': 'c-1' });
+    await call('/cached/1', { 'x-request-id': 'c-2' });
+    const verdict = async (id: string) => (await explain(id)).body.hops[0]!.trail.plugins[0]!;
+    assert.deepEqual((await verdict('c-1')).facts, { status: 'MISS' });
+    const hit = await verdict('c-2');
+    assert.deepEqual([hit.outcome, hit.status, hit.facts], ['reply', 200, { status: 'HIT' }]);
+    assert.equal((await explain('c-2')).body.hops[0]!.trail.tries.length, 0, 'a hit never went upstream');
+    assert.match(explainStory((await explain('c-2')).body), /plugin cache \(\w+, route\): answered 200 .* — cache HIT/);
   });
 
   it('explain turned off (no observability.explain): no trail even when asked', async () => {

@@ -229,7 +229,17 @@ export function noteDraw(ctx: StreamContext, roll: number): void {
   const trail = ctx.trail!;
   trail.roll = roll;
   trail.drawn = true;
-  if (ctx.destination?.service.tls != null) ctx.headers.push(EXPLAIN_REQUEST_HEADER, '1');
+  // Only for a trail that will be kept: an anonymous client's ask stops here, at every hop.
+  if (ctx.destination?.service.tls != null && reasonOf(ctx, trail) !== null)
+    ctx.headers.push(EXPLAIN_REQUEST_HEADER, '1');
+}
+
+/** Why the trail is kept (the filters have run: the consumer is known), or null when it is not. */
+function reasonOf(ctx: StreamContext, trail: Trail): TrailReason | null {
+  if (trail.sampled) return 'sampled';
+  if (consumerMayAsk(ctx, ctx.owner.telemetry?.explain ?? null)) return 'asked';
+  if (ctx.listener.mesh !== null && ctx.peerPrincipal !== null) return 'propagated';
+  return null;
 }
 
 /**
@@ -240,14 +250,12 @@ export function noteDraw(ctx: StreamContext, roll: number): void {
  */
 export function finishTrail(ctx: StreamContext, durationMs: number, upstreamMs: number): boolean {
   const trail = ctx.trail!;
-  if (!trail.sampled) {
-    if (consumerMayAsk(ctx, ctx.owner.telemetry?.explain ?? null)) trail.reason = 'asked';
-    else if (ctx.listener.mesh !== null && ctx.peerPrincipal !== null) trail.reason = 'propagated';
-    else {
-      ctx.trail = null;
-      return false;
-    }
+  const reason = reasonOf(ctx, trail);
+  if (reason === null) {
+    ctx.trail = null;
+    return false;
   }
+  trail.reason = reason;
   trail.requestId = ctx.requestId;
   trail.traceId = ctx.traceId;
   trail.startEpochMs = ctx.startEpochMs;
