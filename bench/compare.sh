@@ -149,6 +149,12 @@ variant_cmd() {
     floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
+    # Any other command under test: `VARIANTS="bare x-mine" CMD_mine="node /tmp/mine.mjs"` (it reads PORT).
+    x-*)
+      local var="CMD_${1#x-}"
+      [[ -n ${!var:-} ]] || die "variant $1 needs $var"
+      echo "${!var}"
+      ;;
     *) die "unknown variant $1" ;;
   esac
 }
