@@ -21,8 +21,9 @@
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 # Prints a Markdown table: median and best req/s, p50/p99, CPU time of the proxy's processes per request
-# (median and least; less sensitive than req/s to how the machine's cores were shared), the proxy's
-# share of the cores, and each variant's req/s relative to the first. Each round's log line adds wrk's
+# (median and least; less sensitive than req/s to how the machine's cores were shared), the same
+# divided by wrk's CPU per request in each round (median: discounts how slow the machine was), the
+# proxy's share of the cores, and each variant's req/s relative to the first. Each round's log line adds wrk's
 # and the upstream's CPU per request and the machine's other CPU (foreign load).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -184,7 +185,7 @@ pin_tree() { [[ -z $2 ]] || for p in $(tree_pids "$1"); do taskset -a -cp "$2" "
 pin_tree "$UPSTREAM_PID" "${LOAD_CPUS:-}"
 WRK=wrk
 [[ -z ${LOAD_CPUS:-} ]] || WRK="taskset -c $LOAD_CPUS wrk"
-declare -A RPS P50 P99 CPU CORES
+declare -A RPS P50 P99 CPU CORES VSWRK
 TICK=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
@@ -217,6 +218,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
           p / t / wall, w / t * 1e6 / n, u / t * 1e6 / n, 100 * (m - p - u - w) / (wall * t * ncpu) }')
     log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request; $shares"
     CORES[$v]+="$(awk '{ print $2 }' <<<"$shares") "
+    # wrk does the same work per request whatever the proxy: the proxy's CPU against wrk's in the same
+    # round discounts how slow the machine was in that round.
+    VSWRK[$v]+="$(awk -v p="$us" -v w=$((s1 - s0)) -v t="$TICK" -v n="$n" 'BEGIN { printf "%.2f", p / (w / t * 1e6 / n) }') "
     stop_tree "$pid"
   done
 done
@@ -224,8 +228,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 ms() { sed -E 's/([0-9.]+)us/\1e-3/; s/([0-9.]+)ms/\1/; s/([0-9.]+)s$/\1e3/' | awk '{ printf "%.2f", $1 }'; }
 first=""
 # The best round and the least CPU per request are what a noisy machine disturbs least.
-echo "| variant | req/s (median of $ROUNDS) | rounds | best | p50 ms | p99 ms | CPU µs per request | least CPU µs | proxy cores | × $(echo "$VARIANTS" | awk '{print $1}') |"
-echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"
+echo "| variant | req/s (median of $ROUNDS) | rounds | best | p50 ms | p99 ms | CPU µs per request | least CPU µs | CPU ÷ wrk's | proxy cores | × $(echo "$VARIANTS" | awk '{print $1}') |"
+echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 for v in $VARIANTS; do
   m=$(echo "${RPS[$v]}" | median)
   [[ -n $first ]] || first=$m
@@ -235,5 +239,6 @@ for v in $VARIANTS; do
   best=$(echo "${RPS[$v]}" | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
   least=$(echo "${CPU[$v]}" | tr ' ' '\n' | grep -v '^$' | sort -g | head -1)
   cores=$(echo "${CORES[$v]}" | median)
-  echo "| $v | $m | ${RPS[$v]}| $best | $p50 | $p99 | $cpu | $least | $cores | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
+  vswrk=$(echo "${VSWRK[$v]}" | median)
+  echo "| $v | $m | ${RPS[$v]}| $best | $p50 | $p99 | $cpu | $least | $vswrk | $cores | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
 done
