@@ -19,7 +19,10 @@
 #   VARIANTS="bare graphql graphql-protect" bench/compare.sh   # REST → GraphQL, and a GraphQL GET through graphql-protection
 #   VARIANTS="bare jwt metering" bench/compare.sh   # a JWT consumer on a versioned route, without and with usage metering (SQLite)
 #   VARIANTS="bare transcode" bench/compare.sh   # REST → gRPC transcoding (bench/transcode.sh: against passthrough)
+#   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
+#   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
+#   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
 # Prints a Markdown table: median and best req/s, p50/p99, CPU time of the proxy's processes per request
 # (median and least; less sensitive than req/s to how the machine's cores were shared), the same
 # divided by wrk's CPU per request in each round (median: discounts how slow the machine was), the
@@ -109,6 +112,19 @@ if [[ " $VARIANTS " == *" transcode "* ]]; then
   port_busy "$GRPC_UPSTREAM_PORT" || die "the gRPC upstream did not start (see $RUN/grpc-upstream.log)"
 fi
 
+# `shadow`, `shadow-rl`: the bare route with a shadow config set through the admin API once the gateway
+# is ready (bench/bench-shadow-*candidate.yaml): every request is also evaluated by the candidate.
+export ADMIN_PORT=${ADMIN_PORT:-18199}
+prepare_variant() {
+  case $1 in
+    shadow | shadow-rl)
+      sed "s|UPSTREAM_URL|$UPSTREAM_URL|" "$ROOT/bench/bench-$1-candidate.yaml" |
+        curl -fsS -X PUT --data-binary @- "http://127.0.0.1:$ADMIN_PORT/shadow" >/dev/null ||
+        die "$1: the shadow config was not set"
+      ;;
+  esac
+}
+
 variant_cmd() {
   local gw="node $ROOT/dist/cli/main.js gateway --no-watch"
   case $1 in
@@ -121,6 +137,9 @@ variant_cmd() {
     # One request, two parallel calls to the upstream, one composed JSON answer.
     aggregate) echo "$gw --config $ROOT/bench/bench-aggregate.yaml --workers 1" ;;
     rl-memory) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 1" ;;
+    # Decision trails configured but sampling none (0), or recording every request (1): docs/explain.md.
+    explain-0) echo "env EXPLAIN_RATE=0 $gw --config $ROOT/bench/bench-explain.yaml --workers 1" ;;
+    explain-1) echo "env EXPLAIN_RATE=1 $gw --config $ROOT/bench/bench-explain.yaml --workers 1" ;;
     # `store: memory` counted in this one process (no primary, no IPC): what the exact default costs against.
     rl-inproc) echo "env RL_STORE=memory $gw --config $ROOT/bench/bench-rate-limit.yaml --workers 0" ;;
     # Two workers deciding in the primary's store, the default on a 2-core machine.
@@ -149,6 +168,16 @@ variant_cmd() {
     floor-headers) echo "env HEADERS=1 node $ROOT/bench/floor.mjs" ;;
     # The floor pipelining N requests per upstream connection, on as few connections as the load needs.
     floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
+    # The bare route in one process on the lean HTTP/1.1 engine (compare with `inproc`).
+    lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+    # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
+    nginx-1w)
+      mkdir -p "$RUN/nginx-1w-tmp"
+      render "$KIT/conf/nginx-proxy.conf" "$RUN/nginx-1w.conf" "RUN=$RUN" "NAME=nginx-1w" "WORKERS=1" \
+        "PORT=$PORT" "UPSTREAM_PORT=$UPSTREAM_PORT" "EXTRA_LISTEN="
+      echo "nginx -e $RUN/nginx-1w-error.log -p $RUN -c $RUN/nginx-1w.conf"
+      ;;
+    shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
     # Any other command under test: `VARIANTS="bare x-mine" CMD_mine="node /tmp/mine.mjs"` (it reads PORT).
@@ -192,6 +221,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     PORT=$PORT start_bg "$RUN/$v.log" ${PROXY_CPUS:+taskset -c "$PROXY_CPUS"} env PORT=$PORT bash -c "exec $(variant_cmd "$v")"
     pid=$BG_PID
     EXPECTED_BODY=$(body_of "$v") wait_ready "$pid" "http://127.0.0.1:$PORT$(path_of "$v")" || die "$v did not start (see $RUN/$v.log)"
+    prepare_variant "$v"
     # shellcheck disable=SC2046 # script_of is empty or two words
     $WRK -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" $(script_of "$v") "http://127.0.0.1:$PORT$(path_of "$v")" >/dev/null
     # CPU of the proxy, the upstream and wrk (this shell's waited-for children) over the window, and of

@@ -87,7 +87,7 @@ let PORTS = demoPorts();
 interface Instance extends AppInstance {
   /** The sidecar's ports: admin = base, outbound = base + 1, inbound = base + 6 (as in docs/mesh.md). */
   sidecarBase: number;
-  /** Services the app calls (its sidecar hears only of those). */
+  /** Services the app calls: its service's `dependsOn` in the model (so its sidecar hears only of those). */
   upstreams: string[];
 }
 
@@ -508,7 +508,6 @@ async function main(): Promise<number> {
         String(i.sidecarBase + 1),
         '--inbound-port',
         String(i.sidecarBase + 6),
-        `--upstreams=${i.upstreams.join(',')}`,
         ...drain,
       ]);
 

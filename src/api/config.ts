@@ -281,6 +281,16 @@ export const ListenerSchema = Type.Object(
           'apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.',
       }),
     ),
+    engine: Type.Optional(
+      Type.Unsafe<'node' | 'lean'>({
+        type: 'string',
+        enum: ['node', 'lean'],
+        description:
+          'What serves HTTP/1.1 on this listener. `node` (default): node:http. `lean`: a leaner server on the same ' +
+          'llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per request ' +
+          '(docs/listeners.md). Plain HTTP/1.1 only: not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE).',
+      }),
+    ),
     redirectToHttps: Type.Optional(
       Type.Boolean({
         description:
@@ -665,6 +675,85 @@ export const CircuitBreakerSchema = Type.Object(
   },
 );
 
+export const AdaptiveConcurrencySchema = Type.Object(
+  {
+    sampleInterval: Type.Optional(
+      Duration(
+        'How often the limit is recalculated from the latencies of the tries that ended since the last time. ' +
+          'Default 100ms. Must not be 0.',
+      ),
+    ),
+    minRttInterval: Type.Optional(
+      Duration(
+        'How often the unloaded latency (minRTT) is measured again, with the limit held at minConcurrency while ' +
+          'it is. Default 60s; 0: measured once, when the service starts.',
+      ),
+    ),
+    minRttRequests: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'Tries whose mean latency is one minRTT measurement. Default 50.',
+      }),
+    ),
+    jitter: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          'Random extra delay before each minRTT measurement, percent of minRttInterval, so proxies do not ' +
+          'measure in step. Default 15; 0: none.',
+      }),
+    ),
+    tolerance: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1000,
+        description:
+          'Percent the sampled latency may exceed minRTT before the limit comes down. Default 25; 0: any rise ' +
+          'lowers it.',
+      }),
+    ),
+    minConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'The lowest limit, and the limit while minRTT is measured. Default 3.',
+      }),
+    ),
+    maxConcurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'The highest limit. Default 1000; at least minConcurrency.',
+      }),
+    ),
+    headroom: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          'Tries added to each newly computed limit, so it can probe upwards (a queue the service may hold). ' +
+          'Default: the square root of the limit; 0: none.',
+      }),
+    ),
+    smoothing: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        description: 'Weight of a newly computed limit against the current one. Default 0.2; 1: no smoothing.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'An adaptive limit on tries in flight to the service, per proxy process, that follows its latency ' +
+      '(gradient = minRTT / sampled latency). Over the limit a request is answered at once with 503 ' +
+      'MG_CONCURRENCY_LIMITED. Off unless present.',
+  },
+);
+
 export const RETRY_CONDITIONS = [
   'connect-failure',
   'refused-stream',
@@ -803,6 +892,7 @@ export const ServiceSchema = Type.Object(
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
     circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    adaptiveConcurrency: Type.Optional(AdaptiveConcurrencySchema),
     retries: Type.Optional(RetriesSchema),
     protocol: Type.Optional(
       Type.Unsafe<'http1' | 'http2' | 'auto'>({
@@ -815,6 +905,17 @@ export const ServiceSchema = Type.Object(
       }),
     ),
     mtls: Type.Optional(ServiceMtlsSchema),
+    dependsOn: Type.Optional(
+      Type.Array(Name('A service of the same file or model.'), {
+        uniqueItems: true,
+        description:
+          'Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). ' +
+          'Its sidecars then receive only these services (and those the model’s routes for them send to), ' +
+          'and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls ' +
+          'none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service ' +
+          'declared here. A gateway or a proxy ignores it.',
+      }),
+    ),
     origin: Type.Optional(
       Type.String({
         minLength: 1,
@@ -1379,6 +1480,41 @@ export const ObservabilitySchema = Type.Object(
           'the time this proxy added and the upstream’s time to its response head. Default false.',
       }),
     ),
+    explain: Type.Optional(
+      Type.Object(
+        {
+          size: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 100_000,
+              description:
+                'Decision trails kept per proxy process (a ring: the oldest is overwritten). Default 128; 0 keeps none.',
+            }),
+          ),
+          sampleRate: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              description:
+                'Share of requests whose trail is recorded. Default 0: only requests that ask with ' +
+                '`X-Meshgate-Explain: 1` (from an identified consumer) are recorded.',
+            }),
+          ),
+          consumers: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              uniqueItems: true,
+              description:
+                'Consumers (by name, or `group:NAME`) whose `X-Meshgate-Explain: 1` is honoured. Default: every identified consumer.',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Decision trails of recent requests, for `meshgate explain` and admin `GET /requests/{id}/explain` (docs/explain.md). Default: off.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'Access log, tracing and timing headers. Metrics are always on.' },
 );
@@ -1587,6 +1723,7 @@ export type LoadBalancerConfig = Static<typeof LoadBalancerSchema>;
 export type HealthCheckConfig = Static<typeof HealthCheckSchema>;
 export type OutlierDetectionConfig = Static<typeof OutlierDetectionSchema>;
 export type CircuitBreakerConfig = Static<typeof CircuitBreakerSchema>;
+export type AdaptiveConcurrencyConfig = Static<typeof AdaptiveConcurrencySchema>;
 export type RetriesConfig = Static<typeof RetriesSchema>;
 export type RouteRetriesConfig = Static<typeof RouteRetriesSchema>;
 export type RetryBudgetConfig = Static<typeof RetryBudgetSchema>;

@@ -5,13 +5,23 @@
  * receives at the boundary; the proxy imports types only.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { DURATION_PATTERN } from '../core/duration.ts';
 import type { Config, ServiceConfig } from './config.ts';
+import type { ExplainedTrail } from './explain.ts';
 import type { ConfigIssue } from './issues.ts';
-import { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS } from './values.ts';
+import {
+  MAX_LOOKUP_RECORDS,
+  MAX_LOOKUP_TRAILS,
+  MAX_TELEMETRY_SERIES,
+  renewalProofPayload,
+  SERVICE_NAME,
+  SERVICE_PATTERN,
+  STREAM_EVENTS,
+} from './values.ts';
 
 export type { ConfigIssue };
 // Defined where code that runs in a proxy can import them without TypeBox.
-export { MAX_LOOKUP_RECORDS, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
+export { MAX_LOOKUP_RECORDS, MAX_TELEMETRY_SERIES, renewalProofPayload, SERVICE_NAME, SERVICE_PATTERN, STREAM_EVENTS };
 
 /** Name of a service or an id: the same characters as config names, so they can appear in one. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
@@ -202,6 +212,11 @@ export interface LookupEvent {
   id: string;
   /** Request ids and trace ids, at most 16. */
   match: string[];
+  /**
+   * Ask for the decision trails of these requests (`meshgate explain`) rather than their records: the
+   * proxy answers with `trails` (and no records). A proxy that keeps no trails answers none.
+   */
+  explain?: boolean;
 }
 
 /**
@@ -366,18 +381,139 @@ export interface ChangeRecord {
    * proxy it was pushed to ACKed; `rejected`: some proxy NACKed; `incomplete`: some proxy disconnected
    * before it answered.
    */
-  status: 'no-op' | 'propagating' | 'applied' | 'rejected' | 'incomplete';
+  status: 'no-op' | 'propagating' | 'applied' | 'rejected' | 'incomplete' | 'rolled-back';
   /** Proxies whose config did not change, so they were sent nothing. */
   unaffected: number;
   results: ChangeResult[];
   propagation: { applied: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
+  /** A change rolled out to canary proxies first (`POST /rollouts`): how it went. */
+  rollout?: RolloutView;
+}
+
+// ── Guarded rollouts (docs/rollout.md) ───────────────────────────────────────────────────────────
+
+/** `10%` (of the proxies the change affects) or a count of proxies, e.g. `2`. */
+export const CANARY_SHARE_PATTERN = '^(100|[1-9][0-9]?)(\\.[0-9]+)?%$|^[1-9][0-9]*$';
+
+/** How a change is rolled out: to a share of the affected proxies first, watched, then promoted or rolled back. */
+export const RolloutOptionsSchema = Type.Object(
+  {
+    canaryProxies: Type.Union([Type.String({ pattern: CANARY_SHARE_PATTERN }), Type.Integer({ minimum: 1 })], {
+      description:
+        'Which proxies get the change first: a share of the proxies whose config it changes (`10%`, rounded up) or a count (`2`); always at least one.',
+    }),
+    watch: Type.Optional(
+      Type.String({
+        pattern: DURATION_PATTERN,
+        description:
+          'How long the canary proxies are watched after each has applied the change, before it goes to every proxy. Default 60s; 0: promoted as soon as every canary ACKed.',
+      }),
+    ),
+    thresholds: Type.Optional(
+      Type.Object(
+        {
+          errorRate: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              description:
+                "Share of the canaries' requests answered 5xx (or not at all) above which the change is rolled back. Default 0.05; 0: any error.",
+            }),
+          ),
+          p99: Type.Optional(
+            Type.String({
+              pattern: DURATION_PATTERN,
+              description:
+                "The canaries' p99 latency above which the change is rolled back. Default: latency is not judged.",
+            }),
+          ),
+          minRequests: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              description:
+                'Requests the canaries must have served before the thresholds are judged. Default 20; 0: from the first request.',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RolloutOptions = Static<typeof RolloutOptionsSchema>;
+
+/** `POST /rollouts`: a model (as `PUT /config` takes it) and how to roll it out. */
+export const RolloutRequestSchema = Type.Object(
+  {
+    config: Type.String({ description: 'The whole model, YAML or JSON text, as the body of PUT /config.' }),
+    rollout: RolloutOptionsSchema,
+  },
+  { additionalProperties: false },
+);
+export type RolloutRequest = Static<typeof RolloutRequestSchema>;
+
+/** Golden signals of a group of proxies (the canaries, or the baseline) since the rollout began. */
+export interface RolloutSignals {
+  /** Proxies that reported twice or more since (the first report is the starting point). */
+  proxies: number;
+  requests: number;
+  /** Answered 5xx, or not answered. */
+  errors: number;
+  /** errors / requests; null without requests. */
+  errorRate: number | null;
+  /** From the summed latency buckets (interpolated inside a bucket); null without requests. */
+  p99Ms: number | null;
+}
+
+/** Why a rollout ended as it did. */
+export interface RolloutDecision {
+  outcome: 'promoted' | 'rolled-back';
+  /**
+   * `watch`: the window passed with no threshold crossed; `threshold`: a canary metric crossed one;
+   * `nack`: a canary proxy rejected its config; `operator`: promoted or aborted by API;
+   * `no-answer`: a canary did not answer in time; `canaries-gone`: every canary disconnected;
+   * `no-proxies`: no connected proxy's config changes, so it went to all at once; `superseded`:
+   * another model was put in force (through another control plane).
+   */
+  by: 'watch' | 'threshold' | 'nack' | 'operator' | 'no-answer' | 'canaries-gone' | 'no-proxies' | 'superseded';
+  /** The reason in one sentence, with the proxy, metric, measured value and threshold it names. */
+  reason: string;
+  at: string;
+  proxy?: string;
+  error?: { message: string; issues?: ConfigIssue[] };
+  metric?: 'errorRate' | 'p99Ms';
+  value?: number;
+  threshold?: number;
+}
+
+export interface RolloutView {
+  /** `canary`: only the canaries have it, and they are watched; then `promoted` or `rolled-back`. */
+  state: 'canary' | 'promoted' | 'rolled-back';
+  canaryProxies: string;
+  watchMs: number;
+  thresholds: { errorRate: number; p99Ms: number | null; minRequests: number };
+  /** The model version every other proxy kept during the canary, and the canaries got back on a rollback. */
+  previousVersion: string;
+  /** Canary proxies, by id. */
+  canaries: string[];
+  /** The other proxies the change affects: kept on the previous version until promotion. */
+  baseline: string[];
+  startedAt: string;
+  /** When every canary had answered (the watch began); null before. */
+  watchStartedAt: string | null;
+  /** When the watch ends (null before it began). */
+  watchEndsAt: string | null;
+  decision: RolloutDecision | null;
+  /** The last measurement (updated with each canary report). */
+  signals: { canary: RolloutSignals; baseline: RolloutSignals } | null;
+  /** The change that pushed the previous version back to the canaries. */
+  rollbackChange: number | null;
 }
 
 // ── Telemetry for the dashboard (docs/dashboard.md) ───────────────────────────────────────────────
 
 const Count = Type.Number({ minimum: 0 });
-/** Most series (route × service) one report carries; a proxy with more sends the busiest. */
-export const MAX_TELEMETRY_SERIES = 500;
 
 /**
  * `POST /telemetry`: a proxy's traffic since its counters started, read from its own metrics (the
@@ -469,6 +605,18 @@ export const LookupAnswerSchema = Type.Object(
     stream: Type.String({ minLength: 1, maxLength: 128 }),
     id: Type.String({ minLength: 1, maxLength: 64 }),
     records: Type.Array(RequestRecordSchema, { maxItems: MAX_LOOKUP_RECORDS }),
+    /** Decision trails, when the lookup asked for them (api/explain.ts `ExplainedTrail`, built by the proxy). */
+    trails: Type.Optional(
+      Type.Array(
+        Type.Unsafe<ExplainedTrail>(
+          Type.Object(
+            { requestId: Type.String({ maxLength: 256 }), start: Type.Number() },
+            { additionalProperties: true },
+          ),
+        ),
+        { maxItems: MAX_LOOKUP_TRAILS },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -46,8 +46,13 @@ export const SERVICE_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$';
 /** A mesh service name: what apps write as a host name. */
 export const SERVICE_NAME = new RegExp(SERVICE_PATTERN);
 
+/** Most series (route × service) one telemetry report carries; a proxy with more sends the busiest. */
+export const MAX_TELEMETRY_SERIES = 500;
+
 /** Most records one lookup answer carries (the dashboard's request lookup). */
 export const MAX_LOOKUP_RECORDS = 100;
+/** Most decision trails one lookup answer carries (`meshgate explain`): one request's, at one proxy. */
+export const MAX_LOOKUP_TRAILS = 16;
 
 /** Event names of the control plane's push stream. */
 export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', delta: 'delta', lookup: 'lookup' } as const;

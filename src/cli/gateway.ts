@@ -7,8 +7,10 @@ import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addDashboard } from '../admin/dashboard/api.ts';
 import { GatewayDashboard, gatewayDashboardGuard } from '../admin/dashboard/gateway.ts';
+import { addExplainEndpoint } from '../admin/explain-endpoint.ts';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
 import { compatConverters } from '../compat/index.ts';
 import { formatIssue } from '../config/issues.ts';
 import { checkConfig } from '../config/pipeline.ts';
@@ -197,8 +199,11 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const adminConfig = loaded.config.admin;
   const adminAddress = adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS;
   const guard = gatewayDashboardGuard(adminAddress, operatorAuth);
+  addShadowEndpoints(admin, plane, { catalog, converters, guard });
   const dashboard = guard === null ? null : new GatewayDashboard(plane, log);
   if (dashboard !== null) addDashboard(admin, dashboard, guard!);
+  // Trails tell of consumers and request heads: guarded as the dashboard is, and never open to the network.
+  if (guard !== null) addExplainEndpoint(admin, plane, { id: 'gateway', kind: 'gateway', service: 'gateway' }, guard);
   else
     log.warn(
       { address: adminAddress },

@@ -47,6 +47,13 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     summary: 'run the proxy beside one service instance',
     process: PROXY_PROCESS_SETTINGS.sidecar,
   },
+  diff: {
+    load: async () => {
+      const m = await import('./diff.ts');
+      return { run: m.diffCommand, usage: m.usage };
+    },
+    summary: 'what a candidate config would do differently on live traffic (a dry run beside the live one)',
+  },
   analyze: {
     load: async () => {
       const m = await import('./analyze.ts');
@@ -68,12 +75,26 @@ const commands: Record<string, { load: () => Promise<Command>; summary: string; 
     },
     summary: 'list every proxy with its config version and sync state',
   },
+  apply: {
+    load: async () => {
+      const m = await import('./apply.ts');
+      return { run: m.applyCommand, usage: m.usage };
+    },
+    summary: 'put a model in force on the control plane, at once or to canary proxies first',
+  },
   status: {
     load: async () => {
       const m = await import('./status.ts');
       return { run: m.statusCommand, usage: m.usage };
     },
     summary: 'the mesh at a glance, or what became of one change',
+  },
+  explain: {
+    load: async () => {
+      const m = await import('./explain.ts');
+      return { run: m.explainCommand, usage: m.usage };
+    },
+    summary: 'tell what the proxies decided for one request, hop by hop',
   },
   usage: {
     load: async () => {

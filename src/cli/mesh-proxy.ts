@@ -6,8 +6,10 @@
  * the hooks (a sidecar registers its instance once it serves, and deregisters before draining).
  */
 
+import { addExplainEndpoint } from '../admin/explain-endpoint.ts';
 import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
 import { AdminServer } from '../admin/server.ts';
+import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
 import type { ProxyIdentity } from '../api/mesh.ts';
 import { MESH_IDENTITY_WAIT_MS } from '../core/defaults.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -18,7 +20,7 @@ import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
 import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
-import { lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
+import { explainRequests, lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
 import { listenError } from './options.ts';
 
 export interface MeshProxy {
@@ -92,10 +94,17 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     onTrustBundle: (bundle) => identity.onTrustBundle(bundle),
     telemetry: () => sampleTelemetry(plane, countersSince),
     lookup: async (match) => lookupRequests(plane, match),
+    explain: async (match) => explainRequests(plane, match),
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const admin = new AdminServer();
   addProxyEndpoints(admin, plane);
+  addExplainEndpoint(admin, plane, {
+    id: options.identity.id,
+    kind: options.identity.kind,
+    service: options.identity.service ?? (options.identity.kind === 'gateway' ? 'gateway' : null),
+  });
+  addShadowEndpoints(admin, plane, { catalog });
   admin.route('GET /control-plane', () => ({
     status: 200,
     body: { identity: options.identity, subscription: subscription.status(), ...options.status?.() },

@@ -1,6 +1,6 @@
 /** What several commands share: reading option values, and saying why a listener could not bind. */
 import type { ConfigIssue } from '../api/issues.ts';
-import { type CompatOptions, parseListen } from '../compat/index.ts';
+import type { CompatOptions } from '../compat/index.ts';
 
 /** "cannot listen on 127.0.0.1:8080: address already in use" rather than a stack trace. */
 export function listenError(e: unknown): string {
@@ -63,4 +63,17 @@ export function foreignFormatOptions(
   if (values.listen !== undefined && listen === undefined)
     return `--listen "${values.listen}" is not ADDRESS:PORT (e.g. 0.0.0.0:8080)`;
   return { allowUnsupported: values['allow-unsupported'] === true, warn, ...(listen ? { listen } : {}) };
+}
+
+/**
+ * `--listen ADDR:PORT` (or `PORT`, or `[v6]:PORT`) → address and port; undefined when malformed.
+ * Here, not in compat/, so that a proxy, which loads these options, loads no converter (nor the
+ * TypeBox schemas they import).
+ */
+export function parseListen(text: string): { address: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { address: m[1] ?? m[2] ?? '0.0.0.0', port };
 }

@@ -22,7 +22,7 @@ import {
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger } from '../observability/logger.ts';
-import { createPluginCatalog } from '../plugins/index.ts';
+import { createLazyPluginCatalog } from '../plugins/lazy.ts';
 import { InstanceAgent } from '../proxy/mesh/registration.ts';
 import { controlPlaneUrl, readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
@@ -47,8 +47,9 @@ Options:
       --inbound-port N      default ${DEFAULT_SIDECAR_INBOUND_PORT}
       --outbound-port N     default ${DEFAULT_SIDECAR_OUTBOUND_PORT}
       --admin-port N        default ${DEFAULT_SIDECAR_ADMIN_PORT} (on 127.0.0.1)
-      --upstreams A,B       the services the app calls (default: every service in the mesh); the sidecar
-                            then hears only of changes to those
+      --egress A,B          the services the app calls, added to its service's dependsOn in the model
+                            (default: that list; with neither, every service in the mesh); the sidecar
+                            then hears only of changes to those. --upstreams is the same flag
       --id ID               proxy and instance id (default SERVICE-ADDRESS-INBOUNDPORT)
       --ready-path PATH     the app's readiness check (default ${DEFAULT_APP_READY_PATH})
       --ttl DURATION        registration TTL (default ${DEFAULT_INSTANCE_TTL_MS / 1000}s; heartbeats every third of it)
@@ -68,6 +69,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       'inbound-port': { type: 'string' },
       'outbound-port': { type: 'string' },
       'admin-port': { type: 'string' },
+      egress: { type: 'string' },
+      // The flag's first name, kept working: the same list.
       upstreams: { type: 'string' },
       id: { type: 'string' },
       'ready-path': { type: 'string' },
@@ -117,10 +120,22 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   if (!URL.canParse(controlPlane)) return usageError(`--control-plane "${controlPlane}" is not a URL`);
   // A fixed port makes a stable id (a restarted instance replaces its old registration); port 0 cannot.
   const id = values.id ?? `${values.service}-${address}-${inboundPort === 0 ? `pid${process.pid}` : inboundPort}`;
-  const upstreams = values.upstreams
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const egressFlags = [values.egress, values.upstreams].filter((v) => v !== undefined);
+  const upstreams =
+    egressFlags.length === 0
+      ? undefined
+      : [
+          ...new Set(
+            egressFlags
+              .join(',')
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+          ),
+        ];
+  const badEgress = upstreams?.find((name) => !SERVICE_NAME.test(name));
+  if (badEgress !== undefined)
+    return usageError(`--egress "${badEgress}" is not a service name (letters, digits, "-" and ".")`);
 
   let token: string | undefined;
   try {
@@ -153,7 +168,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     adminAddress: '127.0.0.1',
     drainMs,
     log,
-    catalog: createPluginCatalog(),
+    catalog: createLazyPluginCatalog(),
     role: 'mesh',
     serviceName: values.service,
     onConnected: () => agent?.reregister(),

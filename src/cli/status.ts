@@ -1,21 +1,25 @@
 /** `meshgate status [CHANGE]`: the mesh at a glance, or what became of one change. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { ChangeRecord } from '../api/mesh.ts';
+import type { ChangeRecord, RolloutSignals, RolloutView } from '../api/mesh.ts';
 import { parseDuration } from '../core/duration.ts';
 import { ago, controlPlaneUrl, EXIT, getJson, operatorToken, reporting, short, table } from './mesh-client.ts';
 
 export const usage = `Usage: meshgate status [CHANGE] [--control-plane URL] [--output text|json] [--wait DURATION]
 
-Without CHANGE: the control plane, its model, the registered instances, the proxies by sync state
-and the latest changes. With a change id: which proxies it was pushed to, which applied it, which
-rejected it and why, and how long it took to reach each (p50/p99/max).
+Without CHANGE: the control plane, its model, the registered instances, the proxies by sync state,
+the rollout being watched (if any) and the latest changes. With a change id: which proxies it was
+pushed to, which applied it, which rejected it and why, and how long it took to reach each
+(p50/p99/max); for a change rolled out to canaries first (meshgate apply --canary-proxies), which
+proxies were the canaries, what their traffic measured, and whether it was promoted or rolled back,
+when, and why.
 
-  --wait DURATION   with CHANGE: wait up to this long for it to stop propagating
+  --wait DURATION   with CHANGE: wait up to this long for it to stop propagating (a rollout: to be
+                    promoted or rolled back, and the promotion to reach every proxy)
 
 Exit status: 0 (with CHANGE: every proxy applied it, or it changed no proxy), 1 the change was
-rejected by a proxy, reached a proxy that then disconnected, or is still propagating, 2 bad usage,
-3 the control plane cannot be reached or has no such change.`;
+rejected by a proxy, rolled back, reached a proxy that then disconnected, or is still propagating,
+2 bad usage, 3 the control plane cannot be reached or has no such change.`;
 
 interface StatusView {
   controlPlane: { id: string; startedAt: string; warm: boolean };
@@ -23,6 +27,7 @@ interface StatusView {
   instances: { total: number; services: Record<string, { instances: number; healthy: number }> };
   proxies: { total: number; byState: Record<string, number>; rssBytes?: number; rss?: Record<string, number> };
   changes: ChangeRecord[];
+  rollout?: { change: number; rollout: RolloutView } | null;
 }
 
 const ms = (v: number | null) => (v === null ? '-' : `${v}ms`);
@@ -86,6 +91,7 @@ function printSummary(base: string, s: StatusView) {
       `model ${short(s.model.version)} from ${s.model.source}, loaded ${ago(s.model.loadedAt)}`,
       `instances: ${s.instances.total}${services ? ` (healthy/registered: ${services})` : ''}`,
       `proxies: ${s.proxies.total}${states ? ` (${states})` : ''}${s.proxies.rssBytes ? `, ${(s.proxies.rssBytes / 2 ** 20).toFixed(0)} MiB RSS together` : ''}`,
+      ...(s.rollout ? [rolloutLine(s.rollout.change, s.rollout.rollout)] : []),
       '',
       s.changes.length === 0
         ? 'no changes yet'
@@ -94,7 +100,12 @@ function printSummary(base: string, s: StatusView) {
             s.changes.map((c) => [
               String(c.id),
               ago(c.at),
-              c.status,
+              // A rollout's own word for where it is: `canary` while watched, `promoted` once everywhere.
+              c.rollout?.state === 'canary'
+                ? 'canary'
+                : c.rollout?.state === 'promoted' && c.status === 'applied'
+                  ? 'promoted'
+                  : c.status,
               String(c.results.length),
               String(c.propagation.applied),
               ms(c.propagation.p50Ms),
@@ -106,7 +117,42 @@ function printSummary(base: string, s: StatusView) {
   );
 }
 
-function printChange(c: ChangeRecord) {
+const rate = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`);
+const signalsText = (s: RolloutSignals) =>
+  `${s.requests} requests from ${s.proxies} prox${s.proxies === 1 ? 'y' : 'ies'}, error rate ${rate(s.errorRate)}, p99 ${ms(s.p99Ms)}`;
+
+/** The rollout being watched, in one line. */
+function rolloutLine(change: number, r: RolloutView): string {
+  const watch =
+    r.watchEndsAt === null ? 'waiting for the canaries to apply it' : `watched until ${r.watchEndsAt} (${r.watchMs}ms)`;
+  return `rollout: change ${change} on canaries ${r.canaries.join(', ')} (${r.canaryProxies}; ${r.baseline.length} more affected), ${watch}`;
+}
+
+/** What became of a change rolled out to canaries first. */
+export function rolloutLines(c: ChangeRecord): string[] {
+  const r = c.rollout;
+  if (r === undefined) return [];
+  const thresholds = [
+    `error rate above ${rate(r.thresholds.errorRate)}`,
+    ...(r.thresholds.p99Ms === null ? [] : [`p99 above ${r.thresholds.p99Ms}ms`]),
+  ].join(' or ');
+  const d = r.decision;
+  return [
+    '',
+    `rollout: ${r.state}${d ? ` at ${d.at} (${d.by})` : ''}`,
+    `  canaries (${r.canaryProxies}): ${r.canaries.join(', ')}; kept on ${short(r.previousVersion)}: ${r.baseline.length ? r.baseline.join(', ') : 'none'}`,
+    `  watch ${r.watchMs}ms from ${r.watchStartedAt ?? '(not started)'}; rolls back on a NACK or ${thresholds} once the canaries served ${r.thresholds.minRequests} requests`,
+    ...(r.signals
+      ? [`  canaries: ${signalsText(r.signals.canary)}`, `  baseline: ${signalsText(r.signals.baseline)}`]
+      : []),
+    ...(d ? [`  why: ${d.reason}`] : []),
+    ...(r.rollbackChange !== null
+      ? [`  the canaries got ${short(r.previousVersion)} back as change ${r.rollbackChange}`]
+      : []),
+  ];
+}
+
+export function printChange(c: ChangeRecord) {
   const rejected = c.results.filter((r) => r.status === 'rejected').length;
   console.log(
     [
@@ -132,6 +178,7 @@ function printChange(c: ChangeRecord) {
             ),
           ]
         : []),
+      ...rolloutLines(c),
     ].join('\n'),
   );
 }

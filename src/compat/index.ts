@@ -13,7 +13,7 @@ import { type CompatOptions, convertTexts } from './shared/convert.ts';
 import type { ForeignFormat } from './shared/format.ts';
 
 export type { CompatOptions } from './shared/convert.ts';
-export { convertTexts, parseListen } from './shared/convert.ts';
+export { convertTexts } from './shared/convert.ts';
 
 /** The formats meshgate reads, in the order detection tries them. */
 export const FOREIGN_FORMATS: readonly ForeignFormat[] = [istioFormat, kongFormat];

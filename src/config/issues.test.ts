@@ -300,6 +300,25 @@ describe('reference errors', () => {
     );
   });
 
+  test('a service’s dependsOn names declared services: an unknown one is located, with a did-you-mean', async () => {
+    assert.deepEqual(
+      await problems([
+        'services:',
+        '  - name: front',
+        '    dependsOn: [search-service, serch-service, billing]',
+        '  - name: search-service',
+        '    dependsOn: []',
+        '  - name: leaf',
+        '    dependsOn: [front, front]',
+      ]),
+      [
+        '3:33: services[0].dependsOn[1]: unknown service "serch-service" (did you mean "search-service"?)',
+        '3:48: services[0].dependsOn[2]: unknown service "billing" (declare it under services; a name alone will do)',
+        '7:17: services[2].dependsOn[0]: "front" is listed twice (also at [1])',
+      ],
+    );
+  });
+
   test('an unknown subset names the close one, the existing ones, or how to define one', async () => {
     assert.deepEqual(
       await problems([

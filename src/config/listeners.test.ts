@@ -89,6 +89,54 @@ describe('listener config', () => {
     );
   });
 
+  test('engine lean is for plain HTTP/1.1 listeners: refused with tls, http2 or mtls, at its line', async () => {
+    const a = pki.leaf('lean', ['a.test']);
+    const { issues } = await load(
+      [
+        'listeners:',
+        '  - name: tls',
+        '    port: 8443',
+        `    tls: { certificates: [{ cert: ${a.cert}, key: ${a.key} }] }`,
+        '    engine: lean',
+        '  - name: h2c',
+        '    port: 8081',
+        '    http2: true',
+        '    engine: lean',
+        '  - name: plain',
+        '    port: 8080',
+        '    engine: lean',
+        '  - name: mesh-off',
+        '    port: 8082',
+        '    mtls: { mode: DISABLE }',
+        '    engine: lean',
+      ].join('\n'),
+    );
+    assert.equal(issues.length, 2, issues.join('\n'));
+    assert.match(
+      issues[0]!,
+      /^5:\d+: listeners\[0\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets tls/,
+    );
+    assert.match(
+      issues[1]!,
+      /^9:\d+: listeners\[1\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets http2/,
+    );
+    const ok = await load(
+      'listeners:\n  - { name: plain, port: 8080, engine: lean }\n  - { name: other, port: 8081 }\n',
+    );
+    assert.ok(ok.result.ok, ok.issues.join('\n'));
+    const snapshot = await compileSnapshot(ok.result.value, 1, {
+      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
+    });
+    try {
+      assert.deepEqual(
+        snapshot.listeners.map((l) => l.engine),
+        ['lean', 'node'],
+      );
+    } finally {
+      releaseSnapshot(snapshot);
+    }
+  });
+
   test('unknown limit names get a did-you-mean; bad enum values list the choices', async () => {
     const { issues } = await load(
       'listeners:\n  - name: a\n    port: 80\n    encodedSlashes: decoded\n    limits: { maxHeaderByte: 100 }\n',

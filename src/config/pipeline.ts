@@ -76,6 +76,8 @@ export interface ValidatedConfig {
   /** The text(s) it was read from; empty for an object. */
   readonly texts: readonly ConfigText[];
   readonly trigger: string;
+  /** The change request's `intent`, for the target. */
+  readonly intent?: unknown;
 }
 
 /**
@@ -100,6 +102,8 @@ export interface ChangeRequest {
   key?: string;
   /** Fields added to this change's log lines (e.g. the control plane's version). */
   fields?: Record<string, unknown>;
+  /** How the target should put it in force, opaque to the pipeline (the control plane: a guarded rollout). */
+  intent?: unknown;
 }
 
 export type Outcome<R> =
@@ -272,7 +276,7 @@ export class ConfigPipeline<P, R extends object> {
       this.refused(request, raw.source, outcome);
       return outcome;
     }
-    const config = checked.value;
+    const config = request.intent === undefined ? checked.value : { ...checked.value, intent: request.intent };
     const { hash } = config.loaded;
     if (hash === this.hash && !request.force) return { status: 'unchanged', hash };
     const { target } = this.options;

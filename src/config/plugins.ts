@@ -34,12 +34,20 @@ export function pluginModulePath(path: string, baseDir: string): string {
   return isAbsolute(path) ? path : resolve(baseDir, path);
 }
 
-/** Loads every module named by `path` (so the synchronous checks can find them). Load errors come later, located. */
+/**
+ * Loads every module named by `path`, and the built-ins named by `name` that a lazy catalog has not
+ * loaded yet (so the synchronous checks can find them). Load errors come later, located.
+ */
 export async function preloadPluginModules(config: Config, catalog: PluginCatalog, baseDir: string): Promise<void> {
-  const paths = pluginLists(config).flatMap(({ entries }) =>
-    entries.filter((e) => typeof e.path === 'string').map((e) => pluginModulePath(e.path as string, baseDir)),
-  );
-  await Promise.all(paths.map((p) => catalog.load(p).catch(() => undefined)));
+  const entries = pluginLists(config).flatMap(({ entries }) => entries);
+  const paths = entries
+    .filter((e) => typeof e.path === 'string')
+    .map((e) => pluginModulePath(e.path as string, baseDir));
+  const names = entries.filter((e) => typeof e.name === 'string').map((e) => e.name as string);
+  await Promise.all([
+    ...paths.map((p) => catalog.load(p).catch(() => undefined)),
+    ...(catalog.preload && names.length > 0 ? [catalog.preload(names).catch(() => undefined)] : []),
+  ]);
 }
 
 export function checkPlugins(

@@ -59,6 +59,16 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });
     checkResilience(service, ['services', i], report);
+    if (Array.isArray(service.dependsOn))
+      service.dependsOn.forEach((name, j) => {
+        if (typeof name === 'string' && !services.has(name))
+          report(
+            ['services', i, 'dependsOn', j],
+            `unknown service "${name}"`,
+            didYouMean(name, services.keys()) ?? 'declare it under services; a name alone will do',
+            'unknown-service',
+          );
+      });
     service.mtls?.identities?.forEach((id, j) => {
       const problem = typeof id === 'string' ? spiffeIdProblem(id) : undefined;
       if (problem !== undefined)
@@ -167,6 +177,22 @@ function checkListener(l: ListenerConfig, here: Path, report: Report) {
       'a listener serves either its own certificates (tls) or the workload identity (mtls), not both',
       'remove tls, or set mtls.mode to DISABLE',
     );
+  if (l.engine === 'lean') {
+    const other =
+      l.tls !== undefined
+        ? 'tls'
+        : l.http2 === true
+          ? 'http2'
+          : l.mtls !== undefined && l.mtls.mode !== 'DISABLE'
+            ? 'mtls'
+            : null;
+    if (other !== null)
+      report(
+        [...here, 'engine'],
+        `engine lean serves plain HTTP/1.1 only; this listener sets ${other}`,
+        `remove engine (node serves ${other}), or remove ${other}`,
+      );
+  }
   if (l.tls?.requireClientCert !== undefined && l.tls.clientCa === undefined)
     report(
       [...here, 'tls', 'requireClientCert'],
@@ -291,6 +317,20 @@ function checkResilience(service: ServiceConfig, here: Path, report: Report) {
         [...here, 'outlierDetection'],
         'both triggers are 0: nothing would ever be ejected',
         'remove outlierDetection',
+      );
+  }
+  const ac = isObject(service.adaptiveConcurrency) ? service.adaptiveConcurrency : undefined;
+  if (ac) {
+    if (ac.sampleInterval !== undefined && duration(ac.sampleInterval) === 0)
+      report([...here, 'adaptiveConcurrency', 'sampleInterval'], 'the sample interval cannot be 0', 'e.g. 100ms');
+    if (
+      typeof ac.minConcurrency === 'number' &&
+      typeof ac.maxConcurrency === 'number' &&
+      ac.maxConcurrency < ac.minConcurrency
+    )
+      report(
+        [...here, 'adaptiveConcurrency', 'maxConcurrency'],
+        `maxConcurrency (${ac.maxConcurrency}) is below minConcurrency (${ac.minConcurrency})`,
       );
   }
   if (isObject(service.retries)) {

@@ -94,6 +94,7 @@ describe('traffic management config', () => {
         '    outlierDetection: { baseEjectionTime: 1m, maxEjectionTime: 10s }',
         '    retries: { on: [retriable-status-codes], backoff: { base: 1s, max: 10ms } }',
         '    circuitBreaker: { maxPendingRequests: -1 }',
+        '    adaptiveConcurrency: { sampleInterval: 0s, minConcurrency: 10, maxConcurrency: 5, smoothing: 0 }',
       ]),
       [
         '4:19: services[0].loadBalancer: ring-hash needs hashOn (e.g. hashOn: { header: x-user-id })',
@@ -106,6 +107,9 @@ describe('traffic management config', () => {
         '13:20: services[2].retries.on: retriable-status-codes needs statusCodes (e.g. statusCodes: [409])',
         '13:72: services[2].retries.backoff.max: the cap (10ms) is below the base (1s)',
         '14:43: services[2].circuitBreaker.maxPendingRequests: -1 is out of range: it must be >= 0',
+        '15:44: services[2].adaptiveConcurrency.sampleInterval: the sample interval cannot be 0 (e.g. 100ms)',
+        '15:84: services[2].adaptiveConcurrency.maxConcurrency: maxConcurrency (5) is below minConcurrency (10)',
+        '15:98: services[2].adaptiveConcurrency.smoothing: must be > 0',
       ],
     );
   });

@@ -93,6 +93,13 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  * route's `timeouts.request`. Read by the proxy and not forwarded.
  */
 export const REQUEST_TIMEOUT_HEADER = 'x-request-timeout';
+/**
+ * A client asks for its request's decision trail (`1`); consumed by the proxy. Between mesh proxies it
+ * says the caller recorded one, so the next hop records its own.
+ */
+export const EXPLAIN_REQUEST_HEADER = 'x-meshgate-explain';
+/** The response header naming the request id whose trail was recorded (`meshgate explain ID`). */
+export const EXPLAIN_ID_HEADER = 'x-meshgate-explain-id';
 
 // --- Load balancing (docs/resilience.md) -------------------------------------------------------
 
@@ -149,6 +156,34 @@ export const DEFAULT_CB_MAX_REQUESTS = 1024;
 /** Retries in flight at once; the retry budget is what bounds retries in proportion to traffic. */
 export const DEFAULT_CB_MAX_RETRIES = 1024;
 
+// --- Adaptive concurrency (per service, per proxy process; off unless configured) ---------------
+
+/** How often the limit is recalculated from the latencies sampled since the last time. */
+export const DEFAULT_AC_SAMPLE_INTERVAL_MS = 100;
+/** How often the service's unloaded latency (minRTT) is measured again; 0: once, at the start. */
+export const DEFAULT_AC_MIN_RTT_INTERVAL_MS = 60_000;
+/** Tries sampled for one minRTT measurement (at `minConcurrency` in flight). */
+export const DEFAULT_AC_MIN_RTT_REQUESTS = 50;
+/** Random extra delay before each minRTT measurement, in percent of the interval, so proxies differ. */
+export const DEFAULT_AC_JITTER_PERCENT = 15;
+/** Percent the sampled latency may exceed minRTT before the limit comes down (Envoy's buffer). */
+export const DEFAULT_AC_TOLERANCE_PERCENT = 25;
+/** The lowest limit, and the limit while minRTT is measured. */
+export const DEFAULT_AC_MIN_CONCURRENCY = 3;
+export const DEFAULT_AC_MAX_CONCURRENCY = 1000;
+/** Weight of a newly computed limit against the current one (1: no smoothing). */
+export const DEFAULT_AC_SMOOTHING = 0.2;
+/** The gradient (minRTT × (1 + tolerance) / sampled latency) is kept within these bounds per step. */
+export const AC_MIN_GRADIENT = 0.5;
+export const AC_MAX_GRADIENT = 2;
+/**
+ * Latencies of one sample interval (or one minRTT measurement) are summed up by this percentile, so a
+ * few late answers (a GC pause, a scheduler hiccup) do not move the limit; Envoy's default.
+ */
+export const AC_SAMPLE_PERCENTILE = 50;
+/** Latencies kept per sample interval (the first ones; preallocated). */
+export const AC_SAMPLE_BUFFER = 512;
+
 // --- Retries ------------------------------------------------------------------------------------
 
 /** Retries after the first try (so 2 means at most 3 tries). */
@@ -194,6 +229,10 @@ export const RETRY_AFTER_CIRCUIT_OPEN_SECONDS = 1;
 export const RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS = 5;
 /** `503 MG_SHUTTING_DOWN`: another instance can take the request at once. */
 export const RETRY_AFTER_SHUTTING_DOWN_SECONDS = 1;
+/** `503 MG_STORE_UNAVAILABLE`: a shared store that could not be reached is tried again about once a second. */
+export const RETRY_AFTER_STORE_UNAVAILABLE_SECONDS = 1;
+/** `503 MG_CONCURRENCY_LIMITED`: the adaptive limit follows latency within a few sample intervals. */
+export const RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS = 1;
 
 /** Header naming the code of a reply the proxy produced itself. */
 export const LOCAL_REPLY_CODE_HEADER = 'x-meshgate-code';
@@ -282,6 +321,29 @@ export const TRACE_EXPORT_DELAY_MS = 500;
  * goes unbounded, since a client that never finishes it holds a socket and memory.
  */
 export const TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS = 120_000;
+/**
+ * The lean HTTP/1.1 engine serves a connection's pipelined requests one after another; past this many
+ * parsed and waiting their turn, it stops reading the connection until one is served (node:http bounds
+ * the same queue by the bytes of its held responses). Not configurable; never 0.
+ */
+export const LEAN_PIPELINED_REQUESTS_HELD_MAX = 32;
+/**
+ * Most header lines in a request head; more gets 431, like a head over `maxHeaderBytes`. node:http's
+ * limit (its parser's `maxHeaderPairs`, 2000 names and values, from `maxHeadersCount`), which the
+ * lean engine sets on the same parser so both engines refuse the same heads. Not configurable.
+ */
+export const MAX_REQUEST_HEADER_LINES = 1_000;
+/**
+ * An idle keep-alive connection closes this long after `keepAliveTimeout` (the value announced in
+ * `Keep-Alive: timeout=`), so a client that reuses it just before the announced time does not race
+ * the close. node:http's `keepAliveTimeoutBuffer` (Node 24); the lean engine keeps the same margin.
+ */
+export const KEEPALIVE_TIMEOUT_MARGIN_MS = 1_000;
+/**
+ * Lean engine: a first body chunk up to this size is copied into the buffer of the response head, so
+ * head and body leave in one write; a larger one is written after it (corked: still one system call).
+ */
+export const LEAN_HEAD_COALESCE_MAX_BYTES = 16 * 1024;
 
 // ── Workload identities and the certificate authority (docs/security.md) ──
 /** Lifetime of a workload certificate (X509-SVID) the control plane's CA issues. */
@@ -421,8 +483,27 @@ export const TELEMETRY_STALE_MS = 60_000;
 export const DEFAULT_DASHBOARD_WINDOW_MS = 30_000;
 /** Requests each proxy process remembers for the request lookup (a ring, overwritten). 0: none. */
 export const DEFAULT_RECENT_REQUESTS = 256;
+/**
+ * Decision trails each proxy process keeps for `meshgate explain` (`observability.explain.size`; a
+ * ring, overwritten). 0: none.
+ */
+export const DEFAULT_EXPLAIN_TRAILS = 128;
+/** Share of requests whose decision trail is recorded (`observability.explain.sampleRate`). 0: only those that ask. */
+export const DEFAULT_EXPLAIN_SAMPLE_RATE = 0;
 /** How long a request lookup waits for the proxies' answers, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+// ── Guarded rollouts (docs/rollout.md) ──
+/** How long canary proxies are watched after each applied the change, ms. 0: promoted once every canary ACKed. */
+export const DEFAULT_ROLLOUT_WATCH_MS = 60_000;
+/** Canary error rate (5xx or unanswered, 0..1) above which a rollout is rolled back. 0: any error. */
+export const DEFAULT_ROLLOUT_MAX_ERROR_RATE = 0.05;
+/** Requests the canaries must have served before a rollout's thresholds are judged. 0: from the first. */
+export const DEFAULT_ROLLOUT_MIN_REQUESTS = 20;
+/**
+ * How long a rollout waits for every canary proxy to answer its push, ms, before it is rolled back
+ * (a canary that cannot apply the change in time is as good as one that rejected it). 0: no limit.
+ */
+export const DEFAULT_ROLLOUT_ANSWER_TIMEOUT_MS = 30_000;
 /** Models the control plane keeps (by version) to show each change's diff. */
 export const DEFAULT_MODEL_HISTORY = 20;
 /** How often the dashboard's event stream (`GET /dashboard/events`) checks for news, ms. */
@@ -435,3 +516,15 @@ export const DASHBOARD_EVENT_TICK_MS = 1_000;
  * for ~15 MB less RSS (docs/benchmarks.md, "Sidecars"). A flag given on the command line wins.
  */
 export const DEFAULT_SIDECAR_SEMI_SPACE_MIB = 1;
+// ── Shadow config (docs/shadow.md) ──
+/**
+ * Percent of requests a shadow config evaluates beside the live one (`PUT /shadow?sample=`), 0 to 100.
+ * 0: none are (the shadow is set but counts nothing).
+ */
+export const DEFAULT_SHADOW_SAMPLE_PERCENT = 100;
+/** Differing requests a shadow keeps as examples, per kind of difference (a ring, newest kept). 0: none. */
+export const DEFAULT_SHADOW_EXAMPLES = 10;
+/** How long `meshgate diff --live` watches a shadow config when `--for` is not given, ms. */
+export const DEFAULT_DIFF_DURATION_MS = 30_000;
+/** How often `meshgate diff --live` polls the shadow's report while it waits, ms. */
+export const DIFF_POLL_INTERVAL_MS = 1_000;

@@ -38,6 +38,8 @@ export const LocalReplyCodes = {
   /** A plugin with `failOpen: false` could not reach its shared store (Redis). */
   MG_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the route needs is unavailable' },
   MG_CIRCUIT_OPEN: { status: 503, title: 'Circuit breaker open: the service is at a configured limit' },
+  /** The service's adaptive concurrency limit (services[].adaptiveConcurrency) is reached. */
+  MG_CONCURRENCY_LIMITED: { status: 503, title: 'The service is at its adaptive concurrency limit' },
   /** The status is the route's `fault.abort.status`; 503 is only the default. */
   MG_FAULT_INJECTED: { status: 503, title: 'Fault injected by the route' },
   MG_SHUTTING_DOWN: { status: 503, title: 'The proxy is shutting down' },

@@ -190,6 +190,12 @@ export interface Filter {
   onResponseComplete?(ctx: RequestContext): void;
   /** The request is over (log phase): its status and outcome are final. */
   onLog?(ctx: RequestContext, outcome: { status: number; code: string | null; durationMs: number }): void;
+  /**
+   * What this filter decided for the request, as plain JSON for its decision trail (`meshgate explain`):
+   * counters and what remains of them, a cache status, the scopes it required. Called only for requests
+   * whose trail is recorded, right after `onRequestHeaders` settled; never secrets.
+   */
+  explain?(): Record<string, unknown> | undefined;
 }
 
 export type FilterFactory = (ctx: RequestContext) => Filter;
@@ -214,6 +220,13 @@ export interface PluginDeps {
    * credentials), rebuilt with the next snapshot.
    */
   perSnapshot<T>(key: string, create: () => T): T;
+  /**
+   * Set when the filters compiled with these deps only ever run in a dry run (a shadow config,
+   * docs/shadow.md): a namespace, the same in every process of the proxy, that their state must stay
+   * in. Their `shared` is the shadow's own; a store they share with the live config (a gateway's
+   * primary process) may be used only under keys prefixed with it; Redis not at all. Absent: live.
+   */
+  readonly isolated?: string;
   /**
    * The config's top-level `redis` block, for plugins offering `store: redis` (src/stores/redis/), or
    * undefined when the config has none.
@@ -243,6 +256,11 @@ export interface PluginCatalog {
   loaded(absolutePath: string): PluginDefinition | undefined;
   /** Why the last `load` of that path failed, if it did. */
   loadError?(absolutePath: string): string | undefined;
+  /**
+   * Loads the built-in plugins of these names that are not loaded yet (a catalog whose built-ins load
+   * on first use; see plugins/lazy.ts); names it does not know are left for `get` to miss.
+   */
+  preload?(names: readonly string[]): Promise<void>;
 }
 
 /** A consumer as configured, with its credentials, for authentication plugins to index. */

@@ -29,6 +29,47 @@ const CLASS_SLOTS = STATUS_CLASSES.length + 1;
 /** The `code` of gateway_errors_total for a 5xx the upstream sent (local replies carry an MG_* code). */
 export const UPSTREAM_5XX = 'upstream_5xx';
 
+/**
+ * Why a request (or a retry) was shed: the `reason` of `*_shed_total`. A client's own limit answers
+ * 429, the service's protection 503 with Retry-After; retries not made leave the last try's answer.
+ * docs/resilience.md ("Overload") lists what answers what.
+ */
+export const SHED_REASONS = [
+  'rate_limit',
+  'quota',
+  'circuit_open',
+  'max_pending',
+  'max_requests',
+  'max_retries',
+  'retry_budget',
+  'adaptive_concurrency',
+] as const;
+export type ShedReason = (typeof SHED_REASONS)[number];
+
+const SHED_BY_CODE: Record<string, ShedReason> = {
+  MG_RATE_LIMITED: 'rate_limit',
+  MG_QUOTA_EXCEEDED: 'quota',
+  MG_CONCURRENCY_LIMITED: 'adaptive_concurrency',
+};
+/** By the request's `refusal` (upstream/attempt.ts) and `retryStop` (upstream/retry-state.ts). */
+const SHED_BY_DECISION: Record<string, ShedReason> = {
+  'outlier-ejected': 'circuit_open',
+  'circuit-open:maxPendingRequests': 'max_pending',
+  'circuit-open:maxRequests': 'max_requests',
+  'circuit-open:maxRetries': 'max_retries',
+  'retry-budget-exhausted': 'retry_budget',
+};
+
+/** The shed reason of a finished request, from its code, refusal and retry stop; null: not shed. */
+export function shedReasonOf(code: string | null, refusal: string | null, retryStop: string | null): ShedReason | null {
+  return (
+    (code === null ? undefined : SHED_BY_CODE[code]) ??
+    (refusal === null ? undefined : SHED_BY_DECISION[refusal]) ??
+    (retryStop === null ? undefined : SHED_BY_DECISION[retryStop]) ??
+    null
+  );
+}
+
 export function methodLabel(method: string): string {
   return METHOD_INDEX.has(method) ? method : 'OTHER';
 }
@@ -64,6 +105,8 @@ export interface RequestOutcome {
   tries: number;
   bytesIn: number;
   bytesOut: number;
+  /** Why the request, or a retry of it, was shed (shedReasonOf), or null. */
+  shed: ShedReason | null;
 }
 
 /** Series of one route and service, for every method and status class. */
@@ -74,6 +117,7 @@ interface RouteServiceSeries {
   /** Made on first use: most routes never retry or fail. */
   retries: CounterSeries | null;
   errors: Map<string, CounterSeries>;
+  shed: Map<string, CounterSeries>;
 }
 
 /** Series of one route. */
@@ -103,6 +147,7 @@ export class ProxyMetrics {
   private readonly errors: SeriesCounter;
   private readonly retries: SeriesCounter;
   private readonly rateLimited: SeriesCounter;
+  private readonly shed: SeriesCounter;
   private readonly authRejected: SeriesCounter;
   private readonly authzDecisions: SeriesCounter;
   /**
@@ -157,6 +202,13 @@ export class ProxyMetrics {
     this.rateLimited = new SeriesCounter(
       `${p}_rate_limited_total`,
       'Requests refused by a rate limit (429).',
+      registry,
+    );
+    this.shed = new SeriesCounter(
+      `${p}_shed_total`,
+      'Requests refused, or retries not made, to keep a client within its limits (rate_limit, quota: 429) or ' +
+        'to protect a service (circuit_open, max_pending, max_requests, max_retries, retry_budget, ' +
+        'adaptive_concurrency: 503 or the last try), by reason.',
       registry,
     );
     this.authRejected = new SeriesCounter(
@@ -272,6 +324,7 @@ export class ProxyMetrics {
         bytesOut: this.bytesOut.series({ route, service }),
         retries: null,
         errors: new Map(),
+        shed: new Map(),
       };
       this.perRouteService.set(key, routeService);
     }
@@ -300,6 +353,12 @@ export class ProxyMetrics {
     rs.bytesIn.value += o.bytesIn;
     rs.bytesOut.value += o.bytesOut;
     if (o.tries > 1) (rs.retries ??= this.retries.series({ route: o.route, service: o.service })).value += o.tries - 1;
+    if (o.shed !== null) {
+      let s = rs.shed.get(o.shed);
+      if (s === undefined)
+        rs.shed.set(o.shed, (s = this.shed.series({ route: o.route, service: o.service, reason: o.shed })));
+      s.value++;
+    }
     if (o.code !== null && (o.status >= 400 || o.status === 0)) {
       this.countError(rs, o.route, o.service, o.code);
       if (o.status === 429) (c.route.rateLimited ??= this.rateLimited.series({ route: o.route })).value++;

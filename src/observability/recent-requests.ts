@@ -2,6 +2,10 @@
  * The proxy's memory of its last requests, for the dashboard's request lookup (docs/dashboard.md): a
  * fixed ring of records allocated once and overwritten in place, so remembering a request costs a
  * dozen field writes and no allocation. Read only when someone looks a request up.
+ *
+ * Beside the records, the decision trails of the requests that had one recorded (`meshgate explain`,
+ * docs/explain.md): sampled apart from the records, so kept in a ring of their own size
+ * (`observability.explain.size`), found by the same ids and read the same way.
  */
 import type { RequestRecord } from '../api/mesh.ts';
 
@@ -21,6 +25,14 @@ export interface FinishedStream {
   status: number;
   code: string | null;
   tries: number;
+  /** The request's decision trail when one was recorded (and kept: see explain/trail.ts `finishTrail`). */
+  trail?: KeptTrail | null;
+}
+
+/** What the ring needs of a trail: the ids it is found by. */
+export interface KeptTrail {
+  readonly requestId: string;
+  readonly traceId: string | undefined;
 }
 
 interface Slot {
@@ -46,6 +58,9 @@ export class RecentRequests {
   private readonly slots: Slot[];
   private next = 0;
   private filled = 0;
+  private trails: (KeptTrail | null)[] = [];
+  private nextTrail = 0;
+  private filledTrails = 0;
 
   constructor(size: number) {
     this.slots = Array.from({ length: size }, () => ({
@@ -91,6 +106,47 @@ export class RecentRequests {
     s.durationMs = durationMs;
     s.upstreamMs = upstreamMs;
     s.tries = ctx.tries;
+    if (ctx.trail != null) this.addTrail(ctx.trail);
+  }
+
+  /** Trails kept at most; 0: none. A new size keeps the newest trails that fit. */
+  get trailCapacity(): number {
+    return this.trails.length;
+  }
+
+  resizeTrails(size: number): void {
+    if (size === this.trails.length) return;
+    const kept = this.orderedTrails().slice(-size || this.trails.length);
+    this.trails = Array.from({ length: size }, (_, i) => kept[i] ?? null);
+    this.filledTrails = Math.min(kept.length, size);
+    this.nextTrail = this.filledTrails === size ? 0 : this.filledTrails;
+  }
+
+  private addTrail(trail: KeptTrail): void {
+    const trails = this.trails;
+    if (trails.length === 0) return;
+    trails[this.nextTrail] = trail;
+    this.nextTrail = this.nextTrail + 1 === trails.length ? 0 : this.nextTrail + 1;
+    if (this.filledTrails < trails.length) this.filledTrails++;
+  }
+
+  /** Kept trails, oldest first. */
+  private orderedTrails(): KeptTrail[] {
+    const size = this.trails.length;
+    const out: KeptTrail[] = [];
+    for (let i = 0; i < this.filledTrails; i++) {
+      const t = this.trails[(this.nextTrail - this.filledTrails + i + size) % size];
+      if (t != null) out.push(t);
+    }
+    return out;
+  }
+
+  /** Trails whose request id or trace id is in `match`, oldest first, at most `limit`. */
+  findTrails<T extends KeptTrail>(match: readonly string[], limit: number): T[] {
+    const wanted = new Set(match);
+    return this.orderedTrails()
+      .filter((t) => wanted.has(t.requestId) || (t.traceId !== undefined && wanted.has(t.traceId)))
+      .slice(0, limit) as T[];
   }
 
   /** Records whose request id or trace id is in `match`, oldest first, at most `limit`. */

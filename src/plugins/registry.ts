@@ -6,15 +6,22 @@ import { stat } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { PLUGIN_PHASES, type PluginCatalog, type PluginDefinition } from '../core/plugin.ts';
 
+/** A built-in plugin's module, imported on first use. */
+export type PluginLoader = () => Promise<{ default: PluginDefinition<never> }>;
+
 export class PluginRegistry implements PluginCatalog {
   private readonly byName = new Map<string, PluginDefinition>();
   private readonly byPath = new Map<string, PluginDefinition>();
   private readonly failures = new Map<string, string>();
   private readonly builtinNames: ReadonlySet<string>;
+  /** Built-ins not imported yet, by name (a lazy catalog's: see plugins/lazy.ts). */
+  private readonly pending = new Map<string, PluginLoader>();
 
-  constructor(builtins: readonly PluginDefinition[]) {
-    for (const definition of builtins) this.byName.set(definition.name, definition);
-    this.builtinNames = new Set(this.byName.keys());
+  /** `builtins`: loaded definitions, or modules by name imported when a config first names them. */
+  constructor(builtins: readonly PluginDefinition[] | ReadonlyMap<string, PluginLoader>) {
+    if (Array.isArray(builtins)) for (const definition of builtins) this.byName.set(definition.name, definition);
+    else for (const [name, loader] of builtins as ReadonlyMap<string, PluginLoader>) this.pending.set(name, loader);
+    this.builtinNames = new Set([...this.byName.keys(), ...this.pending.keys()]);
   }
 
   get(name: string): PluginDefinition | undefined {
@@ -22,7 +29,19 @@ export class PluginRegistry implements PluginCatalog {
   }
 
   names(): string[] {
-    return [...this.byName.keys()];
+    return [...new Set([...this.builtinNames, ...this.byName.keys()])];
+  }
+
+  async preload(names: readonly string[]): Promise<void> {
+    await Promise.all(
+      [...new Set(names)].map(async (name) => {
+        const loader = this.pending.get(name);
+        if (loader === undefined) return;
+        const definition = (await loader()).default as PluginDefinition;
+        this.byName.set(name, definition);
+        this.pending.delete(name);
+      }),
+    );
   }
 
   loaded(absolutePath: string): PluginDefinition | undefined {

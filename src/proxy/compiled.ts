@@ -163,6 +163,8 @@ export interface CompiledListener {
    */
   readonly mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE' | null;
   readonly http2: boolean;
+  /** What serves plain HTTP/1.1: node:http, or the lean engine (listener/lean/). */
+  readonly engine: 'node' | 'lean';
   readonly redirectToHttps: boolean;
   readonly httpsPort: number;
   /** The 308 to https that `redirectToHttps` (this listener's or a route's) answers with, on `httpsPort`. */

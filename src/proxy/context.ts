@@ -18,8 +18,11 @@ import type { Consumer, CredentialRef, Filter, LocalReply, RequestContext } from
 import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
+import type { ExplainSettings, Trail } from './explain/trail.ts';
 import { removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
+import type { LeanRequest } from './listener/lean/request.ts';
+import type { LeanResponse } from './listener/lean/response.ts';
 import { peerOf } from './listener/peer.ts';
 import type { TlsMaterial } from './listener/tls.ts';
 import type { EncodedSlashPolicy } from './path.ts';
@@ -43,6 +46,8 @@ export interface StreamTelemetry {
   /** Add this proxy's Server-Timing entry to responses. */
   readonly serverTiming: boolean;
   serverTimingOf(ctx: StreamContext): string;
+  /** Decision trails (`observability.explain`), or null when off. */
+  readonly explain: ExplainSettings | null;
 }
 
 /** A request's retry state as the rest of the request path sees it (upstream/retry-state.ts keeps it). */
@@ -55,9 +60,17 @@ export interface RequestRetry {
   abort(): void;
 }
 
+/** A candidate config evaluated beside the live one on the same requests (shadow/shadow.ts). */
+export interface ShadowObserver {
+  /** The request head is read and about to be routed; the shadow takes what it needs and leaves `ctx` as it was. */
+  observe(ctx: StreamContext): void;
+}
+
 /** What a listener needs from the proxy: the snapshot in force and where finished streams go. */
 export interface StreamHost {
   readonly snapshot: Snapshot;
+  /** The shadow config in force, or null (or absent): none, which costs the request path one check. */
+  readonly shadow?: ShadowObserver | null;
   /** Called once per request as it starts, before anything can fail. */
   onStreamStart(ctx: StreamContext): void;
   /** Called once per request when it is over (log phase): filters' onLog, access log, metrics. */
@@ -89,9 +102,12 @@ export interface ListenerRuntime {
   readonly router: Router<CompiledRoute>;
 }
 
-/** A client request and response: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compatibility API). */
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+/**
+ * A client request and response: HTTP/1.1 (node:http, or the lean engine's objects with the same
+ * members for what the request path uses) or HTTP/2 (node:http2 compatibility API).
+ */
+export type ClientRequest = IncomingMessage | Http2ServerRequest | LeanRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse | LeanResponse;
 
 const H2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
@@ -203,6 +219,10 @@ export class StreamContext implements MatchInput, RequestContext {
   upstreamStartMs = 0;
   bytesOut = 0;
   done = false;
+  /** The decision trail of this request when it is recorded (explain/trail.ts); null: not recorded, the common case. */
+  trail: Trail | null = null;
+  /** The client asked for its decision trail (`X-Meshgate-Explain`, explain/trail.ts ASKED); 0: not. */
+  explainAsked = 0;
   /** The upstream attempt in progress, to abort when the client goes away. */
   upstream: { abort(): void } | null = null;
 

@@ -2,12 +2,14 @@
  * What a proxy holds, as JSON for the admin API: read from the snapshot in force, so it is exactly
  * what the request path uses. Runs inside the process that proxies (a worker, or the only process).
  */
-import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
+import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS } from '../api/values.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { redact } from '../config/redact.ts';
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../core/defaults.ts';
 import type { UsageQuery } from '../stores/usage/store.ts';
 import { describeAction } from './actions/index.ts';
 import type { CompiledRoute, Snapshot } from './compiled.ts';
+import type { Trail } from './explain/trail.ts';
 import type { ProxyServer } from './proxy.ts';
 import type { UpstreamService } from './upstream/service.ts';
 
@@ -28,7 +30,26 @@ export type ProxyView =
   /** Usage rows from the store; after the colon the query as JSON (UsageQuery). */
   | `usage:${string}`
   /** Remembered requests whose request or trace id is in the JSON array after the colon: `{ records }`. */
-  | `requests:${string}`;
+  | `requests:${string}`
+  /** Decision trails of the requests whose request or trace id is in the JSON array after the colon: `{ trails }`. */
+  | `explain:${string}`
+  /**
+   * Not a view: sets the shadow config (after the colon, a ShadowSet as JSON): `{ report }`, or
+   * `{ error }` when it does not compile here.
+   */
+  | `shadow-set:${string}`
+  /** Not a view: clears the shadow config: `{ report }`, the last one (null: none was set). */
+  | 'shadow-clear'
+  /** The shadow config's counts and examples: `{ report }` (null: none is set). */
+  | 'shadow-report';
+
+/** What `shadow-set:` carries to each process: the validated candidate and how to sample it. */
+export interface ShadowSet {
+  id: string;
+  loaded: LoadedConfig;
+  samplePercent: number;
+  maxExamples: number;
+}
 
 export function describeRoute(route: CompiledRoute) {
   const c = route.config;
@@ -78,6 +99,7 @@ export function describeService(service: UpstreamService) {
       panic: set.panic,
     })),
     circuitBreaker: service.breaker.describe(),
+    adaptiveConcurrency: service.breaker.adaptive?.describe() ?? null,
     retryBudget: service.hasRetryBudget ? service.retryBudget().describe(now) : null,
     outlierDetection:
       outlier === null
@@ -131,6 +153,22 @@ export function describeService(service: UpstreamService) {
 export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promise<Record<string, unknown>> {
   const s = proxy.snapshot;
   if (view.startsWith('quota:')) return describeQuota(s, view.slice('quota:'.length));
+  if (view.startsWith('explain:')) {
+    const match = JSON.parse(view.slice('explain:'.length)) as string[];
+    const { explainTrail } = await import('./explain/read.ts');
+    const trails = proxy.telemetry.recent?.findTrails<Trail>(match, MAX_LOOKUP_TRAILS) ?? [];
+    return { trails: trails.map(explainTrail) };
+  }
+  if (view.startsWith('shadow-set:')) {
+    const set = JSON.parse(view.slice('shadow-set:'.length)) as ShadowSet;
+    try {
+      return { report: await proxy.setShadow(set.loaded, set) };
+    } catch (e) {
+      return { error: (e as Error)?.message ?? String(e) };
+    }
+  }
+  if (view === 'shadow-clear') return { report: proxy.clearShadow() };
+  if (view === 'shadow-report') return { report: proxy.shadowReport() };
   if (view.startsWith('requests:')) {
     const match = JSON.parse(view.slice('requests:'.length)) as string[];
     return { records: proxy.telemetry.recent?.find(match, MAX_LOOKUP_RECORDS) ?? [] };

@@ -2,7 +2,7 @@
  * Header hygiene shared by every listener: which request headers never go upstream, which response
  * headers never go back, and the forwarding headers the proxy sets itself.
  */
-import { REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER } from '../core/defaults.ts';
+import { EXPLAIN_REQUEST_HEADER, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER } from '../core/defaults.ts';
 
 /** What the request pass does with a header; everything not listed is forwarded as is. */
 export const H_DROP = 1; // hop-by-hop (RFC 9110 §7.6.1) or proxy-only: never forwarded
@@ -22,6 +22,7 @@ export const H_TRACESTATE = 14;
 export const H_B3 = 15;
 export const H_REQUEST_TIMEOUT = 16;
 export const H_XFCC = 17; // X-Forwarded-Client-Cert: set by mesh listeners only, from the verified peer
+export const H_EXPLAIN = 18; // X-Meshgate-Explain: consumed by the proxy (explain/trail.ts)
 
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['connection', H_CONNECTION],
@@ -61,6 +62,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   // The client's deadline for this proxy (docs/resilience.md); consumed here, not forwarded.
   [REQUEST_TIMEOUT_HEADER, H_REQUEST_TIMEOUT],
   ['x-forwarded-client-cert', H_XFCC],
+  [EXPLAIN_REQUEST_HEADER, H_EXPLAIN],
 ]);
 
 /** Response headers that describe the upstream connection, not the response. */

@@ -8,8 +8,10 @@ import {
   LOCAL_REPLY_CODE_HEADER,
   REQUEST_ID_HEADER,
   RETRY_AFTER_CIRCUIT_OPEN_SECONDS,
+  RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS,
   RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS,
   RETRY_AFTER_SHUTTING_DOWN_SECONDS,
+  RETRY_AFTER_STORE_UNAVAILABLE_SECONDS,
 } from '../core/defaults.ts';
 import type { LocalReply } from '../core/plugin.ts';
 import { runResponseFilters } from './chain/filters.ts';
@@ -55,11 +57,16 @@ export function problemOf(reply: LocalReply, requestId: string, traceId?: string
   };
 }
 
-/** Overload replies and the Retry-After they carry (docs/errors.md); others carry none of their own. */
+/**
+ * Overload replies and the Retry-After they carry when nothing better is known (docs/errors.md); a
+ * reply with its own (a rate limit's window, a quota's period, an ejection's end) keeps it.
+ */
 const RETRY_AFTER_BY_CODE: Record<string, string> = {
   MG_CIRCUIT_OPEN: String(RETRY_AFTER_CIRCUIT_OPEN_SECONDS),
+  MG_CONCURRENCY_LIMITED: String(RETRY_AFTER_CONCURRENCY_LIMITED_SECONDS),
   MG_NO_HEALTHY_UPSTREAM: String(RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS),
   MG_SHUTTING_DOWN: String(RETRY_AFTER_SHUTTING_DOWN_SECONDS),
+  MG_STORE_UNAVAILABLE: String(RETRY_AFTER_STORE_UNAVAILABLE_SECONDS),
 };
 
 /**

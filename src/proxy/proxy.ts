@@ -2,6 +2,7 @@
  * One proxy: listeners plus the runtime holding the snapshot in force. The same class runs as the
  * gateway and, with a config from the control plane, as a sidecar.
  */
+import type { ShadowReport } from '../api/shadow.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { DEFAULT_LISTENER_DRAIN_MS } from '../core/defaults.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
@@ -14,6 +15,7 @@ import { Listener } from './listener/listener.ts';
 import { loadTls, type TlsMaterial } from './listener/tls.ts';
 import { Metering, type PreparedMetering } from './metering.ts';
 import { Runtime } from './runtime.ts';
+import type { ShadowDeps, ShadowOptions } from './shadow/shadow.ts';
 import { routerFor } from './snapshot.ts';
 import { type PreparedTelemetry, Telemetry } from './telemetry.ts';
 
@@ -94,6 +96,8 @@ export class ProxyServer {
 
   /** Plugin state that outlives snapshots (see PluginDeps.shared). */
   private shared = new SharedPluginState();
+  /** What compiling a shadow config uses (its plugin state is its own). */
+  private shadowDeps: ShadowDeps = { now: Date.now, warn: () => {} };
 
   private constructor(runtime: Runtime, mesh: MeshTls | null, metering: Metering) {
     this.runtime = runtime;
@@ -151,6 +155,12 @@ export class ProxyServer {
     if (mesh !== null) telemetry.watchMtls(mesh);
     const proxy = new ProxyServer(runtime, mesh, metering);
     proxy.shared = shared;
+    proxy.shadowDeps = {
+      ...(options.catalog === undefined ? {} : { catalog: options.catalog }),
+      ...(mesh === null ? {} : { mesh }),
+      now: deps.plugins.now,
+      warn: deps.plugins.warn,
+    };
     try {
       for (const l of proxy.runtime.snapshot.listeners) {
         const tls = l.tls === null ? null : await loadTls(l.tls, l.name);
@@ -208,6 +218,8 @@ export class ProxyServer {
     try {
       // Certificates are read before anything changes: a missing or broken file rejects the whole config.
       for (const l of next) tls.set(l.name, l.tls === null ? null : await loadTls(l.tls, l.name));
+      // A listener kept open may switch engine at the commit: the lean engine's code is loaded by then.
+      if (next.some((l) => l.engine === 'lean')) await Listener.loadLean();
       for (const l of next) {
         const old = current.get(l.name);
         if (old && sameSocket(old, l) && this.listeners.has(l.name)) continue;
@@ -283,6 +295,35 @@ export class ProxyServer {
     return { removed, errors };
   }
 
+  /**
+   * Compiles `loaded` (validated) as the shadow config and puts it beside the live one, replacing any
+   * shadow set before; throws, leaving things as they were, if it does not compile. The live snapshot,
+   * its services and its plugin state are not touched. Docs: docs/shadow.md.
+   */
+  async setShadow(loaded: LoadedConfig, options: ShadowOptions): Promise<ShadowReport> {
+    // The shadow's code is loaded by the first proxy that gets one.
+    const { startShadow } = await import('./shadow/shadow.ts');
+    const next = await startShadow(loaded, this.shadowDeps, options);
+    const previous = this.runtime.shadow;
+    this.runtime.shadow = next;
+    previous?.close();
+    return next.report();
+  }
+
+  /** Removes the shadow config: requests stop being evaluated by it. Its last report, or null when none was set. */
+  clearShadow(): ShadowReport | null {
+    const shadow = this.runtime.shadow;
+    if (shadow === null) return null;
+    this.runtime.shadow = null;
+    shadow.close();
+    return shadow.report();
+  }
+
+  /** The shadow's counts and examples so far, or null when none is set. */
+  shadowReport(): ShadowReport | null {
+    return this.runtime.shadow?.report() ?? null;
+  }
+
   /** Stops accepting, drains in-flight requests up to `drainMs`, then closes upstream connections. */
   async close(drainMs: number): Promise<void> {
     this.draining = true;
@@ -292,6 +333,7 @@ export class ProxyServer {
     // After the drain: the requests that finished during it are counted in the last flush.
     await this.metering.close();
     this.mesh?.close();
+    this.clearShadow();
     this.shared.closeAll();
     await this.runtime.telemetry?.close();
   }

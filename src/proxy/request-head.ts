@@ -18,6 +18,7 @@ import {
   H_CONNECTION,
   H_CONTENT_LENGTH,
   H_DROP,
+  H_EXPLAIN,
   H_FORWARDED,
   H_HOST,
   H_REQUEST_ID,
@@ -165,6 +166,10 @@ export function readRequestHead(ctx: StreamContext): boolean {
         break;
       case H_REQUEST_TIMEOUT:
         ctx.requestTimeoutHeader = value;
+        break;
+      // Never forwarded as sent: a mesh hop gets it again only from a proxy that recorded the request.
+      case H_EXPLAIN:
+        if (value === '1' || value === 'true') ctx.explainAsked = 1;
         break;
       // A mesh listener vouches for the caller itself: a copy from the caller is never passed on.
       case H_XFCC:

@@ -10,6 +10,7 @@ import { runLogFilters } from './chain/filters.ts';
 import type { Snapshot } from './compiled.ts';
 import type { StreamContext, StreamHost } from './context.ts';
 import { writeLocalReply } from './local-reply.ts';
+import type { Shadow } from './shadow/shadow.ts';
 import { type CompileDeps, compileSnapshot, releaseSnapshot, startServices } from './snapshot.ts';
 import type { Telemetry } from './telemetry.ts';
 
@@ -26,6 +27,8 @@ export class Runtime implements StreamHost {
   readonly onFilterError: ((ctx: StreamContext, plugin: string, error: unknown) => void) | undefined;
   /** Set by the proxy that owns this runtime. */
   telemetry: Telemetry | null = null;
+  /** The shadow config evaluated beside the snapshot in force (ProxyServer.setShadow); null: none. */
+  shadow: Shadow | null = null;
 
   private constructor(
     first: Snapshot,

@@ -202,6 +202,7 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
     tls,
     mtls: l.mtls?.mode ?? null,
     http2: l.http2 ?? tls !== null,
+    engine: l.engine ?? 'node',
     redirectToHttps: l.redirectToHttps ?? false,
     httpsPort: l.httpsPort ?? DEFAULT_HTTPS_PORT,
     httpsRedirect: httpsRedirect(l.httpsPort ?? DEFAULT_HTTPS_PORT),

@@ -20,6 +20,7 @@ import {
   track,
   watchStream,
 } from './context.ts';
+import { startTrail } from './explain/trail.ts';
 import { readRequestHead } from './request-head.ts';
 
 /** The listener's request callback body. */
@@ -41,17 +42,22 @@ export function handleRequest(host: StreamHost, listener: ListenerRuntime, req: 
  */
 export function routeRequest(ctx: StreamContext): CompiledRoute | null {
   if (!readRequestHead(ctx)) return null;
+  const explain = ctx.owner.telemetry?.explain;
+  if (explain != null) startTrail(ctx, explain);
   const listener = ctx.listener;
   if (listener.config.redirectToHttps) {
     redirectToHttps(ctx);
     return null;
   }
+  const shadow = ctx.owner.shadow;
+  if (shadow != null) shadow.observe(ctx);
   const route = listener.router.match(ctx);
   if (route === null) {
     ctx.fail('MG_ROUTE_NOT_FOUND', `no route for ${ctx.method} ${ctx.host}${ctx.path}`);
     return null;
   }
   ctx.route = route;
+  if (ctx.trail !== null) ctx.trail.route = route;
   if (route.redirectToHttps && listener.tls === null) {
     redirectToHttps(ctx);
     return null;

@@ -4,8 +4,9 @@
  * what one Prometheus scrape costs, once per report interval (5 s by default), whatever the traffic.
  */
 import { AggregatorRegistry } from 'prom-client';
-import { MAX_TELEMETRY_SERIES, type RequestRecord, type TelemetryReport, type TelemetrySeries } from '../api/mesh.ts';
-import { MAX_LOOKUP_RECORDS } from '../api/values.ts';
+import type { ExplainedTrail } from '../api/explain.ts';
+import type { RequestRecord, TelemetryReport, TelemetrySeries } from '../api/mesh.ts';
+import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS, MAX_TELEMETRY_SERIES } from '../api/values.ts';
 import type { DataPlane } from './data-plane.ts';
 
 /** A metric as `Registry.getMetricsAsJSON()` gives it. */
@@ -123,4 +124,13 @@ export async function lookupRequests(plane: Pick<DataPlane, 'query'>, match: str
     .flatMap((v) => (v.records as RequestRecord[] | undefined) ?? [])
     .sort((a, b) => a.start - b.start)
     .slice(-MAX_LOOKUP_RECORDS);
+}
+
+/** Every process's decision trails of the requests whose request or trace id is in `match`, oldest first. */
+export async function explainRequests(plane: Pick<DataPlane, 'query'>, match: string[]): Promise<ExplainedTrail[]> {
+  const views = await plane.query(`explain:${JSON.stringify(match)}`);
+  return views
+    .flatMap((v) => (v.trails as ExplainedTrail[] | undefined) ?? [])
+    .sort((a, b) => a.start - b.start)
+    .slice(-MAX_LOOKUP_TRAILS);
 }

@@ -4,13 +4,20 @@
  * and tracing follow the config in force and are rebuilt only when their settings change.
  */
 import type { ObservabilityConfig } from '../api/config.ts';
-import { DEFAULT_RECENT_REQUESTS, DEFAULT_TRACE_SAMPLING_RATIO, TRACE_EXPORT_DELAY_MS } from '../core/defaults.ts';
+import {
+  DEFAULT_EXPLAIN_SAMPLE_RATE,
+  DEFAULT_EXPLAIN_TRAILS,
+  DEFAULT_RECENT_REQUESTS,
+  DEFAULT_TRACE_SAMPLING_RATIO,
+  TRACE_EXPORT_DELAY_MS,
+} from '../core/defaults.ts';
 import { AccessLog } from '../observability/access-log.ts';
-import { type MetricsRole, ProxyMetrics } from '../observability/metrics.ts';
+import { type MetricsRole, ProxyMetrics, shedReasonOf } from '../observability/metrics.ts';
 import { RecentRequests } from '../observability/recent-requests.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { Snapshot } from './compiled.ts';
 import type { StreamContext } from './context.ts';
+import { type ExplainSettings, finishTrail } from './explain/trail.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
 import { BREAKER_THRESHOLDS } from './upstream/circuit-breaker.ts';
 import { upstreamDecisions } from './upstream/decisions.ts';
@@ -22,6 +29,7 @@ export interface PreparedTelemetry {
   readonly tracing: Tracing | null | undefined;
   readonly tracingKey: string;
   readonly serverTiming: boolean;
+  readonly explain: ExplainSettings | null;
 }
 
 export class Telemetry {
@@ -29,6 +37,8 @@ export class Telemetry {
   accessLog: AccessLog | null = null;
   tracing: Tracing | null = null;
   serverTiming = false;
+  /** Decision trails (`observability.explain`); null: off, and no request pays for them. */
+  explain: ExplainSettings | null = null;
   /** The last requests, for the dashboard's request lookup; null when none are kept. */
   readonly recent: RecentRequests | null;
   private accessLogKey = '';
@@ -88,6 +98,7 @@ export class Telemetry {
       tracing,
       tracingKey: trKey,
       serverTiming: observability?.serverTiming === true,
+      explain: explainSettings(observability?.explain),
     };
   }
 
@@ -106,6 +117,9 @@ export class Telemetry {
       void previous?.shutdown();
     }
     this.serverTiming = next.serverTiming;
+    // Trails live in the ring of recent requests: without it (a proxy told to keep none) there is nowhere to keep them.
+    this.explain = this.recent === null ? null : next.explain;
+    this.recent?.resizeTrails(next.explain?.size ?? 0);
   }
 
   /** Closes what `prepare` built for a config that will not be committed. */
@@ -255,8 +269,10 @@ export class Telemetry {
       tries: ctx.tries,
       bytesIn: ctx.bytesIn,
       bytesOut: ctx.bytesOut,
+      shed: ctx.code === null && ctx.retryStop === null ? null : shedReasonOf(ctx.code, ctx.refusal, ctx.retryStop),
     });
     if (ctx.authz !== null) this.metrics.countAuthz(ctx.authz);
+    if (ctx.trail !== null) finishTrail(ctx, durationMs, upstreamMs);
     this.recent?.add(ctx, durationMs, upstreamMs);
     const log = this.accessLog;
     const logged = log?.sampled === true;
@@ -335,6 +351,18 @@ export class Telemetry {
   async close(): Promise<void> {
     await Promise.all([this.accessLog?.close(), this.tracing?.shutdown()]);
   }
+}
+
+/** `observability.explain` compiled; null when absent or keeping nothing. */
+function explainSettings(config: ObservabilityConfig['explain']): ExplainSettings | null {
+  if (config === undefined) return null;
+  const size = config.size ?? DEFAULT_EXPLAIN_TRAILS;
+  if (size === 0) return null;
+  return Object.freeze({
+    size,
+    sampleRate: config.sampleRate ?? DEFAULT_EXPLAIN_SAMPLE_RATE,
+    consumers: config.consumers === undefined ? null : new Set(config.consumers),
+  });
 }
 
 function round(ms: number): number {

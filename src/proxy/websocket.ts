@@ -15,7 +15,14 @@ import { REQUEST_ID_HEADER } from '../core/defaults.ts';
 import { prepareUpgrade } from './actions/forward/forward.ts';
 import { runAction } from './actions/index.ts';
 import { runRequestFilters } from './chain/filters.ts';
-import { type ListenerRuntime, StreamContext, type StreamHost, track } from './context.ts';
+import {
+  type ClientRequest,
+  type ClientResponse,
+  type ListenerRuntime,
+  StreamContext,
+  type StreamHost,
+  track,
+} from './context.ts';
 import { routeRequest } from './stream.ts';
 import { UpstreamCall } from './upstream/try.ts';
 
@@ -34,6 +41,21 @@ export function handleUpgrade(
   res.assignSocket(socket);
   res.shouldKeepAlive = false;
   res.once('finish', () => socket.destroySoon());
+  startUpgrade(host, listener, req, res, socket, head);
+}
+
+/**
+ * An upgrade request with a response object that writes on its socket and closes it after a refusal
+ * (node:http's, or the lean engine's): the request path, then the upstream connection.
+ */
+export function startUpgrade(
+  host: StreamHost,
+  listener: ListenerRuntime,
+  req: ClientRequest,
+  res: ClientResponse,
+  socket: Socket,
+  head: Buffer,
+): void {
   socket.on('error', () => socket.destroy());
   const ctx = new StreamContext(req, res, host, listener);
   ctx.upgradeHead = head;

@@ -13,7 +13,6 @@ const REFUSED: LocalReply = Object.freeze({
   status: 503,
   code: 'MG_STORE_UNAVAILABLE',
   detail: 'a shared store this route needs is unavailable; try again shortly',
-  headers: Object.freeze([['retry-after', '1']]) as readonly [string, string][],
 });
 
 export class FailurePolicy {

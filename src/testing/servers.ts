@@ -131,14 +131,36 @@ export async function startGateway(
   };
 }
 
+/**
+ * `MESHGATE_TEST_ENGINE=lean` serves the plain HTTP/1.1 listeners of test gateways with that engine
+ * (listeners that name an engine, or use TLS, HTTP/2 or mutual TLS, keep theirs): the same suites then
+ * check both engines.
+ */
+export function withTestEngine(listener: Record<string, unknown>): Record<string, unknown> {
+  const engine = process.env.MESHGATE_TEST_ENGINE;
+  if (engine === undefined || engine === '' || listener.engine !== undefined) return listener;
+  const mtls = listener.mtls as { mode?: string } | undefined;
+  if (listener.tls !== undefined || listener.http2 === true || (mtls !== undefined && mtls.mode !== 'DISABLE'))
+    return listener;
+  return { ...listener, engine };
+}
+
+/** The same choice for a listener written as YAML flow mapping fields: `, engine: lean` or nothing. */
+export function testEngineYaml(): string {
+  const engine = process.env.MESHGATE_TEST_ENGINE;
+  return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;
+}
+
 async function load(config: Record<string, unknown>, catalog: PluginRegistry) {
   const withDefaults = {
     ...config,
-    listeners: ((config.listeners as Record<string, unknown>[] | undefined) ?? [{ name: 'main' }]).map((l) => ({
-      port: 0,
-      address: '127.0.0.1',
-      ...l,
-    })),
+    listeners: ((config.listeners as Record<string, unknown>[] | undefined) ?? [{ name: 'main' }]).map((l) =>
+      withTestEngine({
+        port: 0,
+        address: '127.0.0.1',
+        ...l,
+      }),
+    ),
   };
   const result = await loadConfigObject(withDefaults, 'test', { catalog });
   if (!result.ok) throw new Error(result.issues.map(formatIssue).join('\n'));

@@ -265,6 +265,14 @@ describe('usage and exit codes of the mesh commands', () => {
         ['sidecar', '--service', 'a', '--app', 'http://127.0.0.1:1', '--ttl', '10ms'],
         /--ttl "10ms" is not a duration from 1s to 5m/,
       ],
+      [
+        ['sidecar', '--service', 'a', '--app', 'http://127.0.0.1:1', '--egress', 'photo-service,photo_service'],
+        /--egress "photo_service" is not a service name/,
+      ],
+      [
+        ['sidecar', '--service', 'a', '--app', 'http://127.0.0.1:1', '--upstreams', 'b,-c'],
+        /--egress "-c" is not a service name/,
+      ],
       [['control-plane', '--warmup', 'soon'], /--warmup "soon" is not a duration/],
       [['gateway', '--config', 'x.yaml', '--control-plane', 'http://127.0.0.1:1'], /not both/],
       [['proxy-config', 'clusters', 'x'], /Usage: meshgate proxy-config/],

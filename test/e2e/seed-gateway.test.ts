@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { MeshgateProcess } from '../helpers/process.ts';
-import { startUpstream, type Upstream } from '../helpers/servers.ts';
+import { startUpstream, testEngineYaml, type Upstream } from '../helpers/servers.ts';
 
 const MLS_SECRET = 'partner-mls-secret-0123456789abcdef-xyz';
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -49,7 +49,7 @@ describe('the seed gateway, from one config', () => {
     search = await startUpstream(undefined, 'search');
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      `listeners: [{ name: public, port: 0, address: 127.0.0.1 }]
+      `listeners: [{ name: public, port: 0, address: 127.0.0.1${testEngineYaml()} }]
 admin: { port: 0 }
 services:
   - name: property-service

@@ -154,15 +154,6 @@ function defaultListener(fallback: DefaultListener, listen: CompatOptions['liste
   };
 }
 
-/** `--listen ADDR:PORT` (or `PORT`, or `[v6]:PORT`) → address and port; undefined when malformed. */
-export function parseListen(text: string): { address: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d{1,5})$/.exec(text);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { address: m[1] ?? m[2] ?? '0.0.0.0', port };
-}
-
 /** A foreign file as the merge reads it: the conversion's output, positioned in the foreign text. */
 class ConvertedDocument implements ConfigDocument {
   readonly file: string;

@@ -18,7 +18,7 @@ listeners:
   - { name: public, port: 8080 }
 services:
   - { name: photo, subsets: { v2: { version: v2 } }, timeouts: { request: 5s } }
-  - { name: property, endpoints: [{ url: http://10.1.0.9:9000 }] }
+  - { name: property, endpoints: [{ url: http://10.1.0.9:9000 }], dependsOn: [photo] }
   - { name: front }
 routes:
   - name: photo-canary
@@ -51,6 +51,7 @@ const PROXIES: ProxyIdentity[] = [
   sidecar('calls-photo', 'front', ['photo']),
   sidecar('calls-search', 'photo', ['search', 'property']),
   sidecar('calls-new', 'property', ['late-service']),
+  sidecar('model-scoped', 'property'),
   { id: 'gateway', kind: 'gateway' },
 ];
 
@@ -147,5 +148,10 @@ describe('MeshContext (incremental generation)', () => {
     assert.equal(photoOf(a.config), photoOf(c.config));
     assert.ok(Object.isFrozen(a.config) && Object.isFrozen(photoOf(a.config)!.endpoints));
     assert.equal(ctx.generate(sidecar('any', 'front')).dependsOn, null, 'no upstreams: the whole mesh');
+    const modelScoped = ctx.generate(sidecar('property-1', 'property'));
+    assert.deepEqual(modelScoped.dependsOn, ['photo'], 'the model’s dependsOn scopes it');
+    assert.deepEqual(ctx.generate(sidecar('property-2', 'property', ['late'])).dependsOn, ['late', 'photo']);
+    const propertyOf = ctx.generate(sidecar('any', 'front')).config.services!.find((s) => s.name === 'property')!;
+    assert.equal(propertyOf.dependsOn, undefined, 'what a service calls is none of its callers’ business');
   });
 });

@@ -9,7 +9,7 @@
  * - a **config** is cached by the inputs that decide it (the proxy's identity without its id): proxies
  *   with equal inputs share one config object, one version, one hash computation;
  * - each config records which services it **depends on** (`dependsOn`), or that it depends on the
- *   whole mesh (a sidecar that names no upstreams), so a registry change to service A regenerates
+ *   whole mesh (a sidecar whose service has no `dependsOn` and that names no `--egress`), so a registry change to service A regenerates
  *   only the configs that include A.
  *
  * Every part is deeply frozen and its canonical JSON is kept with it, so a version (the hash of the
@@ -40,7 +40,7 @@ export interface GeneratedConfig {
 export interface ProxyConfig extends GeneratedConfig {
   /**
    * The services whose registry changes can change this config, sorted; null: every service (a
-   * sidecar that names no upstreams, so a service appearing or leaving changes it too).
+   * sidecar without `dependsOn` or `--egress`, so a service appearing or leaving changes it too).
    */
   readonly dependsOn: readonly string[] | null;
 }
@@ -241,7 +241,7 @@ export class MeshContext {
    * (authentication of API clients), not a sidecar's.
    */
   private sidecar(proxy: ProxyIdentity, previous: SidecarShape | null): CacheEntry {
-    const wholeMesh = proxy.upstreams === undefined;
+    const wholeMesh = this.egress(proxy) === null;
     // Only the services change with the registry; the rest is kept while the names it was made from are.
     const shape =
       previous !== null && (!wholeMesh || previous.namesVersion === this.namesVersion)
@@ -260,7 +260,7 @@ export class MeshContext {
   private sidecarShape(proxy: ProxyIdentity): SidecarShape {
     const index = this.index;
     const self = proxy.service ?? proxy.id;
-    const scope = proxy.upstreams ? [...proxy.upstreams].sort() : this.allServiceNames();
+    const scope = this.egress(proxy) ?? this.allServiceNames();
     // Host matching ignores case, so scope does too.
     const inScope = new Set(scope.map((n) => n.toLowerCase()));
     const meshRoutes = index.meshRoutes.filter((r) => [...r.hosts].some((h) => inScope.has(h))).map((r) => r.route);
@@ -314,6 +314,18 @@ export class MeshContext {
     return shape;
   }
 
+  /**
+   * The services a sidecar may call, sorted: its service's `dependsOn` in the model and its own
+   * `--egress` (`upstreams`) together, since either may name a call the other does not know of (a
+   * model written before the app's new client, a flag added for one instance). Null: neither says,
+   * so the whole mesh.
+   */
+  private egress(proxy: ProxyIdentity): readonly string[] | null {
+    const declared = this.index.declared.get(proxy.service ?? proxy.id)?.dependsOn;
+    if (declared === undefined) return proxy.upstreams ? [...proxy.upstreams].sort() : null;
+    return [...new Set([...declared, ...(proxy.upstreams ?? [])])].sort();
+  }
+
   /** Every service the mesh knows: declared in the model or registered. */
   private allServiceNames(): readonly string[] {
     if (this.names?.version !== this.namesVersion) {
@@ -336,6 +348,9 @@ export class MeshContext {
     const model = this.index.model;
     const declared = this.index.declared.get(name);
     const service: ServiceConfig = declared ? (structuredClone(declared) as ServiceConfig) : { name, endpoints: [] };
+    // What a service calls decides its own sidecars' scope, not how others reach it: callers' configs
+    // stay the same when it changes.
+    delete service.dependsOn;
     const discovered: EndpointConfig[] = [];
     for (const i of this.byService.get(name) ?? []) {
       if (i.health !== 'healthy') continue;

@@ -3,7 +3,7 @@
  * leaving) gets an id, and its record says which proxies it was pushed to, which applied it, which
  * rejected it and why, and how long it took to reach each (`GET /changes/{id}`, `meshgate status`).
  */
-import type { ChangeRecord, ChangeResult, ConfigIssue } from '../../api/mesh.ts';
+import type { ChangeRecord, ChangeResult, ConfigIssue, RolloutView } from '../../api/mesh.ts';
 import { DEFAULT_CHANGE_HISTORY } from '../../core/defaults.ts';
 
 export interface Result {
@@ -27,6 +27,8 @@ export interface Change {
   flushed: boolean;
   unaffected: number;
   results: Map<string, Result>;
+  /** Set when the change is rolled out to canary proxies first. */
+  rollout?: RolloutView;
 }
 
 export type Outcome =
@@ -68,12 +70,23 @@ export class ChangeLog {
     this.touched(id);
   }
 
-  /** The flush that carried the change is done; `unaffected` proxies were sent nothing. */
-  flushed(id: number, unaffected: number): void {
+  /**
+   * A flush that carried the change is done, with `connected` proxies connected: those it was never
+   * pushed to were sent nothing (a rollout's change is flushed twice: to its canaries, then to all).
+   */
+  flushed(id: number, connected: number): void {
     const change = this.changes.get(id);
     if (!change) return;
     change.flushed = true;
-    change.unaffected = unaffected;
+    change.unaffected = Math.max(0, connected - change.results.size);
+    this.touched(id);
+  }
+
+  /** Sets how a rolled-out change is going (its record's `rollout`). */
+  rollout(id: number, rollout: RolloutView): void {
+    const change = this.changes.get(id);
+    if (!change) return;
+    change.rollout = rollout;
     this.touched(id);
   }
 
@@ -131,7 +144,9 @@ export function view(change: Change): ChangeRecord {
     .map((r) => r.answeredAt! - change.at)
     .sort((a, b) => a - b);
   let status: ChangeRecord['status'];
-  if (!change.flushed || results.some((r) => r.status === 'pending')) status = 'propagating';
+  if (change.rollout?.state === 'rolled-back') status = 'rolled-back';
+  else if (!change.flushed || change.rollout?.state === 'canary' || results.some((r) => r.status === 'pending'))
+    status = 'propagating';
   else if (results.length === 0) status = 'no-op';
   else if (results.some((r) => r.status === 'rejected')) status = 'rejected';
   else if (results.some((r) => r.status === 'disconnected')) status = 'incomplete';
@@ -160,6 +175,7 @@ export function view(change: Change): ChangeRecord {
       p99Ms: percentile(times, 0.99),
       maxMs: times.length ? times[times.length - 1]! : null,
     },
+    ...(change.rollout ? { rollout: change.rollout } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import type { DeltaEvent, ProxyIdentity, PushEvent } from '../../api/mesh.ts';
 import { ManualClock } from '../../core/clock.ts';
 import { silentLogger } from '../../observability/logger.ts';
-import { emptyModel } from '../model/model.ts';
+import { emptyModel, type MeshModel, parseModel } from '../model/model.ts';
 import { MemoryRegistry } from '../registry/memory.ts';
 import { ControlPlane, type StreamSink } from './control-plane.ts';
 
@@ -243,14 +243,14 @@ describe('scoped proxies and deltas (manual clock)', () => {
     close() {}
   }
 
-  async function mesh() {
+  async function mesh(model = emptyModel()) {
     const clock = new ManualClock();
     const registry = new MemoryRegistry({ clock });
-    const cp = new ControlPlane({ registry, model: emptyModel(), log: silentLogger(), clock, warmupMs: 0 });
+    const cp = new ControlPlane({ registry, model, log: silentLogger(), clock, warmupMs: 0 });
     await cp.start();
-    const connect = (id: string, upstreams?: string[], delta = true) => {
+    const connect = (id: string, upstreams?: string[], delta = true, service = 'front') => {
       const sink = new EventSink();
-      const proxy: ProxyIdentity = { ...sidecar(id), ...(upstreams ? { upstreams } : {}) };
+      const proxy: ProxyIdentity = { ...sidecar(id), service, ...(upstreams ? { upstreams } : {}) };
       const { stream } = cp.connect({ proxy, version: null, ...(delta ? { delta } : {}) }, sink);
       return { sink, stream };
     };
@@ -291,6 +291,64 @@ describe('scoped proxies and deltas (manual clock)', () => {
       'PENDING',
       'its first push is still unanswered: nothing else was sent',
     );
+  });
+
+  const modelOf = (yaml: string): MeshModel => {
+    const parsed = parseModel([{ file: 'mesh.yaml', text: yaml }], 'mesh.yaml', null);
+    assert.ok(parsed.ok, JSON.stringify(parsed));
+    return parsed.model;
+  };
+
+  it('the same with the model’s dependsOn in place of the sidecar’s list; a sidecar’s list adds to it', async () => {
+    const model = modelOf(
+      [
+        'services:',
+        '  - { name: service-a }',
+        '  - { name: service-b }',
+        '  - { name: service-c }',
+        '  - { name: calls-b, dependsOn: [service-b] }',
+        '  - { name: calls-nothing, dependsOn: [] }',
+      ].join('\n'),
+    );
+    const { clock, cp, connect, instance } = await mesh(model);
+    await instance('b-1', 'service-b', 20_001);
+    const onlyB = connect('only-b', undefined, true, 'calls-b');
+    const none = connect('none', undefined, true, 'calls-nothing');
+    // Its flag names A as well: the union of the two lists.
+    const bAndA = connect('b-and-a', ['service-a'], true, 'calls-b');
+    const whole = connect('whole', undefined, true, 'undeclared');
+    clock.advance(0);
+    // Every service of its first config but its app's (`inbound.…`, first).
+    const servicesOf = (p: { sink: EventSink }) => p.sink.events[0]!.data.config.services!.map((s) => s.name).slice(1);
+    assert.deepEqual(servicesOf(onlyB), ['service-b']);
+    assert.deepEqual(servicesOf(none), []);
+    assert.deepEqual(servicesOf(bAndA), ['service-a', 'service-b']);
+    assert.deepEqual(servicesOf(whole), ['calls-b', 'calls-nothing', 'service-a', 'service-b', 'service-c']);
+
+    for (let n = 0; n < 3; n++) {
+      await instance(`a-${n}`, 'service-a', 21_000 + n);
+      clock.advance(1_000);
+    }
+    await cp.registry.deregister('a-1');
+    clock.advance(1_000);
+
+    assert.equal(onlyB.sink.events.length, 1, 'nothing after its first config');
+    assert.equal(none.sink.events.length, 1, 'nothing after its first config');
+    assert.equal(bAndA.sink.events.length, 5, 'its flag added A: it heard of each change');
+    assert.equal(whole.sink.events.length, 5, 'no dependsOn, no flag: the whole mesh');
+    const last = cp.changes.recent(1)[0]!;
+    assert.deepEqual(last.results.map((r) => r.proxy).sort(), ['b-and-a', 'whole']);
+    assert.equal(last.unaffected, 2);
+
+    // A change to B reaches the proxy whose model entry names B.
+    await instance('b-2', 'service-b', 20_002);
+    clock.advance(1_000);
+    assert.equal(onlyB.sink.events.length, 2);
+    assert.deepEqual(
+      onlyB.sink.events[1]!.data.services!.map((s) => [s.name, s.endpoints!.length]),
+      [['service-b', 2]],
+    );
+    assert.equal(none.sink.events.length, 1);
   });
 
   it('after the first config, a change reaches a delta-capable proxy as the one service that changed', async () => {

@@ -46,6 +46,7 @@ import { configDelta } from '../generate/delta.ts';
 import { MeshContext, type ProxyConfig } from '../generate/mesh-context.ts';
 import type { MeshModel } from '../model/model.ts';
 import type { Registry, RegistryEvent } from '../registry/registry.ts';
+import type { RolloutController } from '../rollout/rollout.ts';
 import { ChangeLog } from './changes.ts';
 
 /** Where a proxy's events go: one open stream. */
@@ -117,6 +118,36 @@ export interface ControlPlaneOptions {
 
 export type AckResult = { ok: true } | { ok: false; status: number; error: string };
 
+/**
+ * A change being rolled out (docs/rollout.md): the canary proxies get configs made from `model`;
+ * every other proxy stays on the model in force. Registry changes reach both, each on its model.
+ */
+interface Canary {
+  change: number;
+  model: MeshModel;
+  context: MeshContext;
+  proxies: ReadonlySet<string>;
+}
+
+/** What a proxy did with a push (a guarded rollout follows its canaries' answers). */
+export type ProxyAnswer =
+  | { proxy: string; status: 'applied'; version: string }
+  | { proxy: string; status: 'rejected'; version: string; error: { message: string; issues?: ConfigIssue[] } }
+  | { proxy: string; status: 'disconnected' };
+
+/** The connected proxies a model would change, and the context it was generated in (for `startCanary`). */
+export interface CanaryPreview {
+  affected: string[];
+  context: MeshContext;
+}
+
+/** Follows a guarded rollout's telemetry and answers (the rollout controller). */
+export interface RolloutHooks {
+  answered(answer: ProxyAnswer): void;
+  /** Another model was put in force (through another control plane): the canaries were rolled back. */
+  superseded(why: string): void;
+}
+
 export class ControlPlane {
   readonly id: string;
   readonly startedAt: number;
@@ -127,7 +158,12 @@ export class ControlPlane {
   readonly metrics: ControlPlaneMetrics;
   private model: MeshModel;
   /** The model indexed, the registry by service, and every config made from them. */
-  private readonly context: MeshContext;
+  private context: MeshContext;
+  /** A rollout's canary proxies and their model, while it is watched. */
+  private canary: Canary | null = null;
+  private rolloutHooks: RolloutHooks | null = null;
+  /** Set by the model pipeline: guarded rollouts of new models (docs/rollout.md). */
+  rollouts: RolloutController | null = null;
   private readonly proxies = new Map<string, ProxyState>();
   /** Which proxies' last config includes each service, and which take the whole mesh. */
   private readonly dependents = new Map<string, Set<ProxyState>>();
@@ -216,6 +252,12 @@ export class ControlPlane {
    * change's id when a shared store gives it (the etcd revision that made the change).
    */
   setModel(model: MeshModel, cause: string, id?: number): number | null {
+    if (this.canary !== null) {
+      if (model.version === this.canary.model.version) return this.promoteCanary();
+      const why = `superseded by model ${model.version.slice(0, 16)} (${cause})`;
+      this.rollbackCanary(why);
+      this.rolloutHooks?.superseded(why);
+    }
     if (model.version === this.model.version) return null;
     this.remember(model, this.model.version);
     this.model = model;
@@ -292,7 +334,7 @@ export class ControlPlane {
    * on, and shared by proxies of equal inputs); keeps the index of who depends on what up to date.
    */
   private generate(state: ProxyState): ProxyConfig {
-    const generated = this.context.generate(state.identity);
+    const generated = this.contextOf(state).generate(state.identity);
     const before = state.generated;
     if (before === null || before.dependsOn !== generated.dependsOn) {
       this.unindex(state);
@@ -306,6 +348,10 @@ export class ControlPlane {
     }
     state.generated = generated;
     return generated;
+  }
+
+  private contextOf(state: ProxyState): MeshContext {
+    return this.canary?.proxies.has(state.identity.id) ? this.canary.context : this.context;
   }
 
   private unindex(state: ProxyState) {
@@ -323,6 +369,8 @@ export class ControlPlane {
   private onRegistryEvent(event: RegistryEvent) {
     const i = event.instance;
     for (const service of this.context.apply(event)) this.dirtyServices.add(service);
+    // Discovery never waits for a rollout: the canaries' configs follow the registry as well.
+    if (this.canary) for (const service of this.canary.context.apply(event)) this.dirtyServices.add(service);
     const health = event.type === 'updated' ? `, ${i.health}` : '';
     this.change(
       'registry',
@@ -331,9 +379,9 @@ export class ControlPlane {
     );
   }
 
-  private change(kind: ChangeRecord['kind'], cause: string, givenId?: number): number {
+  private change(kind: ChangeRecord['kind'], cause: string, givenId?: number, modelVersion?: string): number {
     const now = this.clock.now();
-    const id = this.changes.create(kind, cause, this.model.version, now, givenId);
+    const id = this.changes.create(kind, cause, modelVersion ?? this.model.version, now, givenId);
     this.metrics.changes.inc({ kind });
     this.log.info({ change: id, cause }, 'change');
     if (this.pending.length === 0) this.firstPendingAt = now;
@@ -385,10 +433,9 @@ export class ControlPlane {
     this.dirtyAll = false;
     this.dirtyServices = new Set();
     let connected = 0;
-    let pushed = 0;
     for (const state of this.proxies.values()) if (state.sink !== null) connected++;
-    for (const state of candidates) if (state.sink !== null && this.pushIfChanged(state, ids)) pushed++;
-    for (const id of ids) this.changes.flushed(id, connected - pushed);
+    for (const state of candidates) if (state.sink !== null) this.pushIfChanged(state, ids);
+    for (const id of ids) this.changes.flushed(id, connected);
   }
 
   private pushIfChanged(state: ProxyState, changes: number[]): boolean {
@@ -527,6 +574,7 @@ export class ControlPlane {
     state.base = null;
     state.disconnectedAt = now;
     this.log.info({ proxy: state.identity.id, stream }, 'proxy disconnected');
+    this.rolloutHooks?.answered({ proxy: state.identity.id, status: 'disconnected' });
     state.forget = schedule(
       this.clock,
       () => {
@@ -537,6 +585,7 @@ export class ControlPlane {
         const key = this.context.keyOf(state.identity);
         for (const other of this.proxies.values()) if (this.context.keyOf(other.identity) === key) return;
         this.context.drop(state.identity);
+        this.canary?.context.drop(state.identity);
       },
       this.forgetMs,
     );
@@ -562,6 +611,7 @@ export class ControlPlane {
       state.lastAckAt = now;
       for (const ms of this.changes.answered(changes, ack.proxy, { status: 'applied', at: now }))
         this.metrics.propagation.observe(ms / 1000);
+      this.rolloutHooks?.answered({ proxy: ack.proxy, status: 'applied', version: push.version });
     } else {
       this.metrics.nacks.inc();
       const error = ack.error ?? { message: 'rejected without a reason' };
@@ -569,8 +619,83 @@ export class ControlPlane {
       // The proxy keeps what it had; another push of the same version would be rejected again.
       this.changes.answered(changes, ack.proxy, { status: 'rejected', at: now, error });
       this.log.warn({ proxy: ack.proxy, version: push.version, error: error.message }, 'proxy rejected its config');
+      this.rolloutHooks?.answered({ proxy: ack.proxy, status: 'rejected', version: push.version, error });
     }
     return { ok: true };
+  }
+
+  // ── Guarded rollouts (docs/rollout.md): the canary model beside the model in force ──
+
+  /** Sets who follows the proxies' answers during rollouts. */
+  setRolloutHooks(hooks: RolloutHooks | null): void {
+    this.rolloutHooks = hooks;
+  }
+
+  /** The model the canaries are on, while a rollout is watched. */
+  get canaryModel(): MeshModel | null {
+    return this.canary?.model ?? null;
+  }
+
+  /** The version proxy `id` should hold now (the canary model's for a canary), or null when unknown. */
+  expectedVersion(id: string): string | null {
+    const state = this.proxies.get(id);
+    return state === undefined ? null : this.generate(state).version;
+  }
+
+  /** The connected proxies whose config `model` would change, sorted by id. */
+  previewCanary(model: MeshModel): CanaryPreview {
+    const context = new MeshContext(model.config, this.context.instances());
+    const affected: string[] = [];
+    for (const state of this.proxies.values())
+      if (state.sink !== null && context.generate(state.identity).version !== this.generate(state).version)
+        affected.push(state.identity.id);
+    return { affected: affected.sort(), context };
+  }
+
+  /**
+   * Pushes `model` to the `proxies` given (the canaries) and to no other: every other proxy keeps the
+   * model in force. Returns the change's id. The change is pushed at once, alone: a push never
+   * carries it together with another change, so its record names the canaries only.
+   */
+  startCanary(model: MeshModel, preview: CanaryPreview, proxies: readonly string[], cause: string): number {
+    if (this.canary !== null) throw new Error(`change ${this.canary.change} is being rolled out`);
+    if (this.pending.length > 0) this.flush();
+    this.remember(model, this.model.version);
+    this.canary = { change: 0, model, context: preview.context, proxies: new Set(proxies) };
+    this.dirtyAll = true;
+    const id = this.change('config', `${cause} (model ${model.version}, to canaries first)`, undefined, model.version);
+    this.canary.change = id;
+    this.flush();
+    return id;
+  }
+
+  /** The canary model becomes the model in force and goes to every proxy, as the same change. */
+  private promoteCanary(): number {
+    const canary = this.canary!;
+    if (this.pending.length > 0) this.flush();
+    this.model = canary.model;
+    this.context = canary.context;
+    this.canary = null;
+    this.dirtyAll = true;
+    if (this.pending.length === 0) this.firstPendingAt = this.clock.now();
+    this.pending.push(canary.change);
+    this.flush();
+    return canary.change;
+  }
+
+  /**
+   * Ends a rollout without its model: the canaries get the model in force again, as a new change
+   * (returned) whose cause says why.
+   */
+  rollbackCanary(why: string): number | null {
+    const canary = this.canary;
+    if (canary === null) return null;
+    if (this.pending.length > 0) this.flush();
+    this.canary = null;
+    this.dirtyAll = true;
+    const id = this.change('config', `rollback of change ${canary.change}: ${why}`);
+    this.flush();
+    return id;
   }
 
   proxyIds(): string[] {
@@ -627,6 +752,7 @@ export class ControlPlane {
 
   /** Closes every stream (proxies reconnect with backoff) and stops timers. */
   close(): void {
+    this.rollouts?.close();
     this.cancelFlush?.();
     this.cancelWarmup?.();
     this.unwatch();

@@ -16,6 +16,7 @@ import type {
 import { lineDiff } from '../../admin/dashboard/diff.ts';
 import { type Overview, TelemetryStore } from '../../admin/dashboard/telemetry-store.ts';
 import type { Config } from '../../api/config.ts';
+import type { ExplainedTrail, ExplainResult, TrailHop } from '../../api/explain.ts';
 import {
   type LookupAnswer,
   type LookupEvent,
@@ -30,12 +31,14 @@ import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
 import { DEFAULT_LOOKUP_TIMEOUT_MS } from '../../core/defaults.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import { checkMeshRules } from '../model/model.ts';
+import { RolloutRefused } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { ModelPipeline } from './model-pipeline.ts';
 
 interface PendingLookup {
   expected: Set<string>;
   records: { proxy: string; record: RequestRecord }[];
+  trails: { proxy: string; trail: ExplainedTrail }[];
   answered: number;
   finish: () => void;
 }
@@ -193,7 +196,11 @@ export class ControlPlaneDashboard implements DashboardBackend {
       case 'rejected':
         return { status: 400, issues: outcome.issues, error: 'the change is not valid' };
       case 'failed':
-        return { status: 500, error: outcome.error.message };
+        // While a rollout is watched no other model change is taken: a conflict, not a failure.
+        return {
+          status: outcome.error instanceof RolloutRefused ? outcome.error.status : 500,
+          error: outcome.error.message,
+        };
       default:
         return { status: 409, error: 'another change replaced this one' };
     }
@@ -205,18 +212,20 @@ export class ControlPlaneDashboard implements DashboardBackend {
     if (pending === undefined || !pending.expected.delete(answer.proxy)) return false;
     pending.answered++;
     for (const record of answer.records) pending.records.push({ proxy: answer.proxy, record });
+    for (const trail of answer.trails ?? []) pending.trails.push({ proxy: answer.proxy, trail });
     if (pending.expected.size === 0) pending.finish();
     return true;
   }
 
   /** Asks every connected proxy once; resolves when all answered or the timeout passed. */
-  private ask(match: string[]): Promise<PendingLookup & { asked: number }> {
+  private ask(match: string[], explain = false): Promise<PendingLookup & { asked: number }> {
     const id = randomBytes(8).toString('hex');
-    const event: LookupEvent = { id, match };
+    const event: LookupEvent = explain ? { id, match, explain } : { id, match };
     return new Promise((resolve) => {
       const pending: PendingLookup = {
         expected: new Set(),
         records: [],
+        trails: [],
         answered: 0,
         finish: () => {
           clearTimeout(timer);
@@ -260,6 +269,40 @@ export class ControlPlaneDashboard implements DashboardBackend {
       });
     }
     hops.sort((a, b) => a.start - b.start || b.durationMs - a.durationMs);
+    return {
+      id,
+      hops,
+      asked: Math.max(first.asked, second?.asked ?? 0),
+      answered: Math.max(first.answered, second?.answered ?? 0),
+    };
+  }
+
+  /**
+   * A request's decision trails from every proxy it crossed (`meshgate explain`): asked of every proxy
+   * by request id, then by the trace ids those trails carry (an app passes `traceparent` on but not
+   * always `x-request-id`), in the order the hops started.
+   */
+  async explain(id: string): Promise<ExplainResult> {
+    const first = await this.ask([id], true);
+    const traces = [
+      ...new Set(first.trails.map((t) => t.trail.traceId).filter((t): t is string => t !== null && t !== id)),
+    ].slice(0, 16);
+    const second = traces.length > 0 ? await this.ask(traces, true) : null;
+    const seen = new Set<string>();
+    const hops: TrailHop[] = [];
+    for (const { proxy, trail } of [...first.trails, ...(second?.trails ?? [])]) {
+      const key = `${proxy}\u0000${trail.requestId}\u0000${trail.start}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const identity = this.cp.knownIdentity(proxy);
+      hops.push({
+        proxy,
+        kind: identity?.kind ?? 'unknown',
+        proxyService: identity?.service ?? (identity?.kind === 'gateway' ? 'gateway' : null),
+        trail,
+      });
+    }
+    hops.sort((a, b) => a.trail.start - b.trail.start || b.trail.outcome.durationMs - a.trail.outcome.durationMs);
     return {
       id,
       hops,

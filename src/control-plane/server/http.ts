@@ -19,6 +19,8 @@ import {
   type InstanceRegistration,
   type LookupAnswer,
   LookupAnswerSchema,
+  type RolloutRequest,
+  RolloutRequestSchema,
   type StreamHello,
   StreamHelloSchema,
   type TelemetryReport,
@@ -44,6 +46,7 @@ import {
 import type { CertificateAuthority } from '../ca/ca.ts';
 import { CaError } from '../ca/errors.ts';
 import { RegistrationError } from '../registry/registry.ts';
+import { RolloutRefused } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { ControlPlaneDashboard } from './dashboard.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
@@ -56,6 +59,7 @@ const validators = {
   certificate: ajv.compile(CertificateRequestSchema),
   telemetry: ajv.compile(TelemetryReportSchema),
   lookup: ajv.compile(LookupAnswerSchema),
+  rollout: ajv.compile(RolloutRequestSchema),
 };
 
 const REALM = 'Bearer realm="meshgate-control-plane"';
@@ -200,8 +204,70 @@ export function controlPlaneApi(
           case 'unchanged':
             return { status: 200, body: { version: outcome.hash, change: null, unchanged: true } };
           default:
+            if (outcome.status === 'failed' && outcome.error instanceof RolloutRefused)
+              return problem(outcome.error.status, outcome.error.code, 'Model change refused', outcome.error.message);
             return { status: 500, body: { error: outcome.status === 'failed' ? outcome.error.message : 'superseded' } };
         }
+      }),
+    );
+
+  // ── guarded rollouts (docs/rollout.md) ──
+  admin
+    .route(
+      'POST /rollouts',
+      operator(async (req) => {
+        const body = await readJson<RolloutRequest>(req, validators.rollout, MAX_MODEL_BODY_BYTES);
+        if (!body.ok) return bad(body.error);
+        const { config, rollout } = body.value;
+        const outcome = await pipeline.submit({ ...adminApiChange(config), intent: { rollout } });
+        switch (outcome.status) {
+          case 'rejected':
+            return { status: 400, body: { error: 'the config is not valid', issues: outcome.issues } };
+          case 'applied': {
+            const change = outcome.report.change;
+            const record = change === null ? undefined : await cp.changes.read(change);
+            return {
+              status: 202,
+              body: { version: outcome.hash, change, unchanged: false, rollout: record?.rollout ?? null },
+            };
+          }
+          case 'unchanged':
+            return { status: 200, body: { version: outcome.hash, change: null, unchanged: true, rollout: null } };
+          default:
+            if (outcome.status === 'failed' && outcome.error instanceof RolloutRefused)
+              return problem(outcome.error.status, outcome.error.code, 'Rollout refused', outcome.error.message);
+            return { status: 500, body: { error: outcome.status === 'failed' ? outcome.error.message : 'superseded' } };
+        }
+      }),
+    )
+    .route(
+      'GET /rollouts/current',
+      operator(() => {
+        const current = cp.rollouts?.current();
+        return current
+          ? { status: 200, body: current }
+          : { status: 404, body: { error: 'no rollout is being watched', lastChange: cp.rollouts?.last ?? null } };
+      }),
+    )
+    .route(
+      'POST /rollouts/current/promote',
+      operator(() => {
+        const promoted = cp.rollouts?.promoteNow();
+        return promoted
+          ? { status: 202, body: { change: promoted.change, status: 'promoting' } }
+          : { status: 404, body: { error: 'no rollout is being watched' } };
+      }),
+    )
+    .route(
+      'POST /rollouts/current/abort',
+      operator(() => {
+        const aborted = cp.rollouts?.abort();
+        return aborted
+          ? {
+              status: 200,
+              body: { change: aborted.change, status: 'rolled-back', rollbackChange: aborted.rollbackChange },
+            }
+          : { status: 404, body: { error: 'no rollout is being watched' } };
       }),
     );
 
@@ -426,6 +492,7 @@ export function controlPlaneApi(
         const refused = fromProxy(p, body.value.proxy, body.value.stream);
         if (refused) return refused;
         dashboard.ingest(cp.knownIdentity(body.value.proxy)!, body.value);
+        cp.rollouts?.observe(body.value.proxy, body.value);
         return { status: 200, body: { status: 'recorded' } };
       }),
     )
@@ -441,6 +508,24 @@ export function controlPlaneApi(
           : { status: 409, body: { error: `no lookup ${body.value.id} waits for proxy ${body.value.proxy}` } };
       }),
     );
+  // `meshgate explain`: every proxy's decision trails of one request, gathered over the push streams.
+  admin.route(
+    'GET /requests/:id/explain',
+    operator(async (_req, _url, { id }) => {
+      if (id!.length === 0 || id!.length > 256)
+        return { status: 400, body: { error: 'a request id has 1 to 256 characters' } };
+      const result = await dashboard.explain(id!);
+      return result.hops.length === 0
+        ? {
+            status: 404,
+            body: {
+              ...result,
+              error: `no proxy of ${result.answered} answering (of ${result.asked} asked) has a decision trail of request ${id}`,
+            },
+          }
+        : { status: 200, body: result };
+    }),
+  );
   addDashboard(admin, dashboard, (req) => {
     const p = auth.authenticate(req);
     if (p === undefined) return unauthorized(NO_TOKEN);
@@ -570,5 +655,6 @@ async function statusView(cp: ControlPlane) {
       rss: Object.fromEntries(reporting.map((p) => [p.id, p.rssBytes!])),
     },
     changes: await cp.changes.readRecent(10),
+    rollout: cp.rollouts?.current() ?? null,
   };
 }

@@ -5,6 +5,7 @@
  * records a change and pushes it to every proxy it affects.
  */
 
+import type { RolloutOptions } from '../../api/mesh.ts';
 import {
   type ConfigConverter,
   ConfigPipeline,
@@ -16,6 +17,7 @@ import type { PluginCatalog } from '../../core/plugin.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { checkMeshRules, type MeshModel } from '../model/model.ts';
 import { MemoryModelStore, type ModelStore } from '../model/store.ts';
+import { RolloutController } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 
 export interface ModelReport {
@@ -38,18 +40,27 @@ export function modelOf({ loaded, texts }: ValidatedConfig): MeshModel {
   });
 }
 
-function modelTarget(store: ModelStore): ConfigTarget<MeshModel, ModelReport> {
+/** A change request's `intent` that rolls the model out to canary proxies first (`POST /rollouts`). */
+export interface RolloutIntent {
+  rollout: RolloutOptions;
+}
+
+function modelTarget(store: ModelStore, rollouts: RolloutController): ConfigTarget<MeshModel, ModelReport> {
   return {
     async prepare(config) {
       return modelOf(config);
     },
-    async commit(model, { trigger }) {
+    async commit(model, { trigger, intent }) {
       const cause =
         trigger === ADMIN_API_SOURCE
           ? 'config applied through the admin API'
           : model.source === ADMIN_API_SOURCE
             ? `${trigger}, through the admin API`
             : `config reloaded from ${model.source} (${trigger})`;
+      const rollout = (intent as RolloutIntent | undefined)?.rollout;
+      if (rollout !== undefined) return { change: await rollouts.start(model, cause, rollout), model: model.version };
+      // One model change at a time: a reload or PUT /config during a rollout is refused, not queued.
+      rollouts.refuseWhileActive();
       return { change: await store.commit(model, cause), model: model.version };
     },
     async discard() {},
@@ -68,8 +79,15 @@ export function modelPipeline(
   store: ModelStore = new MemoryModelStore(),
   converters?: readonly ConfigConverter[],
 ): ModelPipeline {
-  const pipeline = new ConfigPipeline({
-    target: modelTarget(store),
+  const rollouts = new RolloutController({
+    cp,
+    store,
+    log,
+    rolledBack: (previous) => started(previous, 'rollback'),
+  });
+  cp.rollouts = rollouts;
+  const pipeline: ModelPipeline = new ConfigPipeline({
+    target: modelTarget(store, rollouts),
     log,
     load: { catalog, extraChecks: checkMeshRules },
     converters,

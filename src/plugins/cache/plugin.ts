@@ -154,6 +154,10 @@ class CacheFilter implements Filter {
     this.c = compiled;
   }
 
+  explain(): Record<string, unknown> {
+    return { status: this.status };
+  }
+
   onRequestHeaders(ctx: RequestContext): FilterResult {
     const c = this.c;
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return undefined;

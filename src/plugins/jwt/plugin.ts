@@ -175,7 +175,9 @@ export default definePlugin<JwtConfig>({
       return admit(ctx, v);
     };
 
+    const explained = Object.freeze({ requiredScopes: required, scopesMatch: any ? 'any' : 'all' });
     const filter: Filter = {
+      explain: () => explained,
       onRequestHeaders(ctx) {
         for (const [, header] of claimHeaders) ctx.removeHeader(header!);
         const token = tokenOf(ctx, sources);

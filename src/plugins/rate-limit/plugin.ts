@@ -137,6 +137,22 @@ class Counted implements Filter {
     for (const [name, value] of headersOf(this.decision, this.limiter.periodHeaders)) response.setHeader(name, value);
   }
 
+  explain(): Record<string, unknown> | undefined {
+    const d = this.decision;
+    if (d === null) return undefined;
+    return {
+      allowed: d.allowed,
+      dryRun: this.limiter.dryRun,
+      by: this.limiter.scope.slice(this.limiter.scope.lastIndexOf('|') + 1),
+      windows: this.limiter.windows.map((w, i) => ({
+        limit: w.limit,
+        windowMs: w.windowMs,
+        remaining: d.windows[i]?.remaining ?? null,
+        resetMs: d.windows[i]?.resetMs ?? null,
+      })),
+    };
+  }
+
   private decide(ctx: RequestContext, decision: Decision): LocalReply | undefined {
     this.decision = decision;
     const l = this.limiter;

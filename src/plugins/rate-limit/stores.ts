@@ -22,13 +22,25 @@ export interface StoreChoice {
 }
 
 /** What choosing a store uses of the plugin deps. */
-export type StoreDeps = Pick<PluginDeps, 'shared' | 'redis' | 'counter' | 'warn'>;
+export type StoreDeps = Pick<PluginDeps, 'shared' | 'redis' | 'counter' | 'warn' | 'isolated'>;
 
 /**
  * `owner` names who counts, in the `store_unavailable_total{plugin}` label and log lines. Every owner
  * counts in the same store (keys tell them apart), so a gateway has one primary-held count.
  */
 export async function selectStore(config: StoreChoice, deps: StoreDeps, owner = 'rate-limit'): Promise<SelectedStore> {
+  // A dry run counts on its own, never in the counters the live config refuses by: in the primary under
+  // keys of its own (one count for the machine, as live), else in its own memory; never in Redis.
+  if (deps.isolated !== undefined) {
+    const primary = primaryRateLimitStore();
+    if (primary === null) return { store: deps.shared('rate-limit:memory', () => new MemoryStore()), failure: null };
+    const prefix = `${deps.isolated}|`;
+    const store: RateLimitStore = {
+      consume: (key, windows, now) => primary.consume(prefix + key, windows, now),
+      peek: (key, windows, now) => primary.peek(prefix + key, windows, now),
+    };
+    return { store, failure: new FailurePolicy(owner, true, deps) };
+  }
   if (config.store !== 'redis') {
     const primary = primaryRateLimitStore();
     // The primary can only fail to answer when it is gone (the worker is then draining): failOpen decides.

@@ -39,6 +39,8 @@ export interface ChainDepsBase {
   now(): number;
   warn(message: string, fields?: Record<string, unknown>): void;
   shared<T>(key: string, create: () => T): T;
+  /** PluginDeps.isolated: compiling a shadow config (state only in `shared`, counters go nowhere). */
+  isolated?: string;
   /** PluginDeps.counter; a proxy passes its metrics' (without one, counts go nowhere). */
   counter?(name: string, help: string, labelNames: readonly string[]): PluginCounter;
 }
@@ -63,6 +65,7 @@ export function createChainCompiler(
     shared: base.shared,
     consumers,
     redis: config.redis,
+    ...(base.isolated === undefined ? {} : { isolated: base.isolated }),
     counter: base.counter ?? (() => uncounted),
     perSnapshot<T>(key: string, create: () => T): T {
       if (!perSnapshot.has(key)) perSnapshot.set(key, create());
@@ -76,18 +79,23 @@ export function createChainCompiler(
     if (!definition) throw new Error(`plugin ${entry.name ?? entry.path} is not available`);
     return definition;
   };
-  // Modules named by path were loaded where the config was validated; a worker process loads them here.
-  const loading = Promise.all(
-    [
-      config.plugins,
-      ...(config.services ?? []).map((s) => s.plugins),
-      ...(config.routes ?? []).map((r) => r.plugins),
-      ...(config.consumers ?? []).map((c) => c.plugins),
-    ]
-      .flatMap((list) => list ?? [])
+  // Modules named by path (and a lazy catalog's built-ins) were loaded where the config was validated;
+  // a worker process loads them here.
+  const entries = [
+    config.plugins,
+    ...(config.services ?? []).map((s) => s.plugins),
+    ...(config.routes ?? []).map((r) => r.plugins),
+    ...(config.consumers ?? []).map((c) => c.plugins),
+  ].flatMap((list) => list ?? []);
+  const unloadedNames = entries
+    .filter((e) => e.path === undefined && e.name !== undefined && catalog?.get(e.name) === undefined)
+    .map((e) => e.name!);
+  const loading = Promise.all([
+    ...entries
       .filter((e) => e.path !== undefined && catalog?.loaded(e.path) === undefined)
       .map((e) => catalog!.load(e.path!)),
-  );
+    ...(unloadedNames.length > 0 && catalog?.preload ? [catalog.preload(unloadedNames)] : []),
+  ]);
   const compileEntry = (s: ScopedEntry): Promise<CompiledFilter> => {
     let promise = compiled.get(s.entry);
     if (!promise) {

@@ -52,6 +52,7 @@ export function runRequestFilters(
       if (filter.onRequestBody !== undefined) (ctx.requestBodyFilters ??= []).push(filter);
       if (filter.rewriteResponseBody !== undefined) (ctx.responseBodyFilters ??= []).push(filter);
       result = filter.onRequestHeaders?.(ctx);
+      if (ctx.trail !== null) ctx.trail.plugin(ctx, filters[i]!, filter, result);
     } catch (e) {
       failFilter(ctx, filters[i]!, e);
       return;
@@ -84,6 +85,7 @@ export function runRequestFilters(
 }
 
 function failFilter(ctx: StreamContext, filter: CompiledFilter, e: unknown) {
+  if (ctx.trail !== null) ctx.trail.pluginFailed(filter);
   ctx.owner.onFilterError?.(ctx, filter.name, e);
   ctx.reply({ status: 500, code: 'MG_INTERNAL', detail: `plugin ${filter.name} failed on this request` });
 }

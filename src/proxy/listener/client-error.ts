@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { LOCAL_REPLY_CODE_HEADER, REQUEST_ID_HEADER } from '../../core/defaults.ts';
 import { type LocalReplyCode, LocalReplyCodes } from '../../core/errors.ts';
-import { newestStreamOnSocket } from '../context.ts';
+import { newestStreamOnSocket, type StreamContext } from '../context.ts';
 import { problemOf } from '../local-reply.ts';
 
 const DETAILS: Record<string, [LocalReplyCode, string]> = {
@@ -40,22 +40,34 @@ export function onClientError(error: NodeJS.ErrnoException, socket: Socket): voi
     socket.destroy();
     return;
   }
-  const [replyCode, detail] = DETAILS[code] ?? [
-    'MG_BAD_REQUEST',
-    code.startsWith('HPE_') ? `malformed request (${code})` : 'malformed request',
-  ];
-  // The head was accepted and the request is under way, but its body is malformed or too slow. The
-  // upstream dispatch writes in a later microtask, so a body error found in the same read as the head
-  // aborts it before a byte leaves; later, the upstream sees an aborted request, never a complete one.
-  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-    const ctx = newestStreamOnSocket(socket);
-    if (ctx !== null && !ctx.done) {
-      ctx.upstream?.abort();
-      ctx.failAndClose(replyCode, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? DETAILS.ERR_HTTP_REQUEST_TIMEOUT![1] : detail);
-      socket.destroySoon();
-    } else socket.destroy();
-    return;
-  }
+  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage)
+    failUnderway(code, socket, newestStreamOnSocket(socket));
+  else refuseOnSocket(code, socket);
+}
+
+function detailsOf(code: string): [LocalReplyCode, string] {
+  return (
+    DETAILS[code] ?? ['MG_BAD_REQUEST', code.startsWith('HPE_') ? `malformed request (${code})` : 'malformed request']
+  );
+}
+
+/**
+ * The head was accepted and the request is under way, but its body is malformed or too slow. The
+ * upstream dispatch writes in a later microtask, so a body error found in the same read as the head
+ * aborts it before a byte leaves; later, the upstream sees an aborted request, never a complete one.
+ */
+export function failUnderway(code: string, socket: Socket, ctx: StreamContext | null): void {
+  if (ctx !== null && !ctx.done) {
+    const [replyCode, detail] = detailsOf(code);
+    ctx.upstream?.abort();
+    ctx.failAndClose(replyCode, detail);
+    socket.destroySoon();
+  } else socket.destroy();
+}
+
+/** No request is under way: the refusal is written on the bare connection, which then closes. */
+export function refuseOnSocket(code: string, socket: Socket): void {
+  const [replyCode, detail] = detailsOf(code);
   const status = LocalReplyCodes[replyCode].status;
   const requestId = randomUUID();
   const body = JSON.stringify(problemOf({ status, code: replyCode, detail }, requestId));

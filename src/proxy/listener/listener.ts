@@ -29,6 +29,7 @@ import type { MeshTls } from '../identity/mesh-tls.ts';
 import { handleRequest } from '../stream.ts';
 import { handleUpgrade } from '../websocket.ts';
 import { onClientError } from './client-error.ts';
+import type { LeanServer } from './lean/server.ts';
 import { notePeer } from './peer.ts';
 import { contextFor } from './tls.ts';
 
@@ -81,7 +82,12 @@ export class Listener {
    */
   private readonly silent = new Map<Socket, number>();
   private sweeper: NodeJS.Timeout | null = null;
-  private draining = false;
+  /** The lean HTTP/1.1 engine (`engine: lean`), once a connection needs it. */
+  private lean: LeanServer | null = null;
+  /** Loaded with the first listener that asks for the lean engine; null until then. */
+  private static leanModule: typeof import('./lean/server.ts') | null = null;
+  /** Closing: requests still arriving on open connections are served, then their connection closes. */
+  draining = false;
   /** Stops following the workload identity's rotations (set once a mutual-TLS server exists). */
   private unfollowRotation: (() => void) | null = null;
 
@@ -112,8 +118,9 @@ export class Listener {
     return (this.outer.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  listen(): Promise<void> {
+  async listen(): Promise<void> {
     const { port, address } = this.current.config;
+    if (this.current.config.engine === 'lean') await Listener.loadLean();
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       this.outer.once('error', onError);
@@ -142,6 +149,10 @@ export class Listener {
       else this.sniffTls(socket);
     } else if (runtime.config.http2) {
       this.sniff(socket, Buffer.alloc(0));
+    } else if (runtime.config.engine === 'lean' && Listener.leanModule !== null) {
+      this.trackH1(socket);
+      this.lean ??= new Listener.leanModule.LeanServer(this.host, this);
+      this.lean.accept(socket);
     } else {
       this.trackH1(socket);
       this.server('h1').emit('connection', socket);
@@ -327,9 +338,15 @@ export class Listener {
     return server;
   }
 
+  /** The lean engine is loaded only by processes whose config uses it. */
+  static async loadLean(): Promise<void> {
+    Listener.leanModule ??= await import('./lean/server.ts');
+  }
+
   private sweepSilent() {
     const deadline = this.current.config.limits.headersTimeoutMs;
     const now = performance.now();
+    this.lean?.sweep(now);
     for (const [socket, acceptedAt] of this.silent) {
       if (socket.bytesRead > 0) this.silent.delete(socket);
       else if (deadline > 0 && now - acceptedAt >= deadline) {

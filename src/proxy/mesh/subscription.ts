@@ -10,8 +10,10 @@
  * exponential backoff and full jitter and tells the control plane the version it serves, so it is
  * sent something only if that is out of date.
  */
+
 import { type Agent, type ClientRequest, request } from 'node:http';
 import type { Config } from '../../api/config.ts';
+import type { ExplainedTrail } from '../../api/explain.ts';
 import type {
   DeltaEvent,
   LookupEvent,
@@ -62,6 +64,8 @@ export interface SubscriptionOptions {
   telemetry?: () => Promise<TelemetrySample>;
   /** The proxy's records of these requests (ids or trace ids), for a `lookup` event. */
   lookup?: (match: string[]) => Promise<RequestRecord[]>;
+  /** The proxy's decision trails of these requests, for a `lookup` event that asks for them (`explain`). */
+  explain?: (match: string[]) => Promise<ExplainedTrail[]>;
   /**
    * Ask for `delta` events (default true): after the first config on a stream, a change arrives as
    * what differs, which this proxy rebuilds into the whole config and checks against its version.
@@ -330,6 +334,11 @@ export class ControlPlaneSubscription {
     if (typeof event?.id !== 'string' || !Array.isArray(event.match)) return this.garbage('lookup without id or match');
     try {
       const match = event.match.filter((m) => typeof m === 'string').slice(0, 16);
+      if (event.explain === true) {
+        const trails = this.options.explain === undefined ? [] : await this.options.explain(match);
+        await this.post('/lookups', { proxy: this.options.identity.id, stream, id: event.id, records: [], trails });
+        return;
+      }
       const records = (await this.options.lookup(match)).slice(-MAX_LOOKUP_RECORDS);
       await this.post('/lookups', { proxy: this.options.identity.id, stream, id: event.id, records });
     } catch (e) {

@@ -74,7 +74,7 @@ class PathTable<T> {
 type PathTest = (path: string) => boolean;
 
 /** A route's path condition on its own, for routes tried in a fixed order rather than through the trie. */
-function compilePathTest(m: RouteMatchConfig | undefined): PathTest {
+export function compilePathTest(m: RouteMatchConfig | undefined): PathTest {
   if (m?.pathRegex !== undefined) {
     const regex = new RegExp(`^(?:${m.pathRegex})$`);
     return (p) => regex.test(p);

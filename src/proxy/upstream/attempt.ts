@@ -7,6 +7,7 @@
  * classify.ts's; what a try does with the answer (stream it, read it whole) is the subclass's.
  */
 import type { Client, Dispatcher } from 'undici';
+import { RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -18,7 +19,15 @@ import type { UpstreamService } from './service.ts';
 export const NO_HEALTHY_ENDPOINT = 'no-healthy-endpoint';
 export const MAX_REQUESTS = 'circuit-open:maxRequests';
 export const MAX_PENDING_REQUESTS = 'circuit-open:maxPendingRequests';
-export type TryRefusal = typeof NO_HEALTHY_ENDPOINT | typeof MAX_REQUESTS | typeof MAX_PENDING_REQUESTS;
+/** No endpoint is available and outlier detection has ejected some of them: the passive breaker is open. */
+export const OUTLIER_EJECTED = 'outlier-ejected';
+export const ADAPTIVE_CONCURRENCY = 'adaptive-concurrency';
+export type TryRefusal =
+  | typeof NO_HEALTHY_ENDPOINT
+  | typeof OUTLIER_EJECTED
+  | typeof MAX_REQUESTS
+  | typeof MAX_PENDING_REQUESTS
+  | typeof ADAPTIVE_CONCURRENCY;
 
 /** Where tries go: a route's destination, or an action's call target. */
 export interface TryTarget {
@@ -44,12 +53,17 @@ export function admitTry(
   if (endpoint === null) {
     if (isRetry) breaker.retries--;
     service.stats.noHealthyUpstream++;
-    return NO_HEALTHY_ENDPOINT;
+    return soonestReturn(target.endpoints) > 0 ? OUTLIER_EJECTED : NO_HEALTHY_ENDPOINT;
   }
   if (breaker.requests >= breaker.maxRequests) {
     if (isRetry) breaker.retries--;
     breaker.overflows.maxRequests++;
     return MAX_REQUESTS;
+  }
+  // Last: a try the fixed limits refuse is not charged to the adaptive one. The handler counts it out.
+  if (breaker.adaptive !== null && !breaker.adaptive.tryAcquire()) {
+    if (isRetry) breaker.retries--;
+    return ADAPTIVE_CONCURRENCY;
   }
   return endpoint;
 }
@@ -69,14 +83,48 @@ export function refusalOf(reason: TryRefusal, target: TryTarget): [LocalReplyCod
       `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
         '(circuitBreaker.maxPendingRequests)',
     ];
+  if (reason === ADAPTIVE_CONCURRENCY)
+    return [
+      'MG_CONCURRENCY_LIMITED',
+      `service ${service.name} has ${breaker.adaptive!.inFlight} requests in flight, its adaptive concurrency ` +
+        `limit (minRTT ${breaker.adaptive!.minRttMs.toFixed(1)} ms, latency now ${breaker.adaptive!.lastSampleMs.toFixed(1)} ms)`,
+    ];
   const where = target.subset ? `subset ${target.subset} of ` : '';
   const set = target.endpoints;
+  if (reason === OUTLIER_EJECTED)
+    return [
+      'MG_NO_HEALTHY_UPSTREAM',
+      `${where}service ${service.name} has no healthy endpoint: outlier detection ejected ` +
+        `${set.endpoints.filter((e) => e.ejected).length} of ${set.endpoints.length}, the first back in ` +
+        `${Math.max(0, soonestReturn(set) - service.clock.now())} ms`,
+    ];
   return [
     'MG_NO_HEALTHY_UPSTREAM',
     set.endpoints.length === 0
       ? `${where}service ${service.name} has no endpoint`
       : `${where}service ${service.name} has no healthy endpoint (${set.endpoints.length} unhealthy or ejected)`,
   ];
+}
+
+/**
+ * The `Retry-After` (seconds) of a refusal when it can be known better than its code's default
+ * (local-reply.ts): the first ejected endpoint's return, or sooner, one health-check interval's
+ * default, when an endpoint is out for failing checks instead. Undefined: the code's default.
+ */
+export function refusalRetryAfter(reason: TryRefusal, target: TryTarget): string | undefined {
+  if (reason !== OUTLIER_EJECTED) return undefined;
+  const set = target.endpoints;
+  let seconds = Math.max(1, Math.ceil((soonestReturn(set) - target.service.clock.now()) / 1000));
+  if (set.endpoints.some((e) => !e.ejected) && seconds > RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS)
+    seconds = RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS;
+  return String(seconds);
+}
+
+/** Clock time the first ejected endpoint of the set returns, or 0 when none is ejected. */
+function soonestReturn(set: EndpointSet): number {
+  let soonest = 0;
+  for (const e of set.endpoints) if (e.ejected && (soonest === 0 || e.ejectedUntil < soonest)) soonest = e.ejectedUntil;
+  return soonest;
 }
 
 /**
@@ -101,6 +149,8 @@ export abstract class TryHandler implements PooledHandler {
    */
   private pendingAbort: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Clock time the try was admitted, for the adaptive limit's latency sample (0 without one). */
+  private readonly admittedAt: number;
 
   constructor(
     endpoint: Endpoint,
@@ -114,6 +164,7 @@ export abstract class TryHandler implements PooledHandler {
     this.isRetry = isRetry;
     this.timeoutMs = timeoutMs;
     this.perTryLimited = perTryLimited;
+    this.admittedAt = breaker.adaptive === null ? 0 : breaker.adaptive.now();
   }
 
   get authority(): string {
@@ -163,6 +214,7 @@ export abstract class TryHandler implements PooledHandler {
     this.endpoint.active--;
     this.breaker.requests--;
     if (this.isRetry) this.breaker.retries--;
+    this.breaker.adaptive?.cancel();
   }
 
   /** Bookkeeping once the try is over: the connection goes back to the pool. */
@@ -172,6 +224,7 @@ export abstract class TryHandler implements PooledHandler {
     this.endpoint.active--;
     this.breaker.requests--;
     if (this.isRetry) this.breaker.retries--;
+    this.breaker.adaptive?.release(this.admittedAt);
     this.releaseConnection();
   }
 

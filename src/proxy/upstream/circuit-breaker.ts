@@ -12,6 +12,7 @@ import {
   DEFAULT_CB_MAX_REQUESTS,
   DEFAULT_CB_MAX_RETRIES,
 } from '../../core/defaults.ts';
+import type { AdaptiveConcurrency } from './adaptive-concurrency.ts';
 
 export const BREAKER_THRESHOLDS = ['maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries'] as const;
 export type BreakerThreshold = (typeof BREAKER_THRESHOLDS)[number];
@@ -43,8 +44,19 @@ export class CircuitBreaker {
    */
   readonly overflows: BreakerOverflows;
 
-  constructor(config: CircuitBreakerConfig | undefined, overflows: BreakerOverflows = newBreakerOverflows()) {
+  /**
+   * The service's adaptive limit on tries in flight (`adaptiveConcurrency`), or null: kept beside the
+   * fixed limits because every try that counts in and out of `requests` counts in and out of it too.
+   */
+  readonly adaptive: AdaptiveConcurrency | null;
+
+  constructor(
+    config: CircuitBreakerConfig | undefined,
+    overflows: BreakerOverflows = newBreakerOverflows(),
+    adaptive: AdaptiveConcurrency | null = null,
+  ) {
     this.overflows = overflows;
+    this.adaptive = adaptive;
     this.maxConnections = config?.maxConnections ?? DEFAULT_CB_MAX_CONNECTIONS;
     this.maxPendingRequests = config?.maxPendingRequests ?? DEFAULT_CB_MAX_PENDING_REQUESTS;
     this.maxRequests = config?.maxRequests ?? DEFAULT_CB_MAX_REQUESTS;

@@ -81,6 +81,7 @@ export function retryTry(
   const now = service.clock.now();
   const delay = Math.max(backoffMs(policy, ctx.tries), retryAfterMs ?? 0);
   const stop = retryStop(ctx, policy, kind, retryAfterMs, now + delay) ?? admitRetry(service, policy, now);
+  if (ctx.trail !== null) ctx.trail.tryFailed(stop === null ? delay : -1);
   if (stop !== null) return stopRetrying(ctx, stop);
   state.wait(delay);
   return true;

@@ -18,6 +18,7 @@ import {
 } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
 import type { UpstreamTls } from '../identity/mesh-tls.ts';
+import { AdaptiveConcurrency, adaptiveConcurrencySettings } from './adaptive-concurrency.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { Endpoint } from './endpoint.ts';
 import { EndpointSet } from './endpoint-set.ts';
@@ -83,7 +84,13 @@ export class UpstreamService {
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
     this.stats = options.previous?.stats ?? new ServiceStats();
-    this.breaker = new CircuitBreaker(config.circuitBreaker, this.stats.breakerOverflows);
+    this.breaker = new CircuitBreaker(
+      config.circuitBreaker,
+      this.stats.breakerOverflows,
+      config.adaptiveConcurrency
+        ? new AdaptiveConcurrency(adaptiveConcurrencySettings(config.adaptiveConcurrency), this.clock)
+        : null,
+    );
     const poolOptions = {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,

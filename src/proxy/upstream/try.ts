@@ -9,7 +9,7 @@
 import type { Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import { PRECISE_TIMEOUT_BELOW_MS, REQUEST_ID_HEADER, RETRY_DRAIN_MAX_BYTES } from '../../core/defaults.ts';
-import type { LocalReplyCode } from '../../core/errors.ts';
+import { type LocalReplyCode, LocalReplyCodes } from '../../core/errors.ts';
 import {
   BODY_BACKPRESSURE,
   BODY_TOO_LARGE,
@@ -23,7 +23,14 @@ import { runBodyTaps, runResponseFilters } from '../chain/filters.ts';
 import type { StreamContext } from '../context.ts';
 import { connectionListed, RESPONSE_HOP_BY_HOP, removeHeaders } from '../headers.ts';
 import { pushVersionHeaders } from '../versioning.ts';
-import { admitTry, MAX_PENDING_REQUESTS, refusalOf, TryHandler, type TryRefusal } from './attempt.ts';
+import {
+  admitTry,
+  MAX_PENDING_REQUESTS,
+  refusalOf,
+  refusalRetryAfter,
+  TryHandler,
+  type TryRefusal,
+} from './attempt.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import { classifyUpstreamError } from './classify.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -40,17 +47,24 @@ import { recordRefusal, retryTry, type TryStarter } from './retry-state.ts';
 import { noteStreamedBytes } from './streamed-bytes.ts';
 
 /** Refuses the request without an upstream answer, recording why. */
-export function refuse(ctx: StreamContext, reason: string, code: LocalReplyCode, detail: string): void {
+export function refuse(
+  ctx: StreamContext,
+  reason: string,
+  code: LocalReplyCode,
+  detail: string,
+  retryAfter?: string,
+): void {
   ctx.body?.drain();
   ctx.refusal = reason;
   recordRefusal(ctx, reason);
-  ctx.fail(code, detail);
+  if (retryAfter === undefined) ctx.fail(code, detail);
+  else ctx.reply({ status: LocalReplyCodes[code].status, code, detail, headers: [['retry-after', retryAfter]] });
 }
 
 /** Refuses the request for a try that could not be sent (attempt.ts), in its words. */
 export function refuseTry(ctx: StreamContext, reason: TryRefusal): void {
   const [code, detail] = refusalOf(reason, ctx.destination!);
-  refuse(ctx, reason, code, detail);
+  refuse(ctx, reason, code, detail, refusalRetryAfter(reason, ctx.destination!));
 }
 
 /**
@@ -97,6 +111,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
       if (body === null) {
         // The body outgrew the replay buffer while this retry waited: the last failure stands.
         if (isRetry) breaker.retries--;
+        breaker.adaptive?.cancel();
         ctx.retryStop = 'body-not-replayable';
         ctx.body.drain();
         ctx.fail(retry!.lastCode, retry!.lastDetail);
@@ -128,6 +143,7 @@ export function tryWith(ctx: StreamContext, isRetry: boolean, exchange: TryExcha
       : exchange.makeCall(ctx, endpoint, breaker, isRetry, headersTimeout, perTryLimited);
   ctx.upstream = call;
   ctx.tries++;
+  if (ctx.trail !== null) ctx.trail.tryStarted(endpoint, breaker, destination.endpoints.panic);
   if (!isRetry) ctx.upstreamStartMs = performance.now();
   endpoint.active++;
   breaker.requests++;

@@ -4,8 +4,9 @@
  */
 import type { CompiledDestination, CompiledRewrite, ForwardAction } from '../../compiled.ts';
 import type { StreamContext } from '../../context.ts';
+import { noteDraw } from '../../explain/trail.ts';
 import { upstreamPath } from '../../path.ts';
-import { type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
+import { type HashInput, type HashKeyReader, hash32, randomHash } from '../../upstream/hash.ts';
 
 /** Seed for sticky splits, so the side of a split does not correlate with the endpoint a key hashes to. */
 const STICKY_SEED = 0x5717c4;
@@ -21,20 +22,20 @@ export function pickDestination(action: ForwardAction, roll: number): CompiledDe
 /** Picks the request's destination (one of the split), or replies and returns null when there is none. */
 export function chooseDestination(ctx: StreamContext, action: ForwardAction): CompiledDestination | null {
   const only = action.destinations.length === 1;
-  const destination = pickDestination(
-    action,
-    only ? 0 : action.sticky === null ? Math.random() * 100 : stickyRoll(ctx, action.sticky),
-  );
+  const roll = only ? -1 : action.sticky === null ? Math.random() * 100 : stickyRoll(ctx, action.sticky);
+  const destination = pickDestination(action, roll);
   if (destination === null) {
     ctx.refusal = 'no-destination';
     ctx.fail('MG_NO_HEALTHY_UPSTREAM', `route ${ctx.routeName} has no destination with weight`);
     return null;
   }
   ctx.destination = destination;
+  if (ctx.trail !== null) noteDraw(ctx, roll);
   return destination;
 }
 
-function stickyRoll(ctx: StreamContext, reader: HashKeyReader): number {
+/** Where a sticky split places a request, in [0, 100): the same key always lands on the same side. */
+export function stickyRoll(ctx: HashInput, reader: HashKeyReader): number {
   const key = reader(ctx);
   return key === undefined ? Math.random() * 100 : (hash32(key, STICKY_SEED) % 10_000) / 100;
 }

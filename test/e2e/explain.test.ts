@@ -1,0 +1,318 @@
+/**
+ * `meshgate explain` as a user runs it, on real processes (127.0.0.1): a control plane whose model
+ * samples every request's decision trail, a `meshgate gateway --control-plane`, two `meshgate
+ * sidecar`s of property-service (labels version=v1 and v2) each beside a small app in this process.
+ *
+ * Checked, on the story text and on the JSON, across the gateway and the sidecar each request crossed:
+ * (a) a request refused by a rate limit after key-auth identified its consumer (429 at the gateway,
+ *     the counters and what remained, no sidecar hop); (b) a request the 90/10 weighted draw sent to
+ *     v2 (the roll, the weights, the v2 sidecar's hop); (c) a request whose first try failed and was
+ *     retried (the failed try, the backoff, the second try's 200). Also: the same story from the
+ *     gateway's own admin API (`--admin`), and exit 3 for an id no proxy has.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, createServer as netServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import type { ExplainResult } from '../../src/api/explain.ts';
+import { eventually } from '../helpers/mesh.ts';
+import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
+
+const KEY = 'explain-e2e-key-0123456789abcdef';
+
+const MODEL = `listeners:
+  - { name: public, port: 0, address: 127.0.0.1 }
+observability:
+  explain: { size: 512, sampleRate: 1 }
+consumers:
+  - { name: mobile-app, groups: [mobile], credentials: [{ type: api-key, key: ${KEY} }] }
+services:
+  - name: property-service
+    endpoints: []
+    subsets: { v1: { version: v1 }, v2: { version: v2 } }
+routes:
+  - name: limited
+    match: { path: /limited/* }
+    destinations: [{ service: property-service, subset: v1, weight: 100 }]
+    plugins:
+      - { name: key-auth }
+      - { name: rate-limit, config: { limits: [{ requests: 1, window: 1m }] } }
+  - name: flaky
+    match: { path: /flaky/* }
+    destinations: [{ service: property-service, subset: v1, weight: 100 }]
+    retries: { attempts: 2, on: [5xx], backoff: { base: 10ms, max: 10ms } }
+  - name: property-api
+    match: { path: /api/*, methods: [GET] }
+    destinations:
+      - { service: property-service, subset: v1, weight: 90 }
+      - { service: property-service, subset: v2, weight: 10 }
+`;
+
+async function freePort(): Promise<number> {
+  const s = netServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 }, () => {
+  let dir: string;
+  let cpUrl: string;
+  let gatewayUrl: string;
+  let gatewayAdmin: string;
+  const processes: MeshgateProcess[] = [];
+  const servers: Server[] = [];
+  /** Request ids whose first /flaky request each app has failed already. */
+  const failedOnce = new Set<string>();
+
+  const app = async (version: string): Promise<string> => {
+    const server = createServer((req, res) => {
+      if (req.url === '/healthz') return res.end('ok');
+      const id = String(req.headers['x-request-id'] ?? '');
+      if (req.url?.startsWith('/flaky/') && !failedOnce.has(id)) {
+        failedOnce.add(id);
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        return res.end('first try fails');
+      }
+      const body = JSON.stringify({ version, url: req.url, explain: req.headers['x-meshgate-explain'] ?? null });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    servers.push(server);
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+
+  const sidecar = async (version: string) => {
+    const p = new MeshgateProcess([
+      'sidecar',
+      ...['--service', 'property-service', '--app', await app(version), '--control-plane', cpUrl],
+      ...['--id', `property-${version}`, '--labels', `version=${version}`],
+      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
+    ]);
+    processes.push(p);
+    await p.waitFor('sidecar started', 30_000);
+    await p.waitFor('instance registered', 30_000);
+  };
+
+  const explain = async (id: string, ...extra: string[]) => {
+    const text = await runMeshgate(['explain', id, '--control-plane', cpUrl, ...extra]);
+    return text;
+  };
+  const explainJson = async (id: string): Promise<ExplainResult> => {
+    const run = await explain(id, '--json');
+    assert.equal(run.code, 0, run.stderr);
+    return JSON.parse(run.stdout) as ExplainResult;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshgate-explain-'));
+    writeFileSync(join(dir, 'mesh.yaml'), MODEL);
+    const cpPort = await freePort();
+    cpUrl = `http://127.0.0.1:${cpPort}`;
+    const cp = new MeshgateProcess([
+      'control-plane',
+      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
+      ...['--state-dir', join(dir, 'state')],
+    ]);
+    processes.push(cp);
+    await cp.waitFor('control plane started');
+    const gateway = new MeshgateProcess([
+      'gateway',
+      ...['--control-plane', cpUrl, '--id', 'gateway', '--workers', '0', '--admin-port', '0'],
+    ]);
+    processes.push(gateway);
+    await Promise.all([sidecar('v1'), sidecar('v2')]);
+    const started = await gateway.waitFor('gateway started', 30_000);
+    gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
+    gatewayAdmin = `http://127.0.0.1:${started.admin}`;
+    // Both instances in the gateway's config before any request is drawn.
+    await eventually(
+      async () => {
+        const res = await request(`${gatewayAdmin}/services`);
+        const view = (await res.body.json()) as { services: { name: string; endpoints: unknown[] }[] };
+        return view.services.find((s) => s.name === 'property-service')?.endpoints.length === 2;
+      },
+      20_000,
+      'both property-service instances at the gateway',
+    );
+  });
+
+  after(async () => {
+    await Promise.all(processes.reverse().map((p) => p.stop()));
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('(a) a request refused by the rate limit: key-auth identified the consumer, rate-limit answered 429', async () => {
+    const headers = { 'x-api-key': KEY };
+    const first = await request(`${gatewayUrl}/limited/1`, { headers: { ...headers, 'x-request-id': 'rl-1' } });
+    await first.body.dump();
+    assert.equal(first.statusCode, 200);
+    const second = await request(`${gatewayUrl}/limited/1`, { headers: { ...headers, 'x-request-id': 'rl-2' } });
+    await second.body.dump();
+    assert.equal(second.statusCode, 429);
+
+    const result = await explainJson('rl-2');
+    assert.deepEqual(
+      result.hops.map((h) => h.kind),
+      ['gateway'],
+      'refused at the gateway: no sidecar saw it',
+    );
+    const t = result.hops[0]!.trail;
+    assert.equal(t.route, 'limited');
+    assert.deepEqual(
+      t.plugins.map((p) => [p.name, p.outcome, p.consumer ?? null, p.status ?? null, p.code ?? null]),
+      [
+        ['key-auth', 'continue', 'mobile-app', null, null],
+        ['rate-limit', 'reply', null, 429, 'MG_RATE_LIMITED'],
+      ],
+    );
+    const facts = t.plugins[1]!.facts as {
+      allowed: boolean;
+      by: string;
+      windows: { limit: number; remaining: number }[];
+    };
+    assert.equal(facts.allowed, false);
+    assert.equal(facts.by, 'consumer');
+    assert.deepEqual(
+      facts.windows.map((w) => [w.limit, w.remaining]),
+      [[1, 0]],
+    );
+    assert.equal(t.tries.length, 0);
+    assert.deepEqual([t.outcome.status, t.outcome.code], [429, 'MG_RATE_LIMITED']);
+
+    const story = await explain('rl-2');
+    assert.equal(story.code, 0, story.stderr);
+    const lines = story.stdout.split('\n');
+    assert.match(lines[0]!, /^request rl-2: 1 hop recorded/);
+    assert.match(story.stdout, /^1\. gateway \(gateway\): GET [^ ]+\/limited\/1 → 429 MG_RATE_LIMITED in /m);
+    assert.match(story.stdout, /^ {2}route limited: chosen$/m);
+    assert.match(story.stdout, /^ {2}route flaky: not matched: path \/limited\/1 does not match \/flaky\/\*$/m);
+    assert.match(
+      story.stdout,
+      /^ {2}plugin key-auth \(authenticate, route\): consumer mobile-app identified: passed$/m,
+    );
+    assert.match(
+      story.stdout,
+      /^ {2}plugin rate-limit \(limit, route\): answered 429 MG_RATE_LIMITED \(rate limit reached; retry in \d+ s\) — by consumer, 1 per 1m: 0 remaining$/m,
+    );
+    assert.match(story.stdout, /^ {2}answer: 429 MG_RATE_LIMITED in /m);
+    // In order: routes, then plugins, then the answer.
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    assert.ok(at(/route limited: chosen/) < at(/plugin key-auth/));
+    assert.ok(at(/plugin key-auth/) < at(/plugin rate-limit/));
+    assert.ok(at(/plugin rate-limit/) < at(/answer: 429/));
+  });
+
+  it('(b) a request the 90/10 weighted draw sent to v2: the roll and the weights, then the v2 sidecar', async () => {
+    let id: string | undefined;
+    for (let i = 0; i < 300 && id === undefined; i++) {
+      const res = await request(`${gatewayUrl}/api/homes/1`, { headers: { 'x-request-id': `draw-${i}` } });
+      const body = (await res.body.json()) as { version: string; explain: string | null };
+      assert.equal(res.statusCode, 200);
+      assert.equal(body.explain, null, 'X-Meshgate-Explain never reaches an app');
+      if (body.version === 'v2') id = `draw-${i}`;
+    }
+    assert.ok(id, 'one of 300 requests landed on v2');
+    const result = await explainJson(id);
+    assert.deepEqual(
+      result.hops.map((h) => [h.kind, h.proxy]),
+      [
+        ['gateway', 'gateway'],
+        ['sidecar', 'property-v2'],
+      ],
+    );
+    const gw = result.hops[0]!.trail;
+    assert.equal(gw.route, 'property-api');
+    assert.ok(gw.draw);
+    assert.deepEqual(
+      gw.draw.destinations.map((d) => [d.subset, d.weight]),
+      [
+        ['v1', 90],
+        ['v2', 10],
+      ],
+    );
+    assert.equal(gw.draw.chosen, 1);
+    assert.ok(gw.draw.roll !== null && gw.draw.roll >= 90 && gw.draw.roll < 100, `roll ${gw.draw.roll}`);
+    assert.equal(gw.tries.length, 1);
+    assert.equal(gw.tries[0]!.outcome, 'status 200');
+    const sc = result.hops[1]!.trail;
+    assert.equal(sc.outcome.status, 200);
+    assert.equal(sc.tries.length, 1);
+
+    const story = await explain(id);
+    assert.equal(story.code, 0, story.stderr);
+    assert.match(story.stdout, new RegExp(`^request ${id}: 2 hops recorded`, 'm'));
+    assert.match(
+      story.stdout,
+      /^ {2}weighted draw: roll (9\d(\.\d+)?) of 100 → property-service subset v2 \(weights v1 90, v2 10\)$/m,
+    );
+    assert.match(story.stdout, /^2\. sidecar of property-service \(property-v2\): GET [^ ]+\/api\/homes\/1 → 200 in /m);
+    const gatewayPart = story.stdout.slice(story.stdout.indexOf('1. gateway'), story.stdout.indexOf('2. sidecar'));
+    assert.match(gatewayPart, /route property-api: chosen/);
+    assert.match(gatewayPart, /route limited: not matched: path \/api\/homes\/1 does not match \/limited\/\*/);
+    assert.match(gatewayPart, /try 1: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 200 after [\d.]+ms/);
+    const sidecarPart = story.stdout.slice(story.stdout.indexOf('2. sidecar'));
+    assert.match(sidecarPart, /try 1: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 200/);
+    assert.match(sidecarPart, /^ {2}answer: 200 in /m);
+  });
+
+  it('(c) a request retried after its first try failed: the failed try, the backoff, the retry', async () => {
+    const res = await request(`${gatewayUrl}/flaky/1`, { headers: { 'x-request-id': 'flaky-1' } });
+    const body = (await res.body.json()) as { version: string };
+    assert.equal(res.statusCode, 200, JSON.stringify(body));
+    const result = await explainJson('flaky-1');
+    assert.deepEqual(
+      result.hops.map((h) => [h.kind, h.proxy, h.trail.outcome.status]),
+      [
+        ['gateway', 'gateway', 200],
+        ['sidecar', 'property-v1', 503],
+        ['sidecar', 'property-v1', 200],
+      ],
+    );
+    const gw = result.hops[0]!.trail;
+    assert.deepEqual(
+      gw.tries.map((t) => [t.n, t.outcome, t.retried]),
+      [
+        [1, 'status 503', true],
+        [2, 'status 200', false],
+      ],
+    );
+    assert.equal(gw.tries[0]!.retryDelayMs !== null && gw.tries[0]!.retryDelayMs >= 0, true);
+    assert.deepEqual(gw.retries?.on, ['5xx']);
+
+    const story = await explain('flaky-1');
+    assert.equal(story.code, 0, story.stderr);
+    assert.match(story.stdout, /^request flaky-1: 3 hops recorded/m);
+    assert.match(
+      story.stdout,
+      /^ {2}try 1: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 503 after [\d.]+ms; retried after [\d.]+ms backoff \[breaker \d+\/\d+ requests/m,
+    );
+    assert.match(story.stdout, /^ {2}try 2: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 200 after [\d.]+ms \[breaker/m);
+    assert.match(story.stdout, /^2\. sidecar of property-service \(property-v1\): GET [^ ]+\/flaky\/1 → 503 in /m);
+    assert.match(story.stdout, /^3\. sidecar of property-service \(property-v1\): GET [^ ]+\/flaky\/1 → 200 in /m);
+  });
+
+  it('a gateway’s own admin API tells its hop; an id nobody has exits 3 and says so', async () => {
+    const own = await runMeshgate(['explain', 'rl-2', '--admin', gatewayAdmin]);
+    assert.equal(own.code, 0, own.stderr);
+    assert.match(own.stdout, /^1\. gateway \(gateway\): GET [^ ]+\/limited\/1 → 429 MG_RATE_LIMITED/m);
+    const missing = await explain('no-such-request');
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /meshgate explain: .*no proxy .* has a decision trail of request no-such-request/);
+    const usage = await runMeshgate(['explain']);
+    assert.equal(usage.code, 2);
+  });
+});
