@@ -24,6 +24,7 @@ interface EndpointView {
 interface ServiceView {
   name: string;
   circuitBreaker: { current: Record<string, number>; open: Record<string, boolean>; overflows: Record<string, number> };
+  adaptiveConcurrency: { limit: number; inFlight: number; shed: number; measuringMinRtt: boolean } | null;
   endpoints: EndpointView[];
 }
 
@@ -34,7 +35,8 @@ function sumInto(target: Record<string, number>, other: Record<string, number>) 
 }
 
 /**
- * Merges the views of several workers: counters (requests, connections, breaker counts) are summed;
+ * Merges the views of several workers: counters (requests, connections, breaker counts, adaptive
+ * limits) are summed;
  * per-worker state shows the worst (an endpoint is shown ejected or unhealthy if any worker says so,
  * and a breaker threshold open if it is open in any worker). Each worker keeps its own state.
  */
@@ -50,6 +52,14 @@ function mergeServices(views: Json[]): Json {
       sumInto(target.circuitBreaker.overflows, service.circuitBreaker.overflows);
       for (const key in service.circuitBreaker.open)
         target.circuitBreaker.open[key] = target.circuitBreaker.open[key]! || service.circuitBreaker.open[key]!;
+      // Each worker has its own limit: the gateway's is their sum; latencies stay the first worker's.
+      const ac = target.adaptiveConcurrency;
+      if (ac !== null && service.adaptiveConcurrency !== null) {
+        ac.limit += service.adaptiveConcurrency.limit;
+        ac.inFlight += service.adaptiveConcurrency.inFlight;
+        ac.shed += service.adaptiveConcurrency.shed;
+        ac.measuringMinRtt ||= service.adaptiveConcurrency.measuringMinRtt;
+      }
       for (const endpoint of service.endpoints) {
         const e = target.endpoints.find((x) => x.url === endpoint.url);
         if (!e) continue;

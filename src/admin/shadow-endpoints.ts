@@ -76,8 +76,9 @@ export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options
         if (views.length === 0) return NO_CONFIG;
         const refused = views.find((v) => typeof v.error === 'string');
         if (refused !== undefined) {
-          // Set everywhere or nowhere: the processes that took it drop it again.
-          await plane.query('shadow-clear');
+          // Every process alike: when some took it (replacing what they had), all are cleared; when none
+          // did, each keeps the shadow config it had.
+          if (views.some((v) => typeof v.error !== 'string')) await plane.query('shadow-clear');
           return { status: 422, body: { error: `the shadow config could not be compiled: ${refused.error}` } };
         }
         return { status: 200, body: { status: 'set', hash: loaded.hash, samplePercent, processes: views.length } };

@@ -22,6 +22,7 @@ export class ControlPlaneMetrics {
   readonly pushAnswered: Histogram<'result'>;
   readonly nacks: Counter<string>;
   readonly propagation: Histogram<string>;
+  readonly rollouts: Counter<'outcome' | 'by'>;
 
   constructor(gauges: ControlPlaneGauges, registry = new Registry()) {
     this.registry = registry;
@@ -54,6 +55,12 @@ export class ControlPlaneMetrics {
       name: 'control_plane_change_propagation_seconds',
       help: 'Time from a change being recorded to a proxy applying it (ACK), one observation per proxy and change, seconds.',
       buckets: PUSH_BUCKETS,
+      registers,
+    });
+    this.rollouts = new Counter({
+      name: 'control_plane_rollouts_total',
+      help: 'Guarded rollouts that ended, by outcome (promoted, rolled-back) and by what decided it (watch, threshold, nack, operator, no-answer, canaries-gone, no-proxies, superseded).',
+      labelNames: ['outcome', 'by'],
       registers,
     });
     new Gauge({

@@ -158,6 +158,17 @@ export class Telemetry {
       },
       'max',
     );
+    this.metrics.gauge(
+      'adaptive_concurrency_limit',
+      'The adaptive concurrency limit on tries in flight to the service right now (services with adaptiveConcurrency only; summed over workers).',
+      ['service'],
+      (g) => {
+        for (const service of current().services.values()) {
+          const adaptive = service.breaker.adaptive;
+          if (adaptive !== null) g.set({ service: service.name }, adaptive.limit);
+        }
+      },
+    );
     this.metrics.counterOf(
       'circuit_breaker_overflows_total',
       'Connections not opened and requests or retries refused by a circuit breaker limit, per service and threshold.',

@@ -139,9 +139,13 @@ describe('overload replies', () => {
       await u.close();
   });
 
-  async function shedCount(reason: string, route: string, service: string): Promise<number | undefined> {
+  async function scrape() {
     const res = await request(`${gw.adminUrl}/metrics`, { dispatcher: agent });
-    return parsePrometheusText(await res.body.text()).value('gateway_shed_total', { route, service, reason });
+    return parsePrometheusText(await res.body.text());
+  }
+
+  async function shedCount(reason: string, route: string, service: string): Promise<number | undefined> {
+    return (await scrape()).value('gateway_shed_total', { route, service, reason });
   }
 
   it('circuitBreaker.maxRequests: 503 MG_CIRCUIT_OPEN, Retry-After 1, reason max_requests', async () => {
@@ -176,6 +180,13 @@ describe('overload replies', () => {
     adaptive.release();
     for (const r of await Promise.all(inFlight)) assert.equal(r.status, 200);
     assert.equal(await shedCount('adaptive_concurrency', 'adaptive', 'adaptive'), 1);
+    const metrics = await scrape();
+    assert.equal(metrics.value('gateway_adaptive_concurrency_limit', { service: 'adaptive' }), 2);
+    assert.equal(
+      metrics.value('gateway_adaptive_concurrency_limit', { service: 'held' }),
+      undefined,
+      'only where configured',
+    );
     assert.equal(gw.proxy.snapshot.services.get('adaptive')!.breaker.adaptive!.inFlight, 0, 'every slot came back');
   });
 
@@ -188,6 +199,9 @@ describe('overload replies', () => {
   });
 
   it("a plan's quota: 429 MG_QUOTA_EXCEEDED, Retry-After to the period's end, reason quota", async () => {
+    // A day that ends between the two requests would start the count over: keep clear of midnight UTC.
+    const left = (86_400_000 - (Date.now() % 86_400_000)) / 1000;
+    if (left < 30) await sleep(left * 1000 + 1_000);
     assert.equal((await get(`${gw.url()}/quota/1`, { apikey: KEY })).status, 200);
     const before = Date.now();
     const retryAfter = assertShed(await get(`${gw.url()}/quota/2`, { apikey: KEY }), 429, 'MG_QUOTA_EXCEEDED');

@@ -148,7 +148,7 @@ routes:
   - { name: adaptive, match: { path: /adaptive/* }, service: adaptive }
 `,
     );
-    gw = new MeshgateProcess(['gateway', '--config', file]);
+    gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '1']);
     const started = await gw.waitFor('gateway started');
     gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
     adminUrl = `http://127.0.0.1:${started.admin}`;

@@ -27,6 +27,7 @@ services:
     endpoints: [{ url: ${failing.url} }]
     outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 1m, maxEjectionPercent: 100 }
     circuitBreaker: { maxRequests: 100 }
+    adaptiveConcurrency: { minConcurrency: 5 }
     retries: { attempts: 1, on: [5xx], backoff: { base: 1ms } }
 routes: [{ name: r, service: svc }]
 `,
@@ -51,6 +52,7 @@ routes: [{ name: r, service: svc }]
           };
           endpoints: { outlier: { ejected: boolean }; available: boolean; health: { status: string } }[];
           stats: { retries: number };
+          adaptiveConcurrency: { limit: number; inFlight: number; measuringMinRtt: boolean };
         }[];
       };
       const svc = view.services[0]!;
@@ -60,6 +62,11 @@ routes: [{ name: r, service: svc }]
       assert.equal(svc.endpoints[0]!.outlier.ejected, true, 'ejected in at least one worker');
       assert.equal(svc.endpoints[0]!.available, false);
       assert.equal(svc.endpoints[0]!.health.status, 'healthy', 'no health checks configured');
+      // Each worker holds its own adaptive limit (minConcurrency until minRTT is measured): the sum.
+      assert.deepEqual(
+        { ...svc.adaptiveConcurrency, rest: undefined },
+        { ...svc.adaptiveConcurrency, limit: 10, inFlight: 0, measuringMinRtt: true, rest: undefined },
+      );
     } finally {
       await gw.stop();
       await failing.close();

@@ -9,7 +9,9 @@
  * promoted after its window and every proxy ends on it; a registry change during the watch reaches
  * canaries and baseline alike, each on its own model; a second change is refused while one is
  * watched. A change the canary rejects (its listener's port is taken) is rolled back at once, and
- * the record names the proxy and its error.
+ * the record names the proxy and its error. An operator aborts or promotes by API. `meshgate apply
+ * --canary-proxies --wait` (the built CLI, as a process) reports a rollback and a promotion, and
+ * `meshgate status` lists them.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -266,6 +268,47 @@ describe('guarded rollouts', () => {
       5_000,
       'every gateway in sync on the model in force',
     );
+  });
+
+  it('an operator may abort a rollout or promote it before its window ends', async () => {
+    const start = (timeouts: string) =>
+      call<Rollout>(`${cp.url}/rollouts`, 'POST', {
+        config: modelText({ timeouts }),
+        rollout: { canaryProxies: 1, watch: '10m' },
+      });
+    const first = await start('7s');
+    assert.equal(first.status, 202, JSON.stringify(first.body));
+    const [canary] = first.body.rollout.canaries;
+    const watched = await runMeshgate(['status', '--control-plane', cp.url]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(
+      watched.stdout,
+      new RegExp(`^rollout: change ${first.body.change} on canaries ${canary} \\(1; 3 more affected\\), `, 'm'),
+    );
+    assert.match(watched.stdout, new RegExp(`^${first.body.change}\\s+\\S+ ago\\s+canary\\s`, 'm'));
+    const aborted = await call<{ change: number; rollbackChange: number }>(`${cp.url}/rollouts/current/abort`, 'POST');
+    assert.equal(aborted.status, 200);
+    assert.equal(aborted.body.change, first.body.change);
+    const a = await record(first.body.change);
+    assert.equal(a.status, 'rolled-back');
+    assert.equal(a.rollout?.decision?.by, 'operator');
+    assert.equal(a.rollout?.rollbackChange, aborted.body.rollbackChange);
+
+    const second = await start('8s');
+    assert.equal(second.status, 202, JSON.stringify(second.body));
+    assert.equal((await call(`${cp.url}/rollouts/current/promote`, 'POST')).status, 202);
+    const p = await decided(second.body.change, 5_000);
+    assert.equal(p.rollout?.state, 'promoted');
+    assert.equal(p.rollout?.decision?.by, 'operator');
+    await eventually(
+      () =>
+        ids.every(
+          (id) => cp.cp.proxyStatus(id)?.config?.services?.find((x) => x.name === 'api')?.timeouts?.request === '8s',
+        ),
+      5_000,
+      'every gateway on the promoted model',
+    );
+    assert.equal((await call(`${cp.url}/rollouts/current/abort`, 'POST')).status, 404);
   });
 
   it('meshgate apply --canary-proxies rolls out, waits, and reports the outcome; status shows it', async () => {

@@ -35,6 +35,17 @@ routes:
 ${extra}`;
 }
 
+/**
+ * A route with the same limit in the live config and in every candidate: if a candidate counted in the
+ * live counters (the primary's, with workers), the live route would refuse early.
+ */
+const SAME_LIMIT = `  - name: same-limit
+    match: { path: /same/* }
+    service: property-service
+    plugins:
+      - { name: rate-limit, config: { limits: [{ requests: 25, window: 1m }], by: route } }
+`;
+
 /** `count` GETs over 16 keep-alive connections; every answer must be 200. */
 async function load(origin: string, path: string, count: number) {
   const pool = new Pool(origin, { connections: 16 });
@@ -67,7 +78,7 @@ describe('meshgate diff --live against a gateway process', () => {
     v1 = await startUpstream(undefined, 'v1');
     v2 = await startUpstream(undefined, 'v2');
     const file = join(dir, 'live.yaml');
-    writeFileSync(file, config(v1.url, v2.url, 90));
+    writeFileSync(file, config(v1.url, v2.url, 90, SAME_LIMIT));
     gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '2', '--no-watch']);
     const started = await gw.waitFor('gateway started', 30_000);
     base = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
@@ -136,7 +147,7 @@ describe('meshgate diff --live against a gateway process', () => {
     const candidate = join(dir, 'limited.yaml');
     writeFileSync(
       candidate,
-      config(v1.url, v2.url, 90).replace(
+      config(v1.url, v2.url, 90, SAME_LIMIT).replace(
         '    destinations:',
         '    plugins:\n      - { name: rate-limit, config: { limits: [{ requests: 6, window: 1m }], by: route } }\n    destinations:',
       ),
@@ -151,10 +162,16 @@ describe('meshgate diff --live against a gateway process', () => {
       '--for',
       '120s',
       '--requests',
-      '20',
+      '41',
     ]);
     await shadowSet();
     assert.equal(await load(base, '/api/v1/properties/8', 20), 20);
+    // The same limit on both sides: live counts 21 of its 25, whatever the candidate counted.
+    assert.equal(await load(base, '/same/x', 20), 20);
+    const last = await request(`${base}/same/x`);
+    await last.body.dump();
+    assert.equal(last.statusCode, 200);
+    assert.equal(last.headers['ratelimit-remaining'], '4');
     const { code, stdout, stderr } = await diff;
     assert.equal(code, 1, stderr);
     // The candidate counts in the primary as the live config would (under keys of its own): one limit

@@ -159,6 +159,7 @@ export class RolloutController {
     if (preview.affected.length === 0) {
       // Nothing to try it on: it goes to all at once, as a plain change, and its record says why.
       const change = await this.store.commit(model, `${cause} (rolled out: no connected proxy's config changes)`);
+      this.cp.metrics.rollouts.inc({ outcome: 'promoted', by: 'no-proxies' });
       if (change !== null)
         this.cp.changes.rollout(change, {
           ...view,
@@ -265,6 +266,8 @@ export class RolloutController {
     const canary = active.canaries.get(answer.proxy);
     // The other proxies are on the previous model: what they do with it says nothing of this change.
     if (canary === undefined) return;
+    // An answer to a push sent before the canary model (still the model in force) says nothing of it.
+    if (answer.status !== 'disconnected' && !answer.canary) return;
     if (answer.status === 'rejected') {
       this.rollback(active, {
         by: 'nack',
@@ -379,6 +382,7 @@ export class RolloutController {
     this.publish(active);
     if (this.active === active) this.active = null;
     this.lastChange = active.change;
+    this.cp.metrics.rollouts.inc({ outcome, by: decision.by });
     const log = outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ change: active.change, by: decision.by, rollbackChange, reason: decision.reason }, `rollout ${outcome}`);
   }

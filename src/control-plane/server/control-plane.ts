@@ -64,6 +64,8 @@ interface InFlight {
   changes: number[];
   /** Digest of the trust bundle the push carried, or null. */
   bundle: string | null;
+  /** Made from a rollout's canary model (its answer is the rollout's to judge). */
+  canary: boolean;
 }
 
 interface ProxyState {
@@ -131,8 +133,15 @@ interface Canary {
 
 /** What a proxy did with a push (a guarded rollout follows its canaries' answers). */
 export type ProxyAnswer =
-  | { proxy: string; status: 'applied'; version: string }
-  | { proxy: string; status: 'rejected'; version: string; error: { message: string; issues?: ConfigIssue[] } }
+  | { proxy: string; status: 'applied'; version: string; canary: boolean }
+  | {
+      proxy: string;
+      status: 'rejected';
+      version: string;
+      /** The push was made from the canary model (not an older push of the model in force). */
+      canary: boolean;
+      error: { message: string; issues?: ConfigIssue[] };
+    }
   | { proxy: string; status: 'disconnected' };
 
 /** The connected proxies a model would change, and the context it was generated in (for `startCanary`). */
@@ -172,7 +181,7 @@ export class ControlPlane {
   private dirtyServices = new Set<string>();
   private dirtyAll = false;
   private readonly log: Logger;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly debounceMs: number;
   private readonly debounceMaxMs: number;
   private readonly forgetMs: number;
@@ -456,7 +465,15 @@ export class ControlPlane {
     state.sentVersion = generated.version;
     state.sentBundle = bundle;
     state.base = { version: generated.version, config: generated.config };
-    state.inflight.push({ nonce, sentAt: at, version: generated.version, config: generated.config, changes, bundle });
+    state.inflight.push({
+      nonce,
+      sentAt: at,
+      version: generated.version,
+      config: generated.config,
+      changes,
+      bundle,
+      canary: this.canary?.proxies.has(state.identity.id) ?? false,
+    });
     this.metrics.pushes.inc();
     for (const id of changes) this.changes.pushed(id, state.identity.id, generated.version, nonce, at);
     const trustBundle = this.trustBundle ? { trustBundle: this.trustBundle } : {};
@@ -611,7 +628,7 @@ export class ControlPlane {
       state.lastAckAt = now;
       for (const ms of this.changes.answered(changes, ack.proxy, { status: 'applied', at: now }))
         this.metrics.propagation.observe(ms / 1000);
-      this.rolloutHooks?.answered({ proxy: ack.proxy, status: 'applied', version: push.version });
+      this.rolloutHooks?.answered({ proxy: ack.proxy, status: 'applied', version: push.version, canary: push.canary });
     } else {
       this.metrics.nacks.inc();
       const error = ack.error ?? { message: 'rejected without a reason' };
@@ -619,7 +636,13 @@ export class ControlPlane {
       // The proxy keeps what it had; another push of the same version would be rejected again.
       this.changes.answered(changes, ack.proxy, { status: 'rejected', at: now, error });
       this.log.warn({ proxy: ack.proxy, version: push.version, error: error.message }, 'proxy rejected its config');
-      this.rolloutHooks?.answered({ proxy: ack.proxy, status: 'rejected', version: push.version, error });
+      this.rolloutHooks?.answered({
+        proxy: ack.proxy,
+        status: 'rejected',
+        version: push.version,
+        canary: push.canary,
+        error,
+      });
     }
     return { ok: true };
   }

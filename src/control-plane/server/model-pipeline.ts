@@ -83,6 +83,7 @@ export function modelPipeline(
     cp,
     store,
     log,
+    clock: cp.clock,
     rolledBack: (previous) => started(previous, 'rollback'),
   });
   cp.rollouts = rollouts;

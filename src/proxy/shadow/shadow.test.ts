@@ -247,6 +247,20 @@ routes:
     assert.equal((await admin(gw, 'DELETE', '/shadow')).status, 404);
   });
 
+  it('evaluates requests served by the lean HTTP/1.1 engine too', async () => {
+    const lean = await startGateway({ ...liveConfig(), listeners: [{ name: 'main', engine: 'lean' }] });
+    try {
+      addShadowEndpoints(lean.admin, new InProcessDataPlane(lean.proxy), { catalog: createPluginCatalog() });
+      assert.equal((await admin(lean, 'PUT', '/shadow', candidate(50))).status, 200);
+      assert.deepEqual(new Set(await load(lean.url(), '/props/1', 200)), new Set([200]));
+      const report = await reportWhen(lean, (r) => r.totals.compared >= 200);
+      assert.equal(report.differences.destination.compared, 200);
+      assert.ok(report.differences.destination.differ > 0);
+    } finally {
+      await lean.close();
+    }
+  });
+
   it('samples the given percent of requests', async () => {
     assert.equal((await admin(gw, 'PUT', '/shadow?sample=0', candidate(50))).status, 200);
     await load(gw.url(), '/props/1', 50);

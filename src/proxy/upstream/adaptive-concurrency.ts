@@ -85,7 +85,7 @@ export class AdaptiveConcurrency {
   shed = 0;
   /** The unloaded latency, ms; 0 until the first measurement ends. */
   minRttMs = 0;
-  /** Mean latency of the last sample interval, ms (0: none yet). */
+  /** Median latency of the last sample interval, ms (0: none yet). */
   lastSampleMs = 0;
   lastGradient = 1;
   private exact: number;
@@ -96,7 +96,7 @@ export class AdaptiveConcurrency {
   private sampleFrom: number;
   /** The limit to put back when a minRTT measurement ends. */
   private deferred: number;
-  /** Latencies (ms) of the tries ended since the last recalculation; `count` may exceed its length. */
+  /** Latencies (ms) of the first tries ended since the last recalculation; `count` may exceed its length. */
   private readonly samples: Float64Array;
   private count = 0;
   /** Most tries in flight at once since the last recalculation. */
