@@ -23,9 +23,11 @@
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 #   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
 #   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
-# Prints a Markdown table: median req/s, p50/p99, CPU time of the proxy's processes per request
-# (less sensitive than req/s to how the machine's cores were shared), and each variant's req/s
-# relative to the first.
+# Prints a Markdown table: median and best req/s, p50/p99, CPU time of the proxy's processes per request
+# (median and least; less sensitive than req/s to how the machine's cores were shared), the same
+# divided by wrk's CPU per request in each round (median: discounts how slow the machine was), the
+# proxy's share of the cores, and each variant's req/s relative to the first. Each round's log line adds wrk's
+# and the upstream's CPU per request and the machine's other CPU (foreign load).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIT=${BENCH_KIT:-$ROOT/../shared/bench}
@@ -178,6 +180,12 @@ variant_cmd() {
     shadow | shadow-rl) echo "$gw --config $ROOT/bench/bench-shadow.yaml --workers 1" ;;
     # The bare route with a sidecar's heap settings instead of the gateway's (docs/operations.md).
     young1) echo "env MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 $ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
+    # Any other command under test: `VARIANTS="bare x-mine" CMD_mine="node /tmp/mine.mjs"` (it reads PORT).
+    x-*)
+      local var="CMD_${1#x-}"
+      [[ -n ${!var:-} ]] || die "variant $1 needs $var"
+      echo "${!var}"
+      ;;
     *) die "unknown variant $1" ;;
   esac
 }
@@ -206,7 +214,7 @@ pin_tree() { [[ -z $2 ]] || for p in $(tree_pids "$1"); do taskset -a -cp "$2" "
 pin_tree "$UPSTREAM_PID" "${LOAD_CPUS:-}"
 WRK=wrk
 [[ -z ${LOAD_CPUS:-} ]] || WRK="taskset -c $LOAD_CPUS wrk"
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU CORES VSWRK
 TICK=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in $VARIANTS; do
@@ -239,19 +247,28 @@ for ((r = 1; r <= ROUNDS; r++)); do
         printf "proxy %.2f cores, wrk %.1f µs/req, upstream %.1f µs/req, other CPU %.0f%%",
           p / t / wall, w / t * 1e6 / n, u / t * 1e6 / n, 100 * (m - p - u - w) / (wall * t * ncpu) }')
     log "round $r/$ROUNDS $v: $rps req/s p50 $p50 p99 $p99, $us µs CPU per request; $shares"
+    CORES[$v]+="$(awk '{ print $2 }' <<<"$shares") "
+    # wrk does the same work per request whatever the proxy: the proxy's CPU against wrk's in the same
+    # round discounts how slow the machine was in that round.
+    VSWRK[$v]+="$(awk -v p="$us" -v w=$((s1 - s0)) -v t="$TICK" -v n="$n" 'BEGIN { printf "%.2f", p / (w / t * 1e6 / n) }') "
     stop_tree "$pid"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ms() { sed -E 's/([0-9.]+)us/\1e-3/; s/([0-9.]+)ms/\1/; s/([0-9.]+)s$/\1e3/' | awk '{ printf "%.2f", $1 }'; }
 first=""
-echo "| variant | req/s (median of $ROUNDS) | rounds | p50 ms | p99 ms | CPU µs per request | × $(echo "$VARIANTS" | awk '{print $1}') |"
-echo "|---|--:|---|--:|--:|--:|--:|"
+# The best round and the least CPU per request are what a noisy machine disturbs least.
+echo "| variant | req/s (median of $ROUNDS) | rounds | best | p50 ms | p99 ms | CPU µs per request | least CPU µs | CPU ÷ wrk's | proxy cores | × $(echo "$VARIANTS" | awk '{print $1}') |"
+echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 for v in $VARIANTS; do
   m=$(echo "${RPS[$v]}" | median)
   [[ -n $first ]] || first=$m
   p50=$(for x in ${P50[$v]}; do echo "$x" | ms; echo; done | median)
   p99=$(for x in ${P99[$v]}; do echo "$x" | ms; echo; done | median)
   cpu=$(echo "${CPU[$v]}" | median)
-  echo "| $v | $m | ${RPS[$v]}| $p50 | $p99 | $cpu | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
+  best=$(echo "${RPS[$v]}" | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
+  least=$(echo "${CPU[$v]}" | tr ' ' '\n' | grep -v '^$' | sort -g | head -1)
+  cores=$(echo "${CORES[$v]}" | median)
+  vswrk=$(echo "${VSWRK[$v]}" | median)
+  echo "| $v | $m | ${RPS[$v]}| $best | $p50 | $p99 | $cpu | $least | $vswrk | $cores | $(awk -v a="$m" -v b="$first" 'BEGIN { printf "%.2f", a / b }') |"
 done

@@ -8,8 +8,9 @@
  *   perf script -i perf.data | node bench/perf-profile.ts [--requests N] [--top 25]
  *
  * A sample is charged to the innermost JS frame of a known script (node:http's server side, undici,
- * the proxy's own code), so a syscall undici makes counts as undici's; kernel time is also shown on
- * its own. Samples with no such frame are GC (V8's heap code on the stack), the compiler (a
+ * the proxy's own code), so a syscall undici makes counts as undici's; node:http's native parser and a
+ * read that reaches `onStreamRead` (only upstream sockets do) are charged to their side too; kernel
+ * time is also shown on its own. Samples with no such frame are GC (V8's heap code on the stack), the compiler (a
  * background thread compiling), or the rest of Node and V8.
  */
 import { createInterface } from 'node:readline';
@@ -38,6 +39,17 @@ function categoryOfJs(frame: string): string | null {
   return null;
 }
 
+/**
+ * Native frames that belong to one side: node:http's parser and its connection list are the server's
+ * (it reads client sockets in C++, never through `onStreamRead`), so a socket read that reaches
+ * `onStreamRead` is an upstream connection's, undici's.
+ */
+function categoryOfNative(frame: string): string | null {
+  if (/node::http_parser::|llhttp_/.test(frame)) return HTTP_SERVER;
+  if (/JS:\S*onStreamRead node:internal\/stream_base_commons/.test(frame)) return UNDICI;
+  return null;
+}
+
 const byCategory = new Map<string, { all: number; kernel: number }>();
 const bySymbol = new Map<string, number>();
 let total = 0;
@@ -51,7 +63,7 @@ function account(stack: string[]): void {
   if (inKernel) kernel++;
   let category: string | null = null;
   for (const frame of stack) {
-    category = categoryOfJs(frame);
+    category = categoryOfJs(frame) ?? categoryOfNative(frame);
     if (category !== null) break;
   }
   if (category === null) {
