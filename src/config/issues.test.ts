@@ -80,7 +80,7 @@ describe('schema errors', () => {
   test('an unknown field with no close name lists the known ones', async () => {
     assert.deepEqual(await problems(['listeners:', '  - name: public', '    port: 8080', '    zzzzzzzzzz: 1']), [
       '4:5: listeners[0].zzzzzzzzzz: unknown field "zzzzzzzzzz" (expected one of: name, port, address, trustedHops, ' +
-        'tls, mtls, http2, redirectToHttps, httpsPort, encodedSlashes, limits, origin)',
+        'tls, mtls, http2, engine, redirectToHttps, httpsPort, encodedSlashes, limits, origin)',
     ]);
   });
 
