@@ -1,10 +1,11 @@
 /**
  * prom-client's classes, each from its own file, and its default metrics but one, instead of the
- * package's index. The index loads every default metric, and the process-CPU one loads
- * @opentelemetry/api's CommonJS build (for exemplars, which meshgate never turns on): about 6 MiB of
- * RSS in each sidecar for three counters (bench/sidecar-modules.ts). prom-client 15 has no `exports`
- * map, so its files load by path; the CPU counters are rewritten here with the same names, help and
- * values, so `/metrics` reads as before (metrics.test.ts checks the names; promtool the format).
+ * package's index. The index loads every part of prom-client (push gateway, summaries, cluster), and
+ * its process-CPU metric loads @opentelemetry/api's CommonJS build (for exemplars, which meshgate
+ * never turns on): about 140 modules and 1 MiB of heap in each sidecar for three counters
+ * (bench/sidecar-modules.ts). prom-client 15 has no `exports` map, so its files load by path; the CPU
+ * counters are rewritten here with the same names, help and values, so `/metrics` reads as before
+ * (prom.test.ts compares the two; promtool checks the format in test/e2e/telemetry.test.ts).
  */
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
