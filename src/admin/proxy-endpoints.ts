@@ -4,7 +4,7 @@
  * Views come from the processes that proxy (see proxy/describe.ts); with several workers, counters
  * are summed and /workers shows each.
  */
-import { AggregatorRegistry } from 'prom-client';
+import { aggregatorRegistry } from '../observability/prom.ts';
 import { keyPrefixOf } from '../plugins/cache/policy.ts';
 import type { DataPlane } from '../proxy/data-plane.ts';
 import type { AdminReply, AdminServer } from './server.ts';
@@ -155,7 +155,7 @@ export function addProxyEndpoints(admin: AdminServer, plane: DataPlane): void {
     .route('GET /metrics', async () => {
       // One worker's metrics as they are; several summed (counters, histograms) by prom-client.
       const views = await plane.query('metrics');
-      const registry = AggregatorRegistry.aggregate(views.map((v) => v.metrics as object[]));
+      const registry = aggregatorRegistry().aggregate(views.map((v) => v.metrics as object[]));
       return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
     });
   addUsageEndpoint(admin, plane);

@@ -10,7 +10,7 @@
  * (a flood of 404s or 429s is exactly when they are not rare). Gauges and stats read at scrape time
  * use prom-client's own metrics.
  */
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from './prom.ts';
 import { type CounterSeries, type HistogramSeries, SeriesCounter, SeriesHistogram } from './series.ts';
 
 export type MetricsRole = 'gateway' | 'mesh';
@@ -168,7 +168,7 @@ export class ProxyMetrics {
     this.registry = registry;
     // The process' own health (memory, CPU, event-loop delay, GC) beside the traffic: a slow proxy is
     // often a blocked event loop or a growing heap.
-    collectDefaultMetrics({ register: registry });
+    collectDefaultMetrics(registry);
     const p = role;
     this.requests = new SeriesCounter(
       `${p}_requests_total`,

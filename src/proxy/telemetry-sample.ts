@@ -3,10 +3,11 @@
  * `GET /metrics`: nothing is counted twice and the request path pays nothing for it. Reading costs
  * what one Prometheus scrape costs, once per report interval (5 s by default), whatever the traffic.
  */
-import { AggregatorRegistry } from 'prom-client';
+
 import type { ExplainedTrail } from '../api/explain.ts';
 import type { RequestRecord, TelemetryReport, TelemetrySeries } from '../api/mesh.ts';
 import { MAX_LOOKUP_RECORDS, MAX_LOOKUP_TRAILS, MAX_TELEMETRY_SERIES } from '../api/values.ts';
+import { aggregatorRegistry } from '../observability/prom.ts';
 import type { DataPlane } from './data-plane.ts';
 
 /** A metric as `Registry.getMetricsAsJSON()` gives it. */
@@ -24,7 +25,9 @@ export async function sampleTelemetry(plane: Pick<DataPlane, 'query'>, since: nu
   const metrics =
     views.length === 1
       ? (views[0]!.metrics as Metric[])
-      : await AggregatorRegistry.aggregate(views.map((v) => v.metrics as never)).getMetricsAsJSON();
+      : await aggregatorRegistry()
+          .aggregate(views.map((v) => v.metrics as never))
+          .getMetricsAsJSON();
   return summarize(metrics as Metric[], since);
 }
 
