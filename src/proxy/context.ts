@@ -19,7 +19,7 @@ import { spiffeIdOfCertificate } from '../core/spiffe.ts';
 import type { RequestTrace, Tracing } from '../observability/tracing.ts';
 import type { CompiledDestination, CompiledListener, CompiledRoute, Snapshot } from './compiled.ts';
 import type { ExplainSettings, Trail } from './explain/trail.ts';
-import { removeHeader, setHeader } from './headers.ts';
+import { headerValue, removeHeader, setHeader } from './headers.ts';
 import type { MeshTls } from './identity/mesh-tls.ts';
 import type { LeanRequest } from './listener/lean/request.ts';
 import type { LeanResponse } from './listener/lean/response.ts';
@@ -288,12 +288,7 @@ export class StreamContext implements MatchInput, RequestContext {
 
   /** Value of a request header by lower-case name (after hygiene: what the upstream will see). */
   header(name: string): string | undefined {
-    const h = this.headers;
-    let value: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      if (h[i] === name) value = value === undefined ? h[i + 1] : `${value}, ${h[i + 1]}`;
-    }
-    return value;
+    return headerValue(this.headers, name);
   }
 
   setHeader(name: string, value: string): void {

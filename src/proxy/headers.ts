@@ -107,6 +107,15 @@ export function removeHeaders(flat: string[], names: ReadonlySet<string>): void 
   flat.length = w;
 }
 
+/** The value of `name` in a flat `[name, value, …]` list, repeats joined with ", " (RFC 9110 5.3). */
+export function headerValue(flat: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i] === name) value = value === undefined ? flat[i + 1] : `${value}, ${flat[i + 1]}`;
+  }
+  return value;
+}
+
 /** Removes every entry named `name` from a flat `[name, value, …]` list in place. */
 export function removeHeader(flat: unknown[], name: string): void {
   let w = 0;

@@ -249,49 +249,56 @@ export class ControlPlaneDashboard implements DashboardBackend {
    * of every proxy that saw its trace, as an app passes `traceparent` on but not always `x-request-id`.
    */
   async lookup(id: string): Promise<LookupResult> {
-    const first = await this.ask([id]);
-    const traces = [
-      ...new Set(first.records.map((r) => r.record.traceId).filter((t): t is string => t !== null && t !== id)),
-    ].slice(0, 16);
-    const second = traces.length > 0 ? await this.ask(traces) : null;
-    const seen = new Set<string>();
-    const hops: LookupHop[] = [];
-    for (const { proxy, record } of [...first.records, ...(second?.records ?? [])]) {
-      const key = `${proxy}\u0000${record.requestId}\u0000${record.start}\u0000${record.spanId}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const identity = this.cp.knownIdentity(proxy);
-      hops.push({
-        proxy,
-        kind: identity?.kind ?? 'unknown',
-        proxyService: identity?.service ?? (identity?.kind === 'gateway' ? 'gateway' : null),
-        ...record,
-      });
-    }
-    hops.sort((a, b) => a.start - b.start || b.durationMs - a.durationMs);
-    return {
+    const found = await this.gather(
       id,
-      hops,
-      asked: Math.max(first.asked, second?.asked ?? 0),
-      answered: Math.max(first.answered, second?.answered ?? 0),
-    };
+      false,
+      (p) => p.records.map(({ proxy, record }) => ({ proxy, item: record })),
+      (r) => r.traceId,
+      (r) => `${r.requestId}\u0000${r.start}\u0000${r.spanId}`,
+    );
+    const hops: LookupHop[] = found.hops.map(({ item, ...hop }) => ({ ...hop, ...item }));
+    hops.sort((a, b) => a.start - b.start || b.durationMs - a.durationMs);
+    return { id, hops, asked: found.asked, answered: found.answered };
   }
 
   /**
-   * A request's decision trails from every proxy it crossed (`meshgate explain`): asked of every proxy
-   * by request id, then by the trace ids those trails carry (an app passes `traceparent` on but not
-   * always `x-request-id`), in the order the hops started.
+   * A request's decision trails from every proxy it crossed (`meshgate explain`), found as `lookup`
+   * finds its records, in the order the hops started.
    */
   async explain(id: string): Promise<ExplainResult> {
-    const first = await this.ask([id], true);
+    const found = await this.gather(
+      id,
+      true,
+      (p) => p.trails.map(({ proxy, trail }) => ({ proxy, item: trail })),
+      (t) => t.traceId,
+      (t) => `${t.requestId}\u0000${t.start}`,
+    );
+    const hops: TrailHop[] = found.hops.map(({ item, ...hop }) => ({ ...hop, trail: item }));
+    hops.sort((a, b) => a.trail.start - b.trail.start || b.trail.outcome.durationMs - a.trail.outcome.durationMs);
+    return { id, hops, asked: found.asked, answered: found.answered };
+  }
+
+  /**
+   * What every proxy remembers of a request: asked by its id, then by the trace ids the first answers
+   * carry (an app passes `traceparent` on but not always `x-request-id`); each proxy's item once.
+   */
+  private async gather<T>(
+    id: string,
+    explain: boolean,
+    items: (answers: PendingLookup) => { proxy: string; item: T }[],
+    traceOf: (item: T) => string | null,
+    keyOf: (item: T) => string,
+  ) {
+    const first = await this.ask([id], explain);
+    const firstItems = items(first);
     const traces = [
-      ...new Set(first.trails.map((t) => t.trail.traceId).filter((t): t is string => t !== null && t !== id)),
+      ...new Set(firstItems.map((i) => traceOf(i.item)).filter((t): t is string => t !== null && t !== id)),
     ].slice(0, 16);
-    const second = traces.length > 0 ? await this.ask(traces, true) : null;
+    const second = traces.length > 0 ? await this.ask(traces, explain) : null;
     const seen = new Set<string>();
-    const hops: TrailHop[] = [];
-    for (const { proxy, trail } of [...first.trails, ...(second?.trails ?? [])]) {
-      const key = `${proxy}\u0000${trail.requestId}\u0000${trail.start}`;
+    const hops: { proxy: string; kind: string; proxyService: string | null; item: T }[] = [];
+    for (const { proxy, item } of [...firstItems, ...(second === null ? [] : items(second))]) {
+      const key = `${proxy}\u0000${keyOf(item)}`;
       if (seen.has(key)) continue;
       seen.add(key);
       const identity = this.cp.knownIdentity(proxy);
@@ -299,12 +306,10 @@ export class ControlPlaneDashboard implements DashboardBackend {
         proxy,
         kind: identity?.kind ?? 'unknown',
         proxyService: identity?.service ?? (identity?.kind === 'gateway' ? 'gateway' : null),
-        trail,
+        item,
       });
     }
-    hops.sort((a, b) => a.trail.start - b.trail.start || b.trail.outcome.durationMs - a.trail.outcome.durationMs);
     return {
-      id,
       hops,
       asked: Math.max(first.asked, second?.asked ?? 0),
       answered: Math.max(first.answered, second?.answered ?? 0),

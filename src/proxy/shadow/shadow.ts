@@ -33,7 +33,7 @@ import { pickDestination, stickyRoll } from '../actions/forward/destination.ts';
 import { AUTHZ_FILTER_NAME } from '../authz/filter.ts';
 import type { CompiledDestination, CompiledFilter, CompiledRoute, Snapshot } from '../compiled.ts';
 import type { ShadowObserver, StreamContext } from '../context.ts';
-import { removeHeader, setHeader } from '../headers.ts';
+import { headerValue, removeHeader, setHeader } from '../headers.ts';
 import type { MeshTls } from '../identity/mesh-tls.ts';
 import { type MatchInput, pathParams } from '../router/router.ts';
 import { compileSnapshot, releaseSnapshot, routerFor } from '../snapshot.ts';
@@ -422,12 +422,7 @@ class ShadowRequest implements RequestContext, MatchInput {
   setUpstreamPath(): void {}
 
   header(name: string): string | undefined {
-    const h = this.headers;
-    let value: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      if (h[i] === name) value = value === undefined ? h[i + 1] : `${value}, ${h[i + 1]}`;
-    }
-    return value;
+    return headerValue(this.headers, name);
   }
 
   setHeader(name: string, value: string): void {
