@@ -11,12 +11,13 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as netServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Pool, request } from 'undici';
 import { eventually } from '../helpers/mesh.ts';
+import { freePort } from '../helpers/ports.ts';
 import { MeshgateProcess } from '../helpers/process.ts';
 
 const CONNECTIONS = 4;
@@ -41,15 +42,6 @@ services:
 ${appUrl ? `    endpoints: [{ url: "${appUrl}" }]\n` : ''}    mtls: { mode: DISABLE }
     timeouts: { connect: 1s, request: 2s }
 `;
-}
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 interface Outcome {

@@ -18,13 +18,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as netServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { ExplainResult } from '../../src/api/explain.ts';
 import { eventually } from '../helpers/mesh.ts';
+import { freePort } from '../helpers/ports.ts';
 import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 
 const KEY = 'explain-e2e-key-0123456789abcdef';
@@ -56,15 +57,6 @@ routes:
       - { service: property-service, subset: v1, weight: 90 }
       - { service: property-service, subset: v2, weight: 10 }
 `;
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 }, () => {
   let dir: string;

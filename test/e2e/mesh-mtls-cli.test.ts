@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { type AddressInfo, connect, createServer as netServer } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { freePort } from '../helpers/ports.ts';
 import { MeshgateProcess } from '../helpers/process.ts';
 
 const MODEL = `mesh: { trustDomain: example.org, mtls: { mode: STRICT } }
@@ -21,15 +22,6 @@ services:
   - { name: front }
   - { name: photo-service }
 `;
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('mutual TLS between sidecars, from the control plane’s model', () => {
   let dir: string;

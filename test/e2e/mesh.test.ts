@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
-import { type AddressInfo, createServer as netServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,6 +22,7 @@ import { request } from 'undici';
 import type { ChangeRecord, Instance, ProxyStatusView } from '../../src/api/mesh.ts';
 import { closedLoopLoad } from '../helpers/load.ts';
 import { eventually } from '../helpers/mesh.ts';
+import { freePort } from '../helpers/ports.ts';
 import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 
 const MODEL = `listeners:
@@ -120,15 +121,6 @@ interface MeshInstance {
   app: App;
   sidecar: MeshgateProcess;
   admin: number;
-}
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function getJson<T>(url: string): Promise<T> {

@@ -224,6 +224,9 @@ describe('resilience metrics', () => {
       assert.equal(m.sum('mesh_request_duration_seconds_count'), 4);
       assert.notEqual(m.families.get('mesh_connection_pool_active'), undefined);
       assert.notEqual(m.families.get('mesh_circuit_breaker_open'), undefined);
+      // A tail needs a visible cause on every proxy: event-loop delay and GC pauses (docs/metrics.md).
+      assert.equal(m.families.get('nodejs_eventloop_lag_p99_seconds')?.type, 'gauge');
+      assert.equal(m.families.get('nodejs_gc_duration_seconds')?.type, 'histogram');
       assert.doesNotMatch(text, /^gateway_/m);
     } finally {
       await gw.close();

@@ -4,7 +4,7 @@
  * then tries them first, in declaration order: docs/routing.md). Each `match[]` entry (OR) becomes
  * its own route, next to its siblings.
  */
-import { HTTP_METHODS } from '../../api/config.ts';
+import { HTTP_METHODS, RETRY_CONDITIONS } from '../../api/config.ts';
 import { type Conversion, child, fieldsOf, isRecord, listOf, type SourceRef } from '../shared/format.ts';
 import {
   duration,
@@ -25,19 +25,8 @@ import {
 /** The priority every converted route gets: equal, so declaration order (Istio's) decides. */
 export const ISTIO_ROUTE_PRIORITY = 1;
 
-const MESHGATE_RETRY_ON = new Set([
-  'connect-failure',
-  'refused-stream',
-  'reset',
-  'gateway-error',
-  '5xx',
-  'retriable-status-codes',
-  'cancelled',
-  'deadline-exceeded',
-  'internal',
-  'resource-exhausted',
-  'unavailable',
-]);
+/** Istio `retryOn` words meshgate has too (Envoy's names, which both use). */
+const MESHGATE_RETRY_ON: ReadonlySet<string> = new Set(RETRY_CONDITIONS);
 
 export function convertVirtualService(r: IstioResource, spec: unknown): void {
   const { out, ref } = r;

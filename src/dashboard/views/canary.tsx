@@ -3,10 +3,10 @@
  * `meshgate validate` does, shown as a diff, then applied and recorded), and the traffic it moves.
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { Live } from '../api.ts';
-import { getJson, postJson, type WeightedRoute, type WeightsOutcome } from '../api.ts';
-import { ms, percent, rate } from '../format.ts';
+import { getJson, type Live, postJson, type WeightedRoute, type WeightsOutcome } from '../api.ts';
+import { ms } from '../format.ts';
 import { Diff } from './changes.tsx';
+import { VersionShares } from './service.tsx';
 
 const PRESETS: [number, number][] = [
   [90, 10],
@@ -158,20 +158,7 @@ function RouteCard(props: { route: WeightedRoute; live: Live; onApplied: () => v
               <span class="muted">(all its traffic, last {(live.overview?.windowMs ?? 0) / 1000} s)</span>
             </h4>
             {node && node.versions.length > 0 ? (
-              <table>
-                <tbody>
-                  {node.versions.map((v) => (
-                    <tr key={v.version} data-version={v.version} data-share={v.share ?? 0}>
-                      <td>{v.version}</td>
-                      <td class="num">{rate(v.rps)}</td>
-                      <td class="bar">
-                        <meter min={0} max={1} value={v.share ?? 0} />
-                      </td>
-                      <td class="num share">{percent(v.share)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <VersionShares versions={node.versions} />
             ) : (
               <p class="muted">No traffic reported yet.</p>
             )}

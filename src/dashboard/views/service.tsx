@@ -11,6 +11,26 @@ const RED = '#f85149';
 const GREEN = '#3fb950';
 const AMBER = '#d29922';
 
+/** A service's requests per second and share by version (the canary page shows the same table). */
+export function VersionShares(props: { id?: string; versions: Overview['nodes'][number]['versions'] }) {
+  return (
+    <table id={props.id}>
+      <tbody>
+        {props.versions.map((v) => (
+          <tr key={v.version} data-version={v.version} data-share={v.share ?? 0}>
+            <td>{v.version}</td>
+            <td class="num">{rate(v.rps)}</td>
+            <td class="bar">
+              <meter min={0} max={1} value={v.share ?? 0} />
+            </td>
+            <td class="num share">{percent(v.share)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 export function Signals(props: { times: number[]; history: History; compact?: boolean }) {
   const { times, history } = props;
   const height = props.compact ? 90 : 140;
@@ -125,20 +145,7 @@ export function ServiceView(props: { live: Live; name: string | null }) {
           {node.versions.length === 0 ? (
             <p class="muted">No instance reports its traffic (no sidecar).</p>
           ) : (
-            <table id="versions">
-              <tbody>
-                {node.versions.map((v) => (
-                  <tr key={v.version} data-version={v.version} data-share={v.share ?? 0}>
-                    <td>{v.version}</td>
-                    <td class="num">{rate(v.rps)}</td>
-                    <td class="bar">
-                      <meter min={0} max={1} value={v.share ?? 0} />
-                    </td>
-                    <td class="num share">{percent(v.share)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <VersionShares id="versions" versions={node.versions} />
           )}
         </div>
         <div>
