@@ -29,11 +29,7 @@
 # proxy's share of the cores, and each variant's req/s relative to the first. Each round's log line adds wrk's
 # and the upstream's CPU per request and the machine's other CPU (foreign load).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KIT=${BENCH_KIT:-$ROOT/../shared/bench}
-source "$KIT/lib/common.sh"
-export PATH="$ROOT/node_modules/.bin:$PATH:/usr/sbin"
-[[ -f $ROOT/dist/cli/main.js ]] || (cd "$ROOT" && npm run build >/dev/null)
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} WARMUP=${WARMUP:-2} CONNS=${CONNS:-64} THREADS=${THREADS:-2}
 VARIANTS=${VARIANTS:-bare plugins}

@@ -14,11 +14,7 @@
 # `meshgate-rl-w2` (two workers sharing the proxy's cores). Prints median req/s, CPU of the proxy per
 # request, peak RSS of its process tree, and each target's req/s relative to nginx.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KIT=${BENCH_KIT:-$ROOT/../shared/bench}
-source "$KIT/lib/common.sh"
-export PATH="$ROOT/node_modules/.bin:$PATH:/usr/sbin"
-[[ -f $ROOT/dist/cli/main.js ]] || (cd "$ROOT" && npm run build >/dev/null)
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 command -v taskset >/dev/null || die "taskset (util-linux) is needed"
 
 PROXY_CPUS=${PROXY_CPUS:-1} LOAD_CPUS=${LOAD_CPUS:-0}

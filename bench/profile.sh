@@ -14,11 +14,7 @@
 # The summary counts the measured window only (the profile's last DURATION seconds and the exit); the
 # profile and the log stay in OUT (default /tmp/meshgate-profile.<target>.XXXX).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KIT=${BENCH_KIT:-$ROOT/../shared/bench}
-source "$KIT/lib/common.sh"
-export PATH="$ROOT/node_modules/.bin:$PATH:/usr/sbin"
-[[ -f $ROOT/dist/cli/main.js ]] || (cd "$ROOT" && npm run build >/dev/null)
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 TARGET=${TARGET:-meshgate}
 DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONNS=${CONNS:-64} THREADS=${THREADS:-2}

@@ -10,11 +10,7 @@
 #
 #   ROUNDS=3 DURATION=5 bench/transcode.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KIT=${BENCH_KIT:-$ROOT/../shared/bench}
-source "$KIT/lib/common.sh"
-export PATH="$ROOT/node_modules/.bin:$PATH:/usr/sbin"
-[[ -f $ROOT/dist/cli/main.js ]] || (cd "$ROOT" && npm run build >/dev/null)
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 command -v h2load >/dev/null || die "h2load is needed (apt-get install nghttp2-client)"
 
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-2} CONNS=${CONNS:-64}
