@@ -492,6 +492,12 @@ export const DEFAULT_EXPLAIN_TRAILS = 128;
 export const DEFAULT_EXPLAIN_SAMPLE_RATE = 0;
 /** How long a request lookup waits for the proxies' answers, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+/**
+ * How far two proxies' clocks may disagree when a request lookup orders their hops, ms: each hop's
+ * start is its own process's `performance.timeOrigin + now()`, and processes on one machine were seen
+ * a millisecond or more apart, so a called hop could seem to start before its caller.
+ */
+export const LOOKUP_CLOCK_SKEW_MS = 10;
 // ── Guarded rollouts (docs/rollout.md) ──
 /** How long canary proxies are watched after each applied the change, ms. 0: promoted once every canary ACKed. */
 export const DEFAULT_ROLLOUT_WATCH_MS = 60_000;

@@ -21,6 +21,7 @@ import { Authenticator } from '../auth/tokens.ts';
 import { emptyModel } from '../model/model.ts';
 import { MemoryRegistry } from '../registry/memory.ts';
 import { ControlPlane } from './control-plane.ts';
+import { orderHops } from './dashboard.ts';
 import { controlPlaneApi } from './http.ts';
 
 const MODEL = `listeners:
@@ -107,7 +108,13 @@ describe('the dashboard on the control plane', () => {
         const front = o.nodes.find((n) => n.id === 'service:front');
         const called = o.edges.find((e) => e.id === 'gateway:gateway>service:front');
         // Every proxy has reported twice: the sidecars' view and the gateway's.
-        return front && front.stat.rps > 0 && front.versions.length === 2 && called && called.stat.rps > 0
+        const split = o.routes.find((r) => r.name === 'split');
+        return front &&
+          front.stat.rps > 0 &&
+          front.versions.length === 2 &&
+          called &&
+          called.stat.rps > 0 &&
+          split?.history.rps.some((v) => v !== null && v > 0)
           ? o
           : undefined;
       },
@@ -264,5 +271,38 @@ describe('the dashboard on the control plane', () => {
       body: { proxy: 'p', stream: 's', since: 0, latencyBounds: [], series: [], services: [], inflight: 0 },
     });
     assert.equal(report.status, 409);
+  });
+});
+
+describe("ordering one request's hops", () => {
+  const order = (hops: { name: string; start: number; duration: number }[]) => {
+    orderHops(
+      hops,
+      (h) => h.start,
+      (h) => h.duration,
+    );
+    return hops.map((h) => h.name);
+  };
+
+  it('puts a caller before the hops it made, though their clocks put a hop a little earlier', () => {
+    // The gateway's clock 2 ms ahead of the sidecar's: its first try's hop seems to start first.
+    assert.deepEqual(
+      order([
+        { name: 'sidecar, second try', start: 1_010, duration: 20 },
+        { name: 'sidecar, first try', start: 999, duration: 3 },
+        { name: 'gateway', start: 1_001, duration: 40 },
+      ]),
+      ['gateway', 'sidecar, first try', 'sidecar, second try'],
+    );
+  });
+
+  it('keeps hops that do not lie within one another in the order they started', () => {
+    assert.deepEqual(
+      order([
+        { name: 'later', start: 2_000, duration: 5 },
+        { name: 'earlier', start: 1_000, duration: 50 },
+      ]),
+      ['earlier', 'later'],
+    );
   });
 });

@@ -28,7 +28,7 @@ import {
 import { checkConfig, type RawConfig } from '../../config/pipeline.ts';
 import { redact } from '../../config/redact.ts';
 import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
-import { DEFAULT_LOOKUP_TIMEOUT_MS } from '../../core/defaults.ts';
+import { DEFAULT_LOOKUP_TIMEOUT_MS, LOOKUP_CLOCK_SKEW_MS } from '../../core/defaults.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import { checkMeshRules } from '../model/model.ts';
 import { RolloutRefused } from '../rollout/rollout.ts';
@@ -257,7 +257,11 @@ export class ControlPlaneDashboard implements DashboardBackend {
       (r) => `${r.requestId}\u0000${r.start}\u0000${r.spanId}`,
     );
     const hops: LookupHop[] = found.hops.map(({ item, ...hop }) => ({ ...hop, ...item }));
-    hops.sort((a, b) => a.start - b.start || b.durationMs - a.durationMs);
+    orderHops(
+      hops,
+      (h) => h.start,
+      (h) => h.durationMs,
+    );
     return { id, hops, asked: found.asked, answered: found.answered };
   }
 
@@ -274,7 +278,11 @@ export class ControlPlaneDashboard implements DashboardBackend {
       (t) => `${t.requestId}\u0000${t.start}`,
     );
     const hops: TrailHop[] = found.hops.map(({ item, ...hop }) => ({ ...hop, trail: item }));
-    hops.sort((a, b) => a.trail.start - b.trail.start || b.trail.outcome.durationMs - a.trail.outcome.durationMs);
+    orderHops(
+      hops,
+      (h) => h.trail.start,
+      (h) => h.trail.outcome.durationMs,
+    );
     return { id, hops, asked: found.asked, answered: found.answered };
   }
 
@@ -315,4 +323,27 @@ export class ControlPlaneDashboard implements DashboardBackend {
       answered: Math.max(first.answered, second?.answered ?? 0),
     };
   }
+}
+
+/**
+ * Orders one request's hops as they happened, in place: by start, a hop that calls another first. The
+ * starts come from different processes' clocks, which may disagree by up to LOOKUP_CLOCK_SKEW_MS, so a
+ * hop that lies within a longer one (to that tolerance at both ends) is taken to start no earlier than
+ * the longer one; of two hops starting together, the longer (the caller) comes first.
+ */
+export function orderHops<T>(hops: T[], startOf: (hop: T) => number, durationOf: (hop: T) => number): void {
+  const start = hops.map(startOf);
+  const duration = hops.map(durationOf);
+  const key = start.slice();
+  for (let i = 0; i < hops.length; i++)
+    for (let j = 0; j < hops.length; j++)
+      if (
+        duration[j]! > duration[i]! &&
+        start[j]! - LOOKUP_CLOCK_SKEW_MS <= start[i]! &&
+        start[i]! + duration[i]! <= start[j]! + duration[j]! + LOOKUP_CLOCK_SKEW_MS
+      )
+        key[i] = Math.max(key[i]!, start[j]!);
+  const order = hops.map((_, i) => i).sort((a, b) => key[a]! - key[b]! || duration[b]! - duration[a]!);
+  const sorted = order.map((i) => hops[i]!);
+  for (let i = 0; i < sorted.length; i++) hops[i] = sorted[i]!;
 }
