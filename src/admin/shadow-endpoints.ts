@@ -6,12 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { mergeShadowReports, type ShadowReport } from '../api/shadow.ts';
 import type { ConfigConverter, PipelineOptions } from '../config/pipeline.ts';
 import { checkConfig } from '../config/pipeline.ts';
-import { DEFAULT_SHADOW_EXAMPLES, DEFAULT_SHADOW_SAMPLE_PERCENT, MAX_MODEL_BODY_BYTES } from '../core/defaults.ts';
+import { DEFAULT_SHADOW_SAMPLE_PERCENT, MAX_MODEL_BODY_BYTES } from '../core/defaults.ts';
 import type { DataPlane } from '../proxy/data-plane.ts';
-import type { ShadowSet } from '../proxy/describe.ts';
+import { clearShadowEverywhere, setShadowEverywhere, shadowReportEverywhere } from '../proxy/shadow/commands.ts';
 import { type AdminHandler, type AdminReply, type AdminServer, readBody } from './server.ts';
 
 /** The name issues of a shadow config sent without `?file=` carry (`shadow:3:5`). */
@@ -29,11 +28,6 @@ export interface ShadowEndpointOptions {
 
 const NONE_SET: AdminReply = { status: 404, body: { error: 'no shadow config is set; PUT /shadow sets one' } };
 const NO_CONFIG: AdminReply = { status: 503, body: { status: 'waiting for config' } };
-
-function reportOf(views: Record<string, unknown>[]): ShadowReport | null {
-  const reports = views.map((v) => v.report as ShadowReport | null).filter((r) => r != null);
-  return mergeShadowReports(reports, DEFAULT_SHADOW_EXAMPLES);
-}
 
 export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options: ShadowEndpointOptions = {}): void {
   const guard = options.guard;
@@ -71,30 +65,23 @@ export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options
             body: { error: 'the shadow config is not valid; nothing changed', issues: checked.issues },
           };
         const loaded = checked.value.loaded;
-        const set: ShadowSet = { id: randomUUID(), loaded, samplePercent, maxExamples: DEFAULT_SHADOW_EXAMPLES };
-        const views = await plane.query(`shadow-set:${JSON.stringify(set)}`);
-        if (views.length === 0) return NO_CONFIG;
-        const refused = views.find((v) => typeof v.error === 'string');
-        if (refused !== undefined) {
-          // Every process alike: when some took it (replacing what they had), all are cleared; when none
-          // did, each keeps the shadow config it had.
-          if (views.some((v) => typeof v.error !== 'string')) await plane.query('shadow-clear');
-          return { status: 422, body: { error: `the shadow config could not be compiled: ${refused.error}` } };
-        }
-        return { status: 200, body: { status: 'set', hash: loaded.hash, samplePercent, processes: views.length } };
+        const set = await setShadowEverywhere(plane, randomUUID(), loaded, samplePercent);
+        if (!set.ok && set.waiting) return NO_CONFIG;
+        if (!set.ok) return { status: 422, body: { error: `the shadow config could not be compiled: ${set.error}` } };
+        return { status: 200, body: { status: 'set', hash: loaded.hash, samplePercent, processes: set.processes } };
       }),
     )
     .route(
       'DELETE /shadow',
       guarded(async () => {
-        const report = reportOf(await plane.query('shadow-clear'));
+        const report = await clearShadowEverywhere(plane);
         return report === null ? NONE_SET : { status: 200, body: { status: 'cleared', report } };
       }),
     )
     .route(
       'GET /shadow/report',
       guarded(async () => {
-        const report = reportOf(await plane.query('shadow-report'));
+        const report = await shadowReportEverywhere(plane);
         return report === null ? NONE_SET : { status: 200, body: report };
       }),
     );

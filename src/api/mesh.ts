@@ -9,6 +9,7 @@ import { DURATION_PATTERN } from '../core/duration.ts';
 import type { Config, ServiceConfig } from './config.ts';
 import type { ExplainedTrail } from './explain.ts';
 import type { ConfigIssue } from './issues.ts';
+import type { ShadowReport } from './shadow.ts';
 import {
   MAX_LOOKUP_RECORDS,
   MAX_LOOKUP_TRAILS,
@@ -217,6 +218,25 @@ export interface LookupEvent {
    * proxy answers with `trails` (and no records). A proxy that keeps no trails answers none.
    */
   explain?: boolean;
+}
+
+/**
+ * The control plane's shadow config (docs/shadow.md): `set` carries the config this proxy would get
+ * from the candidate model, which the proxy validates and puts beside its live one (replacing any
+ * shadow it had); `report` asks for its counts; `clear` removes it. Every one is answered on
+ * `POST /lookups` with `shadow` (and the event's id).
+ */
+export interface ShadowEvent {
+  /** Quoted by the answer. */
+  id: string;
+  op: 'set' | 'report' | 'clear';
+  /** With `set`. */
+  shadow?: {
+    /** Names the shadow, the same at every proxy. */
+    id: string;
+    config: Config;
+    samplePercent: number;
+  };
 }
 
 /**
@@ -617,7 +637,37 @@ export const LookupAnswerSchema = Type.Object(
         { maxItems: MAX_LOOKUP_TRAILS },
       ),
     ),
+    /**
+     * The answer to a `shadow` event: the proxy's report (summed over its processes; null when it has
+     * no shadow) or why it could not set the shadow config.
+     */
+    shadow: Type.Optional(
+      Type.Object(
+        {
+          error: Type.Optional(Type.String({ maxLength: 4096 })),
+          report: Type.Optional(
+            Type.Union([
+              Type.Null(),
+              Type.Unsafe<ShadowReport>(
+                Type.Object(
+                  {
+                    hash: Type.String({ maxLength: 128 }),
+                    since: Type.String({ maxLength: 64 }),
+                    processes: Type.Integer({ minimum: 0 }),
+                    totals: Type.Object({}, { additionalProperties: true }),
+                  },
+                  { additionalProperties: true },
+                ),
+              ),
+            ]),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
 export type LookupAnswer = Static<typeof LookupAnswerSchema>;
+/** A proxy's answer to a `shadow` event. */
+export type ShadowAnswer = NonNullable<LookupAnswer['shadow']>;

@@ -74,6 +74,21 @@ export interface ShadowReport {
   destinations: { live: Record<string, number>; shadow: Record<string, number> };
   /** The newest differing requests, per kind (a bounded ring each). */
   examples: Record<ShadowDifferenceKind, ShadowExample[]>;
+  /**
+   * From a control plane: each proxy's own counts. A request is evaluated at every proxy it crosses
+   * (the gateway, then the sidecar it went to), so the sums above count it once per proxy.
+   */
+  proxies?: ShadowProxyReport[];
+}
+
+/** One proxy's part of a control plane's shadow report. */
+export interface ShadowProxyReport {
+  proxy: string;
+  kind: string;
+  service: string | null;
+  processes: number;
+  totals: ShadowReport['totals'];
+  differences: ShadowReport['differences'];
 }
 
 export function emptyShadowReport(hash: string, since: string, samplePercent: number): ShadowReport {

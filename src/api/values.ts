@@ -55,7 +55,13 @@ export const MAX_LOOKUP_RECORDS = 100;
 export const MAX_LOOKUP_TRAILS = 16;
 
 /** Event names of the control plane's push stream. */
-export const STREAM_EVENTS = { welcome: 'welcome', push: 'push', delta: 'delta', lookup: 'lookup' } as const;
+export const STREAM_EVENTS = {
+  welcome: 'welcome',
+  push: 'push',
+  delta: 'delta',
+  lookup: 'lookup',
+  shadow: 'shadow',
+} as const;
 
 /** What a renewal proof signs: binds the proxy id, the time and the new request together. */
 export function renewalProofPayload(proxy: string, signedAt: string, csr: string): Buffer {

@@ -19,13 +19,17 @@ import {
 import { parseDuration } from '../core/duration.ts';
 import { EXIT, operatorToken, Unavailable } from './mesh-client.ts';
 
-export const usage = `Usage: meshgate diff --live [--config FILE] [--for DURATION] [--admin URL] [options]
+export const usage = `Usage: meshgate diff --live [--config FILE] [--for DURATION] [--admin URL | --control-plane URL] [options]
 
 Evaluates a candidate config beside the live one on the proxy's real requests, in a dry run (the
 candidate routes, draws destinations, checks auth and rate limits, but never acts), then reports
 how many requests it would have treated differently and shows examples. With --config, FILE is set
 as the proxy's shadow config for the run and cleared after it; without, the shadow config already
 set is read (and left set).
+
+With --control-plane, FILE is a candidate mesh model: the control plane makes each connected
+proxy's config from it (gateway and sidecars) and sets that as the proxy's shadow; the report sums
+the proxies' counts (a request is counted at every proxy it crosses) and lists each proxy's.
 
 Options:
       --live              compare against live traffic (required: the only mode)
@@ -35,6 +39,7 @@ Options:
       --sample PERCENT    evaluate this percent of requests (default 100)
       --admin URL         the proxy's admin API (default http://127.0.0.1:${DEFAULT_ADMIN_PORT}, or
                           $MESHGATE_ADMIN); an operator token from $MESHGATE_OPERATOR_TOKEN(_FILE)
+      --control-plane URL the control plane instead (every proxy connected to it), with the same token
       --json              print the report as JSON
 
 Exit status: 0 no request was treated differently, 1 some were, 2 bad usage or a candidate that is
@@ -121,6 +126,15 @@ export function describeReport(r: ShadowReport): string {
     `  ${r.refusals['rate-limit'].shadowOnly} would be refused by the new rate limit; ${r.refusals['rate-limit'].liveOnly} refused now would be let through`,
     `  ${d.version.differ} would be served with a different API version or lifecycle`,
   ];
+  if (r.proxies !== undefined && r.proxies.length > 0) {
+    lines.push('by proxy:');
+    for (const p of r.proxies) {
+      const dest = p.differences.destination;
+      lines.push(
+        `  ${p.proxy} (${p.kind}${p.service === null ? '' : ` ${p.service}`}): ${p.totals.compared} compared, ${p.totals.differing} differ; ${pct(dest.differ, dest.compared)} to a different destination`,
+      );
+    }
+  }
   const examples = SHADOW_DIFFERENCE_KINDS.flatMap((kind) => r.examples[kind].slice(0, 3).map((e) => ({ kind, e })));
   if (examples.length > 0) {
     lines.push('examples:');
@@ -144,6 +158,7 @@ export async function diffCommand(args: string[]): Promise<number> {
       requests: { type: 'string' },
       sample: { type: 'string' },
       admin: { type: 'string' },
+      'control-plane': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -160,15 +175,18 @@ export async function diffCommand(args: string[]): Promise<number> {
     forMs === undefined && `--for "${values.for}" is not a duration (e.g. 30s, 5m)`,
     !(requests > 0) && `--requests "${values.requests}" is not a positive number`,
     sample !== undefined && !(sample >= 0 && sample <= 100) && `--sample "${values.sample}" is not a percent`,
+    values.admin !== undefined && values['control-plane'] !== undefined && 'give --admin or --control-plane, not both',
   ].filter((p): p is string => typeof p === 'string');
   if (problems.length > 0) {
     console.error(`meshgate diff: ${problems.join('; ')}\n\n${usage}`);
     return EXIT.usage;
   }
-  const base = (values.admin ?? process.env.MESHGATE_ADMIN ?? `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`).replace(
-    /\/$/,
-    '',
-  );
+  const base = (
+    values['control-plane'] ??
+    values.admin ??
+    process.env.MESHGATE_ADMIN ??
+    `http://127.0.0.1:${DEFAULT_ADMIN_PORT}`
+  ).replace(/\/$/, '');
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   let setHere = false;
   let interrupted = false;
@@ -203,10 +221,14 @@ export async function diffCommand(args: string[]): Promise<number> {
         console.error(`meshgate diff: ${values.config} is not valid; the live config is unchanged`);
         return EXIT.usage;
       }
+      if (set.status === 422 && Array.isArray(set.body?.refusals))
+        for (const r of set.body.refusals as { proxy: string; error: string }[])
+          console.error(`  proxy ${r.proxy}: ${r.error}`);
       if (set.status !== 200) throw new Unavailable(`${base}: setting the shadow config: ${errorText(set)}`);
       setHere = true;
+      const proxies = typeof set.body?.proxies === 'number' ? `${set.body.proxies} proxies, ` : '';
       progress(
-        `shadow config ${String(set.body?.hash).slice(0, 8)} set on ${base} (${set.body?.processes} process(es), sampling ${set.body?.samplePercent}%)`,
+        `shadow config ${String(set.body?.hash).slice(0, 8)} set on ${base} (${proxies}${set.body?.processes} process(es), sampling ${set.body?.samplePercent}%)`,
       );
     }
     const deadline = Date.now() + forMs!;

@@ -20,6 +20,7 @@ import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
 import { dataPlanePipeline, MESH_MESSAGES, type PlanePipeline } from '../proxy/plane-pipeline.ts';
+import { answerShadowEvent } from '../proxy/shadow/commands.ts';
 import { explainRequests, lookupRequests, sampleTelemetry } from '../proxy/telemetry-sample.ts';
 import { listenError } from './options.ts';
 
@@ -95,6 +96,7 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     telemetry: () => sampleTelemetry(plane, countersSince),
     lookup: async (match) => lookupRequests(plane, match),
     explain: async (match) => explainRequests(plane, match),
+    shadow: (event) => answerShadowEvent(plane, event, catalog),
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const admin = new AdminServer();

@@ -530,6 +530,11 @@ export const DEFAULT_SIDECAR_SEMI_SPACE_MIB = 1;
 export const DEFAULT_SHADOW_SAMPLE_PERCENT = 100;
 /** Differing requests a shadow keeps as examples, per kind of difference (a ring, newest kept). 0: none. */
 export const DEFAULT_SHADOW_EXAMPLES = 10;
+/**
+ * How long the control plane waits for every proxy to set a shadow config (each validates and compiles
+ * its own), ms; a proxy that answers later is left with it set and counted in later reports.
+ */
+export const SHADOW_SET_TIMEOUT_MS = 10_000;
 /** How long `meshgate diff --live` watches a shadow config when `--for` is not given, ms. */
 export const DEFAULT_DIFF_DURATION_MS = 30_000;
 /** How often `meshgate diff --live` polls the shadow's report while it waits, ms. */

@@ -310,15 +310,28 @@ export class ControlPlane {
     return state !== undefined && state.sink !== null && state.stream === stream;
   }
 
-  /** Sends an event to every connected proxy; returns their ids. */
-  broadcast(event: string, data: unknown): string[] {
+  /**
+   * Sends an event to every connected proxy, with the data `dataFor` makes for it (undefined: that
+   * proxy gets nothing); returns the ids of those sent to.
+   */
+  sendEach(event: string, dataFor: (identity: ProxyIdentity) => unknown): string[] {
     const sent: string[] = [];
     for (const state of this.proxies.values()) {
       if (state.sink === null) continue;
+      const data = dataFor(state.identity);
+      if (data === undefined) continue;
       state.sink.send(event, data);
       sent.push(state.identity.id);
     }
     return sent;
+  }
+
+  /**
+   * What `config` (a validated candidate model) would make of each proxy's config, with the registry
+   * as it is now; used by the shadow config, never pushed as config.
+   */
+  candidateContext(config: Config): MeshContext {
+    return new MeshContext(config, this.context.instances());
   }
 
   /** The identity a connected proxy said it has, or undefined when it has no open stream. */
@@ -667,7 +680,7 @@ export class ControlPlane {
 
   /** The connected proxies whose config `model` would change, sorted by id. */
   previewCanary(model: MeshModel): CanaryPreview {
-    const context = new MeshContext(model.config, this.context.instances());
+    const context = this.candidateContext(model.config);
     const affected: string[] = [];
     for (const state of this.proxies.values())
       if (state.sink !== null && context.generate(state.identity).version !== this.generate(state).version)

@@ -4,7 +4,6 @@
  * streams, and route weights changed as any model change (validated as `meshgate validate` does,
  * applied through the model pipeline, recorded and pushed).
  */
-import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import type {
   DashboardBackend,
@@ -18,7 +17,6 @@ import { type Overview, TelemetryStore } from '../../admin/dashboard/telemetry-s
 import type { Config } from '../../api/config.ts';
 import type { ExplainedTrail, ExplainResult, TrailHop } from '../../api/explain.ts';
 import {
-  type LookupAnswer,
   type LookupEvent,
   type ProxyIdentity,
   type RequestRecord,
@@ -28,19 +26,20 @@ import {
 import { checkConfig, type RawConfig } from '../../config/pipeline.ts';
 import { redact } from '../../config/redact.ts';
 import { ADMIN_API_SOURCE } from '../../config/sources/admin-api/admin-api.ts';
-import { DEFAULT_LOOKUP_TIMEOUT_MS, LOOKUP_CLOCK_SKEW_MS } from '../../core/defaults.ts';
+import { LOOKUP_CLOCK_SKEW_MS } from '../../core/defaults.ts';
 import type { PluginCatalog } from '../../core/plugin.ts';
 import { checkMeshRules } from '../model/model.ts';
 import { RolloutRefused } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { ModelPipeline } from './model-pipeline.ts';
+import type { ProxyQuestions } from './questions.ts';
 
-interface PendingLookup {
-  expected: Set<string>;
+/** What the proxies answered to one lookup, item by item. */
+interface LookupAnswers {
   records: { proxy: string; record: RequestRecord }[];
   trails: { proxy: string; trail: ExplainedTrail }[];
+  asked: number;
   answered: number;
-  finish: () => void;
 }
 
 /** A whole model as the text `PUT /config` would take (YAML), secrets redacted or not. */
@@ -53,19 +52,19 @@ export class ControlPlaneDashboard implements DashboardBackend {
   private readonly cp: ControlPlane;
   private readonly pipeline: ModelPipeline;
   private readonly catalog: PluginCatalog | undefined;
-  private readonly pending = new Map<string, PendingLookup>();
-  private readonly lookupTimeoutMs: number;
+  private readonly questions: ProxyQuestions;
 
   constructor(
     cp: ControlPlane,
     pipeline: ModelPipeline,
-    options: { catalog?: PluginCatalog | undefined; lookupTimeoutMs?: number } = {},
+    questions: ProxyQuestions,
+    options: { catalog?: PluginCatalog | undefined } = {},
   ) {
     this.cp = cp;
     this.pipeline = pipeline;
     this.catalog = options.catalog;
     this.intervalMs = cp.telemetryIntervalMs;
-    this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+    this.questions = questions;
     this.store = new TelemetryStore({ intervalMs: Math.max(1, this.intervalMs) });
   }
 
@@ -206,42 +205,17 @@ export class ControlPlaneDashboard implements DashboardBackend {
     }
   }
 
-  /** A proxy's answer to a lookup; false when no lookup waits for it. */
-  answer(answer: LookupAnswer): boolean {
-    const pending = this.pending.get(answer.id);
-    if (pending === undefined || !pending.expected.delete(answer.proxy)) return false;
-    pending.answered++;
-    for (const record of answer.records) pending.records.push({ proxy: answer.proxy, record });
-    for (const trail of answer.trails ?? []) pending.trails.push({ proxy: answer.proxy, trail });
-    if (pending.expected.size === 0) pending.finish();
-    return true;
-  }
-
   /** Asks every connected proxy once; resolves when all answered or the timeout passed. */
-  private ask(match: string[], explain = false): Promise<PendingLookup & { asked: number }> {
-    const id = randomBytes(8).toString('hex');
-    const event: LookupEvent = explain ? { id, match, explain } : { id, match };
-    return new Promise((resolve) => {
-      const pending: PendingLookup = {
-        expected: new Set(),
-        records: [],
-        trails: [],
-        answered: 0,
-        finish: () => {
-          clearTimeout(timer);
-          this.pending.delete(id);
-          resolve({ ...pending, asked });
-        },
-      };
-      this.pending.set(id, pending);
-      const timer = setTimeout(() => pending.finish(), this.lookupTimeoutMs);
-      timer.unref();
-      const sent = this.cp.broadcast(STREAM_EVENTS.lookup, event);
-      const asked = sent.length;
-      // Answers may not arrive before the broadcast returns: each is sent after an await at the proxy.
-      for (const p of sent) pending.expected.add(p);
-      if (asked === 0) pending.finish();
-    });
+  private async ask(match: string[], explain = false): Promise<LookupAnswers> {
+    const { answers, asked, answered } = await this.questions.ask(STREAM_EVENTS.lookup, (id) =>
+      explain ? ({ id, match, explain } satisfies LookupEvent) : ({ id, match } satisfies LookupEvent),
+    );
+    return {
+      records: answers.flatMap((a) => a.records.map((record) => ({ proxy: a.proxy, record }))),
+      trails: answers.flatMap((a) => (a.trails ?? []).map((trail) => ({ proxy: a.proxy, trail }))),
+      asked,
+      answered,
+    };
   }
 
   /**
@@ -293,7 +267,7 @@ export class ControlPlaneDashboard implements DashboardBackend {
   private async gather<T>(
     id: string,
     explain: boolean,
-    items: (answers: PendingLookup) => { proxy: string; item: T }[],
+    items: (answers: LookupAnswers) => { proxy: string; item: T }[],
     traceOf: (item: T) => string | null,
     keyOf: (item: T) => string,
   ) {

@@ -30,7 +30,7 @@ import {
 import type { LoadOptions } from '../../config/load.ts';
 import { redact, redactText } from '../../config/redact.ts';
 import { adminApiChange } from '../../config/sources/admin-api/admin-api.ts';
-import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
+import { DEFAULT_SHADOW_SAMPLE_PERCENT, MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import { spiffeIdOf } from '../../core/spiffe.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { verifyRenewalProof } from '../auth/renewal.ts';
@@ -47,9 +47,11 @@ import type { CertificateAuthority } from '../ca/ca.ts';
 import { CaError } from '../ca/errors.ts';
 import { RegistrationError } from '../registry/registry.ts';
 import { RolloutRefused } from '../rollout/rollout.ts';
+import { MESH_SHADOW_SOURCE, MeshShadow } from '../shadow/shadow.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { ControlPlaneDashboard } from './dashboard.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
+import { ProxyQuestions } from './questions.ts';
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
 const validators = {
@@ -473,7 +475,9 @@ export function controlPlaneApi(
       }),
     );
   // ── the dashboard (docs/dashboard.md): reports and lookup answers from proxies, the page for operators ──
-  const dashboard = new ControlPlaneDashboard(cp, pipeline, { catalog: options.catalog });
+  const questions = new ProxyQuestions(cp);
+  const dashboard = new ControlPlaneDashboard(cp, pipeline, questions, { catalog: options.catalog });
+  const shadow = new MeshShadow(cp, pipeline, questions);
   /** A proxy's report or answer: from the proxy itself, on its open stream. */
   const fromProxy = (p: Principal, proxy: string, stream: string) => {
     const identity = cp.knownIdentity(proxy);
@@ -503,10 +507,31 @@ export function controlPlaneApi(
         if (!body.ok) return bad(body.error);
         const refused = fromProxy(p, body.value.proxy, body.value.stream);
         if (refused) return refused;
-        return dashboard.answer(body.value)
+        return questions.answer(body.value)
           ? { status: 200, body: { status: 'recorded' } }
           : { status: 409, body: { error: `no lookup ${body.value.id} waits for proxy ${body.value.proxy}` } };
       }),
+    );
+  // `meshgate diff --live --control-plane`: a candidate model evaluated by every proxy beside its live config.
+  admin
+    .route(
+      'PUT /shadow',
+      operator(async (req, url) => {
+        const sampleText = url.searchParams.get('sample');
+        const samplePercent = sampleText === null ? DEFAULT_SHADOW_SAMPLE_PERCENT : Number(sampleText);
+        if (sampleText === '' || !Number.isFinite(samplePercent) || samplePercent < 0 || samplePercent > 100)
+          return bad(`sample "${sampleText}" is not a percent from 0 to 100`);
+        const text = await readBody(req, MAX_MODEL_BODY_BYTES);
+        return shadow.set(text, url.searchParams.get('file') || MESH_SHADOW_SOURCE, samplePercent);
+      }),
+    )
+    .route(
+      'GET /shadow/report',
+      operator(() => shadow.report()),
+    )
+    .route(
+      'DELETE /shadow',
+      operator(() => shadow.clear()),
     );
   // `meshgate explain`: every proxy's decision trails of one request, gathered over the push streams.
   admin.route(

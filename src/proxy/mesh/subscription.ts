@@ -20,6 +20,8 @@ import type {
   ProxyIdentity,
   PushEvent,
   RequestRecord,
+  ShadowAnswer,
+  ShadowEvent,
   StreamHello,
   TrustBundleRef,
   WelcomeEvent,
@@ -66,6 +68,8 @@ export interface SubscriptionOptions {
   lookup?: (match: string[]) => Promise<RequestRecord[]>;
   /** The proxy's decision trails of these requests, for a `lookup` event that asks for them (`explain`). */
   explain?: (match: string[]) => Promise<ExplainedTrail[]>;
+  /** Sets, reads or clears the shadow config the control plane generated for this proxy (a `shadow` event). */
+  shadow?: (event: ShadowEvent) => Promise<ShadowAnswer>;
   /**
    * Ask for `delta` events (default true): after the first config on a stream, a change arrives as
    * what differs, which this proxy rebuilds into the whole config and checks against its version.
@@ -280,6 +284,7 @@ export class ControlPlaneSubscription {
     else if (event === STREAM_EVENTS.push) this.onPush(parsed as PushEvent);
     else if (event === STREAM_EVENTS.lookup) void this.onLookup(parsed as LookupEvent);
     else if (event === STREAM_EVENTS.delta) this.onDelta(parsed as DeltaEvent);
+    else if (event === STREAM_EVENTS.shadow) void this.onShadow(parsed as ShadowEvent);
     // Unknown events are ignored: a newer control plane may send more than this proxy knows.
   }
 
@@ -343,6 +348,26 @@ export class ControlPlaneSubscription {
       await this.post('/lookups', { proxy: this.options.identity.id, stream, id: event.id, records });
     } catch (e) {
       this.log.debug({ err: (e as Error).message }, 'could not answer a request lookup');
+    }
+  }
+
+  private async onShadow(event: ShadowEvent) {
+    const stream = this.stream;
+    if (!this.options.shadow || stream === null) return;
+    if (typeof event?.id !== 'string' || !['set', 'report', 'clear'].includes(event.op))
+      return this.garbage('shadow without id or op');
+    if (event.op === 'set' && (typeof event.shadow?.id !== 'string' || typeof event.shadow.config !== 'object'))
+      return this.garbage('shadow set without its config');
+    let shadow: ShadowAnswer;
+    try {
+      shadow = await this.options.shadow(event);
+    } catch (e) {
+      shadow = { error: (e as Error)?.message ?? String(e) };
+    }
+    try {
+      await this.post('/lookups', { proxy: this.options.identity.id, stream, id: event.id, records: [], shadow });
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not answer about the shadow config');
     }
   }
 
