@@ -81,6 +81,15 @@ export interface TryVerdict {
   panic: boolean;
 }
 
+/** A call the request's action made to another service (aggregate's), with its tries. */
+export interface SubRequestVerdict {
+  call: string;
+  service: string;
+  tries: TryVerdict[];
+  /** Why no (further) try was made: the retry stop, or the refusal before any try; null otherwise. */
+  stop: string | null;
+}
+
 export interface ExplainedTrail {
   requestId: string;
   traceId: string | null;
@@ -101,6 +110,8 @@ export interface ExplainedTrail {
   authz: AuthzDecision[] | null;
   draw: DrawVerdict | null;
   tries: TryVerdict[];
+  /** The action's calls to other services (aggregate's), in the order they were made. */
+  subRequests: SubRequestVerdict[];
   /** The retry policy of the destination: retries after the first try and the conditions; null: none. */
   retries: { attempts: number; on: string[] } | null;
   /** Why the request got no upstream answer (`no-healthy-endpoint`, `circuit-open:maxRequests`…). */

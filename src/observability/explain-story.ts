@@ -115,6 +115,13 @@ export function hopStory(hop: TrailHop): string[] {
     );
   }
   for (const [i, x] of t.tries.entries()) say(tryLine(x, i === t.tries.length - 1, t.retries));
+  for (const sub of t.subRequests ?? []) {
+    say(`call ${sub.call} to ${sub.service}: ${sub.tries.length} ${sub.tries.length === 1 ? 'try' : 'tries'}`);
+    // Told as the call noted them: its retry policy is its own, not the route's.
+    for (const x of sub.tries) say(`  ${tryLine(x, false, null)}`);
+    if (sub.tries.length === 0 && sub.stop !== null) say(`  refused without an upstream answer: ${sub.stop}`);
+    else if (sub.stop !== null) say(`  not retried: ${sub.stop}`);
+  }
   if (t.refusal !== null) say(`refused without an upstream answer: ${t.refusal}`);
   say(
     `answer: ${t.outcome.status}${t.outcome.code ? ` ${t.outcome.code}` : ''} in ${ms(t.outcome.durationMs)}` +

@@ -242,3 +242,78 @@ describe('decision trails in a gateway', () => {
     assert.equal((await explain('off-1')).status, 404);
   });
 });
+
+describe('decision trails of a composed request (aggregate)', () => {
+  it("lists each call's tries: a call retried after a 503, and a call that answered at once", async () => {
+    const failedOnce = new Set<string>();
+    const items = await startUpstream((req, res) => {
+      const id = String(req.headers['x-request-id']);
+      res.writeHead(failedOnce.has(id) ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(failedOnce.has(id) ? '{"id":1}' : '{}');
+      failedOnce.add(id);
+    }, 'items');
+    const owners = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"name":"o"}');
+    }, 'owners');
+    const gw = await startGateway({
+      observability: { explain: { size: 8, sampleRate: 1 } },
+      services: [
+        {
+          name: 'items',
+          endpoints: [{ url: items.url }],
+          retries: { attempts: 1, on: ['5xx'], backoff: { base: '5ms', max: '5ms' }, budget: { minPerSecond: 100 } },
+        },
+        { name: 'owners', endpoints: [{ url: owners.url }] },
+      ],
+      routes: [
+        {
+          name: 'composed',
+          aggregate: {
+            calls: [
+              { name: 'item', service: 'items', path: '/items/1', required: true },
+              { name: 'owner', service: 'owners', path: '/owners/1' },
+            ],
+          },
+        },
+      ],
+    });
+    addExplainEndpoint(gw.admin, new InProcessDataPlane(gw.proxy), { id: 'gateway', kind: 'gateway', service: null });
+    try {
+      const res = await request(`${gw.url()}/x`, { headers: { 'x-request-id': 'agg-1' } });
+      assert.equal(res.statusCode, 200, await res.body.text());
+      const found = await request(`${gw.adminUrl}/requests/agg-1/explain`);
+      const body = (await found.body.json()) as ExplainResult;
+      const trail = body.hops[0]!.trail;
+      assert.equal(trail.tries.length, 0, 'the request itself made no try of its own');
+      assert.deepEqual(
+        trail.subRequests.map((s) => [s.call, s.service, s.tries.map((t) => [t.outcome, t.retried]), s.stop]),
+        [
+          [
+            'item',
+            'items',
+            [
+              ['status 503', true],
+              ['status 200', false],
+            ],
+            null,
+          ],
+          ['owner', 'owners', [['status 200', false]], null],
+        ],
+      );
+      const delay = trail.subRequests[0]!.tries[0]!.retryDelayMs!;
+      assert.ok(delay >= 0 && delay <= 5, `backoff ${delay} ms, within backoff.max`);
+      const story = explainStory(body);
+      assert.match(
+        story,
+        /call item to items: 2 tries\n\s+try 1: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 503 after [\d.]+ms; retried after [\d.]+ms backoff/,
+      );
+      assert.match(story, /\n\s+try 2: 127\.0\.0\.1:\d+ at \+[\d.]+ms → status 200/);
+      assert.match(story, /call owner to owners: 1 try\n\s+try 1: .* → status 200/);
+    } finally {
+      await gw.close();
+      await items.close();
+      await owners.close();
+    }
+  });
+});

@@ -4,11 +4,11 @@
  * snapshot the request ran on, to say why each one that was not chosen did not match.
  */
 import type { RouteMatchConfig, ValueMatchConfig } from '../../api/config.ts';
-import type { ExplainedTrail, PluginVerdict, RouteVerdict, TryVerdict } from '../../api/explain.ts';
+import type { ExplainedTrail, PluginVerdict, RouteVerdict, SubRequestVerdict, TryVerdict } from '../../api/explain.ts';
 import { cookieValue, queryValue } from '../../core/request-values.ts';
 import type { CompiledRoute } from '../compiled.ts';
 import { compilePathTest, compileValueTest, effectiveMatch } from '../router/router.ts';
-import type { Trail } from './trail.ts';
+import type { Trail, TryNote } from './trail.ts';
 
 /** Header values a story never shows: they carry credentials. */
 const SECRET_HEADER = /authorization|cookie|token|secret|api-?key|password/i;
@@ -71,6 +71,7 @@ export function explainTrail(trail: Trail): ExplainedTrail {
           }
         : null,
     tries: triesOf(trail),
+    subRequests: subRequestsOf(trail),
     retries: policy === null ? null : { attempts: policy.attempts, on: [...policy.conditions] },
     refusal: trail.refusal,
     outcome: {
@@ -85,21 +86,49 @@ export function explainTrail(trail: Trail): ExplainedTrail {
 function triesOf(trail: Trail): TryVerdict[] {
   const log = trail.tryLog ?? [];
   const last = trail.tries.length - 1;
-  return trail.tries.map((t, i): TryVerdict => {
-    const end = t.endMs >= 0 ? t.endMs : i === last && trail.upstreamHeadersMs > 0 ? trail.upstreamHeadersMs : -1;
-    const outcome =
-      log[i]?.outcome ??
-      (i === last ? (trail.code ?? (trail.status > 0 ? `status ${trail.status}` : 'no answer')) : '');
+  const lastOutcome = trail.code ?? (trail.status > 0 ? `status ${trail.status}` : 'no answer');
+  return verdictsOf(
+    trail.tries,
+    trail.startMs,
+    (i) => log[i]?.outcome ?? (i === last ? lastOutcome : ''),
+    trail.upstreamHeadersMs > 0 ? trail.upstreamHeadersMs : -1,
+    trail.retryStop,
+  );
+}
+
+function subRequestsOf(trail: Trail): SubRequestVerdict[] {
+  return (trail.subRequests ?? []).map((s) => ({
+    call: s.call,
+    service: s.service,
+    tries: verdictsOf(s.tries, trail.startMs, (i) => s.outcomes[i] ?? 'no answer', -1, s.stop),
+    stop: s.stop,
+  }));
+}
+
+/**
+ * Tries in words: `outcomeOf(i)` is each one's outcome, `lastEndMs` when the last one's answer came
+ * if it did not note it (-1: unknown), `stop` why no retry followed the last one.
+ */
+function verdictsOf(
+  tries: readonly TryNote[],
+  startMs: number,
+  outcomeOf: (i: number) => string,
+  lastEndMs: number,
+  stop: string | null,
+): TryVerdict[] {
+  const last = tries.length - 1;
+  return tries.map((t, i): TryVerdict => {
+    const end = t.endMs >= 0 ? t.endMs : i === last ? lastEndMs : -1;
     const [requests, maxRequests, pending, maxPendingRequests, retries, maxRetries] = t.breaker;
     return {
       n: i + 1,
       endpoint: t.endpoint,
-      atMs: round(t.atMs - trail.startMs),
+      atMs: round(t.atMs - startMs),
       durationMs: end < 0 ? null : round(end - t.atMs),
-      outcome,
+      outcome: outcomeOf(i),
       retried: t.retryDelayMs >= 0 && i < last,
       retryDelayMs: t.retryDelayMs >= 0 ? round(t.retryDelayMs) : null,
-      noRetry: i === last ? (trail.retryStop ?? null) : null,
+      noRetry: i === last ? stop : null,
       breaker: { requests, maxRequests, pending, maxPendingRequests, retries, maxRetries },
       endpointState: { consecutiveErrors: t.consecutiveErrors, ejections: t.ejections, active: t.active },
       panic: t.panic,

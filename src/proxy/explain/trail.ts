@@ -53,6 +53,40 @@ export interface TryNote {
   readonly panic: boolean;
 }
 
+/** A call of the request's action to another service (one of aggregate's): its tries. */
+export interface SubRequestNote {
+  /** The call's name in the config. */
+  readonly call: string;
+  readonly service: string;
+  readonly tries: TryNote[];
+  /** Each try's outcome (`status 503`, a failure's code), in order, once known. */
+  readonly outcomes: string[];
+  /** Why no (further) try was made: the retry stop, or the refusal before any try. */
+  stop: string | null;
+}
+
+/** A try as it starts: where it goes and what it finds there. */
+export function tryNote(endpoint: Endpoint, breaker: CircuitBreaker, panic: boolean): TryNote {
+  return {
+    endpoint: endpoint.authority,
+    atMs: performance.now(),
+    endMs: -1,
+    retryDelayMs: -1,
+    breaker: [
+      breaker.requests,
+      breaker.maxRequests,
+      breaker.pending,
+      breaker.maxPendingRequests,
+      breaker.retries,
+      breaker.maxRetries,
+    ],
+    consecutiveErrors: endpoint.consecutiveErrors,
+    ejections: endpoint.ejections,
+    active: endpoint.active,
+    panic,
+  };
+}
+
 export class Trail {
   readonly snapshot: Snapshot;
   readonly listener: string;
@@ -70,6 +104,8 @@ export class Trail {
   roll = -1;
   drawn = false;
   readonly tries: TryNote[] = [];
+  /** The action's calls to other services (aggregate's), in the order they were made; null: none. */
+  subRequests: SubRequestNote[] | null = null;
   // Set when the request ends (`finishTrail`).
   reason: TrailReason = 'sampled';
   requestId = '';
@@ -142,24 +178,14 @@ export class Trail {
   }
 
   tryStarted(endpoint: Endpoint, breaker: CircuitBreaker, panic: boolean): void {
-    this.tries.push({
-      endpoint: endpoint.authority,
-      atMs: performance.now(),
-      endMs: -1,
-      retryDelayMs: -1,
-      breaker: [
-        breaker.requests,
-        breaker.maxRequests,
-        breaker.pending,
-        breaker.maxPendingRequests,
-        breaker.retries,
-        breaker.maxRetries,
-      ],
-      consecutiveErrors: endpoint.consecutiveErrors,
-      ejections: endpoint.ejections,
-      active: endpoint.active,
-      panic,
-    });
+    this.tries.push(tryNote(endpoint, breaker, panic));
+  }
+
+  /** A call the action makes besides the request's own upstream (aggregate's); its tries go in it. */
+  subRequest(call: string, service: string): SubRequestNote {
+    const note: SubRequestNote = { call, service, tries: [], outcomes: [], stop: null };
+    (this.subRequests ??= []).push(note);
+    return note;
   }
 
   /** The last try failed; `retryDelayMs` -1: no retry follows. */

@@ -15,6 +15,7 @@
 import type { Dispatcher } from 'undici';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { StreamContext } from '../context.ts';
+import { type SubRequestNote, tryNote } from '../explain/trail.ts';
 import { admitTry, MAX_PENDING_REQUESTS, refusalOf, TryHandler, type TryRefusal, type TryTarget } from './attempt.ts';
 import { classifyUpstreamError, type RequestFacts } from './classify.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -72,6 +73,8 @@ export interface SubRequestOptions {
    * the action records the request's upstream time and aborts its calls itself).
    */
   readonly sole: boolean;
+  /** How a request's decision trail names the call (aggregate's call name); default: the service's. */
+  readonly name?: string;
 }
 
 /** An answer, whatever its status (a retriable status was retried first, per the policy). */
@@ -126,12 +129,19 @@ export class SubRequest implements RequestFacts, RetryFacts {
   private current: SubTry | null = null;
   private backoff: NodeJS.Timeout | null = null;
   private done = false;
+  /** Its tries in the request's decision trail, when the request has one and this is not its upstream. */
+  private readonly note: SubRequestNote | null;
 
   constructor(target: SubRequestTarget, options: SubRequestOptions, onDone: (result: SubResult) => void) {
     this.target = target;
     this.options = options;
     this.onDone = onDone;
     this.recordsOn = options.sole ? options.ctx : null;
+    const trail = options.ctx.trail;
+    this.note =
+      trail === null || options.sole
+        ? null
+        : trail.subRequest(options.name ?? target.service.name, target.service.name);
     this.destination = { service: target.service };
     this.method = options.method;
     this.idempotent = options.idempotent;
@@ -193,6 +203,9 @@ export class SubRequest implements RequestFacts, RetryFacts {
       timeoutMs = perTry;
       perTryLimited = true;
     }
+    if (this.note !== null) this.note.tries.push(tryNote(endpoint, service.breaker, target.endpoints.panic));
+    else if (ctx !== null && ctx.trail !== null)
+      ctx.trail.tryStarted(endpoint, service.breaker, target.endpoints.panic);
     const attempt = new SubTry(this, endpoint, isRetry, timeoutMs, perTryLimited);
     this.current = attempt;
     this.tries++;
@@ -238,6 +251,8 @@ export class SubRequest implements RequestFacts, RetryFacts {
     const now = service.clock.now();
     const delay = Math.max(backoffMs(policy, this.tries), retryAfterMs ?? 0);
     const stop = retryStop(this, policy, kind, retryAfterMs, now + delay) ?? admitRetry(service, policy, now);
+    if (this.note !== null) noteFailedTry(this.note, outcome, stop, delay);
+    else if (ctx !== null && ctx.trail !== null) ctx.trail.tryFailed(stop === null ? delay : -1);
     if (stop !== null) {
       if (ctx !== null) ctx.retryStop = stop;
       this.record(stop);
@@ -255,12 +270,14 @@ export class SubRequest implements RequestFacts, RetryFacts {
 
   succeed(status: number, headers: SubResponse['headers'], body: Buffer): void {
     if (this.done) return;
+    if (this.note !== null) noteLastTry(this.note, `status ${status}`);
     this.settle();
     this.onDone({ ok: true, status, headers, body, tries: this.tries });
   }
 
   fail(code: LocalReplyCode, detail: string): void {
     if (this.done) return;
+    if (this.note !== null) noteLastTry(this.note, code);
     this.settle();
     this.onDone({ ok: false, code, detail, tries: this.tries });
   }
@@ -274,6 +291,7 @@ export class SubRequest implements RequestFacts, RetryFacts {
   private refuse(reason: TryRefusal): void {
     const [code, detail] = refusalOf(reason, this.target);
     if (this.recordsOn !== null) this.recordsOn.refusal = reason;
+    if (this.note !== null) this.note.stop = reason;
     this.record(reason);
     this.fail(code, detail);
   }
@@ -284,6 +302,24 @@ export class SubRequest implements RequestFacts, RetryFacts {
     const ctx = this.options.ctx;
     service.stats.refusals.add({ at: service.clock.now(), requestId: ctx.requestId, route: ctx.routeName, reason });
   }
+}
+
+/** A try that failed: its outcome, then the backoff before the retry, or why none follows. */
+function noteFailedTry(note: SubRequestNote, outcome: string, stop: string | null, delayMs: number): void {
+  const last = note.tries.at(-1);
+  if (last === undefined) return;
+  last.endMs = performance.now();
+  last.retryDelayMs = stop === null ? delayMs : -1;
+  note.outcomes.push(outcome);
+  if (stop !== null) note.stop = stop;
+}
+
+/** The call's result, as the outcome of its last try when no retry decision gave one already. */
+function noteLastTry(note: SubRequestNote, outcome: string): void {
+  const last = note.tries.at(-1);
+  if (last === undefined || note.outcomes.length >= note.tries.length) return;
+  last.endMs = performance.now();
+  note.outcomes.push(outcome);
 }
 
 function retryNow(request: SubRequest): void {

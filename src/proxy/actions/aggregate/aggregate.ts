@@ -112,6 +112,7 @@ class AggregateRun {
         hashKey: call.target.endpoints.hashing ? this.hashKey(call) : 0,
         ctx,
         sole: false,
+        name: call.name,
       },
       (result) => this.onResult(i, result),
     );
