@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { samplePercentOf } from '../api/shadow.ts';
 import type { ConfigConverter, PipelineOptions } from '../config/pipeline.ts';
 import { checkConfig } from '../config/pipeline.ts';
 import { DEFAULT_SHADOW_SAMPLE_PERCENT, MAX_MODEL_BODY_BYTES } from '../core/defaults.ts';
@@ -29,6 +30,23 @@ export interface ShadowEndpointOptions {
 const NONE_SET: AdminReply = { status: 404, body: { error: 'no shadow config is set; PUT /shadow sets one' } };
 const NO_CONFIG: AdminReply = { status: 503, body: { status: 'waiting for config' } };
 
+/**
+ * What a `PUT /shadow` sends, on a proxy's admin API or the control plane's: the candidate's text,
+ * the file its issues name (`?file=`, so that they read as `meshgate validate FILE` reports them)
+ * and the sample; or the 400 for a bad sample.
+ */
+export async function readShadowPut(
+  req: IncomingMessage,
+  url: URL,
+): Promise<{ text: string; file: string; samplePercent: number } | AdminReply> {
+  const sampleText = url.searchParams.get('sample');
+  const samplePercent = samplePercentOf(sampleText, DEFAULT_SHADOW_SAMPLE_PERCENT);
+  if (samplePercent === null)
+    return { status: 400, body: { error: `sample "${sampleText}" is not a percent from 0 to 100` } };
+  const text = await readBody(req, MAX_MODEL_BODY_BYTES);
+  return { text, file: url.searchParams.get('file') || SHADOW_SOURCE, samplePercent };
+}
+
 export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options: ShadowEndpointOptions = {}): void {
   const guard = options.guard;
   const guarded =
@@ -47,13 +65,9 @@ export function addShadowEndpoints(admin: AdminServer, plane: DataPlane, options
     .route(
       'PUT /shadow',
       guarded(async (req, url) => {
-        const sampleText = url.searchParams.get('sample');
-        const samplePercent = sampleText === null ? DEFAULT_SHADOW_SAMPLE_PERCENT : Number(sampleText);
-        if (sampleText === '' || !Number.isFinite(samplePercent) || samplePercent < 0 || samplePercent > 100)
-          return { status: 400, body: { error: `sample "${sampleText}" is not a percent from 0 to 100` } };
-        // The sender may name its file, so that issues read as `meshgate validate FILE` reports them.
-        const file = url.searchParams.get('file') || SHADOW_SOURCE;
-        const text = await readBody(req, MAX_MODEL_BODY_BYTES);
+        const put = await readShadowPut(req, url);
+        if ('status' in put) return put;
+        const { text, file, samplePercent } = put;
         const checked = await checkConfig(
           { kind: 'texts', texts: [{ file, text }], source: SHADOW_SOURCE, env: null },
           SHADOW_SOURCE,

@@ -138,3 +138,13 @@ export function mergeShadowReports(reports: readonly ShadowReport[], maxExamples
       .slice(0, Math.max(0, maxExamples));
   return merged;
 }
+
+/**
+ * `?sample=` of `PUT /shadow` (a proxy's admin API or the control plane): a percent from 0 to 100, the
+ * default when absent, null when it is not one.
+ */
+export function samplePercentOf(text: string | null, fallback: number): number | null {
+  if (text === null) return fallback;
+  const percent = Number(text);
+  return text === '' || !Number.isFinite(percent) || percent < 0 || percent > 100 ? null : percent;
+}

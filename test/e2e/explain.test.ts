@@ -15,18 +15,12 @@
  * its caller verified); an anonymous client's gets neither, at any hop; no app ever sees the header.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { ExplainResult } from '../../src/api/explain.ts';
 import { eventually } from '../helpers/mesh.ts';
-import { freePort } from '../helpers/ports.ts';
-import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
+import { MeshProcesses } from '../helpers/mesh-processes.ts';
+import { runMeshgate } from '../helpers/process.ts';
 
 const KEY = 'explain-e2e-key-0123456789abcdef';
 
@@ -59,18 +53,15 @@ routes:
 `;
 
 describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 }, () => {
-  let dir: string;
+  let mesh: MeshProcesses;
   let cpUrl: string;
   let gatewayUrl: string;
   let gatewayAdmin: string;
-  const processes: MeshgateProcess[] = [];
-  const servers: Server[] = [];
   /** Request ids whose first /flaky request each app has failed already. */
   const failedOnce = new Set<string>();
 
-  const app = async (version: string): Promise<string> => {
-    const server = createServer((req, res) => {
-      if (req.url === '/healthz') return res.end('ok');
+  const sidecar = async (version: string) => {
+    const app = await mesh.app((req, res) => {
       const id = String(req.headers['x-request-id'] ?? '');
       if (req.url?.startsWith('/flaky/') && !failedOnce.has(id)) {
         failedOnce.add(id);
@@ -81,22 +72,7 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-
-  const sidecar = async (version: string) => {
-    const p = new MeshgateProcess([
-      'sidecar',
-      ...['--service', 'property-service', '--app', await app(version), '--control-plane', cpUrl],
-      ...['--id', `property-${version}`, '--labels', `version=${version}`],
-      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
-    ]);
-    processes.push(p);
-    await p.waitFor('sidecar started', 30_000);
-    await p.waitFor('instance registered', 30_000);
+    await mesh.sidecar({ service: 'property-service', app, id: `property-${version}`, labels: `version=${version}` });
   };
 
   const explain = async (id: string, ...extra: string[]) => {
@@ -110,26 +86,11 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-explain-'));
-    writeFileSync(join(dir, 'mesh.yaml'), MODEL);
-    const cpPort = await freePort();
-    cpUrl = `http://127.0.0.1:${cpPort}`;
-    const cp = new MeshgateProcess([
-      'control-plane',
-      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
-      ...['--state-dir', join(dir, 'state')],
-    ]);
-    processes.push(cp);
-    await cp.waitFor('control plane started');
-    const gateway = new MeshgateProcess([
-      'gateway',
-      ...['--control-plane', cpUrl, '--id', 'gateway', '--workers', '0', '--admin-port', '0'],
-    ]);
-    processes.push(gateway);
-    await Promise.all([sidecar('v1'), sidecar('v2')]);
-    const started = await gateway.waitFor('gateway started', 30_000);
-    gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
-    gatewayAdmin = `http://127.0.0.1:${started.admin}`;
+    mesh = await MeshProcesses.start(MODEL);
+    cpUrl = mesh.cpUrl;
+    const [gateway] = await Promise.all([mesh.gateway(), sidecar('v1'), sidecar('v2')]);
+    gatewayUrl = gateway.url;
+    gatewayAdmin = gateway.admin;
     // Both instances in the gateway's config before any request is drawn.
     await eventually(
       async () => {
@@ -142,14 +103,7 @@ describe('meshgate explain across a gateway and sidecars', { timeout: 180_000 },
     );
   });
 
-  after(async () => {
-    await Promise.all(processes.reverse().map((p) => p.stop()));
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => mesh.stop());
 
   it('(a) a request refused by the rate limit: key-auth identified the consumer, rate-limit answered 429', async () => {
     const headers = { 'x-api-key': KEY };
@@ -328,50 +282,25 @@ routes:
 `;
 
 describe('meshgate explain of a request that asked, over mutual TLS (nothing sampled)', { timeout: 180_000 }, () => {
-  let dir: string;
+  let mesh: MeshProcesses;
   let cpUrl: string;
   let gatewayUrl: string;
-  const processes: MeshgateProcess[] = [];
-  const servers: Server[] = [];
   /** X-Meshgate-Explain as the app saw it, per request id. */
   const seenByApp = new Map<string, string | null>();
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-explain-mtls-'));
-    writeFileSync(join(dir, 'mesh.yaml'), MTLS_MODEL);
-    const cpPort = await freePort();
-    cpUrl = `http://127.0.0.1:${cpPort}`;
-    const cp = new MeshgateProcess([
-      'control-plane',
-      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
-      ...['--state-dir', join(dir, 'state')],
-    ]);
-    processes.push(cp);
-    await cp.waitFor('control plane started');
-    const server = createServer((req, res) => {
-      if (req.url === '/healthz') return res.end('ok');
+    mesh = await MeshProcesses.start(MTLS_MODEL);
+    cpUrl = mesh.cpUrl;
+    const app = await mesh.app((req, res) => {
       const header = req.headers['x-meshgate-explain'];
       seenByApp.set(String(req.headers['x-request-id']), typeof header === 'string' ? header : null);
       res.end('ok');
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    servers.push(server);
-    const sidecar = new MeshgateProcess([
-      'sidecar',
-      ...['--service', 'property-service', '--app', `http://127.0.0.1:${(server.address() as AddressInfo).port}`],
-      ...['--control-plane', cpUrl, '--id', 'property-1'],
-      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
+    const [gateway] = await Promise.all([
+      mesh.gateway(),
+      mesh.sidecar({ service: 'property-service', app, id: 'property-1' }),
     ]);
-    processes.push(sidecar);
-    const gateway = new MeshgateProcess([
-      'gateway',
-      ...['--control-plane', cpUrl, '--id', 'gateway', '--workers', '0', '--admin-port', '0'],
-    ]);
-    processes.push(gateway);
-    await sidecar.waitFor('instance registered', 30_000);
-    const started = await gateway.waitFor('gateway started', 30_000);
-    gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
+    gatewayUrl = gateway.url;
     await eventually(
       async () => {
         const res = await request(`${gatewayUrl}/open/ping`);
@@ -383,14 +312,7 @@ describe('meshgate explain of a request that asked, over mutual TLS (nothing sam
     );
   });
 
-  after(async () => {
-    await Promise.all(processes.reverse().map((p) => p.stop()));
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => mesh.stop());
 
   it('an identified consumer asks: X-Meshgate-Explain-Id, and both hops recorded (the sidecar told by the gateway)', async () => {
     const res = await request(`${gatewayUrl}/api/homes/7`, {

@@ -7,15 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { freePort } from '../helpers/ports.ts';
-import { MeshgateProcess } from '../helpers/process.ts';
+import { MeshProcesses } from '../helpers/mesh-processes.ts';
 
 const MODEL = `mesh: { trustDomain: example.org, mtls: { mode: STRICT } }
 services:
@@ -24,62 +20,27 @@ services:
 `;
 
 describe('mutual TLS between sidecars, from the control plane’s model', () => {
-  let dir: string;
-  const processes: MeshgateProcess[] = [];
-  const servers: Server[] = [];
+  let mesh: MeshProcesses;
   /** What photo-service's app saw of each request. */
   const seen: IncomingHttpHeaders[] = [];
   let frontOutbound = 0;
   let photoInbound = 0;
 
-  const app = async (onRequest: (headers: IncomingHttpHeaders) => void): Promise<string> => {
-    const server = createServer((req, res) => {
-      if (req.url !== '/healthz') onRequest(req.headers);
+  const sidecar = async (service: string, onRequest: (headers: IncomingHttpHeaders) => void) => {
+    const app = await mesh.app((req, res) => {
+      onRequest(req.headers);
       res.end('ok');
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-
-  const sidecar = async (service: string, appUrl: string, cpUrl: string) => {
-    const p = new MeshgateProcess([
-      'sidecar',
-      ...['--service', service, '--app', appUrl, '--control-plane', cpUrl, '--id', `${service}-1`],
-      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
-    ]);
-    processes.push(p);
-    const started = await p.waitFor('sidecar started', 20_000);
-    await p.waitFor('instance registered');
-    return started.listeners as Record<string, number>;
+    return (await mesh.sidecar({ service, app, id: `${service}-1` })).listeners;
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-mtls-'));
-    writeFileSync(join(dir, 'mesh.yaml'), MODEL);
-    const cpPort = await freePort();
-    const cp = new MeshgateProcess([
-      'control-plane',
-      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
-      ...['--state-dir', join(dir, 'state')],
-    ]);
-    processes.push(cp);
-    await cp.waitFor('control plane started');
-    const cpUrl = `http://127.0.0.1:${cpPort}`;
-    const photo = await sidecar('photo-service', await app((h) => seen.push(h)), cpUrl);
-    photoInbound = photo.inbound!;
-    frontOutbound = (await sidecar('front', await app(() => {}), cpUrl)).outbound!;
+    mesh = await MeshProcesses.start(MODEL);
+    photoInbound = (await sidecar('photo-service', (h) => seen.push(h))).inbound!;
+    frontOutbound = (await sidecar('front', () => {})).outbound!;
   });
 
-  after(async () => {
-    await Promise.all(processes.reverse().map((p) => p.stop()));
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => mesh.stop());
 
   it('a call through front’s sidecar reaches photo-service over mTLS, its app told who called', async () => {
     const deadline = Date.now() + 15_000;

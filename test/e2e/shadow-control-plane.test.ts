@@ -7,17 +7,13 @@
  * interrupting diff clears every proxy's shadow and prints the summed report with a line per proxy.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Pool, request } from 'undici';
 import type { ShadowReport } from '../../src/api/shadow.ts';
 import { eventually } from '../helpers/mesh.ts';
-import { freePort } from '../helpers/ports.ts';
+import { MeshProcesses } from '../helpers/mesh-processes.ts';
 import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 
 const model = (v1Weight: number, v2Subset = 'v2') => `listeners:
@@ -35,37 +31,25 @@ routes:
 `;
 
 describe('meshgate diff --live --control-plane', { timeout: 180_000 }, () => {
-  let dir: string;
+  let mesh: MeshProcesses;
   let cpUrl: string;
   let gatewayUrl: string;
   const admins: string[] = [];
-  const processes: MeshgateProcess[] = [];
-  const servers: Server[] = [];
   const served = { v1: 0, v2: 0 };
 
-  const app = async (version: 'v1' | 'v2'): Promise<string> => {
-    const server = createServer((req, res) => {
-      if (req.url !== '/healthz') served[version]++;
+  const sidecar = async (version: 'v1' | 'v2') => {
+    const app = await mesh.app((_req, res) => {
+      served[version]++;
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end(version);
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-
-  const sidecar = async (version: 'v1' | 'v2') => {
-    const p = new MeshgateProcess([
-      'sidecar',
-      ...['--service', 'property-service', '--app', await app(version), '--control-plane', cpUrl],
-      ...['--id', `property-${version}`, '--labels', `version=${version}`],
-      ...['--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0', '--drain', '1s'],
-    ]);
-    processes.push(p);
-    const started = await p.waitFor('sidecar started', 30_000);
-    admins.push(`http://127.0.0.1:${started.admin}`);
-    await p.waitFor('instance registered', 30_000);
+    const started = await mesh.sidecar({
+      service: 'property-service',
+      app,
+      id: `property-${version}`,
+      labels: `version=${version}`,
+    });
+    admins.push(started.admin);
   };
 
   const status = async (url: string) => {
@@ -74,29 +58,14 @@ describe('meshgate diff --live --control-plane', { timeout: 180_000 }, () => {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-shadow-cp-'));
-    writeFileSync(join(dir, 'mesh.yaml'), model(90));
-    const cpPort = await freePort();
-    cpUrl = `http://127.0.0.1:${cpPort}`;
-    const cp = new MeshgateProcess([
-      'control-plane',
-      ...['--config', join(dir, 'mesh.yaml'), '--port', String(cpPort), '--warmup', '0'],
-      ...['--state-dir', join(dir, 'state')],
-    ]);
-    processes.push(cp);
-    await cp.waitFor('control plane started');
-    const gateway = new MeshgateProcess([
-      'gateway',
-      ...['--control-plane', cpUrl, '--id', 'gateway', '--workers', '0', '--admin-port', '0'],
-    ]);
-    processes.push(gateway);
-    await Promise.all([sidecar('v1'), sidecar('v2')]);
-    const started = await gateway.waitFor('gateway started', 30_000);
-    gatewayUrl = `http://127.0.0.1:${(started.listeners as Record<string, number>).public}`;
-    admins.push(`http://127.0.0.1:${started.admin}`);
+    mesh = await MeshProcesses.start(model(90));
+    cpUrl = mesh.cpUrl;
+    const [gateway] = await Promise.all([mesh.gateway(), sidecar('v1'), sidecar('v2')]);
+    gatewayUrl = gateway.url;
+    admins.push(gateway.admin);
     await eventually(
       async () => {
-        const view = (await status(`${admins.at(-1)}/services`)).body as {
+        const view = (await status(`${gateway.admin}/services`)).body as {
           services: { name: string; endpoints: unknown[] }[];
         };
         return view.services.find((s) => s.name === 'property-service')?.endpoints.length === 2;
@@ -106,20 +75,13 @@ describe('meshgate diff --live --control-plane', { timeout: 180_000 }, () => {
     );
   });
 
-  after(async () => {
-    await Promise.all(processes.reverse().map((p) => p.stop()));
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => mesh.stop());
 
   it('a candidate model moving half the traffic to v2: 50% ± 3 points at the gateway; live stays 90/10; every shadow cleared', async () => {
     // Independent draws: P(differ) = 0.9·0.5 + 0.1·0.5 = 0.5, σ = sqrt(0.25/n) = 0.79 points for
     // n = 4000, so ±3 points is > 3.7σ; live v2 (p = 0.1): σ = 0.47 points, ±2 points > 4σ.
     const n = 4000;
-    const candidate = join(dir, 'candidate.yaml');
+    const candidate = join(mesh.dir, 'candidate.yaml');
     writeFileSync(candidate, model(50));
     const diff = new MeshgateProcess([
       ...['diff', '--live', '--control-plane', cpUrl, '--config', candidate, '--for', '300s', '--json'],
@@ -189,7 +151,7 @@ describe('meshgate diff --live --control-plane', { timeout: 180_000 }, () => {
   });
 
   it('a candidate model that is not valid: the issues validate gives, no proxy gets a shadow', async () => {
-    const candidate = join(dir, 'bad.yaml');
+    const candidate = join(mesh.dir, 'bad.yaml');
     writeFileSync(candidate, model(50, 'v3'));
     const diff = await runMeshgate(['diff', '--live', '--control-plane', cpUrl, '--config', candidate, '--for', '5s']);
     const validate = await runMeshgate(['validate', candidate]);

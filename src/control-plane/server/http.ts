@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { addDashboard } from '../../admin/dashboard/api.ts';
 import { type AdminHandler, type AdminReply, AdminServer, readBody } from '../../admin/server.ts';
+import { readShadowPut } from '../../admin/shadow-endpoints.ts';
 import {
   type Ack,
   AckSchema,
@@ -30,7 +31,7 @@ import {
 import type { LoadOptions } from '../../config/load.ts';
 import { redact, redactText } from '../../config/redact.ts';
 import { adminApiChange } from '../../config/sources/admin-api/admin-api.ts';
-import { DEFAULT_SHADOW_SAMPLE_PERCENT, MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
+import { MAX_MESH_MESSAGE_BYTES, MAX_MODEL_BODY_BYTES } from '../../core/defaults.ts';
 import { spiffeIdOf } from '../../core/spiffe.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { verifyRenewalProof } from '../auth/renewal.ts';
@@ -47,7 +48,7 @@ import type { CertificateAuthority } from '../ca/ca.ts';
 import { CaError } from '../ca/errors.ts';
 import { RegistrationError } from '../registry/registry.ts';
 import { RolloutRefused } from '../rollout/rollout.ts';
-import { MESH_SHADOW_SOURCE, MeshShadow } from '../shadow/shadow.ts';
+import { MeshShadow } from '../shadow/shadow.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { ControlPlaneDashboard } from './dashboard.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
@@ -517,12 +518,8 @@ export function controlPlaneApi(
     .route(
       'PUT /shadow',
       operator(async (req, url) => {
-        const sampleText = url.searchParams.get('sample');
-        const samplePercent = sampleText === null ? DEFAULT_SHADOW_SAMPLE_PERCENT : Number(sampleText);
-        if (sampleText === '' || !Number.isFinite(samplePercent) || samplePercent < 0 || samplePercent > 100)
-          return bad(`sample "${sampleText}" is not a percent from 0 to 100`);
-        const text = await readBody(req, MAX_MODEL_BODY_BYTES);
-        return shadow.set(text, url.searchParams.get('file') || MESH_SHADOW_SOURCE, samplePercent);
+        const put = await readShadowPut(req, url);
+        return 'status' in put ? put : shadow.set(put.text, put.file, put.samplePercent);
       }),
     )
     .route(

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AdminReply } from '../../admin/server.ts';
+import { SHADOW_SOURCE } from '../../admin/shadow-endpoints.ts';
 import type { ShadowAnswer, ShadowEvent } from '../../api/mesh.ts';
 import { mergeShadowReports, type ShadowProxyReport, type ShadowReport } from '../../api/shadow.ts';
 import { STREAM_EVENTS } from '../../api/values.ts';
@@ -18,9 +19,6 @@ import { DEFAULT_SHADOW_EXAMPLES, SHADOW_SET_TIMEOUT_MS } from '../../core/defau
 import type { ControlPlane } from '../server/control-plane.ts';
 import type { ModelPipeline } from '../server/model-pipeline.ts';
 import type { Answers, ProxyQuestions } from '../server/questions.ts';
-
-/** The name issues of a candidate sent without `?file=` carry (`shadow:3:5`). */
-export const MESH_SHADOW_SOURCE = 'shadow';
 
 const NONE_SET: AdminReply = { status: 404, body: { error: 'no proxy has a shadow config; PUT /shadow sets one' } };
 
@@ -47,7 +45,7 @@ export class MeshShadow {
    * (replacing one set before). All or none: when a proxy refuses, every proxy's shadow is cleared.
    */
   async set(text: string, file: string, samplePercent: number): Promise<AdminReply> {
-    const raw: RawConfig = { kind: 'texts', texts: [{ file, text }], source: MESH_SHADOW_SOURCE, env: null };
+    const raw: RawConfig = { kind: 'texts', texts: [{ file, text }], source: SHADOW_SOURCE, env: null };
     const checked = await this.pipeline.check(raw);
     if (!checked.ok)
       return {
