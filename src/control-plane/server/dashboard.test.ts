@@ -280,6 +280,7 @@ describe("ordering one request's hops", () => {
       hops,
       (h) => h.start,
       (h) => h.duration,
+      (h) => h.name.split(',')[0]!,
     );
     return hops.map((h) => h.name);
   };
@@ -291,6 +292,16 @@ describe("ordering one request's hops", () => {
         { name: 'sidecar, second try', start: 1_010, duration: 20 },
         { name: 'sidecar, first try', start: 999, duration: 3 },
         { name: 'gateway', start: 1_001, duration: 40 },
+      ]),
+      ['gateway', 'sidecar, first try', 'sidecar, second try'],
+    );
+    // The sidecar’s clock 8 ms behind: both its hops seem to start before the gateway's, and the
+    // first try (shorter) must still come before the second.
+    assert.deepEqual(
+      order([
+        { name: 'sidecar, second try', start: 1_004, duration: 20 },
+        { name: 'gateway', start: 1_006, duration: 40 },
+        { name: 'sidecar, first try', start: 998, duration: 3 },
       ]),
       ['gateway', 'sidecar, first try', 'sidecar, second try'],
     );

@@ -235,6 +235,7 @@ export class ControlPlaneDashboard implements DashboardBackend {
       hops,
       (h) => h.start,
       (h) => h.durationMs,
+      (h) => h.proxy,
     );
     return { id, hops, asked: found.asked, answered: found.answered };
   }
@@ -256,6 +257,7 @@ export class ControlPlaneDashboard implements DashboardBackend {
       hops,
       (h) => h.trail.start,
       (h) => h.trail.outcome.durationMs,
+      (h) => h.proxy,
     );
     return { id, hops, asked: found.asked, answered: found.answered };
   }
@@ -301,23 +303,41 @@ export class ControlPlaneDashboard implements DashboardBackend {
 
 /**
  * Orders one request's hops as they happened, in place: by start, a hop that calls another first. The
- * starts come from different processes' clocks, which may disagree by up to LOOKUP_CLOCK_SKEW_MS, so a
- * hop that lies within a longer one (to that tolerance at both ends) is taken to start no earlier than
- * the longer one; of two hops starting together, the longer (the caller) comes first.
+ * starts come from different processes' clocks (`clockOf`: the proxy), which may disagree by up to
+ * LOOKUP_CLOCK_SKEW_MS, so a hop that lies within a longer one of another clock (to that tolerance at
+ * both ends; exactly, on one clock) is taken to start no earlier than the longer one. Hops moved to
+ * one start (two tries within one call) keep their own order; of two that start together, the longer
+ * (the caller) comes first.
  */
-export function orderHops<T>(hops: T[], startOf: (hop: T) => number, durationOf: (hop: T) => number): void {
+export function orderHops<T>(
+  hops: T[],
+  startOf: (hop: T) => number,
+  durationOf: (hop: T) => number,
+  clockOf: (hop: T) => string,
+): void {
   const start = hops.map(startOf);
   const duration = hops.map(durationOf);
+  const clock = hops.map(clockOf);
   const key = start.slice();
+  const contains = (a: number, b: number) => {
+    const skew = clock[a] === clock[b] ? 0 : LOOKUP_CLOCK_SKEW_MS;
+    return (
+      duration[a]! > duration[b]! &&
+      start[a]! - skew <= start[b]! &&
+      start[b]! + duration[b]! <= start[a]! + duration[a]! + skew
+    );
+  };
   for (let i = 0; i < hops.length; i++)
-    for (let j = 0; j < hops.length; j++)
-      if (
-        duration[j]! > duration[i]! &&
-        start[j]! - LOOKUP_CLOCK_SKEW_MS <= start[i]! &&
-        start[i]! + duration[i]! <= start[j]! + duration[j]! + LOOKUP_CLOCK_SKEW_MS
-      )
-        key[i] = Math.max(key[i]!, start[j]!);
-  const order = hops.map((_, i) => i).sort((a, b) => key[a]! - key[b]! || duration[b]! - duration[a]!);
+    for (let j = 0; j < hops.length; j++) if (contains(j, i)) key[i] = Math.max(key[i]!, start[j]!);
+  const order = hops
+    .map((_, i) => i)
+    .sort(
+      (a, b) =>
+        key[a]! - key[b]! ||
+        (contains(a, b) ? -1 : contains(b, a) ? 1 : 0) ||
+        start[a]! - start[b]! ||
+        duration[b]! - duration[a]!,
+    );
   const sorted = order.map((i) => hops[i]!);
   for (let i = 0; i < sorted.length; i++) hops[i] = sorted[i]!;
 }
