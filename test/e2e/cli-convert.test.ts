@@ -191,3 +191,49 @@ describe('meshgate gateway on Istio files', () => {
     }
   });
 });
+
+describe('the control plane on Istio files', () => {
+  test('takes a directory of Istio resources beside a native file as its model, each object with its origin', async () => {
+    const models = await mkdtemp(join(dir, 'control-plane-'));
+    for (const name of ['property-service-virtualservice.yaml', 'property-service-destinationrule.yaml'])
+      await copyFile(join(FIXTURES, name), join(models, name));
+    await writeFile(
+      join(models, 'search.yaml'),
+      [
+        'services: [{ name: search-service }]',
+        'routes: [{ name: search, match: { path: /api/v1/search/* }, service: search-service }]',
+        '',
+      ].join('\n'),
+    );
+    const cp = new MeshgateProcess([
+      ...['control-plane', '--config', models, '--port', '0', '--warmup', '0'],
+      ...['--state-dir', join(models, 'state')],
+    ]);
+    try {
+      const started = await cp.waitFor('control plane started', 20_000);
+      const res = await request(`http://127.0.0.1:${started.port}/config`);
+      assert.equal(res.statusCode, 200);
+      type Model = Record<string, { name: string; origin?: string; subsets?: unknown }[] | undefined>;
+      const model = ((await res.body.json()) as { config: Model }).config;
+      assert.deepEqual(
+        model.services!.map((s) => [s.name, s.origin ?? null]),
+        [
+          ['property-service', 'istio:DestinationRule/default/property-service'],
+          ['search-service', null],
+        ],
+      );
+      assert.deepEqual(model.services![0]!.subsets, { v1: { version: 'v1' }, v2: { version: 'v2' } });
+      assert.deepEqual(
+        model.routes!.map((r) => [r.name, r.origin ?? null]),
+        [
+          ['property-service-0', 'istio:VirtualService/default/property-service http[0]'],
+          ['property-service-1', 'istio:VirtualService/default/property-service http[1]'],
+          ['search', null],
+        ],
+      );
+      assert.equal(model.listeners, undefined, 'the control plane’s listeners are its model’s own');
+    } finally {
+      await cp.stop();
+    }
+  });
+});

@@ -72,7 +72,7 @@ describe('meshgate convert --from kong', { concurrency: true }, () => {
 });
 
 describe('meshgate gateway on a Kong file', () => {
-  test('serves the issue’s kong.yaml on --listen: a JWT required, Kong’s rate-limit headers', async () => {
+  test('serves the issue’s kong.yaml on --listen: a JWT required, Kong’s rate-limit headers; proxy-config shows origins', async () => {
     const upstream = await startUpstream(undefined, 'property-service');
     const deploy = await mkdtemp(join(dir, 'deploy-'));
     const secret = 'cli-test-secret-of-at-least-32-characters';
@@ -111,6 +111,19 @@ describe('meshgate gateway on a Kong file', () => {
       assert.equal(ok.headers['x-ratelimit-limit-minute'], '100');
       assert.equal(ok.headers['x-ratelimit-limit-hour'], '1000');
       assert.equal(upstream.seen.at(-1)?.url, '/');
+      const admin = `http://127.0.0.1:${started.admin}`;
+      const routes = await runMeshgate(['proxy-config', 'routes', '--admin', admin]);
+      assert.equal(routes.code, 0, routes.stderr);
+      assert.match(routes.stdout, /property-search .*kong:route\/property-search \(services\[0\]\.routes\[0\]\)/);
+      const services = await runMeshgate(['proxy-config', 'services', '--admin', admin, '-o', 'json']);
+      assert.equal(services.code, 0, services.stderr);
+      assert.deepEqual(
+        (JSON.parse(services.stdout) as { services: { name: string; origin?: string }[] }).services.map((v) => [
+          v.name,
+          v.origin,
+        ]),
+        [['property-service', 'kong:service/property-service (services[0]) + kong:upstream/property-service']],
+      );
     } finally {
       await gw.stop();
       await upstream.close();

@@ -179,6 +179,48 @@ describe('the dashboard, in a browser, on the demo under load', () => {
     assert.ok(await page.locator('#graph canvas').count());
     assert.match((await page.locator('#edges').textContent()) ?? '', /mTLS/);
     await page.screenshot({ path: join(SHOTS, 'dashboard-topology.png') });
+    // A click on a service opens its page.
+    await page.locator('#nodes a[href="#/service/photo-service"]').click();
+    const service = page.locator('section.service[data-service="photo-service"]');
+    await service.waitFor({ timeout: 20_000 });
+    // Beside the signals: the breaker, endpoints (healthy, ejected), retries and rate-limited counts.
+    const facts = service.locator('dl.facts');
+    await until(
+      "photo-service's resilience facts",
+      20_000,
+      async () => /circuit breaker\s*closed/.test((await facts.textContent()) ?? ''),
+      () => facts.textContent(),
+    );
+    const text = (await facts.textContent()) ?? '';
+    assert.match(text, /endpoints\s*[1-9]\d* healthy, 0 ejected, 0 unhealthy/);
+    assert.match(text, /retries.*rate-limited/s);
+    assert.equal(await service.locator('.headline [data-stat="rate-limited"]').count(), 1);
+  });
+
+  it('lists every proxy with its role, sync state, config version and certificate expiry', async () => {
+    const listed = (await (await fetch(`${dashboard}api/proxies`)).json()) as {
+      proxies: { id: string; ackedVersion: string | null }[];
+    };
+    await page.goto(`${dashboard}#/proxies`);
+    const rows = page.locator('#proxies tbody tr');
+    await until(
+      'every proxy listed and in sync',
+      30_000,
+      async () =>
+        (await rows.count()) === listed.proxies.length &&
+        (await page.locator('#proxies tbody tr[data-state="SYNCED"]').count()) === listed.proxies.length,
+      () => page.locator('main').textContent(),
+    );
+    const cells = await rows.evaluateAll((trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+    );
+    assert.deepEqual(cells.map((c) => c[0]).sort(), listed.proxies.map((p) => p.id).sort());
+    const acked = new Map(listed.proxies.map((p) => [p.id, p.ackedVersion]));
+    for (const [id, role, , , version, , , expires] of cells) {
+      assert.match(role!, /^(gateway|sidecar)$/, `${id}'s role`);
+      assert.ok(acked.get(id!)?.startsWith(version!) && version!.length >= 6, `${id}'s config version: ${version}`);
+      assert.match(expires!, /^in /, `${id}'s certificate expiry`);
+    }
   });
 
   it("changes property-api's weights to 50/50 from the page: a recorded change every proxy applied, and v2's share moves above 40%", async () => {

@@ -1,5 +1,5 @@
 /**
- * `npm start -- --stage gateway|partial` (docs/adoption.md): the same system before the whole mesh. At
+ * `npm start -- --stage gateway|partial|mesh` (docs/adoption.md): the same system on its way into the mesh. At
  * each stage a property answered through the gateway carries its photos and valuation from the other
  * services, however they are reached; the banner lists only what runs; Ctrl-C stops it all.
  */
@@ -99,6 +99,21 @@ describe('npm start -- --stage', () => {
       const search = await fetch(`${gateway}/api/v1/search/homes?city=austin`);
       const found = (await search.json()) as { neighborhood: unknown };
       assert.ok(found.neighborhood, 'search reached enrichment directly');
+    });
+  });
+
+  it('mesh: a sidecar beside every instance, the control plane and its dashboard', async () => {
+    await runStage('mesh', async (banner, gateway, token) => {
+      assert.match(banner, /^ {2}Stage +mesh:/m);
+      assert.match(banner, /^ {2}Dashboard +http:\/\/127\.0\.0\.1:\d+\/dashboard\/$/m);
+      const sidecars = banner.match(/ sidecar$/gm) ?? [];
+      assert.equal(sidecars.length, 6, banner);
+      for (const service of ['valuation-service', 'search-service', 'enrichment-service'])
+        assert.match(banner, new RegExp(`${service} v1 sidecar`));
+      const body = await property(gateway, token);
+      assert.ok(Array.isArray(body.photos) && body.photos.length > 0, JSON.stringify(body));
+      assert.ok(body.valuation, JSON.stringify(body));
+      assert.equal(body.unavailable, undefined);
     });
   });
 });

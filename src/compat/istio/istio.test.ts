@@ -11,6 +11,7 @@ import { formatIssue } from '../../config/issues.ts';
 import { type ConfigText, parseTexts, validateParsed } from '../../config/load.ts';
 import { createPluginCatalog } from '../../plugins/index.ts';
 import { type MatchInput, Router } from '../../proxy/router/router.ts';
+import { startGateway, startUpstream } from '../../testing/servers.ts';
 import { type CompatOptions, convertTexts, FOREIGN_FORMATS } from '../index.ts';
 
 const catalog = createPluginCatalog();
@@ -174,6 +175,80 @@ describe('Istio conversion: routes', () => {
   });
 });
 
+describe('Istio conversion: header operations', () => {
+  it('sets, adds and removes request and response headers as Envoy does, values taken literally', async () => {
+    const upstream = await startUpstream((_req, res) => {
+      res.setHeader('cache-control', 'max-age=60');
+      res.setHeader('x-internal', 'secret');
+      res.setHeader('x-served-by', 'app');
+      res.end('ok');
+    });
+    const text = doc([
+      'apiVersion: networking.istio.io/v1beta1',
+      'kind: VirtualService',
+      'metadata: { name: shop }',
+      'spec:',
+      '  http:',
+      '  - headers:',
+      '      request:',
+      '        set: { X-Tenant: acme }',
+      '        add: { x-via: "istio $(query.a) 100%%" }',
+      '        remove: [x-debug]',
+      '      response:',
+      '        set: { cache-control: no-store }',
+      '        add: { x-served-by: meshgate }',
+      '        remove: [x-internal]',
+      '    route: [{ destination: { host: shop } }]',
+      '---',
+      'apiVersion: networking.istio.io/v1beta1',
+      'kind: ServiceEntry',
+      'metadata: { name: shop }',
+      'spec:',
+      '  hosts: [shop]',
+      `  ports: [{ number: ${upstream.port}, name: http, protocol: HTTP }]`,
+      '  resolution: STATIC',
+      '  endpoints: [{ address: 127.0.0.1 }]',
+    ]);
+    const config = load([{ file: 'vs.yaml', text }], { listen: { address: '127.0.0.1', port: 0 } });
+    assert.deepEqual(config.routes![0]!.plugins, [
+      {
+        name: 'request-transformer',
+        config: {
+          remove: { headers: ['x-debug', 'x-tenant'] },
+          add: { headers: ['x-tenant:acme'] },
+          append: { headers: ['x-via:istio $$(query.a) 100%'] },
+        },
+      },
+      {
+        name: 'response-transformer',
+        config: {
+          remove: { headers: ['x-internal', 'cache-control'] },
+          add: { headers: ['cache-control:no-store'] },
+          append: { headers: ['x-served-by:meshgate'] },
+        },
+      },
+    ]);
+    const gateway = await startGateway(config as unknown as Record<string, unknown>);
+    try {
+      const res = await fetch(`${gateway.url()}/items?a=1`, {
+        headers: { 'x-tenant': 'other', 'x-via': 'client', 'x-debug': '1' },
+      });
+      assert.equal(res.status, 200);
+      await res.text();
+      const seen = upstream.seen.at(-1)!.headers;
+      assert.equal(seen['x-tenant'], 'acme', 'set replaces the client’s value');
+      assert.equal(seen['x-via'], 'client, istio $(query.a) 100%', 'add appends a literal value');
+      assert.equal(seen['x-debug'], undefined);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      assert.equal(res.headers.get('x-internal'), null);
+      assert.equal(res.headers.get('x-served-by'), 'app, meshgate');
+    } finally {
+      await gateway.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('Istio conversion: DestinationRule defaults', () => {
   it('fills outlier detection’s defaults when the block is present, turns panic mode off, and leaves pools unlimited', () => {
     const [service] = load([
@@ -256,7 +331,7 @@ describe('Istio conversion: what is not supported', () => {
     '  tcp: [{ route: [] }]', // 5
     '  http:', // 6
     '  - corsPolicy: { allowOrigins: [] }', // 7
-    '    headers: { request: { set: { x-a: b } } }', // 8
+    '    headers: { request: { set: { x-a: "%START_TIME%" } } }', // 8
     '    match:', // 9
     '    - uri: { prefix: /a }', // 10
     '      sourceLabels: { app: web }', // 11
@@ -282,7 +357,7 @@ describe('Istio conversion: what is not supported', () => {
   const expected = [
     [5, 3, 'istio:VirtualService/default/shop spec.tcp'],
     [7, 5, 'istio:VirtualService/default/shop spec.http[0].corsPolicy'],
-    [8, 5, 'istio:VirtualService/default/shop spec.http[0].headers'],
+    [8, 34, 'istio:VirtualService/default/shop spec.http[0].headers.request.set.x-a'],
     [11, 7, 'istio:VirtualService/default/shop spec.http[0].match[0].sourceLabels'],
     [16, 1, 'istio:Sidecar/default/default kind'],
     [29, 5, 'istio:ServiceEntry/default/shop spec.endpoints[0].locality'],

@@ -119,8 +119,7 @@ function convertHttpRoute(
       'corsPolicy is not supported here',
       'use the cors plugin on the route',
     );
-  if (h.headers !== undefined)
-    out.reportUnsupported(child(ref, 'headers'), 'request and response header operations are not supported on routes');
+  const headerPlugins = headerOperations(out, h.headers, child(ref, 'headers'));
 
   // What every match block of this rule shares: the action and its policies, with where each came from.
   const action: Record<string, unknown> = {};
@@ -152,6 +151,10 @@ function convertHttpRoute(
     for (const key of ['timeout', 'retries', 'mirror', 'mirrors', 'rewrite'] as const)
       if (h[key] !== undefined && action.redirect === undefined && action.directResponse === undefined)
         out.reportInvalid(child(ref, key), `${key} needs a route (destinations)`);
+  if (headerPlugins.length > 0) {
+    action.plugins = headerPlugins;
+    fieldRefs.push(['plugins', child(ref, 'headers')]);
+  }
   if (h.fault !== undefined) {
     const fault = faultOf(out, h.fault, child(ref, 'fault'));
     if (fault) {
@@ -187,6 +190,62 @@ function convertHttpRoute(
     if (destinations)
       for (let k = 0; k < destinations.length; k++) out.at([...path, 'destinations', k], child(ref, 'route', k));
   });
+}
+
+/**
+ * `headers.request` / `headers.response` (`set`, `add`, `remove`) → the request-transformer and
+ * response-transformer plugins on the route. Envoy removes before it adds, and `set` replaces every
+ * copy: `remove` (with the names `set` writes), then `add` (written where absent, which after the
+ * removal is always), then `append` for Istio's `add`. Values are literal, so `$` is escaped from
+ * meshgate's templates; Envoy's `%VARIABLE%` values have no equivalent (`%%` is a plain `%`).
+ */
+function headerOperations(out: Conversion, value: unknown, ref: SourceRef): Record<string, unknown>[] {
+  if (value === undefined) return [];
+  const sides = fieldsOf(out, value, ref, ['request', 'response']);
+  const plugins: Record<string, unknown>[] = [];
+  for (const [side, plugin] of [
+    ['request', 'request-transformer'],
+    ['response', 'response-transformer'],
+  ] as const) {
+    if (sides[side] === undefined) continue;
+    const at = child(ref, side);
+    const ops = fieldsOf(out, sides[side], at, ['set', 'add', 'remove']);
+    const remove: string[] = [];
+    const add: string[] = [];
+    const append: string[] = [];
+    listOf(out, ops.remove, child(at, 'remove')).forEach((name, i) => {
+      if (typeof name === 'string' && name !== '') remove.push(name.toLowerCase());
+      else out.reportInvalid(child(at, 'remove', i), 'expected a header name');
+    });
+    for (const [op, into] of [
+      ['set', add],
+      ['add', append],
+    ] as const)
+      for (const [name, v] of Object.entries(fieldsOf(out, ops[op], child(at, op), anyKey(ops[op])))) {
+        const lower = name.toLowerCase();
+        const valueAt = child(at, op, name);
+        if (typeof v !== 'string') {
+          out.reportInvalid(valueAt, 'expected a string value');
+          continue;
+        }
+        if (lower.startsWith(':')) {
+          out.reportUnsupported(valueAt, `setting the pseudo-header "${name}" is not supported`);
+          continue;
+        }
+        if (v.replaceAll('%%', '').includes('%')) {
+          out.reportUnsupported(valueAt, 'Envoy’s %VARIABLE% header values are not supported', 'write a literal value');
+          continue;
+        }
+        if (op === 'set' && !remove.includes(lower)) remove.push(lower);
+        into.push(`${lower}:${v.replaceAll('%%', '%').replaceAll('$', '$$$$')}`);
+      }
+    const config: Record<string, unknown> = {};
+    if (remove.length > 0) config.remove = { headers: remove };
+    if (add.length > 0) config.add = { headers: add };
+    if (append.length > 0) config.append = { headers: append };
+    if (Object.keys(config).length > 0) plugins.push({ name: plugin, config });
+  }
+  return plugins;
 }
 
 function blockName(match: unknown, j: number): string {

@@ -151,28 +151,60 @@ describe('Kong conversion: the upstream path', () => {
 });
 
 describe('Kong conversion: versions and defaults', () => {
-  it('reads a 2.x file’s paths with regex characters as regexes, and honours its path_handling v1', () => {
+  for (const version of ['1.1', '2.1'])
+    it(`reads a ${version} file’s paths with regex characters as regexes, and honours its path_handling v1`, () => {
+      const [route] = load([
+        {
+          file: 'kong.yaml',
+          text: doc([
+            `_format_version: "${version}"`,
+            'services:',
+            '- name: a',
+            '  url: http://a.internal/base',
+            '  routes:',
+            '  - name: r',
+            '    paths: ["/items/\\\\d+"]',
+            '    path_handling: v1',
+          ]),
+        },
+      ]).routes!;
+      assert.equal(route!.match!.pathRegex, '(?:/items/\\d+).*');
+      const rw = compileRewrite(route!, route!.rewrite!);
+      assert.equal(
+        upstreamPath(rw, { path: '/items/7x', rawPath: '/items/7x', query: '', listener: { encodedSlashes: 'keep' } }),
+        '/basex',
+      );
+    });
+
+  it('reads a path with regex characters as a plain prefix in a file of no version, as Kong 3 does', () => {
     const [route] = load([
       {
         file: 'kong.yaml',
         text: doc([
-          '_format_version: "2.1"',
           'services:',
-          '- name: a',
-          '  url: http://a.internal/base',
-          '  routes:',
-          '  - name: r',
-          '    paths: ["/items/\\\\d+"]',
-          '    path_handling: v1',
+          '- { name: a, url: "http://a.internal", routes: [{ name: r, paths: ["/items/\\\\d+"] }] }',
         ]),
       },
     ]).routes!;
-    assert.equal(route!.match!.pathRegex, '(?:/items/\\d+).*');
-    const rw = compileRewrite(route!, route!.rewrite!);
-    assert.equal(
-      upstreamPath(rw, { path: '/items/7x', rawPath: '/items/7x', query: '', listener: { encodedSlashes: 'keep' } }),
-      '/basex',
-    );
+    assert.equal(route!.match!.pathRegex, '(?:/items/\\\\d\\+).*');
+    const router = new Router([{ match: route!.match, order: 0, priority: route!.priority, value: 'hit' }]);
+    const input = (path: string): MatchInput => ({
+      method: 'GET',
+      host: 'a',
+      path,
+      query: '',
+      header: () => undefined,
+    });
+    assert.equal(router.match(input('/items/\\d+/x')), 'hit');
+    assert.equal(router.match(input('/items/7')), null);
+  });
+
+  it('refuses a _format_version Kong never wrote', () => {
+    const { checked } = convert([{ file: 'kong.yaml', text: doc(['_format_version: "4.0"', 'services: []']) }]);
+    assert.equal(checked.ok, false);
+    const issue = (checked.ok ? [] : checked.issues)[0]!;
+    assert.deepEqual([issue.line, issue.column, issue.code], [1, 1, 'unsupported']);
+    assert.match(issue.message, /_format_version "4\.0" is not supported/);
   });
 
   it('ignores path_handling v1 in a 3.0 file, as Kong 3’s router does', () => {
@@ -223,6 +255,57 @@ describe('Kong conversion: versions and defaults', () => {
       ]),
       [['127.0.0.1', 18000]],
     );
+  });
+});
+
+describe('Kong conversion: plugin defaults', () => {
+  const pluginsOf = (plugins: string[]) =>
+    load([
+      {
+        file: 'kong.yaml',
+        text: doc(['services:', '- name: a', '  url: http://a.internal', '  plugins:', ...plugins]),
+      },
+    ]).services![0]!.plugins!;
+
+  it('jwt: the token from the jwt query parameter, then Authorization; exp checked only when asked; no leeway', () => {
+    assert.deepEqual(pluginsOf(['  - { name: jwt, config: { secret_is_base64: false } }']), [
+      {
+        name: 'jwt',
+        config: {
+          tokenFrom: [{ query: 'jwt' }, { header: 'authorization' }],
+          requireExpiration: false,
+          clockSkew: '0s',
+        },
+      },
+    ]);
+    const [asked] = pluginsOf(['  - { name: jwt, config: { claims_to_verify: [exp], cookie_names: [session] } }']);
+    assert.deepEqual(asked!.config, {
+      tokenFrom: [{ query: 'jwt' }, { cookie: 'session' }, { header: 'authorization' }],
+      requireExpiration: true,
+      clockSkew: '0s',
+    });
+  });
+
+  it('rate-limiting: every window from second to year, counted in calendar windows', () => {
+    const [limit] = pluginsOf([
+      '  - name: rate-limiting',
+      '    config: { second: 1, minute: 2, hour: 3, day: 4, month: 5, year: 6 }',
+    ]);
+    assert.deepEqual(limit, {
+      name: 'rate-limit',
+      config: {
+        second: 1,
+        minute: 2,
+        hour: 3,
+        day: 4,
+        month: 5,
+        year: 6,
+        by: 'consumer',
+        algorithm: 'fixed',
+        group: 'kong:service:a',
+        periodHeaders: true,
+      },
+    });
   });
 });
 
@@ -317,7 +400,6 @@ describe('Kong conversion: what is not supported', () => {
     [6, 3, 'kong:services[0].tls_verify'],
     [10, 5, 'kong:services[0].routes[0].snis'],
     [11, 20, 'kong:services[0].routes[0].methods[1]'],
-    [14, 26, 'kong:services[0].plugins[0].config.year'],
     [14, 37, 'kong:services[0].plugins[0].config.policy'],
     [14, 54, 'kong:services[0].plugins[0].config.limit_by'],
     [16, 15, 'kong:services[0].plugins[1].config.key_claim_name'],

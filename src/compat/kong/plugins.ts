@@ -229,7 +229,7 @@ function counterGroup(scope: PluginScope): string {
   }
 }
 
-const RATE_PERIODS = ['second', 'minute', 'hour', 'day', 'month'] as const;
+const RATE_PERIODS = ['second', 'minute', 'hour', 'day', 'month', 'year'] as const;
 
 function rateLimiting(p: PluginContext, c: Record<string, unknown>): Converted | undefined {
   const { out, ref } = p;
@@ -244,9 +244,7 @@ function rateLimiting(p: PluginContext, c: Record<string, unknown>): Converted |
         `${period}: ${JSON.stringify(n)} is not supported: meshgate counts whole requests (1 or more)`,
       );
   }
-  notSupported(out, c, ref, 'year', 'meshgate’s longest rate-limit window is a calendar month', 'use month or day');
-  if (Object.keys(config).length === 0 && !isSet(c.year))
-    out.reportInvalid(ref, 'rate-limiting needs a limit (second … year)');
+  if (Object.keys(config).length === 0) out.reportInvalid(ref, 'rate-limiting needs a limit (second … year)');
   const limitBy = isSet(c.limit_by) ? String(c.limit_by) : 'consumer';
   if (['consumer', 'credential', 'ip', 'service'].includes(limitBy)) config.by = limitBy;
   else if (limitBy === 'header') {
@@ -259,7 +257,7 @@ function rateLimiting(p: PluginContext, c: Record<string, unknown>): Converted |
       `limit_by: ${limitBy} is not supported`,
       'count by consumer, credential, ip, service or header',
     );
-  // Kong's counts are fixed windows (calendar seconds … months, UTC), kept per plugin scope.
+  // Kong's counts are fixed windows (calendar seconds … years, UTC), kept per plugin scope.
   config.algorithm = 'fixed';
   config.group = counterGroup(p.scope);
   const policy = isSet(c.policy) ? String(c.policy) : 'local';
@@ -282,7 +280,6 @@ function rateLimiting(p: PluginContext, c: Record<string, unknown>): Converted |
     if (
       ![
         ...RATE_PERIODS,
-        'year',
         'limit_by',
         'header_name',
         'path',

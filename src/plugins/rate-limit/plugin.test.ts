@@ -73,7 +73,15 @@ describe('rate-limit plugin', () => {
             plugins: [
               {
                 name: 'rate-limit',
-                config: { minute: 2, hour: 5, month: 100, algorithm: 'fixed', group: 'g1', periodHeaders: true },
+                config: {
+                  minute: 2,
+                  hour: 5,
+                  month: 100,
+                  year: 1000,
+                  algorithm: 'fixed',
+                  group: 'g1',
+                  periodHeaders: true,
+                },
               },
             ],
           })),
@@ -184,7 +192,7 @@ describe('rate-limit plugin', () => {
     const first = await call('/ga');
     assert.equal(first.statusCode, 200);
     assert.deepEqual(
-      ['minute', 'hour', 'month'].map((p) => [
+      ['minute', 'hour', 'month', 'year'].map((p) => [
         first.headers[`x-ratelimit-limit-${p}`],
         first.headers[`x-ratelimit-remaining-${p}`],
       ]),
@@ -192,6 +200,7 @@ describe('rate-limit plugin', () => {
         ['2', '1'],
         ['5', '4'],
         ['100', '99'],
+        ['1000', '999'],
       ],
     );
     assert.equal(first.headers['ratelimit-limit'], '2', 'the tightest window in RateLimit-*');

@@ -19,16 +19,21 @@ import {
 import type { FailurePolicy } from '../../stores/failure.ts';
 import { fullWindows, rateLimitHeaders, retryAfterSeconds, tightest } from './headers.ts';
 import { type RateLimitConfig, rateLimitSchema } from './schema.ts';
-import { type Decision, MONTH_MS, type RateLimitStore, type Window } from './store.ts';
+import { type Decision, MONTH_MS, type RateLimitStore, type Window, YEAR_MS } from './store.ts';
 import { selectStore } from './stores.ts';
 
 /** The shorthand fields, with their window and Kong's per-window header suffix. */
-const SHORTHANDS: readonly [unit: 'second' | 'minute' | 'hour' | 'day' | 'month', ms: number, suffix: string][] = [
+const SHORTHANDS: readonly [
+  unit: 'second' | 'minute' | 'hour' | 'day' | 'month' | 'year',
+  ms: number,
+  suffix: string,
+][] = [
   ['second', 1_000, 'second'],
   ['minute', 60_000, 'minute'],
   ['hour', 3_600_000, 'hour'],
   ['day', 86_400_000, 'day'],
   ['month', MONTH_MS, 'month'],
+  ['year', YEAR_MS, 'year'],
 ];
 
 /** The windows of a config, `limits` first, then the shorthands in SHORTHANDS order. */
@@ -46,8 +51,9 @@ function windowsWithPeriods(config: RateLimitConfig): [Window, string | null][] 
   for (const [unit, ms, suffix] of SHORTHANDS) {
     const limit = config[unit];
     if (typeof limit !== 'number') continue;
-    // A month is a calendar month, as in Kong; a sliding month would have no fixed edges to report.
-    windows.push([{ limit, windowMs: ms, algorithm: unit === 'month' ? 'calendar-month' : algorithm }, suffix]);
+    // A month or year is a calendar one, as in Kong; a sliding one would have no fixed edges to report.
+    const calendar = unit === 'month' ? 'calendar-month' : unit === 'year' ? 'calendar-year' : algorithm;
+    windows.push([{ limit, windowMs: ms, algorithm: calendar }, suffix]);
   }
   return windows;
 }

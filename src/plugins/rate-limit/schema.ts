@@ -8,6 +8,7 @@ export interface RateLimitConfig {
   hour?: number;
   day?: number;
   month?: number;
+  year?: number;
   by?: 'consumer' | 'credential' | 'ip' | 'header' | 'route' | 'service';
   header?: string;
   algorithm?: 'sliding' | 'fixed';
@@ -47,6 +48,10 @@ export const rateLimitSchema = {
       'Shorthand: requests per UTC calendar month (from the 1st, 00:00 UTC, whatever `algorithm` says: a ' +
         'fixed window, as in Kong).',
     ),
+    year: count(
+      'Shorthand: requests per UTC calendar year (from 1 January, 00:00 UTC, whatever `algorithm` says: a ' +
+        'fixed window, as in Kong).',
+    ),
     by: {
       type: 'string',
       enum: ['consumer', 'credential', 'ip', 'header', 'route', 'service'],
@@ -82,7 +87,7 @@ export const rateLimitSchema = {
       type: 'boolean',
       description:
         'Also add Kong’s per-window headers for each shorthand window: `X-RateLimit-Limit-Second` … ' +
-        '`-Month` and `X-RateLimit-Remaining-Second` … `-Month` (with `headers`). Default false.',
+        '`-Year` and `X-RateLimit-Remaining-Second` … `-Year` (with `headers`). Default false.',
     },
     group: {
       type: 'string',

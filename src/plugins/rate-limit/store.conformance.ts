@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MONTH_MS, type RateLimitStore, type Window } from './store.ts';
+import { MONTH_MS, type RateLimitStore, type Window, YEAR_MS } from './store.ts';
 
 const minute = (limit: number, algorithm: Window['algorithm'] = 'sliding'): Window => ({
   limit,
@@ -116,6 +116,42 @@ export function runStoreConformance(name: string, create: () => RateLimitStore |
       assert.equal(feb.windows[0]!.resetMs, 29 * 86_400_000, 'February 2028 has 29 days');
       const march = await store.peek('k-month', [month], Date.UTC(2028, 2, 1));
       assert.equal(march.windows[0]!.remaining, 2, 'and March starts empty');
+    });
+
+    it('calendar-year windows end on 1 January (UTC), beside a month window of the same key', async () => {
+      const store = await create();
+      const windows: Window[] = [
+        { limit: 5, windowMs: MONTH_MS, algorithm: 'calendar-month' },
+        { limit: 2, windowMs: YEAR_MS, algorithm: 'calendar-year' },
+      ];
+      const first = await store.consume('k-year', windows, Date.UTC(2027, 0, 10));
+      assert.deepEqual(
+        first.windows.map((w) => w.remaining),
+        [4, 1],
+        'the month and the year count apart',
+      );
+      const last = await store.consume('k-year', windows, Date.UTC(2027, 11, 31, 23));
+      assert.ok(last.allowed, 'December 31st is still 2027');
+      assert.deepEqual(
+        last.windows.map((w) => [w.remaining, w.resetMs]),
+        [
+          [4, 3_600_000],
+          [0, 3_600_000],
+        ],
+      );
+      const denied = await store.consume('k-year', windows, Date.UTC(2027, 11, 31, 23, 30));
+      assert.equal(denied.allowed, false, 'the year is full though December has room');
+      assert.equal(denied.windows[1]!.resetMs, 1_800_000);
+      const next = await store.consume('k-year', windows, Date.UTC(2028, 0, 1));
+      assert.ok(next.allowed, 'a new year at 00:00 UTC on 1 January');
+      assert.deepEqual(
+        next.windows.map((w) => [w.remaining, w.resetMs]),
+        [
+          [4, 31 * 86_400_000],
+          [1, 366 * 86_400_000],
+        ],
+        '2028 has 366 days',
+      );
     });
 
     it('peek reports remaining and reset without counting, and sees a new window as empty', async () => {

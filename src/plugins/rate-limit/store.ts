@@ -8,13 +8,17 @@
  * `sliding`: the sliding-window counter. `fixed`: windows of `windowMs` aligned to the epoch, so a
  * fixed window of 86,400,000 ms is exactly one UTC calendar day (epoch milliseconds have no leap
  * seconds). `calendar-month`: fixed windows that are UTC calendar months (28 to 31 days).
+ * `calendar-year`: fixed windows that are UTC calendar years (365 or 366 days), as Kong's `year`.
  */
-export type Algorithm = 'sliding' | 'fixed' | 'calendar-month';
+export type Algorithm = 'sliding' | 'fixed' | 'calendar-month' | 'calendar-year';
 
 export interface Window {
   /** Requests allowed per window. */
   limit: number;
-  /** The window's length; for `calendar-month`, MONTH_MS (the longest month: it sizes expiry only). */
+  /**
+   * The window's length; for `calendar-month`, MONTH_MS, for `calendar-year`, YEAR_MS (the longest
+   * month or year: it sizes expiry only).
+   */
   windowMs: number;
   algorithm: Algorithm;
 }
@@ -22,18 +26,27 @@ export interface Window {
 /** `windowMs` of a `calendar-month` window: 31 days, the longest month. */
 export const MONTH_MS = 31 * 86_400_000;
 
+/** `windowMs` of a `calendar-year` window: 366 days, the longest year. */
+export const YEAR_MS = 366 * 86_400_000;
+
 /** Start (ms) of the window `now` falls in. */
 export function windowStart(w: Window, now: number): number {
-  if (w.algorithm !== 'calendar-month') return now - (now % w.windowMs);
-  const d = new Date(now);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  if (w.algorithm === 'calendar-month') {
+    const d = new Date(now);
+    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  }
+  if (w.algorithm === 'calendar-year') return Date.UTC(new Date(now).getUTCFullYear(), 0, 1);
+  return now - (now % w.windowMs);
 }
 
 /** End (ms, exclusive) of the window that starts at `start`. */
 export function windowEnd(w: Window, start: number): number {
-  if (w.algorithm !== 'calendar-month') return start + w.windowMs;
-  const d = new Date(start);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  if (w.algorithm === 'calendar-month') {
+    const d = new Date(start);
+    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  }
+  if (w.algorithm === 'calendar-year') return Date.UTC(new Date(start).getUTCFullYear() + 1, 0, 1);
+  return start + w.windowMs;
 }
 
 export interface WindowState {

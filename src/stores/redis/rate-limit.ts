@@ -8,9 +8,9 @@
  * by a later one, so concurrent gateways cannot both see the last free slot: the shared limit is exact
  * while Redis answers (the README states the bounds when it does not).
  *
- * Keys: `<prefix>rl:{<key>}:<window ms><s|f|c>:<window start ms>` (`c`: a calendar month), one counter per key, window and
- * window start, expiring two windows after its first request (once it can no longer be the previous
- * window). The braces make every key of one decision hash to one Redis Cluster slot.
+ * Keys: `<prefix>rl:{<key>}:<window ms><s|f|c>:<window start ms>` (`c`: a calendar month or year,
+ * told apart by their window ms), one counter per key, window and window start, expiring two windows
+ * after its first request (once it can no longer be the previous window). The braces make every key of one decision hash to one Redis Cluster slot.
  */
 
 import type { Result } from 'ioredis';
