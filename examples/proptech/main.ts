@@ -459,7 +459,11 @@ async function main(): Promise<number> {
     if (STAGE.controlPlane)
       supervisor.start(
         'control-plane',
-        ['control-plane', '--config', STAGE.config, '--warmup', '0', '--port', String(PORTS.controlPlane)],
+        [
+          ...['control-plane', '--config', STAGE.config, '--warmup', '0', '--port', String(PORTS.controlPlane)],
+          // The dashboard's request lookup shows each request's trace from the demo's receiver.
+          ...['--trace-query', `${TRACES_URL}/api/traces/{traceId}`],
+        ],
         env,
       );
     // Each wait ends early when a child fails, or when Ctrl-C stops the demo before it is up.

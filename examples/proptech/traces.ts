@@ -7,12 +7,14 @@
  *   GET /traces               the latest traces as text trees, one line per span (?limit=N, default 10)
  *   GET /traces/ID            one trace
  *   ...?format=json           the same as JSON
+ *   GET /api/traces/ID        one trace in OTLP JSON, as Grafana Tempo answers it: the control plane's
+ *                             `--trace-query` reads it for the dashboard's request lookup
  *
  * The protobuf encoding is refused with 415 (a real collector takes both; the proxies send JSON).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { type AttributeValue, flattenExport } from '../../src/testing/otlp.ts';
+import { type AttributeValue, flattenExport } from '../../src/observability/otlp-json.ts';
 
 /** A span as the viewer keeps it. */
 export interface ViewedSpan {
@@ -185,12 +187,54 @@ function view(store: TraceStore, url: URL, res: ServerResponse) {
   reply(res, 200, 'text/plain; charset=utf-8', text);
 }
 
+/** One trace in OTLP's JSON encoding, its spans grouped by service as the proxies exported them. */
+function otlpJson(trace: Trace) {
+  const byService = new Map<string, ViewedSpan[]>();
+  for (const s of trace.spans) byService.set(s.service, [...(byService.get(s.service) ?? []), s]);
+  const value = (v: AttributeValue) =>
+    typeof v === 'string'
+      ? { stringValue: v }
+      : typeof v === 'boolean'
+        ? { boolValue: v }
+        : typeof v === 'number'
+          ? Number.isInteger(v)
+            ? { intValue: String(v) }
+            : { doubleValue: v }
+          : {};
+  const nanos = (ms: number) => (BigInt(Math.round(ms * 1000)) * 1000n).toString();
+  return {
+    resourceSpans: [...byService].map(([service, spans]) => ({
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+      scopeSpans: [
+        {
+          spans: spans.map((s) => ({
+            traceId: s.traceId,
+            spanId: s.spanId,
+            parentSpanId: s.parentSpanId,
+            name: s.name,
+            kind: 2,
+            startTimeUnixNano: nanos(s.startMs),
+            endTimeUnixNano: nanos(s.startMs + s.durationMs),
+            attributes: Object.entries(s.attributes).map(([key, v]) => ({ key, value: value(v) })),
+          })),
+        },
+      ],
+    })),
+  };
+}
+
 export async function startTraceReceiver(port: number, store = new TraceStore()): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://receiver');
     if (req.method === 'POST' && url.pathname === '/v1/traces') return void receive(store, req, res);
     if (req.method === 'GET' && (url.pathname === '/traces' || url.pathname.startsWith('/traces/')))
       return view(store, url, res);
+    if (req.method === 'GET' && url.pathname.startsWith('/api/traces/')) {
+      const trace = store.get(url.pathname.slice('/api/traces/'.length).toLowerCase());
+      return trace === undefined
+        ? reply(res, 404, 'application/json', '{"error":"no such trace (yet)"}')
+        : reply(res, 200, 'application/json', JSON.stringify(otlpJson(trace)));
+    }
     if (req.method === 'GET' && url.pathname === '/') {
       res.writeHead(302, { location: '/traces' });
       return res.end();

@@ -20,6 +20,7 @@ import { ChangeLog } from '../control-plane/server/changes.ts';
 import { ControlPlane } from '../control-plane/server/control-plane.ts';
 import { controlPlaneApi } from '../control-plane/server/http.ts';
 import { modelOf, modelPipeline } from '../control-plane/server/model-pipeline.ts';
+import { TraceQuery } from '../control-plane/server/trace-query.ts';
 import {
   DEFAULT_CONTROL_PLANE_ADDRESS,
   DEFAULT_CONTROL_PLANE_PORT,
@@ -59,6 +60,9 @@ Options:
       --etcd-prefix P   the key prefix in etcd (default ${DEFAULT_ETCD_PREFIX})
       --telemetry-interval DURATION  how often proxies report their traffic for the dashboard at
                         /dashboard/ (default ${DEFAULT_TELEMETRY_INTERVAL_MS / 1000}s; 0: proxies send none)
+      --trace-query URL a tracing backend's API for one trace in OTLP JSON, {traceId} in the URL (Tempo:
+                        http://tempo:3200/api/traces/{traceId}; Jaeger v2: http://jaeger:16686/api/v3/traces/{traceId}):
+                        a request lookup then shows its trace's spans beside the proxies' records
 
 Authentication (docs/security.md):
       --join-token-file FILE      tokens proxies present (Authorization: Bearer), one a line:
@@ -103,6 +107,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       'etcd-prefix': { type: 'string' },
       'allow-unsupported': { type: 'boolean' },
       'telemetry-interval': { type: 'string' },
+      'trace-query': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -115,7 +120,9 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   let svidLifetimeMs: number;
   let telemetryIntervalMs: number;
   let auth: Authenticator;
+  let traceQuery: TraceQuery | undefined;
   try {
+    if (values['trace-query'] !== undefined) traceQuery = new TraceQuery(values['trace-query']);
     ttlMs = duration('ttl', values.ttl, DEFAULT_INSTANCE_TTL_MS);
     // With etcd the registry outlives a restart: nothing to wait for.
     warmupMs = duration('warmup', values.warmup, values.etcd ? 0 : DEFAULT_CONTROL_PLANE_WARMUP_MS);
@@ -260,7 +267,13 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     await registry.close();
     etcd?.close();
   };
-  const api = controlPlaneApi(cp, log, { catalog, pipeline, auth, ...(ca ? { ca } : {}) });
+  const api = controlPlaneApi(cp, log, {
+    catalog,
+    pipeline,
+    auth,
+    ...(ca ? { ca } : {}),
+    ...(traceQuery ? { traceQuery } : {}),
+  });
   try {
     await api.listen(port, address);
   } catch (e) {

@@ -492,6 +492,12 @@ export const DEFAULT_EXPLAIN_TRAILS = 128;
 export const DEFAULT_EXPLAIN_SAMPLE_RATE = 0;
 /** How long a request lookup waits for the proxies' answers, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 2_000;
+/** How long a request lookup waits for the tracing backend (`control-plane --trace-query`), ms. */
+export const DEFAULT_TRACE_QUERY_TIMEOUT_MS = 2_000;
+/** Largest answer read from the tracing backend, bytes. */
+export const MAX_TRACE_QUERY_BYTES = 8 * 1024 * 1024;
+/** Spans a request lookup shows from the tracing backend, at most. */
+export const MAX_TRACE_QUERY_SPANS = 500;
 /**
  * How far two proxies' clocks may disagree when a request lookup orders their hops, ms: each hop's
  * start is its own process's `performance.timeOrigin + now()`, and processes on one machine were seen

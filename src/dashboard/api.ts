@@ -4,11 +4,11 @@
  * cannot send an Authorization header.
  */
 
-import type { LookupResult, WeightedRoute, WeightsOutcome } from '../admin/dashboard/api.ts';
+import type { LookupResult, LookupSpan, WeightedRoute, WeightsOutcome } from '../admin/dashboard/api.ts';
 import type { Overview } from '../admin/dashboard/telemetry-store.ts';
 import type { ChangeRecord } from '../api/mesh.ts';
 
-export type { ChangeRecord, LookupResult, Overview, WeightedRoute, WeightsOutcome };
+export type { ChangeRecord, LookupResult, LookupSpan, Overview, WeightedRoute, WeightsOutcome };
 
 export interface Info {
   kind: 'control-plane' | 'gateway';

@@ -5,25 +5,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { flattenExport, type OtlpExport, type ReceivedSpan } from '../observability/otlp-json.ts';
 
-export type AttributeValue = string | number | boolean | null;
-
-export interface ReceivedSpan {
-  traceId: string;
-  spanId: string;
-  /** Empty for a root span. */
-  parentSpanId: string;
-  name: string;
-  /** OTLP span kind: 1 internal, 2 server, 3 client. */
-  kind: number;
-  startNs: bigint;
-  endNs: bigint;
-  /** OTLP status code: 0 unset, 1 ok, 2 error. */
-  statusCode: number;
-  attributes: Record<string, AttributeValue>;
-  /** `service.name` of the resource that sent it. */
-  serviceName: string;
-}
+export type { AttributeValue, ReceivedSpan } from '../observability/otlp-json.ts';
+export { flattenExport };
 
 export interface OtlpReceiver {
   /** Where exporters send: `http://127.0.0.1:PORT/v1/traces`. */
@@ -36,72 +21,8 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-interface OtlpAnyValue {
-  stringValue?: string;
-  intValue?: string | number;
-  doubleValue?: number;
-  boolValue?: boolean;
-}
-interface OtlpKeyValue {
-  key: string;
-  value: OtlpAnyValue;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  startTimeUnixNano: string | number;
-  endTimeUnixNano: string | number;
-  status?: { code?: number };
-  attributes?: OtlpKeyValue[];
-}
-interface OtlpExport {
-  resourceSpans?: {
-    resource?: { attributes?: OtlpKeyValue[] };
-    scopeSpans?: { spans?: OtlpSpan[] }[];
-  }[];
-}
-
 /** Largest export body accepted. */
 const MAX_EXPORT_BYTES = 16 * 1024 * 1024;
-
-function attributeValue(v: OtlpAnyValue): AttributeValue {
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.intValue !== undefined) return Number(v.intValue);
-  if (v.doubleValue !== undefined) return v.doubleValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  return null;
-}
-
-function attributesOf(list: OtlpKeyValue[] | undefined): Record<string, AttributeValue> {
-  const out: Record<string, AttributeValue> = {};
-  for (const kv of list ?? []) out[kv.key] = attributeValue(kv.value);
-  return out;
-}
-
-export function flattenExport(body: OtlpExport): ReceivedSpan[] {
-  const out: ReceivedSpan[] = [];
-  for (const rs of body.resourceSpans ?? []) {
-    const serviceName = String(attributesOf(rs.resource?.attributes)['service.name'] ?? '');
-    for (const ss of rs.scopeSpans ?? [])
-      for (const s of ss.spans ?? [])
-        out.push({
-          traceId: s.traceId,
-          spanId: s.spanId,
-          parentSpanId: s.parentSpanId ?? '',
-          name: s.name,
-          kind: s.kind,
-          startNs: BigInt(s.startTimeUnixNano),
-          endNs: BigInt(s.endTimeUnixNano),
-          statusCode: s.status?.code ?? 0,
-          attributes: attributesOf(s.attributes),
-          serviceName,
-        });
-  }
-  return out;
-}
 
 export async function startOtlpReceiver(port = 0): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];

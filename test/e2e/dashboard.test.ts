@@ -303,6 +303,25 @@ describe('the dashboard, in a browser, on the demo under load', () => {
     assert.equal(hops[0], 'gateway', JSON.stringify(hops));
     assert.ok(hops.some((h) => h?.startsWith('property-')));
     assert.ok(hops.includes('photo') && hops.includes('valuation'), JSON.stringify(hops));
+    // The same request's trace from the demo's trace receiver (the control plane's --trace-query):
+    // each process exports its spans within a second or so, so the lookup is asked again until the
+    // gateway's (the demo's default service name) and every service's are there.
+    const wanted = ['meshgate', 'property-service', 'photo-service', 'valuation-service'];
+    const spanServices = () =>
+      page.locator('#spans tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-span')));
+    let asked = 0;
+    await until(
+      'the trace spans of the gateway and every service',
+      30_000,
+      async () => {
+        const spans = await spanServices();
+        if (wanted.every((w) => spans.includes(w))) return true;
+        if (++asked % 4 === 0) await page.locator('.requests button[type="submit"]').click();
+        return false;
+      },
+      () => page.locator('main').textContent(),
+    );
+    assert.equal((await spanServices())[0], 'meshgate', 'the root span is the gateway’s');
     await page.screenshot({ path: join(SHOTS, 'dashboard-requests.png'), fullPage: true });
   });
 

@@ -42,9 +42,35 @@ export interface LookupHop extends RequestRecord {
   proxyService: string | null;
 }
 
+/** A span of the request's trace, from the tracing backend (`control-plane --trace-query`). */
+export interface LookupSpan {
+  traceId: string;
+  spanId: string;
+  /** Empty for a root span. */
+  parentSpanId: string;
+  /** `service.name` of the process that sent it. */
+  service: string;
+  /** The meshgate route of a proxy's span, else the span's name. */
+  name: string;
+  /** ms since the epoch. */
+  start: number;
+  durationMs: number;
+  /** `http.response.status_code`, when the span has one. */
+  status: number | null;
+  /** The span's status is an error. */
+  error: boolean;
+}
+
 export interface LookupResult {
   id: string;
   hops: LookupHop[];
+  /**
+   * The spans of the hops' traces from the tracing backend, when the control plane has one
+   * (`--trace-query`); absent otherwise.
+   */
+  spans?: LookupSpan[];
+  /** Why the tracing backend could not be read (the hops are still the proxies'). */
+  spansError?: string;
   /** Proxies asked and proxies that answered (an older proxy, or one that is gone, does not). */
   asked: number;
   answered: number;

@@ -33,6 +33,7 @@ import { RolloutRefused } from '../rollout/rollout.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { ModelPipeline } from './model-pipeline.ts';
 import type { ProxyQuestions } from './questions.ts';
+import type { TraceQuery } from './trace-query.ts';
 
 /** What the proxies answered to one lookup, item by item. */
 interface LookupAnswers {
@@ -53,18 +54,20 @@ export class ControlPlaneDashboard implements DashboardBackend {
   private readonly pipeline: ModelPipeline;
   private readonly catalog: PluginCatalog | undefined;
   private readonly questions: ProxyQuestions;
+  private readonly traceQuery: TraceQuery | undefined;
 
   constructor(
     cp: ControlPlane,
     pipeline: ModelPipeline,
     questions: ProxyQuestions,
-    options: { catalog?: PluginCatalog | undefined } = {},
+    options: { catalog?: PluginCatalog | undefined; traceQuery?: TraceQuery | undefined } = {},
   ) {
     this.cp = cp;
     this.pipeline = pipeline;
     this.catalog = options.catalog;
     this.intervalMs = cp.telemetryIntervalMs;
     this.questions = questions;
+    this.traceQuery = options.traceQuery;
     this.store = new TelemetryStore({ intervalMs: Math.max(1, this.intervalMs) });
   }
 
@@ -237,7 +240,14 @@ export class ControlPlaneDashboard implements DashboardBackend {
       (h) => h.durationMs,
       (h) => h.proxy,
     );
-    return { id, hops, asked: found.asked, answered: found.answered };
+    const result: LookupResult = { id, hops, asked: found.asked, answered: found.answered };
+    if (this.traceQuery !== undefined) {
+      const traces = [...new Set(hops.map((h) => h.traceId).filter((t): t is string => t !== null))].slice(0, 4);
+      const { spans, error } = await this.traceQuery.spans(traces);
+      result.spans = spans;
+      if (error !== null) result.spansError = error;
+    }
+    return result;
   }
 
   /**

@@ -53,6 +53,7 @@ import type { ControlPlane } from './control-plane.ts';
 import { ControlPlaneDashboard } from './dashboard.ts';
 import { type ModelPipeline, modelPipeline } from './model-pipeline.ts';
 import { ProxyQuestions } from './questions.ts';
+import type { TraceQuery } from './trace-query.ts';
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
 const validators = {
@@ -128,6 +129,8 @@ export function controlPlaneApi(
     auth?: Authenticator;
     /** Issues workload certificates at `POST /certificates`; without it the endpoint answers 404. */
     ca?: CertificateAuthority;
+    /** Where a request lookup reads the spans of its traces (`--trace-query`). */
+    traceQuery?: TraceQuery;
   } = {},
 ): AdminServer {
   const admin = new AdminServer();
@@ -477,7 +480,10 @@ export function controlPlaneApi(
     );
   // ── the dashboard (docs/dashboard.md): reports and lookup answers from proxies, the page for operators ──
   const questions = new ProxyQuestions(cp);
-  const dashboard = new ControlPlaneDashboard(cp, pipeline, questions, { catalog: options.catalog });
+  const dashboard = new ControlPlaneDashboard(cp, pipeline, questions, {
+    catalog: options.catalog,
+    traceQuery: options.traceQuery,
+  });
   const shadow = new MeshShadow(cp, pipeline, questions);
   /** A proxy's report or answer: from the proxy itself, on its open stream. */
   const fromProxy = (p: Principal, proxy: string, stream: string) => {

@@ -1,6 +1,6 @@
 /** Request lookup: a request id (or trace id) in, its hops across proxies out, as a waterfall. */
 import { useEffect, useState } from 'preact/hooks';
-import { getJson, type LookupResult } from '../api.ts';
+import { getJson, type LookupResult, type LookupSpan } from '../api.ts';
 import { ms } from '../format.ts';
 
 export function RequestsView(props: { id: string }) {
@@ -8,6 +8,8 @@ export function RequestsView(props: { id: string }) {
   const [result, setResult] = useState<LookupResult | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  /** Bumped to ask again for the id already shown (spans may have reached the tracing backend since). */
+  const [asks, setAsks] = useState(0);
 
   useEffect(() => {
     setText(props.id);
@@ -24,7 +26,7 @@ export function RequestsView(props: { id: string }) {
         setBusy(false);
       },
     );
-  }, [props.id]);
+  }, [props.id, asks]);
 
   const start = result && result.hops.length > 0 ? Math.min(...result.hops.map((h) => h.start)) : 0;
   const end = result && result.hops.length > 0 ? Math.max(...result.hops.map((h) => h.start + h.durationMs)) : 1;
@@ -36,7 +38,10 @@ export function RequestsView(props: { id: string }) {
         onSubmit={(e) => {
           e.preventDefault();
           const id = text.trim();
-          if (id === props.id) setResult(null);
+          if (id === props.id) {
+            setResult(null);
+            setAsks(asks + 1);
+          }
           location.hash = `#/requests/${encodeURIComponent(id)}`;
         }}
       >
@@ -103,8 +108,81 @@ export function RequestsView(props: { id: string }) {
               ))}
             </tbody>
           </table>
+          {result.spans !== undefined && <Spans spans={result.spans} error={result.spansError} />}
         </>
       )}
     </section>
+  );
+}
+
+/** The trace's spans from the tracing backend, each under the span it was called from. */
+function Spans(props: { spans: LookupSpan[]; error: string | undefined }) {
+  // Depth first, each span right under the one it was called from; siblings by start.
+  const byId = new Map(props.spans.map((s) => [s.spanId, s]));
+  const children = new Map<string, LookupSpan[]>();
+  const roots: LookupSpan[] = [];
+  for (const s of props.spans) {
+    if (byId.has(s.parentSpanId)) children.set(s.parentSpanId, [...(children.get(s.parentSpanId) ?? []), s]);
+    else roots.push(s);
+  }
+  const spans: { span: LookupSpan; depth: number }[] = [];
+  const shown = new Set<string>();
+  const walk = (s: LookupSpan, depth: number) => {
+    // A backend's ids are not trusted to form a tree.
+    if (shown.has(s.spanId)) return;
+    shown.add(s.spanId);
+    spans.push({ span: s, depth });
+    for (const c of children.get(s.spanId) ?? []) walk(c, depth + 1);
+  };
+  for (const r of roots) walk(r, 0);
+  for (const s of props.spans) walk(s, 0);
+  const start = spans.length > 0 ? Math.min(...spans.map(({ span: s }) => s.start)) : 0;
+  const end = spans.length > 0 ? Math.max(...spans.map(({ span: s }) => s.start + s.durationMs)) : 1;
+  const width = Math.max(1, end - start);
+  return (
+    <>
+      <h3>Trace</h3>
+      {props.error && <p class="warn">The tracing backend: {props.error}</p>}
+      {spans.length === 0 ? (
+        <p class="muted">The tracing backend has no span of this request's trace (yet).</p>
+      ) : (
+        <table id="spans">
+          <thead>
+            <tr>
+              <th>service</th>
+              <th>span</th>
+              <th>status</th>
+              <th>time</th>
+              <th class="waterfall">timeline</th>
+            </tr>
+          </thead>
+          <tbody>
+            {spans.map(({ span: s, depth }) => (
+              <tr key={s.spanId} data-span={s.service}>
+                <td>
+                  {'\u00a0\u00a0'.repeat(depth)}
+                  {s.service}
+                </td>
+                <td>{s.name}</td>
+                <td class={s.error || (s.status ?? 0) >= 500 ? 'bad' : (s.status ?? 0) >= 400 ? 'warn' : ''}>
+                  {s.status ?? (s.error ? 'error' : '–')}
+                </td>
+                <td class="num">{ms(s.durationMs)}</td>
+                <td class="waterfall">
+                  <svg viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="time span">
+                    <rect
+                      x={((s.start - start) / width) * 100}
+                      y={2}
+                      width={Math.max(0.5, (s.durationMs / width) * 100)}
+                      height={6}
+                    />
+                  </svg>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
