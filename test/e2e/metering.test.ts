@@ -207,6 +207,26 @@ describe('usage metering through the CLI', () => {
     );
     const later = await runMeshgate(['usage', 'export', '--config', file, '--from', '2999-01-01']);
     assert.equal(later.stdout, 'hour,consumer,route,api,version,status_class,requests,bytes\n');
+    // An hour counts when it starts in [--from, --to): the first hour recorded is in from it, out before it.
+    const hours = ((await exportRows('json')) as { hour: string }[]).map((r) => Date.parse(r.hour));
+    const first = new Date(Math.min(...hours)).toISOString();
+    const end = new Date(Math.max(...hours) + 3_600_000).toISOString();
+    const window = await runMeshgate([
+      'usage',
+      'export',
+      '--config',
+      file,
+      '--format',
+      'json',
+      '--from',
+      first,
+      '--to',
+      end,
+    ]);
+    assert.deepEqual(totals(JSON.parse(window.stdout)), expected(3));
+    const before = await runMeshgate(['usage', 'export', '--config', file, '--to', first]);
+    assert.equal(before.code, 0, before.stderr);
+    assert.equal(before.stdout, 'hour,consumer,route,api,version,status_class,requests,bytes\n');
     const bad = await runMeshgate(['usage', 'export', '--config', file, '--from', 'soon']);
     assert.equal(bad.code, 2);
   });
