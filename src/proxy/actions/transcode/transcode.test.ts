@@ -110,6 +110,29 @@ describe('transcode: REST/JSON to gRPC', () => {
     assert.equal(r.json.took, '1.500s');
   });
 
+  it('curl with a JSON body reaches the unary method', async () => {
+    const { stdout } = await run('curl', [
+      '-s',
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      '{"areaCm2":"12","kind":"HOUSE","address":{"city":"Lyon"}}',
+      '-w',
+      '\n%{http_code}',
+      `${gw.url()}/api/v1/valuations/curl-1`,
+    ]);
+    const [body, status] = stdout.split('\n');
+    assert.equal(status, '200', stdout);
+    assert.deepEqual(JSON.parse(body!).request, {
+      propertyId: 'curl-1',
+      areaCm2: '12',
+      kind: 'HOUSE',
+      address: { city: 'Lyon' },
+    });
+  });
+
   it('additional binding, GET: path and query (repeated, nested, JSON or proto names, enum, bool) land in their fields', async () => {
     const r = await call(
       'GET',
