@@ -276,9 +276,16 @@ describe('transcode: REST/JSON to gRPC', () => {
       '-sN',
       '-H',
       'accept: text/event-stream',
+      '-w',
+      '%{content_type}',
       `${gw.url()}/api/v1/valuations/s2/history?count=2`,
     ]);
-    const events = stdout.split('\n\n').filter((e) => e !== '');
+    const end = stdout.lastIndexOf('\n\n') + 2;
+    assert.match(stdout.slice(end), /^text\/event-stream/, 'the Content-Type, written by curl after the body');
+    const events = stdout
+      .slice(0, end)
+      .split('\n\n')
+      .filter((e) => e !== '');
     assert.equal(events.length, 2, stdout);
     assert.ok(events.every((e) => e.startsWith('data: ')));
     assert.deepEqual(JSON.parse(events[1]!.slice(6)), { request: { propertyId: 's2' }, seq: 1 });
