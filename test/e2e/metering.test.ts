@@ -3,6 +3,7 @@
  * route with different statuses; a clean stop (SIGTERM) writes every count (the flush interval is an
  * hour, so only the stop can have written them); `meshgate usage export` in CSV and JSON lists exactly
  * what was sent; a restart on two workers counts on in the same file, exactly, across both workers.
+ * With a short flush interval the timer alone writes the counts, so a SIGKILL after it loses none.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
