@@ -3,20 +3,24 @@
  * route with different statuses; a clean stop (SIGTERM) writes every count (the flush interval is an
  * hour, so only the stop can have written them); `meshgate usage export` in CSV and JSON lists exactly
  * what was sent; a restart on two workers counts on in the same file, exactly, across both workers.
+ * With a short flush interval the timer alone writes the counts, so a SIGKILL after it loses none.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import { request } from 'undici';
+import { SqliteUsageStore } from '../../src/stores/usage/sqlite.ts';
 import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
 import { startUpstream, type Upstream } from '../helpers/servers.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef0';
 
-function configYaml(upstreamUrl: string): string {
+function configYaml(upstreamUrl: string, flushInterval = '1h'): string {
   return `listeners:
   - { name: main, port: 0, address: 127.0.0.1 }
 admin: { port: 0 }
@@ -38,7 +42,7 @@ routes:
     service: props
     version: { api: property-api, name: v2 }
 metering:
-  flushInterval: 1h
+  flushInterval: ${flushInterval}
 `;
 }
 
@@ -207,7 +211,87 @@ describe('usage metering through the CLI', () => {
     );
     const later = await runMeshgate(['usage', 'export', '--config', file, '--from', '2999-01-01']);
     assert.equal(later.stdout, 'hour,consumer,route,api,version,status_class,requests,bytes\n');
+    // An hour counts when it starts in [--from, --to): the first hour recorded is in from it, out before it.
+    const hours = ((await exportRows('json')) as { hour: string }[]).map((r) => Date.parse(r.hour));
+    const first = new Date(Math.min(...hours)).toISOString();
+    const end = new Date(Math.max(...hours) + 3_600_000).toISOString();
+    const window = await runMeshgate([
+      'usage',
+      'export',
+      '--config',
+      file,
+      '--format',
+      'json',
+      '--from',
+      first,
+      '--to',
+      end,
+    ]);
+    assert.deepEqual(totals(JSON.parse(window.stdout)), expected(3));
+    const before = await runMeshgate(['usage', 'export', '--config', file, '--to', first]);
+    assert.equal(before.code, 0, before.stderr);
+    assert.equal(before.stdout, 'hour,consumer,route,api,version,status_class,requests,bytes\n');
     const bad = await runMeshgate(['usage', 'export', '--config', file, '--from', 'soon']);
     assert.equal(bad.code, 2);
+  });
+});
+
+describe('usage metering: a crash', () => {
+  let dir: string;
+  let file: string;
+  let upstream: Upstream;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshgate-metering-crash-'));
+    file = join(dir, 'gateway.yaml');
+    upstream = await startUpstream((req, res) => {
+      const status = Number(req.url!.split('/').pop()) || 200;
+      res.writeHead(status, { 'content-type': 'text/plain', 'content-length': '5' }).end('hello');
+    });
+    writeFileSync(file, configYaml(upstream.url, '300ms'));
+  });
+  after(async () => {
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** What the SQLite file holds now, read beside the running gateway. */
+  async function stored() {
+    const db = join(dir, 'meshgate-usage.db');
+    if (!existsSync(db)) return new Map<string, [number, number]>();
+    const store = new SqliteUsageStore(db, { readOnly: true });
+    try {
+      return totals(await store.query({}));
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('the counts written every flushInterval, with no stop and no admin call, survive a SIGKILL', async () => {
+    const gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '0', '--no-watch']);
+    try {
+      const started = await gw.waitFor('gateway started');
+      const base = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
+      for (const [key, version, status, times] of SCRIPT)
+        for (let i = 0; i < times; i++) {
+          const res = await request(`${base}/api/${version}/items/${status}`, {
+            headers: key === null ? {} : { 'x-api-key': key },
+          });
+          await res.body.dump();
+        }
+      // The timer writes them while the gateway runs: poll the file, bounded.
+      const deadline = Date.now() + 20_000;
+      let rows = await stored();
+      while (!isDeepStrictEqual(rows, expected(1))) {
+        assert.ok(Date.now() < deadline, `not written within 20 s: ${JSON.stringify([...rows])}`);
+        await sleep(100);
+        rows = await stored();
+      }
+    } finally {
+      await gw.stop('SIGKILL');
+    }
+    const out = await runMeshgate(['usage', 'export', '--config', file, '--format', 'json']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(totals(JSON.parse(out.stdout)), expected(1));
   });
 });

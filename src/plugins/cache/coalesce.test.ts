@@ -86,14 +86,19 @@ describe('cache plugin: coalescing', () => {
   }
 
   it('makes one upstream call for 100 concurrent misses of one key, and answers all from it', async () => {
+    // Held until all 100 are at the gateway at once: every one of them is a miss, none a later hit.
+    const held = gate();
     behaviours.set('/hot', (_req, res, call) => {
-      // Long enough that the 100 requests overlap.
-      setTimeout(() => {
+      void held.opened.then(() => {
         res.writeHead(200, { 'content-type': 'application/json', etag: '"hot"' });
         res.end(JSON.stringify({ call }));
-      }, 300);
+      });
     });
-    const all = await Promise.all(Array.from({ length: 100 }, () => get('/hot?page=1')));
+    const pending = Promise.all(Array.from({ length: 100 }, () => get('/hot?page=1')));
+    await until('the 100 requests are in flight at the gateway', async () => (await atGateway()) === 100, 30_000);
+    assert.equal(callsOf('/hot'), 1, 'one upstream call while 100 wait');
+    held.open();
+    const all = await pending;
     assert.equal(callsOf('/hot'), 1, 'one upstream call');
     for (const res of all) {
       assert.equal(res.status, 200);

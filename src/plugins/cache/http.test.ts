@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { startGateway, startUpstream, type TestGateway, type Upstream } from '../../testing/servers.ts';
 
@@ -14,6 +15,19 @@ const T0 = 1_800_000_000_000;
 let now = T0;
 const KEY_A = 'consumer-a-key-0123456789abcdef';
 const KEY_B = 'consumer-b-key-0123456789abcdef';
+const SECRET_A = 'consumer-a-jwt-secret-0123456789abcdef';
+const SECRET_B = 'consumer-b-jwt-secret-0123456789abcdef';
+
+/** A bearer token of `issuer`, valid at the test's clock (T0), whatever the real time. */
+async function bearer(issuer: string, secret: string, sub: string): Promise<string> {
+  const token = await new SignJWT({ sub })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(issuer)
+    .setIssuedAt(Math.floor(T0 / 1000))
+    .setExpirationTime(Math.floor(T0 / 1000) + 3600)
+    .sign(new TextEncoder().encode(secret));
+  return `Bearer ${token}`;
+}
 
 type Behaviour = (req: IncomingMessage, res: ServerResponse, call: number) => void;
 
@@ -49,6 +63,8 @@ describe('cache plugin as an HTTP cache', () => {
         consumers: [
           { name: 'a', credentials: [{ type: 'api-key', key: KEY_A }] },
           { name: 'b', credentials: [{ type: 'api-key', key: KEY_B }] },
+          { name: 'jwt-a', credentials: [{ type: 'jwt', issuer: 'issuer-a', secret: SECRET_A }] },
+          { name: 'jwt-b', credentials: [{ type: 'jwt', issuer: 'issuer-b', secret: SECRET_B }] },
         ],
         services: [{ name: 'up', endpoints: [{ url: upstream.url }] }],
         routes: [
@@ -63,6 +79,18 @@ describe('cache plugin as an HTTP cache', () => {
             match: { path: '/consumers/*' },
             service: 'up',
             plugins: [{ name: 'key-auth' }, { name: 'cache', config: { ttl: '60s', perConsumer: true } }],
+          },
+          {
+            name: 'jwt-consumers',
+            match: { path: '/jwt-consumers/*' },
+            service: 'up',
+            plugins: [{ name: 'jwt' }, { name: 'cache', config: { ttl: '60s', perConsumer: true } }],
+          },
+          {
+            name: 'authorized',
+            match: { path: '/authorized/*' },
+            service: 'up',
+            plugins: [{ name: 'cache', config: { ttl: '60s', cacheAuthorized: true } }],
           },
           {
             name: 'small',
@@ -269,6 +297,37 @@ describe('cache plugin as an HTTP cache', () => {
       assert.equal((await get('/consumers/me', { apikey: KEY_B })).text, b.text);
       assert.equal((await get('/consumers/me')).status, 401, 'the cache runs after authentication');
       assert.equal(callsOf('/consumers/me'), 2);
+    });
+
+    it('with perConsumer, caches requests with a bearer token under the JWT’s consumer, not the token', async () => {
+      now = T0;
+      const a = await get('/jwt-consumers/me', { authorization: await bearer('issuer-a', SECRET_A, 'ann') });
+      const b = await get('/jwt-consumers/me', { authorization: await bearer('issuer-b', SECRET_B, 'bob') });
+      assert.equal(a.status, 200, a.text);
+      assert.equal(a.cache, 'MISS');
+      assert.equal(b.cache, 'MISS');
+      assert.notEqual(a.text, b.text);
+      // Another token of the same consumer (another subject) finds that consumer's entry.
+      const aAgain = await get('/jwt-consumers/me', { authorization: await bearer('issuer-a', SECRET_A, 'amy') });
+      assert.equal(aAgain.cache, 'HIT');
+      assert.equal(aAgain.text, a.text);
+      const bAgain = await get('/jwt-consumers/me', { authorization: await bearer('issuer-b', SECRET_B, 'bob') });
+      assert.equal(bAgain.cache, 'HIT');
+      assert.equal(bAgain.text, b.text);
+      assert.equal((await get('/jwt-consumers/me')).status, 401, 'the cache runs after authentication');
+      assert.equal(callsOf('/jwt-consumers/me'), 2);
+    });
+
+    it('with cacheAuthorized, requests with Authorization or Cookie share one entry', async () => {
+      now = T0;
+      const first = await get('/authorized/x', { authorization: 'Bearer one' });
+      assert.equal(first.cache, 'MISS');
+      const other = await get('/authorized/x', { authorization: 'Bearer two' });
+      assert.equal(other.cache, 'HIT');
+      assert.equal(other.text, first.text);
+      assert.equal((await get('/authorized/x', { cookie: 'session=s' })).cache, 'HIT');
+      assert.equal((await get('/authorized/x')).cache, 'HIT');
+      assert.equal(callsOf('/authorized/x'), 1);
     });
   });
 

@@ -90,24 +90,35 @@ describe('graphql-protection plugin', () => {
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, json: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : {}, text };
+    return {
+      status: res.statusCode,
+      contentType: res.headers['content-type'],
+      json: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : {},
+      text,
+    };
   }
 
   async function get(params: Record<string, string>, path = '/graphql') {
     const res = await request(`${gw.url()}${path}?${new URLSearchParams(params)}`);
     const text = await res.body.text();
-    return { status: res.statusCode, json: JSON.parse(text), text };
+    return { status: res.statusCode, contentType: res.headers['content-type'], json: JSON.parse(text), text };
   }
 
   /** Sends a request that must be refused with `code`, and checks the server never saw it. */
   async function refused(
-    send: () => Promise<{ status: number; json: { code: string; detail: string } }>,
+    send: () => Promise<{
+      status: number;
+      contentType: string | string[] | undefined;
+      json: { code: string; detail: string; requestId: string };
+    }>,
     code: string,
   ) {
     const before = upstream.requests;
     const r = await send();
     assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.equal(r.contentType, 'application/problem+json');
     assert.equal(r.json.code, code);
+    assert.ok(r.json.requestId, 'the problem names the request');
     assert.equal(upstream.requests, before, 'the GraphQL server never got the request');
     return r.json.detail;
   }

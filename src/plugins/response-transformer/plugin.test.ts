@@ -69,6 +69,7 @@ function answer(req: IncomingMessage, res: ServerResponse) {
 }
 
 const GZ = gzipSync(JSON.stringify({ secret: 's' }));
+const KEY = 'response-transform-key-0123456789abcdef';
 
 describe('response-transformer plugin', () => {
   let upstream: Upstream;
@@ -90,7 +91,14 @@ describe('response-transformer plugin', () => {
     };
     gw = await startGateway({
       services: [{ name: 'svc', endpoints: [{ url: upstream.url }] }],
+      consumers: [{ name: 'mobile-app', credentials: [{ type: 'api-key', key: KEY }] }],
       routes: [
+        route(
+          'consumer',
+          '/c/*',
+          { add: { headers: ['x-served-to:$(consumer.name)'], json: ['servedTo:$(consumer.name)'] } },
+          [{ name: 'key-auth' }],
+        ),
         // The old API over the new service: v1's path and shape, answered by v2.
         {
           name: 'things-v1',
@@ -183,6 +191,14 @@ describe('response-transformer plugin', () => {
       via: 'web',
       flag: true,
     });
+  });
+
+  it('templates read the consumer the request was authenticated as', async () => {
+    const r = await call('/c/json', { 'x-api-key': KEY });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers['x-served-to'], 'mobile-app');
+    assert.equal(JSON.parse(r.text).servedTo, 'mobile-app');
+    assert.equal(JSON.parse(r.text).secret, 's', 'the rest of the answer as sent');
   });
 
   it('an upstream error in problem+json is reshaped too', async () => {

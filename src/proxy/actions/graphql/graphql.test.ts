@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { type GraphqlServer, LISTINGS_SDL, startGraphqlServer } from '../../../../test/helpers/graphql-server.ts';
 import { formatIssue } from '../../../config/issues.ts';
@@ -17,6 +18,9 @@ import { startGateway, startUpstream, type TestGateway, type Upstream } from '..
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-graphql-'));
 const schemaFile = join(dir, 'schema.graphql');
 writeFileSync(schemaFile, LISTINGS_SDL);
+
+const API_KEY = 'graphql-consumer-key-0123456789abcdef';
+const JWT_SECRET = 'graphql-jwt-secret-0123456789abcdef0123';
 
 const LISTINGS = `query Listings($city: String!, $limit: Int, $maxPrice: Float, $furnished: Boolean, $ids: [ID!], $sort: Sort) {
   listings(city: $city, limit: $limit, maxPrice: $maxPrice, furnished: $furnished, ids: $ids, sort: $sort) { id price }
@@ -35,9 +39,32 @@ describe('graphql action', () => {
       ids: '$(query.ids)',
       sort: '$(query.sort)',
     };
+    const consumerListings =
+      'query Mine($city: String!, $limit: Int) { listings(city: $city, limit: $limit) { id city } }';
     gw = await startGateway({
       services: [{ name: 'search', endpoints: [{ url: upstream.url }] }],
+      consumers: [
+        { name: 'Oslo', credentials: [{ type: 'api-key', key: API_KEY }] },
+        { name: 'partner', credentials: [{ type: 'jwt', issuer: 'partner', secret: JWT_SECRET }] },
+      ],
       routes: [
+        {
+          name: 'by-consumer',
+          match: { path: '/mine/by-key' },
+          plugins: [{ name: 'key-auth' }],
+          graphql: { service: 'search', query: consumerListings, variables: { city: '$(consumer.name)' } },
+        },
+        {
+          name: 'by-claims',
+          match: { path: '/mine/by-token' },
+          plugins: [{ name: 'jwt' }],
+          graphql: {
+            service: 'search',
+            query: consumerListings,
+            variables: { city: '$(claims.home.city)', limit: '$(claims.n)' },
+            schema: schemaFile,
+          },
+        },
         {
           name: 'listings',
           match: { path: '/api/v1/listings/:city', methods: ['GET'] },
@@ -130,6 +157,26 @@ describe('graphql action', () => {
       ids: ['1', '2'],
       sort: 'PRICE_DESC',
     });
+  });
+
+  it('takes variables from the consumer and from JWT claims (dot paths, a number kept a number)', async () => {
+    const byKey = await call('/mine/by-key', { headers: { 'x-api-key': API_KEY } });
+    assert.equal(byKey.status, 200, byKey.text);
+    assert.equal(byKey.json.data.listings[0].city, 'Oslo');
+    assert.deepEqual(upstream.operations.at(-1)!.variables, { city: 'Oslo' });
+    const token = await new SignJWT({ sub: 'u-1', home: { city: 'Bergen' }, n: 2 })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('partner')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(JWT_SECRET));
+    const byToken = await call('/mine/by-token', { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(byToken.status, 200, byToken.text);
+    assert.equal(byToken.json.data.listings.length, 2);
+    assert.deepEqual(upstream.operations.at(-1)!.variables, { city: 'Bergen', limit: 2 });
+    const before = upstream.requests;
+    assert.equal((await call('/mine/by-key')).status, 401);
+    assert.equal(upstream.requests, before, 'no consumer, no call');
   });
 
   it('leaves out a variable whose reference has no value', async () => {

@@ -125,9 +125,15 @@ export async function startValuationServer(): Promise<TestGrpcServer> {
         progress.sent++;
         if (!call.write({ seq: i, request: { property_id: `${call.request.property_id}${pad}` } })) {
           progress.waiting = true;
-          await new Promise((resolve) => {
-            call.once('drain', resolve);
-            call.once('cancelled', resolve);
+          // Whichever comes first removes the other's listener: a long stream waits many times.
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              call.off('drain', done);
+              call.off('cancelled', done);
+              resolve();
+            };
+            call.on('drain', done);
+            call.on('cancelled', done);
           });
           progress.waiting = false;
         }

@@ -110,6 +110,29 @@ describe('transcode: REST/JSON to gRPC', () => {
     assert.equal(r.json.took, '1.500s');
   });
 
+  it('curl with a JSON body reaches the unary method', async () => {
+    const { stdout } = await run('curl', [
+      '-s',
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      '{"areaCm2":"12","kind":"HOUSE","address":{"city":"Lyon"}}',
+      '-w',
+      '\n%{http_code}',
+      `${gw.url()}/api/v1/valuations/curl-1`,
+    ]);
+    const [body, status] = stdout.split('\n');
+    assert.equal(status, '200', stdout);
+    assert.deepEqual(JSON.parse(body!).request, {
+      propertyId: 'curl-1',
+      areaCm2: '12',
+      kind: 'HOUSE',
+      address: { city: 'Lyon' },
+    });
+  });
+
   it('additional binding, GET: path and query (repeated, nested, JSON or proto names, enum, bool) land in their fields', async () => {
     const r = await call(
       'GET',
@@ -253,9 +276,16 @@ describe('transcode: REST/JSON to gRPC', () => {
       '-sN',
       '-H',
       'accept: text/event-stream',
+      '-w',
+      '%{content_type}',
       `${gw.url()}/api/v1/valuations/s2/history?count=2`,
     ]);
-    const events = stdout.split('\n\n').filter((e) => e !== '');
+    const end = stdout.lastIndexOf('\n\n') + 2;
+    assert.match(stdout.slice(end), /^text\/event-stream/, 'the Content-Type, written by curl after the body');
+    const events = stdout
+      .slice(0, end)
+      .split('\n\n')
+      .filter((e) => e !== '');
     assert.equal(events.length, 2, stdout);
     assert.ok(events.every((e) => e.startsWith('data: ')));
     assert.deepEqual(JSON.parse(events[1]!.slice(6)), { request: { propertyId: 's2' }, seq: 1 });
