@@ -4,10 +4,14 @@
  * column in the message; and the template compiler on its own.
  */
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIXTURES } from '../../proxy/actions/transcode/test-server.ts';
 import { formatIssue } from '../issues.ts';
 import { loadConfigText } from '../load.ts';
+import { protoSetFor } from './protos.ts';
 import { compareSpecificity, decodeCapture, matchTemplate, type PathTemplate, parseTemplate } from './template.ts';
 
 /** A config file living beside the fixtures, so `protos` are relative to it. */
@@ -42,6 +46,29 @@ describe('transcode config checks', () => {
     const spec = result.value.config.routes![0]!.transcode!;
     assert.deepEqual(spec.protos, [`${FIXTURES}valuation.proto`]);
     assert.deepEqual(spec.includeDirs, [`${FIXTURES}include`]);
+  });
+
+  it('the compile of a validated config takes the proto set its validation compiled, once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-protos-'));
+    try {
+      cpSync(FIXTURES, dir, { recursive: true });
+      const result = await loadConfigText(
+        config(['protos: [./valuation.proto]', 'includeDirs: [./include]']),
+        join(dir, 'gateway.yaml'),
+        {},
+      );
+      assert.ok(result.ok, result.ok ? '' : result.issues.map(formatIssue).join('\n'));
+      const spec = result.value.config.routes![0]!.transcode!;
+      // Gone from the disk: only a set compiled at validation can be had now.
+      rmSync(join(dir, 'valuation.proto'));
+      const taken = protoSetFor(spec);
+      assert.ok(taken.ok, 'the set validation compiled');
+      assert.ok(taken.value.bindings.length > 0);
+      const again = protoSetFor(spec);
+      assert.equal(again.ok, false, 'taken once: a second compile reads the protos again');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a proto syntax error: the route field, and the proto file, line and column', async () => {

@@ -13,7 +13,7 @@ import type { Config } from '../../api/config.ts';
 import type { TranscodeConfig } from '../../api/transcode.ts';
 import type { Locator, Path } from '../document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from '../issues.ts';
-import { loadProtoSet } from './protos.ts';
+import { loadProtoSet, rememberProtoSet } from './protos.ts';
 
 /** Headers that cannot become metadata: connection-level, gRPC's own, or set by the gateway. */
 const RESERVED_HEADERS = new Set([
@@ -91,6 +91,7 @@ export function checkTranscodeRoutes(config: Config, at: Locator, baseDir: strin
       return;
     }
     if (!result.ok) for (const p of result.problems) report([...here, ...p.at], p.message, p.hint);
+    else rememberProtoSet(spec, result.value);
   });
   return issues;
 }

@@ -100,6 +100,27 @@ export function loadProtoSet(spec: TranscodeConfig): ProtoResult {
   return compileBindings(lib, loaded.root, loaded.texts, spec);
 }
 
+/**
+ * Proto sets compiled while a config was validated, by the `transcode` object they were compiled for:
+ * the compile of that same config in this process takes its set instead of reading and compiling the
+ * protos a second time. Held weakly: a config that is dropped takes its sets with it. A config sent to
+ * workers arrives as a copy and compiles its own.
+ */
+const validatedSets = new WeakMap<object, ProtoSet>();
+
+/** Keeps the set `spec` compiled to when its config was validated. */
+export function rememberProtoSet(spec: object, set: ProtoSet): void {
+  validatedSets.set(spec, set);
+}
+
+/** The set validation compiled for `spec` (once), else the protos loaded and compiled now. */
+export function protoSetFor(spec: TranscodeConfig): ProtoResult {
+  const remembered = validatedSets.get(spec);
+  if (remembered === undefined) return loadProtoSet(spec);
+  validatedSets.delete(spec);
+  return { ok: true, value: remembered };
+}
+
 /** protobufjs names the file being parsed in a static of `parse` (set on the objects it creates, and in errors). */
 function parserState(protobuf: Protobuf): { filename: string | null } {
   return protobuf.parse as unknown as { filename: string | null };

@@ -10,9 +10,9 @@ import {
   type Binding,
   type Field,
   fieldChain,
-  loadProtoSet,
   type ProtoLibrary,
   protoLibrary,
+  protoSetFor,
   type TextKind,
   type Type,
   textKindOf,
@@ -84,10 +84,14 @@ export function isTranscode(rc: RouteConfig): boolean {
   return rc.transcode !== undefined;
 }
 
-/** The config was validated (check.ts), so the protos load and every name resolves; a failure here is a file changed since. */
+/**
+ * The config was validated (check.ts), which compiled its protos: in the same process that set is
+ * taken as it is; elsewhere (a worker) the protos load and every name resolves, and a failure is a file
+ * changed since.
+ */
 export function compileTranscode(rc: RouteConfig, services: ReadonlyMap<string, UpstreamService>): TranscodeAction {
   const spec = rc.transcode!;
-  const result = loadProtoSet(spec);
+  const result = protoSetFor(spec);
   if (!result.ok) throw new Error(`route ${rc.name}: transcode: ${result.problems.map((p) => p.message).join('; ')}`);
   const service = services.get(spec.service)!;
   const destination = Object.freeze(compileDestination(rc, service, spec.subset, 100));
