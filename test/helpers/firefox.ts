@@ -89,7 +89,14 @@ export class Firefox {
       },
     );
     this.process.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((done) => this.process.once('exit', () => done()));
+    // A binary that cannot start reports 'error' and never 'exit'.
+    this.exited = new Promise((done) => {
+      this.process.once('exit', () => done());
+      this.process.once('error', (error) => {
+        this.stderr += `${error.message}\n`;
+        done();
+      });
+    });
   }
 
   /** Starts a fresh headless Firefox (a new temporary profile) and opens a BiDi session on it. */
@@ -120,6 +127,7 @@ export class Firefox {
     for (;;) {
       const found = /WebDriver BiDi listening on (ws:\/\/\S+)/.exec(this.stderr);
       if (found) return found[1]!;
+      if (this.process.pid === undefined) throw new Error(`${FIREFOX_BIN} could not be started`);
       if (this.process.exitCode !== null || this.process.signalCode !== null)
         throw new Error(`firefox exited (${this.process.exitCode ?? this.process.signalCode}):\n${this.stderr}`);
       if (performance.now() > deadline) throw new Error(`firefox's remote agent did not start:\n${this.stderr}`);
@@ -226,7 +234,8 @@ export class Firefox {
    * and kills its process group if it does not; then removes the profile.
    */
   async close(): Promise<void> {
-    const running = () => this.process.exitCode === null && this.process.signalCode === null;
+    const running = () =>
+      this.process.pid !== undefined && this.process.exitCode === null && this.process.signalCode === null;
     if (running() && this.socket) await this.send('browser.close').catch(() => {});
     if (running()) {
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), CLOSE_BUDGET_MS).unref());
