@@ -11,62 +11,17 @@
  * temporary directory); `SCREENSHOTS_DIR=docs/images` refreshes the ones docs/dashboard.md shows.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { demoPorts, listOfPorts } from '../../examples/proptech/ports.ts';
 import type { ChangeRecord } from '../../src/api/mesh.ts';
-import { nodeBin, repoRoot } from '../helpers/process.ts';
+import { type RunningDemo, startDemo, until } from '../helpers/demo.ts';
+import { repoRoot } from '../helpers/process.ts';
 
-const START_BUDGET_MS = 60_000;
-const STOP_BUDGET_MS = 20_000;
-const MAX_OFFSET = 32_768 - 15_607;
 const SERVICES = ['property-service', 'photo-service', 'valuation-service', 'search-service', 'enrichment-service'];
 const SHOTS = resolve(repoRoot, process.env.SCREENSHOTS_DIR ?? mkdtempSync(join(tmpdir(), 'meshgate-dashboard-')));
-
-function free(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const probe = createServer();
-    probe.once('error', () => done(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => done(true)));
-  });
-}
-
-async function freeOffset(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
-    const all = await Promise.all(listOfPorts(demoPorts(offset)).map(([port]) => free(port)));
-    if (all.every(Boolean)) return offset;
-  }
-  throw new Error('no port offset with every demo port free');
-}
-
-/**
- * Polls `check` (in this process, reading the page through locators) until it returns true. Page-side
- * predicates (waitForFunction) would be evaluated as strings, which the page's policy rightly refuses.
- */
-async function until(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-  explain?: () => Promise<string | null>,
-) {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // Not there yet.
-    }
-    if (performance.now() > deadline)
-      assert.fail(`timed out waiting for ${what}${explain ? `: ${await explain()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 const EDGES = [
   'gateway:gateway>service:property-service',
@@ -76,19 +31,10 @@ const EDGES = [
   'service:search-service>service:enrichment-service',
 ];
 
-/** `npm start`'s command, as demo.test.ts reads it. */
-function startCommand(): string[] {
-  const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
-  return pkg.scripts.start
-    .replace(/^exec /, '')
-    .split(' ')
-    .slice(1);
-}
-
 describe('the dashboard, in a browser, on the demo under load', () => {
-  let demo: ChildProcess;
+  let demo: RunningDemo;
+  /** The demo's output up to its ready banner (the dashboard's URL, the token). */
   let output = '';
-  let exited: Promise<number | null>;
   let browser: Browser;
   let page: Page;
   let dashboard = '';
@@ -99,26 +45,10 @@ describe('the dashboard, in a browser, on the demo under load', () => {
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    const offset = await freeOffset();
-    const ports = demoPorts(offset);
-    gateway = `http://127.0.0.1:${ports.gateway}`;
-    controlPlane = `http://127.0.0.1:${ports.controlPlane}`;
-    const env = { ...process.env };
-    delete env.PROPTECH_JWT_SECRET;
-    demo = spawn(nodeBin, [...startCommand(), '--load', '--port-offset', String(offset)], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-    });
-    demo.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
-    demo.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
-    exited = new Promise((done) => demo.once('exit', (code) => done(code)));
-    const deadline = performance.now() + START_BUDGET_MS;
-    while (!/^Ctrl-C stops everything\.$/m.test(output)) {
-      if (demo.exitCode !== null) assert.fail(`the demo exited (${demo.exitCode}):\n${output}`);
-      if (performance.now() > deadline) assert.fail(`no ready banner:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    demo = await startDemo(['--load']);
+    output = demo.output();
+    gateway = demo.gateway;
+    controlPlane = demo.controlPlane;
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: [
@@ -141,11 +71,7 @@ describe('the dashboard, in a browser, on the demo under load', () => {
 
   after(async () => {
     await browser?.close();
-    if (demo && demo.exitCode === null) {
-      demo.kill('SIGINT');
-      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), STOP_BUDGET_MS).unref());
-      if ((await Promise.race([exited, timeout])) === 'timeout') demo.kill('SIGKILL');
-    }
+    await demo?.stop();
   });
 
   it('npm start prints the dashboard URL', () => {
@@ -157,7 +83,9 @@ describe('the dashboard, in a browser, on the demo under load', () => {
 
   it('shows every demo service on the graph, each with traffic', async () => {
     await page.goto(dashboard);
-    // Reports come every 5 s; a rate needs two of them from each proxy.
+    // Reports come every 5 s; a rate needs two of them from each proxy. Polled from here through
+    // locators: page-side predicates (waitForFunction) are evaluated as strings, which the page's
+    // policy rightly refuses.
     const rates = (table: string, attribute: string) =>
       page
         .locator(`${table} tr[${attribute}]`)
