@@ -165,6 +165,12 @@ export function withTestClient(service: Record<string, unknown>): Record<string,
   return { ...service, engine };
 }
 
+/** The same choice for a service written as a YAML flow mapping: `, engine: lean` or nothing. */
+export function testClientYaml(): string {
+  const engine = process.env.MESHGATE_TEST_CLIENT;
+  return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;
+}
+
 async function load(config: Record<string, unknown>, catalog: PluginRegistry) {
   const services = config.services as Record<string, unknown>[] | undefined;
   const withDefaults = {

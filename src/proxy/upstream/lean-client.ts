@@ -546,9 +546,9 @@ class Connection {
     }
     if (this.exchange === exchange) this.exchange = null;
     this.reusable = false;
-    const body = exchange.body;
+    // The body is let go, not destroyed: it is often the client's request, whose connection the
+    // forwarder may still answer on (a 408 for a body that stopped arriving, a 502).
     detachBody(exchange);
-    if (body !== null && !exchange.requestSent) body.destroy();
     this.socket.destroy();
     exchange.handler.onResponseError?.(exchange, error);
   }
