@@ -401,6 +401,24 @@ describe('lean upstream client: request bodies and idle connections', () => {
     assert.equal(u.connections, 2);
   });
 
+  it('never takes stray bytes already waiting on an idle connection for the next response', async () => {
+    let first: Socket | null = null;
+    const { u, pool } = await upstream((s, _seen, i) => {
+      if (i === 0) first = s;
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${i === 0 ? 5 : 6}\r\n\r\n${i === 0 ? 'first' : 'second'}`);
+    });
+    await send(pool);
+    // A stray response lands on the idle connection, and the next request is dispatched in the check
+    // phase, before the event loop polls for it again: only a check made after the next poll (undici's
+    // idle-socket check) sees the bytes before the request is written on that connection.
+    (first as unknown as Socket).write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    await new Promise((resolve) => setImmediate(resolve));
+    const r = await send(pool);
+    assert.equal(r.body, 'second');
+    assert.equal(u.connections, 2);
+  });
+
   it('closes a connection unused past its keep-alive and opens a new one', async () => {
     const u = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'));
     const pool = leanPool(u.url, 200);

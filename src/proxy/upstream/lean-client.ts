@@ -18,8 +18,8 @@
  *     `onResponseStart` is built from it in one pass;
  *   - one sweep every LEAN_CLIENT_SWEEP_MS checks every connection's idle, headers and body deadlines,
  *     instead of timers refreshed per request and per chunk;
- *   - no `setImmediate` per request to check an idle socket before reuse (undici 8 defers every write on
- *     a reused connection by one; see `takeConnection`).
+ *   - undici 8's idle-socket check, without its `setImmediate` per request: one per turn of the event
+ *     loop writes every request waiting for it (see `takeConnection`).
  *
  * Plain HTTP/1.1 only (TLS, HTTP/2, Upgrade and CONNECT stay with undici), one request at a time per
  * connection (no pipelining).
@@ -81,8 +81,11 @@ function otherSideClosed(): Error {
  * reading the socket; aborting destroys the connection (a response cut short cannot leave it reusable).
  */
 class Exchange implements Dispatcher.DispatchController {
-  readonly connection: Connection;
+  /** The connection it goes out on (another one if the reused one it was given closed before the write). */
+  connection: Connection;
   readonly handler: Dispatcher.DispatchHandler;
+  /** Kept only until the request is written (a request waiting for the idle-socket check). */
+  options: Dispatcher.DispatchOptions | null;
   readonly method: string;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -110,6 +113,7 @@ class Exchange implements Dispatcher.DispatchController {
   constructor(connection: Connection, handler: Dispatcher.DispatchHandler, options: Dispatcher.DispatchOptions) {
     this.connection = connection;
     this.handler = handler;
+    this.options = options;
     this.method = options.method;
     this.headersTimeoutMs = options.headersTimeout ?? 0;
     this.bodyTimeoutMs = options.bodyTimeout ?? 0;
@@ -150,6 +154,25 @@ class Exchange implements Dispatcher.DispatchController {
 
 const kExchange = Symbol('meshgate.leanExchange');
 type BodyStream = Readable & { [kExchange]?: Exchange };
+
+/** Requests on reused connections waiting for the check phase of this turn of the event loop. */
+let checking: Exchange[] = [];
+let checkScheduled = false;
+
+function deferWrite(exchange: Exchange): void {
+  checking.push(exchange);
+  if (!checkScheduled) {
+    checkScheduled = true;
+    setImmediate(writeChecked);
+  }
+}
+
+function writeChecked(): void {
+  checkScheduled = false;
+  const batch = checking;
+  checking = [];
+  for (const exchange of batch) exchange.connection.client.sendChecked(exchange);
+}
 
 /** Every open connection of every lean client, for the sweep. */
 const open = new Set<Connection>();
@@ -217,6 +240,11 @@ class Connection {
     }
   }
 
+  /** It has carried a request before (a reused connection gets the idle-socket check). */
+  get used(): boolean {
+    return this.idleSince !== 0;
+  }
+
   /** Usable for the next request: open, not condemned, and not idle past its keep-alive. */
   usable(now: number): boolean {
     if (this.closed || !this.reusable || this.socket.destroyed) return false;
@@ -238,6 +266,7 @@ class Connection {
 
   /** Writes the request: head and a whole body in one write, or head then a streamed body. */
   send(exchange: Exchange, options: Dispatcher.DispatchOptions): void {
+    exchange.options = null;
     this.exchange = exchange;
     this.idleSince = 0;
     const method = exchange.method;
@@ -739,20 +768,35 @@ export class LeanClient {
     handler.onRequestStart?.(exchange, null);
     // Aborted from onRequestStart (the try was stopped while it waited): nothing was written.
     if (exchange.ended) return true;
-    connection.send(exchange, options);
+    if (connection.used) deferWrite(exchange);
+    else connection.send(exchange, options);
     return true;
   }
 
   /**
-   * The open connection if it may carry a request, else a new one. undici 8 checks a reused idle socket
-   * one `setImmediate` after each dispatch, to catch an upstream that closed it meanwhile. Here the
-   * socket's own events do that work as they arrive: 'end', 'close' or 'error' while idle close the
-   * connection and drop it from this slot (`lost`), and any byte read while idle (an unasked response)
-   * destroys it; the keep-alive deadline is checked here, against the clock, not only by the sweep. What
-   * the deferred check adds is only an event that arrives in the same turn of the event loop as the
-   * request: that race exists with undici too (the upstream may close just after the check), and such a
-   * failure reaches the handler as a reset before any response, which the retry policy treats as it
-   * treats undici's.
+   * The idle-socket check's second half: a reused connection that closed, or read stray bytes, while
+   * its request waited for the check phase is replaced by a new one before anything is written.
+   */
+  sendChecked(exchange: Exchange): void {
+    if (exchange.ended) return;
+    let connection = exchange.connection;
+    if (this.connection !== connection || !connection.usable(performance.now())) {
+      if (this.connection === connection) connection.socket.destroy();
+      connection = this.takeConnection();
+      exchange.connection = connection;
+    }
+    connection.send(exchange, exchange.options!);
+  }
+
+  /**
+   * The open connection if it may carry a request, else a new one. A connection's own events keep it
+   * honest while idle: 'end', 'close' or 'error' drop it from this slot (`lost`), any byte read while
+   * idle (a response to nothing asked) destroys it, and the keep-alive deadline is checked here against
+   * the clock, not only by the sweep. What events alone miss is one that is already waiting in the
+   * same turn of the event loop as the request: for that, a request on a reused connection is written
+   * in the check phase of the same turn (`deferWrite`), by which time every I/O event of the turn has
+   * been handled. This is undici 8's idle-socket check (GHSA-35p6-xmwp-9g52), which defers each such
+   * request with a `setImmediate` of its own; here one `setImmediate` per turn writes them all.
    */
   private takeConnection(): Connection {
     const current = this.connection;
