@@ -316,6 +316,20 @@ describe('lean upstream client: failures', () => {
     assert.equal(u.connections, 2);
   });
 
+  it('fails the request, and only it, when its handler throws from the response head', async () => {
+    const { u, pool } = await upstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const thrown = new Error('a response hook failed');
+    const r = await send(pool, {}, (rec) => {
+      rec.onStart = () => {
+        throw thrown;
+      };
+    });
+    assert.equal(r.error, thrown);
+    const next = await send(pool);
+    assert.equal(next.body, 'ok');
+    assert.equal(u.connections, 2);
+  });
+
   it('fails with a headers timeout when the upstream never answers', async () => {
     const { pool } = await upstream(() => {});
     const started = performance.now();

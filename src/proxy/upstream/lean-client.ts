@@ -438,7 +438,13 @@ class Connection {
       return;
     }
     this.parsing = true;
-    const result = parser.execute(chunk);
+    let result: ReturnType<NativeHttpParser['execute']>;
+    try {
+      result = parser.execute(chunk);
+    } catch (e) {
+      // A handler threw from a parser callback (undici fails the request the same way).
+      result = e instanceof Error ? e : new Error(String(e));
+    }
     this.parsing = false;
     this.afterParse(result instanceof Error ? result : null);
   }
