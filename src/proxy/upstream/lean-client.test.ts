@@ -363,6 +363,20 @@ describe('lean upstream client: failures', () => {
     const ok = await send(pool);
     assert.equal(ok.status, 200);
   });
+
+  it('writes its own framing and connection lines only, whatever the header list says', async () => {
+    const { u, pool } = await upstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    await send(pool, {
+      method: 'POST',
+      headers: ['host', 'h', 'Transfer-Encoding', 'chunked', 'Connection', 'close', 'x-a', '1'],
+      body: Buffer.from('abc'),
+    });
+    assert.equal(
+      u.seen[0]!.head,
+      'POST / HTTP/1.1\r\nhost: h\r\nx-a: 1\r\nconnection: keep-alive\r\ncontent-length: 3',
+    );
+    assert.equal(u.seen[0]!.body, 'abc');
+  });
 });
 
 describe('lean upstream client: request bodies and idle connections', () => {

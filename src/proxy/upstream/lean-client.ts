@@ -284,6 +284,13 @@ class Connection {
           declared = Number(value);
           continue;
         }
+        // Framing and connection lines are this client's alone (the forwarder strips hop-by-hop headers
+        // already; undici refuses these outright): never two of them in one head.
+        if (
+          (name.length === 17 && name.toLowerCase() === 'transfer-encoding') ||
+          (name.length === 10 && name.toLowerCase() === 'connection')
+        )
+          continue;
         if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
         if (typeof value === 'string') {
           if (LINE_BREAKING.test(value)) {
@@ -310,6 +317,7 @@ class Connection {
           continue;
         }
         if (lower === 'host') hasHost = true;
+        if (lower === 'transfer-encoding' || lower === 'connection') continue;
         for (const v of typeof value === 'string' ? [value] : value) {
           if (LINE_BREAKING.test(v)) {
             this.refuse(exchange, name);
