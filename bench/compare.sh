@@ -23,6 +23,7 @@
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 #   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
 #   VARIANTS="inproc lean floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine, the floor, nginx
+#   VARIANTS="lean leanclient floor nginx-1w" bench/compare.sh   # the lean server with undici vs with the lean upstream client too
 # Prints a Markdown table: median and best req/s, p50/p99, CPU time of the proxy's processes per request
 # (median and least; less sensitive than req/s to how the machine's cores were shared), the same
 # divided by wrk's CPU per request in each round (median: discounts how slow the machine was), the
@@ -166,6 +167,8 @@ variant_cmd() {
     floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
     # The bare route in one process on the lean HTTP/1.1 engine (compare with `inproc`).
     lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+    # The same with the lean upstream client too (services[].engine: lean): lean on both sides.
+    leanclient) echo "$gw --config $ROOT/bench/bench-leanclient.yaml --workers 0" ;;
     # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
     nginx-1w)
       mkdir -p "$RUN/nginx-1w-tmp"

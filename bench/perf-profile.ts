@@ -34,6 +34,9 @@ function categoryOfJs(frame: string): string | null {
   if (!frame.includes('JS:')) return null;
   if (frame.includes('undici/')) return UNDICI;
   if (/ node:_http_| node:http[: ]| node:internal\/http/.test(frame)) return HTTP_SERVER;
+  // The lean engines do the work node:http and undici do for the other targets: counted apart from the rest.
+  if (frame.includes('/proxy/upstream/lean-client.')) return 'lean upstream client';
+  if (frame.includes('/proxy/listener/lean/')) return 'lean listener engine';
   if (/file:\/\//.test(frame) && !frame.includes('node_modules')) return OWN;
   if (frame.includes('node_modules/')) return 'other packages';
   return null;

@@ -5,6 +5,7 @@
 #
 #   bash bench/profile.sh                  # meshgate, the bare route, one process
 #   TARGET=floor bash bench/profile.sh     # the kit's node:http + undici floor (peers/undici-minimal.mjs)
+#   TARGET=leanclient bash bench/profile.sh   # one process, lean listener engine and lean upstream client (TARGET=lean: undici)
 #   TARGET=at-REV bash bench/profile.sh    # the build of an earlier commit (made by bench/compare.sh)
 #   NODE_FLAGS="--trace-gc" TARGET=floor bash bench/profile.sh   # any other flags; the log is kept
 #   PIN_PROXY=1 PIN_LOAD=0 bash bench/profile.sh   # taskset: the proxy on CPU 1, wrk and the upstream on CPU 0
@@ -47,9 +48,12 @@ export UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
 case $TARGET in
   floor-*) cmd="$ROOT/bench/floor.mjs" ;;
   meshgate) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
+  # One process on the lean listener engine, with undici (lean) or the lean upstream client as well (leanclient).
+  lean) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
+  leanclient) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-leanclient.yaml --workers 0" ;;
   at-*) cmd="/tmp/meshgate-$TARGET/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
   floor) cmd="$KIT/peers/undici-minimal.mjs" ;;
-  *) die "unknown TARGET $TARGET (meshgate, at-REV, floor, floor-headers, floor-pipe8)" ;;
+  *) die "unknown TARGET $TARGET (meshgate, lean, leanclient, at-REV, floor, floor-headers, floor-pipe8)" ;;
 esac
 target_env() {
   case $TARGET in

@@ -904,6 +904,17 @@ export const ServiceSchema = Type.Object(
           'gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1.',
       }),
     ),
+    engine: Type.Optional(
+      Type.Unsafe<'undici' | 'lean'>({
+        type: 'string',
+        enum: ['undici', 'lean'],
+        description:
+          "What makes HTTP/1.1 requests to the endpoints. `undici` (default): undici's client. `lean`: a leaner client " +
+          'on the same llhttp parser as node:http, with the same connection limits, keep-alive and timeouts, and less ' +
+          'work per request (docs/configuration.md). Plain HTTP/1.1 only: not with `protocol: http2` or `auto`, nor ' +
+          '`https://` endpoints; under mutual TLS in the mesh the service keeps undici.',
+      }),
+    ),
     mtls: Type.Optional(ServiceMtlsSchema),
     dependsOn: Type.Optional(
       Type.Array(Name('A service of the same file or model.'), {

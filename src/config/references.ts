@@ -59,6 +59,21 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
         report(['services', i, 'endpoints', j, 'url'], `"${endpoint.url}" is not a URL`, 'e.g. http://127.0.0.1:8081');
     });
     checkResilience(service, ['services', i], report);
+    if (service.engine === 'lean') {
+      const https = (service.endpoints ?? []).findIndex((e) => typeof e.url === 'string' && e.url.startsWith('https:'));
+      if (service.protocol === 'http2' || service.protocol === 'auto')
+        report(
+          ['services', i, 'engine'],
+          `engine lean speaks plain HTTP/1.1 only; this service sets protocol ${service.protocol}`,
+          `remove engine (undici speaks ${service.protocol}), or set protocol http1`,
+        );
+      else if (https >= 0)
+        report(
+          ['services', i, 'engine'],
+          `engine lean speaks plain HTTP/1.1 only; endpoint ${https} of this service is https://`,
+          'remove engine (undici speaks TLS), or use http:// endpoints',
+        );
+    }
     if (Array.isArray(service.dependsOn))
       service.dependsOn.forEach((name, j) => {
         if (typeof name === 'string' && !services.has(name))

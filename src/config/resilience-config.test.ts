@@ -170,3 +170,39 @@ describe('traffic management config', () => {
     );
   });
 });
+
+describe('services[].engine', () => {
+  test('engine lean is for plain HTTP/1.1 services: refused with protocol http2 or auto and with https endpoints, at its line', async () => {
+    const issues = await problems([
+      'services:',
+      '  - name: h2',
+      '    protocol: http2',
+      '    engine: lean',
+      '    endpoints: [{ url: http://127.0.0.1:9001 }]',
+      '  - name: tls',
+      '    engine: lean',
+      '    endpoints: [{ url: http://127.0.0.1:9002 }, { url: https://127.0.0.1:9003 }]',
+      '  - name: plain',
+      '    engine: lean',
+      '    endpoints: [{ url: http://127.0.0.1:9004 }]',
+    ]);
+    assert.equal(issues.length, 2, issues.join('\n'));
+    assert.match(
+      issues[0]!,
+      /^4:\d+: services\[0\]\.engine: engine lean speaks plain HTTP\/1\.1 only; this service sets protocol http2/,
+    );
+    assert.match(
+      issues[1]!,
+      /^7:\d+: services\[1\]\.engine: engine lean speaks plain HTTP\/1\.1 only; endpoint 1 of this service is https:\/\//,
+    );
+    const config = await accepted([
+      'services:',
+      '  - { name: plain, engine: lean, endpoints: [{ url: http://127.0.0.1:9004 }] }',
+      '  - { name: default, endpoints: [{ url: http://127.0.0.1:9005 }] }',
+    ]);
+    assert.deepEqual(
+      config.services?.map((s) => s.engine),
+      ['lean', undefined],
+    );
+  });
+});

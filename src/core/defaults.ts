@@ -23,6 +23,20 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT = 1024;
 /** How long an unused upstream connection stays open. */
 export const DEFAULT_UPSTREAM_KEEPALIVE_MS = 60_000;
+/**
+ * The lean upstream client (`services[].engine: lean`) closes a kept-alive connection this much before
+ * the timeout its upstream announces (`Keep-Alive: timeout=N`), so it never sends on a connection the
+ * upstream is closing (undici's `keepAliveTimeoutThreshold`, the same 2 s).
+ */
+export const UPSTREAM_KEEPALIVE_THRESHOLD_MS = 2_000;
+/** Longest keep-alive the lean upstream client takes from an upstream's announcement (undici's `keepAliveMaxTimeout`). */
+export const UPSTREAM_KEEPALIVE_MAX_MS = 600_000;
+/**
+ * How often the lean upstream client checks its connections' idle, headers and body deadlines (one sweep
+ * for all of them instead of a timer per request): those timeouts fire up to this much late, as undici's
+ * coarse timers do. Shorter request timeouts are kept to the millisecond by the forwarder's own timer.
+ */
+export const LEAN_CLIENT_SWEEP_MS = 500;
 
 /** Client-side keep-alive: how long an idle client connection (or HTTP/2 session) is kept open. */
 export const DEFAULT_CLIENT_KEEPALIVE_MS = 65_000;

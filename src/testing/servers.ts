@@ -151,9 +151,31 @@ export function testEngineYaml(): string {
   return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;
 }
 
+/**
+ * `MESHGATE_TEST_CLIENT=lean` makes the plain HTTP/1.1 services of test gateways call their endpoints with
+ * the lean upstream client (services that name an engine, use HTTP/2 or `https://` endpoints keep
+ * theirs): the same suites then check both clients.
+ */
+export function withTestClient(service: Record<string, unknown>): Record<string, unknown> {
+  const engine = process.env.MESHGATE_TEST_CLIENT;
+  if (engine === undefined || engine === '' || service.engine !== undefined) return service;
+  if (service.protocol === 'http2' || service.protocol === 'auto') return service;
+  const endpoints = service.endpoints as { url?: unknown }[] | undefined;
+  if (endpoints?.some((e) => typeof e.url === 'string' && e.url.startsWith('https:'))) return service;
+  return { ...service, engine };
+}
+
+/** The same choice for a service written as a YAML flow mapping: `, engine: lean` or nothing. */
+export function testClientYaml(): string {
+  const engine = process.env.MESHGATE_TEST_CLIENT;
+  return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;
+}
+
 async function load(config: Record<string, unknown>, catalog: PluginRegistry) {
+  const services = config.services as Record<string, unknown>[] | undefined;
   const withDefaults = {
     ...config,
+    ...(services !== undefined && { services: services.map(withTestClient) }),
     listeners: ((config.listeners as Record<string, unknown>[] | undefined) ?? [{ name: 'main' }]).map((l) =>
       withTestEngine({
         port: 0,

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { it } from 'node:test';
 import { request } from 'undici';
 import { MeshgateProcess } from '../helpers/process.ts';
-import { startUpstream, testEngineYaml } from '../helpers/servers.ts';
+import { startUpstream, testClientYaml, testEngineYaml } from '../helpers/servers.ts';
 
 const GiB = 1024 ** 3;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
@@ -46,7 +46,7 @@ it('streams 1 GiB each way with the proxy under 150 MiB peak RSS', { timeout: 18
     file,
     `listeners: [{ name: main, port: 0, address: 127.0.0.1${testEngineYaml()} }]
 admin: { port: 0 }
-services: [{ name: svc, endpoints: [{ url: ${upstream.url} }], timeouts: { request: 60s, idle: 30s } }]
+services: [{ name: svc, endpoints: [{ url: ${upstream.url} }], timeouts: { request: 60s, idle: 30s }${testClientYaml()} }]
 routes: [{ name: all, service: svc }]
 `,
   );

@@ -6,13 +6,13 @@
  * is, and the endpoint's and breaker's counts given back exactly once. Classifying a failure is
  * classify.ts's; what a try does with the answer (stream it, read it whole) is the subclass's.
  */
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { RETRY_AFTER_NO_HEALTHY_UPSTREAM_SECONDS } from '../../core/defaults.ts';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { EndpointSet } from './endpoint-set.ts';
-import type { PooledHandler } from './pool.ts';
+import type { PoolClient, PooledHandler } from './pool.ts';
 import type { UpstreamService } from './service.ts';
 
 /** Why a try was not sent (the names of the service's recent refusals and the access log's `refusal`). */
@@ -134,7 +134,7 @@ function soonestReturn(set: EndpointSet): number {
  * first unless `ended` is already set.
  */
 export abstract class TryHandler implements PooledHandler {
-  client: Client | null = null;
+  client: PoolClient | null = null;
   protected readonly endpoint: Endpoint;
   private readonly breaker: CircuitBreaker;
   private readonly isRetry: boolean;

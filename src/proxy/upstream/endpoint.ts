@@ -65,7 +65,12 @@ export class Endpoint {
         ? new H2Pool(origin, options, breaker)
         : new ConnectionPool(
             origin,
-            { ...options, allowH2: protocol === 'auto' && origin.startsWith('https:') },
+            {
+              ...options,
+              allowH2: protocol === 'auto' && origin.startsWith('https:'),
+              // The lean client speaks plain HTTP/1.1: a TLS origin (mutual TLS in the mesh) keeps undici.
+              engine: options.engine === 'lean' && origin.startsWith('http:') ? 'lean' : 'undici',
+            },
             breaker,
           );
   }
@@ -101,7 +106,7 @@ export class Endpoint {
     if (this.url !== url || this.weight !== weight || this.protocol !== protocol) return false;
     const o = this.options;
     if (o.connectTimeoutMs !== options.connectTimeoutMs || o.maxConnections !== options.maxConnections) return false;
-    if (o.keepAliveMs !== options.keepAliveMs) return false;
+    if (o.keepAliveMs !== options.keepAliveMs || (o.engine ?? 'undici') !== (options.engine ?? 'undici')) return false;
     if (o.tls?.key !== options.tls?.key) return false;
     const keys = Object.keys(labels);
     if (keys.length !== Object.keys(this.labels).length) return false;

@@ -6,12 +6,12 @@
  * own timeouts and circuit breaker (a hanging shadow fills its own limits and further copies are
  * dropped). The shadow's Host gets `-shadow` appended, so it can tell copies from real traffic.
  */
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { MIRROR_HOST_SUFFIX } from '../../core/defaults.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { EndpointSet } from './endpoint-set.ts';
 import { randomHash } from './hash.ts';
-import type { PooledHandler } from './pool.ts';
+import type { PoolClient, PooledHandler } from './pool.ts';
 import type { UpstreamService } from './service.ts';
 
 export interface CompiledMirror {
@@ -62,7 +62,7 @@ export function sendMirror(
 
 /** The shadow's response: read and dropped. */
 class MirrorCall implements PooledHandler {
-  client: Client | null = null;
+  client: PoolClient | null = null;
   private readonly service: UpstreamService;
   private readonly endpoint: Endpoint;
   private done = false;

@@ -1,6 +1,7 @@
 /**
- * Connections to one endpoint: undici `Client`s (one connection each, no pipelining) kept on a
- * free stack, so taking one is O(1). undici's own `Pool` scans its clients for a free one on every
+ * Connections to one endpoint: undici `Client`s, or lean clients (lean-client.ts, `services[].engine:
+ * lean`), one connection each, no pipelining, kept on a free stack, so taking one is O(1). undici's own
+ * `Pool` scans its clients for a free one on every
  * request, which at 64 concurrent requests cost ~7% of the proxy's instructions; owning the free list
  * also gives the circuit breaker exact counts of connections and waiting requests.
  */
@@ -8,6 +9,7 @@ import { createRequire } from 'node:module';
 import type { Client as ClientType, Dispatcher } from 'undici';
 import type { UpstreamTls } from '../identity/mesh-tls.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
+import { LeanClient } from './lean-client.ts';
 
 // undici's index also loads fetch, WebSocket, caches and mocks: ~13 MB resident the proxy never uses.
 // The HTTP/1.1 client module alone is what forwarding needs (the package declares no `exports` map).
@@ -29,6 +31,21 @@ export interface PoolOptions {
    * takes the certificate in force when it opens; open ones keep theirs, as a server's do.
    */
   tls?: UpstreamTls;
+  /**
+   * `lean`: connections by the lean client (lean-client.ts) instead of undici's (`services[].engine`).
+   * Plain `http://` HTTP/1.1 only: endpoint.ts gives TLS and HTTP/2 origins undici whatever this says.
+   */
+  engine?: UpstreamEngine;
+}
+
+/** What makes a service's HTTP/1.1 connections (`services[].engine`). */
+export type UpstreamEngine = 'undici' | 'lean';
+
+/** One connection slot as the pool uses it: an undici `Client` (pipelining 1), or the lean client. */
+export interface PoolClient {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
 }
 
 /** Connections to one endpoint, as the request path uses them (HTTP/1.1 here, HTTP/2 in h2-pool.ts). */
@@ -59,14 +76,14 @@ interface Waiting {
 
 /** A dispatch handler that returns its client to the pool when its request is over. */
 export interface PooledHandler extends Dispatcher.DispatchHandler {
-  client: Client | null;
+  client: PoolClient | null;
 }
 
 export class ConnectionPool implements UpstreamPool {
   readonly origin: string;
   private readonly options: PoolOptions;
-  private readonly idle: Client[] = [];
-  private readonly all = new Set<Client>();
+  private readonly idle: PoolClient[] = [];
+  private readonly all = new Set<PoolClient>();
   private readonly waiting: Waiting[] = [];
   private waitingHead = 0;
   private closed = false;
@@ -180,8 +197,21 @@ export class ConnectionPool implements UpstreamPool {
     return false;
   }
 
-  private create(): Client {
-    const client = new Client(this.origin, {
+  private create(): PoolClient {
+    const client: PoolClient =
+      this.options.engine === 'lean'
+        ? new LeanClient(this.origin, {
+            connectTimeoutMs: this.options.connectTimeoutMs,
+            keepAliveMs: this.options.keepAliveMs,
+          })
+        : this.createUndici();
+    this.all.add(client);
+    if (this.breaker !== undefined) this.breaker.connections++;
+    return client;
+  }
+
+  private createUndici(): Client {
+    return new Client(this.origin, {
       pipelining: 1,
       keepAliveTimeout: this.options.keepAliveMs,
       // undici: 0 disables the connect timeout, as `timeouts.connect: 0` documents.
@@ -194,12 +224,9 @@ export class ConnectionPool implements UpstreamPool {
         connect: this.options.tls.connector(this.options.connectTimeoutMs, this.options.allowH2 === true),
       }),
     });
-    this.all.add(client);
-    if (this.breaker !== undefined) this.breaker.connections++;
-    return client;
   }
 
-  private forget(client: Client) {
+  private forget(client: PoolClient) {
     if (this.all.delete(client) && this.breaker !== undefined) this.breaker.connections--;
   }
 

@@ -95,6 +95,7 @@ export class UpstreamService {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
       keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
+      ...(config.engine === 'lean' && { engine: 'lean' as const }),
       ...(options.tls !== undefined && { tls: options.tls }),
     };
     const protocol = config.protocol ?? 'http1';

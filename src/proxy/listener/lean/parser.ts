@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 /** The callbacks' slots and flags, as node:http's server uses them. */
 export interface HttpParserStatics {
   readonly REQUEST: number;
+  readonly RESPONSE: number;
   readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;

@@ -1,0 +1,3 @@
+/** The failover suite again, with the test gateways' plain HTTP/1.1 services on the lean upstream client. */
+process.env.MESHGATE_TEST_CLIENT = 'lean';
+await import('../failover.test.ts');
