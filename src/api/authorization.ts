@@ -25,6 +25,9 @@ export interface AuthzDecision {
 export const AUTHZ_WHEN_KEYS = [
   'request.headers[<name>]',
   'request.auth.claims[<claim>]',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
   'source.principal',
   'source.namespace',
   'source.service',

@@ -144,4 +144,23 @@ test('requestPrincipals match iss/sub of the verified token; * needs a token; no
   ];
   assert.equal(decide(requireToken, ['a'], request()).denied, true);
   assert.equal(decide(requireToken, ['a'], request(token)).denied, false);
+  // The same through when keys.
+  const when: AuthorizationPolicyConfig[] = [
+    {
+      name: 'when',
+      rules: [
+        {
+          when: [
+            { key: 'request.auth.principal', values: ['https://idp.example/alice'] },
+            { key: 'request.auth.audiences', values: ['api'] },
+            { key: 'request.auth.presenter', values: ['web'] },
+          ],
+        },
+      ],
+    },
+  ];
+  const full = { claims: { ...token.claims, aud: ['other', 'api'], azp: 'web' } };
+  assert.equal(decide(when, ['a'], request(full)).denied, false);
+  assert.equal(decide(when, ['a'], request({ claims: { ...full.claims, azp: 'cli' } })).denied, true);
+  assert.equal(decide(when, ['a'], request()).denied, true);
 });

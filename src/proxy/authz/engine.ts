@@ -256,6 +256,12 @@ class Attributes {
         return this.ctx.clientAddress;
       case 'destination.port':
         return this.port;
+      case 'request.auth.principal':
+        return this.requestPrincipal;
+      case 'request.auth.audiences':
+        return claimValues(this.ctx.claims ?? null, ['aud']);
+      case 'request.auth.presenter':
+        return claimValues(this.ctx.claims ?? null, ['azp']);
     }
   }
 }
