@@ -254,6 +254,14 @@ describe('jwt plugin', () => {
     assert.equal(wrongPrefix.json.headers['x-sub'], undefined);
   });
 
+  it('an entry with its own issuers never admits a token another entry verified on the consumers’ trust', async () => {
+    const hs = await token({ alg: 'HS384', key: new TextEncoder().encode(HS_SECRET), iss: 'partner-mls', aud: 'y' });
+    assert.equal((await call('/props/1', hs)).status, 200, 'verified and remembered on the consumers’ trust');
+    const r = await call('/own/1', undefined, { 'x-jwt': `Token ${hs}` });
+    assert.equal(r.status, 401, r.text);
+    assert.match(r.json.detail, /issuer is not known/);
+  });
+
   it('accepts RS256 via JWKS, identifies the consumer and forwards the identity', async () => {
     const r = await call('/props/1', await token());
     assert.equal(r.status, 200, r.text);
