@@ -137,6 +137,8 @@ interface RequestAuthState {
   services: Map<string, JwtRule[]>;
   /** Where each workload's rules start: the plugin entry's position in reports. */
   refs: Map<string, SourceRef>;
+  /** The RequestAuthentications that select each service, as origins. */
+  origins: Map<string, string[]>;
 }
 const requestAuth = new WeakMap<Conversion, RequestAuthState>();
 
@@ -324,7 +326,8 @@ export function convertRequestAuthentication(r: IstioResource, spec: unknown): v
   }
   if (rules.length === 0) return;
   let state = requestAuth.get(out);
-  if (state === undefined) requestAuth.set(out, (state = { mesh: [], services: new Map(), refs: new Map() }));
+  if (state === undefined)
+    requestAuth.set(out, (state = { mesh: [], services: new Map(), refs: new Map(), origins: new Map() }));
   const at = child(ref, 'jwtRules');
   if (services === null) {
     state.mesh.push(...rules);
@@ -336,6 +339,7 @@ export function convertRequestAuthentication(r: IstioResource, spec: unknown): v
     list.push(...rules);
     state.services.set(service, list);
     if (!state.refs.has(service)) state.refs.set(service, at);
+    state.origins.set(service, [...(state.origins.get(service) ?? []), r.origin()]);
   }
 }
 
@@ -388,7 +392,7 @@ export function finishRequestAuthentication(out: Conversion): void {
     const overlay: Record<string, unknown> = {
       name: service,
       plugins: [jwtEntry(out, [...state.mesh, ...rules])],
-      origin: `istio:RequestAuthentication ${service}`,
+      origin: state.origins.get(service)!.join(' + '),
     };
     overlays.add(overlay);
     out.add('services', overlay, state.refs.get(service)!);
