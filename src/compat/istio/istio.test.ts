@@ -479,6 +479,8 @@ describe('Istio conversion: RequestAuthentication', () => {
           `    jwks: '${jwks}'`,
           '    audiences: [reviews-api]',
           '    timeout: 5s',
+          '  - issuer: https://idp.example', // the mesh-wide rule again: one issuer
+          '    jwksUri: https://idp.example/jwks.json',
         ]),
       },
     ]);

@@ -196,7 +196,10 @@ function convertJwtRule(out: Conversion, value: unknown, ref: SourceRef): JwtRul
   }
   if (typeof v.jwksUri === 'string' && v.jwks !== undefined)
     out.reportUnsupported(child(ref, 'jwks'), 'jwks beside jwksUri: the keys are taken from jwksUri');
-  const audiences = listOf(out, v.audiences, child(ref, 'audiences')).filter((a): a is string => typeof a === 'string');
+  const audiences: string[] = [];
+  for (const [i, a] of listOf(out, v.audiences, child(ref, 'audiences')).entries())
+    if (typeof a === 'string' && a !== '') audiences.push(a);
+    else out.reportInvalid(child(ref, 'audiences', i), `expected an audience, got ${JSON.stringify(a)}`);
   if (audiences.length > 0) issuer.audiences = audiences;
   if (v.timeout !== undefined && v.timeout !== ISTIO_JWKS_TIMEOUT)
     out.reportUnsupported(
@@ -344,29 +347,35 @@ export function convertRequestAuthentication(r: IstioResource, spec: unknown): v
 }
 
 /** One jwt plugin entry for the rules that apply to one workload; settings must agree across them. */
-function jwtEntry(out: Conversion, rules: readonly JwtRule[]): Record<string, unknown> {
+function jwtEntry(
+  out: Conversion,
+  rules: readonly JwtRule[],
+  report: (ref: SourceRef, message: string, hint?: string) => void,
+): Record<string, unknown> {
   const config: Record<string, unknown> = { optional: true, requireExpiration: false, clockSkew: ISTIO_JWT_CLOCK_SKEW };
   const issuers: Record<string, unknown>[] = [];
-  const seen = new Map<string, SourceRef>();
+  const seen = new Map<string, JwtRule>();
   const first = rules[0]!;
   for (const rule of rules) {
     const name = rule.issuer.issuer as string;
     const earlier = seen.get(name);
-    if (earlier !== undefined) {
-      out.reportUnsupported(
+    if (earlier === undefined) {
+      seen.set(name, rule);
+      issuers.push(rule.issuer);
+    } else if (JSON.stringify(earlier.issuer) !== JSON.stringify(rule.issuer)) {
+      // The same issuer with the same keys from two resources (mesh-wide and the workload's) is one.
+      report(
         child(rule.ref, 'issuer'),
-        `a second rule for issuer ${name} on the same workload is not supported (first at ${out.describe(earlier)})`,
+        `a second rule for issuer ${name} with other keys or audiences on the same workload is not supported (first at ${out.describe(earlier.ref)})`,
       );
       continue;
     }
-    seen.set(name, rule.ref);
-    issuers.push(rule.issuer);
     if (rule === first) continue;
     for (let i = 0; i < rule.settings.length; i++) {
       const [key, value, at] = rule.settings[i]!;
       const [, firstValue, firstAt] = first.settings[i]!;
       if (JSON.stringify(value) !== JSON.stringify(firstValue))
-        out.reportUnsupported(
+        report(
           at,
           `${key}: this rule differs from the rule at ${out.describe(firstAt)}, and meshgate's jwt plugin has one per workload`,
           'give every rule that applies to a workload the same token places, forwarding and output headers',
@@ -387,11 +396,19 @@ function jwtEntry(out: Conversion, rules: readonly JwtRule[]): Record<string, un
 export function finishRequestAuthentication(out: Conversion): void {
   const state = requestAuth.get(out);
   if (state === undefined) return;
-  if (state.mesh.length > 0) out.add('plugins', jwtEntry(out, state.mesh), state.refs.get('')!);
+  // The mesh-wide rules are checked again with each service's: one report per place and problem.
+  const reported = new Set<string>();
+  const report = (ref: SourceRef, message: string, hint?: string) => {
+    const key = `${out.describe(ref)}\n${message}`;
+    if (reported.has(key)) return;
+    reported.add(key);
+    out.reportUnsupported(ref, message, hint);
+  };
+  if (state.mesh.length > 0) out.add('plugins', jwtEntry(out, state.mesh, report), state.refs.get('')!);
   for (const [service, rules] of state.services) {
     const overlay: Record<string, unknown> = {
       name: service,
-      plugins: [jwtEntry(out, [...state.mesh, ...rules])],
+      plugins: [jwtEntry(out, [...state.mesh, ...rules], report)],
       origin: state.origins.get(service)!.join(' + '),
     };
     overlays.add(overlay);
