@@ -3,7 +3,7 @@ import runtime0 from 'ajv/dist/runtime/ucs2length.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshgate.dev/schema/meshgate.schema.json","additionalProperties":false,"title":"meshgate configuration","type":"object","properties":{"$schema":{"description":"Path or URL of this schema, for editors.","type":"string"},"listeners":{"description":"Client-facing ports.","type":"array","items":{"additionalProperties":false,"description":"A port on which the proxy accepts client traffic.","type":"object","required":["name","port"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the listener; appears in logs and metrics.","type":"string"},"port":{"minimum":0,"maximum":65535,"description":"TCP port to accept connections on. 0 picks a free port (useful in tests).","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `0.0.0.0` (all IPv4 interfaces).","type":"string"},"trustedHops":{"minimum":0,"maximum":10,"description":"How many proxies in front of this listener are trusted to set X-Forwarded-For/-Proto/-Host and Forwarded. 0 (default): client-supplied values are discarded and replaced by what the gateway sees. N > 0: client values are kept and appended to, and the client address is the Nth address from the right.","type":"integer"},"tls":{"additionalProperties":false,"description":"Terminates TLS on this listener.","type":"object","required":["certificates"],"properties":{"certificates":{"minItems":1,"description":"Server certificates chosen by SNI; the first is the default. Files are re-read on every reload.","type":"array","items":{"additionalProperties":false,"type":"object","required":["cert","key"],"properties":{"cert":{"minLength":1,"description":"PEM file with the certificate (then its intermediates). Relative to the config file.","type":"string"},"key":{"minLength":1,"description":"PEM file with the private key. Relative to the config file.","type":"string"},"serverNames":{"minItems":1,"description":"SNI names this certificate answers. Default: the DNS names of its subjectAltName. Exact names win over wildcards; a client sending no name, or an unknown one, gets the first certificate.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","description":"A host name, or `*.example.com` for any name one label deep under example.com.","type":"string"}}}}},"clientCa":{"minLength":1,"description":"PEM file of the CAs that sign client certificates: enables mutual TLS on this listener.","type":"string"},"requireClientCert":{"description":"With `clientCa`: true (default) refuses a handshake without a valid client certificate; false accepts clients without one (a certificate that is presented must still be valid).","type":"boolean"},"minVersion":{"type":"string","enum":["TLSv1.2","TLSv1.3"],"description":"Oldest TLS version accepted. Default `TLSv1.2`."}}},"mtls":{"additionalProperties":false,"description":"Mesh traffic with the proxy’s workload identity (a sidecar’s inbound listener; the control plane sets it). Needs a workload identity; excludes `tls`.","type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"What the listener accepts. `STRICT`: only mutual TLS: it presents the proxy’s workload certificate (X509-SVID) and requires a client certificate that chains to the mesh’s trust bundle; anything else is closed without an HTTP answer. `PERMISSIVE`: mutual TLS and plaintext on the same port, told apart by the first byte (a TLS handshake starts with 0x16), so callers can join the mesh one by one. `DISABLE`: plaintext only. Every mode removes an `X-Forwarded-Client-Cert` the caller sent; a caller verified by mutual TLS is passed on in a new one."}}},"http2":{"description":"Serve HTTP/2 besides HTTP/1.1. With `tls`: negotiated by ALPN (`h2`). Without: prior-knowledge h2c, told apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.","type":"boolean"},"engine":{"type":"string","enum":["node","lean"],"description":"What serves HTTP/1.1 on this listener. `node` (default): node:http. `lean`: a leaner server on the same llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per request (docs/listeners.md). Plain HTTP/1.1 only: not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE)."},"redirectToHttps":{"description":"Answer every request on this (plain) listener with a 308 redirect to the same URL over https. Default false.","type":"boolean"},"httpsPort":{"minimum":0,"maximum":65535,"description":"Port in the Location of HTTPS redirects (this listener’s and its routes’). Default 443 (left out of the URL).","type":"integer"},"encodedSlashes":{"type":"string","enum":["keep","decode","reject"],"description":"What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still gets the path as sent). `reject`: 400."},"limits":{"additionalProperties":false,"description":"What one client may make this listener hold or wait for.","type":"object","properties":{"maxHeaderBytes":{"minimum":1024,"maximum":1048576,"description":"Largest request head (request line and headers), in bytes; larger gets 431. Default 16384.","type":"integer"},"maxUrlBytes":{"minimum":256,"maximum":1048576,"description":"Longest request target (path and query), in bytes; longer gets 414. Default 8192.","type":"integer"},"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes, for routes that set none; larger gets 413 (checked against Content-Length before forwarding, and while a chunked body streams). Default 0: no limit.","type":"integer"},"maxConnections":{"minimum":0,"description":"Most client connections open at once, per proxy process; further connections are closed on arrival. Default 10000; 0: no limit.","type":"integer"},"maxConcurrentStreams":{"minimum":1,"maximum":2147483647,"description":"HTTP/2: most streams a client may have open on one connection. Default 100.","type":"integer"},"headersTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a request head, from the connection’s first byte or the end of the previous request; then 408 and the connection closes (slowloris). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"requestTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a whole request, body included; then 408 (or the connection closes if the response has started). Bounds slow bodies. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"keepAliveTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long an idle keep-alive connection (or HTTP/2 connection without streams) stays open. Default 65s; 0 keeps it open until the client closes it.","examples":["250ms","5s","1h"],"type":"string"},"websocketIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for the next byte of a request body while the proxy is ready to read it (time the proxy spends waiting for a slow upstream does not count); then 408, the upstream call is aborted and the connection closes (HTTP/2: the stream is reset). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyMinBytesPerSecond":{"minimum":0,"description":"Slowest request body accepted, in bytes per second, once `bodyMinRateGrace` has passed (time the proxy spends waiting for a slow upstream does not count); a body that trickles slower gets 408, as with `bodyIdleTimeout`. Default 500; 0 disables it.","type":"integer"},"bodyMinRateGrace":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long after a body starts `bodyMinBytesPerSecond` is first enforced; also the most credit a fast start earns against a later slowdown, so a body that falls below the rate is cut at most this long after. Default 10s; 0 counts as 1s.","examples":["250ms","5s","1h"],"type":"string"}}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"admin":{"additionalProperties":false,"description":"The admin API listener.","type":"object","required":["port"],"properties":{"port":{"minimum":0,"maximum":65535,"description":"Port of the admin API (status, config dump, metrics). Default 9901; 0 picks a free port.","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `127.0.0.1`: the admin API is never exposed unless you say so.","type":"string"}}},"services":{"type":"array","items":{"additionalProperties":false,"description":"A named upstream.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the service; routes refer to it.","type":"string"},"endpoints":{"description":"Static instances of the service. Default none: in the mesh a service’s instances come from the registry (listed after these); a gateway service without any answers 503 MG_NO_HEALTHY_UPSTREAM.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"pattern":"^https?://[^/?#]+/?$","description":"Origin of one instance, `http://host:port` (no path).","examples":["http://127.0.0.1:8081"],"type":"string"},"labels":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"weight":{"minimum":1,"maximum":1000,"description":"Relative share of traffic for weighted balancing. Default 1.","type":"integer"}}}},"subsets":{"description":"Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.","type":"object","patternProperties":{"^(.*)$":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"connect":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time to establish a connection to an endpoint. Default 5s; 0 waits forever.","examples":["250ms","5s","1h"],"type":"string"},"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time from sending the request upstream until the response headers arrive, across all tries and the waits between them. Default 30s; 0 disables it. A route may set its own; X-Request-Timeout may shorten it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence allowed while a response body streams (between two chunks). Default 60s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"plugins":{"description":"Plugins for routes to this service.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"loadBalancer":{"additionalProperties":false,"description":"How requests are spread over the endpoints.","type":"object","properties":{"policy":{"type":"string","enum":["round-robin","least-request","random","ring-hash","maglev"],"description":"How an endpoint is chosen. `round-robin` (default, weighted), `least-request` (of two endpoints drawn by weight, the one with fewer requests in flight), `random` (weighted), `ring-hash` and `maglev` (consistent hashing on `hashOn`: a key keeps its endpoint while that endpoint is available)."},"hashOn":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"The hash key of `ring-hash` and `maglev`: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without that value gets a random key.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"panicThreshold":{"minimum":0,"maximum":100,"description":"Percent. When fewer of an endpoint set’s endpoints than this are available (healthy and not ejected), requests are spread over all of them instead of overloading the rest. Default 50; 0 disables panic mode.","type":"number"},"ringPointsPerWeight":{"minimum":1,"maximum":4096,"description":"`ring-hash` only: points on the ring per unit of an endpoint’s weight (more: a smoother spread, more memory). Default 160. The whole ring is capped at 1048576 points.","type":"integer"}}},"healthCheck":{"additionalProperties":false,"description":"Active health checks: each endpoint is probed on its own schedule; an unhealthy one gets no traffic until it passes again.","type":"object","required":["path"],"properties":{"path":{"pattern":"^/","description":"Path requested with GET, e.g. `/healthz`.","type":"string"},"host":{"minLength":1,"description":"Host header of the check. Default: the endpoint’s host:port.","type":"string"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time between two checks of one endpoint. Default 5s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"A check that takes longer fails. Default 1s; 0 waits as long as the interval.","examples":["250ms","5s","1h"],"type":"string"},"jitter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Random extra delay added to each interval, so proxies do not check in step. Default 10% of interval; 0: none.","examples":["250ms","5s","1h"],"type":"string"},"unhealthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive failed checks that take an endpoint out. Default 3.","type":"integer"},"healthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive passed checks that bring it back. Default 2.","type":"integer"},"expectedStatuses":{"minItems":1,"description":"Statuses that pass. Default `[200-299]`.","type":"array","items":{"description":"A status (`204`) or an inclusive range (`200-299`).","anyOf":[{"minimum":100,"maximum":599,"type":"integer"},{"pattern":"^[1-5][0-9][0-9]-[1-5][0-9][0-9]$","description":"An inclusive range, e.g. `200-299`.","type":"string"}]}}}},"outlierDetection":{"additionalProperties":false,"description":"Passive outlier detection: endpoints that keep failing real traffic are ejected for a while.","type":"object","properties":{"consecutiveErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. Default 5; 0 disables this trigger.","type":"integer"},"consecutiveGatewayErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 502/503/504 responses or gateway failures that eject an endpoint. Default 0 (this trigger is off).","type":"integer"},"baseEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long a first ejection lasts; the nth lasts n times as long. Default 30s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest ejection, however often an endpoint is ejected. Default 300s.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionPercent":{"minimum":0,"maximum":100,"description":"Most endpoints of the service ejected at once, in percent; one may always be ejected. Default 10; 0 never ejects.","type":"number"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Each interval an endpoint stays in rotation forgives one past ejection. Default 10s; 0: never forgiven.","examples":["250ms","5s","1h"],"type":"string"}}},"circuitBreaker":{"additionalProperties":false,"description":"Limits per service and per proxy process (Envoy semantics): overflow is refused at once, never queued.","type":"object","properties":{"maxConnections":{"minimum":0,"maximum":1000000,"description":"Upstream connections to the whole service. At the limit a request waits for a free connection. Each endpoint may always open one (so 0 means one per endpoint). Default 1024.","type":"integer"},"maxPendingRequests":{"minimum":0,"maximum":1000000,"description":"Requests waiting for a connection. Beyond it a request is answered at once with 503 MG_CIRCUIT_OPEN. Default 1024; 0: a request is refused when no connection is free.","type":"integer"},"maxRequests":{"minimum":0,"maximum":1000000,"description":"Requests in flight to the service (sent or waiting). Beyond it: 503 MG_CIRCUIT_OPEN at once. Default 1024; 0 refuses every request.","type":"integer"},"maxRetries":{"minimum":0,"maximum":1000000,"description":"Retries in flight to the service. Beyond it a failure is not retried. Default 1024; 0: no retries.","type":"integer"}}},"adaptiveConcurrency":{"additionalProperties":false,"description":"An adaptive limit on tries in flight to the service, per proxy process, that follows its latency (gradient = minRTT / sampled latency). Over the limit a request is answered at once with 503 MG_CONCURRENCY_LIMITED. Off unless present.","type":"object","properties":{"sampleInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often the limit is recalculated from the latencies of the tries that ended since the last time. Default 100ms. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"minRttInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often the unloaded latency (minRTT) is measured again, with the limit held at minConcurrency while it is. Default 60s; 0: measured once, when the service starts.","examples":["250ms","5s","1h"],"type":"string"},"minRttRequests":{"minimum":1,"maximum":100000,"description":"Tries whose mean latency is one minRTT measurement. Default 50.","type":"integer"},"jitter":{"minimum":0,"maximum":100,"description":"Random extra delay before each minRTT measurement, percent of minRttInterval, so proxies do not measure in step. Default 15; 0: none.","type":"number"},"tolerance":{"minimum":0,"maximum":1000,"description":"Percent the sampled latency may exceed minRTT before the limit comes down. Default 25; 0: any rise lowers it.","type":"number"},"minConcurrency":{"minimum":1,"maximum":1000000,"description":"The lowest limit, and the limit while minRTT is measured. Default 3.","type":"integer"},"maxConcurrency":{"minimum":1,"maximum":1000000,"description":"The highest limit. Default 1000; at least minConcurrency.","type":"integer"},"headroom":{"minimum":0,"maximum":1000000,"description":"Tries added to each newly computed limit, so it can probe upwards (a queue the service may hold). Default: the square root of the limit; 0: none.","type":"number"},"smoothing":{"exclusiveMinimum":0,"maximum":1,"description":"Weight of a newly computed limit against the current one. Default 0.2; 1: no smoothing.","type":"number"}}},"retries":{"additionalProperties":false,"description":"When and how failed requests are tried again.","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"},"budget":{"additionalProperties":false,"description":"Bounds retries in proportion to traffic (as Linkerd does), so an outage cannot become a retry storm.","type":"object","properties":{"percent":{"minimum":0,"maximum":1000,"description":"Retries may add at most this percent to the requests of the window. Default 20; 0: only the minimum.","type":"number"},"minPerSecond":{"minimum":0,"maximum":100000,"description":"Retries per second always allowed, for services with little traffic. Default 10; 0: none.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"The sliding window requests and retries are counted over. Default 10s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"}}}}},"protocol":{"type":"string","enum":["http1","http2","auto"],"description":"HTTP version towards the endpoints. `http1` (default). `http2`: HTTP/2 only (h2c prior knowledge for `http://` endpoints, ALPN for `https://`), streams multiplexed on one connection per endpoint; needed for gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1."},"engine":{"type":"string","enum":["undici","lean"],"description":"What makes HTTP/1.1 requests to the endpoints. `undici` (default): undici's client. `lean`: a leaner client on the same llhttp parser as node:http, with the same connection limits, keep-alive and timeouts, and less work per request (docs/configuration.md). Plain HTTP/1.1 only: not with `protocol: http2` or `auto`, nor `https://` endpoints; under mutual TLS in the mesh the service keeps undici."},"mtls":{"additionalProperties":false,"description":"Mutual TLS towards this service (default: the mesh-wide setting).","type":"object","properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"How proxies call this service, and how its sidecars accept calls. `STRICT` and `PERMISSIVE`: callers connect with mutual TLS, presenting their workload certificate and checking the endpoint’s SPIFFE ID; `DISABLE`: plaintext (a service without sidecars). Default: the mesh-wide `mesh.mtls.mode`."},"identities":{"minItems":1,"uniqueItems":true,"description":"SPIFFE IDs this service’s endpoints may present; a certificate from the mesh’s CA for any other identity is refused (MG_UPSTREAM_IDENTITY_MISMATCH). Default: `spiffe://<mesh.trustDomain>/ns/<mesh.namespace>/sa/<service name>` (the proxy’s own trust domain when the config has no `mesh`).","type":"array","items":{"pattern":"^spiffe://","maxLength":2048,"type":"string"}}}},"dependsOn":{"uniqueItems":true,"description":"Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). Its sidecars then receive only these services (and those the model’s routes for them send to), and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service declared here. A gateway or a proxy ignores it.","type":"array","items":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"A service of the same file or model.","type":"string"}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"routes":{"description":"Routes; see docs/routing.md for precedence.","type":"array","items":{"additionalProperties":false,"description":"Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the route; appears in logs, metrics and the admin API.","type":"string"},"listeners":{"minItems":1,"uniqueItems":true,"description":"Names of the listeners this route is served on. Default: every listener. A sidecar uses it to keep its inbound route (to the app) apart from its outbound routes (to other services).","type":"array","items":{"minLength":1,"type":"string"}},"match":{"additionalProperties":false,"type":"object","properties":{"hosts":{"minItems":1,"description":"Host names (without port): exact, or `*.example.com` for any subdomain. Default: any host.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","type":"string"}},"path":{"pattern":"^/","description":"`/a/b` exact; `/a/:id` a named segment; `/a/*` the prefix `/a/`, everything below it, and `/a` itself. Default: any path.","type":"string"},"pathRegex":{"minLength":1,"description":"A regular expression the whole path must match (use `path` if you can).","type":"string"},"methods":{"minItems":1,"uniqueItems":true,"description":"Methods that match. Default: any method.","type":"array","items":{"type":"string","enum":["GET","HEAD","POST","PUT","DELETE","PATCH","OPTIONS","CONNECT","TRACE"]}},"headers":{"description":"Request headers that must match (names are case-insensitive).","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"query":{"description":"Query parameters that must match.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"cookies":{"description":"Cookies (from the Cookie header, by name) that must match, e.g. `{ canary: \"true\" }`.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"grpc":{"additionalProperties":false,"description":"gRPC calls of this service (and method): the path `/service/method`, or `/service/*`. Not with `path`.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","description":"Fully qualified gRPC service, e.g. `shop.v1.Catalog`.","type":"string"},"method":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Method; default: any.","type":"string"}}}}},"service":{"minLength":1,"description":"Shorthand for one destination with weight 100.","type":"string"},"destinations":{"minItems":1,"description":"Weighted destinations; weights sum to 100.","type":"array","items":{"additionalProperties":false,"type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of a service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"weight":{"minimum":0,"maximum":100,"description":"Percentage of the route traffic; the weights of a route sum to 100. 0 sends nothing.","type":"integer"}}}},"directResponse":{"additionalProperties":false,"description":"Answer at the proxy without any upstream.","type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"type":"integer"},"body":{"description":"Response body. Default empty.","type":"string"},"contentType":{"description":"Default `text/plain; charset=utf-8`.","type":"string"}}},"redirect":{"additionalProperties":false,"description":"Answer with a redirect (Location built from the request and these fields) instead of forwarding.","type":"object","properties":{"status":{"description":"Status of the redirect. Default 301. 307 and 308 tell the client to repeat the method and body; 301, 302 and 303 let it switch to GET.","anyOf":[{"const":301,"type":"number"},{"const":302,"type":"number"},{"const":303,"type":"number"},{"const":307,"type":"number"},{"const":308,"type":"number"}]},"scheme":{"description":"Scheme of the Location. Default: the scheme the request came in on.","anyOf":[{"const":"http","type":"string"},{"const":"https","type":"string"}]},"host":{"minLength":1,"description":"Host of the Location (no port). Default: the request’s host.","type":"string"},"port":{"minimum":1,"maximum":65535,"description":"Port of the Location. Default: the request’s port when neither scheme nor host changes, else the scheme’s default port (left out of the URL).","type":"integer"},"path":{"pattern":"^/","description":"Replaces the whole path. Default: the request’s path.","type":"string"},"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path), as `rewrite.prefix` does. Use either `path` or `prefix`.","type":"string"},"stripQuery":{"description":"Leave the query string out of the Location. Default false (it is kept).","type":"boolean"}}},"aggregate":{"additionalProperties":false,"description":"Answer with one JSON document composed from several upstream calls (docs/aggregation.md): 200 with the answers, and `errors` listing the optional calls that failed.","type":"object","required":["calls"],"properties":{"calls":{"minItems":1,"description":"The upstream calls whose JSON answers make up the response; in parallel unless `dependsOn`.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","service","path"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Name of the call: its answer's key in the composed document (`merge: keyed`), what `dependsOn` and `$(results.<name>.…)` refer to, and what errors name. Unique within the route; `errors` is reserved.","type":"string"},"service":{"minLength":1,"description":"Name of the service the call goes to.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"method":{"description":"Method of the call. Default GET. The calls send no body.","anyOf":[{"const":"GET","type":"string"},{"const":"POST","type":"string"},{"const":"PUT","type":"string"},{"const":"PATCH","type":"string"},{"const":"DELETE","type":"string"}]},"path":{"pattern":"^/","description":"Path and query of the call, a template: `$(params.id)`, `$(query.x)`, `$(headers.x)`, `$(consumer.name)`, `$(claims.sub)` from the request, `$(results.<call>.<field>…)` from the JSON answer of a call it depends on. Values are percent-encoded. A missing value skips the call.","examples":["/properties/$(params.id)","/valuations/$(results.property.postcode)"],"type":"string"},"headers":{"uniqueItems":true,"description":"Client request headers passed on to this call (an allow-list, case-insensitive), e.g. `[authorization, accept-language]`. Default none: only the request id, trace context and forwarding headers (X-Forwarded-*, Forwarded) go with every call.","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"required":{"description":"A failure of this call (no connection, timeout, circuit open, a status outside 2xx, an answer that is not JSON, or skipped) fails the whole answer: 502 MG_AGGREGATE_CALL_FAILED naming it. Default false: the call is left out of the answer and listed under `errors`.","type":"boolean"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time for the whole call: every try (the service's retry policy), the response headers and body. Default: the service's `timeouts.request`. 0: none.","examples":["250ms","5s","1h"],"type":"string"},"dependsOn":{"uniqueItems":true,"description":"Names of calls of this route that must have succeeded before this one is sent (it may then use their answers in its path). Default none: the call starts at once, in parallel with the others. If one of them fails, this call is skipped.","type":"array","items":{"minLength":1,"type":"string"}},"maxBodyBytes":{"minimum":0,"description":"Largest answer read from this call, in bytes; a larger one fails the call (MG_RESPONSE_TOO_LARGE). Default 1048576 (1 MiB). 0: no limit.","type":"integer"}}}},"merge":{"description":"`keyed` (default): each call's answer under its name. `top`: the members of each answer that is a JSON object merged at the top level, in the order of `calls` (a later call's member replaces an earlier one's); an answer that is not an object stays under its name.","anyOf":[{"const":"keyed","type":"string"},{"const":"top","type":"string"}]}}},"graphql":{"additionalProperties":false,"description":"Answer a REST call with one GraphQL operation: the variables are filled from the request, the document is POSTed as JSON to `service`, and the GraphQL response comes back with a status mapped from its errors (docs/graphql.md).","type":"object","required":["service","query"],"properties":{"service":{"minLength":1,"description":"The service that answers GraphQL. The request goes through its balancer, endpoints, circuit breaker and connection pools as forwarded requests do.","type":"string"},"subset":{"minLength":1,"description":"A subset of `service` to send to.","type":"string"},"path":{"pattern":"^/","description":"The path the GraphQL document is POSTed to at the service. Default `/graphql`.","type":"string"},"query":{"minLength":1,"description":"The GraphQL document sent upstream (operations and fragments). Parsed when the config loads; a syntax error is a config error with its line and column inside the document.","type":"string"},"operationName":{"minLength":1,"description":"Which operation of `query` to run; required when it has several. Sent as `operationName`. Default: the one operation of the document.","type":"string"},"variables":{"description":"Values of the operation’s variables, by name (without `$`). A string is a template: `$(params.id)`, `$(query.limit)`, `$(headers.x-user)`, `$(consumer.name)`, `$(claims.sub)` or `$(body.a.b)` (the JSON request body); other JSON values (numbers, objects, lists, whose strings are templates too) are sent as written. A value that is exactly one reference keeps its JSON type; text is coerced to the type the operation declares for the variable (Int, Float, Boolean, ID, String, enums, lists, input objects from JSON). A reference with no value leaves the variable out (its default applies); a value that cannot be coerced is a 400. Every variable named must be declared by the operation.","type":"object","patternProperties":{"^[_A-Za-z][_0-9A-Za-z]*$":{}}},"schema":{"minLength":1,"description":"A GraphQL SDL file (relative to the config file). When given, the document is validated against it when the config loads (an unknown field is a config error) and variables are coerced with its types (input object fields, enums, custom scalars included). Default: none (variables are coerced by their declared type name only).","type":"string"},"maxBodyBytes":{"minimum":0,"description":"Largest request body read for `$(body…)` references, in bytes; larger is a 413. The body is only read when a variable references it. Default 1048576 (1 MiB). 0: only the route’s or listener’s body limit.","type":"integer"},"maxResponseBytes":{"minimum":0,"description":"Largest GraphQL response read from the service, in bytes; larger is a 502 MG_RESPONSE_TOO_LARGE. Default 8388608 (8 MiB). 0: no limit.","type":"integer"}}},"transcode":{"additionalProperties":false,"description":"Answer REST/JSON calls by calling gRPC methods of `service` (google.api.http mapping, proto3 JSON); see src/proxy/actions/transcode/README.md.","type":"object","required":["service","protos"],"properties":{"service":{"minLength":1,"description":"Name of the meshgate service whose endpoints serve the gRPC methods; it must speak HTTP/2 (`protocol: http2`, or `auto` with `https://` endpoints that offer h2).","type":"string"},"subset":{"minLength":1,"description":"A subset of that service. Default: all its endpoints.","type":"string"},"protos":{"minItems":1,"description":"`.proto` files, relative to the config file (absolute paths as they are). Their imports are resolved in `includeDirs`, then beside the importing file, then among the bundled google/api and google/protobuf files.","type":"array","items":{"minLength":1,"type":"string"}},"includeDirs":{"description":"Directories imports are resolved in, in order (like protoc `-I`), relative to the config file.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"uniqueItems":true,"description":"Fully qualified gRPC services whose annotated methods are exposed. Default: every service defined in `protos` (not in the files they import).","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","type":"string"}},"methods":{"minItems":1,"description":"HTTP mappings given here instead of (or in addition to) `google.api.http` annotations.","type":"array","items":{"additionalProperties":false,"description":"The HTTP mapping of one method, as a `google.api.http` option would give it; it replaces the method's annotations, if the proto has any.","type":"object","required":["method","http"],"properties":{"method":{"pattern":"^[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$","description":"The gRPC method: fully qualified service, `/`, method, e.g. `proptech.Valuation/Estimate`.","type":"string"},"http":{"additionalProperties":false,"minProperties":1,"type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"},"additionalBindings":{"minItems":1,"description":"More HTTP mappings of the same gRPC method (they may not nest further).","type":"array","items":{"additionalProperties":false,"minProperties":1,"description":"Exactly one of get, put, post, delete, patch, custom; with body and responseBody.","type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"}}}}}}}}},"headers":{"uniqueItems":true,"description":"Request headers (lower case) sent to the service as gRPC metadata. Default none: only x-request-id and the trace context go. Hop-by-hop and gRPC-reserved headers cannot be listed.","type":"array","items":{"minLength":1,"pattern":"^[a-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"ignoreUnknownQueryParameters":{"description":"Query parameters that name no field of the request message are ignored. Default false: 400 MG_TRANSCODE_INVALID_REQUEST.","type":"boolean"},"maxRequestBytes":{"minimum":0,"description":"Largest JSON request body read, in bytes; larger gets 413. Default 4194304 (4 MiB). 0: only the route's `limits.maxBodyBytes` applies.","type":"integer"},"maxResponseMessageBytes":{"minimum":0,"description":"Largest gRPC message taken from the service, in bytes; larger fails the call with 502 MG_RESPONSE_TOO_LARGE. Default 4194304 (4 MiB). 0: no limit.","type":"integer"}}},"rewrite":{"additionalProperties":false,"description":"Changes to the request before it goes upstream.","type":"object","properties":{"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path) with this, e.g. `/v2/`. `/` strips the prefix.","type":"string"},"regex":{"additionalProperties":false,"type":"object","required":["pattern","substitution"],"properties":{"pattern":{"minLength":1,"description":"Regular expression applied to the path.","type":"string"},"substitution":{"description":"Replacement; `$1` or `$<name>` refer to groups.","type":"string"}}},"host":{"minLength":1,"description":"Host header sent upstream.","type":"string"},"autoHost":{"description":"Send the chosen endpoint’s host:port as Host. Default false (the client’s Host).","type":"boolean"}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.request` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.idle` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"retries":{"additionalProperties":false,"description":"Overrides the service’s `retries` field by field for this route (the budget stays the service’s).","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"}}},"sticky":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"Keeps a client on one side of a weighted split: the destination is chosen by a hash of this value instead of at random: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without the value is placed at random.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"mirror":{"additionalProperties":false,"description":"Sends a copy of requests to a shadow service; its response is discarded and never affects the client.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of the shadow service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of the route’s requests copied. Default 100; 0: none.","type":"number"}}},"fault":{"additionalProperties":false,"description":"Fault injection for chaos testing: delay and/or abort a share of the route’s requests.","type":"object","properties":{"delay":{"additionalProperties":false,"type":"object","required":["duration"],"properties":{"duration":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long the request is held before it goes on.","examples":["250ms","5s","1h"],"type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests delayed. Default 100.","type":"number"}}},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"description":"Status of the injected reply.","type":"integer"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests aborted. Default 100.","type":"number"}}},"header":{"minLength":1,"description":"Only requests carrying this header (any value) get faults. Default: every request of the route.","type":"string"}}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"limits":{"additionalProperties":false,"type":"object","properties":{"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes; larger gets 413. Default: the listener’s `limits.maxBodyBytes`. 0: no limit.","type":"integer"}}},"redirectToHttps":{"description":"Requests to this route that arrive over plain HTTP get a 308 redirect to https (port: the listener’s `httpsPort`). Default false.","type":"boolean"},"applyPlans":{"description":"Whether consumers' `plans` (quotas and plan rate limits) apply on this route. Default true. `false`: requests here are neither counted nor refused by plans (e.g. a usage or billing page a consumer over quota must still reach).","type":"boolean"},"version":{"additionalProperties":false,"description":"The API version this route serves. Selection stays with `match` (a path prefix, a header or a query parameter; docs/versioning.md); this adds the lifecycle headers and the `api`/`version` labels of usage records.","type":"object","required":["api","name"],"properties":{"api":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The API this route serves a version of, e.g. `property-api`: a label in usage records and the access log.","type":"string"},"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The version, e.g. `v1`: a label in usage records and the access log.","type":"string"},"deprecation":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version is (or will be) deprecated, RFC 3339. Set: every response of the route carries `Deprecation: @<unix seconds>` (RFC 9745). Default: not deprecated (no header).","examples":["2026-06-30T23:59:59Z"],"type":"string"},"sunset":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version stops answering, RFC 3339; not before `deprecation`. Set: every response carries `Sunset: <HTTP-date>` (RFC 8594). The gateway keeps serving the route after it: removing the route is the owner’s step.","examples":["2026-06-30T23:59:59Z"],"type":"string"},"link":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"The successor version: an absolute URL or a path (e.g. `/api/v2/properties`). Set: every response carries `Link: <link>; rel=\"successor-version\"`.","type":"string"},"deprecationLink":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"A page explaining the deprecation (migration guide), URL or path. Set: every response carries `Link: <deprecationLink>; rel=\"deprecation\"; type=\"text/html\"` (RFC 9745 §3).","type":"string"}}},"priority":{"minimum":1,"maximum":1000000,"description":"Takes the route out of the specificity order (docs/routing.md): within its host group, routes with a `priority` are tried before all others, higher first, then in declaration order, whatever their path kind. For first-match route lists such as Istio’s `http[]`. Default: none (specificity order).","type":"integer"},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"consumers":{"description":"API clients and their credentials.","type":"array","items":{"additionalProperties":false,"description":"An API client: an identity with credentials and groups.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; sent upstream as X-Consumer-Username.","type":"string"},"id":{"minLength":1,"description":"Sent upstream as X-Consumer-ID. Default: the name.","type":"string"},"groups":{"uniqueItems":true,"description":"Groups for the acl plugin; sent upstream as X-Consumer-Groups.","type":"array","items":{"minLength":1,"type":"string"}},"credentials":{"type":"array","items":{"anyOf":[{"additionalProperties":false,"description":"JWTs from one issuer, with exactly one of secret, publicKey, jwksUrl.","type":"object","required":["type","issuer"],"properties":{"type":{"const":"jwt","type":"string"},"issuer":{"minLength":1,"description":"The `iss` claim of this consumer’s tokens; a token finds its consumer by it.","type":"string"},"algorithm":{"type":"string","enum":["HS256","HS384","HS512","RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","EdDSA"],"description":"The one algorithm accepted. Default: HS256 with `secret`; with `publicKey`, the algorithms of its key type."},"secret":{"minLength":32,"description":"HMAC secret (HS*), at least 32 characters; use `${ENV}`.","type":"string"},"publicKey":{"minLength":1,"description":"PEM public key (RS*, PS*, ES*, EdDSA): inline `-----BEGIN…`, or a file path relative to the config.","type":"string"},"jwksUrl":{"pattern":"^https?://","description":"A JWKS endpoint; keys are cached and refreshed.","type":"string"},"audiences":{"minItems":1,"description":"Accepted `aud` values; the token must carry one of them. Default: `aud` is not checked.","type":"array","items":{"minLength":1,"type":"string"}}}},{"additionalProperties":false,"description":"An API key (key-auth plugin).","type":"object","required":["type","key"],"properties":{"type":{"const":"api-key","type":"string"},"key":{"minLength":16,"description":"The key, at least 16 characters; use `${ENV}`. Held hashed.","type":"string"}}}]}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"plan":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The name of one of the top-level `plans`: its quotas and rate limits apply to this consumer's requests on every route (after authentication). Default: none (no plan limits).","type":"string"}}}},"plans":{"description":"Quotas and rate limits that consumers subscribe to (`consumers[].plan`); docs/plans.md.","type":"array","items":{"additionalProperties":false,"description":"A plan consumers subscribe to (`consumers[].plan`): quotas per calendar period and rate limits.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; consumers name it in `plan`.","type":"string"},"quotas":{"additionalProperties":false,"minProperties":1,"description":"Requests a consumer of the plan may make per calendar period (UTC), across every route and, with `store: redis`, every gateway. A request counts when it is admitted.","type":"object","properties":{"day":{"minimum":1,"description":"Requests per UTC calendar day (00:00 to 24:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the next midnight UTC. Default: no daily quota.","type":"integer"},"month":{"minimum":1,"description":"Requests per UTC calendar month (from the 1st, 00:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the 1st of the next month. Default: no monthly quota.","type":"integer"}}},"rateLimits":{"minItems":1,"description":"Rate limits per consumer of the plan, across every route, in the shape of the rate-limit plugin's `limits` (sliding windows). Refused past one with 429 MG_RATE_LIMITED.","type":"array","items":{"additionalProperties":false,"type":"object","required":["requests","window"],"properties":{"requests":{"minimum":1,"description":"Requests allowed per window.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Window length, e.g. `1s`, `1m`; sliding, as in the rate-limit plugin. Not 0.","examples":["250ms","5s","1h"],"type":"string"}}}},"store":{"description":"Where the counts are kept. `memory` (default): on this machine, exact whatever `--workers` is. `redis`: in the top-level `redis`, one count for every gateway on it.","anyOf":[{"const":"memory","type":"string"},{"const":"redis","type":"string"}]},"failOpen":{"description":"When the count cannot be reached (Redis not answering within `redis.timeout`; a worker whose primary is gone): true (default) lets the request through uncounted, false refuses it with 503 MG_STORE_UNAVAILABLE.","type":"boolean"},"headers":{"description":"Add `RateLimit-*` and `X-RateLimit-Limit-Day`/`-Month`, `X-RateLimit-Remaining-Day`/`-Month` to responses to the plan's consumers. Default true.","type":"boolean"}}}},"plugins":{"description":"Plugins for every route.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"observability":{"additionalProperties":false,"description":"Access log, tracing and timing headers. Metrics are always on.","type":"object","properties":{"accessLog":{"additionalProperties":false,"description":"One JSON line per request. Default: off.","type":"object","required":["output"],"properties":{"output":{"minLength":1,"description":"`stdout`, or a file path (relative to the config file) that lines are appended to.","type":"string"},"sampleRatio":{"minimum":0,"maximum":1,"description":"Share of requests logged. Default 1 (all); 0 logs none.","type":"number"},"fields":{"minItems":1,"uniqueItems":true,"description":"Fields written (an allow-list). Default: all of them (docs/observability.md).","type":"array","items":{"type":"string","enum":["time","requestId","traceId","clientAddress","method","host","path","route","service","endpoint","consumer","status","code","bytesIn","bytesOut","durationMs","upstreamMs","proxyMs","tries","tryLog","subset","refusal","retryStop","faultDelayMs","mirrored","userAgent","principal","authz","api","apiVersion"]}}}},"tracing":{"additionalProperties":false,"description":"Spans per request, exported over OTLP/HTTP. Default: off.","type":"object","required":["endpoint"],"properties":{"endpoint":{"pattern":"^https?://","description":"OTLP/HTTP traces endpoint of a collector, e.g. `http://127.0.0.1:4318/v1/traces`.","type":"string"},"samplingRatio":{"minimum":0,"maximum":1,"description":"Share of new traces recorded (a trace that arrives sampled stays sampled). Default 0.1.","type":"number"},"serviceName":{"minLength":1,"description":"service.name of the spans. Default `meshgate` (sidecars: their service).","type":"string"}}},"serverTiming":{"description":"Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds, `desc` naming the proxy) to responses: the time this proxy added and the upstream’s time to its response head. Default false.","type":"boolean"},"explain":{"additionalProperties":false,"description":"Decision trails of recent requests, for `meshgate explain` and admin `GET /requests/{id}/explain` (docs/explain.md). Default: off.","type":"object","properties":{"size":{"minimum":0,"maximum":100000,"description":"Decision trails kept per proxy process (a ring: the oldest is overwritten). Default 128; 0 keeps none.","type":"integer"},"sampleRate":{"minimum":0,"maximum":1,"description":"Share of requests whose trail is recorded. Default 0: only requests that ask with `X-Meshgate-Explain: 1` (from an identified consumer) are recorded.","type":"number"},"consumers":{"uniqueItems":true,"description":"Consumers (by name, or `group:NAME`) whose `X-Meshgate-Explain: 1` is honoured. Default: every identified consumer.","type":"array","items":{"minLength":1,"type":"string"}}}}}},"redis":{"additionalProperties":false,"description":"The Redis that plugins with `store: redis` share (rate-limit counters, cached responses): one client per proxy process, reconnecting by itself. See docs/operations.md.","type":"object","required":["url"],"properties":{"url":{"pattern":"^rediss?://","description":"Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Use `${REDIS_URL}` to keep a password out of the file.","examples":["redis://127.0.0.1:6379","rediss://:${REDIS_PASSWORD}@redis.internal:6380/0"],"type":"string"},"keyPrefix":{"maxLength":128,"description":"Prepended to every key meshgate writes, so one Redis can serve several gateway fleets or other users. Default `meshgate:`; an empty string writes bare keys. Gateways that must share limits and cache entries use the same prefix.","type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for one reply (a rate-limit decision, a cache read) before the store counts as unavailable for that request and the plugin's `failOpen` policy answers it. Default 200ms. `0`: no limit (a request waits while a connection is up; a lost connection still fails at once).","examples":["250ms","5s","1h"],"type":"string"}}},"metering":{"additionalProperties":false,"description":"Usage metering: requests and response bytes per hour, consumer, route, API version and status class, for every request a consumer made (docs/metering.md). Off unless this block is present.","type":"object","properties":{"enabled":{"description":"Count usage. Default true when the `metering` block is present; without the block nothing is metered.","type":"boolean"},"store":{"type":"string","enum":["sqlite","redis"],"description":"Where counts are kept: `sqlite` (a file on this machine, shared by every worker) or `redis` (the top-level `redis` block, shared by every gateway on it). Default `sqlite`."},"path":{"minLength":1,"description":"The SQLite file (`store: sqlite`), relative to the config file’s directory. Default `meshgate-usage.db` beside the config file. Its directory must exist.","type":"string"},"flushInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often counts kept in memory are written to the store. Default 5s. A crash loses at most this much; a clean stop (SIGTERM) loses nothing. `0`: the default.","examples":["250ms","5s","1h"],"type":"string"}}},"authorizationPolicies":{"description":"Who may call which service (Istio semantics; docs/authorization.md). Enforced on every route to the service a policy names, or on every route for a policy without `service`.","type":"array","items":{"additionalProperties":false,"description":"Who may call a service. Order of evaluation: a matching DENY refuses; else, if the service has ALLOW policies and none matches, refused; else allowed. Refusals are 403 `MG_RBAC_DENIED`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the policy; named in access logs and metrics, never shown to clients.","type":"string"},"service":{"minLength":1,"description":"The service the policy protects (requests routed to it). Absent: every route (mesh-wide).","type":"string"},"action":{"type":"string","enum":["ALLOW","DENY","AUDIT"],"description":"`ALLOW` (default): once a service has an ALLOW policy, only requests some ALLOW policy matches pass. `DENY`: requests it matches are refused, whatever ALLOW policies say. `AUDIT`: requests it matches are logged and counted, nothing else."},"rules":{"description":"The policy matches a request when any rule does. Absent or empty: it matches nothing (an ALLOW policy with no rules therefore refuses every request; `rules: [{}]` matches every request).","type":"array","items":{"additionalProperties":false,"description":"Matches a request when `from`, `to` and `when` all match. `{}` matches every request.","type":"object","properties":{"from":{"minItems":1,"description":"Who: any one entry may match. Absent: any caller, identified or not.","type":"array","items":{"additionalProperties":false,"description":"One kind of caller: every field given must match (an absent field matches any caller).","type":"object","properties":{"principals":{"minItems":1,"description":"Callers by verified workload identity (the client certificate’s SPIFFE ID). A SPIFFE ID `spiffe://<trust-domain>/ns/<namespace>/sa/<service>`, or Istio’s form without the scheme (`cluster.local/ns/default/sa/photo-service`). A request without a verified identity matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPrincipals":{"minItems":1,"description":"Callers whose identity is none of these (same forms as `principals`). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"description":"Callers by service name: the `sa` segment of their SPIFFE ID (meshgate’s shorthand for principals of any trust domain and namespace). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notServices":{"minItems":1,"description":"Callers whose service name is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"namespaces":{"minItems":1,"description":"Callers by the `ns` segment of their SPIFFE ID. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notNamespaces":{"minItems":1,"description":"Callers whose namespace is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}},"to":{"minItems":1,"description":"What: any one entry may match. Absent: any request.","type":"array","items":{"additionalProperties":false,"description":"One kind of request: every field given must match (an absent field matches any request).","type":"object","properties":{"methods":{"minItems":1,"description":"HTTP methods, upper case, e.g. `GET`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notMethods":{"minItems":1,"description":"Methods other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"paths":{"minItems":1,"description":"Request paths (normalised, without the query), e.g. `/api/v1/*` or `*/healthz`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPaths":{"minItems":1,"description":"Paths other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"hosts":{"minItems":1,"description":"Host names the request was sent to (case-insensitive), e.g. `*.example.com`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notHosts":{"minItems":1,"description":"Hosts other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"ports":{"minItems":1,"description":"The port the request arrived on (the listener’s). Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}},"notPorts":{"minItems":1,"description":"Ports other than these. Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}}}}},"when":{"minItems":1,"description":"Further conditions: every one must hold. Absent: none.","type":"array","items":{"additionalProperties":false,"description":"A condition: at least one of `values` and `notValues`, both must hold.","type":"object","required":["key"],"properties":{"key":{"minLength":1,"description":"What to test: `request.headers[<name>]`, `request.auth.claims[<claim>]` (a claim of the token the jwt plugin verified; a list claim matches when any element does), `source.principal`, `source.namespace`, `source.service`, `source.ip` (the connection’s peer address), `remote.ip` (the client address through the listener’s trusted hops) or `destination.port`.","type":"string"},"values":{"minItems":1,"description":"Values that match (IP keys: addresses or CIDR blocks). An absent value (no such header) matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notValues":{"minItems":1,"description":"Values that must not be present; an absent value (no such header or claim) counts as none of them. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}}}}},"dryRun":{"description":"Evaluate, log and count, but never enforce: the access log and `*_authz_decisions_total` show what the policy would have refused (`dry-run-deny`) before it is turned on. Default false.","type":"boolean"}}}},"mesh":{"additionalProperties":false,"description":"The service mesh: its trust domain and mutual TLS between proxies. Absent: no mutual TLS (plaintext, as a gateway alone).","type":"object","required":["trustDomain"],"properties":{"trustDomain":{"minLength":1,"maxLength":255,"pattern":"^[a-z0-9._-]+$","description":"The SPIFFE trust domain of the mesh’s workload identities, e.g. `cluster.local`.","type":"string"},"namespace":{"minLength":1,"pattern":"^[A-Za-z0-9._-]+$","description":"The namespace in the workloads’ SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`). Default `default`.","type":"string"},"mtls":{"additionalProperties":false,"type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"Mesh-wide mode; a service’s `mtls.mode` overrides it. Default `PERMISSIVE` (as Istio)."}}}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshgate.dev/schema/meshgate.schema.json","additionalProperties":false,"title":"meshgate configuration","type":"object","properties":{"$schema":{"description":"Path or URL of this schema, for editors.","type":"string"},"listeners":{"description":"Client-facing ports.","type":"array","items":{"additionalProperties":false,"description":"A port on which the proxy accepts client traffic.","type":"object","required":["name","port"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the listener; appears in logs and metrics.","type":"string"},"port":{"minimum":0,"maximum":65535,"description":"TCP port to accept connections on. 0 picks a free port (useful in tests).","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `0.0.0.0` (all IPv4 interfaces).","type":"string"},"trustedHops":{"minimum":0,"maximum":10,"description":"How many proxies in front of this listener are trusted to set X-Forwarded-For/-Proto/-Host and Forwarded. 0 (default): client-supplied values are discarded and replaced by what the gateway sees. N > 0: client values are kept and appended to, and the client address is the Nth address from the right.","type":"integer"},"tls":{"additionalProperties":false,"description":"Terminates TLS on this listener.","type":"object","required":["certificates"],"properties":{"certificates":{"minItems":1,"description":"Server certificates chosen by SNI; the first is the default. Files are re-read on every reload.","type":"array","items":{"additionalProperties":false,"type":"object","required":["cert","key"],"properties":{"cert":{"minLength":1,"description":"PEM file with the certificate (then its intermediates). Relative to the config file.","type":"string"},"key":{"minLength":1,"description":"PEM file with the private key. Relative to the config file.","type":"string"},"serverNames":{"minItems":1,"description":"SNI names this certificate answers. Default: the DNS names of its subjectAltName. Exact names win over wildcards; a client sending no name, or an unknown one, gets the first certificate.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","description":"A host name, or `*.example.com` for any name one label deep under example.com.","type":"string"}}}}},"clientCa":{"minLength":1,"description":"PEM file of the CAs that sign client certificates: enables mutual TLS on this listener.","type":"string"},"requireClientCert":{"description":"With `clientCa`: true (default) refuses a handshake without a valid client certificate; false accepts clients without one (a certificate that is presented must still be valid).","type":"boolean"},"minVersion":{"type":"string","enum":["TLSv1.2","TLSv1.3"],"description":"Oldest TLS version accepted. Default `TLSv1.2`."}}},"mtls":{"additionalProperties":false,"description":"Mesh traffic with the proxy’s workload identity (a sidecar’s inbound listener; the control plane sets it). Needs a workload identity; excludes `tls`.","type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"What the listener accepts. `STRICT`: only mutual TLS: it presents the proxy’s workload certificate (X509-SVID) and requires a client certificate that chains to the mesh’s trust bundle; anything else is closed without an HTTP answer. `PERMISSIVE`: mutual TLS and plaintext on the same port, told apart by the first byte (a TLS handshake starts with 0x16), so callers can join the mesh one by one. `DISABLE`: plaintext only. Every mode removes an `X-Forwarded-Client-Cert` the caller sent; a caller verified by mutual TLS is passed on in a new one."}}},"http2":{"description":"Serve HTTP/2 besides HTTP/1.1. With `tls`: negotiated by ALPN (`h2`). Without: prior-knowledge h2c, told apart from HTTP/1.1 by the connection preface on the same port. Default: true with `tls`, false without.","type":"boolean"},"engine":{"type":"string","enum":["node","lean"],"description":"What serves HTTP/1.1 on this listener. `node` (default): node:http. `lean`: a leaner server on the same llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per request (docs/listeners.md). Plain HTTP/1.1 only: not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE)."},"redirectToHttps":{"description":"Answer every request on this (plain) listener with a 308 redirect to the same URL over https. Default false.","type":"boolean"},"httpsPort":{"minimum":0,"maximum":65535,"description":"Port in the Location of HTTPS redirects (this listener’s and its routes’). Default 443 (left out of the URL).","type":"integer"},"encodedSlashes":{"type":"string","enum":["keep","decode","reject"],"description":"What `%2F` and `%5C` in a path mean. `keep` (default): they stay encoded, part of a segment, and are forwarded as sent. `decode`: they become `/` before normalising and matching (the upstream still gets the path as sent). `reject`: 400."},"limits":{"additionalProperties":false,"description":"What one client may make this listener hold or wait for.","type":"object","properties":{"maxHeaderBytes":{"minimum":1024,"maximum":1048576,"description":"Largest request head (request line and headers), in bytes; larger gets 431. Default 16384.","type":"integer"},"maxUrlBytes":{"minimum":256,"maximum":1048576,"description":"Longest request target (path and query), in bytes; longer gets 414. Default 8192.","type":"integer"},"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes, for routes that set none; larger gets 413 (checked against Content-Length before forwarding, and while a chunked body streams). Default 0: no limit.","type":"integer"},"maxConnections":{"minimum":0,"description":"Most client connections open at once, per proxy process; further connections are closed on arrival. Default 10000; 0: no limit.","type":"integer"},"maxConcurrentStreams":{"minimum":1,"maximum":2147483647,"description":"HTTP/2: most streams a client may have open on one connection. Default 100.","type":"integer"},"headersTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a request head, from the connection’s first byte or the end of the previous request; then 408 and the connection closes (slowloris). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"requestTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time allowed to receive a whole request, body included; then 408 (or the connection closes if the response has started). Bounds slow bodies. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"keepAliveTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long an idle keep-alive connection (or HTTP/2 connection without streams) stays open. Default 65s; 0 keeps it open until the client closes it.","examples":["250ms","5s","1h"],"type":"string"},"websocketIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence, either way, on a WebSocket connection before both sides are closed. Default 5m; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyIdleTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for the next byte of a request body while the proxy is ready to read it (time the proxy spends waiting for a slow upstream does not count); then 408, the upstream call is aborted and the connection closes (HTTP/2: the stream is reset). Default 10s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"bodyMinBytesPerSecond":{"minimum":0,"description":"Slowest request body accepted, in bytes per second, once `bodyMinRateGrace` has passed (time the proxy spends waiting for a slow upstream does not count); a body that trickles slower gets 408, as with `bodyIdleTimeout`. Default 500; 0 disables it.","type":"integer"},"bodyMinRateGrace":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long after a body starts `bodyMinBytesPerSecond` is first enforced; also the most credit a fast start earns against a later slowdown, so a body that falls below the rate is cut at most this long after. Default 10s; 0 counts as 1s.","examples":["250ms","5s","1h"],"type":"string"}}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"admin":{"additionalProperties":false,"description":"The admin API listener.","type":"object","required":["port"],"properties":{"port":{"minimum":0,"maximum":65535,"description":"Port of the admin API (status, config dump, metrics). Default 9901; 0 picks a free port.","type":"integer"},"address":{"minLength":1,"description":"Address to bind. Default `127.0.0.1`: the admin API is never exposed unless you say so.","type":"string"}}},"services":{"type":"array","items":{"additionalProperties":false,"description":"A named upstream.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the service; routes refer to it.","type":"string"},"endpoints":{"description":"Static instances of the service. Default none: in the mesh a service’s instances come from the registry (listed after these); a gateway service without any answers 503 MG_NO_HEALTHY_UPSTREAM.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"pattern":"^https?://[^/?#]+/?$","description":"Origin of one instance, `http://host:port` (no path).","examples":["http://127.0.0.1:8081"],"type":"string"},"labels":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"weight":{"minimum":1,"maximum":1000,"description":"Relative share of traffic for weighted balancing. Default 1.","type":"integer"}}}},"subsets":{"description":"Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.","type":"object","patternProperties":{"^(.*)$":{"description":"Free-form key/value labels, e.g. `{ version: v2, zone: eu-1 }`.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"connect":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time to establish a connection to an endpoint. Default 5s; 0 waits forever.","examples":["250ms","5s","1h"],"type":"string"},"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time from sending the request upstream until the response headers arrive, across all tries and the waits between them. Default 30s; 0 disables it. A route may set its own; X-Request-Timeout may shorten it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest silence allowed while a response body streams (between two chunks). Default 60s; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"plugins":{"description":"Plugins for routes to this service.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"loadBalancer":{"additionalProperties":false,"description":"How requests are spread over the endpoints.","type":"object","properties":{"policy":{"type":"string","enum":["round-robin","least-request","random","ring-hash","maglev"],"description":"How an endpoint is chosen. `round-robin` (default, weighted), `least-request` (of two endpoints drawn by weight, the one with fewer requests in flight), `random` (weighted), `ring-hash` and `maglev` (consistent hashing on `hashOn`: a key keeps its endpoint while that endpoint is available)."},"hashOn":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"The hash key of `ring-hash` and `maglev`: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without that value gets a random key.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"panicThreshold":{"minimum":0,"maximum":100,"description":"Percent. When fewer of an endpoint set’s endpoints than this are available (healthy and not ejected), requests are spread over all of them instead of overloading the rest. Default 50; 0 disables panic mode.","type":"number"},"ringPointsPerWeight":{"minimum":1,"maximum":4096,"description":"`ring-hash` only: points on the ring per unit of an endpoint’s weight (more: a smoother spread, more memory). Default 160. The whole ring is capped at 1048576 points.","type":"integer"}}},"healthCheck":{"additionalProperties":false,"description":"Active health checks: each endpoint is probed on its own schedule; an unhealthy one gets no traffic until it passes again.","type":"object","required":["path"],"properties":{"path":{"pattern":"^/","description":"Path requested with GET, e.g. `/healthz`.","type":"string"},"host":{"minLength":1,"description":"Host header of the check. Default: the endpoint’s host:port.","type":"string"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time between two checks of one endpoint. Default 5s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"A check that takes longer fails. Default 1s; 0 waits as long as the interval.","examples":["250ms","5s","1h"],"type":"string"},"jitter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Random extra delay added to each interval, so proxies do not check in step. Default 10% of interval; 0: none.","examples":["250ms","5s","1h"],"type":"string"},"unhealthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive failed checks that take an endpoint out. Default 3.","type":"integer"},"healthyThreshold":{"minimum":1,"maximum":100,"description":"Consecutive passed checks that bring it back. Default 2.","type":"integer"},"expectedStatuses":{"minItems":1,"description":"Statuses that pass. Default `[200-299]`.","type":"array","items":{"description":"A status (`204`) or an inclusive range (`200-299`).","anyOf":[{"minimum":100,"maximum":599,"type":"integer"},{"pattern":"^[1-5][0-9][0-9]-[1-5][0-9][0-9]$","description":"An inclusive range, e.g. `200-299`.","type":"string"}]}}}},"outlierDetection":{"additionalProperties":false,"description":"Passive outlier detection: endpoints that keep failing real traffic are ejected for a while.","type":"object","properties":{"consecutiveErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 5xx responses or gateway failures (connect failure, reset, timeout) that eject an endpoint. Default 5; 0 disables this trigger.","type":"integer"},"consecutiveGatewayErrors":{"minimum":0,"maximum":1000,"description":"Consecutive 502/503/504 responses or gateway failures that eject an endpoint. Default 0 (this trigger is off).","type":"integer"},"baseEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long a first ejection lasts; the nth lasts n times as long. Default 30s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionTime":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest ejection, however often an endpoint is ejected. Default 300s.","examples":["250ms","5s","1h"],"type":"string"},"maxEjectionPercent":{"minimum":0,"maximum":100,"description":"Most endpoints of the service ejected at once, in percent; one may always be ejected. Default 10; 0 never ejects.","type":"number"},"interval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Each interval an endpoint stays in rotation forgives one past ejection. Default 10s; 0: never forgiven.","examples":["250ms","5s","1h"],"type":"string"}}},"circuitBreaker":{"additionalProperties":false,"description":"Limits per service and per proxy process (Envoy semantics): overflow is refused at once, never queued.","type":"object","properties":{"maxConnections":{"minimum":0,"maximum":1000000,"description":"Upstream connections to the whole service. At the limit a request waits for a free connection. Each endpoint may always open one (so 0 means one per endpoint). Default 1024.","type":"integer"},"maxPendingRequests":{"minimum":0,"maximum":1000000,"description":"Requests waiting for a connection. Beyond it a request is answered at once with 503 MG_CIRCUIT_OPEN. Default 1024; 0: a request is refused when no connection is free.","type":"integer"},"maxRequests":{"minimum":0,"maximum":1000000,"description":"Requests in flight to the service (sent or waiting). Beyond it: 503 MG_CIRCUIT_OPEN at once. Default 1024; 0 refuses every request.","type":"integer"},"maxRetries":{"minimum":0,"maximum":1000000,"description":"Retries in flight to the service. Beyond it a failure is not retried. Default 1024; 0: no retries.","type":"integer"}}},"adaptiveConcurrency":{"additionalProperties":false,"description":"An adaptive limit on tries in flight to the service, per proxy process, that follows its latency (gradient = minRTT / sampled latency). Over the limit a request is answered at once with 503 MG_CONCURRENCY_LIMITED. Off unless present.","type":"object","properties":{"sampleInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often the limit is recalculated from the latencies of the tries that ended since the last time. Default 100ms. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"},"minRttInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often the unloaded latency (minRTT) is measured again, with the limit held at minConcurrency while it is. Default 60s; 0: measured once, when the service starts.","examples":["250ms","5s","1h"],"type":"string"},"minRttRequests":{"minimum":1,"maximum":100000,"description":"Tries whose mean latency is one minRTT measurement. Default 50.","type":"integer"},"jitter":{"minimum":0,"maximum":100,"description":"Random extra delay before each minRTT measurement, percent of minRttInterval, so proxies do not measure in step. Default 15; 0: none.","type":"number"},"tolerance":{"minimum":0,"maximum":1000,"description":"Percent the sampled latency may exceed minRTT before the limit comes down. Default 25; 0: any rise lowers it.","type":"number"},"minConcurrency":{"minimum":1,"maximum":1000000,"description":"The lowest limit, and the limit while minRTT is measured. Default 3.","type":"integer"},"maxConcurrency":{"minimum":1,"maximum":1000000,"description":"The highest limit. Default 1000; at least minConcurrency.","type":"integer"},"headroom":{"minimum":0,"maximum":1000000,"description":"Tries added to each newly computed limit, so it can probe upwards (a queue the service may hold). Default: the square root of the limit; 0: none.","type":"number"},"smoothing":{"exclusiveMinimum":0,"maximum":1,"description":"Weight of a newly computed limit against the current one. Default 0.2; 1: no smoothing.","type":"number"}}},"retries":{"additionalProperties":false,"description":"When and how failed requests are tried again.","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"},"budget":{"additionalProperties":false,"description":"Bounds retries in proportion to traffic (as Linkerd does), so an outage cannot become a retry storm.","type":"object","properties":{"percent":{"minimum":0,"maximum":1000,"description":"Retries may add at most this percent to the requests of the window. Default 20; 0: only the minimum.","type":"number"},"minPerSecond":{"minimum":0,"maximum":100000,"description":"Retries per second always allowed, for services with little traffic. Default 10; 0: none.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"The sliding window requests and retries are counted over. Default 10s. Must not be 0.","examples":["250ms","5s","1h"],"type":"string"}}}}},"protocol":{"type":"string","enum":["http1","http2","auto"],"description":"HTTP version towards the endpoints. `http1` (default). `http2`: HTTP/2 only (h2c prior knowledge for `http://` endpoints, ALPN for `https://`), streams multiplexed on one connection per endpoint; needed for gRPC. `auto`: HTTP/2 when an `https://` endpoint offers it by ALPN, else HTTP/1.1."},"engine":{"type":"string","enum":["undici","lean"],"description":"What makes HTTP/1.1 requests to the endpoints. `undici` (default): undici's client. `lean`: a leaner client on the same llhttp parser as node:http, with the same connection limits, keep-alive and timeouts, and less work per request (docs/configuration.md). Plain HTTP/1.1 only: not with `protocol: http2` or `auto`, nor `https://` endpoints; under mutual TLS in the mesh the service keeps undici."},"mtls":{"additionalProperties":false,"description":"Mutual TLS towards this service (default: the mesh-wide setting).","type":"object","properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"How proxies call this service, and how its sidecars accept calls. `STRICT` and `PERMISSIVE`: callers connect with mutual TLS, presenting their workload certificate and checking the endpoint’s SPIFFE ID; `DISABLE`: plaintext (a service without sidecars). Default: the mesh-wide `mesh.mtls.mode`."},"identities":{"minItems":1,"uniqueItems":true,"description":"SPIFFE IDs this service’s endpoints may present; a certificate from the mesh’s CA for any other identity is refused (MG_UPSTREAM_IDENTITY_MISMATCH). Default: `spiffe://<mesh.trustDomain>/ns/<mesh.namespace>/sa/<service name>` (the proxy’s own trust domain when the config has no `mesh`).","type":"array","items":{"pattern":"^spiffe://","maxLength":2048,"type":"string"}}}},"dependsOn":{"uniqueItems":true,"description":"Mesh: the services this service calls (its egress, as the hosts of Istio’s Sidecar resource). Its sidecars then receive only these services (and those the model’s routes for them send to), and hear of no change to any other; a sidecar’s `--egress` adds to the list. `[]`: it calls none. Absent: every service in the mesh (unless `--egress` names some). Each must be a service declared here. A gateway or a proxy ignores it.","type":"array","items":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"A service of the same file or model.","type":"string"}},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"routes":{"description":"Routes; see docs/routing.md for precedence.","type":"array","items":{"additionalProperties":false,"description":"Match plus one action: forward to `service` or `destinations`, answer with `directResponse`, or `redirect`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the route; appears in logs, metrics and the admin API.","type":"string"},"listeners":{"minItems":1,"uniqueItems":true,"description":"Names of the listeners this route is served on. Default: every listener. A sidecar uses it to keep its inbound route (to the app) apart from its outbound routes (to other services).","type":"array","items":{"minLength":1,"type":"string"}},"match":{"additionalProperties":false,"type":"object","properties":{"hosts":{"minItems":1,"description":"Host names (without port): exact, or `*.example.com` for any subdomain. Default: any host.","type":"array","items":{"minLength":1,"pattern":"^(\\*\\.)?[A-Za-z0-9.-]+$","type":"string"}},"path":{"pattern":"^/","description":"`/a/b` exact; `/a/:id` a named segment; `/a/*` the prefix `/a/`, everything below it, and `/a` itself. Default: any path.","type":"string"},"pathRegex":{"minLength":1,"description":"A regular expression the whole path must match (use `path` if you can).","type":"string"},"methods":{"minItems":1,"uniqueItems":true,"description":"Methods that match. Default: any method.","type":"array","items":{"type":"string","enum":["GET","HEAD","POST","PUT","DELETE","PATCH","OPTIONS","CONNECT","TRACE"]}},"headers":{"description":"Request headers that must match (names are case-insensitive).","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"query":{"description":"Query parameters that must match.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"cookies":{"description":"Cookies (from the Cookie header, by name) that must match, e.g. `{ canary: \"true\" }`.","type":"object","patternProperties":{"^(.*)$":{"description":"A string for an exact match, or one of `{ exact }`, `{ prefix }`, `{ regex }`, `{ present }`.","anyOf":[{"type":"string"},{"additionalProperties":false,"minProperties":1,"maxProperties":1,"type":"object","properties":{"exact":{"description":"The value equals this.","type":"string"},"prefix":{"description":"The value starts with this.","type":"string"},"regex":{"minLength":1,"description":"The whole value matches this regular expression.","type":"string"},"present":{"description":"`true`: present with any value; `false`: must be absent.","type":"boolean"}}}]}}},"grpc":{"additionalProperties":false,"description":"gRPC calls of this service (and method): the path `/service/method`, or `/service/*`. Not with `path`.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","description":"Fully qualified gRPC service, e.g. `shop.v1.Catalog`.","type":"string"},"method":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Method; default: any.","type":"string"}}}}},"service":{"minLength":1,"description":"Shorthand for one destination with weight 100.","type":"string"},"destinations":{"minItems":1,"description":"Weighted destinations; weights sum to 100.","type":"array","items":{"additionalProperties":false,"type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of a service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"weight":{"minimum":0,"maximum":100,"description":"Percentage of the route traffic; the weights of a route sum to 100. 0 sends nothing.","type":"integer"}}}},"directResponse":{"additionalProperties":false,"description":"Answer at the proxy without any upstream.","type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"type":"integer"},"body":{"description":"Response body. Default empty.","type":"string"},"contentType":{"description":"Default `text/plain; charset=utf-8`.","type":"string"}}},"redirect":{"additionalProperties":false,"description":"Answer with a redirect (Location built from the request and these fields) instead of forwarding.","type":"object","properties":{"status":{"description":"Status of the redirect. Default 301. 307 and 308 tell the client to repeat the method and body; 301, 302 and 303 let it switch to GET.","anyOf":[{"const":301,"type":"number"},{"const":302,"type":"number"},{"const":303,"type":"number"},{"const":307,"type":"number"},{"const":308,"type":"number"}]},"scheme":{"description":"Scheme of the Location. Default: the scheme the request came in on.","anyOf":[{"const":"http","type":"string"},{"const":"https","type":"string"}]},"host":{"minLength":1,"description":"Host of the Location (no port). Default: the request’s host.","type":"string"},"port":{"minimum":1,"maximum":65535,"description":"Port of the Location. Default: the request’s port when neither scheme nor host changes, else the scheme’s default port (left out of the URL).","type":"integer"},"path":{"pattern":"^/","description":"Replaces the whole path. Default: the request’s path.","type":"string"},"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path), as `rewrite.prefix` does. Use either `path` or `prefix`.","type":"string"},"stripQuery":{"description":"Leave the query string out of the Location. Default false (it is kept).","type":"boolean"}}},"aggregate":{"additionalProperties":false,"description":"Answer with one JSON document composed from several upstream calls (docs/aggregation.md): 200 with the answers, and `errors` listing the optional calls that failed.","type":"object","required":["calls"],"properties":{"calls":{"minItems":1,"description":"The upstream calls whose JSON answers make up the response; in parallel unless `dependsOn`.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","service","path"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Name of the call: its answer's key in the composed document (`merge: keyed`), what `dependsOn` and `$(results.<name>.…)` refer to, and what errors name. Unique within the route; `errors` is reserved.","type":"string"},"service":{"minLength":1,"description":"Name of the service the call goes to.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"method":{"description":"Method of the call. Default GET. The calls send no body.","anyOf":[{"const":"GET","type":"string"},{"const":"POST","type":"string"},{"const":"PUT","type":"string"},{"const":"PATCH","type":"string"},{"const":"DELETE","type":"string"}]},"path":{"pattern":"^/","description":"Path and query of the call, a template: `$(params.id)`, `$(query.x)`, `$(headers.x)`, `$(consumer.name)`, `$(claims.sub)` from the request, `$(results.<call>.<field>…)` from the JSON answer of a call it depends on. Values are percent-encoded. A missing value skips the call.","examples":["/properties/$(params.id)","/valuations/$(results.property.postcode)"],"type":"string"},"headers":{"uniqueItems":true,"description":"Client request headers passed on to this call (an allow-list, case-insensitive), e.g. `[authorization, accept-language]`. Default none: only the request id, trace context and forwarding headers (X-Forwarded-*, Forwarded) go with every call.","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"required":{"description":"A failure of this call (no connection, timeout, circuit open, a status outside 2xx, an answer that is not JSON, or skipped) fails the whole answer: 502 MG_AGGREGATE_CALL_FAILED naming it. Default false: the call is left out of the answer and listed under `errors`.","type":"boolean"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time for the whole call: every try (the service's retry policy), the response headers and body. Default: the service's `timeouts.request`. 0: none.","examples":["250ms","5s","1h"],"type":"string"},"dependsOn":{"uniqueItems":true,"description":"Names of calls of this route that must have succeeded before this one is sent (it may then use their answers in its path). Default none: the call starts at once, in parallel with the others. If one of them fails, this call is skipped.","type":"array","items":{"minLength":1,"type":"string"}},"maxBodyBytes":{"minimum":0,"description":"Largest answer read from this call, in bytes; a larger one fails the call (MG_RESPONSE_TOO_LARGE). Default 1048576 (1 MiB). 0: no limit.","type":"integer"}}}},"merge":{"description":"`keyed` (default): each call's answer under its name. `top`: the members of each answer that is a JSON object merged at the top level, in the order of `calls` (a later call's member replaces an earlier one's); an answer that is not an object stays under its name.","anyOf":[{"const":"keyed","type":"string"},{"const":"top","type":"string"}]}}},"graphql":{"additionalProperties":false,"description":"Answer a REST call with one GraphQL operation: the variables are filled from the request, the document is POSTed as JSON to `service`, and the GraphQL response comes back with a status mapped from its errors (docs/graphql.md).","type":"object","required":["service","query"],"properties":{"service":{"minLength":1,"description":"The service that answers GraphQL. The request goes through its balancer, endpoints, circuit breaker and connection pools as forwarded requests do.","type":"string"},"subset":{"minLength":1,"description":"A subset of `service` to send to.","type":"string"},"path":{"pattern":"^/","description":"The path the GraphQL document is POSTed to at the service. Default `/graphql`.","type":"string"},"query":{"minLength":1,"description":"The GraphQL document sent upstream (operations and fragments). Parsed when the config loads; a syntax error is a config error with its line and column inside the document.","type":"string"},"operationName":{"minLength":1,"description":"Which operation of `query` to run; required when it has several. Sent as `operationName`. Default: the one operation of the document.","type":"string"},"variables":{"description":"Values of the operation’s variables, by name (without `$`). A string is a template: `$(params.id)`, `$(query.limit)`, `$(headers.x-user)`, `$(consumer.name)`, `$(claims.sub)` or `$(body.a.b)` (the JSON request body); other JSON values (numbers, objects, lists, whose strings are templates too) are sent as written. A value that is exactly one reference keeps its JSON type; text is coerced to the type the operation declares for the variable (Int, Float, Boolean, ID, String, enums, lists, input objects from JSON). A reference with no value leaves the variable out (its default applies); a value that cannot be coerced is a 400. Every variable named must be declared by the operation.","type":"object","patternProperties":{"^[_A-Za-z][_0-9A-Za-z]*$":{}}},"schema":{"minLength":1,"description":"A GraphQL SDL file (relative to the config file). When given, the document is validated against it when the config loads (an unknown field is a config error) and variables are coerced with its types (input object fields, enums, custom scalars included). Default: none (variables are coerced by their declared type name only).","type":"string"},"maxBodyBytes":{"minimum":0,"description":"Largest request body read for `$(body…)` references, in bytes; larger is a 413. The body is only read when a variable references it. Default 1048576 (1 MiB). 0: only the route’s or listener’s body limit.","type":"integer"},"maxResponseBytes":{"minimum":0,"description":"Largest GraphQL response read from the service, in bytes; larger is a 502 MG_RESPONSE_TOO_LARGE. Default 8388608 (8 MiB). 0: no limit.","type":"integer"}}},"transcode":{"additionalProperties":false,"description":"Answer REST/JSON calls by calling gRPC methods of `service` (google.api.http mapping, proto3 JSON); see src/proxy/actions/transcode/README.md.","type":"object","required":["service","protos"],"properties":{"service":{"minLength":1,"description":"Name of the meshgate service whose endpoints serve the gRPC methods; it must speak HTTP/2 (`protocol: http2`, or `auto` with `https://` endpoints that offer h2).","type":"string"},"subset":{"minLength":1,"description":"A subset of that service. Default: all its endpoints.","type":"string"},"protos":{"minItems":1,"description":"`.proto` files, relative to the config file (absolute paths as they are). Their imports are resolved in `includeDirs`, then beside the importing file, then among the bundled google/api and google/protobuf files.","type":"array","items":{"minLength":1,"type":"string"}},"includeDirs":{"description":"Directories imports are resolved in, in order (like protoc `-I`), relative to the config file.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"uniqueItems":true,"description":"Fully qualified gRPC services whose annotated methods are exposed. Default: every service defined in `protos` (not in the files they import).","type":"array","items":{"minLength":1,"pattern":"^[A-Za-z_][A-Za-z0-9_.]*$","type":"string"}},"methods":{"minItems":1,"description":"HTTP mappings given here instead of (or in addition to) `google.api.http` annotations.","type":"array","items":{"additionalProperties":false,"description":"The HTTP mapping of one method, as a `google.api.http` option would give it; it replaces the method's annotations, if the proto has any.","type":"object","required":["method","http"],"properties":{"method":{"pattern":"^[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$","description":"The gRPC method: fully qualified service, `/`, method, e.g. `proptech.Valuation/Estimate`.","type":"string"},"http":{"additionalProperties":false,"minProperties":1,"type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"},"additionalBindings":{"minItems":1,"description":"More HTTP mappings of the same gRPC method (they may not nest further).","type":"array","items":{"additionalProperties":false,"minProperties":1,"description":"Exactly one of get, put, post, delete, patch, custom; with body and responseBody.","type":"object","properties":{"get":{"pattern":"^/","description":"Path template for GET: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"put":{"pattern":"^/","description":"Path template for PUT: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"post":{"pattern":"^/","description":"Path template for POST: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"delete":{"pattern":"^/","description":"Path template for DELETE: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"patch":{"pattern":"^/","description":"Path template for PATCH: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"},"custom":{"additionalProperties":false,"description":"A method other than the five above.","type":"object","required":["kind","path"],"properties":{"kind":{"pattern":"^[A-Z][A-Z0-9-]*$","description":"The HTTP method, upper case (e.g. `HEAD`, `OPTIONS`).","type":"string"},"path":{"pattern":"^/","description":"Path template for that method: literals, `*` (one segment), `**` (the rest), `{field}`, `{field.sub}`, `{field=segments/*}`, `{field=**}`, and an optional `:verb` at the end.","type":"string"}}},"body":{"minLength":1,"description":"`*`: the JSON body is the whole request message (fields bound by the path override it; query parameters are not read). A top-level field name: the body is that field's JSON value; the other fields come from the path and the query. Default: no body (every field not in the path comes from the query).","type":"string"},"responseBody":{"minLength":1,"description":"A top-level field of the response message: the HTTP body is that field alone. Default: the whole message.","type":"string"}}}}}}}}},"headers":{"uniqueItems":true,"description":"Request headers (lower case) sent to the service as gRPC metadata. Default none: only x-request-id and the trace context go. Hop-by-hop and gRPC-reserved headers cannot be listed.","type":"array","items":{"minLength":1,"pattern":"^[a-z0-9!#$%&'*+.^_`|~-]+$","type":"string"}},"ignoreUnknownQueryParameters":{"description":"Query parameters that name no field of the request message are ignored. Default false: 400 MG_TRANSCODE_INVALID_REQUEST.","type":"boolean"},"maxRequestBytes":{"minimum":0,"description":"Largest JSON request body read, in bytes; larger gets 413. Default 4194304 (4 MiB). 0: only the route's `limits.maxBodyBytes` applies.","type":"integer"},"maxResponseMessageBytes":{"minimum":0,"description":"Largest gRPC message taken from the service, in bytes; larger fails the call with 502 MG_RESPONSE_TOO_LARGE. Default 4194304 (4 MiB). 0: no limit.","type":"integer"}}},"rewrite":{"additionalProperties":false,"description":"Changes to the request before it goes upstream.","type":"object","properties":{"prefix":{"pattern":"^/","description":"Replaces the part of the path matched before `*` (or the whole exact path) with this, e.g. `/v2/`. `/` strips the prefix.","type":"string"},"regex":{"additionalProperties":false,"type":"object","required":["pattern","substitution"],"properties":{"pattern":{"minLength":1,"description":"Regular expression applied to the path.","type":"string"},"substitution":{"description":"Replacement; `$1` or `$<name>` refer to groups.","type":"string"}}},"host":{"minLength":1,"description":"Host header sent upstream.","type":"string"},"autoHost":{"description":"Send the chosen endpoint’s host:port as Host. Default false (the client’s Host).","type":"boolean"}}},"timeouts":{"additionalProperties":false,"type":"object","properties":{"request":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.request` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"},"idle":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Overrides the service’s `timeouts.idle` for this route; 0 disables it.","examples":["250ms","5s","1h"],"type":"string"}}},"retries":{"additionalProperties":false,"description":"Overrides the service’s `retries` field by field for this route (the budget stays the service’s).","type":"object","properties":{"attempts":{"minimum":0,"maximum":10,"description":"Retries after the first try (2: at most 3 tries). Default 2; 0 disables retries.","type":"integer"},"on":{"minItems":1,"uniqueItems":true,"description":"When to retry: `connect-failure`, `refused-stream`, `reset` (closed, reset or per-try timeout before the response), `gateway-error` (502/503/504 and all of those), `5xx` (any 5xx and all of those), `retriable-status-codes` (`statusCodes`), and gRPC statuses `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. Default `[gateway-error, refused-stream]`.","type":"array","items":{"type":"string","enum":["connect-failure","refused-stream","reset","gateway-error","5xx","retriable-status-codes","cancelled","deadline-exceeded","internal","resource-exhausted","unavailable"]}},"statusCodes":{"minItems":1,"uniqueItems":true,"description":"Statuses retried under `retriable-status-codes`, e.g. `[409]`.","type":"array","items":{"minimum":100,"maximum":599,"type":"integer"}},"perTryTimeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Time one try may take until the response headers arrive; a try that exceeds it is a `reset`. Default: none of its own (each try may use what is left of `timeouts.request`); 0: the same.","examples":["250ms","5s","1h"],"type":"string"},"backoff":{"additionalProperties":false,"description":"Exponential backoff with full jitter between tries.","type":"object","properties":{"base":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Default 25ms. The nth retry waits a random time below base × 2^(n-1).","examples":["250ms","5s","1h"],"type":"string"},"max":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Cap of the wait. Default 250ms.","examples":["250ms","5s","1h"],"type":"string"}}},"nonIdempotent":{"description":"Also retry POST, PATCH and other non-idempotent methods. Default false: they are retried only when the request never left the proxy (connect failure, refused stream).","type":"boolean"},"replayBufferBytes":{"minimum":0,"maximum":16777216,"description":"A request body is kept (while it streams) for a retry up to this many bytes; a larger body is not retried. Default 65536; 0: requests with a body are not retried once sent.","type":"integer"},"maxRetryAfter":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"An upstream’s Retry-After is waited for up to this long; a longer one ends the retries and its response goes to the client. Default 10s; 0: a response with Retry-After is never retried.","examples":["250ms","5s","1h"],"type":"string"}}},"sticky":{"additionalProperties":false,"minProperties":1,"maxProperties":1,"description":"Keeps a client on one side of a weighted split: the destination is chosen by a hash of this value instead of at random: one of `{ header }`, `{ cookie }`, `{ query }`, `{ clientIp: true }`. A request without the value is placed at random.","type":"object","properties":{"header":{"minLength":1,"description":"A request header (name, case-insensitive).","type":"string"},"cookie":{"minLength":1,"description":"A cookie sent by the client (name).","type":"string"},"query":{"minLength":1,"description":"A query parameter (name; the value is URL-decoded).","type":"string"},"clientIp":{"description":"`true`: the client address (as seen through the listener’s trusted hops).","type":"boolean"}}},"mirror":{"additionalProperties":false,"description":"Sends a copy of requests to a shadow service; its response is discarded and never affects the client.","type":"object","required":["service"],"properties":{"service":{"minLength":1,"description":"Name of the shadow service.","type":"string"},"subset":{"minLength":1,"description":"Name of a subset of that service.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of the route’s requests copied. Default 100; 0: none.","type":"number"}}},"fault":{"additionalProperties":false,"description":"Fault injection for chaos testing: delay and/or abort a share of the route’s requests.","type":"object","properties":{"delay":{"additionalProperties":false,"type":"object","required":["duration"],"properties":{"duration":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How long the request is held before it goes on.","examples":["250ms","5s","1h"],"type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests delayed. Default 100.","type":"number"}}},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":200,"maximum":599,"description":"Status of the injected reply.","type":"integer"},"percent":{"minimum":0,"maximum":100,"description":"Percent of requests aborted. Default 100.","type":"number"}}},"header":{"minLength":1,"description":"Only requests carrying this header (any value) get faults. Default: every request of the route.","type":"string"}}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"limits":{"additionalProperties":false,"type":"object","properties":{"maxBodyBytes":{"minimum":0,"description":"Largest request body, in bytes; larger gets 413. Default: the listener’s `limits.maxBodyBytes`. 0: no limit.","type":"integer"}}},"redirectToHttps":{"description":"Requests to this route that arrive over plain HTTP get a 308 redirect to https (port: the listener’s `httpsPort`). Default false.","type":"boolean"},"applyPlans":{"description":"Whether consumers' `plans` (quotas and plan rate limits) apply on this route. Default true. `false`: requests here are neither counted nor refused by plans (e.g. a usage or billing page a consumer over quota must still reach).","type":"boolean"},"version":{"additionalProperties":false,"description":"The API version this route serves. Selection stays with `match` (a path prefix, a header or a query parameter; docs/versioning.md); this adds the lifecycle headers and the `api`/`version` labels of usage records.","type":"object","required":["api","name"],"properties":{"api":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The API this route serves a version of, e.g. `property-api`: a label in usage records and the access log.","type":"string"},"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The version, e.g. `v1`: a label in usage records and the access log.","type":"string"},"deprecation":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version is (or will be) deprecated, RFC 3339. Set: every response of the route carries `Deprecation: @<unix seconds>` (RFC 9745). Default: not deprecated (no header).","examples":["2026-06-30T23:59:59Z"],"type":"string"},"sunset":{"pattern":"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$","description":"When this version stops answering, RFC 3339; not before `deprecation`. Set: every response carries `Sunset: <HTTP-date>` (RFC 8594). The gateway keeps serving the route after it: removing the route is the owner’s step.","examples":["2026-06-30T23:59:59Z"],"type":"string"},"link":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"The successor version: an absolute URL or a path (e.g. `/api/v2/properties`). Set: every response carries `Link: <link>; rel=\"successor-version\"`.","type":"string"},"deprecationLink":{"minLength":1,"pattern":"^[^\\s<>]+$","description":"A page explaining the deprecation (migration guide), URL or path. Set: every response carries `Link: <deprecationLink>; rel=\"deprecation\"; type=\"text/html\"` (RFC 9745 §3).","type":"string"}}},"priority":{"minimum":1,"maximum":1000000,"description":"Takes the route out of the specificity order (docs/routing.md): within its host group, routes with a `priority` are tried before all others, higher first, then in declaration order, whatever their path kind. For first-match route lists such as Istio’s `http[]`. Default: none (specificity order).","type":"integer"},"origin":{"minLength":1,"description":"Where this object came from when it was converted from another format, e.g. `istio:VirtualService/default/property-service http[1]` (src/compat/). Shown by the admin API and `meshgate proxy-config`; changes no behaviour.","type":"string"}}}},"consumers":{"description":"API clients and their credentials.","type":"array","items":{"additionalProperties":false,"description":"An API client: an identity with credentials and groups.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; sent upstream as X-Consumer-Username.","type":"string"},"id":{"minLength":1,"description":"Sent upstream as X-Consumer-ID. Default: the name.","type":"string"},"groups":{"uniqueItems":true,"description":"Groups for the acl plugin; sent upstream as X-Consumer-Groups.","type":"array","items":{"minLength":1,"type":"string"}},"credentials":{"type":"array","items":{"anyOf":[{"additionalProperties":false,"description":"JWTs from one issuer, with exactly one of secret, publicKey, jwksUrl.","type":"object","required":["type","issuer"],"properties":{"type":{"const":"jwt","type":"string"},"issuer":{"minLength":1,"description":"The `iss` claim of this consumer’s tokens; a token finds its consumer by it.","type":"string"},"algorithm":{"type":"string","enum":["HS256","HS384","HS512","RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","EdDSA"],"description":"The one algorithm accepted. Default: HS256 with `secret`; with `publicKey`, the algorithms of its key type."},"secret":{"minLength":32,"description":"HMAC secret (HS*), at least 32 characters; use `${ENV}`.","type":"string"},"publicKey":{"minLength":1,"description":"PEM public key (RS*, PS*, ES*, EdDSA): inline `-----BEGIN…`, or a file path relative to the config.","type":"string"},"jwksUrl":{"pattern":"^https?://","description":"A JWKS endpoint; keys are cached and refreshed.","type":"string"},"audiences":{"minItems":1,"description":"Accepted `aud` values; the token must carry one of them. Default: `aud` is not checked.","type":"array","items":{"minLength":1,"type":"string"}}}},{"additionalProperties":false,"description":"An API key (key-auth plugin).","type":"object","required":["type","key"],"properties":{"type":{"const":"api-key","type":"string"},"key":{"minLength":16,"description":"The key, at least 16 characters; use `${ENV}`. Held hashed.","type":"string"}}}]}},"plugins":{"type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"plan":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"The name of one of the top-level `plans`: its quotas and rate limits apply to this consumer's requests on every route (after authentication). Default: none (no plan limits).","type":"string"}}}},"plans":{"description":"Quotas and rate limits that consumers subscribe to (`consumers[].plan`); docs/plans.md.","type":"array","items":{"additionalProperties":false,"description":"A plan consumers subscribe to (`consumers[].plan`): quotas per calendar period and rate limits.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name; consumers name it in `plan`.","type":"string"},"quotas":{"additionalProperties":false,"minProperties":1,"description":"Requests a consumer of the plan may make per calendar period (UTC), across every route and, with `store: redis`, every gateway. A request counts when it is admitted.","type":"object","properties":{"day":{"minimum":1,"description":"Requests per UTC calendar day (00:00 to 24:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the next midnight UTC. Default: no daily quota.","type":"integer"},"month":{"minimum":1,"description":"Requests per UTC calendar month (from the 1st, 00:00 UTC). Refused past it with 429 MG_QUOTA_EXCEEDED until the 1st of the next month. Default: no monthly quota.","type":"integer"}}},"rateLimits":{"minItems":1,"description":"Rate limits per consumer of the plan, across every route, in the shape of the rate-limit plugin's `limits` (sliding windows). Refused past one with 429 MG_RATE_LIMITED.","type":"array","items":{"additionalProperties":false,"type":"object","required":["requests","window"],"properties":{"requests":{"minimum":1,"description":"Requests allowed per window.","type":"integer"},"window":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Window length, e.g. `1s`, `1m`; sliding, as in the rate-limit plugin. Not 0.","examples":["250ms","5s","1h"],"type":"string"}}}},"store":{"description":"Where the counts are kept. `memory` (default): on this machine, exact whatever `--workers` is. `redis`: in the top-level `redis`, one count for every gateway on it.","anyOf":[{"const":"memory","type":"string"},{"const":"redis","type":"string"}]},"failOpen":{"description":"When the count cannot be reached (Redis not answering within `redis.timeout`; a worker whose primary is gone): true (default) lets the request through uncounted, false refuses it with 503 MG_STORE_UNAVAILABLE.","type":"boolean"},"headers":{"description":"Add `RateLimit-*` and `X-RateLimit-Limit-Day`/`-Month`, `X-RateLimit-Remaining-Day`/`-Month` to responses to the plan's consumers. Default true.","type":"boolean"}}}},"plugins":{"description":"Plugins for every route.","type":"array","items":{"additionalProperties":false,"description":"A plugin and its settings. A service entry replaces a global one of the same name, a route entry both, a consumer entry all three (for phases after authentication).","type":"object","properties":{"name":{"minLength":1,"description":"A built-in plugin (see docs/plugins.md) or one loaded with `path` elsewhere in the config.","type":"string"},"path":{"minLength":1,"description":"A JavaScript module whose default export is a `definePlugin(...)` result, relative to the config file.","type":"string"},"config":{"description":"The plugin's settings, checked against the plugin's own schema.","type":"object","patternProperties":{"^(.*)$":{}}},"enabled":{"description":"`false` turns off a plugin this scope would inherit (e.g. a global one on one route). Default true.","type":"boolean"},"phase":{"type":"string","enum":["request","authenticate","authorize","limit","transform","respond"],"description":"Moves the plugin to another phase. Default: the plugin's own."},"order":{"minimum":0,"maximum":999,"description":"Position within the phase, lower first. Default: the plugin's own.","type":"integer"}}}},"observability":{"additionalProperties":false,"description":"Access log, tracing and timing headers. Metrics are always on.","type":"object","properties":{"accessLog":{"additionalProperties":false,"description":"One JSON line per request. Default: off.","type":"object","required":["output"],"properties":{"output":{"minLength":1,"description":"`stdout`, or a file path (relative to the config file) that lines are appended to.","type":"string"},"sampleRatio":{"minimum":0,"maximum":1,"description":"Share of requests logged. Default 1 (all); 0 logs none.","type":"number"},"fields":{"minItems":1,"uniqueItems":true,"description":"Fields written (an allow-list). Default: all of them (docs/observability.md).","type":"array","items":{"type":"string","enum":["time","requestId","traceId","clientAddress","method","host","path","route","service","endpoint","consumer","status","code","bytesIn","bytesOut","durationMs","upstreamMs","proxyMs","tries","tryLog","subset","refusal","retryStop","faultDelayMs","mirrored","userAgent","principal","authz","api","apiVersion"]}}}},"tracing":{"additionalProperties":false,"description":"Spans per request, exported over OTLP/HTTP. Default: off.","type":"object","required":["endpoint"],"properties":{"endpoint":{"pattern":"^https?://","description":"OTLP/HTTP traces endpoint of a collector, e.g. `http://127.0.0.1:4318/v1/traces`.","type":"string"},"samplingRatio":{"minimum":0,"maximum":1,"description":"Share of new traces recorded (a trace that arrives sampled stays sampled). Default 0.1.","type":"number"},"serviceName":{"minLength":1,"description":"service.name of the spans. Default `meshgate` (sidecars: their service).","type":"string"}}},"serverTiming":{"description":"Add `Server-Timing: proxy;dur=…, upstream;dur=…` (milliseconds, `desc` naming the proxy) to responses: the time this proxy added and the upstream’s time to its response head. Default false.","type":"boolean"},"explain":{"additionalProperties":false,"description":"Decision trails of recent requests, for `meshgate explain` and admin `GET /requests/{id}/explain` (docs/explain.md). Default: off.","type":"object","properties":{"size":{"minimum":0,"maximum":100000,"description":"Decision trails kept per proxy process (a ring: the oldest is overwritten). Default 128; 0 keeps none.","type":"integer"},"sampleRate":{"minimum":0,"maximum":1,"description":"Share of requests whose trail is recorded. Default 0: only requests that ask with `X-Meshgate-Explain: 1` (from an identified consumer) are recorded.","type":"number"},"consumers":{"uniqueItems":true,"description":"Consumers (by name, or `group:NAME`) whose `X-Meshgate-Explain: 1` is honoured. Default: every identified consumer.","type":"array","items":{"minLength":1,"type":"string"}}}}}},"redis":{"additionalProperties":false,"description":"The Redis that plugins with `store: redis` share (rate-limit counters, cached responses): one client per proxy process, reconnecting by itself. See docs/operations.md.","type":"object","required":["url"],"properties":{"url":{"pattern":"^rediss?://","description":"Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Use `${REDIS_URL}` to keep a password out of the file.","examples":["redis://127.0.0.1:6379","rediss://:${REDIS_PASSWORD}@redis.internal:6380/0"],"type":"string"},"keyPrefix":{"maxLength":128,"description":"Prepended to every key meshgate writes, so one Redis can serve several gateway fleets or other users. Default `meshgate:`; an empty string writes bare keys. Gateways that must share limits and cache entries use the same prefix.","type":"string"},"timeout":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"Longest wait for one reply (a rate-limit decision, a cache read) before the store counts as unavailable for that request and the plugin's `failOpen` policy answers it. Default 200ms. `0`: no limit (a request waits while a connection is up; a lost connection still fails at once).","examples":["250ms","5s","1h"],"type":"string"}}},"metering":{"additionalProperties":false,"description":"Usage metering: requests and response bytes per hour, consumer, route, API version and status class, for every request a consumer made (docs/metering.md). Off unless this block is present.","type":"object","properties":{"enabled":{"description":"Count usage. Default true when the `metering` block is present; without the block nothing is metered.","type":"boolean"},"store":{"type":"string","enum":["sqlite","redis"],"description":"Where counts are kept: `sqlite` (a file on this machine, shared by every worker) or `redis` (the top-level `redis` block, shared by every gateway on it). Default `sqlite`."},"path":{"minLength":1,"description":"The SQLite file (`store: sqlite`), relative to the config file’s directory. Default `meshgate-usage.db` beside the config file. Its directory must exist.","type":"string"},"flushInterval":{"pattern":"^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$","description":"How often counts kept in memory are written to the store. Default 5s. A crash loses at most this much; a clean stop (SIGTERM) loses nothing. `0`: the default.","examples":["250ms","5s","1h"],"type":"string"}}},"authorizationPolicies":{"description":"Who may call which service (Istio semantics; docs/authorization.md). Enforced on every route to the service a policy names, or on every route for a policy without `service`.","type":"array","items":{"additionalProperties":false,"description":"Who may call a service. Order of evaluation: a matching DENY refuses; else, if the service has ALLOW policies and none matches, refused; else allowed. Refusals are 403 `MG_RBAC_DENIED`.","type":"object","required":["name"],"properties":{"name":{"minLength":1,"maxLength":128,"pattern":"^[A-Za-z0-9][A-Za-z0-9._-]*$","description":"Unique name of the policy; named in access logs and metrics, never shown to clients.","type":"string"},"service":{"minLength":1,"description":"The service the policy protects (requests routed to it). Absent: every route (mesh-wide).","type":"string"},"action":{"type":"string","enum":["ALLOW","DENY","AUDIT"],"description":"`ALLOW` (default): once a service has an ALLOW policy, only requests some ALLOW policy matches pass. `DENY`: requests it matches are refused, whatever ALLOW policies say. `AUDIT`: requests it matches are logged and counted, nothing else."},"rules":{"description":"The policy matches a request when any rule does. Absent or empty: it matches nothing (an ALLOW policy with no rules therefore refuses every request; `rules: [{}]` matches every request).","type":"array","items":{"additionalProperties":false,"description":"Matches a request when `from`, `to` and `when` all match. `{}` matches every request.","type":"object","properties":{"from":{"minItems":1,"description":"Who: any one entry may match. Absent: any caller, identified or not.","type":"array","items":{"additionalProperties":false,"description":"One kind of caller: every field given must match (an absent field matches any caller).","type":"object","properties":{"principals":{"minItems":1,"description":"Callers by verified workload identity (the client certificate’s SPIFFE ID). A SPIFFE ID `spiffe://<trust-domain>/ns/<namespace>/sa/<service>`, or Istio’s form without the scheme (`cluster.local/ns/default/sa/photo-service`). A request without a verified identity matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPrincipals":{"minItems":1,"description":"Callers whose identity is none of these (same forms as `principals`). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"services":{"minItems":1,"description":"Callers by service name: the `sa` segment of their SPIFFE ID (meshgate’s shorthand for principals of any trust domain and namespace). Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notServices":{"minItems":1,"description":"Callers whose service name is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"namespaces":{"minItems":1,"description":"Callers by the `ns` segment of their SPIFFE ID. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notNamespaces":{"minItems":1,"description":"Callers whose namespace is none of these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"requestPrincipals":{"minItems":1,"description":"Requests by the principal of the token the `jwt` plugin verified on the route: `<iss>/<sub>` (Istio’s requestPrincipals). `*` matches any request with a verified token that has both claims; a request without one matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notRequestPrincipals":{"minItems":1,"description":"Requests whose token principal is none of these, or that have no verified token. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}},"to":{"minItems":1,"description":"What: any one entry may match. Absent: any request.","type":"array","items":{"additionalProperties":false,"description":"One kind of request: every field given must match (an absent field matches any request).","type":"object","properties":{"methods":{"minItems":1,"description":"HTTP methods, upper case, e.g. `GET`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notMethods":{"minItems":1,"description":"Methods other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"paths":{"minItems":1,"description":"Request paths (normalised, without the query), e.g. `/api/v1/*` or `*/healthz`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notPaths":{"minItems":1,"description":"Paths other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"hosts":{"minItems":1,"description":"Host names the request was sent to (case-insensitive), e.g. `*.example.com`. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notHosts":{"minItems":1,"description":"Hosts other than these. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"ports":{"minItems":1,"description":"The port the request arrived on (the listener’s). Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}},"notPorts":{"minItems":1,"description":"Ports other than these. Numbers, or strings of digits as in Istio. Any one may match.","type":"array","items":{"anyOf":[{"minimum":1,"maximum":65535,"type":"integer"},{"pattern":"^[0-9]{1,5}$","type":"string"}]}}}}},"when":{"minItems":1,"description":"Further conditions: every one must hold. Absent: none.","type":"array","items":{"additionalProperties":false,"description":"A condition: at least one of `values` and `notValues`, both must hold.","type":"object","required":["key"],"properties":{"key":{"minLength":1,"description":"What to test: `request.headers[<name>]`, `request.auth.claims[<claim>]` (a claim of the token the jwt plugin verified; a list claim matches when any element does), `source.principal`, `source.namespace`, `source.service`, `source.ip` (the connection’s peer address), `remote.ip` (the client address through the listener’s trusted hops) or `destination.port`.","type":"string"},"values":{"minItems":1,"description":"Values that match (IP keys: addresses or CIDR blocks). An absent value (no such header) matches none. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}},"notValues":{"minItems":1,"description":"Values that must not be present; an absent value (no such header or claim) counts as none of them. Any one may match.","type":"array","items":{"minLength":1,"type":"string"}}}}}}}},"dryRun":{"description":"Evaluate, log and count, but never enforce: the access log and `*_authz_decisions_total` show what the policy would have refused (`dry-run-deny`) before it is turned on. Default false.","type":"boolean"}}}},"mesh":{"additionalProperties":false,"description":"The service mesh: its trust domain and mutual TLS between proxies. Absent: no mutual TLS (plaintext, as a gateway alone).","type":"object","required":["trustDomain"],"properties":{"trustDomain":{"minLength":1,"maxLength":255,"pattern":"^[a-z0-9._-]+$","description":"The SPIFFE trust domain of the mesh’s workload identities, e.g. `cluster.local`.","type":"string"},"namespace":{"minLength":1,"pattern":"^[A-Za-z0-9._-]+$","description":"The namespace in the workloads’ SPIFFE IDs (`spiffe://<td>/ns/<namespace>/sa/<service>`). Default `default`.","type":"string"},"mtls":{"additionalProperties":false,"type":"object","required":["mode"],"properties":{"mode":{"type":"string","enum":["STRICT","PERMISSIVE","DISABLE"],"description":"Mesh-wide mode; a service’s `mtls.mode` overrides it. Default `PERMISSIVE` (as Istio)."}}}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func4 = runtime0.default;
 const pattern0 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]*$", "u");
@@ -16595,7 +16595,7 @@ for(let i55=0; i55<len40; i55++){
 let data391 = data390[i55];
 if(data391 && typeof data391 == "object" && !Array.isArray(data391)){
 for(const key74 in data391){
-if(!((((((key74 === "principals") || (key74 === "notPrincipals")) || (key74 === "services")) || (key74 === "notServices")) || (key74 === "namespaces")) || (key74 === "notNamespaces"))){
+if(!((((((((key74 === "principals") || (key74 === "notPrincipals")) || (key74 === "services")) || (key74 === "notServices")) || (key74 === "namespaces")) || (key74 === "notNamespaces")) || (key74 === "requestPrincipals")) || (key74 === "notRequestPrincipals"))){
 const err908 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key74},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data391};
 if(vErrors === null){
 vErrors = [err908];
@@ -17020,9 +17020,11 @@ vErrors.push(err932);
 errors++;
 }
 }
-}
-else {
-const err933 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data391};
+if(data391.requestPrincipals !== undefined){
+let data404 = data391.requestPrincipals;
+if(Array.isArray(data404)){
+if(data404.length < 1){
+const err933 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/requestPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/requestPrincipals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals,data:data404};
 if(vErrors === null){
 vErrors = [err933];
 }
@@ -17031,10 +17033,21 @@ vErrors.push(err933);
 }
 errors++;
 }
+const len47 = data404.length;
+for(let i62=0; i62<len47; i62++){
+let data405 = data404[i62];
+if(typeof data405 !== "string"){
+let dataType294 = typeof data405;
+let coerced294 = undefined;
+if(!(coerced294 !== undefined)){
+if(dataType294 == "number" || dataType294 == "boolean"){
+coerced294 = "" + data405;
 }
+else if(data405 === null){
+coerced294 = "";
 }
 else {
-const err934 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data390};
+const err934 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/requestPrincipals/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/requestPrincipals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals.items,data:data405};
 if(vErrors === null){
 vErrors = [err934];
 }
@@ -17044,11 +17057,16 @@ vErrors.push(err934);
 errors++;
 }
 }
-if(data389.to !== undefined){
-let data404 = data389.to;
-if(Array.isArray(data404)){
-if(data404.length < 1){
-const err935 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data404};
+if(coerced294 !== undefined){
+data405 = coerced294;
+if(data404 !== undefined){
+data404[i62] = coerced294;
+}
+}
+}
+if(typeof data405 === "string"){
+if(func4(data405) < 1){
+const err935 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/requestPrincipals/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/requestPrincipals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals.items,data:data405};
 if(vErrors === null){
 vErrors = [err935];
 }
@@ -17057,13 +17075,11 @@ vErrors.push(err935);
 }
 errors++;
 }
-const len47 = data404.length;
-for(let i62=0; i62<len47; i62++){
-let data405 = data404[i62];
-if(data405 && typeof data405 == "object" && !Array.isArray(data405)){
-for(const key75 in data405){
-if(!((((((((key75 === "methods") || (key75 === "notMethods")) || (key75 === "paths")) || (key75 === "notPaths")) || (key75 === "hosts")) || (key75 === "notHosts")) || (key75 === "ports")) || (key75 === "notPorts"))){
-const err936 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key75},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data405};
+}
+}
+}
+else {
+const err936 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/requestPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/requestPrincipals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.requestPrincipals,data:data404};
 if(vErrors === null){
 vErrors = [err936];
 }
@@ -17073,11 +17089,11 @@ vErrors.push(err936);
 errors++;
 }
 }
-if(data405.methods !== undefined){
-let data406 = data405.methods;
+if(data391.notRequestPrincipals !== undefined){
+let data406 = data391.notRequestPrincipals;
 if(Array.isArray(data406)){
 if(data406.length < 1){
-const err937 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data406};
+const err937 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notRequestPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notRequestPrincipals/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals,data:data406};
 if(vErrors === null){
 vErrors = [err937];
 }
@@ -17090,17 +17106,17 @@ const len48 = data406.length;
 for(let i63=0; i63<len48; i63++){
 let data407 = data406[i63];
 if(typeof data407 !== "string"){
-let dataType294 = typeof data407;
-let coerced294 = undefined;
-if(!(coerced294 !== undefined)){
-if(dataType294 == "number" || dataType294 == "boolean"){
-coerced294 = "" + data407;
+let dataType295 = typeof data407;
+let coerced295 = undefined;
+if(!(coerced295 !== undefined)){
+if(dataType295 == "number" || dataType295 == "boolean"){
+coerced295 = "" + data407;
 }
 else if(data407 === null){
-coerced294 = "";
+coerced295 = "";
 }
 else {
-const err938 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data407};
+const err938 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notRequestPrincipals/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notRequestPrincipals/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals.items,data:data407};
 if(vErrors === null){
 vErrors = [err938];
 }
@@ -17110,16 +17126,16 @@ vErrors.push(err938);
 errors++;
 }
 }
-if(coerced294 !== undefined){
-data407 = coerced294;
+if(coerced295 !== undefined){
+data407 = coerced295;
 if(data406 !== undefined){
-data406[i63] = coerced294;
+data406[i63] = coerced295;
 }
 }
 }
 if(typeof data407 === "string"){
 if(func4(data407) < 1){
-const err939 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data407};
+const err939 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notRequestPrincipals/" + i63,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notRequestPrincipals/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals.items,data:data407};
 if(vErrors === null){
 vErrors = [err939];
 }
@@ -17132,7 +17148,7 @@ errors++;
 }
 }
 else {
-const err940 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data406};
+const err940 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55+"/notRequestPrincipals",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/properties/notRequestPrincipals/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.properties.notRequestPrincipals,data:data406};
 if(vErrors === null){
 vErrors = [err940];
 }
@@ -17142,11 +17158,9 @@ vErrors.push(err940);
 errors++;
 }
 }
-if(data405.notMethods !== undefined){
-let data408 = data405.notMethods;
-if(Array.isArray(data408)){
-if(data408.length < 1){
-const err941 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data408};
+}
+else {
+const err941 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from/" + i55,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.items,data:data391};
 if(vErrors === null){
 vErrors = [err941];
 }
@@ -17155,21 +17169,10 @@ vErrors.push(err941);
 }
 errors++;
 }
-const len49 = data408.length;
-for(let i64=0; i64<len49; i64++){
-let data409 = data408[i64];
-if(typeof data409 !== "string"){
-let dataType295 = typeof data409;
-let coerced295 = undefined;
-if(!(coerced295 !== undefined)){
-if(dataType295 == "number" || dataType295 == "boolean"){
-coerced295 = "" + data409;
 }
-else if(data409 === null){
-coerced295 = "";
 }
 else {
-const err942 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data409};
+const err942 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/from",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/from/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.from,data:data390};
 if(vErrors === null){
 vErrors = [err942];
 }
@@ -17179,16 +17182,11 @@ vErrors.push(err942);
 errors++;
 }
 }
-if(coerced295 !== undefined){
-data409 = coerced295;
-if(data408 !== undefined){
-data408[i64] = coerced295;
-}
-}
-}
-if(typeof data409 === "string"){
-if(func4(data409) < 1){
-const err943 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data409};
+if(data389.to !== undefined){
+let data408 = data389.to;
+if(Array.isArray(data408)){
+if(data408.length < 1){
+const err943 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data408};
 if(vErrors === null){
 vErrors = [err943];
 }
@@ -17197,11 +17195,13 @@ vErrors.push(err943);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err944 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data408};
+const len49 = data408.length;
+for(let i64=0; i64<len49; i64++){
+let data409 = data408[i64];
+if(data409 && typeof data409 == "object" && !Array.isArray(data409)){
+for(const key75 in data409){
+if(!((((((((key75 === "methods") || (key75 === "notMethods")) || (key75 === "paths")) || (key75 === "notPaths")) || (key75 === "hosts")) || (key75 === "notHosts")) || (key75 === "ports")) || (key75 === "notPorts"))){
+const err944 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key75},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data409};
 if(vErrors === null){
 vErrors = [err944];
 }
@@ -17211,11 +17211,11 @@ vErrors.push(err944);
 errors++;
 }
 }
-if(data405.paths !== undefined){
-let data410 = data405.paths;
+if(data409.methods !== undefined){
+let data410 = data409.methods;
 if(Array.isArray(data410)){
 if(data410.length < 1){
-const err945 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data410};
+const err945 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data410};
 if(vErrors === null){
 vErrors = [err945];
 }
@@ -17238,7 +17238,7 @@ else if(data411 === null){
 coerced296 = "";
 }
 else {
-const err946 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data411};
+const err946 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/methods/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data411};
 if(vErrors === null){
 vErrors = [err946];
 }
@@ -17257,7 +17257,7 @@ data410[i65] = coerced296;
 }
 if(typeof data411 === "string"){
 if(func4(data411) < 1){
-const err947 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data411};
+const err947 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/methods/" + i65,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.items,data:data411};
 if(vErrors === null){
 vErrors = [err947];
 }
@@ -17270,7 +17270,7 @@ errors++;
 }
 }
 else {
-const err948 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data410};
+const err948 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/methods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/methods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.methods,data:data410};
 if(vErrors === null){
 vErrors = [err948];
 }
@@ -17280,11 +17280,11 @@ vErrors.push(err948);
 errors++;
 }
 }
-if(data405.notPaths !== undefined){
-let data412 = data405.notPaths;
+if(data409.notMethods !== undefined){
+let data412 = data409.notMethods;
 if(Array.isArray(data412)){
 if(data412.length < 1){
-const err949 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data412};
+const err949 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data412};
 if(vErrors === null){
 vErrors = [err949];
 }
@@ -17307,7 +17307,7 @@ else if(data413 === null){
 coerced297 = "";
 }
 else {
-const err950 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data413};
+const err950 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notMethods/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data413};
 if(vErrors === null){
 vErrors = [err950];
 }
@@ -17326,7 +17326,7 @@ data412[i66] = coerced297;
 }
 if(typeof data413 === "string"){
 if(func4(data413) < 1){
-const err951 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data413};
+const err951 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notMethods/" + i66,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.items,data:data413};
 if(vErrors === null){
 vErrors = [err951];
 }
@@ -17339,7 +17339,7 @@ errors++;
 }
 }
 else {
-const err952 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data412};
+const err952 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notMethods",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notMethods/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notMethods,data:data412};
 if(vErrors === null){
 vErrors = [err952];
 }
@@ -17349,11 +17349,11 @@ vErrors.push(err952);
 errors++;
 }
 }
-if(data405.hosts !== undefined){
-let data414 = data405.hosts;
+if(data409.paths !== undefined){
+let data414 = data409.paths;
 if(Array.isArray(data414)){
 if(data414.length < 1){
-const err953 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data414};
+const err953 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data414};
 if(vErrors === null){
 vErrors = [err953];
 }
@@ -17376,7 +17376,7 @@ else if(data415 === null){
 coerced298 = "";
 }
 else {
-const err954 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data415};
+const err954 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/paths/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data415};
 if(vErrors === null){
 vErrors = [err954];
 }
@@ -17395,7 +17395,7 @@ data414[i67] = coerced298;
 }
 if(typeof data415 === "string"){
 if(func4(data415) < 1){
-const err955 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data415};
+const err955 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/paths/" + i67,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.items,data:data415};
 if(vErrors === null){
 vErrors = [err955];
 }
@@ -17408,7 +17408,7 @@ errors++;
 }
 }
 else {
-const err956 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data414};
+const err956 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/paths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.paths,data:data414};
 if(vErrors === null){
 vErrors = [err956];
 }
@@ -17418,11 +17418,11 @@ vErrors.push(err956);
 errors++;
 }
 }
-if(data405.notHosts !== undefined){
-let data416 = data405.notHosts;
+if(data409.notPaths !== undefined){
+let data416 = data409.notPaths;
 if(Array.isArray(data416)){
 if(data416.length < 1){
-const err957 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data416};
+const err957 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data416};
 if(vErrors === null){
 vErrors = [err957];
 }
@@ -17445,7 +17445,7 @@ else if(data417 === null){
 coerced299 = "";
 }
 else {
-const err958 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data417};
+const err958 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPaths/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data417};
 if(vErrors === null){
 vErrors = [err958];
 }
@@ -17464,7 +17464,7 @@ data416[i68] = coerced299;
 }
 if(typeof data417 === "string"){
 if(func4(data417) < 1){
-const err959 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data417};
+const err959 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPaths/" + i68,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.items,data:data417};
 if(vErrors === null){
 vErrors = [err959];
 }
@@ -17477,7 +17477,7 @@ errors++;
 }
 }
 else {
-const err960 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data416};
+const err960 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPaths",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPaths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPaths,data:data416};
 if(vErrors === null){
 vErrors = [err960];
 }
@@ -17487,11 +17487,11 @@ vErrors.push(err960);
 errors++;
 }
 }
-if(data405.ports !== undefined){
-let data418 = data405.ports;
+if(data409.hosts !== undefined){
+let data418 = data409.hosts;
 if(Array.isArray(data418)){
 if(data418.length < 1){
-const err961 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data418};
+const err961 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data418};
 if(vErrors === null){
 vErrors = [err961];
 }
@@ -17503,19 +17503,18 @@ errors++;
 const len54 = data418.length;
 for(let i69=0; i69<len54; i69++){
 let data419 = data418[i69];
-const _errs962 = errors;
-let valid211 = false;
-const _errs963 = errors;
-if(!((typeof data419 == "number") && (!(data419 % 1) && !isNaN(data419)))){
+if(typeof data419 !== "string"){
 let dataType300 = typeof data419;
 let coerced300 = undefined;
 if(!(coerced300 !== undefined)){
-if(dataType300 === "boolean" || data419 === null
-              || (dataType300 === "string" && data419 && data419 == +data419 && !(data419 % 1))){
-coerced300 = +data419;
+if(dataType300 == "number" || dataType300 == "boolean"){
+coerced300 = "" + data419;
+}
+else if(data419 === null){
+coerced300 = "";
 }
 else {
-const err962 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data419};
+const err962 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/hosts/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data419};
 if(vErrors === null){
 vErrors = [err962];
 }
@@ -17532,9 +17531,9 @@ data418[i69] = coerced300;
 }
 }
 }
-if(typeof data419 == "number"){
-if(data419 > 65535 || isNaN(data419)){
-const err963 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data419};
+if(typeof data419 === "string"){
+if(func4(data419) < 1){
+const err963 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/hosts/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.items,data:data419};
 if(vErrors === null){
 vErrors = [err963];
 }
@@ -17543,8 +17542,11 @@ vErrors.push(err963);
 }
 errors++;
 }
-if(data419 < 1 || isNaN(data419)){
-const err964 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data419};
+}
+}
+}
+else {
+const err964 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/hosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.hosts,data:data418};
 if(vErrors === null){
 vErrors = [err964];
 }
@@ -17554,22 +17556,11 @@ vErrors.push(err964);
 errors++;
 }
 }
-var _valid10 = _errs963 === errors;
-valid211 = valid211 || _valid10;
-if(!valid211){
-const _errs965 = errors;
-if(typeof data419 !== "string"){
-let dataType301 = typeof data419;
-let coerced301 = undefined;
-if(!(coerced301 !== undefined)){
-if(dataType301 == "number" || dataType301 == "boolean"){
-coerced301 = "" + data419;
-}
-else if(data419 === null){
-coerced301 = "";
-}
-else {
-const err965 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data419};
+if(data409.notHosts !== undefined){
+let data420 = data409.notHosts;
+if(Array.isArray(data420)){
+if(data420.length < 1){
+const err965 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data420};
 if(vErrors === null){
 vErrors = [err965];
 }
@@ -17578,17 +17569,21 @@ vErrors.push(err965);
 }
 errors++;
 }
+const len55 = data420.length;
+for(let i70=0; i70<len55; i70++){
+let data421 = data420[i70];
+if(typeof data421 !== "string"){
+let dataType301 = typeof data421;
+let coerced301 = undefined;
+if(!(coerced301 !== undefined)){
+if(dataType301 == "number" || dataType301 == "boolean"){
+coerced301 = "" + data421;
 }
-if(coerced301 !== undefined){
-data419 = coerced301;
-if(data418 !== undefined){
-data418[i69] = coerced301;
+else if(data421 === null){
+coerced301 = "";
 }
-}
-}
-if(typeof data419 === "string"){
-if(!pattern89.test(data419)){
-const err966 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data419};
+else {
+const err966 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notHosts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data421};
 if(vErrors === null){
 vErrors = [err966];
 }
@@ -17598,11 +17593,16 @@ vErrors.push(err966);
 errors++;
 }
 }
-var _valid10 = _errs965 === errors;
-valid211 = valid211 || _valid10;
+if(coerced301 !== undefined){
+data421 = coerced301;
+if(data420 !== undefined){
+data420[i70] = coerced301;
 }
-if(!valid211){
-const err967 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports/" + i69,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items,data:data419};
+}
+}
+if(typeof data421 === "string"){
+if(func4(data421) < 1){
+const err967 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notHosts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.items,data:data421};
 if(vErrors === null){
 vErrors = [err967];
 }
@@ -17611,21 +17611,11 @@ vErrors.push(err967);
 }
 errors++;
 }
-else {
-errors = _errs962;
-if(vErrors !== null){
-if(_errs962){
-vErrors.length = _errs962;
-}
-else {
-vErrors = null;
-}
-}
 }
 }
 }
 else {
-const err968 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data418};
+const err968 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notHosts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notHosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notHosts,data:data420};
 if(vErrors === null){
 vErrors = [err968];
 }
@@ -17635,11 +17625,11 @@ vErrors.push(err968);
 errors++;
 }
 }
-if(data405.notPorts !== undefined){
-let data420 = data405.notPorts;
-if(Array.isArray(data420)){
-if(data420.length < 1){
-const err969 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data420};
+if(data409.ports !== undefined){
+let data422 = data409.ports;
+if(Array.isArray(data422)){
+if(data422.length < 1){
+const err969 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data422};
 if(vErrors === null){
 vErrors = [err969];
 }
@@ -17648,22 +17638,22 @@ vErrors.push(err969);
 }
 errors++;
 }
-const len55 = data420.length;
-for(let i70=0; i70<len55; i70++){
-let data421 = data420[i70];
+const len56 = data422.length;
+for(let i71=0; i71<len56; i71++){
+let data423 = data422[i71];
 const _errs970 = errors;
-let valid214 = false;
+let valid215 = false;
 const _errs971 = errors;
-if(!((typeof data421 == "number") && (!(data421 % 1) && !isNaN(data421)))){
-let dataType302 = typeof data421;
+if(!((typeof data423 == "number") && (!(data423 % 1) && !isNaN(data423)))){
+let dataType302 = typeof data423;
 let coerced302 = undefined;
 if(!(coerced302 !== undefined)){
-if(dataType302 === "boolean" || data421 === null
-              || (dataType302 === "string" && data421 && data421 == +data421 && !(data421 % 1))){
-coerced302 = +data421;
+if(dataType302 === "boolean" || data423 === null
+              || (dataType302 === "string" && data423 && data423 == +data423 && !(data423 % 1))){
+coerced302 = +data423;
 }
 else {
-const err970 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data421};
+const err970 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data423};
 if(vErrors === null){
 vErrors = [err970];
 }
@@ -17674,15 +17664,15 @@ errors++;
 }
 }
 if(coerced302 !== undefined){
-data421 = coerced302;
-if(data420 !== undefined){
-data420[i70] = coerced302;
+data423 = coerced302;
+if(data422 !== undefined){
+data422[i71] = coerced302;
 }
 }
 }
-if(typeof data421 == "number"){
-if(data421 > 65535 || isNaN(data421)){
-const err971 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data421};
+if(typeof data423 == "number"){
+if(data423 > 65535 || isNaN(data423)){
+const err971 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data423};
 if(vErrors === null){
 vErrors = [err971];
 }
@@ -17691,8 +17681,8 @@ vErrors.push(err971);
 }
 errors++;
 }
-if(data421 < 1 || isNaN(data421)){
-const err972 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data421};
+if(data423 < 1 || isNaN(data423)){
+const err972 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[0],data:data423};
 if(vErrors === null){
 vErrors = [err972];
 }
@@ -17702,22 +17692,22 @@ vErrors.push(err972);
 errors++;
 }
 }
-var _valid11 = _errs971 === errors;
-valid214 = valid214 || _valid11;
-if(!valid214){
+var _valid10 = _errs971 === errors;
+valid215 = valid215 || _valid10;
+if(!valid215){
 const _errs973 = errors;
-if(typeof data421 !== "string"){
-let dataType303 = typeof data421;
+if(typeof data423 !== "string"){
+let dataType303 = typeof data423;
 let coerced303 = undefined;
 if(!(coerced303 !== undefined)){
 if(dataType303 == "number" || dataType303 == "boolean"){
-coerced303 = "" + data421;
+coerced303 = "" + data423;
 }
-else if(data421 === null){
+else if(data423 === null){
 coerced303 = "";
 }
 else {
-const err973 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data421};
+const err973 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data423};
 if(vErrors === null){
 vErrors = [err973];
 }
@@ -17728,15 +17718,15 @@ errors++;
 }
 }
 if(coerced303 !== undefined){
-data421 = coerced303;
-if(data420 !== undefined){
-data420[i70] = coerced303;
+data423 = coerced303;
+if(data422 !== undefined){
+data422[i71] = coerced303;
 }
 }
 }
-if(typeof data421 === "string"){
-if(!pattern89.test(data421)){
-const err974 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data421};
+if(typeof data423 === "string"){
+if(!pattern89.test(data423)){
+const err974 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf[1],data:data423};
 if(vErrors === null){
 vErrors = [err974];
 }
@@ -17746,11 +17736,11 @@ vErrors.push(err974);
 errors++;
 }
 }
-var _valid11 = _errs973 === errors;
-valid214 = valid214 || _valid11;
+var _valid10 = _errs973 === errors;
+valid215 = valid215 || _valid10;
 }
-if(!valid214){
-const err975 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts/" + i70,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items,data:data421};
+if(!valid215){
+const err975 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.items,data:data423};
 if(vErrors === null){
 vErrors = [err975];
 }
@@ -17773,7 +17763,7 @@ vErrors = null;
 }
 }
 else {
-const err976 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data420};
+const err976 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/ports",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.ports,data:data422};
 if(vErrors === null){
 vErrors = [err976];
 }
@@ -17783,9 +17773,11 @@ vErrors.push(err976);
 errors++;
 }
 }
-}
-else {
-const err977 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i62,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data405};
+if(data409.notPorts !== undefined){
+let data424 = data409.notPorts;
+if(Array.isArray(data424)){
+if(data424.length < 1){
+const err977 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data424};
 if(vErrors === null){
 vErrors = [err977];
 }
@@ -17794,10 +17786,22 @@ vErrors.push(err977);
 }
 errors++;
 }
-}
+const len57 = data424.length;
+for(let i72=0; i72<len57; i72++){
+let data425 = data424[i72];
+const _errs978 = errors;
+let valid218 = false;
+const _errs979 = errors;
+if(!((typeof data425 == "number") && (!(data425 % 1) && !isNaN(data425)))){
+let dataType304 = typeof data425;
+let coerced304 = undefined;
+if(!(coerced304 !== undefined)){
+if(dataType304 === "boolean" || data425 === null
+              || (dataType304 === "string" && data425 && data425 == +data425 && !(data425 % 1))){
+coerced304 = +data425;
 }
 else {
-const err978 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data404};
+const err978 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data425};
 if(vErrors === null){
 vErrors = [err978];
 }
@@ -17807,11 +17811,16 @@ vErrors.push(err978);
 errors++;
 }
 }
-if(data389.when !== undefined){
-let data422 = data389.when;
-if(Array.isArray(data422)){
-if(data422.length < 1){
-const err979 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data422};
+if(coerced304 !== undefined){
+data425 = coerced304;
+if(data424 !== undefined){
+data424[i72] = coerced304;
+}
+}
+}
+if(typeof data425 == "number"){
+if(data425 > 65535 || isNaN(data425)){
+const err979 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data425};
 if(vErrors === null){
 vErrors = [err979];
 }
@@ -17820,12 +17829,8 @@ vErrors.push(err979);
 }
 errors++;
 }
-const len56 = data422.length;
-for(let i71=0; i71<len56; i71++){
-let data423 = data422[i71];
-if(data423 && typeof data423 == "object" && !Array.isArray(data423)){
-if(data423.key === undefined){
-const err980 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.required,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data423};
+if(data425 < 1 || isNaN(data425)){
+const err980 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[0],data:data425};
 if(vErrors === null){
 vErrors = [err980];
 }
@@ -17834,9 +17839,23 @@ vErrors.push(err980);
 }
 errors++;
 }
-for(const key76 in data423){
-if(!(((key76 === "key") || (key76 === "values")) || (key76 === "notValues"))){
-const err981 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key76},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data423};
+}
+var _valid11 = _errs979 === errors;
+valid218 = valid218 || _valid11;
+if(!valid218){
+const _errs981 = errors;
+if(typeof data425 !== "string"){
+let dataType305 = typeof data425;
+let coerced305 = undefined;
+if(!(coerced305 !== undefined)){
+if(dataType305 == "number" || dataType305 == "boolean"){
+coerced305 = "" + data425;
+}
+else if(data425 === null){
+coerced305 = "";
+}
+else {
+const err981 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1].type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data425};
 if(vErrors === null){
 vErrors = [err981];
 }
@@ -17846,20 +17865,16 @@ vErrors.push(err981);
 errors++;
 }
 }
-if(data423.key !== undefined){
-let data424 = data423.key;
-if(typeof data424 !== "string"){
-let dataType304 = typeof data424;
-let coerced304 = undefined;
-if(!(coerced304 !== undefined)){
-if(dataType304 == "number" || dataType304 == "boolean"){
-coerced304 = "" + data424;
+if(coerced305 !== undefined){
+data425 = coerced305;
+if(data424 !== undefined){
+data424[i72] = coerced305;
 }
-else if(data424 === null){
-coerced304 = "";
 }
-else {
-const err982 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data424};
+}
+if(typeof data425 === "string"){
+if(!pattern89.test(data425)){
+const err982 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,5}$"},message:"must match pattern \""+"^[0-9]{1,5}$"+"\"",schema:"^[0-9]{1,5}$",parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf[1],data:data425};
 if(vErrors === null){
 vErrors = [err982];
 }
@@ -17869,16 +17884,11 @@ vErrors.push(err982);
 errors++;
 }
 }
-if(coerced304 !== undefined){
-data424 = coerced304;
-if(data423 !== undefined){
-data423["key"] = coerced304;
+var _valid11 = _errs981 === errors;
+valid218 = valid218 || _valid11;
 }
-}
-}
-if(typeof data424 === "string"){
-if(func4(data424) < 1){
-const err983 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data424};
+if(!valid218){
+const err983 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items.anyOf,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.items,data:data425};
 if(vErrors === null){
 vErrors = [err983];
 }
@@ -17887,13 +17897,21 @@ vErrors.push(err983);
 }
 errors++;
 }
+else {
+errors = _errs978;
+if(vErrors !== null){
+if(_errs978){
+vErrors.length = _errs978;
+}
+else {
+vErrors = null;
 }
 }
-if(data423.values !== undefined){
-let data425 = data423.values;
-if(Array.isArray(data425)){
-if(data425.length < 1){
-const err984 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data425};
+}
+}
+}
+else {
+const err984 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64+"/notPorts",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/properties/notPorts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.properties.notPorts,data:data424};
 if(vErrors === null){
 vErrors = [err984];
 }
@@ -17902,21 +17920,10 @@ vErrors.push(err984);
 }
 errors++;
 }
-const len57 = data425.length;
-for(let i72=0; i72<len57; i72++){
-let data426 = data425[i72];
-if(typeof data426 !== "string"){
-let dataType305 = typeof data426;
-let coerced305 = undefined;
-if(!(coerced305 !== undefined)){
-if(dataType305 == "number" || dataType305 == "boolean"){
-coerced305 = "" + data426;
 }
-else if(data426 === null){
-coerced305 = "";
 }
 else {
-const err985 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data426};
+const err985 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to/" + i64,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.items,data:data409};
 if(vErrors === null){
 vErrors = [err985];
 }
@@ -17926,16 +17933,9 @@ vErrors.push(err985);
 errors++;
 }
 }
-if(coerced305 !== undefined){
-data426 = coerced305;
-if(data425 !== undefined){
-data425[i72] = coerced305;
 }
-}
-}
-if(typeof data426 === "string"){
-if(func4(data426) < 1){
-const err986 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values/" + i72,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data426};
+else {
+const err986 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/to",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/to/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.to,data:data408};
 if(vErrors === null){
 vErrors = [err986];
 }
@@ -17945,10 +17945,11 @@ vErrors.push(err986);
 errors++;
 }
 }
-}
-}
-else {
-const err987 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data425};
+if(data389.when !== undefined){
+let data426 = data389.when;
+if(Array.isArray(data426)){
+if(data426.length < 1){
+const err987 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data426};
 if(vErrors === null){
 vErrors = [err987];
 }
@@ -17957,12 +17958,12 @@ vErrors.push(err987);
 }
 errors++;
 }
-}
-if(data423.notValues !== undefined){
-let data427 = data423.notValues;
-if(Array.isArray(data427)){
-if(data427.length < 1){
-const err988 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data427};
+const len58 = data426.length;
+for(let i73=0; i73<len58; i73++){
+let data427 = data426[i73];
+if(data427 && typeof data427 == "object" && !Array.isArray(data427)){
+if(data427.key === undefined){
+const err988 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.required,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data427};
 if(vErrors === null){
 vErrors = [err988];
 }
@@ -17971,9 +17972,20 @@ vErrors.push(err988);
 }
 errors++;
 }
-const len58 = data427.length;
-for(let i73=0; i73<len58; i73++){
-let data428 = data427[i73];
+for(const key76 in data427){
+if(!(((key76 === "key") || (key76 === "values")) || (key76 === "notValues"))){
+const err989 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key76},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data427};
+if(vErrors === null){
+vErrors = [err989];
+}
+else {
+vErrors.push(err989);
+}
+errors++;
+}
+}
+if(data427.key !== undefined){
+let data428 = data427.key;
 if(typeof data428 !== "string"){
 let dataType306 = typeof data428;
 let coerced306 = undefined;
@@ -17985,26 +17997,7 @@ else if(data428 === null){
 coerced306 = "";
 }
 else {
-const err989 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data428};
-if(vErrors === null){
-vErrors = [err989];
-}
-else {
-vErrors.push(err989);
-}
-errors++;
-}
-}
-if(coerced306 !== undefined){
-data428 = coerced306;
-if(data427 !== undefined){
-data427[i73] = coerced306;
-}
-}
-}
-if(typeof data428 === "string"){
-if(func4(data428) < 1){
-const err990 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data428};
+const err990 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data428};
 if(vErrors === null){
 vErrors = [err990];
 }
@@ -18014,10 +18007,16 @@ vErrors.push(err990);
 errors++;
 }
 }
+if(coerced306 !== undefined){
+data428 = coerced306;
+if(data427 !== undefined){
+data427["key"] = coerced306;
 }
 }
-else {
-const err991 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data427};
+}
+if(typeof data428 === "string"){
+if(func4(data428) < 1){
+const err991 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/key",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.key,data:data428};
 if(vErrors === null){
 vErrors = [err991];
 }
@@ -18028,8 +18027,11 @@ errors++;
 }
 }
 }
-else {
-const err992 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i71,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data423};
+if(data427.values !== undefined){
+let data429 = data427.values;
+if(Array.isArray(data429)){
+if(data429.length < 1){
+const err992 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data429};
 if(vErrors === null){
 vErrors = [err992];
 }
@@ -18038,10 +18040,21 @@ vErrors.push(err992);
 }
 errors++;
 }
+const len59 = data429.length;
+for(let i74=0; i74<len59; i74++){
+let data430 = data429[i74];
+if(typeof data430 !== "string"){
+let dataType307 = typeof data430;
+let coerced307 = undefined;
+if(!(coerced307 !== undefined)){
+if(dataType307 == "number" || dataType307 == "boolean"){
+coerced307 = "" + data430;
 }
+else if(data430 === null){
+coerced307 = "";
 }
 else {
-const err993 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data422};
+const err993 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/values/" + i74,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data430};
 if(vErrors === null){
 vErrors = [err993];
 }
@@ -18051,9 +18064,16 @@ vErrors.push(err993);
 errors++;
 }
 }
+if(coerced307 !== undefined){
+data430 = coerced307;
+if(data429 !== undefined){
+data429[i74] = coerced307;
 }
-else {
-const err994 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data389};
+}
+}
+if(typeof data430 === "string"){
+if(func4(data430) < 1){
+const err994 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/values/" + i74,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.items,data:data430};
 if(vErrors === null){
 vErrors = [err994];
 }
@@ -18064,8 +18084,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err995 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules,data:data388};
+const err995 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/values",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.values,data:data429};
 if(vErrors === null){
 vErrors = [err995];
 }
@@ -18075,19 +18096,11 @@ vErrors.push(err995);
 errors++;
 }
 }
-if(data384.dryRun !== undefined){
-let data429 = data384.dryRun;
-if(typeof data429 !== "boolean"){
-let coerced307 = undefined;
-if(!(coerced307 !== undefined)){
-if(data429 === "false" || data429 === 0 || data429 === null){
-coerced307 = false;
-}
-else if(data429 === "true" || data429 === 1){
-coerced307 = true;
-}
-else {
-const err996 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/dryRun",schemaPath:"#/properties/authorizationPolicies/items/properties/dryRun/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.authorizationPolicies.items.properties.dryRun.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.dryRun,data:data429};
+if(data427.notValues !== undefined){
+let data431 = data427.notValues;
+if(Array.isArray(data431)){
+if(data431.length < 1){
+const err996 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data431};
 if(vErrors === null){
 vErrors = [err996];
 }
@@ -18096,18 +18109,21 @@ vErrors.push(err996);
 }
 errors++;
 }
+const len60 = data431.length;
+for(let i75=0; i75<len60; i75++){
+let data432 = data431[i75];
+if(typeof data432 !== "string"){
+let dataType308 = typeof data432;
+let coerced308 = undefined;
+if(!(coerced308 !== undefined)){
+if(dataType308 == "number" || dataType308 == "boolean"){
+coerced308 = "" + data432;
 }
-if(coerced307 !== undefined){
-data429 = coerced307;
-if(data384 !== undefined){
-data384["dryRun"] = coerced307;
-}
-}
-}
-}
+else if(data432 === null){
+coerced308 = "";
 }
 else {
-const err997 = {instancePath:instancePath+"/authorizationPolicies/" + i53,schemaPath:"#/properties/authorizationPolicies/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.type,parentSchema:schema11.properties.authorizationPolicies.items,data:data384};
+const err997 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/notValues/" + i75,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data432};
 if(vErrors === null){
 vErrors = [err997];
 }
@@ -18117,9 +18133,16 @@ vErrors.push(err997);
 errors++;
 }
 }
+if(coerced308 !== undefined){
+data432 = coerced308;
+if(data431 !== undefined){
+data431[i75] = coerced308;
 }
-else {
-const err998 = {instancePath:instancePath+"/authorizationPolicies",schemaPath:"#/properties/authorizationPolicies/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.type,parentSchema:schema11.properties.authorizationPolicies,data:data383};
+}
+}
+if(typeof data432 === "string"){
+if(func4(data432) < 1){
+const err998 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/notValues/" + i75,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.items,data:data432};
 if(vErrors === null){
 vErrors = [err998];
 }
@@ -18129,11 +18152,10 @@ vErrors.push(err998);
 errors++;
 }
 }
-if(data.mesh !== undefined){
-let data430 = data.mesh;
-if(data430 && typeof data430 == "object" && !Array.isArray(data430)){
-if(data430.trustDomain === undefined){
-const err999 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/required",keyword:"required",params:{missingProperty: "trustDomain"},message:"must have required property '"+"trustDomain"+"'",schema:schema11.properties.mesh.required,parentSchema:schema11.properties.mesh,data:data430};
+}
+}
+else {
+const err999 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73+"/notValues",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/properties/notValues/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.properties.notValues,data:data431};
 if(vErrors === null){
 vErrors = [err999];
 }
@@ -18142,9 +18164,10 @@ vErrors.push(err999);
 }
 errors++;
 }
-for(const key77 in data430){
-if(!(((key77 === "trustDomain") || (key77 === "namespace")) || (key77 === "mtls"))){
-const err1000 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key77},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh,data:data430};
+}
+}
+else {
+const err1000 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when/" + i73,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.items,data:data427};
 if(vErrors === null){
 vErrors = [err1000];
 }
@@ -18154,20 +18177,9 @@ vErrors.push(err1000);
 errors++;
 }
 }
-if(data430.trustDomain !== undefined){
-let data431 = data430.trustDomain;
-if(typeof data431 !== "string"){
-let dataType308 = typeof data431;
-let coerced308 = undefined;
-if(!(coerced308 !== undefined)){
-if(dataType308 == "number" || dataType308 == "boolean"){
-coerced308 = "" + data431;
-}
-else if(data431 === null){
-coerced308 = "";
 }
 else {
-const err1001 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.trustDomain.type,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data431};
+const err1001 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54+"/when",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items.properties.when,data:data426};
 if(vErrors === null){
 vErrors = [err1001];
 }
@@ -18177,16 +18189,9 @@ vErrors.push(err1001);
 errors++;
 }
 }
-if(coerced308 !== undefined){
-data431 = coerced308;
-if(data430 !== undefined){
-data430["trustDomain"] = coerced308;
 }
-}
-}
-if(typeof data431 === "string"){
-if(func4(data431) > 255){
-const err1002 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",schema:255,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data431};
+else {
+const err1002 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules/" + i54,schemaPath:"#/properties/authorizationPolicies/items/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.properties.rules.items.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules.items,data:data389};
 if(vErrors === null){
 vErrors = [err1002];
 }
@@ -18195,8 +18200,10 @@ vErrors.push(err1002);
 }
 errors++;
 }
-if(func4(data431) < 1){
-const err1003 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data431};
+}
+}
+else {
+const err1003 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/rules",schemaPath:"#/properties/authorizationPolicies/items/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.items.properties.rules.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.rules,data:data388};
 if(vErrors === null){
 vErrors = [err1003];
 }
@@ -18205,8 +18212,20 @@ vErrors.push(err1003);
 }
 errors++;
 }
-if(!pattern91.test(data431)){
-const err1004 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9._-]+$"},message:"must match pattern \""+"^[a-z0-9._-]+$"+"\"",schema:"^[a-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.trustDomain,data:data431};
+}
+if(data384.dryRun !== undefined){
+let data433 = data384.dryRun;
+if(typeof data433 !== "boolean"){
+let coerced309 = undefined;
+if(!(coerced309 !== undefined)){
+if(data433 === "false" || data433 === 0 || data433 === null){
+coerced309 = false;
+}
+else if(data433 === "true" || data433 === 1){
+coerced309 = true;
+}
+else {
+const err1004 = {instancePath:instancePath+"/authorizationPolicies/" + i53+"/dryRun",schemaPath:"#/properties/authorizationPolicies/items/properties/dryRun/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.authorizationPolicies.items.properties.dryRun.type,parentSchema:schema11.properties.authorizationPolicies.items.properties.dryRun,data:data433};
 if(vErrors === null){
 vErrors = [err1004];
 }
@@ -18216,21 +18235,17 @@ vErrors.push(err1004);
 errors++;
 }
 }
+if(coerced309 !== undefined){
+data433 = coerced309;
+if(data384 !== undefined){
+data384["dryRun"] = coerced309;
 }
-if(data430.namespace !== undefined){
-let data432 = data430.namespace;
-if(typeof data432 !== "string"){
-let dataType309 = typeof data432;
-let coerced309 = undefined;
-if(!(coerced309 !== undefined)){
-if(dataType309 == "number" || dataType309 == "boolean"){
-coerced309 = "" + data432;
 }
-else if(data432 === null){
-coerced309 = "";
+}
+}
 }
 else {
-const err1005 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.namespace.type,parentSchema:schema11.properties.mesh.properties.namespace,data:data432};
+const err1005 = {instancePath:instancePath+"/authorizationPolicies/" + i53,schemaPath:"#/properties/authorizationPolicies/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.authorizationPolicies.items.type,parentSchema:schema11.properties.authorizationPolicies.items,data:data384};
 if(vErrors === null){
 vErrors = [err1005];
 }
@@ -18240,16 +18255,9 @@ vErrors.push(err1005);
 errors++;
 }
 }
-if(coerced309 !== undefined){
-data432 = coerced309;
-if(data430 !== undefined){
-data430["namespace"] = coerced309;
 }
-}
-}
-if(typeof data432 === "string"){
-if(func4(data432) < 1){
-const err1006 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.namespace,data:data432};
+else {
+const err1006 = {instancePath:instancePath+"/authorizationPolicies",schemaPath:"#/properties/authorizationPolicies/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.authorizationPolicies.type,parentSchema:schema11.properties.authorizationPolicies,data:data383};
 if(vErrors === null){
 vErrors = [err1006];
 }
@@ -18258,8 +18266,12 @@ vErrors.push(err1006);
 }
 errors++;
 }
-if(!pattern92.test(data432)){
-const err1007 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+$"+"\"",schema:"^[A-Za-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.namespace,data:data432};
+}
+if(data.mesh !== undefined){
+let data434 = data.mesh;
+if(data434 && typeof data434 == "object" && !Array.isArray(data434)){
+if(data434.trustDomain === undefined){
+const err1007 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/required",keyword:"required",params:{missingProperty: "trustDomain"},message:"must have required property '"+"trustDomain"+"'",schema:schema11.properties.mesh.required,parentSchema:schema11.properties.mesh,data:data434};
 if(vErrors === null){
 vErrors = [err1007];
 }
@@ -18268,13 +18280,9 @@ vErrors.push(err1007);
 }
 errors++;
 }
-}
-}
-if(data430.mtls !== undefined){
-let data433 = data430.mtls;
-if(data433 && typeof data433 == "object" && !Array.isArray(data433)){
-if(data433.mode === undefined){
-const err1008 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'",schema:schema11.properties.mesh.properties.mtls.required,parentSchema:schema11.properties.mesh.properties.mtls,data:data433};
+for(const key77 in data434){
+if(!(((key77 === "trustDomain") || (key77 === "namespace")) || (key77 === "mtls"))){
+const err1008 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key77},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh,data:data434};
 if(vErrors === null){
 vErrors = [err1008];
 }
@@ -18283,9 +18291,21 @@ vErrors.push(err1008);
 }
 errors++;
 }
-for(const key78 in data433){
-if(!(key78 === "mode")){
-const err1009 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key78},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh.properties.mtls,data:data433};
+}
+if(data434.trustDomain !== undefined){
+let data435 = data434.trustDomain;
+if(typeof data435 !== "string"){
+let dataType310 = typeof data435;
+let coerced310 = undefined;
+if(!(coerced310 !== undefined)){
+if(dataType310 == "number" || dataType310 == "boolean"){
+coerced310 = "" + data435;
+}
+else if(data435 === null){
+coerced310 = "";
+}
+else {
+const err1009 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.trustDomain.type,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data435};
 if(vErrors === null){
 vErrors = [err1009];
 }
@@ -18295,20 +18315,16 @@ vErrors.push(err1009);
 errors++;
 }
 }
-if(data433.mode !== undefined){
-let data434 = data433.mode;
-if(typeof data434 !== "string"){
-let dataType310 = typeof data434;
-let coerced310 = undefined;
-if(!(coerced310 !== undefined)){
-if(dataType310 == "number" || dataType310 == "boolean"){
-coerced310 = "" + data434;
+if(coerced310 !== undefined){
+data435 = coerced310;
+if(data434 !== undefined){
+data434["trustDomain"] = coerced310;
 }
-else if(data434 === null){
-coerced310 = "";
 }
-else {
-const err1010 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.mtls.properties.mode.type,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data434};
+}
+if(typeof data435 === "string"){
+if(func4(data435) > 255){
+const err1010 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",schema:255,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data435};
 if(vErrors === null){
 vErrors = [err1010];
 }
@@ -18317,16 +18333,8 @@ vErrors.push(err1010);
 }
 errors++;
 }
-}
-if(coerced310 !== undefined){
-data434 = coerced310;
-if(data433 !== undefined){
-data433["mode"] = coerced310;
-}
-}
-}
-if(!(((data434 === "STRICT") || (data434 === "PERMISSIVE")) || (data434 === "DISABLE"))){
-const err1011 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.mesh.properties.mtls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.mesh.properties.mtls.properties.mode.enum,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data434};
+if(func4(data435) < 1){
+const err1011 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.trustDomain,data:data435};
 if(vErrors === null){
 vErrors = [err1011];
 }
@@ -18335,10 +18343,8 @@ vErrors.push(err1011);
 }
 errors++;
 }
-}
-}
-else {
-const err1012 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.properties.mtls.type,parentSchema:schema11.properties.mesh.properties.mtls,data:data433};
+if(!pattern91.test(data435)){
+const err1012 = {instancePath:instancePath+"/mesh/trustDomain",schemaPath:"#/properties/mesh/properties/trustDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9._-]+$"},message:"must match pattern \""+"^[a-z0-9._-]+$"+"\"",schema:"^[a-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.trustDomain,data:data435};
 if(vErrors === null){
 vErrors = [err1012];
 }
@@ -18349,8 +18355,20 @@ errors++;
 }
 }
 }
+if(data434.namespace !== undefined){
+let data436 = data434.namespace;
+if(typeof data436 !== "string"){
+let dataType311 = typeof data436;
+let coerced311 = undefined;
+if(!(coerced311 !== undefined)){
+if(dataType311 == "number" || dataType311 == "boolean"){
+coerced311 = "" + data436;
+}
+else if(data436 === null){
+coerced311 = "";
+}
 else {
-const err1013 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.type,parentSchema:schema11.properties.mesh,data:data430};
+const err1013 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.namespace.type,parentSchema:schema11.properties.mesh.properties.namespace,data:data436};
 if(vErrors === null){
 vErrors = [err1013];
 }
@@ -18360,14 +18378,134 @@ vErrors.push(err1013);
 errors++;
 }
 }
+if(coerced311 !== undefined){
+data436 = coerced311;
+if(data434 !== undefined){
+data434["namespace"] = coerced311;
 }
-else {
-const err1014 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+}
+}
+if(typeof data436 === "string"){
+if(func4(data436) < 1){
+const err1014 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.mesh.properties.namespace,data:data436};
 if(vErrors === null){
 vErrors = [err1014];
 }
 else {
 vErrors.push(err1014);
+}
+errors++;
+}
+if(!pattern92.test(data436)){
+const err1015 = {instancePath:instancePath+"/mesh/namespace",schemaPath:"#/properties/mesh/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+$"+"\"",schema:"^[A-Za-z0-9._-]+$",parentSchema:schema11.properties.mesh.properties.namespace,data:data436};
+if(vErrors === null){
+vErrors = [err1015];
+}
+else {
+vErrors.push(err1015);
+}
+errors++;
+}
+}
+}
+if(data434.mtls !== undefined){
+let data437 = data434.mtls;
+if(data437 && typeof data437 == "object" && !Array.isArray(data437)){
+if(data437.mode === undefined){
+const err1016 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'",schema:schema11.properties.mesh.properties.mtls.required,parentSchema:schema11.properties.mesh.properties.mtls,data:data437};
+if(vErrors === null){
+vErrors = [err1016];
+}
+else {
+vErrors.push(err1016);
+}
+errors++;
+}
+for(const key78 in data437){
+if(!(key78 === "mode")){
+const err1017 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key78},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.mesh.properties.mtls,data:data437};
+if(vErrors === null){
+vErrors = [err1017];
+}
+else {
+vErrors.push(err1017);
+}
+errors++;
+}
+}
+if(data437.mode !== undefined){
+let data438 = data437.mode;
+if(typeof data438 !== "string"){
+let dataType312 = typeof data438;
+let coerced312 = undefined;
+if(!(coerced312 !== undefined)){
+if(dataType312 == "number" || dataType312 == "boolean"){
+coerced312 = "" + data438;
+}
+else if(data438 === null){
+coerced312 = "";
+}
+else {
+const err1018 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.mesh.properties.mtls.properties.mode.type,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data438};
+if(vErrors === null){
+vErrors = [err1018];
+}
+else {
+vErrors.push(err1018);
+}
+errors++;
+}
+}
+if(coerced312 !== undefined){
+data438 = coerced312;
+if(data437 !== undefined){
+data437["mode"] = coerced312;
+}
+}
+}
+if(!(((data438 === "STRICT") || (data438 === "PERMISSIVE")) || (data438 === "DISABLE"))){
+const err1019 = {instancePath:instancePath+"/mesh/mtls/mode",schemaPath:"#/properties/mesh/properties/mtls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.mesh.properties.mtls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.mesh.properties.mtls.properties.mode.enum,parentSchema:schema11.properties.mesh.properties.mtls.properties.mode,data:data438};
+if(vErrors === null){
+vErrors = [err1019];
+}
+else {
+vErrors.push(err1019);
+}
+errors++;
+}
+}
+}
+else {
+const err1020 = {instancePath:instancePath+"/mesh/mtls",schemaPath:"#/properties/mesh/properties/mtls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.properties.mtls.type,parentSchema:schema11.properties.mesh.properties.mtls,data:data437};
+if(vErrors === null){
+vErrors = [err1020];
+}
+else {
+vErrors.push(err1020);
+}
+errors++;
+}
+}
+}
+else {
+const err1021 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.mesh.type,parentSchema:schema11.properties.mesh,data:data434};
+if(vErrors === null){
+vErrors = [err1021];
+}
+else {
+vErrors.push(err1021);
+}
+errors++;
+}
+}
+}
+else {
+const err1022 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err1022];
+}
+else {
+vErrors.push(err1022);
 }
 errors++;
 }

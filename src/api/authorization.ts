@@ -25,6 +25,9 @@ export interface AuthzDecision {
 export const AUTHZ_WHEN_KEYS = [
   'request.headers[<name>]',
   'request.auth.claims[<claim>]',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
   'source.principal',
   'source.namespace',
   'source.service',
@@ -64,6 +67,16 @@ export const AuthzSourceSchema = Type.Object(
     notServices: Type.Optional(Values('Callers whose service name is none of these.')),
     namespaces: Type.Optional(Values('Callers by the `ns` segment of their SPIFFE ID.')),
     notNamespaces: Type.Optional(Values('Callers whose namespace is none of these.')),
+    requestPrincipals: Type.Optional(
+      Values(
+        'Requests by the principal of the token the `jwt` plugin verified on the route: `<iss>/<sub>` (Istio’s ' +
+          'requestPrincipals). `*` matches any request with a verified token that has both claims; a request ' +
+          'without one matches none.',
+      ),
+    ),
+    notRequestPrincipals: Type.Optional(
+      Values('Requests whose token principal is none of these, or that have no verified token.'),
+    ),
   },
   {
     additionalProperties: false,

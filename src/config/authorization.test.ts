@@ -77,7 +77,7 @@ test('unknown service with did-you-mean, bad principals, wildcards, when keys an
     '10:64: authorizationPolicies[0].rules[0].from[0].principals[1]: "http://x/y" is not a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service>) (e.g. spiffe://cluster.local/ns/default/sa/photo-service)',
     '10:78: authorizationPolicies[0].rules[0].from[0].principals[2]: "a*b": `*` may only start or end a value (prefix*, *suffix, or * alone) (e.g. spiffe://cluster.local/ns/default/sa/photo-service)',
     '11:24: authorizationPolicies[0].rules[0].to[0].paths[0]: "photos/*" can never match: request paths start with / (write "/photos/*")',
-    '13:20: authorizationPolicies[0].rules[0].when[0].key: unknown key "request.header[x]" (request.headers[<name>], request.auth.claims[<claim>], source.principal, source.namespace, source.service, source.ip, remote.ip or destination.port)',
+    '13:20: authorizationPolicies[0].rules[0].when[0].key: unknown key "request.header[x]" (request.headers[<name>], request.auth.claims[<claim>], request.auth.principal, request.auth.audiences, request.auth.presenter, source.principal, source.namespace, source.service, source.ip, remote.ip or destination.port)',
     '14:40: authorizationPolicies[0].rules[0].when[1].values[0]: "/33" is not a prefix length for ipv4 (e.g. 10.0.0.0/8 or 2001:db8::/32)',
     '15:13: authorizationPolicies[0].rules[0].when[2]: a condition needs values or notValues (e.g. values: ["admin"])',
     '16:11: authorizationPolicies[1].name: duplicate authorization policy name "p1" (first at authorizationPolicies[0])',

@@ -51,7 +51,14 @@ export function checkAuthorizationPolicies(config: Config, at: Locator): ConfigI
             if (problem !== undefined)
               report([...p, key, k], problem, 'e.g. spiffe://cluster.local/ns/default/sa/photo-service');
           }
-        for (const key of ['services', 'notServices', 'namespaces', 'notNamespaces'])
+        for (const key of [
+          'services',
+          'notServices',
+          'namespaces',
+          'notNamespaces',
+          'requestPrincipals',
+          'notRequestPrincipals',
+        ])
           patterns(source[key], [...p, key]);
       }
       for (const [operation, o] of objects(rule.to)) {

@@ -98,7 +98,10 @@ export type WhenKey =
         | 'source.service'
         | 'source.ip'
         | 'remote.ip'
-        | 'destination.port';
+        | 'destination.port'
+        | 'request.auth.principal'
+        | 'request.auth.audiences'
+        | 'request.auth.presenter';
     };
 
 const SIMPLE_KEYS = new Set([
@@ -108,6 +111,9 @@ const SIMPLE_KEYS = new Set([
   'source.ip',
   'remote.ip',
   'destination.port',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
 ]);
 
 /** Reads a `when` key, or says why it is not one. Claims may be nested: `request.auth.claims[a][b]`. */
@@ -137,7 +143,7 @@ export function parseWhenKey(key: string): WhenKey | { problem: string; hint?: s
   }
   return {
     problem: `unknown key "${key}"`,
-    hint: 'request.headers[<name>], request.auth.claims[<claim>], source.principal, source.namespace, source.service, source.ip, remote.ip or destination.port',
+    hint: 'request.headers[<name>], request.auth.claims[<claim>], request.auth.principal, request.auth.audiences, request.auth.presenter, source.principal, source.namespace, source.service, source.ip, remote.ip or destination.port',
   };
 }
 

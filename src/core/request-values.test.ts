@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cookieValue, queryValue, withoutQueryParam } from './request-values.ts';
+import { cookieValue, queryValue, withoutCookie, withoutQueryParam } from './request-values.ts';
 
 describe('cookieValue', () => {
   it('finds a cookie by exact name', () => {
@@ -37,5 +37,14 @@ describe('withoutQueryParam', () => {
     assert.equal(withoutQueryParam('k%65y=x&a', 'key'), 'a', 'an encoded name is the same name');
     assert.equal(withoutQueryParam('a=1&&b=2', 'key'), 'a=1&b=2');
     assert.equal(withoutQueryParam('keyring=1', 'key'), 'keyring=1');
+  });
+});
+
+describe('withoutCookie', () => {
+  it('drops every cookie of that exact name and keeps the rest as sent', () => {
+    assert.equal(withoutCookie('a=1; tok=x; b="2";tok=y', 'tok'), 'a=1; b="2"');
+    assert.equal(withoutCookie('tokens=1; tok=x', 'tok'), 'tokens=1');
+    assert.equal(withoutCookie('tok=x', 'tok'), '');
+    assert.equal(withoutCookie(undefined, 'tok'), undefined);
   });
 });

@@ -26,6 +26,22 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 /**
+ * A Cookie header without any cookie named `name` (the others as sent, joined by `; `): '' when none
+ * is left, undefined when there was no header.
+ */
+export function withoutCookie(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  const kept: string[] = [];
+  for (const part of header.split(';')) {
+    const pair = part.trim();
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    if ((eq === -1 ? pair : pair.slice(0, eq)) !== name) kept.push(pair);
+  }
+  return kept.join('; ');
+}
+
+/**
  * The first value of query parameter `name` (URL-decoded, `+` as space, as browsers encode forms), or
  * undefined. `query` is the raw query string without `?`.
  */

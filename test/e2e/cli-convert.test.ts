@@ -82,6 +82,66 @@ describe('meshgate convert', { concurrency: true }, () => {
     );
   });
 
+  test('converts RequestAuthentications to the jwt plugin, and refuses rules a workload cannot hold at their place', async () => {
+    const file = join(dir, 'request-auth.yaml');
+    const lines = [
+      'apiVersion: networking.istio.io/v1',
+      'kind: ServiceEntry',
+      'metadata: { name: reviews }',
+      'spec: { hosts: [reviews], ports: [{ number: 80, name: http }], resolution: DNS }',
+      '---',
+      'apiVersion: security.istio.io/v1',
+      'kind: RequestAuthentication',
+      'metadata: { name: mesh, namespace: istio-system }',
+      'spec:',
+      '  jwtRules: [{ issuer: "https://idp.example", jwksUri: "https://idp.example/jwks.json" }]',
+      '---',
+      'apiVersion: security.istio.io/v1beta1',
+      'kind: RequestAuthentication',
+      'metadata: { name: reviews }',
+      'spec:',
+      '  selector: { matchLabels: { app: reviews } }',
+      '  jwtRules:',
+      '  - issuer: partner',
+      '    jwksUri: https://partner.example/jwks.json',
+      '',
+    ];
+    await writeFile(file, lines.join('\n'));
+    const out = join(dir, 'request-auth.meshgate.yaml');
+    const run = await runMeshgate(['convert', file, '--output', out]);
+    assert.equal(run.code, 0, run.stderr);
+    const text = await readFile(out, 'utf8');
+    assert.match(
+      text,
+      /^ {2}# from istio:ServiceEntry\/default\/reviews \+ istio:RequestAuthentication\/default\/reviews /m,
+    );
+    const config = parse(text) as {
+      plugins: { name: string; config: { issuers: { issuer: string }[]; optional: boolean } }[];
+      services: { name: string; plugins: { config: { issuers: { issuer: string }[] } }[] }[];
+    };
+    assert.deepEqual(
+      config.plugins.map((p) => [p.name, p.config.optional, p.config.issuers.map((i) => i.issuer)]),
+      [['jwt', true, ['https://idp.example']]],
+    );
+    assert.deepEqual(
+      config.services[0]!.plugins[0]!.config.issuers.map((i) => i.issuer),
+      ['https://idp.example', 'partner'],
+    );
+    const check = await runMeshgate(['validate', out]);
+    assert.equal(check.code, 0, check.stderr);
+
+    lines.splice(19, 0, '    fromHeaders: [{ name: x-jwt }]');
+    await writeFile(file, lines.join('\n'));
+    const refused = await runMeshgate(['convert', file]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `${file}:20:5: istio:RequestAuthentication/default/reviews spec\\.jwtRules\\[0\\]\\.fromHeaders: tokenFrom: `,
+      ),
+    );
+  });
+
   test('--from istio on a file without Istio resources is an error; bad usage exits 2', async () => {
     const native = join(dir, 'native.yaml');
     await writeFile(native, 'services: []\n');

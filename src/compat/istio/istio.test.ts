@@ -445,3 +445,216 @@ describe('Istio conversion: listeners', () => {
     );
   });
 });
+
+describe('Istio conversion: RequestAuthentication', () => {
+  const entry = doc([
+    'apiVersion: networking.istio.io/v1',
+    'kind: ServiceEntry',
+    'metadata: { name: reviews }',
+    'spec: { hosts: [reviews], ports: [{ number: 80, name: http }], resolution: STATIC, endpoints: [{ address: 127.0.0.1 }] }',
+  ]);
+  const jwks = JSON.stringify({ keys: [] });
+
+  it('maps jwtRules onto the jwt plugin: mesh-wide as a global entry, a selected workload with the mesh-wide rules too', () => {
+    const config = load([
+      { file: 'se.yaml', text: entry },
+      {
+        file: 'ra.yaml',
+        text: doc([
+          'apiVersion: security.istio.io/v1beta1',
+          'kind: RequestAuthentication',
+          'metadata: { name: mesh, namespace: istio-system }',
+          'spec:',
+          '  jwtRules:',
+          '  - issuer: https://idp.example',
+          '    jwksUri: https://idp.example/jwks.json',
+          '---',
+          'apiVersion: security.istio.io/v1',
+          'kind: RequestAuthentication',
+          'metadata: { name: reviews }',
+          'spec:',
+          '  selector: { matchLabels: { app: reviews } }',
+          '  jwtRules:',
+          '  - issuer: partner',
+          `    jwks: '${jwks}'`,
+          '    audiences: [reviews-api]',
+          '    timeout: 5s',
+          '  - issuer: https://idp.example', // the mesh-wide rule again: one issuer
+          '    jwksUri: https://idp.example/jwks.json',
+        ]),
+      },
+    ]);
+    const istioDefaults = {
+      optional: true,
+      requireExpiration: false,
+      clockSkew: '60s',
+      tokenFrom: [{ header: 'authorization' }, { query: 'access_token' }],
+      forwardToken: false,
+    };
+    assert.deepEqual(config.plugins, [
+      {
+        name: 'jwt',
+        config: {
+          ...istioDefaults,
+          issuers: [{ issuer: 'https://idp.example', jwksUrl: 'https://idp.example/jwks.json' }],
+        },
+      },
+    ]);
+    const reviews = config.services!.find((s) => s.name === 'reviews')!;
+    assert.deepEqual(reviews.endpoints, [{ url: 'http://127.0.0.1:80' }], 'joined to the ServiceEntry’s service');
+    assert.deepEqual(reviews.plugins, [
+      {
+        name: 'jwt',
+        config: {
+          ...istioDefaults,
+          issuers: [
+            { issuer: 'https://idp.example', jwksUrl: 'https://idp.example/jwks.json' },
+            { issuer: 'partner', jwks, audiences: ['reviews-api'] },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('maps token places, forwarding and output headers; targetRef of kind Service names the workload', () => {
+    const config = load([
+      { file: 'se.yaml', text: entry },
+      {
+        file: 'ra.yaml',
+        text: doc([
+          'apiVersion: security.istio.io/v1',
+          'kind: RequestAuthentication',
+          'metadata: { name: reviews }',
+          'spec:',
+          '  targetRef: { kind: Service, group: "", name: reviews }',
+          '  jwtRules:',
+          '  - issuer: https://idp.example',
+          '    jwksUri: https://idp.example/jwks.json',
+          '    fromHeaders: [{ name: Authorization, prefix: "Bearer " }, { name: X-Jwt, prefix: "Token " }, { name: x-raw }]',
+          '    fromParams: [token]',
+          '    fromCookies: [session]',
+          '    forwardOriginalToken: true',
+          '    outputPayloadToHeader: X-Jwt-Payload',
+          '    outputClaimToHeaders: [{ header: X-Sub, claim: sub }, { header: x-groups, claim: groups }]',
+        ]),
+      },
+    ]);
+    assert.equal(config.plugins, undefined);
+    assert.deepEqual(config.services!.find((s) => s.name === 'reviews')!.plugins, [
+      {
+        name: 'jwt',
+        config: {
+          optional: true,
+          requireExpiration: false,
+          clockSkew: '60s',
+          tokenFrom: [
+            { header: 'authorization' },
+            { header: 'x-jwt', prefix: 'Token ' },
+            { header: 'x-raw' },
+            { query: 'token' },
+            { cookie: 'session' },
+          ],
+          payloadToHeader: 'x-jwt-payload',
+          claimsToHeaders: { sub: 'x-sub', groups: 'x-groups' },
+          issuers: [{ issuer: 'https://idp.example', jwksUrl: 'https://idp.example/jwks.json' }],
+        },
+      },
+    ]);
+  });
+
+  it('maps requestPrincipals, notRequestPrincipals and token conditions of an AuthorizationPolicy', () => {
+    const config = load([
+      { file: 'se.yaml', text: entry },
+      {
+        file: 'ap.yaml',
+        text: doc([
+          'apiVersion: security.istio.io/v1',
+          'kind: AuthorizationPolicy',
+          'metadata: { name: need-jwt }',
+          'spec:',
+          '  selector: { matchLabels: { app: reviews } }',
+          '  rules:',
+          '  - from: [{ source: { requestPrincipals: ["*"], notRequestPrincipals: ["https://idp.example/banned"] } }]',
+          '    when:',
+          '    - { key: "request.auth.claims[groups]", values: [readers] }',
+          '    - { key: request.auth.principal, values: ["https://idp.example/*"] }',
+          '    - { key: request.auth.audiences, values: [reviews-api] }',
+        ]),
+      },
+    ]);
+    assert.deepEqual(config.authorizationPolicies, [
+      {
+        name: 'need-jwt',
+        service: 'reviews',
+        action: 'ALLOW',
+        rules: [
+          {
+            from: [{ requestPrincipals: ['*'], notRequestPrincipals: ['https://idp.example/banned'] }],
+            when: [
+              { key: 'request.auth.claims[groups]', values: ['readers'] },
+              { key: 'request.auth.principal', values: ['https://idp.example/*'] },
+              { key: 'request.auth.audiences', values: ['reviews-api'] },
+            ],
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('reports what the jwt plugin cannot do at its file, line and column', () => {
+    const file = 'ra-unsupported.yaml';
+    const text = doc([
+      'apiVersion: security.istio.io/v1', // 1
+      'kind: RequestAuthentication', // 2
+      'metadata: { name: gw }', // 3
+      'spec:', // 4
+      '  targetRef: { kind: Gateway, group: gateway.networking.k8s.io, name: ingress }', // 5
+      '  jwtRules: [{ issuer: a, jwksUri: "https://a/jwks" }]', // 6
+      '---', // 7
+      'apiVersion: security.istio.io/v1', // 8
+      'kind: RequestAuthentication', // 9
+      'metadata: { name: reviews }', // 10
+      'spec:', // 11
+      '  selector: { matchLabels: { app: reviews } }', // 12
+      '  jwtRules:', // 13
+      '  - issuer: discovered', // 14
+      '  - issuer: b', // 15
+      '    jwksUri: https://b/jwks', // 16
+      '    timeout: 10s', // 17
+      '    outputClaimToHeaders: [{ header: x-a, claim: a.b }]', // 18
+      '  - issuer: c', // 19
+      '    jwksUri: https://c/jwks', // 20
+      '    forwardOriginalToken: true', // 21
+      '  - issuer: b', // 22
+      '    jwksUri: https://b2/jwks', // 23
+      '---', // 24
+      'apiVersion: security.istio.io/v1', // 25
+      'kind: AuthorizationPolicy', // 26
+      'metadata: { name: ips }', // 27
+      'spec:', // 28
+      '  rules: [{ from: [{ source: { ipBlocks: [10.0.0.0/8] } }] }]', // 29
+    ]);
+    const { checked } = convert([
+      { file: 'se.yaml', text: entry },
+      { file, text },
+    ]);
+    assert.equal(checked.ok, false);
+    const issues = (checked.ok ? [] : checked.issues).filter((i) => i.file === file);
+    assert.ok(
+      issues.every((i) => i.code === 'unsupported'),
+      issues.map(formatIssue).join('\n'),
+    );
+    assert.deepEqual(
+      issues.map((i) => [i.line, i.column, i.path]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+      [
+        [5, 3, 'istio:RequestAuthentication/default/gw spec.targetRef'],
+        [14, 5, 'istio:RequestAuthentication/default/reviews spec.jwtRules[0]'],
+        [17, 5, 'istio:RequestAuthentication/default/reviews spec.jwtRules[1].timeout'],
+        [18, 43, 'istio:RequestAuthentication/default/reviews spec.jwtRules[1].outputClaimToHeaders[0].claim'],
+        [21, 5, 'istio:RequestAuthentication/default/reviews spec.jwtRules[2].forwardOriginalToken'],
+        [22, 5, 'istio:RequestAuthentication/default/reviews spec.jwtRules[3].issuer'],
+        [29, 32, 'istio:AuthorizationPolicy/default/ips spec.rules[0].from[0].source.ipBlocks'],
+      ],
+    );
+  });
+});

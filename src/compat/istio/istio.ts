@@ -9,7 +9,12 @@ import type { IstioResource } from './common.ts';
 import { DEFAULT_ISTIO_LISTENER_ADDRESS, DEFAULT_ISTIO_LISTENER_PORT } from './defaults.ts';
 import { convertDestinationRule } from './destination-rule.ts';
 import { convertGateway } from './gateway.ts';
-import { convertAuthorizationPolicy, convertPeerAuthentication, convertRequestAuthentication } from './security.ts';
+import {
+  convertAuthorizationPolicy,
+  convertPeerAuthentication,
+  convertRequestAuthentication,
+  finishRequestAuthentication,
+} from './security.ts';
 import { convertServiceEntry } from './service-entry.ts';
 import { convertVirtualService } from './virtual-service.ts';
 
@@ -98,4 +103,5 @@ function convertIstioFile(file: ForeignFile, out: Conversion): void {
   // Stable: within a kind, the order of the file.
   resources.sort((a, b) => a.order - b.order);
   for (const { resource, spec, convert } of resources) convert(resource, spec);
+  finishRequestAuthentication(out);
 }

@@ -59,6 +59,44 @@ function parseSet(body: unknown): SetKey[] {
   return keys;
 }
 
+/** The verifier of the keys of a set that match a token's `alg` and `kid`, or undefined. */
+function findVerifier(keys: readonly SetKey[], alg: string, kid: unknown): Verifier | undefined {
+  let found: Verifier | undefined;
+  let more: Verifier[] | undefined;
+  for (const k of keys) {
+    if (kid !== undefined && k.kid !== kid) continue;
+    if (k.alg !== undefined && k.alg !== alg) continue;
+    let v = k.verifiers.get(alg);
+    if (v === undefined && !k.verifiers.has(alg)) {
+      v = verifierFor(alg, k.key);
+      k.verifiers.set(alg, v);
+    }
+    if (v === undefined) continue;
+    if (found === undefined) found = v;
+    else (more ??= [found]).push(v);
+  }
+  // A token without a kid may be signed by any key of its algorithm.
+  if (more !== undefined) {
+    const all = more;
+    return (input, signature) => all.some((v) => v(input, signature));
+  }
+  return found;
+}
+
+/** A key set given inline (a JWKS document): parsed once, never fetched. */
+export class StaticKeySet {
+  readonly #keys: SetKey[];
+
+  /** Throws when the document is not JSON or has no `keys` array. */
+  constructor(document: string) {
+    this.#keys = parseSet(JSON.parse(document));
+  }
+
+  verifier(alg: string, kid: unknown): Verifier | undefined {
+    return findVerifier(this.#keys, alg, kid);
+  }
+}
+
 export class RemoteKeySet {
   readonly url: string;
   readonly #options: Required<RemoteKeySetOptions>;
@@ -127,25 +165,6 @@ export class RemoteKeySet {
   }
 
   #find(alg: string, kid: unknown): Verifier | undefined {
-    let found: Verifier | undefined;
-    let more: Verifier[] | undefined;
-    for (const k of this.#keys) {
-      if (kid !== undefined && k.kid !== kid) continue;
-      if (k.alg !== undefined && k.alg !== alg) continue;
-      let v = k.verifiers.get(alg);
-      if (v === undefined && !k.verifiers.has(alg)) {
-        v = verifierFor(alg, k.key);
-        k.verifiers.set(alg, v);
-      }
-      if (v === undefined) continue;
-      if (found === undefined) found = v;
-      else (more ??= [found]).push(v);
-    }
-    // A token without a kid may be signed by any key of its algorithm.
-    if (more !== undefined) {
-      const all = more;
-      return (input, signature) => all.some((v) => v(input, signature));
-    }
-    return found;
+    return findVerifier(this.#keys, alg, kid);
   }
 }

@@ -7,11 +7,13 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isInlinePem, JWT_ASYMMETRIC_ALGORITHMS, JWT_HMAC_ALGORITHMS, jwtAlgorithmsFor } from '../../core/jwt-keys.ts';
 import type { Consumer, ConsumerDefinition, PluginDeps } from '../../core/plugin.ts';
-import { RemoteKeySet } from './jwks.ts';
+import { RemoteKeySet, StaticKeySet } from './jwks.ts';
+import type { JwtIssuer } from './schema.ts';
 import { type Verifier, verifierFor } from './verify.ts';
 
 export interface IssuerKey {
-  consumer: Consumer;
+  /** Undefined for an issuer of the plugin entry's own `issuers`: its tokens authenticate no consumer. */
+  consumer: Consumer | undefined;
   issuer: string;
   /** What a token of this issuer may name as its `alg`. */
   algorithms: readonly string[];
@@ -85,6 +87,30 @@ export function issuerKeys(
       }
       byIssuer.set(issuer, entry);
     }
+  }
+  return byIssuer;
+}
+
+/** Keys of the issuers an entry trusts by itself (`issuers`): a JWKS URL or an inline JWKS each. */
+export function entryIssuerKeys(issuers: readonly JwtIssuer[], deps: PluginDeps): Map<string, IssuerKey> {
+  const byIssuer = new Map<string, IssuerKey>();
+  for (const { issuer, jwksUrl, jwks, audiences } of issuers) {
+    let set: { verifier(alg: string, kid: unknown): ReturnType<IssuerKey['verifier']> };
+    if (jwks !== undefined) {
+      try {
+        set = new StaticKeySet(jwks);
+      } catch (e) {
+        throw new Error(`the inline JWKS of issuer ${issuer} is not a JWKS document: ${(e as Error).message}`);
+      }
+    } else set = remoteKeys(jwksUrl as string, deps);
+    byIssuer.set(issuer, {
+      consumer: undefined,
+      issuer,
+      audiences,
+      algorithms: [...JWT_ASYMMETRIC_ALGORITHMS],
+      jwks: true,
+      verifier: (alg, kid) => set.verifier(alg, kid),
+    });
   }
   return byIssuer;
 }

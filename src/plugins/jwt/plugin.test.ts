@@ -144,6 +144,31 @@ describe('jwt plugin', () => {
             plugins: [{ name: 'jwt', config: { tokenFrom: [{ header: 'X-Token' }] } }],
           },
           { name: 'open', match: { path: '/open/*' }, service: 'svc' },
+          {
+            // Istio's RequestAuthentication: only these issuers, no token passes, token not forwarded.
+            name: 'own-issuers',
+            match: { path: '/own/*' },
+            service: 'svc',
+            plugins: [
+              {
+                name: 'jwt',
+                config: {
+                  optional: true,
+                  forwardToken: false,
+                  payloadToHeader: 'x-jwt-payload',
+                  claimsToHeaders: { sub: 'x-sub' },
+                  tokenFrom: [{ header: 'x-jwt', prefix: 'Token ' }, { query: 'access_token' }, { cookie: 'tok' }],
+                  issuers: [
+                    { issuer: 'https://auth.example.com/', jwksUrl, audiences: ['property-api'] },
+                    {
+                      issuer: 'inline',
+                      jwks: JSON.stringify({ keys: [{ ...ec.publicKey.export({ format: 'jwk' }), kid: 'e1' }] }),
+                    },
+                  ],
+                },
+              },
+            ],
+          },
         ],
       },
       { now: () => now },
@@ -175,6 +200,67 @@ describe('jwt plugin', () => {
     assert.ok(!r.text.includes(HS_SECRET), 'no secret in the reply');
     return r;
   }
+
+  it('with its own issuers and optional: no token passes, a valid one is taken out, a bad or foreign one is refused', async () => {
+    const open = await call('/own/1');
+    assert.equal(open.status, 200, open.text);
+    assert.equal(open.json.headers['x-consumer-username'], undefined);
+
+    const before = upstream.seen.length;
+    const t = await token();
+    const forged = `${b64url('{}')}.x`;
+    const r = await call('/own/2?a=1&access_token=x', undefined, {
+      'x-jwt': `Token ${t}`,
+      'x-jwt-payload': forged,
+      'x-sub': 'someone-else',
+      cookie: 'a=1; tok=zzz',
+    });
+    assert.equal(r.status, 200, r.text);
+    const seen = upstream.seen[before]!;
+    assert.equal(seen.headers['x-jwt'], undefined, 'the token is not forwarded');
+    assert.equal(seen.headers['x-sub'], 'user-42');
+    assert.equal(seen.headers['x-jwt-payload'], t.split('.')[1], 'the payload as the token carries it');
+    assert.equal(seen.headers['x-consumer-username'], undefined, 'an entry issuer authenticates no consumer');
+    assert.equal(seen.url, '/own/2?a=1&access_token=x', 'only the place the token was found changes');
+
+    const q = await call(`/own/3?a=1&access_token=${t}&b=2`);
+    assert.equal(q.status, 200, q.text);
+    assert.equal(q.json.url, '/own/3?a=1&b=2', 'a token from the query is removed from it');
+    const c = await call('/own/4', undefined, { cookie: `a=1; tok=${t}; b=2` });
+    assert.equal(c.status, 200, c.text);
+    assert.equal(c.json.headers.cookie, 'a=1; b=2', 'a token from a cookie is removed from the Cookie header');
+
+    // The inline key set.
+    const e = await token({ alg: 'ES256', key: ec.privateKey, kid: 'e1', iss: 'inline', aud: 'x' });
+    assert.equal((await call('/own/5', undefined, { 'x-jwt': `Token ${e}` })).status, 200);
+
+    // A consumer's issuer (partner-mls) is not trusted by this entry; a wrong prefix is no token at all.
+    const hs = await token({ alg: 'HS256', key: new TextEncoder().encode(HS_SECRET), iss: 'partner-mls', aud: 'x' });
+    for (const [headers, why] of [
+      [{ 'x-jwt': `Token ${hs}` }, /issuer is not known/],
+      [{ 'x-jwt': `Token ${await token({ aud: 'other' })}` }, /aud/],
+      [{ 'x-jwt': `Token ${await token({ exp: Math.floor(now / 1000) - 3600 })}` }, /expired/],
+      [{ 'x-jwt': `Token ${t.slice(0, -4)}AAAA` }, /signature/],
+    ] as const) {
+      const n = upstream.seen.length;
+      const bad = await call('/own/6', undefined, headers);
+      assert.equal(bad.status, 401, bad.text);
+      assert.match(bad.json.detail, why);
+      assert.equal(bad.headers['content-type'], 'application/problem+json');
+      assert.equal(upstream.seen.length, n);
+    }
+    const wrongPrefix = await call('/own/7', undefined, { 'x-jwt': `Bearer ${t}` });
+    assert.equal(wrongPrefix.status, 200, 'a value without the prefix holds no token: optional lets it pass');
+    assert.equal(wrongPrefix.json.headers['x-sub'], undefined);
+  });
+
+  it('an entry with its own issuers never admits a token another entry verified on the consumers’ trust', async () => {
+    const hs = await token({ alg: 'HS384', key: new TextEncoder().encode(HS_SECRET), iss: 'partner-mls', aud: 'y' });
+    assert.equal((await call('/props/1', hs)).status, 200, 'verified and remembered on the consumers’ trust');
+    const r = await call('/own/1', undefined, { 'x-jwt': `Token ${hs}` });
+    assert.equal(r.status, 401, r.text);
+    assert.match(r.json.detail, /issuer is not known/);
+  });
 
   it('accepts RS256 via JWKS, identifies the consumer and forwards the identity', async () => {
     const r = await call('/props/1', await token());

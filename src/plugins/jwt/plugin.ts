@@ -9,9 +9,9 @@
  */
 import { parseDuration } from '../../core/duration.ts';
 import { definePlugin, type Filter, type LocalReply, type RequestContext } from '../../core/plugin.ts';
-import { cookieValue, queryValue } from '../../core/request-values.ts';
+import { cookieValue, queryValue, withoutCookie, withoutQueryParam } from '../../core/request-values.ts';
 import { authenticate } from '../shared/identity.ts';
-import { type IssuerKey, issuerKeys } from './keys.ts';
+import { entryIssuerKeys, type IssuerKey, issuerKeys } from './keys.ts';
 import { type JwtConfig, jwtSchema, type TokenSource } from './schema.ts';
 import { type DecodedToken, decodeToken, type Verifier } from './verify.ts';
 
@@ -25,6 +25,8 @@ interface Verified {
   payload: Record<string, unknown>;
   /** Its scopes, read once when it is verified (a remembered token is admitted on every request). */
   scopes: ReadonlySet<string>;
+  /** The token's payload part as sent (base64url JSON), for `payloadToHeader`. */
+  payloadPart: string;
 }
 
 function bearer(description?: string, scope?: string): [string, string] {
@@ -38,22 +40,29 @@ function invalid(description: string): LocalReply {
   return { status: 401, code: 'MG_UNAUTHORIZED', detail: description, headers: [bearer(description)] };
 }
 
-function tokenOf(ctx: RequestContext, sources: readonly TokenSource[]): string | undefined {
-  for (const source of sources) {
-    if ('header' in source) {
-      const value = ctx.header(source.header);
-      if (value === undefined) continue;
-      if (source.header !== 'authorization') return value;
-      if (value.length > 7 && value.slice(0, 7).toLowerCase() === 'bearer ') return value.slice(7).trim();
-    } else if ('cookie' in source) {
-      const value = cookieValue(ctx.header('cookie'), source.cookie);
-      if (value !== undefined) return value;
-    } else {
-      const value = queryValue(ctx.query, source.query);
-      if (value !== undefined) return value;
-    }
+/** The token at one place, or undefined. */
+function tokenAt(ctx: RequestContext, source: TokenSource): string | undefined {
+  if ('header' in source) {
+    const value = ctx.header(source.header);
+    if (value === undefined) return undefined;
+    if (source.prefix !== undefined)
+      return value.startsWith(source.prefix) ? value.slice(source.prefix.length) : undefined;
+    if (source.header !== 'authorization') return value;
+    if (value.length > 7 && value.slice(0, 7).toLowerCase() === 'bearer ') return value.slice(7).trim();
+    return undefined;
   }
-  return undefined;
+  if ('cookie' in source) return cookieValue(ctx.header('cookie'), source.cookie);
+  return queryValue(ctx.query, source.query);
+}
+
+/** Takes the token out of the request where it was found (`forwardToken: false`). */
+function removeToken(ctx: RequestContext, source: TokenSource): void {
+  if ('header' in source) ctx.removeHeader(source.header);
+  else if ('cookie' in source) {
+    const rest = withoutCookie(ctx.header('cookie'), source.cookie);
+    if (rest === '') ctx.removeHeader('cookie');
+    else if (rest !== undefined) ctx.setHeader('cookie', rest);
+  } else ctx.query = withoutQueryParam(ctx.query, source.query);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -87,11 +96,19 @@ export default definePlugin<JwtConfig>({
     'Authenticate consumers by JWT (HS*, RS*, PS*, ES*, EdDSA; keys inline, from files or JWKS) and require scopes.',
   configSchema: jwtSchema,
   compile(config, deps) {
-    const keys = deps.perSnapshot('jwt:issuers', () => issuerKeys(deps.consumers, deps));
-    const verified = deps.perSnapshot('jwt:verified', () => new Map<string, Verified>());
+    // An entry with its own issuers trusts only them, so it neither shares the consumers' keys nor
+    // admits a token another entry verified against keys this one does not trust.
+    const own = config.issuers === undefined ? '' : `:${JSON.stringify(config.issuers)}`;
+    const keys = deps.perSnapshot(`jwt:issuers${own}`, () =>
+      config.issuers === undefined ? issuerKeys(deps.consumers, deps) : entryIssuerKeys(config.issuers, deps),
+    );
+    const verified = deps.perSnapshot(`jwt:verified${own}`, () => new Map<string, Verified>());
+    const optional = config.optional === true;
+    const forward = config.forwardToken !== false;
+    const payloadHeader = config.payloadToHeader?.toLowerCase();
     // Request header names are held lower-case (RequestContext.header).
-    const sources = (config.tokenFrom ?? [{ header: 'authorization' }]).map((source) =>
-      'header' in source ? { header: source.header.toLowerCase() } : source,
+    const sources: TokenSource[] = (config.tokenFrom ?? [{ header: 'authorization' }]).map((source) =>
+      'header' in source ? { ...source, header: source.header.toLowerCase() } : source,
     );
     const skewMs = parseDuration(config.clockSkew ?? '') ?? DEFAULT_CLOCK_SKEW_MS;
     const requireExp = config.requireExpiration !== false;
@@ -118,7 +135,7 @@ export default definePlugin<JwtConfig>({
     };
 
     /** The outcome for a verified token, checked again on every use (time passes). */
-    const admit = (ctx: RequestContext, v: Verified): LocalReply | undefined => {
+    const admit = (ctx: RequestContext, v: Verified, at: TokenSource): LocalReply | undefined => {
       const now = deps.now();
       const { exp, nbf } = v.payload;
       // The verified-token cache is shared by every jwt entry of the snapshot: a token verified for a
@@ -131,13 +148,15 @@ export default definePlugin<JwtConfig>({
         const ok = any ? required.some((s) => held.has(s)) : required.every((s) => held.has(s));
         if (!ok) return insufficient;
       }
-      authenticate(ctx, v.key.consumer, { type: 'jwt', id: v.key.issuer });
+      if (v.key.consumer !== undefined) authenticate(ctx, v.key.consumer, { type: 'jwt', id: v.key.issuer });
       // Read-only for later filters (authorization policies' request.auth.claims[…]).
       ctx.claims = v.payload;
       for (const [claim, header] of claimHeaders) {
         const value = v.payload[claim!];
         if (value !== undefined) ctx.setHeader(header!, typeof value === 'string' ? value : JSON.stringify(value));
       }
+      if (payloadHeader !== undefined) ctx.setHeader(payloadHeader, v.payloadPart);
+      if (!forward) removeToken(ctx, at);
       return undefined;
     };
 
@@ -148,6 +167,7 @@ export default definePlugin<JwtConfig>({
       decoded: DecodedToken,
       key: IssuerKey,
       verifier: Verifier | undefined,
+      at: TokenSource,
     ): LocalReply | undefined => {
       if (verifier === undefined)
         return invalid(
@@ -169,10 +189,16 @@ export default definePlugin<JwtConfig>({
       if (key.audiences !== undefined && key.audiences.length > 0 && !audienceMatches(payload.aud, key.audiences))
         return invalid('the token is not meant for this API (aud)');
       // Frozen: the same payload is handed to every request that presents this token (ctx.claims).
-      const v = { key, payload: deepFreeze(payload), scopes: new Set(scopesOf(payload)) };
+      const first = token.indexOf('.');
+      const v = {
+        key,
+        payload: deepFreeze(payload),
+        scopes: new Set(scopesOf(payload)),
+        payloadPart: token.slice(first + 1, token.indexOf('.', first + 1)),
+      };
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
       verified.set(token, v);
-      return admit(ctx, v);
+      return admit(ctx, v, at);
     };
 
     const explained = Object.freeze({ requiredScopes: required, scopesMatch: any ? 'any' : 'all' });
@@ -180,11 +206,20 @@ export default definePlugin<JwtConfig>({
       explain: () => explained,
       onRequestHeaders(ctx) {
         for (const [, header] of claimHeaders) ctx.removeHeader(header!);
-        const token = tokenOf(ctx, sources);
-        if (token === undefined || token === '') return missing;
+        if (payloadHeader !== undefined) ctx.removeHeader(payloadHeader);
+        let token: string | undefined;
+        let at = sources[0]!;
+        for (const source of sources) {
+          token = tokenAt(ctx, source);
+          if (token !== undefined) {
+            at = source;
+            break;
+          }
+        }
+        if (token === undefined || token === '') return optional ? undefined : missing;
         if (token.length > maxBytes) return invalid(`the token is longer than ${maxBytes} bytes`);
         const known = verified.get(token);
-        if (known !== undefined) return admit(ctx, known);
+        if (known !== undefined) return admit(ctx, known, at);
         const decoded = decodeToken(token);
         if (decoded === undefined) return invalid('the token is malformed');
         const { alg, crit, kid } = decoded.header;
@@ -201,9 +236,10 @@ export default definePlugin<JwtConfig>({
         } catch {
           return invalid('the token cannot be verified');
         }
-        if (!(verifier instanceof Promise)) return verify(ctx, token, decoded, key, verifier);
+        if (!(verifier instanceof Promise)) return verify(ctx, token, decoded, key, verifier, at);
+        const found = token;
         return verifier.then(
-          (v) => verify(ctx, token, decoded, key, v),
+          (v) => verify(ctx, found, decoded, key, v, at),
           () => invalid('the token cannot be verified (the issuer keys are unavailable)'),
         );
       },

@@ -1,7 +1,18 @@
 import { DURATION_PATTERN } from '../../core/duration.ts';
 
-/** Settings of the jwt plugin (per route, service or global). Keys and issuers live on consumers. */
-export type TokenSource = { header: string } | { cookie: string } | { query: string };
+/**
+ * Settings of the jwt plugin (per route, service or global). Keys and issuers live on consumers, or,
+ * with `issuers`, on the plugin entry itself.
+ */
+export type TokenSource = { header: string; prefix?: string } | { cookie: string } | { query: string };
+
+/** An issuer the entry trusts by itself (no consumer): its keys from a JWKS URL or an inline JWKS. */
+export interface JwtIssuer {
+  issuer: string;
+  jwksUrl?: string;
+  jwks?: string;
+  audiences?: string[];
+}
 
 export interface JwtConfig {
   scopes?: string[];
@@ -11,7 +22,13 @@ export interface JwtConfig {
   requireExpiration?: boolean;
   maxTokenBytes?: number;
   claimsToHeaders?: Record<string, string>;
+  optional?: boolean;
+  issuers?: JwtIssuer[];
+  forwardToken?: boolean;
+  payloadToHeader?: string;
 }
+
+const HEADER_NAME = '^[A-Za-z0-9-]+$';
 
 export const jwtSchema = {
   type: 'object',
@@ -31,17 +48,37 @@ export const jwtSchema = {
       type: 'array',
       minItems: 1,
       items: {
-        type: 'object',
-        additionalProperties: false,
-        minProperties: 1,
-        maxProperties: 1,
-        properties: {
-          header: { type: 'string', minLength: 1 },
-          cookie: { type: 'string', minLength: 1 },
-          query: { type: 'string', minLength: 1 },
-        },
+        oneOf: [
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['header'],
+            properties: {
+              header: { type: 'string', minLength: 1 },
+              prefix: {
+                type: 'string',
+                minLength: 1,
+                description:
+                  'The header value must start with this (compared exactly), and the token is what follows, e.g. `"Bearer "`. Default: none (the whole value; for `authorization`, the `Bearer` scheme in any case).',
+              },
+            },
+          },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cookie'],
+            properties: { cookie: { type: 'string', minLength: 1 } },
+          },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['query'],
+            properties: { query: { type: 'string', minLength: 1 } },
+          },
+        ],
       },
-      description: 'Where the token is, tried in order. Default `[{ header: authorization }]` (the `Bearer` scheme).',
+      description:
+        'Where the token is, tried in order: `{ header, prefix? }`, `{ cookie }` or `{ query }`. Default `[{ header: authorization }]` (the `Bearer` scheme).',
     },
     clockSkew: {
       type: 'string',
@@ -60,8 +97,47 @@ export const jwtSchema = {
     },
     claimsToHeaders: {
       type: 'object',
-      additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9-]+$' },
+      additionalProperties: { type: 'string', pattern: HEADER_NAME },
       description: 'Claims sent upstream as headers, e.g. `{ sub: x-user-id }`; client copies are removed.',
+    },
+    optional: {
+      type: 'boolean',
+      description:
+        'A request without a token passes, unauthenticated (no consumer, no claims); a token that is present must still be valid (else 401). Default false (a token is required). Istio’s RequestAuthentication.',
+    },
+    issuers: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['issuer'],
+        properties: {
+          issuer: { type: 'string', minLength: 1, description: 'The `iss` claim of its tokens.' },
+          jwksUrl: { type: 'string', pattern: '^https?://', description: 'Its JWKS endpoint (fetched and refreshed).' },
+          jwks: { type: 'string', minLength: 1, description: 'Its key set inline: a JWKS JSON document.' },
+          audiences: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string', minLength: 1 },
+            description: 'The token’s `aud` must name one of these. Default: any (or none).',
+          },
+        },
+        oneOf: [{ required: ['jwksUrl'] }, { required: ['jwks'] }],
+      },
+      description:
+        'The only issuers this entry trusts, each with its keys: consumers’ jwt credentials are not consulted, and a verified token authenticates no consumer (its claims still go to authorization policies). Default: the consumers’ credentials.',
+    },
+    forwardToken: {
+      type: 'boolean',
+      description:
+        'false: the verified token is removed from where it was found (the header, the query parameter or the cookie) before the request goes upstream. Default true.',
+    },
+    payloadToHeader: {
+      type: 'string',
+      pattern: HEADER_NAME,
+      description:
+        'A header that carries the verified token’s payload upstream, base64url-encoded JSON as in the token; a client copy is removed. Default: none.',
     },
   },
 } as const;

@@ -9,14 +9,16 @@ import type { AuthorizationPolicyConfig } from '../../api/authorization.ts';
 import type { StreamContext } from '../context.ts';
 import { compilePolicy, evaluate, routeAuthz } from './engine.ts';
 
-function request(o: { principal?: string; method?: string; path?: string } = {}): StreamContext {
+function request(
+  o: { principal?: string; method?: string; path?: string; claims?: Record<string, unknown> } = {},
+): StreamContext {
   return {
     peerPrincipal: o.principal,
     method: o.method ?? 'GET',
     path: o.path ?? '/',
     host: 'svc',
     clientAddress: '127.0.0.1',
-    claims: null,
+    claims: o.claims ?? null,
     req: { socket: { localPort: 8080, remoteAddress: '127.0.0.1' } },
     header: () => undefined,
   } as unknown as StreamContext;
@@ -115,4 +117,50 @@ test('dry run: never enforced; would-be denials and allows recorded; AUDIT only 
     filter: true,
   });
   assert.deepEqual(decide(both, ['a'], request()).decisions, ['jobs:deny', 'web-soon:dry-run-deny']);
+});
+
+test('requestPrincipals match iss/sub of the verified token; * needs a token; notRequestPrincipals hold without one', () => {
+  const token = { claims: { iss: 'https://idp.example', sub: 'alice' } };
+  const anyToken: AuthorizationPolicyConfig[] = [{ name: 'jwt', rules: [{ from: [{ requestPrincipals: ['*'] }] }] }];
+  assert.equal(decide(anyToken, ['a'], request()).denied, true, 'no token: no request principal');
+  assert.equal(decide(anyToken, ['a'], request(token)).denied, false);
+  assert.equal(
+    decide(anyToken, ['a'], request({ claims: { iss: 'https://idp.example' } })).denied,
+    true,
+    'a token without sub has no principal',
+  );
+  const alice: AuthorizationPolicyConfig[] = [
+    { name: 'alice', rules: [{ from: [{ requestPrincipals: ['https://idp.example/alice'] }] }] },
+  ];
+  assert.equal(decide(alice, ['a'], request(token)).denied, false);
+  assert.equal(decide(alice, ['a'], request({ claims: { iss: 'https://idp.example', sub: 'bob' } })).denied, true);
+  const issuer: AuthorizationPolicyConfig[] = [
+    { name: 'idp', rules: [{ from: [{ requestPrincipals: ['https://idp.example/*'] }] }] },
+  ];
+  assert.equal(decide(issuer, ['a'], request(token)).denied, false);
+  // Istio's "require a token": DENY notRequestPrincipals ["*"].
+  const requireToken: AuthorizationPolicyConfig[] = [
+    { name: 'need-jwt', action: 'DENY', rules: [{ from: [{ notRequestPrincipals: ['*'] }] }] },
+  ];
+  assert.equal(decide(requireToken, ['a'], request()).denied, true);
+  assert.equal(decide(requireToken, ['a'], request(token)).denied, false);
+  // The same through when keys.
+  const when: AuthorizationPolicyConfig[] = [
+    {
+      name: 'when',
+      rules: [
+        {
+          when: [
+            { key: 'request.auth.principal', values: ['https://idp.example/alice'] },
+            { key: 'request.auth.audiences', values: ['api'] },
+            { key: 'request.auth.presenter', values: ['web'] },
+          ],
+        },
+      ],
+    },
+  ];
+  const full = { claims: { ...token.claims, aud: ['other', 'api'], azp: 'web' } };
+  assert.equal(decide(when, ['a'], request(full)).denied, false);
+  assert.equal(decide(when, ['a'], request({ claims: { ...full.claims, azp: 'cli' } })).denied, true);
+  assert.equal(decide(when, ['a'], request()).denied, true);
 });

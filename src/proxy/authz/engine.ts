@@ -45,6 +45,8 @@ interface CompiledSource {
   readonly notServices: StringMatch | null;
   readonly namespaces: StringMatch | null;
   readonly notNamespaces: StringMatch | null;
+  readonly requestPrincipals: StringMatch | null;
+  readonly notRequestPrincipals: StringMatch | null;
 }
 
 interface CompiledOperation {
@@ -106,6 +108,8 @@ function compileSource(s: AuthzSourceConfig): CompiledSource {
     notServices: optional(s.notServices),
     namespaces: optional(s.namespaces),
     notNamespaces: optional(s.notNamespaces),
+    requestPrincipals: optional(s.requestPrincipals),
+    notRequestPrincipals: optional(s.notRequestPrincipals),
   });
 }
 
@@ -220,6 +224,14 @@ class Attributes {
     return this.workloadValue;
   }
 
+  /** `iss/sub` of the verified token (Istio's request principal); undefined without both claims. */
+  get requestPrincipal(): string | undefined {
+    const claims = this.ctx.claims;
+    if (claims == null) return undefined;
+    const { iss, sub } = claims;
+    return typeof iss === 'string' && typeof sub === 'string' ? `${iss}/${sub}` : undefined;
+  }
+
   get port(): string | undefined {
     const port = this.ctx.req.socket?.localPort;
     return port === undefined ? undefined : String(port);
@@ -244,6 +256,12 @@ class Attributes {
         return this.ctx.clientAddress;
       case 'destination.port':
         return this.port;
+      case 'request.auth.principal':
+        return this.requestPrincipal;
+      case 'request.auth.audiences':
+        return claimValues(this.ctx.claims ?? null, ['aud']);
+      case 'request.auth.presenter':
+        return claimValues(this.ctx.claims ?? null, ['azp']);
     }
   }
 }
@@ -285,6 +303,10 @@ function sourceMatches(s: CompiledSource, a: Attributes): boolean {
   if (s.namespaces !== null || s.notNamespaces !== null) {
     const w = a.workload;
     if (!field(s.namespaces, w?.namespace) || !notField(s.notNamespaces, w?.namespace)) return false;
+  }
+  if (s.requestPrincipals !== null || s.notRequestPrincipals !== null) {
+    const p = a.requestPrincipal;
+    if (!field(s.requestPrincipals, p) || !notField(s.notRequestPrincipals, p)) return false;
   }
   return true;
 }
