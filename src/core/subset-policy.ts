@@ -19,7 +19,8 @@ export function hasSubsetPolicies(service: ServiceConfig): boolean {
  */
 export function mergeSubsetPolicy(service: ServiceConfig, policy: SubsetPolicyConfig): ServiceConfig {
   const merged: ServiceConfig = { ...service };
-  if (policy.loadBalancer !== undefined) merged.loadBalancer = mergeLoadBalancer(service.loadBalancer, policy.loadBalancer);
+  if (policy.loadBalancer !== undefined)
+    merged.loadBalancer = mergeLoadBalancer(service.loadBalancer, policy.loadBalancer);
   if (policy.circuitBreaker !== undefined)
     merged.circuitBreaker = { ...service.circuitBreaker, ...policy.circuitBreaker };
   if (policy.outlierDetection !== undefined)
