@@ -79,10 +79,11 @@ export function describeService(service: UpstreamService) {
   const units = service.subsetUnits();
   if (units.size === 0) return view;
   // A subset with policies of its own has its own balancer, breaker, detector and endpoints, shown
-  // as `service/subset`; its counters are the service's (in the service's `stats`).
+  // as `service/subset`; its counters (overflows, `stats`) are counted in the service's.
   const subsetUnits = [...units.values()].map((unit) => {
-    const { stats: _shared, subsets: _none, ...own } = describeUnit(unit);
-    return own;
+    const { stats: _shared, subsets: _none, circuitBreaker, ...own } = describeUnit(unit);
+    const { overflows: _counted, ...breaker } = circuitBreaker;
+    return { ...own, circuitBreaker: breaker };
   });
   return { ...view, subsetUnits };
 }
