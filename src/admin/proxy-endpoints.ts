@@ -23,9 +23,16 @@ interface EndpointView {
 
 interface ServiceView {
   name: string;
-  circuitBreaker: { current: Record<string, number>; open: Record<string, boolean>; overflows: Record<string, number> };
+  circuitBreaker: {
+    current: Record<string, number>;
+    open: Record<string, boolean>;
+    /** Absent from a subset's unit: its overflows count in its service's. */
+    overflows?: Record<string, number>;
+  };
   adaptiveConcurrency: { limit: number; inFlight: number; shed: number; measuringMinRtt: boolean } | null;
   endpoints: EndpointView[];
+  /** The units of subsets with policies of their own (`service/subset`): the same kind of view. */
+  subsetUnits?: ServiceView[];
 }
 
 const HEALTH_RANK: Record<string, number> = { healthy: 0, unchecked: 1, unhealthy: 2 };
@@ -48,33 +55,42 @@ function mergeServices(views: Json[]): Json {
     for (const service of other.services) {
       const target = merged.services.find((s) => s.name === service.name);
       if (!target) continue;
-      sumInto(target.circuitBreaker.current, service.circuitBreaker.current);
-      sumInto(target.circuitBreaker.overflows, service.circuitBreaker.overflows);
-      for (const key in service.circuitBreaker.open)
-        target.circuitBreaker.open[key] = target.circuitBreaker.open[key]! || service.circuitBreaker.open[key]!;
-      // Each worker has its own limit: the gateway's is their sum; latencies stay the first worker's.
-      const ac = target.adaptiveConcurrency;
-      if (ac !== null && service.adaptiveConcurrency !== null) {
-        ac.limit += service.adaptiveConcurrency.limit;
-        ac.inFlight += service.adaptiveConcurrency.inFlight;
-        ac.shed += service.adaptiveConcurrency.shed;
-        ac.measuringMinRtt ||= service.adaptiveConcurrency.measuringMinRtt;
-      }
-      for (const endpoint of service.endpoints) {
-        const e = target.endpoints.find((x) => x.url === endpoint.url);
-        if (!e) continue;
-        e.activeRequests += endpoint.activeRequests;
-        e.connections.open += endpoint.connections.open;
-        e.connections.busy += endpoint.connections.busy;
-        e.connections.queuedRequests += endpoint.connections.queuedRequests;
-        e.available &&= endpoint.available;
-        if ((HEALTH_RANK[endpoint.health.status] ?? 0) > (HEALTH_RANK[e.health.status] ?? 0))
-          e.health = endpoint.health;
-        if (endpoint.outlier.ejected && !e.outlier.ejected) e.outlier = endpoint.outlier;
-      }
+      mergeUnit(target, service);
     }
   }
   return merged;
+}
+
+/** Adds one worker's view of a service (or of a subset's unit) to the merged one. */
+function mergeUnit(target: ServiceView, service: ServiceView): void {
+  sumInto(target.circuitBreaker.current, service.circuitBreaker.current);
+  if (target.circuitBreaker.overflows !== undefined && service.circuitBreaker.overflows !== undefined)
+    sumInto(target.circuitBreaker.overflows, service.circuitBreaker.overflows);
+  for (const key in service.circuitBreaker.open)
+    target.circuitBreaker.open[key] = target.circuitBreaker.open[key]! || service.circuitBreaker.open[key]!;
+  // Each worker has its own limit: the gateway's is their sum; latencies stay the first worker's.
+  const ac = target.adaptiveConcurrency;
+  if (ac !== null && service.adaptiveConcurrency !== null) {
+    ac.limit += service.adaptiveConcurrency.limit;
+    ac.inFlight += service.adaptiveConcurrency.inFlight;
+    ac.shed += service.adaptiveConcurrency.shed;
+    ac.measuringMinRtt ||= service.adaptiveConcurrency.measuringMinRtt;
+  }
+  for (const endpoint of service.endpoints) {
+    const e = target.endpoints.find((x) => x.url === endpoint.url);
+    if (!e) continue;
+    e.activeRequests += endpoint.activeRequests;
+    e.connections.open += endpoint.connections.open;
+    e.connections.busy += endpoint.connections.busy;
+    e.connections.queuedRequests += endpoint.connections.queuedRequests;
+    e.available &&= endpoint.available;
+    if ((HEALTH_RANK[endpoint.health.status] ?? 0) > (HEALTH_RANK[e.health.status] ?? 0)) e.health = endpoint.health;
+    if (endpoint.outlier.ejected && !e.outlier.ejected) e.outlier = endpoint.outlier;
+  }
+  for (const unit of service.subsetUnits ?? []) {
+    const into = target.subsetUnits?.find((u) => u.name === unit.name);
+    if (into !== undefined) mergeUnit(into, unit);
+  }
 }
 
 const NO_CONFIG = { status: 503, body: { status: 'waiting for config' } };

@@ -871,6 +871,23 @@ export const RouteRetriesSchema = Type.Object(retryFields, {
   description: 'Overrides the service’s `retries` field by field for this route (the budget stays the service’s).',
 });
 
+export const SubsetPolicySchema = Type.Object(
+  {
+    loadBalancer: Type.Optional(LoadBalancerSchema),
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    outlierDetection: Type.Optional(OutlierDetectionSchema),
+    timeouts: Type.Optional(ServiceTimeoutsSchema),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Policies for the traffic to one subset, each merged field by field over the service’s (a field set here ' +
+      'replaces the service’s, the rest stay the service’s). A route or mirror naming this subset gets its own ' +
+      'balancer, circuit breaker, outlier detection and health checks over exactly the subset’s endpoints; ' +
+      'traffic to the service without a subset, or to another subset, keeps the service’s.',
+  },
+);
+
 export const ServiceSchema = Type.Object(
   {
     name: Name('Unique name of the service; routes refer to it.'),
@@ -884,6 +901,13 @@ export const ServiceSchema = Type.Object(
     subsets: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Labels, {
         description: 'Named groups of endpoints selected by labels, e.g. `v2: { version: v2 }`.',
+      }),
+    ),
+    subsetPolicies: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), SubsetPolicySchema, {
+        description:
+          'Per subset (a name declared under `subsets`), policies that override the service’s for traffic to ' +
+          'that subset, e.g. `v2: { circuitBreaker: { maxRequests: 10 } }`.',
       }),
     ),
     timeouts: Type.Optional(ServiceTimeoutsSchema),
@@ -1716,6 +1740,7 @@ export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>;
 export type ListenerLimitsConfig = Static<typeof ListenerLimitsSchema>;
 export type AdminConfig = Static<typeof AdminSchema>;
 export type ServiceConfig = Static<typeof ServiceSchema>;
+export type SubsetPolicyConfig = Static<typeof SubsetPolicySchema>;
 export type EndpointConfig = Static<typeof EndpointSchema>;
 export type RouteConfig = Static<typeof RouteSchema>;
 export type RouteVersionConfig = Static<typeof RouteVersionSchema>;

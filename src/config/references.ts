@@ -13,6 +13,7 @@ import type {
 import { LB_POLICIES } from '../api/values.ts';
 import { parseDuration } from '../core/duration.ts';
 import { spiffeIdProblem } from '../core/spiffe.ts';
+import { mergeSubsetPolicy } from '../core/subset-policy.ts';
 import { checkAggregate } from './aggregate.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
@@ -74,6 +75,7 @@ export function checkReferences(config: Config, at: Locator): ConfigIssue[] {
           'remove engine (undici speaks TLS), or use http:// endpoints',
         );
     }
+    checkSubsetPolicies(service, ['services', i], report);
     if (Array.isArray(service.dependsOn))
       service.dependsOn.forEach((name, j) => {
         if (typeof name === 'string' && !services.has(name))
@@ -281,6 +283,34 @@ function checkMatch(route: RouteConfig, here: Path, report: Report) {
 }
 
 /** Service settings whose parts must agree with each other. */
+/**
+ * Each key of `subsetPolicies` names a declared subset, and each subset's effective policies (its fields
+ * over the service's) pass the same checks as a service's, reported at the subset's field.
+ */
+function checkSubsetPolicies(service: ServiceConfig, here: Path, report: Report) {
+  if (!isObject(service.subsetPolicies)) return;
+  const names = Object.keys(isObject(service.subsets) ? service.subsets : {});
+  for (const [subset, policy] of Object.entries(service.subsetPolicies)) {
+    const at: Path = [...here, 'subsetPolicies', subset];
+    if (!names.includes(subset)) {
+      report(
+        at,
+        `service "${service.name}" has no subset "${subset}"`,
+        didYouMean(subset, names) ?? (names.length ? `its subsets: ${names.join(', ')}` : 'define it under subsets'),
+        'unknown-subset',
+      );
+      continue;
+    }
+    if (!isObject(policy)) continue;
+    // Only the fields the subset sets: the service's own are reported at the service.
+    const merged = mergeSubsetPolicy(service, policy);
+    const own: ServiceConfig = { name: service.name };
+    if (isObject(policy.loadBalancer)) own.loadBalancer = merged.loadBalancer;
+    if (isObject(policy.outlierDetection)) own.outlierDetection = merged.outlierDetection;
+    checkResilience(own, at, report);
+  }
+}
+
 function checkResilience(service: ServiceConfig, here: Path, report: Report) {
   const lb = isObject(service.loadBalancer) ? service.loadBalancer : undefined;
   // A policy the schema rejected would only add misleading follow-up errors.

@@ -169,6 +169,37 @@ describe('traffic management config', () => {
       ],
     );
   });
+  test('subset policies: each names a declared subset, and its merged policies are checked at the subset', async () => {
+    assert.deepEqual(
+      await problems([
+        'services:',
+        '  - name: property',
+        '    endpoints: []',
+        '    subsets: { v1: { version: v1 }, v2: { version: v2 } }',
+        '    loadBalancer: { policy: ring-hash, hashOn: { header: x-user } }',
+        '    subsetPolicies:',
+        '      v3: { circuitBreaker: { maxRequests: 1 } }',
+        '      v2:',
+        '        loadBalancer: { ringPointsPerWeight: 10, policy: maglev }',
+        '        outlierDetection: { consecutiveErrors: 0 }',
+      ]),
+      [
+        '7:11: services[0].subsetPolicies.v3: service "property" has no subset "v3" (did you mean "v1"?)',
+        '9:46: services[0].subsetPolicies.v2.loadBalancer.ringPointsPerWeight: ringPointsPerWeight is only read by ring-hash',
+        '10:27: services[0].subsetPolicies.v2.outlierDetection: both triggers are 0: nothing would ever be ejected (remove outlierDetection)',
+      ],
+    );
+    const config = await accepted([
+      'services:',
+      '  - name: property',
+      '    endpoints: []',
+      '    subsets: { v1: { version: v1 }, v2: { version: v2 } }',
+      '    loadBalancer: { policy: ring-hash, hashOn: { header: x-user } }',
+      '    subsetPolicies:',
+      '      v2: { loadBalancer: { policy: round-robin }, circuitBreaker: { maxRequests: 1 }, timeouts: { request: 2s } }',
+    ]);
+    assert.deepEqual(config.services![0]!.subsetPolicies!.v2!.circuitBreaker, { maxRequests: 1 });
+  });
 });
 
 describe('services[].engine', () => {

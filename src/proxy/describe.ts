@@ -75,6 +75,20 @@ export function describeRoute(route: CompiledRoute) {
 }
 
 export function describeService(service: UpstreamService) {
+  const view = describeUnit(service);
+  const units = service.subsetUnits();
+  if (units.size === 0) return view;
+  // A subset with policies of its own has its own balancer, breaker, detector and endpoints, shown
+  // as `service/subset`; its counters (overflows, `stats`) are counted in the service's.
+  const subsetUnits = [...units.values()].map((unit) => {
+    const { stats: _shared, subsets: _none, circuitBreaker, ...own } = describeUnit(unit);
+    const { overflows: _counted, ...breaker } = circuitBreaker;
+    return { ...own, circuitBreaker: breaker };
+  });
+  return { ...view, subsetUnits };
+}
+
+function describeUnit(service: UpstreamService) {
   const now = service.clock.now();
   const c = service.config;
   const sets = [
@@ -83,7 +97,7 @@ export function describeService(service: UpstreamService) {
   ];
   const outlier = service.outlier;
   return {
-    name: service.name,
+    name: service.label,
     ...(c.origin ? { origin: c.origin } : {}),
     timeouts: service.timeouts,
     subsets: service.subsetNames(),

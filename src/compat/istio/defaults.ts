@@ -28,3 +28,6 @@ export const ISTIO_OUTLIER_DEFAULTS = {
  * sets 2^32-1). meshgate's ceiling for these limits is 1,000,000.
  */
 export const ISTIO_UNLIMITED = 1_000_000;
+
+/** The connect timeout of a connection pool that leaves `tcp.connectTimeout` out (meshConfig's default). */
+export const ISTIO_CONNECT_TIMEOUT = '10s';

@@ -13,7 +13,7 @@ import {
   type SourceRef,
 } from '../shared/format.ts';
 import { duration, exportTo, type IstioResource, serviceOfHost } from './common.ts';
-import { ISTIO_OUTLIER_DEFAULTS, ISTIO_UNLIMITED } from './defaults.ts';
+import { ISTIO_CONNECT_TIMEOUT, ISTIO_OUTLIER_DEFAULTS, ISTIO_UNLIMITED } from './defaults.ts';
 
 const SIMPLE_LB: Record<string, string | undefined> = {
   ROUND_ROBIN: 'round-robin',
@@ -39,6 +39,7 @@ export function convertDestinationRule(r: IstioResource, spec: unknown): void {
   }
   const service: Record<string, unknown> = { name: serviceOfHost(s.host) };
   const subsets: Record<string, unknown> = {};
+  const subsetPolicies: SubsetPolicy[] = [];
   listOf(out, s.subsets, child(ref, 'subsets')).forEach((subset, i) => {
     const at = child(ref, 'subsets', i);
     const v = fieldsOf(out, subset, at, ['name', 'labels', 'trafficPolicy']);
@@ -47,15 +48,15 @@ export function convertDestinationRule(r: IstioResource, spec: unknown): void {
       return;
     }
     subsets[v.name] = isRecord(v.labels) ? v.labels : {};
-    if (v.trafficPolicy !== undefined)
-      out.reportUnsupported(
-        child(at, 'trafficPolicy'),
-        'a traffic policy per subset is not supported: meshgate’s policies are per service',
-        'move it to the rule’s trafficPolicy, or make the subset its own service',
-      );
+    if (v.trafficPolicy !== undefined) subsetPolicies.push({ name: v.name, value: v.trafficPolicy, at });
   });
   if (Object.keys(subsets).length > 0) service.subsets = subsets;
   trafficPolicy(out, s.trafficPolicy, child(ref, 'trafficPolicy'), service);
+  const policies = subsetPolicies.flatMap((p) => {
+    const policy = subsetPolicy(out, p.value, child(p.at, 'trafficPolicy'), service);
+    return Object.keys(policy).length === 0 ? [] : [{ ...p, policy }];
+  });
+  if (policies.length > 0) service.subsetPolicies = Object.fromEntries(policies.map((p) => [p.name, p.policy]));
   // Istio leaves connection pools unlimited unless the rule says otherwise (meshgate's default is 1024).
   const breaker = (service.circuitBreaker ??= {}) as Record<string, unknown>;
   for (const key of ['maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries'])
@@ -79,9 +80,63 @@ export function convertDestinationRule(r: IstioResource, spec: unknown): void {
   // Outlier detection's panic threshold lives in loadBalancer.
   if (isRecord(service.loadBalancer) && isRecord(s.trafficPolicy) && s.trafficPolicy.loadBalancer === undefined)
     out.at([...path, 'loadBalancer'], child(policy, 'outlierDetection'));
+  for (const p of policies) {
+    const here = [...path, 'subsetPolicies', p.name];
+    const from = child(p.at, 'trafficPolicy');
+    out.at(here, from);
+    const value = isRecord(p.value) ? p.value : {};
+    for (const [field, source] of sources)
+      if (p.policy[field] !== undefined)
+        // The block it came from; a subset's panic threshold may come from its outlierDetection alone.
+        out.at([...here, field], child(from, value[source[0]!] !== undefined ? source[0]! : 'outlierDetection'));
+  }
 }
 
-function trafficPolicy(out: Conversion, value: unknown, ref: SourceRef, service: Record<string, unknown>): void {
+interface SubsetPolicy {
+  name: string;
+  value: unknown;
+  at: SourceRef;
+}
+
+/**
+ * A subset's trafficPolicy → its `subsetPolicies` entry. Istio replaces each top-level field of the
+ * rule's policy that the subset sets (loadBalancer, connectionPool, outlierDetection), as a whole;
+ * meshgate merges a subset's fields over the service's one by one, so a replaced block is written out
+ * whole here, with Istio's defaults for what it leaves out.
+ */
+function subsetPolicy(
+  out: Conversion,
+  value: unknown,
+  ref: SourceRef,
+  service: Record<string, unknown>,
+): Record<string, unknown> {
+  const own: Record<string, unknown> = {};
+  trafficPolicy(out, value, ref, own, 'subset');
+  const policy: Record<string, unknown> = {};
+  if (own.loadBalancer !== undefined) policy.loadBalancer = own.loadBalancer;
+  if (own.outlierDetection !== undefined) policy.outlierDetection = own.outlierDetection;
+  if (isRecord(value) && value.connectionPool !== undefined) {
+    const breaker = (own.circuitBreaker ?? {}) as Record<string, unknown>;
+    for (const key of ['maxConnections', 'maxPendingRequests', 'maxRequests', 'maxRetries'])
+      breaker[key] ??= ISTIO_UNLIMITED;
+    policy.circuitBreaker = breaker;
+    const connect = (own.timeouts as { connect?: string } | undefined)?.connect;
+    // The subset's pool replaces the rule's, connect timeout included: an absent one is Istio's default.
+    if (connect !== undefined) policy.timeouts = { connect };
+    else if ((service.timeouts as { connect?: string } | undefined)?.connect !== undefined)
+      policy.timeouts = { connect: ISTIO_CONNECT_TIMEOUT };
+  }
+  return policy;
+}
+
+/** `scope` `subset`: a subset's policy, where what meshgate keeps per service only is unsupported. */
+function trafficPolicy(
+  out: Conversion,
+  value: unknown,
+  ref: SourceRef,
+  service: Record<string, unknown>,
+  scope: 'rule' | 'subset' = 'rule',
+): void {
   if (value === undefined) return;
   const p = fieldsOf(out, value, ref, [
     'loadBalancer',
@@ -99,7 +154,14 @@ function trafficPolicy(out: Conversion, value: unknown, ref: SourceRef, service:
   if (p.connectionPool !== undefined) connectionPool(out, p.connectionPool, child(ref, 'connectionPool'), service);
   if (p.outlierDetection !== undefined)
     outlierDetection(out, p.outlierDetection, child(ref, 'outlierDetection'), service);
-  if (p.tls !== undefined) tls(out, p.tls, child(ref, 'tls'), service);
+  if (p.tls === undefined) return;
+  if (scope === 'subset')
+    out.reportUnsupported(
+      child(ref, 'tls'),
+      'tls per subset is not supported: meshgate’s mutual TLS is per service',
+      'move it to the rule’s trafficPolicy, or make the subset its own service',
+    );
+  else tls(out, p.tls, child(ref, 'tls'), service);
 }
 
 function loadBalancer(out: Conversion, value: unknown, ref: SourceRef, service: Record<string, unknown>): void {

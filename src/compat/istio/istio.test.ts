@@ -321,6 +321,129 @@ describe('Istio conversion: DestinationRule defaults', () => {
   });
 });
 
+describe('Istio conversion: a subset’s trafficPolicy', () => {
+  const rule = doc([
+    'apiVersion: networking.istio.io/v1', // 1
+    'kind: DestinationRule', // 2
+    'metadata: { name: shop }', // 3
+    'spec:', // 4
+    '  host: shop', // 5
+    '  trafficPolicy:', // 6
+    '    loadBalancer: { consistentHash: { httpHeaderName: x-user } }', // 7
+    '    connectionPool: { tcp: { maxConnections: 100, connectTimeout: 2s }, http: { http2MaxRequests: 50 } }', // 8
+    '    outlierDetection: { consecutive5xxErrors: 7, minHealthPercent: 20 }', // 9
+    '  subsets:', // 10
+    '  - name: v1', // 11
+    '    labels: { version: v1 }', // 12
+    '  - name: v2', // 13
+    '    labels: { version: v2 }', // 14
+    '    trafficPolicy:', // 15
+    '      loadBalancer: { simple: ROUND_ROBIN }', // 16
+    '      connectionPool: { http: { http2MaxRequests: 1 } }', // 17
+    '      outlierDetection: { consecutive5xxErrors: 1, baseEjectionTime: 1m }', // 18
+    '  - name: v3', // 19
+    '    labels: { version: v3 }', // 20
+    '    trafficPolicy:', // 21
+    '      tls: { mode: ISTIO_MUTUAL }', // 22
+    '      portLevelSettings: [{ port: { number: 80 } }]', // 23
+  ]);
+
+  it('maps onto subsetPolicies, each policy block replaced whole as Istio merges a subset’s policy', () => {
+    const warnings: ConfigIssue[] = [];
+    const [service] = load([{ file: 'dr.yaml', text: rule }], {
+      allowUnsupported: true,
+      warn: (i) => warnings.push(i),
+    }).services!;
+    assert.deepEqual(service!.subsetPolicies, {
+      v2: {
+        // Istio's merged outlier detection is the subset's, so is its panic threshold (minHealthPercent 0).
+        loadBalancer: { policy: 'round-robin', panicThreshold: 0 },
+        outlierDetection: { consecutiveErrors: 1, interval: '10s', baseEjectionTime: '1m', maxEjectionPercent: 10 },
+        // The subset's pool replaces the rule's: what it leaves out is Istio's default, not the rule's.
+        circuitBreaker: {
+          maxRequests: 1,
+          maxConnections: 1_000_000,
+          maxPendingRequests: 1_000_000,
+          maxRetries: 1_000_000,
+        },
+        timeouts: { connect: '10s' },
+      },
+    });
+    assert.deepEqual(service!.loadBalancer, { policy: 'ring-hash', hashOn: { header: 'x-user' }, panicThreshold: 20 });
+    assert.equal(service!.circuitBreaker!.maxRequests, 50);
+    assert.deepEqual(
+      warnings.map((i) => [i.line, i.column, i.path]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+      [
+        [22, 7, 'istio:DestinationRule/default/shop spec.subsets[2].trafficPolicy.tls'],
+        [23, 7, 'istio:DestinationRule/default/shop spec.subsets[2].trafficPolicy.portLevelSettings'],
+      ],
+    );
+  });
+
+  it('gives traffic to the subset its own limits through the gateway, and points issues into the subset’s policy', async () => {
+    const v1 = await startUpstream(undefined, 'v1');
+    const v2 = await startUpstream(undefined, 'v2');
+    const config = load(
+      [
+        { file: 'dr.yaml', text: rule },
+        {
+          file: 'services.yaml',
+          text: doc([
+            'services:',
+            '  - name: shop',
+            `    endpoints: [{ url: "${v1.url}", labels: { version: v1 } }, { url: "${v2.url}", labels: { version: v2 } }]`,
+            'routes:',
+            '  - { name: v2, match: { path: /v2 }, destinations: [{ service: shop, subset: v2 }] }',
+          ]),
+        },
+      ],
+      { allowUnsupported: true, warn: () => {} },
+    );
+    const gw = await startGateway(config as Record<string, unknown>);
+    try {
+      const shop = gw.proxy.snapshot.services.get('shop')!;
+      assert.equal(shop.breaker.maxRequests, 50);
+      const unit = shop.unitFor('v2');
+      assert.equal(unit.label, 'shop/v2');
+      assert.equal(unit.breaker.maxRequests, 1);
+      assert.equal(unit.policy, 'round-robin');
+      assert.equal(unit.outlier!.settings.consecutiveErrors, 1);
+      assert.deepEqual(
+        unit.all.endpoints.map((e) => e.url),
+        [v2.url],
+      );
+      const res = await fetch(`${gw.url()}/v2`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-upstream'), 'v2');
+    } finally {
+      await gw.close();
+      await v1.close();
+      await v2.close();
+    }
+    const { checked } = convert([
+      {
+        file: 'dr.yaml',
+        text: doc([
+          'apiVersion: networking.istio.io/v1',
+          'kind: DestinationRule',
+          'metadata: { name: shop }',
+          'spec:',
+          '  host: shop',
+          '  subsets:',
+          '  - name: v2',
+          '    labels: { version: v2 }',
+          '    trafficPolicy:',
+          '      outlierDetection: { consecutive5xxErrors: 0 }',
+        ]),
+      },
+    ]);
+    assert.equal(checked.ok, false);
+    const issue = (checked.ok ? [] : checked.issues)[0]!;
+    assert.deepEqual([issue.file, issue.line], ['dr.yaml', 10], formatIssue(issue));
+    assert.match(issue.message, /nothing would ever be ejected/);
+  });
+});
+
 describe('Istio conversion: what is not supported', () => {
   const file = 'unsupported.yaml';
   const text = doc([

@@ -75,18 +75,18 @@ export function refusalOf(reason: TryRefusal, target: TryTarget): [LocalReplyCod
   if (reason === MAX_REQUESTS)
     return [
       'MG_CIRCUIT_OPEN',
-      `service ${service.name} has ${breaker.requests} requests in flight, its limit (circuitBreaker.maxRequests)`,
+      `service ${service.label} has ${breaker.requests} requests in flight, its limit (circuitBreaker.maxRequests)`,
     ];
   if (reason === MAX_PENDING_REQUESTS)
     return [
       'MG_CIRCUIT_OPEN',
-      `service ${service.name} has ${breaker.pending} requests waiting for a connection, its limit ` +
+      `service ${service.label} has ${breaker.pending} requests waiting for a connection, its limit ` +
         '(circuitBreaker.maxPendingRequests)',
     ];
   if (reason === ADAPTIVE_CONCURRENCY)
     return [
       'MG_CONCURRENCY_LIMITED',
-      `service ${service.name} has ${breaker.adaptive!.inFlight} requests in flight, its adaptive concurrency ` +
+      `service ${service.label} has ${breaker.adaptive!.inFlight} requests in flight, its adaptive concurrency ` +
         `limit (minRTT ${breaker.adaptive!.minRttMs.toFixed(1)} ms, latency now ${breaker.adaptive!.lastSampleMs.toFixed(1)} ms)`,
     ];
   const where = target.subset ? `subset ${target.subset} of ` : '';

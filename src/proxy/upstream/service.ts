@@ -17,6 +17,7 @@ import {
   DEFAULT_UPSTREAM_KEEPALIVE_MS,
 } from '../../core/defaults.ts';
 import { parseDuration } from '../../core/duration.ts';
+import { hasSubsetPolicies, subsetServiceConfig } from '../../core/subset-policy.ts';
 import type { UpstreamTls } from '../identity/mesh-tls.ts';
 import { AdaptiveConcurrency, adaptiveConcurrencySettings } from './adaptive-concurrency.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
@@ -43,6 +44,9 @@ export interface ServiceOptions {
   previous?: UpstreamService;
   /** Mutual TLS towards its endpoints (its effective `mtls.mode` is STRICT or PERMISSIVE). */
   tls?: UpstreamTls;
+  /** A subset's own unit: the subset's name; its counters are its service's (`stats`). */
+  subset?: string;
+  stats?: ServiceStats;
 }
 
 export class UpstreamService {
@@ -62,7 +66,20 @@ export class UpstreamService {
   readonly clock: Clock;
   /** Mutual TLS towards the endpoints, with the SPIFFE IDs they may present; null: plaintext. */
   readonly tls: UpstreamTls | null;
+  /** `service/subset` for a subset's own unit (admin views, refusal reasons); else the name. */
+  readonly label: string;
   private readonly subsets: ReadonlyMap<string, EndpointSet>;
+  /**
+   * The subsets with policies of their own (`subsetPolicies`), each compiled into a unit of its own, or
+   * null (the common case). Envoy makes such a subset a cluster of its own, and so does this: a unit
+   * is an UpstreamService over exactly the subset's endpoints with the merged policies, so the request
+   * path, the breaker's exact counts, outlier detection and reuse across reloads work for it unchanged,
+   * and a destination naming the subset resolves to the unit once, at compile time. Sharing the
+   * service's Endpoint objects instead would mix two breakers' counts in one pool and let two
+   * detectors write one ejection state. The unit's endpoints are its own (connections, health,
+   * ejections); it keeps the service's name and counters, so metrics and logs stay per service.
+   */
+  private readonly units: ReadonlyMap<string, UpstreamService> | null;
   private budget: RetryBudget | null = null;
   /** Snapshots holding this service; at 0 it closes (snapshot.ts `releaseSnapshot`). */
   refs = 0;
@@ -74,6 +91,7 @@ export class UpstreamService {
    */
   constructor(config: ServiceConfig, options: ServiceOptions = {}) {
     this.name = config.name;
+    this.label = options.subset === undefined ? config.name : `${config.name}/${options.subset}`;
     this.config = config;
     this.hash = serviceHash(config);
     this.clock = options.clock ?? systemClock;
@@ -83,7 +101,7 @@ export class UpstreamService {
       requestMs: parseDuration(config.timeouts?.request ?? '') ?? DEFAULT_REQUEST_TIMEOUT_MS,
       idleMs: parseDuration(config.timeouts?.idle ?? '') ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
-    this.stats = options.previous?.stats ?? new ServiceStats();
+    this.stats = options.stats ?? options.previous?.stats ?? new ServiceStats();
     this.breaker = new CircuitBreaker(
       config.circuitBreaker,
       this.stats.breakerOverflows,
@@ -154,6 +172,37 @@ export class UpstreamService {
         ),
       ]),
     );
+    this.units = hasSubsetPolicies(config) ? this.compileUnits(config, options) : null;
+  }
+
+  /** Each subset with policies of its own, as its own unit; taken over from the replaced service's. */
+  private compileUnits(config: ServiceConfig, options: ServiceOptions): Map<string, UpstreamService> {
+    const units = new Map<string, UpstreamService>();
+    for (const subset of Object.keys(config.subsetPolicies ?? {})) {
+      if (config.subsets?.[subset] === undefined) continue;
+      const previous = options.previous?.units?.get(subset);
+      units.set(
+        subset,
+        new UpstreamService(subsetServiceConfig(config, subset), {
+          clock: this.clock,
+          subset,
+          stats: this.stats,
+          ...(previous !== undefined && { previous }),
+          ...(options.tls !== undefined && { tls: options.tls }),
+        }),
+      );
+    }
+    return units;
+  }
+
+  /** What a destination to `subset` (or to the whole service) sends to: the subset's own unit, or this. */
+  unitFor(subset: string | undefined): UpstreamService {
+    return (subset !== undefined && this.units?.get(subset)) || this;
+  }
+
+  /** The subsets' own units by subset name (empty when the service has no subset policies). */
+  subsetUnits(): ReadonlyMap<string, UpstreamService> {
+    return this.units ?? new Map();
   }
 
   /** The endpoint set of a subset (the config checker guarantees it exists), or of the whole service. */
@@ -186,6 +235,7 @@ export class UpstreamService {
     if (this.started || this.closing !== undefined) return;
     this.started = true;
     this.health?.start();
+    if (this.units !== null) for (const unit of this.units.values()) unit.start();
   }
 
   private closing: Promise<void> | undefined;
@@ -198,9 +248,10 @@ export class UpstreamService {
     if (this.closing === undefined) {
       this.health?.stop();
       this.outlier?.stop();
-      this.closing = Promise.all(this.all.endpoints.map((e) => (--e.refs === 0 ? e.close() : undefined))).then(
-        () => undefined,
-      );
+      const closing: Promise<void>[] = [];
+      for (const e of this.all.endpoints) if (--e.refs === 0) closing.push(e.close());
+      if (this.units !== null) for (const unit of this.units.values()) closing.push(unit.close());
+      this.closing = Promise.all(closing).then(() => undefined);
     }
     return this.closing;
   }

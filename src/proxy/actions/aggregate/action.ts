@@ -99,10 +99,11 @@ export function compileAggregate(rc: RouteConfig, services: ReadonlyMap<string, 
 function compileCall(
   c: AggregateCallConfig,
   index: number,
-  service: UpstreamService,
+  named: UpstreamService,
   dependsOn: readonly number[],
   dependents: readonly number[],
 ): CompiledAggregateCall {
+  const service = named.unitFor(c.subset);
   const target: SubRequestTarget = Object.freeze({
     service,
     subset: c.subset,

@@ -30,14 +30,16 @@ export function destinationsOf(rc: RouteConfig): DestinationConfig[] {
  */
 export function compileDestination(
   rc: RouteConfig,
-  service: UpstreamService,
+  named: UpstreamService,
   subset: string | undefined,
   upTo: number,
 ): CompiledDestination {
+  // A subset with policies of its own is a unit of its own (service.ts `units`): chosen here, once.
+  const service = named.unitFor(subset);
   return {
     service,
     subset,
-    endpoints: service.endpointSet(subset),
+    endpoints: service === named ? named.endpointSet(subset) : service.all,
     upTo,
     requestTimeoutMs: parseDuration(rc.timeouts?.request ?? '') ?? service.timeouts.requestMs,
     idleTimeoutMs: parseDuration(rc.timeouts?.idle ?? '') ?? service.timeouts.idleMs,
@@ -57,7 +59,7 @@ export function compileForward(rc: RouteConfig, services: ReadonlyMap<string, Up
       return compileDestination(rc, services.get(d.service)!, d.subset, upTo);
     })
     .filter((_, i) => list.length === 1 || (list[i]!.weight ?? 0) > 0);
-  const mirrorService = rc.mirror ? services.get(rc.mirror.service) : undefined;
+  const mirrorService = rc.mirror ? services.get(rc.mirror.service)?.unitFor(rc.mirror.subset) : undefined;
   const mirror: CompiledMirror | null =
     rc.mirror && mirrorService && (rc.mirror.percent ?? 100) > 0
       ? Object.freeze({
