@@ -6,31 +6,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { demoPorts, listOfPorts } from '../../examples/proptech/ports.ts';
+import { demoPorts } from '../../examples/proptech/ports.ts';
+import { freeDemoOffset } from '../helpers/demo.ts';
 import { nodeBin, repoRoot } from '../helpers/process.ts';
 
-const MAX_OFFSET = 32_768 - 15_607;
-
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
-
-async function freeOffset(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
-    if ((await Promise.all(listOfPorts(demoPorts(offset)).map(([p]) => free(p)))).every(Boolean)) return offset;
-  }
-  throw new Error('no port offset with every demo port free');
-}
-
 async function runStage(stage: string, check: (banner: string, gateway: string, token: string) => Promise<void>) {
-  const offset = await freeOffset();
+  const offset = await freeDemoOffset();
   const env = { ...process.env };
   delete env.PROPTECH_JWT_SECRET;
   const child = spawn(nodeBin, ['examples/proptech/main.ts', '--stage', stage, '--port-offset', String(offset)], {

@@ -10,50 +10,19 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type DemoPorts, demoPorts, listOfPorts } from '../../examples/proptech/ports.ts';
+import { type DemoPorts, demoPorts } from '../../examples/proptech/ports.ts';
 import { parsePrometheusText } from '../../src/testing/prometheus.ts';
+import { demoStartCommand, freeDemoOffset } from '../helpers/demo.ts';
 import { nodeBin, repoRoot } from '../helpers/process.ts';
 
 const START_BUDGET_MS = 15_000;
 const STOP_BUDGET_MS = 20_000;
-/** Offsets are drawn below this, so every port stays under Linux's ephemeral range (32768 and up). */
-const MAX_OFFSET = 32_768 - 15_607;
 
-/** The ports of the demo running now (its offset chosen by `freePorts`). */
+/** The ports of the demo running now (its offset chosen by `freeDemoOffset`). */
 let ports: DemoPorts = demoPorts();
 const gatewayUrl = () => `http://127.0.0.1:${ports.gateway}`;
 const tracesUrl = () => `http://127.0.0.1:${ports.traces}`;
-
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
-
-/** A port offset at which every port of the demo is free now. */
-async function freePorts(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
-    const all = await Promise.all(listOfPorts(demoPorts(offset)).map(([port]) => free(port)));
-    if (all.every(Boolean)) return offset;
-  }
-  throw new Error('no port offset with every demo port free');
-}
-
-/**
- * `exec node examples/proptech/main.ts` → the arguments after `node`, so the test runs what `npm start`
- * runs. (`exec` makes the demo the process npm signals, so a SIGTERM to npm stops it.)
- */
-function startCommand(): string[] {
-  const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
-  const [node, ...args] = pkg.scripts.start.replace(/^exec /, '').split(' ');
-  assert.equal(node, 'node', 'npm start runs a node entry');
-  return args;
-}
 
 /** The ids of every process below `pid` (children of children too), from /proc. */
 function descendants(pid: number): number[] {
@@ -101,7 +70,7 @@ class Demo {
     // As for a newcomer: the demo makes its own token secret.
     const env = { ...process.env };
     delete env.PROPTECH_JWT_SECRET;
-    this.child = spawn(nodeBin, [...startCommand(), '--port-offset', String(offset), ...extra], {
+    this.child = spawn(nodeBin, [...demoStartCommand(), '--port-offset', String(offset), ...extra], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
@@ -441,7 +410,7 @@ describe('npm start: the PropTech demo', () => {
   /** The trace of a request through the mesh, looked for in the access log at the end. */
   let tracedId = '';
   before(async () => {
-    demo = new Demo(await freePorts());
+    demo = new Demo(await freeDemoOffset());
     startMs = await demo.ready();
     pids = descendants(demo.child.pid!);
   });
@@ -581,7 +550,7 @@ describe('npm start -- --load --stats', () => {
   let demo: Demo;
   let pids: number[] = [];
   before(async () => {
-    demo = new Demo(await freePorts(), ['--load', '--stats']);
+    demo = new Demo(await freeDemoOffset(), ['--load', '--stats']);
     await demo.ready();
     pids = descendants(demo.child.pid!);
   });

@@ -22,7 +22,8 @@ function free(port: number): Promise<boolean> {
   });
 }
 
-async function freeOffset(): Promise<number> {
+/** A port offset at which every port of the demo is free now. */
+export async function freeDemoOffset(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const offset = 1 + Math.floor(Math.random() * MAX_OFFSET);
     const all = await Promise.all(listOfPorts(demoPorts(offset)).map(([port]) => free(port)));
@@ -31,13 +32,15 @@ async function freeOffset(): Promise<number> {
   throw new Error('no port offset with every demo port free');
 }
 
-/** `npm start`'s command, after `node` (as demo.test.ts reads it). */
-function startCommand(): string[] {
+/**
+ * `exec node examples/proptech/main.ts` → the arguments after `node`, so a test runs what `npm start`
+ * runs. (`exec` makes the demo the process npm signals, so a SIGTERM to npm stops it.)
+ */
+export function demoStartCommand(): string[] {
   const pkg = JSON.parse(readFileSync(`${repoRoot}package.json`, 'utf8')) as { scripts: { start: string } };
-  return pkg.scripts.start
-    .replace(/^exec /, '')
-    .split(' ')
-    .slice(1);
+  const [node, ...args] = pkg.scripts.start.replace(/^exec /, '').split(' ');
+  assert.equal(node, 'node', 'npm start runs a node entry');
+  return args;
 }
 
 export interface RunningDemo {
@@ -52,11 +55,11 @@ export interface RunningDemo {
 
 /** Starts `npm start -- <args> --port-offset N` and waits for its ready banner. */
 export async function startDemo(args: string[]): Promise<RunningDemo> {
-  const offset = await freeOffset();
+  const offset = await freeDemoOffset();
   const ports = demoPorts(offset);
   const env = { ...process.env };
   delete env.PROPTECH_JWT_SECRET;
-  const demo = spawn(nodeBin, [...startCommand(), ...args, '--port-offset', String(offset)], {
+  const demo = spawn(nodeBin, [...demoStartCommand(), ...args, '--port-offset', String(offset)], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
