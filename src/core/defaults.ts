@@ -528,6 +528,12 @@ export const DASHBOARD_EVENT_TICK_MS = 1_000;
  * for ~15 MB less RSS (docs/benchmarks.md, "Sidecars"). A flag given on the command line wins.
  */
 export const DEFAULT_SIDECAR_SEMI_SPACE_MIB = 1;
+/**
+ * glibc's `MALLOC_MMAP_THRESHOLD_` for proxy processes, in bytes: blocks this large get a mapping of
+ * their own, returned when freed, instead of the main heap, where a compile's transient blocks stayed
+ * resident behind a live one (cli/node-flags.ts). The variable set in the environment wins.
+ */
+export const PROXY_MALLOC_MMAP_THRESHOLD_BYTES = 32 * 1024;
 // ── Shadow config (docs/shadow.md) ──
 /**
  * Percent of requests a shadow config evaluates beside the live one (`PUT /shadow?sample=`), 0 to 100.
