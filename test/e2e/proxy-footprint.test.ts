@@ -193,7 +193,7 @@ describe('a gateway under a control plane loads only what its config uses', () =
           '  - name: api',
           `    endpoints: [{ url: "http://127.0.0.1:${(app.address() as AddressInfo).port}" }]`,
           'routes:',
-          '  - { name: api, match: { path: /api/* }, service: api }',
+          '  - { name: api, match: { path: /api/* }, service: api, plugins: [{ name: request-id, config: { echo: true } }] }',
         ].join('\n'),
       ),
     });
@@ -210,12 +210,13 @@ describe('a gateway under a control plane loads only what its config uses', () =
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serving and tracing, it has loaded no schema library, converter, dashboard, SDK or plugin', async () => {
+  it('serving and tracing, it has loaded no schema library, compiler, converter, dashboard, SDK or unnamed plugin', async () => {
     const started = await gateway.waitFor('gateway started', 30_000);
     const port = (started.listeners as Record<string, number>).public;
     const res = await request(`http://127.0.0.1:${port}/api/x`);
     assert.equal(res.statusCode, 200);
     assert.equal(await res.body.text(), 'ok');
+    assert.ok(res.headers['x-request-id'], 'the plugin ran');
     // Its span reached the collector: the tracing code ran.
     await receiver.waitFor((spans) => spans.some((s) => s.attributes['meshgate.route'] === 'api'));
     const modules = await modulesOf(gateway, log());
@@ -224,7 +225,13 @@ describe('a gateway under a control plane loads only what its config uses', () =
       'the hook saw the process',
     );
     assert.ok(modules.includes('builtin:http'), 'the built-ins were listed');
-    const found = modules.filter((m) => UNWANTED.some((u) => u.test(m)) || m.endsWith('/dist/cli/gateway-file.js'));
+    // Its one plugin, checked by the validator compiled ahead of time (no Ajv compiler), is all it imported.
+    assert.ok(modules.some((m) => m.endsWith('/schema/plugins.validate.js')));
+    const found = modules.filter(
+      (m) =>
+        (UNWANTED.some((u) => u.test(m)) && !m.endsWith('/dist/plugins/request-id/plugin.js')) ||
+        m.endsWith('/dist/cli/gateway-file.js'),
+    );
     assert.deepEqual(found, []);
   });
 });
