@@ -1,8 +1,8 @@
 /**
  * A tiny OTLP/HTTP trace receiver and viewer, so the demo needs no collector. It accepts what the
- * proxies' exporter (@opentelemetry/exporter-trace-otlp-http) sends: `POST /v1/traces` with the OTLP
- * JSON encoding (hex ids, nanosecond timestamps as strings), gzip or not. It keeps the latest traces in
- * memory and shows them:
+ * proxies send (src/observability/tracing.ts, as OpenTelemetry's OTLP/HTTP exporters do):
+ * `POST /v1/traces` with the OTLP JSON encoding (hex ids, nanosecond timestamps as strings), gzip or
+ * not. It keeps the latest traces in memory and shows them:
  *
  *   GET /traces               the latest traces as text trees, one line per span (?limit=N, default 10)
  *   GET /traces/ID            one trace

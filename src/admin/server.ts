@@ -3,9 +3,10 @@
  * Binds 127.0.0.1 unless configured otherwise; answers JSON. Endpoints are a table so other parts
  * (metrics, control-plane status) add theirs without touching this file's logic.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_ADMIN_ADDRESS } from '../core/defaults.ts';
+import { http } from '../core/node-http.ts';
 
 export interface AdminReply {
   status: number;
@@ -45,7 +46,7 @@ export class AdminServer {
   private readonly patterns: PatternRoute[] = [];
 
   constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.route('GET /', () => ({
       status: 200,

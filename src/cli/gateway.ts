@@ -1,22 +1,12 @@
 /**
- * `meshgate gateway --config FILE`: the gateway on a config file, reloaded on change or SIGHUP,
- * drained on SIGTERM/SIGINT.
+ * `meshgate gateway`: with `--config`, the gateway on config files (gateway-file.ts, imported then);
+ * with `--control-plane`, a member of the mesh taking its config from the control plane, which, like a
+ * sidecar, loads only the code its config uses: no file source, converter or dashboard, and the
+ * built-in plugins its config names when it first names them.
  */
-import { stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { addDashboard } from '../admin/dashboard/api.ts';
-import { GatewayDashboard, gatewayDashboardGuard } from '../admin/dashboard/gateway.ts';
-import { addExplainEndpoint } from '../admin/explain-endpoint.ts';
-import { addProxyEndpoints } from '../admin/proxy-endpoints.ts';
-import { AdminServer } from '../admin/server.ts';
-import { addShadowEndpoints } from '../admin/shadow-endpoints.ts';
-import { compatConverters } from '../compat/index.ts';
 import { formatIssue } from '../config/issues.ts';
-import { checkConfig } from '../config/pipeline.ts';
-import { DirectorySource } from '../config/sources/directory/directory.ts';
-import { FileSource } from '../config/sources/file/file.ts';
-import { Authenticator, parseOperatorTokens, readTokenFile } from '../control-plane/auth/tokens.ts';
 import {
   DEFAULT_ADMIN_ADDRESS,
   DEFAULT_ADMIN_PORT,
@@ -25,18 +15,14 @@ import {
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
-import { createPluginCatalog } from '../plugins/index.ts';
+import { createLazyPluginCatalog } from '../plugins/lazy.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
-import { type DataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
-import { dataPlanePipeline, GATEWAY_MESSAGES } from '../proxy/plane-pipeline.ts';
 import { readToken } from './mesh-client.ts';
 import { runMeshProxy } from './mesh-proxy.ts';
 import {
   FOREIGN_FORMAT_OPTIONS,
   FOREIGN_FORMAT_USAGE,
   foreignFormatOptions,
-  listenError,
   parsePort,
   parseWorkers,
 } from './options.ts';
@@ -120,8 +106,6 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     console.error(`meshgate gateway: ${compat}`);
     return 2;
   }
-  const converters = compatConverters(compat);
-  const catalog = createPluginCatalog();
   if (values['control-plane'] !== undefined) {
     const adminPort = parsePort(values['admin-port'], DEFAULT_ADMIN_PORT);
     if (adminPort === undefined) {
@@ -153,107 +137,19 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       drainMs,
       adminPort,
       log,
-      catalog,
+      catalog: createLazyPluginCatalog(),
     });
   }
-  // A directory's files are merged (native files beside converted ones), as the control plane does.
-  const isDirectory = await stat(values.config!).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-  const source = isDirectory
-    ? new DirectorySource(values.config!, process.env)
-    : new FileSource(values.config!, process.env);
-  const first = await checkConfig(await source.read(), 'start', { load: { catalog }, converters });
-  if (!first.ok) {
-    for (const issue of first.issues) console.error(formatIssue(issue));
-    console.error(`meshgate gateway: ${values.config} is not valid; nothing started`);
-    return 1;
-  }
-  const loaded = first.value.loaded;
-  let operatorAuth: Authenticator | null = null;
-  const tokenFile = values['operator-token-file'];
-  if (tokenFile !== undefined)
-    try {
-      operatorAuth = new Authenticator({ operator: parseOperatorTokens(readTokenFile(tokenFile), tokenFile) });
-    } catch (e) {
-      console.error(`meshgate gateway: --operator-token-file: ${(e as Error).message}`);
-      return 2;
-    }
-  let plane: DataPlane;
-  try {
-    plane =
-      // One worker beside a primary would only double the memory: one process serves alone.
-      workers <= 1
-        ? await InProcessDataPlane.start(loaded, { catalog, log })
-        : await WorkerDataPlane.start(loaded, workers, log);
-  } catch (e) {
-    console.error(`meshgate gateway: ${listenError(e)}`);
-    return 1;
-  }
-  const pipeline = dataPlanePipeline(plane, log, { catalog, messages: GATEWAY_MESSAGES, converters });
-  pipeline.started(first.value);
-  const admin = new AdminServer();
-  addProxyEndpoints(admin, plane);
-  admin.route('GET /config/pipeline', () => ({ status: 200, body: pipeline.status() }));
-  const adminConfig = loaded.config.admin;
-  const adminAddress = adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS;
-  const guard = gatewayDashboardGuard(adminAddress, operatorAuth);
-  addShadowEndpoints(admin, plane, { catalog, converters, guard });
-  const dashboard = guard === null ? null : new GatewayDashboard(plane, log);
-  if (dashboard !== null) addDashboard(admin, dashboard, guard!);
-  // Trails tell of consumers and request heads: guarded as the dashboard is, and never open to the network.
-  if (guard !== null) addExplainEndpoint(admin, plane, { id: 'gateway', kind: 'gateway', service: 'gateway' }, guard);
-  else
-    log.warn(
-      { address: adminAddress },
-      'dashboard not served: the admin address is not loopback and no --operator-token-file was given',
-    );
-  try {
-    await admin.listen(adminConfig?.port ?? DEFAULT_ADMIN_PORT, adminConfig?.address ?? DEFAULT_ADMIN_ADDRESS);
-  } catch (e) {
-    console.error(`meshgate gateway: admin API: ${listenError(e)}`);
-    dashboard?.close();
-    await plane.close(0);
-    return 1;
-  }
-  // Following the file before saying "started": a save made right after that line is seen.
-  if (!values['no-watch']) await pipeline.follow(source, 'file');
-  // SIGHUP is also how rotated certificate files are picked up: they are re-read even if the config is unchanged.
-  process.on('SIGHUP', () => void pipeline.reload(source, 'SIGHUP', true));
-  log.info(
-    {
-      listeners: plane.ports(),
-      admin: admin.port,
-      hash: loaded.hash,
-      workers: plane instanceof WorkerDataPlane ? plane.pids() : [process.pid],
-    },
-    'gateway started',
-  );
-
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        // A second Ctrl-C means "now"; a repeated SIGTERM (orchestrators resend it) changes nothing.
-        if (signal === 'SIGINT') process.exit(130);
-        log.info({ signal }, 'already draining');
-        return;
-      }
-      stopping = true;
-      log.info({ signal, drainMs }, 'draining');
-      source.close();
-      dashboard?.close();
-      void plane
-        .close(drainMs)
-        .then(() => admin.close())
-        .then(resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+  const { fileGateway } = await import('./gateway-file.ts');
+  return fileGateway({
+    config: values.config!,
+    operatorTokenFile: values['operator-token-file'],
+    watch: !values['no-watch'],
+    workers,
+    drainMs,
+    log,
+    compat,
   });
-  log.info('stopped');
-  return 0;
 }
 
 /** The gateway as a member of the mesh: its config comes from the control plane. */

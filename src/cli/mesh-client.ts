@@ -3,8 +3,8 @@
  * from it, and plain-text tables.
  */
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:http';
 import { DEFAULT_CONTROL_PLANE_URL, DEFAULT_INSPECT_TIMEOUT_MS } from '../core/defaults.ts';
+import { http } from '../core/node-http.ts';
 import { bearer, errorOf, type JsonResponse, requestJson } from '../proxy/mesh/http.ts';
 
 /** Exit codes of analyze, status, proxy-status and proxy-config (docs/cli.md). */
@@ -60,7 +60,7 @@ export async function getJson<T>(
   options: { timeoutMs?: number; token?: string | undefined } = {},
 ): Promise<T> {
   let res: JsonResponse;
-  const agent = new Agent({ keepAlive: false });
+  const agent = new http.Agent({ keepAlive: false });
   try {
     res = await requestJson(
       agent,

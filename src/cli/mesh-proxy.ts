@@ -15,7 +15,6 @@ import { MESH_IDENTITY_WAIT_MS } from '../core/defaults.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { MetricsRole } from '../observability/metrics.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { WorkerDataPlane } from '../proxy/cluster/primary.ts';
 import { DeferredDataPlane, InProcessDataPlane } from '../proxy/data-plane.ts';
 import { MeshIdentity } from '../proxy/mesh/identity.ts';
 import { ControlPlaneSubscription } from '../proxy/mesh/subscription.ts';
@@ -70,8 +69,12 @@ async function startMeshProxy(options: MeshProxyOptions): Promise<MeshProxy | st
     ...(options.token === undefined ? {} : { token: options.token }),
   });
   const plane = new DeferredDataPlane(async (loaded) => {
-    // One worker beside a primary would only double the memory: one process serves alone.
-    if (options.workers > 1) return WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName });
+    // One worker beside a primary would only double the memory: one process serves alone (and loads
+    // no cluster code).
+    if (options.workers > 1) {
+      const { WorkerDataPlane } = await import('../proxy/cluster/primary.ts');
+      return WorkerDataPlane.start(loaded, options.workers, log, { role, serviceName });
+    }
     // Mutual TLS presents the workload identity: the first config waits for the certificate offered.
     const workload = await identity.ready(MESH_IDENTITY_WAIT_MS);
     return InProcessDataPlane.start(loaded, {

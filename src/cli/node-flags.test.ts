@@ -23,7 +23,8 @@ describe('proxy node flags', () => {
       execWithSettings(PROXY_PROCESS_SETTINGS.sidecar);
       console.log(JSON.stringify({ first: pid, now: process.pid, execArgv: process.execArgv, gc: typeof gc, env: process.env }));
     `;
-    const { MALLOC_ARENA_MAX: _unset, ...env } = process.env;
+    const env = { ...process.env };
+    for (const name of Object.keys(PROXY_PROCESS_SETTINGS.sidecar.env)) delete env[name];
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env });
     const seen = JSON.parse(stdout) as {
       first: string;

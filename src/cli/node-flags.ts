@@ -5,7 +5,7 @@
  * NODE_OPTIONS), or a variable already set, wins; where `execve` does not exist (Windows) the proxy
  * runs with Node's defaults.
  */
-import { DEFAULT_SIDECAR_SEMI_SPACE_MIB } from '../core/defaults.ts';
+import { DEFAULT_SIDECAR_SEMI_SPACE_MIB, PROXY_MALLOC_MMAP_THRESHOLD_BYTES } from '../core/defaults.ts';
 
 export interface ProcessSettings {
   flags: readonly string[];
@@ -15,6 +15,14 @@ export interface ProcessSettings {
 /**
  * `--expose-gc` (both): lets upstream/streamed-bytes.ts free the buffers of large streamed bodies
  * early, as the gateway's workers always did (cluster/primary.ts).
+ *
+ * `MALLOC_MMAP_THRESHOLD_` (both): glibc serves blocks of at least this many bytes with their own
+ * mapping, returned to the system when freed. By default the threshold rises (to 32 MB) each time such
+ * a block is freed, so V8's compiler zones (a WebAssembly tier-up of undici's HTTP parser alone takes
+ * ~7 MB in 32 KB blocks) come from the main heap; a block still in use above them after the compile
+ * keeps all of it resident, and an idle proxy held 7 MB more in one start of two. Fixed at 32 KB, no
+ * idle proxy kept them in the runs measured, and a sidecar at 1000 req/s made one mapping per ~30
+ * requests (docs/benchmarks.md, "The demo's proxies").
  *
  * A sidecar trades a little CPU for memory, since one runs beside every instance at a modest rate
  * (docs/benchmarks.md, "Sidecars"):
@@ -28,9 +36,9 @@ export interface ProcessSettings {
 export const PROXY_PROCESS_SETTINGS: Readonly<Record<'sidecar' | 'gateway', ProcessSettings>> = {
   sidecar: {
     flags: [`--max-semi-space-size=${DEFAULT_SIDECAR_SEMI_SPACE_MIB}`, '--expose-gc'],
-    env: { MALLOC_ARENA_MAX: '1' },
+    env: { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: String(PROXY_MALLOC_MMAP_THRESHOLD_BYTES) },
   },
-  gateway: { flags: ['--expose-gc'], env: {} },
+  gateway: { flags: ['--expose-gc'], env: { MALLOC_MMAP_THRESHOLD_: String(PROXY_MALLOC_MMAP_THRESHOLD_BYTES) } },
 };
 
 /** The flags of `wanted` whose name (`--max-semi-space-size` of `--max-semi-space-size=1`) is in neither list. */

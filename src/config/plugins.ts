@@ -9,7 +9,7 @@ import { isInlinePem } from '../core/jwt-keys.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import type { Locator, Path } from './document.ts';
 import { type ConfigIssue, didYouMean, formatPath } from './issues.ts';
-import { checkAgainst } from './schema-check.ts';
+import { checkAgainst, loadPluginValidators } from './schema-check.ts';
 
 type Entry = { name?: unknown; path?: unknown; config?: unknown; enabled?: unknown };
 
@@ -47,6 +47,8 @@ export async function preloadPluginModules(config: Config, catalog: PluginCatalo
   await Promise.all([
     ...paths.map((p) => catalog.load(p).catch(() => undefined)),
     ...(catalog.preload && names.length > 0 ? [catalog.preload(names).catch(() => undefined)] : []),
+    // Built-ins' settings are then checked without Ajv's compiler (schema-check.ts).
+    ...(names.length > 0 ? [loadPluginValidators().catch(() => undefined)] : []),
   ]);
 }
 

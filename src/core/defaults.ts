@@ -330,6 +330,12 @@ export const ACCESS_LOG_FLUSH_INTERVAL_MS = 1_000;
 export const DEFAULT_TRACE_SAMPLING_RATIO = 0.1;
 /** Finished spans wait this long in the batch before they are exported. */
 export const TRACE_EXPORT_DELAY_MS = 500;
+/** Finished spans held for export; past it new ones are dropped (a collector that is down costs spans, never requests). */
+export const TRACE_EXPORT_QUEUE_MAX_SPANS = 8192;
+/** Spans in one OTLP export request; a full batch is sent without waiting for the delay. */
+export const TRACE_EXPORT_BATCH_MAX_SPANS = 512;
+/** Longest one OTLP export request may take; then it is abandoned and its spans dropped. */
+export const TRACE_EXPORT_TIMEOUT_MS = 10_000;
 /**
  * TLS handshake limit when `headersTimeout` is 0 (disabled): Node's own default. A handshake never
  * goes unbounded, since a client that never finishes it holds a socket and memory.
@@ -542,6 +548,12 @@ export const DASHBOARD_EVENT_TICK_MS = 1_000;
  * for ~15 MB less RSS (docs/benchmarks.md, "Sidecars"). A flag given on the command line wins.
  */
 export const DEFAULT_SIDECAR_SEMI_SPACE_MIB = 1;
+/**
+ * glibc's `MALLOC_MMAP_THRESHOLD_` for proxy processes, in bytes: blocks this large get a mapping of
+ * their own, returned when freed, instead of the main heap, where a compile's transient blocks stayed
+ * resident behind a live one (cli/node-flags.ts). The variable set in the environment wins.
+ */
+export const PROXY_MALLOC_MMAP_THRESHOLD_BYTES = 32 * 1024;
 // ── Shadow config (docs/shadow.md) ──
 /**
  * Percent of requests a shadow config evaluates beside the live one (`PUT /shadow?sample=`), 0 to 100.

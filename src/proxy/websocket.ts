@@ -6,12 +6,13 @@
  * each other byte for byte: frames flow both ways as they arrive, with backpressure, and a close of
  * either side (or silence past the listener's `websocketIdleTimeout`) closes the other.
  */
-import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client as ClientType, Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';
+import { http } from '../core/node-http.ts';
 import { prepareUpgrade } from './actions/forward/forward.ts';
 import { runAction } from './actions/index.ts';
 import { runRequestFilters } from './chain/filters.ts';
@@ -37,7 +38,7 @@ export function handleUpgrade(
   head: Buffer,
 ): void {
   // A response object on the raw socket, so that refusals (404, 401, a direct response) are ordinary replies.
-  const res = new ServerResponse(req);
+  const res = new http.ServerResponse(req);
   res.assignSocket(socket);
   res.shouldKeepAlive = false;
   res.once('finish', () => socket.destroySoon());

@@ -1,7 +1,7 @@
 /**
  * An OTLP/HTTP trace receiver for tests and the demo: accepts `POST /v1/traces` in the JSON encoding
- * (what @opentelemetry/exporter-trace-otlp-http sends) and keeps the spans, flattened, in arrival
- * order. Protobuf bodies are refused with 415 so a wrongly configured exporter fails loudly.
+ * (what the proxies send, as OpenTelemetry's OTLP/HTTP exporters do) and keeps the spans, flattened,
+ * in arrival order. Protobuf bodies are refused with 415 so a wrongly configured exporter fails loudly.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

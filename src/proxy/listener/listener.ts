@@ -10,7 +10,7 @@
  * Keeping the bound socket apart from the protocol servers lets a reload change TLS or HTTP/2 settings
  * without rebinding: new connections get the new servers, open ones finish on the old.
  */
-import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import {
   createServer as createH2cServer,
   createSecureServer,
@@ -24,6 +24,7 @@ import { type AddressInfo, createServer as createNetServer, type Server as NetSe
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { DEFAULT_TLS_CIPHERS, TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS } from '../../core/defaults.ts';
+import { http } from '../../core/node-http.ts';
 import { closeWhenIdle, type ListenerRuntime, onClientSocketClose, type StreamHost } from '../context.ts';
 import type { MeshTls } from '../identity/mesh-tls.ts';
 import { handleRequest } from '../stream.ts';
@@ -256,7 +257,7 @@ export class Listener {
     let server: H1Server | Http2Server;
     switch (kind) {
       case 'h1':
-        server = createHttpServer(http1Options, onRequest);
+        server = http.createServer(http1Options, onRequest);
         break;
       case 'h2c':
         server = createH2cServer({ settings: h2Settings }, onRequest as never);

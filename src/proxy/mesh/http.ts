@@ -2,7 +2,8 @@
  * Small JSON requests from a proxy to its control plane (registration, heartbeats, ACKs), on node:http
  * with one keep-alive agent: the proxy keeps undici's full client (and its memory) out of the process.
  */
-import { Agent, request } from 'node:http';
+import type { Agent } from 'node:http';
+import { http } from '../../core/node-http.ts';
 
 export interface JsonResponse {
   status: number;
@@ -10,7 +11,7 @@ export interface JsonResponse {
 }
 
 export function controlAgent(): Agent {
-  return new Agent({ keepAlive: true, maxSockets: 4 });
+  return new http.Agent({ keepAlive: true, maxSockets: 4 });
 }
 
 /** Sends `body` as JSON; resolves with the status and parsed body, rejects on network errors and timeout. */
@@ -24,7 +25,7 @@ export function requestJson(
 ): Promise<JsonResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
-    const req = request(
+    const req = http.request(
       url,
       {
         method,

@@ -4,7 +4,7 @@
  * the endpoints at the next check), registers again when the control plane no longer knows it (it
  * restarted), and deregisters first on shutdown.
  */
-import { type Agent, request } from 'node:http';
+import type { Agent } from 'node:http';
 import type { HealthState, InstanceRegistration } from '../../api/mesh.ts';
 import {
   APP_STARTUP_CHECK_INTERVAL_MS,
@@ -13,6 +13,7 @@ import {
   DEFAULT_CONTROL_REQUEST_TIMEOUT_MS,
   HEARTBEATS_PER_TTL,
 } from '../../core/defaults.ts';
+import { http } from '../../core/node-http.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { bearer, controlAgent, errorOf, requestJson } from './http.ts';
 
@@ -228,7 +229,7 @@ export class InstanceAgent {
 /** One readiness check: any answer 200–399 within the timeout. */
 function probe(url: string, timeoutMs: number): Promise<{ ok: boolean; reason: string }> {
   return new Promise((resolve) => {
-    const req = request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = http.request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
       resolve({ ok: status >= 200 && status < 400, reason: `status ${status}` });

@@ -11,7 +11,7 @@
  * sent something only if that is out of date.
  */
 
-import { type Agent, type ClientRequest, request } from 'node:http';
+import type { Agent, ClientRequest } from 'node:http';
 import type { Config } from '../../api/config.ts';
 import type { ExplainedTrail } from '../../api/explain.ts';
 import type {
@@ -35,6 +35,7 @@ import {
   DEFAULT_RECONNECT_MAX_MS,
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
 } from '../../core/defaults.ts';
+import { http } from '../../core/node-http.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TelemetrySample } from '../telemetry-sample.ts';
 import { applyDelta } from './delta.ts';
@@ -174,7 +175,7 @@ export class ControlPlaneSubscription {
     this.received =
       this.version !== null && this.applied !== null ? { version: this.version, config: this.applied } : null;
     const payload = JSON.stringify(hello);
-    const req = request(new URL('/stream', this.options.url), {
+    const req = http.request(new URL('/stream', this.options.url), {
       method: 'POST',
       agent: this.agent,
       headers: {

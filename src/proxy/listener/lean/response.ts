@@ -6,10 +6,12 @@
  * and Date as node:http sends them. The head is one string turned into one buffer, sized once, that
  * also carries the first body bytes when they are small: a short response leaves in one write.
  */
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { LEAN_HEAD_COALESCE_MAX_BYTES } from '../../../core/defaults.ts';
+import { http } from '../../../core/node-http.ts';
 import type { LeanRequest } from './request.ts';
+
+const { STATUS_CODES } = http;
 
 /** What a response tells its connection. */
 export interface ResponseOwner {
