@@ -94,16 +94,7 @@ export function RequestsView(props: { id: string }) {
                     {h.code ? ` ${h.code}` : ''}
                   </td>
                   <td class="num">{ms(h.durationMs)}</td>
-                  <td class="waterfall">
-                    <svg viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="time span">
-                      <rect
-                        x={((h.start - start) / span) * 100}
-                        y={2}
-                        width={Math.max(0.5, (h.durationMs / span) * 100)}
-                        height={6}
-                      />
-                    </svg>
-                  </td>
+                  <TimeBar start={h.start - start} duration={h.durationMs} span={span} />
                 </tr>
               ))}
             </tbody>
@@ -168,21 +159,28 @@ function Spans(props: { spans: LookupSpan[]; error: string | undefined }) {
                   {s.status ?? (s.error ? 'error' : '–')}
                 </td>
                 <td class="num">{ms(s.durationMs)}</td>
-                <td class="waterfall">
-                  <svg viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="time span">
-                    <rect
-                      x={((s.start - start) / width) * 100}
-                      y={2}
-                      width={Math.max(0.5, (s.durationMs / width) * 100)}
-                      height={6}
-                    />
-                  </svg>
-                </td>
+                <TimeBar start={s.start - start} duration={s.durationMs} span={width} />
               </tr>
             ))}
           </tbody>
         </table>
       )}
     </>
+  );
+}
+
+/** A waterfall cell: a bar from `start` for `duration` ms, on a timeline `span` ms wide. */
+function TimeBar(props: { start: number; duration: number; span: number }) {
+  return (
+    <td class="waterfall">
+      <svg viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="time span">
+        <rect
+          x={(props.start / props.span) * 100}
+          y={2}
+          width={Math.max(0.5, (props.duration / props.span) * 100)}
+          height={6}
+        />
+      </svg>
+    </td>
   );
 }
