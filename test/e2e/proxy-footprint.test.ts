@@ -75,20 +75,35 @@ function modelOf(yaml: string) {
   return parsed.model;
 }
 
+/** A directory with the module-load hook, and the environment that makes a process log its modules there. */
+function hooked(): { dir: string; log: string; env: Record<string, string> } {
+  const dir = mkdtempSync(join(tmpdir(), 'meshgate-footprint-'));
+  writeFileSync(join(dir, 'hook.mjs'), HOOK);
+  const log = join(dir, 'modules.txt');
+  writeFileSync(log, '');
+  return { dir, log, env: { NODE_OPTIONS: `--import=${join(dir, 'hook.mjs')}`, MESHGATE_TEST_MODULE_LOG: log } };
+}
+
+/** An app on 127.0.0.1 answering `ok`. */
+async function okApp(): Promise<Server> {
+  const app = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  return app;
+}
+
 describe('a sidecar process loads only what its config uses', () => {
   let dir: string;
+  let env: Record<string, string>;
+  let logFile: string;
   let app: Server;
   let cp: TestControlPlane;
   let sidecar: MeshgateProcess;
-  const log = () => join(dir, 'modules.txt');
+  const log = () => logFile;
   const loaded = () => readFileSync(log(), 'utf8').split('\n').filter(Boolean);
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-footprint-'));
-    writeFileSync(join(dir, 'hook.mjs'), HOOK);
-    writeFileSync(log(), '');
-    app = createServer((_req, res) => res.end('ok'));
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    ({ dir, env, log: logFile } = hooked());
+    app = await okApp();
     cp = await startControlPlane({
       model: modelOf('services:\n  - { name: front, dependsOn: [photo] }\n  - { name: photo }\n'),
     });
@@ -110,7 +125,7 @@ describe('a sidecar process loads only what its config uses', () => {
         '--admin-port',
         '0',
       ],
-      { NODE_OPTIONS: `--import=${join(dir, 'hook.mjs')}`, MESHGATE_TEST_MODULE_LOG: log() },
+      env,
     );
   });
   after(async () => {
@@ -169,18 +184,17 @@ describe('a sidecar process loads only what its config uses', () => {
 
 describe('a gateway under a control plane loads only what its config uses', () => {
   let dir: string;
+  let env: Record<string, string>;
+  let logFile: string;
   let app: Server;
   let receiver: OtlpReceiver;
   let cp: TestControlPlane;
   let gateway: MeshgateProcess;
-  const log = () => join(dir, 'modules.txt');
+  const log = () => logFile;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshgate-footprint-'));
-    writeFileSync(join(dir, 'hook.mjs'), HOOK);
-    writeFileSync(log(), '');
-    app = createServer((_req, res) => res.end('ok'));
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    ({ dir, env, log: logFile } = hooked());
+    app = await okApp();
     receiver = await startOtlpReceiver();
     cp = await startControlPlane({
       model: modelOf(
@@ -199,7 +213,7 @@ describe('a gateway under a control plane loads only what its config uses', () =
     });
     gateway = new MeshgateProcess(
       ['gateway', '--control-plane', cp.url, '--id', 'gw-1', '--workers', '0', '--admin-port', '0'],
-      { NODE_OPTIONS: `--import=${join(dir, 'hook.mjs')}`, MESHGATE_TEST_MODULE_LOG: log() },
+      env,
     );
   });
   after(async () => {

@@ -85,7 +85,7 @@ export class MeshShadow {
         status: 'set',
         hash: loaded.hash,
         samplePercent,
-        processes: this.summed(asked)?.processes ?? 0,
+        processes: asked.answers.reduce((n, a) => n + (a.shadow?.report?.processes ?? 0), 0),
         proxies: asked.answered,
         ...(missing > 0 ? { unanswered: missing } : {}),
       },

@@ -28,9 +28,7 @@ export function RequestsView(props: { id: string }) {
     );
   }, [props.id, asks]);
 
-  const start = result && result.hops.length > 0 ? Math.min(...result.hops.map((h) => h.start)) : 0;
-  const end = result && result.hops.length > 0 ? Math.max(...result.hops.map((h) => h.start + h.durationMs)) : 1;
-  const span = Math.max(1, end - start);
+  const { start, span } = timeline(result?.hops ?? []);
   return (
     <section class="requests">
       <h2>Request lookup</h2>
@@ -127,9 +125,7 @@ function Spans(props: { spans: LookupSpan[]; error: string | undefined }) {
   };
   for (const r of roots) walk(r, 0);
   for (const s of props.spans) walk(s, 0);
-  const start = spans.length > 0 ? Math.min(...spans.map(({ span: s }) => s.start)) : 0;
-  const end = spans.length > 0 ? Math.max(...spans.map(({ span: s }) => s.start + s.durationMs)) : 1;
-  const width = Math.max(1, end - start);
+  const { start, span: width } = timeline(props.spans);
   return (
     <>
       <h3>Trace</h3>
@@ -167,6 +163,18 @@ function Spans(props: { spans: LookupSpan[]; error: string | undefined }) {
       )}
     </>
   );
+}
+
+/** Where a waterfall starts and how many ms it spans (at least 1), over items with a start and a duration. */
+function timeline(items: readonly { start: number; durationMs: number }[]): { start: number; span: number } {
+  if (items.length === 0) return { start: 0, span: 1 };
+  let start = Number.POSITIVE_INFINITY;
+  let end = Number.NEGATIVE_INFINITY;
+  for (const i of items) {
+    start = Math.min(start, i.start);
+    end = Math.max(end, i.start + i.durationMs);
+  }
+  return { start, span: Math.max(1, end - start) };
 }
 
 /** A waterfall cell: a bar from `start` for `duration` ms, on a timeline `span` ms wide. */
