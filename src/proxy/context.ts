@@ -250,9 +250,15 @@ export class StreamContext implements MatchInput, RequestContext {
     this.startMs = performance.now();
   }
 
-  /** Arrival time, milliseconds since the epoch. */
+  /**
+   * Arrival time, milliseconds since the epoch: the wall clock now less the monotonic time since
+   * arrival. Not `performance.timeOrigin + startMs`: the monotonic clock stops while the machine is
+   * paused (a suspended VM) and the wall clock does not, so each process's timeOrigin drifts from the
+   * wall clock by the pauses since it started, and two proxies' starts of one request disagreed by
+   * more than LOOKUP_CLOCK_SKEW_MS. Read only for a request that is traced, logged or remembered.
+   */
   get startEpochMs(): number {
-    return performance.timeOrigin + this.startMs;
+    return Date.now() - (performance.now() - this.startMs);
   }
 
   get routeName(): string {

@@ -342,7 +342,8 @@ export class Telemetry {
           tries: ctx.tries,
           code: ctx.code,
         },
-        performance.timeOrigin + endMs,
+        // As StreamContext.startEpochMs: the wall clock, not timeOrigin, which drifts from it.
+        Date.now() - (performance.now() - endMs),
       );
     }
   }
