@@ -2,6 +2,7 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Http2ServerRequest,
@@ -10,6 +11,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { AuthzDecision } from '../api/authorization.ts';

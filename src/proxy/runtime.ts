@@ -4,6 +4,7 @@
  * never changes a request mid-flight. A replaced snapshot releases its services when its last request
  * ends; services no snapshot holds close their connections.
  */
+import { performance } from 'node:perf_hooks';
 import type { LoadedConfig } from '../config/load.ts';
 import type { LocalReply } from '../core/plugin.ts';
 import { runLogFilters } from './chain/filters.ts';

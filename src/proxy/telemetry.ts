@@ -3,6 +3,7 @@
  * OpenTelemetry spans (when the config asks), Server-Timing (when asked). One per proxy; the access log
  * and tracing follow the config in force and are rebuilt only when their settings change.
  */
+import { performance } from 'node:perf_hooks';
 import type { ObservabilityConfig } from '../api/config.ts';
 import {
   DEFAULT_EXPLAIN_SAMPLE_RATE,

@@ -6,9 +6,11 @@
  * each other byte for byte: frames flow both ways as they arrive, with backpressure, and a close of
  * either side (or silence past the listener's `websocketIdleTimeout`) closes the other.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Client as ClientType, Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../core/defaults.ts';

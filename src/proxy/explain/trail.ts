@@ -4,6 +4,7 @@
  * null check per step. What the facts mean (why earlier routes did not match, the story) is worked out
  * only when someone asks (read.ts), against the snapshot the request ran on.
  */
+import { performance } from 'node:perf_hooks';
 import type { AuthzDecision } from '../../api/authorization.ts';
 import type { TrailReason } from '../../api/explain.ts';
 import { EXPLAIN_ID_HEADER, EXPLAIN_REQUEST_HEADER } from '../../core/defaults.ts';

@@ -10,6 +10,7 @@
  * Keeping the bound socket apart from the protocol servers lets a reload change TLS or HTTP/2 settings
  * without rebinding: new connections get the new servers, open ones finish on the old.
  */
+
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import {
   createServer as createH2cServer,
@@ -21,6 +22,7 @@ import {
 } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { DEFAULT_TLS_CIPHERS, TLS_HANDSHAKE_TIMEOUT_WITHOUT_HEADERS_TIMEOUT_MS } from '../../core/defaults.ts';

@@ -12,6 +12,7 @@
  */
 
 import type { Agent, ClientRequest } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Config } from '../../api/config.ts';
 import type { ExplainedTrail } from '../../api/explain.ts';
 import type {

@@ -24,7 +24,9 @@
  * Plain HTTP/1.1 only (TLS, HTTP/2, Upgrade and CONNECT stay with undici), one request at a time per
  * connection (no pipelining).
  */
+
 import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
@@ -49,6 +51,14 @@ interface ClientParser extends NativeHttpParser {
 
 /** llhttp's async resource: the parser wants an object; no per-connection async context is kept. */
 const PARSER_RESOURCE = Object.freeze({});
+/**
+ * Every connection reads into this one buffer (net's `onread`), which the parser consumes before the
+ * read callback returns: llhttp's binding copies what it hands over (header strings, body chunks into
+ * buffers of their own) and saves a head split across reads. Node's default read allocates a 64 KiB
+ * backing store per read and pushes it through the socket's Readable, which nothing here needs. Reads
+ * are delivered one at a time from the event loop, so one buffer serves all connections.
+ */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 /** Bytes that would end a header line or the head inside a value (request smuggling). */
 const LINE_BREAKING = /[\r\n\0]/;
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -213,7 +223,14 @@ class Connection {
   constructor(client: LeanClient, host: string, port: number, connectTimeoutMs: number) {
     this.client = client;
     this.keepAliveMs = client.keepAliveMs;
-    const socket = connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const socket = connect({
+      host,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+      onread: { buffer: READ_BUFFER, callback: onSocketRead },
+    });
     this.socket = socket;
     const parser = new HTTPParser() as ClientParser;
     parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone);
@@ -228,7 +245,6 @@ class Connection {
       this.connectTimer = setTimeout(onConnectTimeout, connectTimeoutMs, this);
       socket.once('connect', onConnect);
     }
-    socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.on('drain', onSocketDrain);
@@ -671,8 +687,10 @@ function onConnectTimeout(connection: Connection): void {
   connection.connectTimedOut();
 }
 
-function onSocketData(this: SocketWithConnection, chunk: Buffer): void {
-  this[kConnection]?.read(chunk);
+/** Returns true: pausing is the exchange's (`socket.pause()`), never implied by a read. */
+function onSocketRead(this: SocketWithConnection, length: number, buffer: Uint8Array): boolean {
+  this[kConnection]?.read((buffer as Buffer).subarray(0, length));
+  return true;
 }
 
 function onSocketEnd(this: SocketWithConnection): void {

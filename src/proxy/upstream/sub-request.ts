@@ -12,6 +12,7 @@
  * The forward path keeps its own try (try.ts): it streams, and its state lives on the StreamContext
  * to allocate nothing per try. A sub-request is one object per call plus one per try.
  */
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { LocalReplyCode } from '../../core/errors.ts';
 import type { StreamContext } from '../context.ts';

@@ -6,6 +6,7 @@
  * at once and aborts the calls still in flight, as does the client going away.
  */
 
+import { performance } from 'node:perf_hooks';
 import { REQUEST_ID_HEADER } from '../../../core/defaults.ts';
 import type { AggregateCallCode } from '../../../core/errors.ts';
 import { type ExtraLookup, walk } from '../../../core/template.ts';

@@ -5,6 +5,7 @@
  * the answer as JSON: one object for a unary method; NDJSON or Server-Sent Events, message by message
  * with backpressure, for a server-streaming one.
  */
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import {
   type Binding,

@@ -17,7 +17,9 @@
  * Pipelined requests are served one after another, in order: the next starts when the previous
  * response has ended, so responses never interleave and none is held in memory.
  */
+
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import {
   KEEPALIVE_TIMEOUT_MARGIN_MS,
   LEAN_PIPELINED_REQUESTS_HELD_MAX,
@@ -124,7 +126,6 @@ class LeanConnection implements BodySource, ResponseOwner {
     parser.connection = this;
     parser.pendingHeaders = [];
     parser.pendingUrl = '';
-    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     parser[HTTPParser.kOnHeaders] = onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
     parser[HTTPParser.kOnBody] = onBody;
@@ -144,6 +145,13 @@ class LeanConnection implements BodySource, ResponseOwner {
   read(chunk: Buffer): void {
     const parser = this.parser;
     if (parser === null) return;
+    // A read between messages starts the next one: its clocks start here, without llhttp's message-begin
+    // callback (a call into JS per request). A message that begins later in a read, after one that
+    // completed in it (pipelining), is clocked by that callback, armed only for such a read.
+    if (this.requestStartedAt === 0) {
+      this.messageBegin();
+      parser[HTTPParser.kOnMessageBegin] = null;
+    }
     let data = chunk;
     for (;;) {
       const parsed = parser.execute(data);
@@ -214,6 +222,7 @@ class LeanConnection implements BodySource, ResponseOwner {
 
   messageComplete(): void {
     this.requestStartedAt = 0;
+    if (this.parser !== null) this.parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     const req = this.incoming;
     if (req === null) return;
     this.incoming = null;
