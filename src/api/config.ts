@@ -286,9 +286,10 @@ export const ListenerSchema = Type.Object(
         type: 'string',
         enum: ['node', 'lean'],
         description:
-          'What serves HTTP/1.1 on this listener. `node` (default): node:http. `lean`: a leaner server on the same ' +
-          'llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per request ' +
-          '(docs/listeners.md). Plain HTTP/1.1 only: not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE).',
+          'What serves HTTP/1.1 on this listener. `lean` (the default for plain HTTP/1.1 listeners): a server on ' +
+          'the same llhttp parser as node:http, with the same refusals, limits and timeouts, and less work per ' +
+          'request (docs/listeners.md); not with `tls`, `http2: true` or `mtls` (STRICT, PERMISSIVE). `node`: ' +
+          "node:http's server (the default, and the only choice, for those).",
       }),
     ),
     redirectToHttps: Type.Optional(

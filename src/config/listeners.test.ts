@@ -89,7 +89,7 @@ describe('listener config', () => {
     );
   });
 
-  test('engine lean is for plain HTTP/1.1 listeners: refused with tls, http2 or mtls, at its line', async () => {
+  test('engine lean is for plain HTTP/1.1 listeners, and their default: refused with tls, http2 or mtls, at its line', async () => {
     const a = pki.leaf('lean', ['a.test']);
     const { issues } = await load(
       [
@@ -121,7 +121,14 @@ describe('listener config', () => {
       /^9:\d+: listeners\[1\]\.engine: engine lean serves plain HTTP\/1\.1 only; this listener sets http2/,
     );
     const ok = await load(
-      'listeners:\n  - { name: plain, port: 8080, engine: lean }\n  - { name: other, port: 8081 }\n',
+      [
+        'listeners:',
+        '  - { name: plain, port: 8080, engine: lean }',
+        '  - { name: other, port: 8081 }',
+        '  - { name: chosen, port: 8082, engine: node }',
+        '  - { name: h2c, port: 8083, http2: true }',
+        '  - { name: mesh-off, port: 8084, mtls: { mode: DISABLE } }',
+      ].join('\n'),
     );
     assert.ok(ok.result.ok, ok.issues.join('\n'));
     const snapshot = await compileSnapshot(ok.result.value, 1, {
@@ -130,7 +137,8 @@ describe('listener config', () => {
     try {
       assert.deepEqual(
         snapshot.listeners.map((l) => l.engine),
-        ['lean', 'node'],
+        // Lean unless the listener names node or serves what only node:tls and node:http2 serve.
+        ['lean', 'lean', 'node', 'node', 'lean'],
       );
     } finally {
       releaseSnapshot(snapshot);

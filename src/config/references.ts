@@ -12,6 +12,7 @@ import type {
 } from '../api/config.ts';
 import { LB_POLICIES } from '../api/values.ts';
 import { parseDuration } from '../core/duration.ts';
+import { leanEngineBlocker } from '../core/listener-engine.ts';
 import { spiffeIdProblem } from '../core/spiffe.ts';
 import { mergeSubsetPolicy } from '../core/subset-policy.ts';
 import { checkAggregate } from './aggregate.ts';
@@ -195,14 +196,7 @@ function checkListener(l: ListenerConfig, here: Path, report: Report) {
       'remove tls, or set mtls.mode to DISABLE',
     );
   if (l.engine === 'lean') {
-    const other =
-      l.tls !== undefined
-        ? 'tls'
-        : l.http2 === true
-          ? 'http2'
-          : l.mtls !== undefined && l.mtls.mode !== 'DISABLE'
-            ? 'mtls'
-            : null;
+    const other = leanEngineBlocker(l);
     if (other !== null)
       report(
         [...here, 'engine'],

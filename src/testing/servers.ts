@@ -132,9 +132,9 @@ export async function startGateway(
 }
 
 /**
- * `MESHGATE_TEST_ENGINE=lean` serves the plain HTTP/1.1 listeners of test gateways with that engine
- * (listeners that name an engine, or use TLS, HTTP/2 or mutual TLS, keep theirs): the same suites then
- * check both engines.
+ * `MESHGATE_TEST_ENGINE=node` serves the plain HTTP/1.1 listeners of test gateways with that engine
+ * instead of the default, lean (listeners that name an engine, or use TLS, HTTP/2 or mutual TLS, keep
+ * theirs): the same suites then check both engines (test/e2e/node-engine/).
  */
 export function withTestEngine(listener: Record<string, unknown>): Record<string, unknown> {
   const engine = process.env.MESHGATE_TEST_ENGINE;
@@ -145,7 +145,7 @@ export function withTestEngine(listener: Record<string, unknown>): Record<string
   return { ...listener, engine };
 }
 
-/** The same choice for a listener written as YAML flow mapping fields: `, engine: lean` or nothing. */
+/** The same choice for a listener written as YAML flow mapping fields: `, engine: node` or nothing. */
 export function testEngineYaml(): string {
   const engine = process.env.MESHGATE_TEST_ENGINE;
   return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;

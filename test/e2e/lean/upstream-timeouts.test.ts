@@ -1,3 +1,0 @@
-/** The upstream-timeouts suite again, with the test gateways' plain HTTP/1.1 listeners on the lean engine. */
-process.env.MESHGATE_TEST_ENGINE = 'lean';
-await import('../upstream-timeouts.test.ts');

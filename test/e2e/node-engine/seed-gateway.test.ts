@@ -1,0 +1,3 @@
+/** The seed-gateway suite again, with the test gateways' plain HTTP/1.1 listeners on node:http's server (`engine: node`). */
+process.env.MESHGATE_TEST_ENGINE = 'node';
+await import('../seed-gateway.test.ts');
