@@ -206,10 +206,13 @@ describe('control planes sharing etcd', { timeout: 90_000 }, () => {
     const loads = gateways.map((gw) => closedLoopLoad(gw.url, { connections: 4, durationMs: 3_000, path: '/api/x' }));
     await new Promise((r) => setTimeout(r, 1_000));
     await cps[0]!.stop('SIGKILL');
+    const killedAt = performance.now();
     const results = await Promise.all(loads);
     for (const [i, r] of results.entries()) {
       assert.equal(r.failed, 0, `${gateways[i]!.id}: ${r.failures.join(', ')}`);
-      assert.ok(r.ok > 100, `${gateways[i]!.id} served ${r.ok}`);
+      // Served on through the kill: how many depends on the machine, that it went on does not.
+      const after = r.okAt.filter((t) => t > killedAt).length;
+      assert.ok(after >= 10, `${gateways[i]!.id} served ${after} of ${r.ok} after the kill`);
     }
     // Its lease is kept alive through the survivor; no heartbeat was refused.
     await new Promise((r) => setTimeout(r, 1_500));

@@ -6,6 +6,8 @@ export interface LoadResult {
   failed: number;
   /** Up to 10 examples of what failed. */
   failures: string[];
+  /** performance.now() when each successful response ended, in order. */
+  okAt: number[];
 }
 
 export async function closedLoopLoad(
@@ -13,7 +15,7 @@ export async function closedLoopLoad(
   options: { connections: number; durationMs: number; maxRequests?: number; path?: string | (() => string) },
 ): Promise<LoadResult> {
   const pool = new Pool(origin, { connections: options.connections, pipelining: 1 });
-  const result: LoadResult = { ok: 0, failed: 0, failures: [] };
+  const result: LoadResult = { ok: 0, failed: 0, failures: [], okAt: [] };
   const deadline = performance.now() + options.durationMs;
   const max = options.maxRequests ?? 10_000_000;
   let sent = 0;
@@ -25,8 +27,10 @@ export async function closedLoopLoad(
         try {
           const res = await pool.request({ method: 'GET', path: pathOf() });
           await res.body.dump();
-          if (res.statusCode === 200) result.ok++;
-          else {
+          if (res.statusCode === 200) {
+            result.ok++;
+            result.okAt.push(performance.now());
+          } else {
             result.failed++;
             if (result.failures.length < 10) result.failures.push(`status ${res.statusCode}`);
           }
