@@ -22,7 +22,7 @@
 #   VARIANTS="bare explain-0 explain-1" bench/compare.sh   # decision trails off, configured (none sampled), every request recorded
 #   VARIANTS="bare young1" bench/compare.sh   # V8's default young generation vs a sidecar's (1 MiB semi-spaces, one malloc arena)
 #   VARIANTS="bare shadow shadow-rl" bench/compare.sh   # no shadow config vs one evaluating every request (docs/shadow.md)
-#   VARIANTS="node inproc floor nginx-1w" bench/compare.sh   # one process: node:http vs the lean engine (the default), the floor, nginx
+#   VARIANTS="node inproc floor nginx-1w" bench/compare.sh   # one process: node:http + undici vs the lean engines (the defaults), the floor, nginx
 #   VARIANTS="lean leanclient floor nginx-1w" bench/compare.sh   # the lean server with undici vs with the lean upstream client too
 # Prints a Markdown table: median and best req/s, p50/p99, CPU time of the proxy's processes per request
 # (median and least; less sensitive than req/s to how the machine's cores were shared), the same
@@ -165,11 +165,11 @@ variant_cmd() {
     floor-headers) echo "env HEADERS=1 node $ROOT/bench/floor.mjs" ;;
     # The floor pipelining N requests per upstream connection, on as few connections as the load needs.
     floor-pipe*) echo "env PIPELINING=${1#floor-pipe} CONNECTIONS=$(((CONNS + ${1#floor-pipe} - 1) / ${1#floor-pipe})) node $ROOT/bench/floor.mjs" ;;
-    # The bare route in one process on node:http's server (engine: node) instead of the default lean engine.
+    # The bare route in one process on node:http's server and undici's client instead of the default lean engines.
     node) echo "$gw --config $ROOT/bench/bench-node.yaml --workers 0" ;;
-    # The bare route in one process on the lean HTTP/1.1 engine, named (`inproc` is the same by default).
+    # The bare route in one process on the lean listener engine with undici's client.
     lean) echo "$gw --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
-    # The same with the lean upstream client too (services[].engine: lean): lean on both sides.
+    # Both lean engines named (`inproc` is the same by default).
     leanclient) echo "$gw --config $ROOT/bench/bench-leanclient.yaml --workers 0" ;;
     # The kit's nginx proxy with one worker, the reference the kit's ratios are taken against.
     nginx-1w)

@@ -50,7 +50,7 @@ case $TARGET in
   meshgate) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;
   # One process on the lean listener engine, with undici (lean) or the lean upstream client as well (leanclient).
   lean) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-lean.yaml --workers 0" ;;
-  # One process on node:http's server (engine: node) instead of the default lean engine.
+  # One process on node:http's server and undici's client instead of the default lean engines.
   node) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-node.yaml --workers 0" ;;
   leanclient) cmd="$ROOT/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench-leanclient.yaml --workers 0" ;;
   at-*) cmd="/tmp/meshgate-$TARGET/dist/cli/main.js gateway --no-watch --config $ROOT/bench/bench.yaml --workers 1" ;;

@@ -16,7 +16,7 @@ interface EndpointView {
   url: string;
   available: boolean;
   activeRequests: number;
-  connections: { open: number; busy: number; queuedRequests: number };
+  connections: { client: 'undici' | 'lean'; open: number; busy: number; queuedRequests: number };
   health: { status: string };
   outlier: { ejected: boolean; ejectedForMs: number };
 }

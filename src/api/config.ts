@@ -934,10 +934,10 @@ export const ServiceSchema = Type.Object(
         type: 'string',
         enum: ['undici', 'lean'],
         description:
-          "What makes HTTP/1.1 requests to the endpoints. `undici` (default): undici's client. `lean`: a leaner client " +
-          'on the same llhttp parser as node:http, with the same connection limits, keep-alive and timeouts, and less ' +
-          'work per request (docs/configuration.md). Plain HTTP/1.1 only: not with `protocol: http2` or `auto`, nor ' +
-          '`https://` endpoints; under mutual TLS in the mesh the service keeps undici.',
+          'What makes HTTP/1.1 requests to the endpoints. `lean` (the default for `protocol: http1`): a client on the ' +
+          'same llhttp parser as node:http, with the same connection limits, keep-alive and timeouts as undici, and ' +
+          'less work per request (docs/configuration.md); plain HTTP/1.1 only: `https://` endpoints, and endpoints ' +
+          "under mutual TLS in the mesh, keep undici. `undici`: undici's client (the default for `http2` and `auto`).",
       }),
     ),
     mtls: Type.Optional(ServiceMtlsSchema),

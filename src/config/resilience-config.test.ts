@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { compileSnapshot, releaseSnapshot } from '../proxy/snapshot.ts';
 import { formatIssue } from './issues.ts';
 import { loadConfigFile } from './load.ts';
 
@@ -235,5 +236,34 @@ describe('services[].engine', () => {
       config.services?.map((s) => s.engine),
       ['lean', undefined],
     );
+  });
+});
+
+describe('services[].engine: what each endpoint is called with', () => {
+  test('the lean client by default for plain HTTP/1.1; undici when named, for HTTP/2, and for https:// endpoints', async () => {
+    const { result } = await load([
+      'services:',
+      '  - { name: plain, endpoints: [{ url: http://127.0.0.1:9001 }] }',
+      '  - { name: named, engine: undici, endpoints: [{ url: http://127.0.0.1:9002 }] }',
+      '  - { name: h2, protocol: http2, endpoints: [{ url: http://127.0.0.1:9003 }] }',
+      '  - { name: mixed, endpoints: [{ url: http://127.0.0.1:9004 }, { url: https://127.0.0.1:9005 }] }',
+    ]);
+    assert.ok(result.ok);
+    const snapshot = await compileSnapshot(result.value, 1, {
+      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
+    });
+    try {
+      const clients = Object.fromEntries(
+        [...snapshot.services].map(([name, s]) => [name, s.all.endpoints.map((e) => e.pool.engine)]),
+      );
+      assert.deepEqual(clients, {
+        plain: ['lean'],
+        named: ['undici'],
+        h2: ['undici'],
+        mixed: ['lean', 'undici'],
+      });
+    } finally {
+      releaseSnapshot(snapshot);
+    }
   });
 });

@@ -145,7 +145,7 @@ function describeUnit(service: UpstreamService) {
         weight: e.weight,
         available: e.available,
         activeRequests: e.active,
-        connections: { open: e.pool.size, busy: e.pool.busy, queuedRequests: e.pool.queued },
+        connections: { client: e.pool.engine, open: e.pool.size, busy: e.pool.busy, queuedRequests: e.pool.queued },
         health: health
           ? {
               ...health,

@@ -152,9 +152,9 @@ export function testEngineYaml(): string {
 }
 
 /**
- * `MESHGATE_TEST_CLIENT=lean` makes the plain HTTP/1.1 services of test gateways call their endpoints with
- * the lean upstream client (services that name an engine, use HTTP/2 or `https://` endpoints keep
- * theirs): the same suites then check both clients.
+ * `MESHGATE_TEST_CLIENT=undici` makes the plain HTTP/1.1 services of test gateways call their endpoints
+ * with undici's client instead of the default, lean (services that name an engine, use HTTP/2 or
+ * `https://` endpoints keep theirs): the same suites then check both clients (test/e2e/undici-client/).
  */
 export function withTestClient(service: Record<string, unknown>): Record<string, unknown> {
   const engine = process.env.MESHGATE_TEST_CLIENT;
@@ -165,7 +165,7 @@ export function withTestClient(service: Record<string, unknown>): Record<string,
   return { ...service, engine };
 }
 
-/** The same choice for a service written as a YAML flow mapping: `, engine: lean` or nothing. */
+/** The same choice for a service written as a YAML flow mapping: `, engine: undici` or nothing. */
 export function testClientYaml(): string {
   const engine = process.env.MESHGATE_TEST_CLIENT;
   return engine === undefined || engine === '' ? '' : `, engine: ${engine}`;

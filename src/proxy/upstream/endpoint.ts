@@ -68,8 +68,11 @@ export class Endpoint {
             {
               ...options,
               allowH2: protocol === 'auto' && origin.startsWith('https:'),
-              // The lean client speaks plain HTTP/1.1: a TLS origin (mutual TLS in the mesh) keeps undici.
-              engine: options.engine === 'lean' && origin.startsWith('http:') ? 'lean' : 'undici',
+              // The lean client speaks plain HTTP/1.1: a TLS origin, or mutual TLS in the mesh, keeps undici.
+              engine:
+                options.engine === 'lean' && origin.startsWith('http:') && options.tls === undefined
+                  ? 'lean'
+                  : 'undici',
             },
             breaker,
           );

@@ -15,6 +15,7 @@ const H2CClient: typeof ClientType = createRequire(import.meta.url)('undici/lib/
 
 export class H2Pool implements UpstreamPool {
   readonly origin: string;
+  readonly engine = 'undici' as const;
   private readonly options: PoolOptions;
   private client: ClientType | null = null;
   private inflight = 0;

@@ -51,6 +51,8 @@ export interface PoolClient {
 /** Connections to one endpoint, as the request path uses them (HTTP/1.1 here, HTTP/2 in h2-pool.ts). */
 export interface UpstreamPool {
   readonly origin: string;
+  /** What makes its connections: undici (HTTP/1.1 or HTTP/2) or the lean client. */
+  readonly engine: UpstreamEngine;
   /** Connections in existence. */
   readonly size: number;
   /** Requests in progress. */
@@ -95,6 +97,10 @@ export class ConnectionPool implements UpstreamPool {
     this.origin = origin;
     this.options = options;
     this.breaker = breaker;
+  }
+
+  get engine(): UpstreamEngine {
+    return this.options.engine ?? 'undici';
   }
 
   useBreaker(breaker: CircuitBreaker | undefined): void {

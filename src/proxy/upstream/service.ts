@@ -113,7 +113,10 @@ export class UpstreamService {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
       keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
-      ...(config.engine === 'lean' && { engine: 'lean' as const }),
+      // The lean client unless the service names undici or speaks HTTP/2; an https:// or mesh-TLS endpoint keeps undici (endpoint.ts).
+      ...((config.engine ?? ((config.protocol ?? 'http1') === 'http1' ? 'lean' : 'undici')) === 'lean' && {
+        engine: 'lean' as const,
+      }),
       ...(options.tls !== undefined && { tls: options.tls }),
     };
     const protocol = config.protocol ?? 'http1';

@@ -1,3 +1,0 @@
-/** The large-bodies suite again, with the test gateways' plain HTTP/1.1 services on the lean upstream client. */
-process.env.MESHGATE_TEST_CLIENT = 'lean';
-await import('../large-bodies.test.ts');

@@ -1,3 +1,0 @@
-/** The upstream-timeouts suite again, with the test gateways' plain HTTP/1.1 services on the lean upstream client. */
-process.env.MESHGATE_TEST_CLIENT = 'lean';
-await import('../upstream-timeouts.test.ts');

@@ -1,0 +1,3 @@
+/** The large-bodies suite again, with the test gateways' plain HTTP/1.1 services on undici's client (`engine: undici`). */
+process.env.MESHGATE_TEST_CLIENT = 'undici';
+await import('../large-bodies.test.ts');
