@@ -15,7 +15,6 @@
  * rate never reaches it; one that falls below it (from the start, or after a fast beginning) reaches
  * it at most `grace` later.
  */
-
 import type { Http2ServerRequest } from 'node:http2';
 import { constants as http2Constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';

@@ -2,7 +2,6 @@
  * StreamContext: one per request, from the listener's callback to the log phase. Fixed shape, created
  * once per request; every phase (head, route, filters, upstream, response, log) reads and fills it.
  */
-
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type Http2ServerRequest,

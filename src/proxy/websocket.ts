@@ -6,7 +6,6 @@
  * each other byte for byte: frames flow both ways as they arrive, with backpressure, and a close of
  * either side (or silence past the listener's `websocketIdleTimeout`) closes the other.
  */
-
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';

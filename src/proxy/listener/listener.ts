@@ -10,7 +10,6 @@
  * Keeping the bound socket apart from the protocol servers lets a reload change TLS or HTTP/2 settings
  * without rebinding: new connections get the new servers, open ones finish on the old.
  */
-
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import {
   createServer as createH2cServer,

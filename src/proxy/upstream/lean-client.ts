@@ -24,7 +24,6 @@
  * Plain HTTP/1.1 only (TLS, HTTP/2, Upgrade and CONNECT stay with undici), one request at a time per
  * connection (no pipelining).
  */
-
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';

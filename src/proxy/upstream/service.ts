@@ -113,7 +113,8 @@ export class UpstreamService {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
       keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
-      // The lean client unless the service names undici or speaks HTTP/2; an https:// or mesh-TLS endpoint keeps undici (endpoint.ts).
+      // The lean client unless the service names undici or speaks HTTP/2; an https:// or mesh-TLS
+      // endpoint keeps undici (endpoint.ts).
       ...((config.engine ?? ((config.protocol ?? 'http1') === 'http1' ? 'lean' : 'undici')) === 'lean' && {
         engine: 'lean' as const,
       }),

@@ -6,7 +6,6 @@
  * The plain path (no retries, no body filters) costs a few comparisons over a bare dispatch: no timer,
  * closure or buffer is added unless a route or service configures the feature that needs it.
  */
-
 import type { Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';

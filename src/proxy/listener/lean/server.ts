@@ -17,7 +17,6 @@
  * Pipelined requests are served one after another, in order: the next starts when the previous
  * response has ended, so responses never interleave and none is held in memory.
  */
-
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
