@@ -8,6 +8,7 @@ import type { Config, RouteConfig } from '../api/config.ts';
 import type { ProxyStatusView } from '../api/mesh.ts';
 import { closest } from '../config/issues.ts';
 import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
+import { leanEngineBlocker } from '../core/listener-engine.ts';
 import {
   controlPlaneUrl,
   EXIT,
@@ -216,6 +217,7 @@ function render(
         address: l.address ?? '0.0.0.0',
         port: l.port,
         ...(bound[l.name] !== undefined ? { boundPort: bound[l.name] } : {}),
+        engine: l.engine ?? (leanEngineBlocker(l) === null ? 'lean' : 'node'),
         routes: routesOn(config, l.name).map((r) => r.name),
         ...originOf(l),
       }));
@@ -223,11 +225,12 @@ function render(
       return {
         data,
         text: table(
-          ['LISTENER', 'ADDRESS', 'PORT', 'ROUTES', ...(origins ? ['ORIGIN'] : [])],
+          ['LISTENER', 'ADDRESS', 'PORT', 'ENGINE', 'ROUTES', ...(origins ? ['ORIGIN'] : [])],
           data.map((l) => [
             l.name,
             l.address,
             l.boundPort !== undefined && l.boundPort !== l.port ? `${l.port} (bound ${l.boundPort})` : String(l.port),
+            l.engine,
             l.routes.join(', '),
             ...(origins ? [l.origin ?? '-'] : []),
           ]),

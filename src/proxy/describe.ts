@@ -222,6 +222,8 @@ export async function describeProxy(proxy: ProxyServer, view: ProxyView): Promis
           address: l.address,
           port: l.port,
           boundPort: bound[l.name] ?? null,
+          // What serves its HTTP/1.1 (lean unless named or unless it serves TLS, HTTP/2 or mesh TLS).
+          engine: l.engine,
           trustedHops: l.trustedHops,
           // In declaration order; docs/routing.md gives the order they are tried in.
           routes: s.routes

@@ -208,6 +208,14 @@ describe('meshgate proxy-config on converted config', () => {
         view.services.map((s) => [s.name, s.origin]),
         [['property-service', 'istio:DestinationRule/default/property-service']],
       );
+      // The engine serving each listener's HTTP/1.1: lean for a plain one (unless the suite names node).
+      const listeners = await runMeshgate(['proxy-config', 'listeners', '--admin', gateway.adminUrl]);
+      assert.equal(listeners.code, 0, listeners.stderr);
+      assert.match(listeners.stdout, /^LISTENER +ADDRESS +PORT +ENGINE +ROUTES/m);
+      assert.match(
+        listeners.stdout,
+        new RegExp(`^main .* ${process.env.MESHGATE_TEST_ENGINE || 'lean'} +property-service-0`, 'm'),
+      );
     } finally {
       await gateway.close();
     }

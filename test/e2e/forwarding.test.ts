@@ -645,6 +645,12 @@ describe('listeners', () => {
           ['in', ['to-photo', 'shared']],
         ],
       );
+      // Plain listeners: the lean engine unless the suite runs on node:http (test/e2e/node-engine/).
+      const engine = process.env.MESHGATE_TEST_ENGINE || 'lean';
+      assert.deepEqual(
+        view.listeners.map((l: { engine: string }) => l.engine),
+        [engine, engine],
+      );
     } finally {
       await gw.close();
     }
