@@ -211,6 +211,13 @@ export class StreamContext implements MatchInput, RequestContext {
   upstreamHeadersMs = 0;
   /** performance.now() when the upstream's response ended (0: never). */
   upstreamEndMs = 0;
+  /**
+   * performance.now() just before the last body chunk was handed to the client's connection (0: none
+   * was): where the request's duration ends. Taken before the write, it precedes whatever the client
+   * does on receiving those bytes, so a called hop never seems to outlast its caller when this process
+   * is descheduled between the write and its log phase.
+   */
+  lastWriteMs = 0;
   /** Request body bytes sent upstream. */
   bytesIn = 0;
   /** The trace this request belongs to, when tracing is on (null otherwise). */

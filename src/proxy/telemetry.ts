@@ -264,9 +264,10 @@ export class Telemetry {
 
   /** The log phase of one request. */
   record(ctx: StreamContext): void {
-    const endMs = performance.now();
+    const endMs = ctx.lastWriteMs > 0 ? ctx.lastWriteMs : performance.now();
     const durationMs = endMs - ctx.startMs;
-    const upstreamMs = ctx.upstreamStartMs > 0 ? (ctx.upstreamEndMs || endMs) - ctx.upstreamStartMs : -1;
+    // The upstream's end is noted after the last chunk was written on: it counts to the request's end at most.
+    const upstreamMs = ctx.upstreamStartMs > 0 ? Math.min(ctx.upstreamEndMs || endMs, endMs) - ctx.upstreamStartMs : -1;
     const route = ctx.route?.name ?? '';
     // Refused before a destination was picked: the route's (first) service still gets the count.
     const service = ctx.serviceName ?? '';

@@ -314,6 +314,7 @@ export class UpstreamCall extends TryHandler {
       return;
     }
     if (ctx.bodyTaps !== null) runBodyTaps(ctx, chunk);
+    ctx.lastWriteMs = performance.now();
     if (!ctx.res.write(chunk)) {
       controller.pause();
       ctx.res.once('drain', () => controller.resume());
@@ -368,6 +369,8 @@ export class UpstreamCall extends TryHandler {
   override onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.ended) return;
     this.end();
+    // A response that failed after some of its body lasted until the failure, not its last chunk.
+    this.ctx.lastWriteMs = 0;
     if (this.aborted || this.discarding) return;
     const ctx = this.ctx;
     if (this.bodyFailed) {
