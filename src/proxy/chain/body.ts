@@ -9,6 +9,7 @@
  * direction sees it whole, in order. The proxy owns the framing: a rewritten body goes out with its
  * new Content-Length when buffered, chunked (no Content-Length) when streamed.
  */
+import { performance } from 'node:perf_hooks';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BodyOutput, Filter, LocalReply } from '../../core/plugin.ts';
 import type { StreamContext } from '../context.ts';
@@ -378,6 +379,8 @@ export function endResponse(ctx: StreamContext, rewriter: ResponseBodyRewriter |
     rewriter.end(() => completeResponse(ctx));
     return;
   }
+  // No body chunk went out (204, HEAD, an empty body): this write carries the response's last bytes.
+  if (ctx.lastWriteMs === 0) ctx.lastWriteMs = performance.now();
   ctx.res.end();
   completeResponse(ctx);
 }
