@@ -7,6 +7,7 @@
 import { aggregatorRegistry } from '../observability/prom.ts';
 import { keyPrefixOf } from '../plugins/cache/policy.ts';
 import type { DataPlane } from '../proxy/data-plane.ts';
+import type { UpstreamEngine } from '../proxy/upstream/pool.ts';
 import type { AdminReply, AdminServer } from './server.ts';
 import { addUsageEndpoint } from './usage-endpoint.ts';
 
@@ -16,7 +17,7 @@ interface EndpointView {
   url: string;
   available: boolean;
   activeRequests: number;
-  connections: { client: 'undici' | 'lean'; open: number; busy: number; queuedRequests: number };
+  connections: { client: UpstreamEngine; open: number; busy: number; queuedRequests: number };
   health: { status: string };
   outlier: { ejected: boolean; ejectedForMs: number };
 }

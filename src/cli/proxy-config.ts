@@ -8,7 +8,7 @@ import type { Config, RouteConfig } from '../api/config.ts';
 import type { ProxyStatusView } from '../api/mesh.ts';
 import { closest } from '../config/issues.ts';
 import { DEFAULT_CONTROL_PLANE_URL } from '../core/defaults.ts';
-import { leanEngineBlocker } from '../core/listener-engine.ts';
+import { listenerEngine } from '../core/listener-engine.ts';
 import {
   controlPlaneUrl,
   EXIT,
@@ -217,7 +217,7 @@ function render(
         address: l.address ?? '0.0.0.0',
         port: l.port,
         ...(bound[l.name] !== undefined ? { boundPort: bound[l.name] } : {}),
-        engine: l.engine ?? (leanEngineBlocker(l) === null ? 'lean' : 'node'),
+        engine: listenerEngine(l),
         routes: routesOn(config, l.name).map((r) => r.name),
         ...originOf(l),
       }));

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestPki } from '../../test/helpers/certs.ts';
+import { withSnapshot } from '../../test/helpers/snapshot.ts';
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_MAX_HEADER_BYTES } from '../core/defaults.ts';
-import { compileSnapshot, releaseSnapshot } from '../proxy/snapshot.ts';
 import { formatIssue } from './issues.ts';
 import { loadConfigFile } from './load.ts';
 
@@ -131,18 +131,13 @@ describe('listener config', () => {
       ].join('\n'),
     );
     assert.ok(ok.result.ok, ok.issues.join('\n'));
-    const snapshot = await compileSnapshot(ok.result.value, 1, {
-      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
-    });
-    try {
+    await withSnapshot(ok.result.value, (snapshot) =>
       assert.deepEqual(
         snapshot.listeners.map((l) => l.engine),
         // Lean unless the listener names node or serves what only node:tls and node:http2 serve.
         ['lean', 'lean', 'node', 'node', 'lean'],
-      );
-    } finally {
-      releaseSnapshot(snapshot);
-    }
+      ),
+    );
   });
 
   test('unknown limit names get a did-you-mean; bad enum values list the choices', async () => {
@@ -177,10 +172,7 @@ describe('listener config', () => {
       ].join('\n'),
     );
     assert.ok(result.ok);
-    const snapshot = await compileSnapshot(result.value, 1, {
-      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
-    });
-    try {
+    await withSnapshot(result.value, (snapshot) => {
       const l = snapshot.listeners[0]!;
       assert.equal(l.http2, false, 'plain listeners do not sniff for h2c unless asked');
       assert.equal(l.tls, null);
@@ -192,9 +184,7 @@ describe('listener config', () => {
       assert.equal(match('/shop.v1.Catalog/Get'), 'one');
       assert.equal(match('/shop.v1.Catalog/List'), 'all');
       assert.equal(match('/shop.v1.Other/Get'), undefined);
-    } finally {
-      releaseSnapshot(snapshot);
-    }
+    });
   });
 });
 

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { compileSnapshot, releaseSnapshot } from '../proxy/snapshot.ts';
+import { withSnapshot } from '../../test/helpers/snapshot.ts';
 import { formatIssue } from './issues.ts';
 import { loadConfigFile } from './load.ts';
 
@@ -249,21 +249,14 @@ describe('services[].engine: what each endpoint is called with', () => {
       '  - { name: mixed, endpoints: [{ url: http://127.0.0.1:9004 }, { url: https://127.0.0.1:9005 }] }',
     ]);
     assert.ok(result.ok);
-    const snapshot = await compileSnapshot(result.value, 1, {
-      plugins: { now: Date.now, warn: () => {}, shared: (_key, create) => create() },
+    const clients = await withSnapshot(result.value, (snapshot) =>
+      Object.fromEntries([...snapshot.services].map(([name, s]) => [name, s.all.endpoints.map((e) => e.pool.engine)])),
+    );
+    assert.deepEqual(clients, {
+      plain: ['lean'],
+      named: ['undici'],
+      h2: ['undici'],
+      mixed: ['lean', 'undici'],
     });
-    try {
-      const clients = Object.fromEntries(
-        [...snapshot.services].map(([name, s]) => [name, s.all.endpoints.map((e) => e.pool.engine)]),
-      );
-      assert.deepEqual(clients, {
-        plain: ['lean'],
-        named: ['undici'],
-        h2: ['undici'],
-        mixed: ['lean', 'undici'],
-      });
-    } finally {
-      releaseSnapshot(snapshot);
-    }
   });
 });

@@ -25,7 +25,7 @@ import {
   DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
 } from '../core/defaults.ts';
 import { parseDuration } from '../core/duration.ts';
-import { leanEngineBlocker } from '../core/listener-engine.ts';
+import { listenerEngine } from '../core/listener-engine.ts';
 import { serviceIdentities, serviceMtlsMode } from '../core/mtls.ts';
 import type { PluginCatalog } from '../core/plugin.ts';
 import { actionServiceNames, actionServices, compileAction } from './actions/index.ts';
@@ -203,7 +203,7 @@ function compileListener(l: ListenerConfig, source: string): CompiledListener {
     tls,
     mtls: l.mtls?.mode ?? null,
     http2: l.http2 ?? tls !== null,
-    engine: l.engine ?? (leanEngineBlocker(l) === null ? 'lean' : 'node'),
+    engine: listenerEngine(l),
     redirectToHttps: l.redirectToHttps ?? false,
     httpsPort: l.httpsPort ?? DEFAULT_HTTPS_PORT,
     httpsRedirect: httpsRedirect(l.httpsPort ?? DEFAULT_HTTPS_PORT),

@@ -145,6 +145,11 @@ export function withTestEngine(listener: Record<string, unknown>): Record<string
   return { ...listener, engine };
 }
 
+/** The engine that serves the plain listeners of test gateways: the one the suite names, else lean. */
+export function testListenerEngine(): string {
+  return process.env.MESHGATE_TEST_ENGINE || 'lean';
+}
+
 /** The same choice for a listener written as YAML flow mapping fields: `, engine: node` or nothing. */
 export function testEngineYaml(): string {
   const engine = process.env.MESHGATE_TEST_ENGINE;

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parse } from 'yaml';
 import { MeshgateProcess, runMeshgate } from '../helpers/process.ts';
-import { startGateway, startUpstream } from '../helpers/servers.ts';
+import { startGateway, startUpstream, testListenerEngine } from '../helpers/servers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'istio');
@@ -212,10 +212,7 @@ describe('meshgate proxy-config on converted config', () => {
       const listeners = await runMeshgate(['proxy-config', 'listeners', '--admin', gateway.adminUrl]);
       assert.equal(listeners.code, 0, listeners.stderr);
       assert.match(listeners.stdout, /^LISTENER +ADDRESS +PORT +ENGINE +ROUTES/m);
-      assert.match(
-        listeners.stdout,
-        new RegExp(`^main .* ${process.env.MESHGATE_TEST_ENGINE || 'lean'} +property-service-0`, 'm'),
-      );
+      assert.match(listeners.stdout, new RegExp(`^main .* ${testListenerEngine()} +property-service-0`, 'm'));
     } finally {
       await gateway.close();
     }

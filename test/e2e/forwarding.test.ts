@@ -17,6 +17,7 @@ import {
   startGateway,
   startUpstream,
   type TestGateway,
+  testListenerEngine,
   type Upstream,
 } from '../helpers/servers.ts';
 
@@ -646,7 +647,7 @@ describe('listeners', () => {
         ],
       );
       // Plain listeners: the lean engine unless the suite runs on node:http (test/e2e/node-engine/).
-      const engine = process.env.MESHGATE_TEST_ENGINE || 'lean';
+      const engine = testListenerEngine();
       assert.deepEqual(
         view.listeners.map((l: { engine: string }) => l.engine),
         [engine, engine],

@@ -109,18 +109,16 @@ export class UpstreamService {
         ? new AdaptiveConcurrency(adaptiveConcurrencySettings(config.adaptiveConcurrency), this.clock)
         : null,
     );
+    const protocol = config.protocol ?? 'http1';
     const poolOptions = {
       connectTimeoutMs: this.timeouts.connectMs,
       maxConnections: DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
       keepAliveMs: DEFAULT_UPSTREAM_KEEPALIVE_MS,
       // The lean client unless the service names undici or speaks HTTP/2; an https:// or mesh-TLS
       // endpoint keeps undici (endpoint.ts).
-      ...((config.engine ?? ((config.protocol ?? 'http1') === 'http1' ? 'lean' : 'undici')) === 'lean' && {
-        engine: 'lean' as const,
-      }),
+      engine: config.engine ?? (protocol === 'http1' ? 'lean' : 'undici'),
       ...(options.tls !== undefined && { tls: options.tls }),
     };
-    const protocol = config.protocol ?? 'http1';
     const previous = options.previous;
     const reusable = previous?.all.endpoints ?? [];
     // Taken-over endpoints keep the state of checks that stay as they were; a changed or removed check
