@@ -241,6 +241,29 @@ describe('lean engine', () => {
       socket.destroy();
     });
 
+    it(`${engine}: a pipelined head left incomplete is held to headersTimeout, not the longer keepAliveTimeout`, async () => {
+      const gw = await startGateway({
+        listeners: [{ name: 'main', engine, limits: { headersTimeout: '500ms', keepAliveTimeout: '3s' } }],
+        services: [{ name: 'svc', endpoints: [{ url: sides[engine].upstream.url }] }],
+        routes: [{ name: 'all', service: 'svc' }],
+      });
+      try {
+        const socket = connect(Number(new URL(gw.url()).port), '127.0.0.1');
+        await once(socket, 'connect');
+        const text = readAll(socket);
+        const sentAt = performance.now();
+        // The second message begins in the read that completes the first, and its head never ends.
+        socket.write('GET /first HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n');
+        const all = await text;
+        const closedAfter = performance.now() - sentAt;
+        assert.match(all, /^HTTP\/1\.1 200 OK/);
+        assert.ok(closedAfter >= 450, `closed after ${closedAfter} ms, before the 500 ms headersTimeout`);
+        assert.ok(closedAfter < 3000, `closed after ${closedAfter} ms: held to keepAliveTimeout instead`);
+      } finally {
+        await gw.close();
+      }
+    });
+
     it(`${engine}: Expect: 100-continue gets 100 before the body is sent, then the response`, async () => {
       const socket = connect(sides[engine].port, '127.0.0.1');
       await once(socket, 'connect');

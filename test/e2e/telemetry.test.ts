@@ -370,6 +370,29 @@ describe('access log', () => {
     }
   });
 
+  it('counts a response cut short mid-body to the failure, not to its last chunk', async () => {
+    const file = join(dir, 'cut.log');
+    const stalling = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('part');
+    });
+    const gw = await startGateway({
+      listeners: [{ name: 'main' }],
+      observability: { accessLog: { output: file, fields: ['status', 'durationMs'] } },
+      services: [{ name: 'stalling', endpoints: [{ url: stalling.url }], timeouts: { idle: '300ms' } }],
+      routes: [{ name: 'stalling', service: 'stalling' }],
+    });
+    try {
+      const res = await request(`${gw.url()}/cut`);
+      await assert.rejects(res.body.text(), 'the body stops short of its length');
+      const [line] = await lines(file, 1);
+      assert.ok((line!.durationMs as number) >= 290, `durationMs ${line!.durationMs}: ends at the last chunk`);
+    } finally {
+      await gw.close();
+      await stalling.close();
+    }
+  });
+
   it('tells the upstream decisions: the tries retried and why, a refusal', async () => {
     const file = join(dir, 'decisions.log');
     let calls = 0;
