@@ -1,63 +1,34 @@
 /**
  * `npm start` as a newcomer runs it: the demo's entry (read from package.json's `start` script) on the
- * pinned Node. It must be up within 15 s; every curl it prints is run alone through `/bin/sh -c` with
- * the real curl binary and must exit 0 with the answer its comment promises; a request through the
- * gateway, property and photo services is one trace with a span from every proxy hop, received by the
- * demo's OTLP/HTTP receiver; Ctrl-C (SIGINT) stops every process it started. Each run shifts the
- * demo's ports (`--port-offset`) to a set found free, so it never collides with what holds the usual ones.
+ * pinned Node. It comes up with its eight processes (how fast is for bench/demo-start.ts to measure);
+ * every curl it prints is run alone through `/bin/sh -c` with the real curl binary and must exit 0
+ * with the answer its comment promises; a request through the gateway, property and photo services is
+ * one trace with a span from every proxy hop, received by the demo's OTLP/HTTP receiver; Ctrl-C
+ * (SIGINT) stops every process it started. Each run shifts the demo's ports (`--port-offset`) to a set
+ * found free, so it never collides with what holds the usual ones.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type DemoPorts, demoPorts } from '../../examples/proptech/ports.ts';
 import { parsePrometheusText } from '../../src/testing/prometheus.ts';
 import { demoStartCommand, freeDemoOffset } from '../helpers/demo.ts';
-import { nodeBin, repoRoot } from '../helpers/process.ts';
+import { alive, descendants, nodeBin, repoRoot } from '../helpers/process.ts';
 
-const START_BUDGET_MS = 15_000;
+/**
+ * Bounds the wait for the ready banner, above the demo's own 30 s (after which it stops with an error).
+ * How fast it comes up is measured where timing means something, on an otherwise idle machine
+ * (bench/demo-start.ts, docs/benchmarks.md), not beside the other test files.
+ */
+const READY_WAIT_MS = 60_000;
 const STOP_BUDGET_MS = 20_000;
 
 /** The ports of the demo running now (its offset chosen by `freeDemoOffset`). */
 let ports: DemoPorts = demoPorts();
 const gatewayUrl = () => `http://127.0.0.1:${ports.gateway}`;
 const tracesUrl = () => `http://127.0.0.1:${ports.traces}`;
-
-/** The ids of every process below `pid` (children of children too), from /proc. */
-function descendants(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // pid (comm) state ppid …; comm may hold spaces and parentheses, so read after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parentOf.set(Number(name), ppid);
-    } catch {
-      // Gone while listing.
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const [child, ppid] of parentOf)
-      if (ppid === parent) {
-        found.push(child);
-        walk(child);
-      }
-  };
-  walk(pid);
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 class Demo {
   readonly child: ChildProcess;
@@ -82,7 +53,7 @@ class Demo {
 
   /** Waits for the whole banner (its last line); returns how long the demo took to print it. */
   async ready(): Promise<number> {
-    const deadline = performance.now() + START_BUDGET_MS * 2;
+    const deadline = performance.now() + READY_WAIT_MS;
     while (!/^Ctrl-C stops everything\.$/m.test(this.output)) {
       if (this.child.exitCode !== null) assert.fail(`the demo exited (${this.child.exitCode}):\n${this.output}`);
       if (performance.now() > deadline) assert.fail(`no ready banner:\n${this.output}`);
@@ -436,10 +407,12 @@ describe('npm start: the PropTech demo', () => {
     assert.deepEqual(ports, demoPorts(offset));
   });
 
-  it(`is up within ${START_BUDGET_MS / 1000} s`, (t) => {
+  it('comes up with the control plane, the gateway and six sidecars, and says how long it took', (t) => {
     t.diagnostic(`ready banner ${Math.round(startMs)} ms after the start`);
-    assert.ok(startMs < START_BUDGET_MS, `up after ${Math.round(startMs)} ms`);
-    // The control plane, the gateway and six sidecars.
+    const up = /^meshgate PropTech demo is up in ([\d.]+) s$/m.exec(demo.output);
+    assert.ok(up, demo.output);
+    // Counted from the demo's own start, after Node's: no more than the test saw.
+    assert.ok(Number(up[1]) * 1000 <= startMs + 50, `says ${up[1]} s, took ${Math.round(startMs)} ms`);
     assert.equal(pids.length, 8, `child processes: ${pids.join(' ')}`);
   });
 
