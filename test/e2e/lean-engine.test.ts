@@ -189,6 +189,22 @@ describe('lean engine', () => {
     }
   });
 
+  it('serves the request pipelined behind an h2c upgrade it served as HTTP/1.1 (node:http drops it)', async () => {
+    const side = sides.lean;
+    const seenBefore = side.upstream.seen.length;
+    const res = await rawRequest(
+      side.port,
+      'GET /u HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n',
+      250,
+    );
+    assert.deepEqual(
+      side.upstream.seen.slice(seenBefore).map((r) => `${r.method} ${r.url}`),
+      ['GET /u', 'GET /after'],
+    );
+    assert.match(res.body, /"url":"\/u".*HTTP\/1\.1 200 OK.*"url":"\/after"/s);
+    assert.equal(res.closed, false);
+  });
+
   for (const engine of ENGINES) {
     it(`${engine}: pipelined requests are answered in order, whatever order the upstream answers in`, async () => {
       const socket = connect(sides[engine].port, '127.0.0.1');

@@ -27,12 +27,24 @@ export interface HttpParserStatics {
   readonly kLenientNone: number;
 }
 
+/** Why llhttp stopped: `HPE_…`, with how far it got. */
+export type ParseError = Error & { code?: string; bytesParsed?: number };
+
 /** One parser per connection; callbacks sit in its numbered slots and are called with it as `this`. */
 export interface NativeHttpParser {
   /** Resets the parser for a new connection: type, async resource, largest head in bytes (0: Node's default), lenient flags. */
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   /** Parses `data`; the bytes consumed, or an Error with `code` (`HPE_…`) and `bytesParsed`. */
-  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
+  execute(data: Buffer): number | ParseError;
+  /**
+   * Reads the stream under a socket (its `_handle`) directly: each read is parsed as it arrives, then
+   * handed to the `kOnExecute` slot as the bytes parsed or a ParseError. EOF and read errors still go
+   * to the socket. `unconsume` gives the reads back to it.
+   */
+  consume(handle: object): void;
+  unconsume(): void;
+  /** A copy of the read being parsed (inside `kOnExecute` only). */
+  getCurrentBuffer(): Buffer;
   /** The connection ended: an Error when a message was cut short, otherwise undefined. */
   finish(): undefined | (Error & { code?: string });
   /** Releases the native state; the object must not be used after. */

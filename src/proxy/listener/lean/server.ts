@@ -1,16 +1,17 @@
 /**
- * The lean HTTP/1.1 engine (`listeners[].engine: lean`): connections read on the listener's own
- * net.Socket, requests parsed by node:http's llhttp binding (parser.ts), and handed to the same
- * request path as node:http's (stream.ts) through objects with the members it uses (request.ts,
- * response.ts). What it leaves out is node:http's per-request machinery: IncomingMessage's and
- * ServerResponse's stream and event plumbing, header objects, per-request socket timers.
+ * The lean HTTP/1.1 engine (`listeners[].engine: lean`): each connection's reads go from the socket's
+ * native stream straight into node:http's llhttp binding (parser.ts), as node:http's server reads
+ * them, and its requests are handed to the same request path as node:http's (stream.ts) through
+ * objects with the members it uses (request.ts, response.ts). What it leaves out is node:http's
+ * per-request machinery: IncomingMessage's and ServerResponse's stream and event plumbing, header
+ * objects, per-request socket timers.
  *
  * What it keeps, as node:http does it:
  *   - the parser's refusals (strict llhttp: no lenient flags), answered by client-error.ts;
- *   - the listener's limits: maxHeaderBytes and node:http's 1000 header lines (the parser's), headersTimeout (from a request's first
- *     byte to the end of its head), requestTimeout (to the end of its body), keepAliveTimeout (idle
- *     between requests, plus node:http's margin); one sweep per listener checks them instead of a
- *     timer per socket;
+ *   - the listener's limits: maxHeaderBytes and node:http's 1000 header lines (the parser's),
+ *     headersTimeout (from a request's first byte to the end of its head), requestTimeout (to the
+ *     end of its body), keepAliveTimeout (idle between requests, plus node:http's margin); one sweep
+ *     per listener checks them instead of a timer per socket;
  *   - keep-alive per llhttp's verdict (HTTP/1.1 unless `Connection: close`, HTTP/1.0 only when asked);
  *   - `Expect: 100-continue` answered with 100 at once, any other expectation with 417;
  *   - CONNECT and an HTTP/2 preface close the connection; `Upgrade: websocket` leaves for websocket.ts.
@@ -28,7 +29,7 @@ import { type ListenerRuntime, newestStreamOnSocket, type StreamHost } from '../
 import { handleRequest } from '../../stream.ts';
 import { startUpgrade } from '../../websocket.ts';
 import { failUnderway, refuseOnSocket } from '../client-error.ts';
-import { HTTPParser, METHODS, type NativeHttpParser } from './parser.ts';
+import { HTTPParser, METHODS, type NativeHttpParser, type ParseError } from './parser.ts';
 import { type BodySource, LeanRequest } from './request.ts';
 import { LeanResponse, type ResponseOwner } from './response.ts';
 
@@ -36,6 +37,17 @@ import { LeanResponse, type ResponseOwner } from './response.ts';
 export interface LeanListener {
   readonly runtime: ListenerRuntime;
   readonly draining: boolean;
+}
+
+/** The native stream under a TCP socket (`socket._handle`), which node:http hands to its parser as well. */
+interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  /** Some parser reads it already (node:http's own marker). */
+  _consumed?: boolean;
+  /** net.Socket's marker of a started read, kept in step when reading is stopped and started here. */
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 
 interface LeanParser extends NativeHttpParser {
@@ -108,6 +120,14 @@ class LeanConnection implements BodySource, ResponseOwner {
   /** The head named CONNECT or was an HTTP/2 preface: the connection closes after this read. */
   private refused = false;
   private paused = 0;
+  /**
+   * The socket's native stream when the parser reads it directly (always, for a TCP socket): reads go
+   * from libuv into llhttp without a Buffer, a Readable push or a 'data' event each, as node:http's
+   * server reads. null: reads arrive as 'data' events.
+   */
+  private handle: StreamHandle | null = null;
+  /** A request that named another Upgrade was served plainly: llhttp stopped after it, mid-read. */
+  private parseRestOfRead = false;
   /** performance.now() at the first byte of a head still incomplete; 0: none. */
   headStartedAt = 0;
   /** performance.now() at the first byte of a request still incomplete (body included); 0: none. */
@@ -131,16 +151,27 @@ class LeanConnection implements BodySource, ResponseOwner {
     parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
     this.parser = parser;
     this.socket[kConnection] = this;
+    // Consumed, 'data' never fires, but the listener keeps the socket flowing so its 'end' is emitted.
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.once('close', onSocketClose);
+    const handle = (socket as Socket & { _handle?: StreamHandle | null })._handle;
+    if (handle?.isStreamBase === true && handle._consumed !== true) {
+      handle._consumed = true;
+      parser.consume(handle);
+      // No read is seen here before it is parsed, so every message's clocks start at llhttp's message-begin.
+      parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
+      parser[HTTPParser.kOnExecute] = onExecute;
+      this.handle = handle;
+    }
   }
 
   get keepAliveTimeoutMs(): number {
     return this.server.listener.runtime.config.limits.keepAliveTimeoutMs;
   }
 
+  /** A read that came as a 'data' event (a socket the parser does not consume). */
   read(chunk: Buffer): void {
     const parser = this.parser;
     if (parser === null) return;
@@ -151,6 +182,33 @@ class LeanConnection implements BodySource, ResponseOwner {
       this.messageBegin();
       parser[HTTPParser.kOnMessageBegin] = null;
     }
+    this.parse(parser, chunk);
+  }
+
+  /** A read the parser consumed went through it: `parsed` bytes of it, or the error that stopped it. */
+  executed(parsed: number | ParseError): void {
+    const parser = this.parser;
+    if (parser === null) return;
+    if (typeof parsed !== 'number') {
+      this.fail(parsed.code ?? 'HPE_INTERNAL');
+      return;
+    }
+    if (this.refused) {
+      this.socket.destroy();
+      return;
+    }
+    if (this.upgrading !== null) {
+      this.upgrade(this.upgrading, parser.getCurrentBuffer().subarray(parsed));
+      return;
+    }
+    if (this.parseRestOfRead) {
+      this.parseRestOfRead = false;
+      const read = parser.getCurrentBuffer();
+      if (parsed > 0 && parsed < read.length) this.parse(parser, read.subarray(parsed));
+    }
+  }
+
+  private parse(parser: LeanParser, chunk: Buffer): void {
     let data = chunk;
     for (;;) {
       const parsed = parser.execute(data);
@@ -167,6 +225,7 @@ class LeanConnection implements BodySource, ResponseOwner {
         return;
       }
       // Another Upgrade (h2c…) was served as a plain request; llhttp stopped after it: go on as HTTP/1.1.
+      this.parseRestOfRead = false;
       if (parsed >= data.length || parsed === 0 || this.parser === null) return;
       data = data.subarray(parsed);
     }
@@ -204,6 +263,7 @@ class LeanConnection implements BodySource, ResponseOwner {
         this.upgrading = req;
         return 0;
       }
+      this.parseRestOfRead = true;
     }
     if (this.responding === null && this.waiting.length === 0) this.serve(req);
     else {
@@ -284,14 +344,28 @@ class LeanConnection implements BodySource, ResponseOwner {
   }
 
   private pauseFor(reason: number): void {
-    if (this.paused === 0) this.socket.pause();
+    if (this.paused === 0) {
+      const handle = this.handle;
+      // Consumed, reads bypass the Readable side, whose pause() would not stop them (node:http does the same).
+      if (handle === null) this.socket.pause();
+      else if (handle.reading === true) {
+        handle.reading = false;
+        handle.readStop();
+      }
+    }
     this.paused |= reason;
   }
 
   private resumeFor(reason: number): void {
     if ((this.paused & reason) === 0) return;
     this.paused &= ~reason;
-    if (this.paused === 0 && this.parser !== null) this.socket.resume();
+    if (this.paused !== 0 || this.parser === null) return;
+    const handle = this.handle;
+    if (handle === null) this.socket.resume();
+    else if (handle.reading !== true && !this.socket.destroyed) {
+      handle.reading = true;
+      handle.readStart();
+    }
   }
 
   /** headersTimeout or requestTimeout passed: answered as node:http's request timeout is. */
@@ -350,6 +424,15 @@ class LeanConnection implements BodySource, ResponseOwner {
     this.idleSince = 0;
     this.socket.off('data', onSocketData);
     this.server.forget(this);
+    // Reads go back to the socket's Readable side (an upgrade's tunnel); a closed socket has no handle.
+    if (this.handle !== null) {
+      const handle = (this.socket as Socket & { _handle?: StreamHandle | null })._handle;
+      if (handle === this.handle) {
+        parser.unconsume();
+        handle._consumed = false;
+      }
+      this.handle = null;
+    }
     parser.free();
   }
 
@@ -403,6 +486,10 @@ function onSocketError(this: LeanSocket): void {
 
 function onSocketClose(this: LeanSocket): void {
   this[kConnection]?.closed();
+}
+
+function onExecute(this: LeanParser, parsed: number | ParseError): void {
+  this.connection.executed(parsed);
 }
 
 function onMessageBegin(this: LeanParser): void {
