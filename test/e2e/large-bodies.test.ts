@@ -36,12 +36,31 @@ function gibibyte(): Readable {
   return bytes(GiB);
 }
 
-function gatewayYaml(upstreamUrl: string): string {
-  return `listeners: [{ name: main, port: 0, address: 127.0.0.1${testEngineYaml()} }]
+/** A gateway process (one worker) in front of `upstream` while `use` runs; both are stopped after. */
+async function throughGateway(
+  upstream: { url: string; close(): Promise<void> },
+  use: (origin: string, gw: MeshgateProcess, worker: number) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshgate-'));
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    `listeners: [{ name: main, port: 0, address: 127.0.0.1${testEngineYaml()} }]
 admin: { port: 0 }
-services: [{ name: svc, endpoints: [{ url: ${upstreamUrl} }], timeouts: { request: 60s, idle: 30s }${testClientYaml()} }]
+services: [{ name: svc, endpoints: [{ url: ${upstream.url} }], timeouts: { request: 60s, idle: 30s }${testClientYaml()} }]
 routes: [{ name: all, service: svc }]
-`;
+`,
+  );
+  const gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '1']);
+  try {
+    const started = await gw.waitFor('gateway started');
+    const [worker] = started.workers as number[];
+    await use(`http://127.0.0.1:${(started.listeners as Record<string, number>).main}`, gw, worker!);
+  } finally {
+    await gw.stop();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 it('streams 1 GiB each way with the proxy under 150 MiB peak RSS', { timeout: 180_000 }, async () => {
@@ -55,15 +74,7 @@ it('streams 1 GiB each way with the proxy under 150 MiB peak RSS', { timeout: 18
       gibibyte().pipe(res);
     }
   });
-  const dir = mkdtempSync(join(tmpdir(), 'meshgate-'));
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, gatewayYaml(upstream.url));
-  const gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '1']);
-  try {
-    const started = await gw.waitFor('gateway started');
-    const [worker] = started.workers as number[];
-    const origin = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
-
+  await throughGateway(upstream, async (origin, gw, worker) => {
     const down = await request(`${origin}/download`);
     let downloaded = 0;
     for await (const chunk of down.body) downloaded += (chunk as Buffer).length;
@@ -80,11 +91,7 @@ it('streams 1 GiB each way with the proxy under 150 MiB peak RSS', { timeout: 18
     const primary = gw.peakRssMiB();
     assert.ok(peak < 150, `proxy (worker) peak RSS ${peak.toFixed(1)} MiB; primary ${primary.toFixed(1)} MiB`);
     console.log(`# peak RSS: worker ${peak.toFixed(1)} MiB, primary ${primary.toFixed(1)} MiB`);
-  } finally {
-    await gw.stop();
-    await upstream.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 it('an upstream that reads slowly holds the client back: the proxy stops reading, it does not buffer', {
@@ -106,13 +113,7 @@ it('an upstream that reads slowly holds the client back: the proxy stops reading
     });
     req.on('end', () => res.end(String(received)));
   });
-  const dir = mkdtempSync(join(tmpdir(), 'meshgate-'));
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, gatewayYaml(upstream.url));
-  const gw = new MeshgateProcess(['gateway', '--config', file, '--workers', '1']);
-  try {
-    const started = await gw.waitFor('gateway started');
-    const origin = `http://127.0.0.1:${(started.listeners as Record<string, number>).main}`;
+  await throughGateway(upstream, async (origin) => {
     // Sent but not yet read by the upstream: socket buffers on both hops (a few MiB each on loopback)
     // and the proxy's own. Read without pause, the proxy would hold most of the 256 MiB.
     let mostInFlight = 0;
@@ -124,9 +125,5 @@ it('an upstream that reads slowly holds the client back: the proxy stops reading
     assert.equal(await up.body.text(), String(total));
     assert.ok(mostInFlight < 64 * MiB, `up to ${(mostInFlight / MiB).toFixed(1)} MiB sent and not yet received`);
     console.log(`# most in flight: ${(mostInFlight / MiB).toFixed(1)} MiB`);
-  } finally {
-    await gw.stop();
-    await upstream.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

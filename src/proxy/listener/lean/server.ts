@@ -189,46 +189,38 @@ class LeanConnection implements BodySource, ResponseOwner {
   executed(parsed: number | ParseError): void {
     const parser = this.parser;
     if (parser === null) return;
-    if (typeof parsed !== 'number') {
-      this.fail(parsed.code ?? 'HPE_INTERNAL');
-      return;
-    }
-    if (this.refused) {
-      this.socket.destroy();
-      return;
-    }
-    if (this.upgrading !== null) {
-      this.upgrade(this.upgrading, parser.getCurrentBuffer().subarray(parsed));
-      return;
-    }
-    if (this.parseRestOfRead) {
-      this.parseRestOfRead = false;
-      const read = parser.getCurrentBuffer();
-      if (parsed > 0 && parsed < read.length) this.parse(parser, read.subarray(parsed));
-    }
+    const rest = this.afterExecute(parser, parsed, null);
+    if (rest !== null) this.parse(parser, rest);
   }
 
   private parse(parser: LeanParser, chunk: Buffer): void {
-    let data = chunk;
-    for (;;) {
-      const parsed = parser.execute(data);
-      if (typeof parsed !== 'number') {
-        this.fail(parsed.code ?? 'HPE_INTERNAL');
-        return;
-      }
-      if (this.refused) {
-        this.socket.destroy();
-        return;
-      }
-      if (this.upgrading !== null) {
-        this.upgrade(this.upgrading, data.subarray(parsed));
-        return;
-      }
-      // Another Upgrade (h2c…) was served as a plain request; llhttp stopped after it: go on as HTTP/1.1.
-      this.parseRestOfRead = false;
-      if (parsed >= data.length || parsed === 0 || this.parser === null) return;
-      data = data.subarray(parsed);
+    let data: Buffer | null = chunk;
+    while (data !== null) data = this.afterExecute(parser, parser.execute(data), data);
+  }
+
+  /**
+   * After llhttp went through `data` (null: the read it consumed, copied only if needed): the failure,
+   * the refusal or the upgrade it found, or what is left of the read to parse (null: nothing).
+   */
+  private afterExecute(parser: LeanParser, parsed: number | ParseError, data: Buffer | null): Buffer | null {
+    if (typeof parsed !== 'number') {
+      this.fail(parsed.code ?? 'HPE_INTERNAL');
+      return null;
     }
+    if (this.refused) {
+      this.socket.destroy();
+      return null;
+    }
+    if (this.upgrading !== null) {
+      this.upgrade(this.upgrading, (data ?? parser.getCurrentBuffer()).subarray(parsed));
+      return null;
+    }
+    // Another Upgrade (h2c…) was served as a plain request; llhttp stopped after it: go on as HTTP/1.1.
+    if (!this.parseRestOfRead) return null;
+    this.parseRestOfRead = false;
+    if (this.parser === null) return null;
+    const read = data ?? parser.getCurrentBuffer();
+    return parsed > 0 && parsed < read.length ? read.subarray(parsed) : null;
   }
 
   messageBegin(): void {
