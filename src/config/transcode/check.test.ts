@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FIXTURES } from '../../proxy/actions/transcode/test-server.ts';
+import { FIXTURES } from '../../../test/helpers/valuation-grpc.ts';
 import { formatIssue } from '../issues.ts';
 import { loadConfigText } from '../load.ts';
 import { protoSetFor } from './protos.ts';

@@ -1,6 +1,6 @@
 /**
  * REST → gRPC transcoding over real sockets: curl and undici call the gateway, which calls a real
- * @grpc/grpc-js server (test-server.ts) over h2c. The server echoes the request message it decoded,
+ * @grpc/grpc-js server (test/helpers/valuation-grpc.ts) over h2c. The server echoes the request message it decoded,
  * so each test sees where the path, the query and the body landed.
  */
 import assert from 'node:assert/strict';
@@ -8,8 +8,13 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { request } from 'undici';
+import {
+  INCLUDE_DIR,
+  startValuationServer,
+  type TestGrpcServer,
+  VALUATION_PROTO,
+} from '../../../../test/helpers/valuation-grpc.ts';
 import { startGateway, type TestGateway } from '../../../testing/servers.ts';
-import { INCLUDE_DIR, startValuationServer, type TestGrpcServer, VALUATION_PROTO } from './test-server.ts';
 
 const run = promisify(execFile);
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 
-export const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/transcode/', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('../fixtures/transcode/', import.meta.url));
 export const VALUATION_PROTO = `${FIXTURES}valuation.proto`;
 export const INCLUDE_DIR = `${FIXTURES}include`;
 
