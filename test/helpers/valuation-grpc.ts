@@ -1,8 +1,8 @@
 /**
- * The gRPC service the transcode tests and the `transcode` bench variant call: a real @grpc/grpc-js
- * server for test/fixtures/transcode/valuation.proto (messages encoded by protobufjs from the same
- * file). `Estimate` echoes the request it decoded, the metadata and the deadline it saw; `History`
- * streams; `Fail` answers the status it is asked for; `Slow` never answers.
+ * The gRPC service the transcode tests call: a real @grpc/grpc-js server for
+ * test/fixtures/transcode/valuation.proto (messages encoded by protobufjs from the same file).
+ * `Estimate` echoes the request it decoded, the metadata and the deadline it saw; `History` streams;
+ * `Fail` answers the status it is asked for; `Slow` never answers.
  */
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';

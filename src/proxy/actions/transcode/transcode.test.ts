@@ -1,7 +1,7 @@
 /**
  * REST → gRPC transcoding over real sockets: curl and undici call the gateway, which calls a real
- * @grpc/grpc-js server (test/helpers/valuation-grpc.ts) over h2c. The server echoes the request message it decoded,
- * so each test sees where the path, the query and the body landed.
+ * @grpc/grpc-js server (test/helpers/valuation-grpc.ts) over h2c. The server echoes the request
+ * message it decoded, so each test sees where the path, the query and the body landed.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
