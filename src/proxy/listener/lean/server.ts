@@ -49,6 +49,7 @@ interface StreamHandle {
   readStart(): number;
   readStop(): number;
 }
+type HandledSocket = Socket & { _handle?: StreamHandle | null };
 
 interface LeanParser extends NativeHttpParser {
   connection: LeanConnection;
@@ -121,11 +122,10 @@ class LeanConnection implements BodySource, ResponseOwner {
   private refused = false;
   private paused = 0;
   /**
-   * The socket's native stream when the parser reads it directly (always, for a TCP socket): reads go
-   * from libuv into llhttp without a Buffer, a Readable push or a 'data' event each, as node:http's
-   * server reads. null: reads arrive as 'data' events.
+   * The socket's native stream, which the parser reads directly: reads go from libuv into llhttp
+   * without a Buffer, a Readable push or a 'data' event each, as node:http's server reads.
    */
-  private handle: StreamHandle | null = null;
+  private readonly handle: StreamHandle;
   /** A request that named another Upgrade was served plainly: llhttp stopped after it, mid-read. */
   private parseRestOfRead = false;
   /** performance.now() at the first byte of a head still incomplete; 0: none. */
@@ -145,62 +145,44 @@ class LeanConnection implements BodySource, ResponseOwner {
     parser.connection = this;
     parser.pendingHeaders = [];
     parser.pendingUrl = '';
+    // With no hook at the start of a read, llhttp's message-begin starts every message's clocks.
+    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     parser[HTTPParser.kOnHeaders] = onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
     parser[HTTPParser.kOnBody] = onBody;
     parser[HTTPParser.kOnMessageComplete] = onMessageComplete;
+    parser[HTTPParser.kOnExecute] = onExecute;
     this.parser = parser;
+    // The listener hands over fresh TCP sockets only, whose native stream nothing reads yet.
+    const handle = (socket as HandledSocket)._handle;
+    if (handle?.isStreamBase !== true || handle._consumed === true)
+      throw new Error('lean engine: a connection whose native stream the parser cannot read');
+    handle._consumed = true;
+    parser.consume(handle);
+    this.handle = handle;
     this.socket[kConnection] = this;
-    // Consumed, 'data' never fires, but the listener keeps the socket flowing so its 'end' is emitted.
-    socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.once('close', onSocketClose);
-    const handle = (socket as Socket & { _handle?: StreamHandle | null })._handle;
-    if (handle?.isStreamBase === true && handle._consumed !== true) {
-      handle._consumed = true;
-      parser.consume(handle);
-      // No read is seen here before it is parsed, so every message's clocks start at llhttp's message-begin.
-      parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
-      parser[HTTPParser.kOnExecute] = onExecute;
-      this.handle = handle;
-    }
+    // Starts reading (into the parser); flowing, the socket still emits 'end' and read errors.
+    socket.resume();
   }
 
   get keepAliveTimeoutMs(): number {
     return this.server.listener.runtime.config.limits.keepAliveTimeoutMs;
   }
 
-  /** A read that came as a 'data' event (a socket the parser does not consume). */
-  read(chunk: Buffer): void {
-    const parser = this.parser;
-    if (parser === null) return;
-    // A read between messages starts the next one: its clocks start here, without llhttp's message-begin
-    // callback (a call into JS per request). A message that begins later in a read, after one that
-    // completed in it (pipelining), is clocked by that callback, armed only for such a read.
-    if (this.requestStartedAt === 0) {
-      this.messageBegin();
-      parser[HTTPParser.kOnMessageBegin] = null;
-    }
-    this.parse(parser, chunk);
-  }
-
-  /** A read the parser consumed went through it: `parsed` bytes of it, or the error that stopped it. */
+  /** A read went through the parser: `parsed` bytes of it, or the error that stopped it. */
   executed(parsed: number | ParseError): void {
     const parser = this.parser;
     if (parser === null) return;
-    const rest = this.afterExecute(parser, parsed, null);
-    if (rest !== null) this.parse(parser, rest);
-  }
-
-  private parse(parser: LeanParser, chunk: Buffer): void {
-    let data: Buffer | null = chunk;
-    while (data !== null) data = this.afterExecute(parser, parser.execute(data), data);
+    let rest = this.afterExecute(parser, parsed, null);
+    while (rest !== null) rest = this.afterExecute(parser, parser.execute(rest), rest);
   }
 
   /**
    * After llhttp went through `data` (null: the read it consumed, copied only if needed): the failure,
-   * the refusal or the upgrade it found, or what is left of the read to parse (null: nothing).
+   * the refusal or the upgrade it found, or what is left of it to parse (null: nothing).
    */
   private afterExecute(parser: LeanParser, parsed: number | ParseError, data: Buffer | null): Buffer | null {
     if (typeof parsed !== 'number') {
@@ -273,7 +255,6 @@ class LeanConnection implements BodySource, ResponseOwner {
 
   messageComplete(): void {
     this.requestStartedAt = 0;
-    if (this.parser !== null) this.parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     const req = this.incoming;
     if (req === null) return;
     this.incoming = null;
@@ -336,14 +317,10 @@ class LeanConnection implements BodySource, ResponseOwner {
   }
 
   private pauseFor(reason: number): void {
-    if (this.paused === 0) {
-      const handle = this.handle;
-      // Consumed, reads bypass the Readable side, whose pause() would not stop them (node:http does the same).
-      if (handle === null) this.socket.pause();
-      else if (handle.reading === true) {
-        handle.reading = false;
-        handle.readStop();
-      }
+    // On the handle: reads bypass the socket's Readable side, whose pause() would not stop them (as in node:http).
+    if (this.paused === 0 && this.handle.reading === true) {
+      this.handle.reading = false;
+      this.handle.readStop();
     }
     this.paused |= reason;
   }
@@ -351,13 +328,9 @@ class LeanConnection implements BodySource, ResponseOwner {
   private resumeFor(reason: number): void {
     if ((this.paused & reason) === 0) return;
     this.paused &= ~reason;
-    if (this.paused !== 0 || this.parser === null) return;
-    const handle = this.handle;
-    if (handle === null) this.socket.resume();
-    else if (handle.reading !== true && !this.socket.destroyed) {
-      handle.reading = true;
-      handle.readStart();
-    }
+    if (this.paused !== 0 || this.parser === null || this.handle.reading === true || this.socket.destroyed) return;
+    this.handle.reading = true;
+    this.handle.readStart();
   }
 
   /** headersTimeout or requestTimeout passed: answered as node:http's request timeout is. */
@@ -414,16 +387,11 @@ class LeanConnection implements BodySource, ResponseOwner {
     this.headStartedAt = 0;
     this.requestStartedAt = 0;
     this.idleSince = 0;
-    this.socket.off('data', onSocketData);
     this.server.forget(this);
     // Reads go back to the socket's Readable side (an upgrade's tunnel); a closed socket has no handle.
-    if (this.handle !== null) {
-      const handle = (this.socket as Socket & { _handle?: StreamHandle | null })._handle;
-      if (handle === this.handle) {
-        parser.unconsume();
-        handle._consumed = false;
-      }
-      this.handle = null;
+    if ((this.socket as HandledSocket)._handle === this.handle) {
+      parser.unconsume();
+      this.handle._consumed = false;
     }
     parser.free();
   }
@@ -462,10 +430,6 @@ function abortedError(): Error {
 
 function serveNext(connection: LeanConnection): void {
   connection.serveNext();
-}
-
-function onSocketData(this: LeanSocket, chunk: Buffer): void {
-  this[kConnection]?.read(chunk);
 }
 
 function onSocketEnd(this: LeanSocket): void {
